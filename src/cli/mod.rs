@@ -1,0 +1,250 @@
+//! The headless commands (`check`, `import`, `status`, `send`, `resend`) and their terminal
+//! output. The only module that prints to stdout. Never holds logic the window also needs: that
+//! lives in the engine, and both call it.
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::campaign::Campaign;
+use crate::engine;
+use crate::store::{Counts, Store};
+
+/// Exit codes of the contract in ARCHITECTURE.md.
+pub mod exit {
+    /// Done: every recipient sent, failed or skipped (or the command succeeded).
+    pub const DONE: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const USAGE: i32 = 2;
+    /// Stopped by SIGINT/SIGTERM after a graceful stop; `send` again resumes.
+    pub const INTERRUPTED: i32 = 3;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "A bulk mailer that never loses track of who got what.",
+    long_about = "A bulk mailer that never loses track of who got what.\n\n\
+                  Without a command, opens the window (on CAMPAIGN.toml if given)."
+)]
+pub struct Cli {
+    /// The state database (default: herald.db in your data directory).
+    #[arg(long, global = true, env = "HERALD_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// A campaign file to open in the window.
+    #[arg(value_name = "CAMPAIGN.toml")]
+    pub campaign: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the campaign and render every message; sends nothing. Exit 1 listing every problem.
+    Check {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+    },
+    /// Import (or re-import) the recipient list into the state database.
+    Import {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+    },
+    /// Counts of recipients per state.
+    Status {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import on first run, then send or resume until nothing is pending.
+    Send {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+    },
+    /// Put failed (and uncertain) recipients back to pending, then send.
+    Resend {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        /// Only rows whose reply matches, like 550, 4.*, 5.7.* (repeatable).
+        #[arg(long = "code", value_name = "PATTERN")]
+        codes: Vec<String>,
+        /// Only rows last tried through this route (relay name or MX host).
+        #[arg(long)]
+        route: Option<String>,
+        /// Only recipients of this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Leave uncertain rows alone (by default they are resent too).
+        #[arg(long)]
+        failed_only: bool,
+    },
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let Some(command) = cli.command else {
+        return exit::USAGE;
+    };
+    let result = match command {
+        Command::Check { campaign } => check(&campaign),
+        Command::Import { campaign } => import(cli.db.as_deref(), &campaign),
+        Command::Status { campaign, json } => status(cli.db.as_deref(), &campaign, json),
+        Command::Send { campaign } => send(cli.db.as_deref(), &campaign, None),
+        Command::Resend {
+            campaign,
+            codes,
+            route,
+            domain,
+            failed_only,
+        } => {
+            let filter = crate::store::ResendFilter {
+                include_failed: true,
+                include_uncertain: !failed_only,
+                reply_patterns: codes,
+                route,
+                domain: domain.map(|domain| domain.to_ascii_lowercase()),
+            };
+            send(cli.db.as_deref(), &campaign, Some(filter))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("herald: {error:#}");
+            exit::ERROR
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Campaign> {
+    Ok(Campaign::load(path)?)
+}
+
+/// The database path: `--db`/`HERALD_DB`, else herald.db in the user's data directory.
+pub fn database_path(db: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = db {
+        return Ok(path.to_path_buf());
+    }
+    let dirs = directories::ProjectDirs::from("", "", "Herald")
+        .context("could not find your data directory; pass --db PATH")?;
+    Ok(dirs.data_dir().join("herald.db"))
+}
+
+fn open_store(db: Option<&Path>) -> Result<Store> {
+    let path = database_path(db)?;
+    Store::open(&path).with_context(|| format!("opening the state database {}", path.display()))
+}
+
+fn check(path: &Path) -> Result<i32> {
+    let campaign = load(path)?;
+    let report = engine::check(&campaign);
+    let mut out = std::io::stdout().lock();
+    for warning in &report.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    for problem in &report.problems {
+        writeln!(out, "problem: {problem}")?;
+    }
+    if report.problems.is_empty() {
+        writeln!(
+            out,
+            "ok: {} recipient(s), {} message(s) rendered, {} skipped; largest message {} KB",
+            report.recipients,
+            report.rendered,
+            report.skipped,
+            report.largest_bytes.div_ceil(1024)
+        )?;
+        Ok(exit::DONE)
+    } else {
+        writeln!(
+            out,
+            "{} problem(s) found; nothing was sent",
+            report.problems.len()
+        )?;
+        Ok(exit::ERROR)
+    }
+}
+
+fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
+    let campaign = load(path)?;
+    let mut store = open_store(db)?;
+    let (id, report) = engine::import(&mut store, &campaign)?;
+    let counts = store.counts(id)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "imported {} row(s): {} new, {} invalid, {} duplicate(s), {} malformed; fields: {}",
+        report.rows,
+        report.added,
+        report.invalid,
+        report.duplicates,
+        report.malformed,
+        if report.columns.is_empty() {
+            "none".to_string()
+        } else {
+            report.columns.join(", ")
+        }
+    )?;
+    writeln!(out, "{}", counts_line(&counts))?;
+    Ok(exit::DONE)
+}
+
+fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
+    let campaign = load(path)?;
+    let store = open_store(db)?;
+    let counts = match store.find_campaign(&engine::campaign_key(&campaign))? {
+        Some(id) => store.counts(id)?,
+        None => Counts::default(),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", counts_json(&counts))?;
+    } else {
+        for state in crate::store::State::ALL {
+            writeln!(out, "{:<10} {:>9}", state.as_str(), counts.get(state))?;
+        }
+        writeln!(out, "{:<10} {:>9}", "total", counts.total())?;
+    }
+    Ok(exit::DONE)
+}
+
+/// The `status --json` object, keys in the contract's order.
+pub fn counts_json(counts: &Counts) -> String {
+    format!(
+        "{{\"total\":{},\"pending\":{},\"sending\":{},\"deferred\":{},\"sent\":{},\"failed\":{},\"uncertain\":{},\"skipped\":{}}}",
+        counts.total(),
+        counts.pending,
+        counts.sending,
+        counts.deferred,
+        counts.sent,
+        counts.failed,
+        counts.uncertain,
+        counts.skipped
+    )
+}
+
+pub fn counts_line(counts: &Counts) -> String {
+    format!(
+        "{} total: {} sent, {} failed, {} pending, {} deferred, {} uncertain, {} skipped",
+        counts.total(),
+        counts.sent,
+        counts.failed,
+        counts.pending,
+        counts.deferred,
+        counts.uncertain,
+        counts.skipped
+    )
+}
+
+fn send(db: Option<&Path>, path: &Path, resend: Option<crate::store::ResendFilter>) -> Result<i32> {
+    let _ = (db, path, resend);
+    anyhow::bail!("sending is not built yet")
+}

@@ -1,0 +1,11 @@
+//! Herald: a bulk mailer that delivers one personalized message per recipient and never loses
+//! track of who got what. The library holds everything; `main.rs` only chooses between the window
+//! (`ui`) and the headless commands (`cli`). See ARCHITECTURE.md for the map.
+
+pub mod campaign;
+pub mod cli;
+pub mod compose;
+pub mod engine;
+pub mod recipients;
+pub mod store;
+pub mod ui;

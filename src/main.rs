@@ -1,0 +1,30 @@
+//! Herald's entry point: no command opens the window, a command runs headless. Sets up logging
+//! (to stderr, filtered by `HERALD_LOG`) and turns outcomes into exit codes.
+
+use clap::Parser;
+
+fn main() {
+    let cli = herald::cli::Cli::parse();
+    init_logging();
+    let code = if cli.command.is_some() {
+        herald::cli::run(cli)
+    } else {
+        match herald::ui::run(cli.campaign, cli.db) {
+            Ok(()) => herald::cli::exit::DONE,
+            Err(error) => {
+                eprintln!("herald: {error:#}");
+                herald::cli::exit::ERROR
+            }
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

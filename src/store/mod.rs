@@ -1,0 +1,850 @@
+//! The state database: every recipient of every campaign and where its delivery stands. Owns
+//! rusqlite and **all** SQL; the state machine's transitions are written only here. Never knows
+//! about SMTP, templates or the window: callers hand it plain data.
+
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+pub use writer::{Writer, WriterError};
+
+pub type CampaignId = i64;
+pub type RecipientId = i64;
+
+/// Where one recipient's delivery stands (see the state machine in ARCHITECTURE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Pending,
+    Sending,
+    Deferred,
+    Sent,
+    Failed,
+    Uncertain,
+    Skipped,
+}
+
+impl State {
+    pub const ALL: [State; 7] = [
+        State::Pending,
+        State::Sending,
+        State::Deferred,
+        State::Sent,
+        State::Failed,
+        State::Uncertain,
+        State::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Deferred => "deferred",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Uncertain => "uncertain",
+            State::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<State> {
+        State::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// Final states: the run is done with a recipient once it is in one of them.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Sent | State::Failed | State::Skipped)
+    }
+}
+
+/// A server's answer, kept on the row for reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub code: Option<u16>,
+    /// RFC 3463 enhanced status code, like "5.1.1".
+    pub enhanced: Option<String>,
+    pub text: String,
+}
+
+/// Counts of recipients per state for one campaign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: u64,
+    pub sending: u64,
+    pub deferred: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub uncertain: u64,
+    pub skipped: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.pending
+            + self.sending
+            + self.deferred
+            + self.sent
+            + self.failed
+            + self.uncertain
+            + self.skipped
+    }
+
+    pub fn get(&self, state: State) -> u64 {
+        match state {
+            State::Pending => self.pending,
+            State::Sending => self.sending,
+            State::Deferred => self.deferred,
+            State::Sent => self.sent,
+            State::Failed => self.failed,
+            State::Uncertain => self.uncertain,
+            State::Skipped => self.skipped,
+        }
+    }
+
+    pub fn slot(&mut self, state: State) -> &mut u64 {
+        match state {
+            State::Pending => &mut self.pending,
+            State::Sending => &mut self.sending,
+            State::Deferred => &mut self.deferred,
+            State::Sent => &mut self.sent,
+            State::Failed => &mut self.failed,
+            State::Uncertain => &mut self.uncertain,
+            State::Skipped => &mut self.skipped,
+        }
+    }
+
+    /// Nothing left for a run to do: every recipient is sent, failed or skipped (uncertain rows
+    /// held for the user also end a run).
+    pub fn is_done(&self) -> bool {
+        self.pending == 0 && self.sending == 0 && self.deferred == 0
+    }
+}
+
+/// One recipient row as the reports and the window show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRow {
+    pub id: RecipientId,
+    pub line: u64,
+    pub email: String,
+    /// The personalization fields as a JSON object of strings.
+    pub fields_json: String,
+    pub state: State,
+    pub attempts: u32,
+    pub next_attempt_at_ms: i64,
+    pub route: Option<String>,
+    pub reply: Option<Reply>,
+    pub skip_reason: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+/// A recipient claimed for sending: its row is already `sending` in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub id: RecipientId,
+    pub email: String,
+    pub fields_json: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// A recipient row to add at import.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecipient<'a> {
+    pub line: u64,
+    pub email: &'a str,
+    /// The de-duplication key: unique within a campaign, so importing again adds nobody twice.
+    pub key: &'a str,
+    pub fields_json: &'a str,
+    /// Some: the row is kept as `skipped` with this reason (invalid, duplicate, suppressed…).
+    pub skip_reason: Option<&'a str>,
+}
+
+/// One change of a recipient's state, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub id: RecipientId,
+    pub to: State,
+    /// Attempts made so far, including the one that led here.
+    pub attempts: u32,
+    /// For `deferred`: when the next attempt is due (unix milliseconds).
+    pub next_attempt_at_ms: i64,
+    pub route: Option<String>,
+    pub reply: Option<Reply>,
+}
+
+/// Which rows a resend puts back to `pending`.
+#[derive(Debug, Clone, Default)]
+pub struct ResendFilter {
+    pub include_failed: bool,
+    pub include_uncertain: bool,
+    /// Reply patterns: "550", "5.7.*", "4.*"; empty means any.
+    pub reply_patterns: Vec<String>,
+    pub route: Option<String>,
+    /// Recipient domain (lower-case ASCII).
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database is locked by another program (is another Herald sending this campaign?); close it and try again"
+    )]
+    Locked,
+    #[error(
+        "the database was written by a newer version of Herald (schema {found}, this one knows {supported}); update Herald"
+    )]
+    NewerSchema { found: i64, supported: i64 },
+    #[error("the disk is full; free some space, then resume: nothing was lost")]
+    DiskFull,
+    #[error("the file is not a Herald database or is damaged ({})", path.display())]
+    NotADatabase { path: PathBuf },
+    #[error("could not open the database: {source} ({})", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked,
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
+                path: PathBuf::new(),
+            },
+            _ => StoreError::Sql(error),
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How long a statement waits for another connection's write lock before reporting `Locked`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        create_private_file(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|error| with_path(error.into(), path))?;
+        Store::prepare(conn, path).map_err(|error| with_path(error, path))
+    }
+
+    fn prepare(mut conn: Connection, path: &Path) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets the window read while the engine writes; NORMAL loses nothing on a crash of
+        // Herald itself, only possibly the last commits on power loss (see ARCHITECTURE.md).
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if mode != "wal" && mode != "memory" {
+            tracing::warn!(mode, "the database could not switch to WAL");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -32_768)?;
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Finds the campaign identified by `file_key` (the campaign file's absolute path), creating
+    /// it on first use, so two campaign files never share state and the same file finds its own.
+    pub fn campaign(&mut self, file_key: &str, name: &str) -> Result<CampaignId, StoreError> {
+        if let Some(id) = self.find_campaign(file_key)? {
+            return Ok(id);
+        }
+        self.conn.execute(
+            "INSERT INTO campaign (file_key, name, created_at) VALUES (?1, ?2, ?3)",
+            params![file_key, name, now_ms()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn find_campaign(&self, file_key: &str) -> Result<Option<CampaignId>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM campaign WHERE file_key = ?1",
+                [file_key],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The personalization columns recorded at the last import.
+    pub fn columns(&self, campaign: CampaignId) -> Result<Vec<String>, StoreError> {
+        let text: String = self.conn.query_row(
+            "SELECT columns FROM campaign WHERE id = ?1",
+            [campaign],
+            |row| row.get(0),
+        )?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Starts an import: every row goes in one transaction with one prepared statement.
+    pub fn importer(&mut self, campaign: CampaignId) -> Result<Importer<'_>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Ok(Importer {
+            tx,
+            campaign,
+            now: now_ms(),
+            added: 0,
+            added_skipped: 0,
+        })
+    }
+
+    pub fn counts(&self, campaign: CampaignId) -> Result<Counts, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT state, count(*) FROM recipient WHERE campaign_id = ?1 GROUP BY state",
+        )?;
+        let mut counts = Counts::default();
+        let rows = statement.query_map([campaign], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (state, count) = row?;
+            if let Some(state) = State::parse(&state) {
+                *counts.slot(state) = count as u64;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// A page of recipients in import order after `after_id`, optionally of one state and/or
+    /// whose address contains `search` (case-insensitive). Keyset paging: cost does not grow
+    /// with how far the reader has scrolled.
+    pub fn page(
+        &self,
+        campaign: CampaignId,
+        state: Option<State>,
+        search: Option<&str>,
+        after_id: RecipientId,
+        limit: u32,
+    ) -> Result<Vec<RecipientRow>, StoreError> {
+        let prefix = search
+            .map(|text| text.trim().to_lowercase())
+            .filter(|text| !text.is_empty());
+        let pattern = prefix.map(|text| {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM recipient
+             WHERE campaign_id = ?1 AND id > ?2
+               AND (?3 IS NULL OR state = ?3)
+               AND (?4 IS NULL OR email_key LIKE ?4 ESCAPE '\\')
+             ORDER BY id LIMIT ?5"
+        ))?;
+        let rows = statement.query_map(
+            params![campaign, after_id, state.map(State::as_str), pattern, limit],
+            read_row,
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The `index`-th recipient (0-based, import order) or the one with this address.
+    pub fn find_recipient(
+        &self,
+        campaign: CampaignId,
+        which: &RecipientRef,
+    ) -> Result<Option<RecipientRow>, StoreError> {
+        let row = match which {
+            RecipientRef::Index(index) => self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT {ROW_COLUMNS} FROM recipient WHERE campaign_id = ?1
+                         ORDER BY id LIMIT 1 OFFSET ?2"
+                    ),
+                    params![campaign, *index as i64],
+                    read_row,
+                )
+                .optional()?,
+            RecipientRef::Email(email) => self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT {ROW_COLUMNS} FROM recipient WHERE campaign_id = ?1 AND email_key = ?2"
+                    ),
+                    params![campaign, email.trim().to_lowercase()],
+                    read_row,
+                )
+                .optional()?,
+        };
+        Ok(row)
+    }
+
+    /// Puts rows left in `sending` by a run that did not finish (crash, kill, power loss) into
+    /// `uncertain`: the server may or may not have them (RFC 1047). With `resend`, they then go
+    /// back to `pending`. Returns how many rows were found.
+    pub fn recover_in_flight(
+        &mut self,
+        campaign: CampaignId,
+        resend: bool,
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO event (recipient_id, at, state, attempt, route, reply_text)
+             SELECT id, ?2, 'uncertain', attempts, route,
+                    'Herald stopped while this message was being sent; the server may have it'
+             FROM recipient WHERE campaign_id = ?1 AND state = 'sending'",
+            params![campaign, now],
+        )?;
+        let found = tx.execute(
+            "UPDATE recipient SET state = ?3, updated_at = ?2,
+                reply_code = NULL, reply_enhanced = NULL,
+                reply_text = 'Herald stopped while this message was being sent; the server may have it'
+             WHERE campaign_id = ?1 AND state = 'sending'",
+            params![campaign, now, if resend { "pending" } else { "uncertain" }],
+        )?;
+        if resend {
+            tx.execute(
+                "UPDATE recipient SET state = 'pending', updated_at = ?2
+                 WHERE campaign_id = ?1 AND state = 'uncertain'",
+                params![campaign, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(found as u64)
+    }
+
+    /// Claims up to `limit` recipients that are due (pending, or deferred whose time has come),
+    /// marking them `sending` and committing before returning: a claim is durable before its
+    /// message leaves.
+    pub fn claim(
+        &mut self,
+        campaign: CampaignId,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut claimed = Vec::new();
+        {
+            let mut due = tx.prepare_cached(
+                "SELECT id, email, fields, attempts FROM recipient
+                 WHERE campaign_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2
+                 ORDER BY next_attempt_at LIMIT ?3",
+            )?;
+            let rows = due.query_map(params![campaign, now, limit], read_claimed)?;
+            for row in rows {
+                claimed.push(row?);
+            }
+            let left = limit.saturating_sub(claimed.len() as u32);
+            if left > 0 {
+                let mut pending = tx.prepare_cached(
+                    "SELECT id, email, fields, attempts FROM recipient
+                     WHERE campaign_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
+                )?;
+                let rows = pending.query_map(params![campaign, left], read_claimed)?;
+                for row in rows {
+                    claimed.push(row?);
+                }
+            }
+            let mut mark = tx.prepare_cached(
+                "UPDATE recipient SET state = 'sending', updated_at = ?2 WHERE id = ?1",
+            )?;
+            for row in &claimed {
+                mark.execute(params![row.id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// Applies a batch of transitions in one transaction, each also logged as an event.
+    pub fn apply(&mut self, transitions: &[Transition]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        apply_in(&tx, transitions, now_ms())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// When the earliest deferred recipient is due, if any.
+    pub fn next_due_ms(&self, campaign: CampaignId) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT min(next_attempt_at) FROM recipient WHERE campaign_id = ?1 AND state = 'deferred'",
+            [campaign],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Puts failed and/or uncertain rows matching `filter` back to `pending` with a fresh
+    /// allowance of attempts. Returns how many.
+    pub fn resend(
+        &mut self,
+        campaign: CampaignId,
+        filter: &ResendFilter,
+    ) -> Result<u64, StoreError> {
+        let mut states = Vec::new();
+        if filter.include_failed {
+            states.push(State::Failed);
+        }
+        if filter.include_uncertain {
+            states.push(State::Uncertain);
+        }
+        let tx = self.conn.transaction()?;
+        let now = now_ms();
+        let mut chosen = Vec::new();
+        {
+            let mut select = tx.prepare(
+                "SELECT id, email_key, route, reply_code, reply_enhanced FROM recipient
+                 WHERE campaign_id = ?1 AND state = ?2",
+            )?;
+            for state in states {
+                let rows = select.query_map(params![campaign, state.as_str()], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (id, key, route, code, enhanced) = row?;
+                    if resend_matches(filter, &key, route.as_deref(), code, enhanced.as_deref()) {
+                        chosen.push(id);
+                    }
+                }
+            }
+            let mut update = tx.prepare(
+                "UPDATE recipient SET state = 'pending', attempts = 0, next_attempt_at = 0,
+                     updated_at = ?2 WHERE id = ?1",
+            )?;
+            let mut log = tx.prepare(
+                "INSERT INTO event (recipient_id, at, state, attempt, reply_text)
+                 VALUES (?1, ?2, 'pending', 0, 'resend requested')",
+            )?;
+            for id in &chosen {
+                update.execute(params![id, now])?;
+                log.execute(params![id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(chosen.len() as u64)
+    }
+
+    /// Marks uncertain rows as sent, for a user who checked that the server had them.
+    pub fn mark_uncertain_sent(&mut self, campaign: CampaignId) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO event (recipient_id, at, state, attempt, reply_text)
+             SELECT id, ?2, 'sent', attempts, 'marked sent by the user'
+             FROM recipient WHERE campaign_id = ?1 AND state = 'uncertain'",
+            params![campaign, now],
+        )?;
+        let changed = tx.execute(
+            "UPDATE recipient SET state = 'sent', updated_at = ?2
+             WHERE campaign_id = ?1 AND state = 'uncertain'",
+            params![campaign, now],
+        )?;
+        tx.commit()?;
+        Ok(changed as u64)
+    }
+
+    /// The transition log of one recipient, oldest first.
+    pub fn history(&self, recipient: RecipientId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT state, attempt, route, reply_code, reply_enhanced, reply_text, at
+             FROM event WHERE recipient_id = ?1 ORDER BY id",
+        )?;
+        let rows = statement.query_map([recipient], |row| {
+            Ok(HistoryEntry {
+                state: State::parse(&row.get::<_, String>(0)?).unwrap_or(State::Pending),
+                attempt: row.get(1)?,
+                route: row.get(2)?,
+                reply: Reply {
+                    code: row.get(3)?,
+                    enhanced: row.get(4)?,
+                    text: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                },
+                at_ms: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+/// One logged transition of a recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub state: State,
+    pub attempt: u32,
+    pub route: Option<String>,
+    pub reply: Reply,
+    pub at_ms: i64,
+}
+
+/// Which recipient to show: by position in import order or by address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientRef {
+    Index(u64),
+    Email(String),
+}
+
+fn resend_matches(
+    filter: &ResendFilter,
+    key: &str,
+    route: Option<&str>,
+    code: Option<i64>,
+    enhanced: Option<&str>,
+) -> bool {
+    if let Some(wanted) = &filter.route
+        && route != Some(wanted.as_str())
+    {
+        return false;
+    }
+    if let Some(domain) = &filter.domain {
+        let row_domain = key.rsplit_once('@').map(|(_, domain)| domain).unwrap_or("");
+        if !row_domain.eq_ignore_ascii_case(domain) {
+            return false;
+        }
+    }
+    if filter.reply_patterns.is_empty() {
+        return true;
+    }
+    let code = code.map(|code| code.to_string());
+    filter.reply_patterns.iter().any(|pattern| {
+        code.as_deref()
+            .is_some_and(|code| pattern_matches(pattern, code))
+            || enhanced.is_some_and(|enhanced| pattern_matches(pattern, enhanced))
+    })
+}
+
+/// Matches "5.7.*", "4.*", "550" or "55*" against a code: `*` stands for any rest.
+fn pattern_matches(pattern: &str, value: &str) -> bool {
+    match pattern.trim().strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => value == pattern.trim(),
+    }
+}
+
+const ROW_COLUMNS: &str = "id, line, email, fields, state, attempts, next_attempt_at, route,
+    reply_code, reply_enhanced, reply_text, skip_reason, updated_at";
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecipientRow> {
+    let code: Option<u16> = row.get(8)?;
+    let enhanced: Option<String> = row.get(9)?;
+    let text: Option<String> = row.get(10)?;
+    let reply = if code.is_some() || text.is_some() {
+        Some(Reply {
+            code,
+            enhanced,
+            text: text.unwrap_or_default(),
+        })
+    } else {
+        None
+    };
+    Ok(RecipientRow {
+        id: row.get(0)?,
+        line: row.get::<_, i64>(1)? as u64,
+        email: row.get(2)?,
+        fields_json: row.get(3)?,
+        state: State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending),
+        attempts: row.get(5)?,
+        next_attempt_at_ms: row.get(6)?,
+        route: row.get(7)?,
+        reply,
+        skip_reason: row.get(11)?,
+        updated_at_ms: row.get(12)?,
+    })
+}
+
+fn read_claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
+    Ok(Claimed {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        fields_json: row.get(2)?,
+        attempts: row.get(3)?,
+    })
+}
+
+pub(crate) fn apply_in(
+    tx: &rusqlite::Transaction<'_>,
+    transitions: &[Transition],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut update = tx.prepare_cached(
+        "UPDATE recipient SET state = ?2, attempts = ?3, next_attempt_at = ?4, route = ?5,
+             reply_code = ?6, reply_enhanced = ?7, reply_text = ?8, updated_at = ?9
+         WHERE id = ?1",
+    )?;
+    let mut log = tx.prepare_cached(
+        "INSERT INTO event (recipient_id, at, state, attempt, route, reply_code, reply_enhanced, reply_text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for t in transitions {
+        let (code, enhanced, text) = match &t.reply {
+            Some(reply) => (
+                reply.code,
+                reply.enhanced.as_deref(),
+                Some(reply.text.as_str()),
+            ),
+            None => (None, None, None),
+        };
+        update.execute(params![
+            t.id,
+            t.to.as_str(),
+            t.attempts,
+            t.next_attempt_at_ms,
+            t.route,
+            code,
+            enhanced,
+            text,
+            now
+        ])?;
+        log.execute(params![
+            t.id,
+            now,
+            t.to.as_str(),
+            t.attempts,
+            t.route,
+            code,
+            enhanced,
+            text
+        ])?;
+    }
+    Ok(())
+}
+
+/// An import in progress; dropped without `finish` it rolls back and leaves nothing behind.
+pub struct Importer<'a> {
+    tx: rusqlite::Transaction<'a>,
+    campaign: CampaignId,
+    now: i64,
+    added: u64,
+    added_skipped: u64,
+}
+
+impl Importer<'_> {
+    /// Adds a row unless a row with the same key exists; returns whether it was added.
+    pub fn add(&mut self, row: &NewRecipient<'_>) -> Result<bool, StoreError> {
+        let mut insert = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO recipient
+                 (campaign_id, line, email, email_key, fields, state, skip_reason, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let state = if row.skip_reason.is_some() {
+            State::Skipped
+        } else {
+            State::Pending
+        };
+        let changed = insert.execute(params![
+            self.campaign,
+            row.line as i64,
+            row.email,
+            row.key,
+            row.fields_json,
+            state.as_str(),
+            row.skip_reason,
+            self.now
+        ])?;
+        if changed > 0 {
+            self.added += 1;
+            if row.skip_reason.is_some() {
+                self.added_skipped += 1;
+            }
+        }
+        Ok(changed > 0)
+    }
+
+    /// Whether a row with this key is already in the campaign.
+    pub fn contains(&mut self, key: &str) -> Result<bool, StoreError> {
+        let mut find = self
+            .tx
+            .prepare_cached("SELECT 1 FROM recipient WHERE campaign_id = ?1 AND email_key = ?2")?;
+        Ok(find.exists(params![self.campaign, key])?)
+    }
+
+    /// Commits the import and records the personalization columns. Returns rows added and, of
+    /// those, rows added as skipped.
+    pub fn finish(self, columns: &[String]) -> Result<(u64, u64), StoreError> {
+        let columns = serde_json::to_string(columns).unwrap_or_else(|_| "[]".to_string());
+        self.tx.execute(
+            "UPDATE campaign SET columns = ?2 WHERE id = ?1",
+            params![self.campaign, columns],
+        )?;
+        self.tx.commit()?;
+        Ok((self.added, self.added_skipped))
+    }
+}
+
+fn with_path(error: StoreError, path: &Path) -> StoreError {
+    match error {
+        StoreError::NotADatabase { .. } => StoreError::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        other => other,
+    }
+}
+
+/// Creates the database file readable by its owner only: it holds every recipient's address.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! Unit tests of the store: schema, import idempotence, claims, transitions, recovery, resend.
+
+use super::*;
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("herald.db")).unwrap();
+    (dir, store)
+}
+
+fn import(store: &mut Store, campaign: CampaignId, emails: &[&str]) -> (u64, u64) {
+    let mut importer = store.importer(campaign).unwrap();
+    for (line, email) in emails.iter().enumerate() {
+        let key = email.to_lowercase();
+        importer
+            .add(&NewRecipient {
+                line: line as u64 + 2,
+                email,
+                key: &key,
+                fields_json: "{}",
+                skip_reason: None,
+            })
+            .unwrap();
+    }
+    importer.finish(&["first_name".to_string()]).unwrap()
+}
+
+fn transition(id: RecipientId, to: State, attempts: u32) -> Transition {
+    Transition {
+        id,
+        to,
+        attempts,
+        next_attempt_at_ms: 0,
+        route: Some("primary".into()),
+        reply: Some(Reply {
+            code: Some(250),
+            enhanced: Some("2.0.0".into()),
+            text: "ok".into(),
+        }),
+    }
+}
+
+#[test]
+fn campaigns_are_found_by_file_and_kept_apart() {
+    let (_dir, mut store) = temp_store();
+    let a = store.campaign("/x/a.toml", "a").unwrap();
+    let b = store.campaign("/x/b.toml", "b").unwrap();
+    assert_ne!(a, b);
+    assert_eq!(store.campaign("/x/a.toml", "a").unwrap(), a);
+    import(&mut store, a, &["one@a.example", "two@a.example"]);
+    import(&mut store, b, &["one@a.example"]);
+    assert_eq!(store.counts(a).unwrap().pending, 2);
+    assert_eq!(store.counts(b).unwrap().pending, 1);
+    assert_eq!(store.columns(a).unwrap(), vec!["first_name".to_string()]);
+}
+
+#[test]
+fn importing_again_adds_nobody_twice() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    assert_eq!(
+        import(&mut store, c, &["a@x.example", "b@x.example"]),
+        (2, 0)
+    );
+    assert_eq!(
+        import(&mut store, c, &["a@x.example", "b@x.example"]),
+        (0, 0)
+    );
+    assert_eq!(
+        import(&mut store, c, &["A@X.example", "c@x.example"]),
+        (1, 0)
+    );
+    assert_eq!(store.counts(c).unwrap().total(), 3);
+}
+
+#[test]
+fn dropped_import_leaves_nothing() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    {
+        let mut importer = store.importer(c).unwrap();
+        importer
+            .add(&NewRecipient {
+                line: 2,
+                email: "a@x.example",
+                key: "a@x.example",
+                fields_json: "{}",
+                skip_reason: None,
+            })
+            .unwrap();
+    }
+    assert_eq!(store.counts(c).unwrap().total(), 0);
+}
+
+#[test]
+fn claim_then_outcomes_walk_the_state_machine() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    import(
+        &mut store,
+        c,
+        &["a@x.example", "b@x.example", "c@x.example", "d@x.example"],
+    );
+    let claimed = store.claim(c, now_ms(), 3).unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(store.counts(c).unwrap().sending, 3);
+    let later = now_ms() + 60_000;
+    let mut deferred = transition(claimed[1].id, State::Deferred, 1);
+    deferred.next_attempt_at_ms = later;
+    store
+        .apply(&[
+            transition(claimed[0].id, State::Sent, 1),
+            deferred,
+            transition(claimed[2].id, State::Failed, 1),
+        ])
+        .unwrap();
+    let counts = store.counts(c).unwrap();
+    assert_eq!(
+        (counts.sent, counts.deferred, counts.failed, counts.pending),
+        (1, 1, 1, 1)
+    );
+    // The deferred row is not due yet; only the pending one is claimed.
+    let next = store.claim(c, now_ms(), 10).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].email, "d@x.example");
+    assert_eq!(store.next_due_ms(c).unwrap(), Some(later));
+    // Once due, the deferred row comes back with its attempts.
+    let due = store.claim(c, later, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].attempts, 1);
+    let history = store.history(claimed[0].id).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].state, State::Sent);
+    assert_eq!(history[0].reply.enhanced.as_deref(), Some("2.0.0"));
+}
+
+#[test]
+fn rows_left_sending_become_uncertain() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    import(
+        &mut store,
+        c,
+        &["a@x.example", "b@x.example", "c@x.example"],
+    );
+    store.claim(c, now_ms(), 2).unwrap();
+    assert_eq!(store.recover_in_flight(c, false).unwrap(), 2);
+    let counts = store.counts(c).unwrap();
+    assert_eq!(
+        (counts.uncertain, counts.pending, counts.sending),
+        (2, 1, 0)
+    );
+    assert_eq!(store.mark_uncertain_sent(c).unwrap(), 2);
+    assert_eq!(store.counts(c).unwrap().sent, 2);
+
+    let d = store.campaign("/d.toml", "d").unwrap();
+    import(&mut store, d, &["a@x.example", "b@x.example"]);
+    store.claim(d, now_ms(), 2).unwrap();
+    assert_eq!(store.recover_in_flight(d, true).unwrap(), 2);
+    assert_eq!(store.counts(d).unwrap().pending, 2);
+}
+
+#[test]
+fn resend_filters_by_reply_route_and_domain() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    import(
+        &mut store,
+        c,
+        &["a@x.example", "b@y.example", "c@x.example"],
+    );
+    let claimed = store.claim(c, now_ms(), 3).unwrap();
+    let failed = |id, code: u16, enhanced: &str| Transition {
+        reply: Some(Reply {
+            code: Some(code),
+            enhanced: Some(enhanced.into()),
+            text: "no".into(),
+        }),
+        ..transition(id, State::Failed, 1)
+    };
+    store
+        .apply(&[
+            failed(claimed[0].id, 550, "5.7.1"),
+            failed(claimed[1].id, 550, "5.7.26"),
+            failed(claimed[2].id, 550, "5.1.1"),
+        ])
+        .unwrap();
+    let policy = ResendFilter {
+        include_failed: true,
+        reply_patterns: vec!["5.7.*".into()],
+        domain: Some("x.example".into()),
+        ..ResendFilter::default()
+    };
+    assert_eq!(store.resend(c, &policy).unwrap(), 1);
+    let all = ResendFilter {
+        include_failed: true,
+        ..ResendFilter::default()
+    };
+    assert_eq!(store.resend(c, &all).unwrap(), 2);
+    let counts = store.counts(c).unwrap();
+    assert_eq!((counts.pending, counts.failed), (3, 0));
+}
+
+#[test]
+fn pages_are_keyset_and_filterable() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    let emails: Vec<String> = (0..25).map(|n| format!("user{n}@x.example")).collect();
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    import(&mut store, c, &refs);
+    let first = store.page(c, None, None, 0, 10).unwrap();
+    assert_eq!(first.len(), 10);
+    let second = store.page(c, None, None, first[9].id, 10).unwrap();
+    assert_eq!(second[0].email, "user10@x.example");
+    let found = store
+        .page(c, Some(State::Pending), Some("USER2"), 0, 100)
+        .unwrap();
+    assert_eq!(found.len(), 6); // user2, user20..user24
+    assert!(
+        store
+            .page(c, Some(State::Sent), None, 0, 100)
+            .unwrap()
+            .is_empty()
+    );
+    let by_index = store
+        .find_recipient(c, &RecipientRef::Index(3))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_index.email, "user3@x.example");
+    let by_email = store
+        .find_recipient(c, &RecipientRef::Email("User7@X.example".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email.email, "user7@x.example");
+}
+
+#[test]
+fn writer_commits_batches_and_flushes() {
+    let (dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    import(&mut store, c, &["a@x.example", "b@x.example"]);
+    let claimed = store.claim(c, now_ms(), 2).unwrap();
+    let (writer, thread) = Writer::spawn(&dir.path().join("herald.db")).unwrap();
+    for row in &claimed {
+        writer.write(transition(row.id, State::Sent, 1)).unwrap();
+    }
+    writer.flush().unwrap();
+    assert_eq!(store.counts(c).unwrap().sent, 2);
+    drop(writer);
+    thread.join();
+}
+
+#[test]
+fn newer_schema_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.db");
+    drop(Store::open(&path).unwrap());
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let error = Store::open(&path).err().unwrap();
+    assert!(
+        matches!(error, StoreError::NewerSchema { found: 99, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("newer version of Herald"));
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    std::fs::write(
+        &path,
+        "this is plainly a text file, not SQLite at all; ".repeat(100),
+    )
+    .unwrap();
+    let error = Store::open(&path).err().unwrap();
+    assert!(
+        error.to_string().contains("not a Herald database"),
+        "{error}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn database_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _store) = temp_store();
+    let mode = std::fs::metadata(dir.path().join("herald.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn state_names_round_trip() {
+    for state in State::ALL {
+        assert_eq!(State::parse(state.as_str()), Some(state));
+    }
+    assert_eq!(State::parse("lost"), None);
+}
