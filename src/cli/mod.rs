@@ -3,15 +3,15 @@
 //! lives in the engine, and both call it.
 #![allow(clippy::print_stdout)]
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::campaign::Campaign;
-use crate::engine;
-use crate::store::{Counts, Store};
+use crate::engine::{self, Engine, RunOptions, RunState};
+use crate::store::{Counts, ResendFilter, Store};
 
 /// Exit codes of the contract in ARCHITECTURE.md.
 pub mod exit {
@@ -105,7 +105,7 @@ pub fn run(cli: Cli) -> i32 {
             domain,
             failed_only,
         } => {
-            let filter = crate::store::ResendFilter {
+            let filter = ResendFilter {
                 include_failed: true,
                 include_uncertain: !failed_only,
                 reply_patterns: codes,
@@ -244,7 +244,88 @@ pub fn counts_line(counts: &Counts) -> String {
     )
 }
 
-fn send(db: Option<&Path>, path: &Path, resend: Option<crate::store::ResendFilter>) -> Result<i32> {
-    let _ = (db, path, resend);
-    anyhow::bail!("sending is not built yet")
+fn send(db: Option<&Path>, path: &Path, resend: Option<ResendFilter>) -> Result<i32> {
+    let campaign = load(path)?;
+    let db_path = database_path(db)?;
+    if let Some(filter) = resend {
+        let mut store = open_store(Some(&db_path))?;
+        let id = engine::campaign_id(&mut store, &campaign)?;
+        let count = store.resend(id, &filter)?;
+        println!("{count} recipient(s) put back to pending");
+    }
+    let engine = Engine::new()?;
+    let mut run = engine.start(campaign, &db_path, RunOptions::default());
+    engine.stop_on_signals(&run);
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut asked_to_stop = false;
+    let last = loop {
+        let progress = run.progress();
+        if let Some(bar) = &bar {
+            let counts = progress.counts;
+            let done = counts.sent + counts.failed + counts.skipped + counts.uncertain;
+            bar.set_length(counts.total());
+            bar.set_position(done);
+            let eta = progress
+                .eta_secs()
+                .map(|secs| format!(", ETA {}", human_secs(secs)))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "{:.0} msg/s{eta} — {}",
+                progress.rate_per_sec,
+                progress.state.label()
+            ));
+        }
+        if progress.state.is_over() {
+            break run.wait();
+        }
+        if let RunState::Paused {
+            reason: Some(reason),
+            needs_user: true,
+        } = &progress.state
+            && !asked_to_stop
+        {
+            // Nobody can fix a password from here: stop cleanly and say what is wrong.
+            eprintln!("herald: {reason}");
+            run.stop();
+            asked_to_stop = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if last.recovered_in_flight > 0 {
+        println!(
+            "note: {} recipient(s) were being sent when the previous run ended; their delivery is uncertain ({})",
+            last.recovered_in_flight,
+            if last.counts.uncertain > 0 {
+                "held for you to resend or mark sent"
+            } else {
+                "sent again"
+            }
+        );
+    }
+    println!("{}: {}", last.state.label(), counts_line(&last.counts));
+    Ok(match last.state {
+        RunState::Finished => exit::DONE,
+        RunState::Stopped if run.interrupted() => exit::INTERRUPTED,
+        RunState::Stopped if asked_to_stop => exit::ERROR,
+        RunState::Stopped => exit::INTERRUPTED,
+        _ => exit::ERROR,
+    })
+}
+
+fn human_secs(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3_600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3_600, (secs % 3_600) / 60),
+    }
 }

@@ -148,6 +148,8 @@ pub struct Claimed {
     pub fields_json: String,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// The state the row was claimed from (pending or deferred).
+    pub from: State,
 }
 
 /// A recipient row to add at import.
@@ -171,7 +173,9 @@ pub struct Transition {
     pub attempts: u32,
     /// For `deferred`: when the next attempt is due (unix milliseconds).
     pub next_attempt_at_ms: i64,
+    /// None keeps the row's last route.
     pub route: Option<String>,
+    /// None keeps the row's last reply (a claimed row released unsent, say).
     pub reply: Option<Reply>,
 }
 
@@ -457,7 +461,7 @@ impl Store {
         let mut claimed = Vec::new();
         {
             let mut due = tx.prepare_cached(
-                "SELECT id, email, fields, attempts FROM recipient
+                "SELECT id, email, fields, attempts, state FROM recipient
                  WHERE campaign_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2
                  ORDER BY next_attempt_at LIMIT ?3",
             )?;
@@ -468,7 +472,7 @@ impl Store {
             let left = limit.saturating_sub(claimed.len() as u32);
             if left > 0 {
                 let mut pending = tx.prepare_cached(
-                    "SELECT id, email, fields, attempts FROM recipient
+                    "SELECT id, email, fields, attempts, state FROM recipient
                      WHERE campaign_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
                 )?;
                 let rows = pending.query_map(params![campaign, left], read_claimed)?;
@@ -693,6 +697,7 @@ fn read_claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         email: row.get(1)?,
         fields_json: row.get(2)?,
         attempts: row.get(3)?,
+        from: State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending),
     })
 }
 
@@ -702,8 +707,12 @@ pub(crate) fn apply_in(
     now: i64,
 ) -> Result<(), StoreError> {
     let mut update = tx.prepare_cached(
-        "UPDATE recipient SET state = ?2, attempts = ?3, next_attempt_at = ?4, route = ?5,
-             reply_code = ?6, reply_enhanced = ?7, reply_text = ?8, updated_at = ?9
+        "UPDATE recipient SET state = ?2, attempts = ?3, next_attempt_at = ?4,
+             route = coalesce(?5, route),
+             reply_code = CASE WHEN ?10 THEN ?6 ELSE reply_code END,
+             reply_enhanced = CASE WHEN ?10 THEN ?7 ELSE reply_enhanced END,
+             reply_text = CASE WHEN ?10 THEN ?8 ELSE reply_text END,
+             updated_at = ?9
          WHERE id = ?1",
     )?;
     let mut log = tx.prepare_cached(
@@ -728,7 +737,8 @@ pub(crate) fn apply_in(
             code,
             enhanced,
             text,
-            now
+            now,
+            t.reply.is_some()
         ])?;
         log.execute(params![
             t.id,

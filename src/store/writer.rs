@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ pub enum WriterError {
 #[derive(Clone)]
 pub struct Writer {
     commands: Sender<Command>,
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 pub struct WriterThread {
@@ -39,15 +41,17 @@ impl Writer {
     pub fn spawn(path: &Path) -> Result<(Writer, WriterThread), StoreError> {
         let store = Store::open(path)?;
         let (commands, receiver) = mpsc::channel();
+        let failure = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
             .name("herald-store-writer".into())
-            .spawn(move || run(store, receiver))
+            .spawn(move || run(store, receiver, &seen))
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
                 source,
             })?;
         Ok((
-            Writer { commands },
+            Writer { commands, failure },
             WriterThread {
                 thread: Some(thread),
             },
@@ -59,6 +63,14 @@ impl Writer {
         self.commands
             .send(Command::Write(transition))
             .map_err(|_| WriterError::Failed("the writer has stopped".into()))
+    }
+
+    /// Why the writer stopped accepting writes, if it did (disk full, database gone).
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .map(|failure| failure.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
     /// Commits everything queued so far and waits for it. Blocking: call it off async threads
@@ -84,7 +96,7 @@ impl WriterThread {
     }
 }
 
-fn run(mut store: Store, commands: Receiver<Command>) {
+fn run(mut store: Store, commands: Receiver<Command>, shared_failure: &Mutex<Option<String>>) {
     let mut batch: Vec<Transition> = Vec::with_capacity(MAX_BATCH);
     let mut waiting: Vec<Sender<Result<(), String>>> = Vec::new();
     let mut failure: Option<String> = None;
@@ -113,6 +125,9 @@ fn run(mut store: Store, commands: Receiver<Command>) {
             if let Err(error) = commit(&mut store, &batch) {
                 tracing::error!(%error, rows = batch.len(), "could not record delivery states");
                 failure = Some(error.to_string());
+                if let Ok(mut shared) = shared_failure.lock() {
+                    *shared = failure.clone();
+                }
             }
             batch.clear();
             oldest = None;
