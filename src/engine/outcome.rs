@@ -52,11 +52,20 @@ pub fn decide(attempt: &Attempt, attempts_before: u32, delivery: &DeliverySpec) 
             attempts,
             retry_in: Some(delivery.retry_delay(attempts)),
         },
+        // At-least-once: try again after the usual delay, but never past the allowance; what
+        // is still unknown then is held for the user, not called failed (it may have arrived).
+        Attempt::Uncertain(_)
+            if delivery.uncertain == UncertainPolicy::Resend
+                && attempts < delivery.max_attempts =>
+        {
+            Decision {
+                state: State::Deferred,
+                attempts,
+                retry_in: Some(delivery.retry_delay(attempts)),
+            }
+        }
         Attempt::Uncertain(_) => Decision {
-            state: match delivery.uncertain {
-                UncertainPolicy::Resend => State::Pending,
-                UncertainPolicy::Hold => State::Uncertain,
-            },
+            state: State::Uncertain,
             attempts,
             retry_in: None,
         },
@@ -163,7 +172,8 @@ mod tests {
         let perm = attempt_for_reply(reply(550, "5.1.1 unknown"));
         assert_eq!(decide(&perm, 0, &d).state, State::Failed);
         let lost = Attempt::Uncertain(local_reply("lost"));
-        assert_eq!(decide(&lost, 0, &d).state, State::Pending);
+        assert_eq!(decide(&lost, 0, &d).state, State::Deferred);
+        assert_eq!(decide(&lost, 2, &d).state, State::Uncertain);
         let held = delivery(3, UncertainPolicy::Hold);
         assert_eq!(decide(&lost, 0, &held).state, State::Uncertain);
     }

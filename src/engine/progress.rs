@@ -215,15 +215,15 @@ impl Aggregator {
             } => {
                 p.counts.sending = p.counts.sending.saturating_sub(1);
                 *p.counts.slot(to) += 1;
-                if uncertain && to == State::Pending {
+                if uncertain && to == State::Deferred {
                     p.uncertain_resent += 1;
                 }
                 if let Some(figures) = p.routes.get_mut(route) {
                     match to {
+                        _ if uncertain => figures.uncertain += 1,
                         State::Sent => figures.sent += 1,
                         State::Deferred => figures.deferred += 1,
                         State::Failed => figures.failed += 1,
-                        _ if uncertain => figures.uncertain += 1,
                         _ => {}
                     }
                 }

@@ -444,14 +444,19 @@ pub(super) async fn dispatch(
             continue;
         };
         show(RunState::Running, &mut shown);
+        // Reserve first: unlike `send`, a reservation can be abandoned without losing the job.
         tokio::select! {
-            sent = sender.send(job) => {
-                if let Err(mpsc::error::SendError(job)) = sent {
+            slot = sender.reserve() => match slot {
+                Ok(slot) => slot.send(job),
+                Err(_) => {
                     buffer.push_front(job);
                     break RunState::Failed { reason: format!("the workers of relay {} stopped", relay.target.route) };
                 }
+            },
+            _ = control.changed() => {
+                buffer.push_front(job);
+                continue;
             }
-            _ = control.changed() => continue,
         }
         let now = Instant::now();
         bucket.take(now);
@@ -526,13 +531,16 @@ pub(super) async fn work(shared: Arc<Shared>, route: usize) {
     };
     let mut session: Option<(Session, OwnedSemaphorePermit)> = None;
     loop {
-        let next = {
-            let mut queue = relay.queue.lock().await;
-            if session.is_some() {
-                tokio::time::timeout(IDLE_SESSION, queue.recv()).await.ok()
-            } else {
-                Some(queue.recv().await)
-            }
+        // The idle limit covers waiting for the queue's lock too: a worker holding a session
+        // (and a connection permit) must give both up if its relay has no work for it.
+        let next = if session.is_some() {
+            tokio::time::timeout(IDLE_SESSION, async {
+                relay.queue.lock().await.recv().await
+            })
+            .await
+            .ok()
+        } else {
+            Some(relay.queue.lock().await.recv().await)
         };
         let job = match next {
             None => {
