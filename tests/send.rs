@@ -1,6 +1,7 @@
 //! The relay engine against real SMTP servers over TCP: every recipient delivered once, replies
 //! mapped to states, weights, failover, timeouts, pause/resume/stop, throttling, uncertain
 //! deliveries, kill -9 and SIGTERM, resend. Issue #3.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
