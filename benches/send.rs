@@ -1,0 +1,219 @@
+//! Sending benchmark (issue #3): Herald against Postfix's own load generator on the same sink,
+//! in the same run. `smtp-source -d -s 50 -m N -l SIZE` (SIZE = Herald's message size) sets the
+//! reference rate; Herald sends N personalized, tracked messages with 50 connections to the
+//! same `smtp-sink`. Target: at least 0.5x the reference. Then a memory run: peak RSS while
+//! sending 200,000 recipients, target under 150 MiB.
+//!
+//! Run: `cargo bench --bench send` (needs Debian's `postfix` for smtp-sink/smtp-source).
+//! Sizes: HERALD_BENCH_MESSAGES (default 20000), HERALD_BENCH_MEMORY_RECIPIENTS (default 200000,
+//! 0 skips the memory run).
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/lib/postfix/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.exists())
+}
+
+struct Sink(Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sink(port: u16) -> Sink {
+    let sink = find_tool("smtp-sink").expect("smtp-sink not found: apt-get install postfix");
+    let mut command = Command::new(sink);
+    if is_root() {
+        command.args(["-u", "nobody"]);
+    }
+    let child = command
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("1024")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sink(child)
+}
+
+/// A newsletter: about 10 KB of HTML and 3 KB of text, personalized in several places.
+fn write_campaign(dir: &Path, recipients: usize, port: u16) -> PathBuf {
+    let mut html = String::from("<html><body><h1>Hello {{ first_name }} from {{ city }}</h1>\n");
+    let mut n = 0;
+    while html.len() < 10_000 {
+        html.push_str(&format!(
+            "<p>Item {n}: a carefully chosen product for {{{{ first_name }}}}, with a \
+             <a href=\"https://shop.example/p/{n}?u={{{{ url(email) }}}}\">link to its page</a>.</p>\n"
+        ));
+        n += 1;
+    }
+    html.push_str("</body></html>\n");
+    let mut text = String::from("Hello {{ first_name }} from {{ city }}\n\n");
+    let mut n = 0;
+    while text.len() < 3_000 {
+        text.push_str(&format!("Item {n}: https://shop.example/p/{n}\n"));
+        n += 1;
+    }
+    std::fs::write(dir.join("body.html"), html).unwrap();
+    std::fs::write(dir.join("body.txt"), text).unwrap();
+    let mut csv = String::with_capacity(recipients * 48);
+    csv.push_str("email,first_name,city\n");
+    for i in 0..recipients {
+        csv.push_str(&format!("reader{i}@d{}.example,Reader{i},City{}\n", i % 100, i % 37));
+    }
+    std::fs::write(dir.join("list.csv"), csv).unwrap();
+    let campaign = dir.join("campaign.toml");
+    std::fs::write(
+        &campaign,
+        format!(
+            "[message]\nfrom = \"Bench <bench@herald.example>\"\nsubject = \"{{{{ first_name }}}}, this week's picks\"\n\
+             html = \"body.html\"\ntext = \"body.txt\"\nunsubscribe = \"https://shop.example/u?e={{{{ url(email) }}}}\"\n\n\
+             [recipients]\ncsv = \"list.csv\"\n\n[delivery]\nconnections = 50\n\n\
+             [[relay]]\nname = \"sink\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    campaign
+}
+
+fn message_size(campaign: &Path) -> usize {
+    let campaign = herald::campaign::Campaign::load(campaign).unwrap();
+    let composer = herald::compose::Composer::new(&campaign).map_err(|e| format!("{e:?}")).unwrap();
+    let fields = r#"{"first_name":"Reader1","city":"City1"}"#;
+    let composed = composer
+        .compose(&herald::compose::RecipientData {
+            id: 1,
+            email: "reader1@d1.example",
+            fields_json: fields,
+        })
+        .unwrap();
+    composed.bytes.len()
+}
+
+/// Runs a command under `/usr/bin/time -v`; returns wall time and peak RSS in KiB.
+fn timed(command: &mut Command) -> (Duration, Option<u64>) {
+    let started = Instant::now();
+    let output = command.output().expect("run command");
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak = stderr
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .and_then(|value| value.trim().parse().ok());
+    (elapsed, peak)
+}
+
+fn herald_command(args: &[&str], measure_memory: bool) -> Command {
+    let herald = env!("CARGO_BIN_EXE_herald");
+    let mut command = if measure_memory && Path::new("/usr/bin/time").exists() {
+        let mut command = Command::new("/usr/bin/time");
+        command.arg("-v").arg(herald);
+        command
+    } else {
+        Command::new(herald)
+    };
+    command.args(args).env("HERALD_LOG", "error");
+    command
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let messages = env_number("HERALD_BENCH_MESSAGES", 20_000);
+    let memory_recipients = env_number("HERALD_BENCH_MEMORY_RECIPIENTS", 200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _sink = start_sink(port);
+    let campaign = write_campaign(dir.path(), messages, port);
+    let size = message_size(&campaign);
+    let campaign_arg = campaign.to_string_lossy().into_owned();
+    let db = dir.path().join("bench.db").to_string_lossy().into_owned();
+
+    let source = find_tool("smtp-source").expect("smtp-source not found: apt-get install postfix");
+    let (reference, _) = timed(
+        Command::new(source)
+            .args(["-d", "-s", "50", "-m", &messages.to_string(), "-l", &size.to_string()])
+            .args(["-f", "bench@herald.example", "-t", "reader@d1.example"])
+            .arg(format!("127.0.0.1:{port}")),
+    );
+    let reference_rate = messages as f64 / reference.as_secs_f64();
+
+    let (_, _) = timed(&mut herald_command(&["import", &campaign_arg, "--db", &db], false));
+    let (elapsed, peak) = timed(&mut herald_command(&["send", &campaign_arg, "--db", &db], true));
+    let rate = messages as f64 / elapsed.as_secs_f64();
+    let ratio = rate / reference_rate;
+    println!("message size: {size} bytes; {messages} messages, 50 connections, same smtp-sink");
+    println!("smtp-source -d -s 50: {:.2} s, {reference_rate:.0} msg/s", reference.as_secs_f64());
+    println!(
+        "herald send:          {:.2} s, {rate:.0} msg/s (peak RSS {} MiB)",
+        elapsed.as_secs_f64(),
+        peak.map(|kib| (kib / 1024).to_string()).unwrap_or_else(|| "?".into())
+    );
+    println!(
+        "ratio herald/smtp-source: {ratio:.2} (target >= 0.50: {})",
+        if ratio >= 0.5 { "met" } else { "NOT met" }
+    );
+
+    if memory_recipients > 0 {
+        let big = tempfile::tempdir().unwrap();
+        let campaign = write_campaign(big.path(), memory_recipients, port);
+        let campaign_arg = campaign.to_string_lossy().into_owned();
+        let db = big.path().join("bench.db").to_string_lossy().into_owned();
+        let (_, _) = timed(&mut herald_command(&["import", &campaign_arg, "--db", &db], false));
+        let (elapsed, peak) = timed(&mut herald_command(&["send", &campaign_arg, "--db", &db], true));
+        let peak_mib = peak.map(|kib| kib as f64 / 1024.0);
+        println!(
+            "memory run: {memory_recipients} recipients in {:.1} s ({:.0} msg/s), peak RSS {} (target < 150 MiB: {})",
+            elapsed.as_secs_f64(),
+            memory_recipients as f64 / elapsed.as_secs_f64(),
+            peak_mib.map(|mib| format!("{mib:.0} MiB")).unwrap_or_else(|| "unknown".into()),
+            match peak_mib {
+                Some(mib) if mib < 150.0 => "met",
+                Some(_) => "NOT met",
+                None => "unknown",
+            }
+        );
+    }
+}
