@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawCampaign {
     #[serde(default)]
     pub message: RawMessage,
@@ -23,7 +23,7 @@ pub struct RawCampaign {
     pub dkim: Option<RawDkim>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawMessage {
     pub from: Option<String>,
     pub reply_to: Option<String>,
@@ -38,14 +38,14 @@ pub struct RawMessage {
     pub script: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawRecipients {
     pub csv: Option<String>,
     pub email_column: Option<String>,
     pub suppression: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawDelivery {
     pub mode: Option<String>,
     pub connections: Option<i64>,
@@ -62,7 +62,7 @@ pub struct RawDelivery {
     pub relay_cooldown_secs: Option<i64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawDirect {
     pub helo: Option<String>,
     pub port: Option<i64>,
@@ -70,7 +70,7 @@ pub struct RawDirect {
     pub nameservers: Vec<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawRelay {
     pub name: Option<String>,
     pub host: Option<String>,
@@ -84,7 +84,7 @@ pub struct RawRelay {
     pub rate_per_hour: Option<i64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawDkim {
     pub domain: Option<String>,
     pub selector: Option<String>,
@@ -186,5 +186,18 @@ fn collect_unknown(
         if !known.contains(&key.as_str()) {
             found.push((format!("{path}.{key}"), known));
         }
+    }
+}
+
+impl RawCampaign {
+    /// The campaign as TOML, for saving what the window edited.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string_pretty(self).map_err(|error| error.to_string())
+    }
+
+    /// Reads campaign text leniently (no validation), for editing a file that may be
+    /// incomplete.
+    pub fn from_toml(text: &str) -> Result<RawCampaign, String> {
+        toml::from_str(text).map_err(|error| error.message().to_string())
     }
 }

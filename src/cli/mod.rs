@@ -133,9 +133,7 @@ pub fn database_path(db: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = db {
         return Ok(path.to_path_buf());
     }
-    let dirs = directories::ProjectDirs::from("", "", "Herald")
-        .context("could not find your data directory; pass --db PATH")?;
-    Ok(dirs.data_dir().join("herald.db"))
+    crate::store::default_path().context("could not find your data directory; pass --db PATH")
 }
 
 fn open_store(db: Option<&Path>) -> Result<Store> {

@@ -7,6 +7,7 @@ mod outcome;
 pub mod prepare;
 mod progress;
 mod run;
+pub mod service;
 mod smtp;
 mod throttle;
 

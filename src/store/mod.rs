@@ -228,6 +228,11 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Where the database lives unless the user says otherwise: herald.db in the data directory.
+pub fn default_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "Herald").map(|dirs| dirs.data_dir().join("herald.db"))
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -355,16 +360,7 @@ impl Store {
         after_id: RecipientId,
         limit: u32,
     ) -> Result<Vec<RecipientRow>, StoreError> {
-        let prefix = search
-            .map(|text| text.trim().to_lowercase())
-            .filter(|text| !text.is_empty());
-        let pattern = prefix.map(|text| {
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        let pattern = like_pattern(search);
         let mut statement = self.conn.prepare_cached(&format!(
             "SELECT {ROW_COLUMNS} FROM recipient
              WHERE campaign_id = ?1 AND id > ?2
@@ -377,6 +373,58 @@ impl Store {
             read_row,
         )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Rows `offset..offset + limit` of the campaign in import order, optionally of one state
+    /// and/or whose address contains `search`: what a virtualized table shows when scrolled to
+    /// `offset`. Cost grows with `offset` (SQLite walks the index), a few tens of milliseconds
+    /// at a million rows; callers run it off the UI thread.
+    pub fn page_at(
+        &self,
+        campaign: CampaignId,
+        state: Option<State>,
+        search: Option<&str>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<RecipientRow>, StoreError> {
+        let pattern = like_pattern(search);
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM recipient
+             WHERE campaign_id = ?1
+               AND (?2 IS NULL OR state = ?2)
+               AND (?3 IS NULL OR email_key LIKE ?3 ESCAPE '\\')
+             ORDER BY id LIMIT ?4 OFFSET ?5"
+        ))?;
+        let rows = statement.query_map(
+            params![
+                campaign,
+                state.map(State::as_str),
+                pattern,
+                limit,
+                offset as i64
+            ],
+            read_row,
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// How many rows `page_at` can show with these filters.
+    pub fn count_matching(
+        &self,
+        campaign: CampaignId,
+        state: Option<State>,
+        search: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let pattern = like_pattern(search);
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM recipient
+             WHERE campaign_id = ?1
+               AND (?2 IS NULL OR state = ?2)
+               AND (?3 IS NULL OR email_key LIKE ?3 ESCAPE '\\')",
+            params![campaign, state.map(State::as_str), pattern],
+            |row| row.get(0),
+        )?;
+        Ok(count as u64)
     }
 
     /// The `index`-th recipient (0-based, import order) or the one with this address.
@@ -621,6 +669,19 @@ pub struct HistoryEntry {
 pub enum RecipientRef {
     Index(u64),
     Email(String),
+}
+
+/// A LIKE pattern matching addresses that contain `search`, case-insensitively.
+fn like_pattern(search: Option<&str>) -> Option<String> {
+    let text = search?.trim().to_lowercase();
+    if text.is_empty() {
+        return None;
+    }
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Some(format!("%{escaped}%"))
 }
 
 fn resend_matches(

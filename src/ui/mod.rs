@@ -1,10 +1,40 @@
 //! The window (eframe + egui). Owns egui and eframe; never blocks a frame and never touches the
-//! database or the network itself: it sends commands to the engine and draws what comes back.
+//! database, files or the network itself: it sends requests to the engine's service thread and
+//! draws what comes back. `app.rs` holds the state and applies actions; the `*_ui.rs` files
+//! draw one tab each and return the actions the user asked for.
+
+mod app;
+mod compose_ui;
+mod publish_ui;
+mod recipients_ui;
+mod theme;
 
 use std::path::PathBuf;
 
+pub use app::{Action, HeraldApp, Tab};
+
 /// Opens the window, optionally on a campaign file.
 pub fn run(campaign: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<()> {
-    let _ = (campaign, db);
-    anyhow::bail!("the window is not built yet; use a command (see herald --help)")
+    let db = match db {
+        Some(db) => db,
+        None => crate::store::default_path()
+            .ok_or_else(|| anyhow::anyhow!("could not find your data directory; pass --db PATH"))?,
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Herald")
+            .with_inner_size([1200.0, 800.0])
+            .with_min_inner_size([800.0, 520.0]),
+        persist_window: true,
+        ..eframe::NativeOptions::default()
+    };
+    eframe::run_native(
+        "Herald",
+        options,
+        Box::new(move |cc| match HeraldApp::new(cc, db, campaign) {
+            Ok(app) => Ok(Box::new(app)),
+            Err(error) => Err(error.into()),
+        }),
+    )
+    .map_err(|error| anyhow::anyhow!("could not open the window: {error}"))
 }

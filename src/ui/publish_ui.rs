@@ -1,0 +1,422 @@
+//! The Publish tab: delivery mode, relays (with a connection test), options and throttling, and
+//! the run itself: start/pause/resume/stop, progress with ETA, a live chart of messages per
+//! second, per-route figures, the latest errors, and one-click resend of failures.
+
+use egui_plot::{Line, Plot, PlotPoints};
+
+use super::app::{Action, HeraldApp};
+use super::theme::state_color;
+use crate::campaign::RawRelay;
+use crate::engine::RunState;
+use crate::store::State;
+
+pub fn publish_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    egui::ScrollArea::vertical()
+        .id_salt("publish")
+        .show(ui, |ui| {
+            run_ui(app, ui, actions);
+            ui.separator();
+            ui.columns(2, |halves| {
+                let [left, right] = halves else {
+                    return;
+                };
+                delivery_ui(app, left, actions);
+                options_ui(app, right);
+            });
+        });
+}
+
+fn run_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    let counts = app.counts();
+    let progress = app.progress().cloned();
+    let paused = matches!(
+        progress.as_ref().map(|p| &p.state),
+        Some(RunState::Paused { .. })
+    );
+    ui.horizontal(|ui| {
+        ui.heading("Run");
+        ui.add_space(12.0);
+        if ui
+            .add_enabled(!app.running, egui::Button::new("Start"))
+            .clicked()
+        {
+            actions.push(Action::Start);
+        }
+        if ui
+            .add_enabled(app.running && !paused, egui::Button::new("Pause"))
+            .clicked()
+        {
+            actions.push(Action::Pause);
+        }
+        let resumable = (app.running && paused)
+            || (!app.running && counts.pending + counts.deferred + counts.sending > 0);
+        let resume_label = if app.running {
+            "Resume"
+        } else {
+            "Resume sending"
+        };
+        if ui
+            .add_enabled(resumable, egui::Button::new(resume_label))
+            .clicked()
+        {
+            actions.push(Action::Resume);
+        }
+        if ui
+            .add_enabled(app.running, egui::Button::new("Stop"))
+            .clicked()
+        {
+            actions.push(Action::Stop);
+        }
+        ui.separator();
+        if ui
+            .add_enabled(
+                !app.running && counts.failed > 0,
+                egui::Button::new(format!("Resend failed ({})", counts.failed)),
+            )
+            .clicked()
+        {
+            actions.push(Action::Resend {
+                include_uncertain: false,
+            });
+        }
+    });
+    if counts.uncertain > 0 {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.colored_label(
+                state_color(State::Uncertain),
+                format!(
+                    "{} recipient(s) are uncertain: the connection dropped after their message was sent and before the server answered, so they may or may not have it.",
+                    counts.uncertain
+                ),
+            );
+            ui.horizontal(|ui| {
+                if ui.add_enabled(!app.running, egui::Button::new("Resend them")).clicked() {
+                    actions.push(Action::Resend {
+                        include_uncertain: true,
+                    });
+                }
+                if ui.add_enabled(!app.running, egui::Button::new("Mark them sent")).clicked() {
+                    actions.push(Action::MarkUncertainSent);
+                }
+            });
+        });
+    }
+    let done = counts.sent + counts.failed + counts.skipped + counts.uncertain;
+    let fraction = if counts.total() == 0 {
+        0.0
+    } else {
+        done as f32 / counts.total() as f32
+    };
+    let eta = progress
+        .as_ref()
+        .filter(|_| app.running)
+        .and_then(|p| p.eta_secs())
+        .map(|secs| format!(" · ETA {}", human_secs(secs)))
+        .unwrap_or_default();
+    ui.add(
+        egui::ProgressBar::new(fraction)
+            .show_percentage()
+            .text(format!(
+                "{:.0} % · {done} of {} done{eta}",
+                fraction * 100.0,
+                counts.total()
+            )),
+    );
+    ui.horizontal_wrapped(|ui| {
+        for state in [
+            State::Sent,
+            State::Failed,
+            State::Pending,
+            State::Deferred,
+            State::Sending,
+            State::Uncertain,
+            State::Skipped,
+        ] {
+            ui.colored_label(
+                state_color(state),
+                format!("{} {}", counts.get(state), state.as_str()),
+            );
+        }
+        if let Some(progress) = &progress {
+            ui.separator();
+            ui.strong(format!("{:.0} msg/s", progress.rate_per_sec));
+            ui.label(progress.state.label());
+        }
+    });
+    let points: Vec<[f64; 2]> = app.rate_history.clone();
+    Plot::new("rate_plot")
+        .height(140.0)
+        .allow_scroll(false)
+        .allow_zoom(false)
+        .include_y(0.0)
+        .x_axis_label("seconds")
+        .y_axis_label("msg/s")
+        .show(ui, |plot| {
+            plot.line(Line::new("messages per second", PlotPoints::from(points)));
+        });
+    if let Some(progress) = &progress {
+        if !progress.routes.is_empty() {
+            egui::Grid::new("routes").striped(true).show(ui, |ui| {
+                for title in [
+                    "Route",
+                    "Sent",
+                    "Deferred",
+                    "Failed",
+                    "Connections",
+                    "Status",
+                ] {
+                    ui.strong(title);
+                }
+                ui.end_row();
+                for route in &progress.routes {
+                    ui.label(&route.name);
+                    ui.label(route.sent.to_string());
+                    ui.label(route.deferred.to_string());
+                    ui.label(route.failed.to_string());
+                    ui.label(route.connections.to_string());
+                    match &route.down {
+                        Some(reason) => ui.colored_label(
+                            state_color(State::Failed),
+                            format!("resting: {reason}"),
+                        ),
+                        None => ui.label("up"),
+                    };
+                    ui.end_row();
+                }
+            });
+        }
+        if !progress.recent_errors.is_empty() {
+            ui.collapsing(
+                format!("Latest errors ({})", progress.recent_errors.len()),
+                |ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("errors")
+                        .max_height(180.0)
+                        .show(ui, |ui| {
+                            for error in progress.recent_errors.iter().rev() {
+                                let code = error
+                                    .reply
+                                    .code
+                                    .map(|code| code.to_string())
+                                    .unwrap_or_default();
+                                ui.horizontal(|ui| {
+                                    ui.colored_label(
+                                        state_color(error.state),
+                                        error.state.as_str(),
+                                    );
+                                    ui.label(format!(
+                                        "{} via {}: {code} {}",
+                                        error.email, error.route, error.reply.text
+                                    ));
+                                });
+                            }
+                        });
+                },
+            );
+        }
+    }
+}
+
+fn delivery_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+    ui.heading("Delivery");
+    let delivery = &mut app.doc.raw.delivery;
+    let mut mode = delivery.mode.clone().unwrap_or_else(|| "relay".into());
+    ui.horizontal(|ui| {
+        ui.label("Mode");
+        ui.radio_value(&mut mode, "relay".to_string(), "Relay");
+        ui.radio_value(&mut mode, "direct".to_string(), "Direct (MX)");
+        ui.radio_value(&mut mode, "mixed".to_string(), "Mixed");
+    });
+    delivery.mode = Some(mode);
+    ui.add_space(4.0);
+    ui.strong("Relays");
+    let mut remove = None;
+    for (index, relay) in app.doc.raw.relays.iter_mut().enumerate() {
+        let name = relay
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("relay {}", index + 1));
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            relay_ui(ui, index, relay);
+            ui.horizontal(|ui| {
+                if ui.button("Test connection").clicked() {
+                    actions.push(Action::TestRelay(index));
+                }
+                if ui.button("Remove").clicked() {
+                    remove = Some(index);
+                }
+                match app.relay_tests.get(&name) {
+                    Some(Ok(text)) => {
+                        ui.colored_label(state_color(State::Sent), text);
+                    }
+                    Some(Err(text)) => {
+                        ui.colored_label(state_color(State::Failed), text);
+                    }
+                    None => {}
+                }
+            });
+        });
+    }
+    if let Some(index) = remove {
+        app.doc.raw.relays.remove(index);
+    }
+    if ui.button("Add relay").clicked() {
+        app.doc.raw.relays.push(RawRelay {
+            name: Some(format!("relay {}", app.doc.raw.relays.len() + 1)),
+            security: Some("starttls".into()),
+            ..RawRelay::default()
+        });
+    }
+}
+
+fn text_cell(ui: &mut egui::Ui, label: &str, value: &mut Option<String>, width: f32) {
+    let label = ui.label(label);
+    let mut text = value.clone().unwrap_or_default();
+    if ui
+        .add(egui::TextEdit::singleline(&mut text).desired_width(width))
+        .labelled_by(label.id)
+        .changed()
+    {
+        *value = Some(text).filter(|text| !text.is_empty());
+    }
+}
+
+fn number_cell(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) {
+    let label = ui.label(label);
+    let mut number = value.unwrap_or(default);
+    if ui
+        .add(egui::DragValue::new(&mut number).range(range))
+        .labelled_by(label.id)
+        .changed()
+    {
+        *value = Some(number);
+    }
+}
+
+fn relay_ui(ui: &mut egui::Ui, index: usize, relay: &mut RawRelay) {
+    ui.horizontal(|ui| {
+        text_cell(ui, "Name", &mut relay.name, 90.0);
+        text_cell(ui, "Host", &mut relay.host, 160.0);
+        number_cell(ui, "Port", &mut relay.port, 587, 1..=65_535);
+        let mut security = relay.security.clone().unwrap_or_else(|| "starttls".into());
+        egui::ComboBox::from_id_salt(("security", index))
+            .selected_text(security.clone())
+            .show_ui(ui, |ui| {
+                for choice in ["none", "starttls", "tls"] {
+                    ui.selectable_value(&mut security, choice.to_string(), choice);
+                }
+            });
+        relay.security = Some(security);
+    });
+    ui.horizontal(|ui| {
+        text_cell(ui, "Username", &mut relay.username, 120.0);
+        text_cell(ui, "Password variable", &mut relay.password_env, 140.0);
+    });
+    ui.horizontal(|ui| {
+        number_cell(ui, "Weight", &mut relay.weight, 1, 1..=1_000);
+        number_cell(
+            ui,
+            "Max connections",
+            &mut relay.max_connections,
+            512,
+            1..=512,
+        );
+        number_cell(
+            ui,
+            "Rate per hour",
+            &mut relay.rate_per_hour,
+            0,
+            0..=100_000_000,
+        );
+    });
+    ui.weak("The password is read from the named environment variable; it is never saved in the campaign.");
+}
+
+fn options_ui(app: &mut HeraldApp, ui: &mut egui::Ui) {
+    ui.heading("Options and performance");
+    let delivery = &mut app.doc.raw.delivery;
+    egui::Grid::new("options").num_columns(2).show(ui, |ui| {
+        let label = ui.label("Connections");
+        let mut connections = delivery.connections.unwrap_or(32);
+        if ui
+            .add(egui::Slider::new(&mut connections, 1..=512).logarithmic(true))
+            .labelled_by(label.id)
+            .changed()
+        {
+            delivery.connections = Some(connections);
+        }
+        ui.end_row();
+        for (name, value, default, max) in [
+            (
+                "Rate per hour (0 = unlimited)",
+                &mut delivery.rate_per_hour,
+                0,
+                100_000_000,
+            ),
+            (
+                "Rest after N messages (0 = never)",
+                &mut delivery.sleep_every,
+                0,
+                100_000_000,
+            ),
+            ("Rest for seconds", &mut delivery.sleep_seconds, 0, 86_400),
+            ("Attempts per recipient", &mut delivery.max_attempts, 3, 100),
+        ] {
+            let label = ui.label(name);
+            let mut number = value.unwrap_or(default);
+            if ui
+                .add(egui::DragValue::new(&mut number).range(0..=max))
+                .labelled_by(label.id)
+                .changed()
+            {
+                *value = Some(number);
+            }
+            ui.end_row();
+        }
+        let label = ui.label("Retry delays");
+        let mut delays = delivery
+            .retry_delays
+            .clone()
+            .unwrap_or_else(|| vec!["1m".into(), "5m".into(), "30m".into()])
+            .join(", ");
+        if ui
+            .add(egui::TextEdit::singleline(&mut delays).desired_width(160.0))
+            .labelled_by(label.id)
+            .changed()
+        {
+            delivery.retry_delays = Some(
+                delays
+                    .split(',')
+                    .map(|delay| delay.trim().to_string())
+                    .filter(|delay| !delay.is_empty())
+                    .collect(),
+            );
+        }
+        ui.end_row();
+        ui.label("When delivery is uncertain");
+        let mut policy = delivery
+            .uncertain
+            .clone()
+            .unwrap_or_else(|| "resend".into());
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut policy, "resend".to_string(), "send again");
+            ui.radio_value(&mut policy, "hold".to_string(), "hold for me");
+        });
+        delivery.uncertain = Some(policy);
+        ui.end_row();
+    });
+}
+
+fn human_secs(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3_600 => format!("{} min {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} min", secs / 3_600, (secs % 3_600) / 60),
+    }
+}
