@@ -197,6 +197,18 @@ impl HeraldApp {
         self.counts
     }
 
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    pub fn tab(&self) -> Tab {
+        self.tab
+    }
+
     pub fn progress(&self) -> Option<&Progress> {
         self.progress.as_ref()
     }

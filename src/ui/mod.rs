@@ -11,7 +11,7 @@ mod theme;
 
 use std::path::PathBuf;
 
-pub use app::{Action, HeraldApp, Tab};
+pub use app::{Action, HeraldApp, Remembered, Tab};
 
 /// Opens the window, optionally on a campaign file.
 pub fn run(campaign: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<()> {
