@@ -6,6 +6,18 @@ use clap::Parser;
 fn main() {
     let cli = herald::cli::Cli::parse();
     init_logging();
+    if let (None, Some(path)) = (&cli.command, &cli.campaign) {
+        // A word that is neither a command nor a campaign file is a typo, not a file to open.
+        let looks_like_campaign =
+            path.exists() || path.extension().is_some_and(|ext| ext == "toml");
+        if !looks_like_campaign {
+            eprintln!(
+                "herald: unrecognized command or missing campaign file '{}' (see herald --help)",
+                path.display()
+            );
+            std::process::exit(herald::cli::exit::USAGE);
+        }
+    }
     let code = if cli.command.is_some() {
         herald::cli::run(cli)
     } else {

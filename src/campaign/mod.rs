@@ -197,6 +197,15 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+/// The campaign file's canonical path: its identity in the database, so `c.toml`,
+/// `./x/../c.toml` and a path through a symlink all find the same state.
+fn canonical(path: &Path) -> Result<PathBuf, CampaignError> {
+    std::fs::canonicalize(path).map_err(|source| CampaignError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 impl Campaign {
     /// Reads and validates a campaign file, with environment variables looked up in the process
     /// environment.
@@ -205,11 +214,19 @@ impl Campaign {
             path: path.to_path_buf(),
             source,
         })?;
-        let absolute = std::path::absolute(path).map_err(|source| CampaignError::Io {
+        Campaign::parse(&text, &canonical(path)?, &|name| {
+            std::env::var_os(name).is_some()
+        })
+    }
+
+    /// Like [`Campaign::load`], but without requiring relay passwords to be set: for commands
+    /// that only read the campaign's state (status, import, preview).
+    pub fn load_for_reading(path: &Path) -> Result<Campaign, CampaignError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CampaignError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Campaign::parse(&text, &absolute, &|name| std::env::var_os(name).is_some())
+        Campaign::parse(&text, &canonical(path)?, &|_| true)
     }
 
     /// Validates campaign text as if it were the file at `path` (which need not exist);

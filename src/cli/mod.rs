@@ -128,6 +128,10 @@ fn load(path: &Path) -> Result<Campaign> {
     Ok(Campaign::load(path)?)
 }
 
+fn load_for_reading(path: &Path) -> Result<Campaign> {
+    Ok(Campaign::load_for_reading(path)?)
+}
+
 /// The database path: `--db`/`HERALD_DB`, else herald.db in the user's data directory.
 pub fn database_path(db: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = db {
@@ -172,7 +176,7 @@ fn check(path: &Path) -> Result<i32> {
 }
 
 fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
-    let campaign = load(path)?;
+    let campaign = load_for_reading(path)?;
     let mut store = open_store(db)?;
     let (id, report) = engine::import(&mut store, &campaign)?;
     let counts = store.counts(id)?;
@@ -196,7 +200,7 @@ fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
 }
 
 fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
-    let campaign = load(path)?;
+    let campaign = load_for_reading(path)?;
     let store = open_store(db)?;
     let counts = match store.find_campaign(&engine::campaign_key(&campaign))? {
         Some(id) => store.counts(id)?,

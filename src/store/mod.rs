@@ -264,6 +264,7 @@ impl Store {
 
     fn prepare(mut conn: Connection, path: &Path) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        schema::ensure_ours(&conn)?;
         // WAL lets the window read while the engine writes; NORMAL loses nothing on a crash of
         // Herald itself, only possibly the last commits on power loss (see ARCHITECTURE.md).
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;

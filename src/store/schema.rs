@@ -54,6 +54,26 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build of Herald writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Refuses a database that another program made: tables but no Herald schema version. Must run
+/// before anything writes to the file (even switching it to WAL rewrites its header).
+pub fn ensure_ours(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version != 0 {
+        return Ok(());
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |row| row.get(0),
+    )?;
+    if tables > 0 {
+        return Err(StoreError::NotADatabase {
+            path: std::path::PathBuf::new(),
+        });
+    }
+    Ok(())
+}
+
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
