@@ -144,7 +144,7 @@ impl Direct {
         let now = Instant::now();
         if let Some(until) = state.backoff.paused(now) {
             drop(state);
-            hold(shared, &domain, job, until);
+            hold_paused(shared, &domain, job, until);
             return;
         }
         state.queue.push_back(job);
@@ -260,6 +260,25 @@ impl Direct {
             self.to_relay(shared, job, Some((&domain.name, local_reply(reason))));
         } else if self.blocked().is_some() {
             shared.release(job);
+        } else if !lock(&self.watch).any_success()
+            && job.claimed.attempts.saturating_add(1) >= self.max_attempts
+        {
+            // Until some server answers, an unreachable host may be our own network (port 25
+            // filtered, link down): nobody's last attempt is spent on that.
+            let until = Instant::now() + shared.delivery.retry_delay(job.claimed.attempts.max(1));
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .max(1);
+            hold(
+                shared,
+                domain,
+                job,
+                until,
+                format!(
+                    "{reason}; no mail server has answered yet in this run, trying again in {wait} s"
+                ),
+            );
         } else {
             finish(
                 shared,
@@ -306,14 +325,23 @@ fn reply_of(attempt: &Attempt) -> Reply {
     }
 }
 
-/// Defers a recipient whose domain is paused, without spending an attempt: nothing was tried.
-fn hold(shared: &Shared, domain: &Domain, job: Job, until: Instant) {
+/// Defers a recipient whose domain is paused, without spending an attempt.
+fn hold_paused(shared: &Shared, domain: &Domain, job: Job, until: Instant) {
+    let wait = until
+        .saturating_duration_since(Instant::now())
+        .as_secs()
+        .max(1);
+    let reason = format!(
+        "{} asked us to slow down; waiting {wait} s before trying again",
+        domain.name
+    );
+    hold(shared, domain, job, until, reason);
+}
+
+/// Defers a recipient until `until` without spending an attempt.
+fn hold(shared: &Shared, domain: &Domain, job: Job, until: Instant, reason: String) {
     let wait = until.saturating_duration_since(Instant::now());
-    let reply = local_reply(format!(
-        "{} asked us to slow down; waiting {} s before trying again",
-        domain.name,
-        wait.as_secs().max(1)
-    ));
+    let reply = local_reply(reason);
     let _ = shared.writer.write(Transition {
         id: job.claimed.id,
         to: State::Deferred,
@@ -595,7 +623,7 @@ async fn carry(
             // domain waits, and its queued recipients with it, without spending attempts.
             tracing::warn!(domain = %domain.name, "the domain pushes back; slowing down");
             for job in drain(domain) {
-                hold(shared, domain, job, until);
+                hold_paused(shared, domain, job, until);
             }
             give_back_slot(domain);
             close(session, permit).await;

@@ -235,6 +235,11 @@ impl PortWatch {
         self.any_success = true;
     }
 
+    /// Whether any mail server answered in this run (or the failures pointed at the servers).
+    pub fn any_success(&self) -> bool {
+        self.any_success
+    }
+
     /// Records that no server of `domain` could be reached, each failing as `kinds` says.
     /// Returns the verdict when this failure makes it.
     pub fn unreachable(&mut self, domain: &str, kinds: &[&'static str]) -> Option<String> {
