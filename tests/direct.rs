@@ -609,3 +609,43 @@ fn direct_send_from_the_command_line_ends_with_exact_counts() {
     assert_eq!(server.received_count(), 50);
     assert_eq!(counts(&dir).sent, 50);
 }
+
+/// The figure asked for in issue #4: 20,000 recipients over 100 domains, direct mode, through
+/// the test DNS server and four test SMTP servers. Not part of the default run:
+/// `cargo test --release --test direct -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_twenty_thousand_recipients_over_a_hundred_domains() {
+    let first = first_at(SmtpServer::builder(), ip(12, 2));
+    let port = first.port();
+    let others: Vec<SmtpServer> = (3..6)
+        .map(|host| also_at(SmtpServer::builder(), ip(12, host), port))
+        .collect();
+    let mut zone = Zone::new();
+    for n in 0..100u8 {
+        let domain = format!("bench{n}.test");
+        let host = format!("mx.{domain}");
+        zone = zone.mx(&domain, 10, &host).a(&host, ip(12, 2 + n % 4));
+    }
+    let dns = DnsServer::start(zone);
+    let emails: Vec<String> = (0..20_000)
+        .map(|n| format!("user{n}@bench{}.test", n % 100))
+        .collect();
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let dir = direct_campaign(&refs, "connections = 64", &direct_section(&dns, port, ""));
+    let engine = Engine::new().unwrap();
+    let started = Instant::now();
+    let last = finish(&mut start(&engine, &dir));
+    let elapsed = started.elapsed();
+    assert_eq!(last.counts.sent, 20_000, "{:?}", last.counts);
+    let sessions: u64 = first.sessions() + others.iter().map(SmtpServer::sessions).sum::<u64>();
+    let mx_queries: usize = (0..100)
+        .map(|n| dns.queries(&format!("bench{n}.test"), "MX"))
+        .sum();
+    eprintln!(
+        "direct: 20000 recipients, 100 domains: {:.2} s ({:.0} msg/s, import included), {sessions} SMTP sessions, {mx_queries} MX queries",
+        elapsed.as_secs_f64(),
+        20_000.0 / elapsed.as_secs_f64()
+    );
+    assert_eq!(mx_queries, 100);
+}
