@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration};
-pub use raw::{RawCampaign, RawDelivery, RawDirect, RawDkim, RawMessage, RawRecipients, RawRelay};
+pub use raw::{
+    RawCampaign, RawDelivery, RawDirect, RawDirectDomain, RawDkim, RawMessage, RawRecipients,
+    RawRelay,
+};
 
 /// A validated campaign. Paths are absolute (resolved against the campaign file's folder).
 #[derive(Debug, Clone)]
@@ -113,6 +116,24 @@ pub struct DirectSpec {
     pub helo: String,
     pub port: u16,
     pub nameservers: Vec<std::net::SocketAddr>,
+    /// Whether a failed STARTTLS handshake may be retried in plain text. Off by default: a
+    /// broken handshake can be an attacker stripping TLS.
+    pub tls_fallback: bool,
+    /// How long one DNS query may take before the domain is deferred.
+    pub dns_timeout_secs: u32,
+    /// The first pause of a domain that answered 421 or a run of 4xx; doubles per level.
+    pub backoff_pause_secs: u32,
+    /// The user's limits per destination domain, over the shipped presets.
+    pub domains: Vec<DomainLimitsSpec>,
+}
+
+/// `[[direct.domain]]`: limits for one recipient domain (ASCII or Unicode form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainLimitsSpec {
+    pub name: String,
+    pub connections: Option<u32>,
+    pub messages_per_connection: Option<u32>,
+    pub rate_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

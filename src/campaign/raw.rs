@@ -68,6 +68,20 @@ pub struct RawDirect {
     pub port: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nameservers: Vec<String>,
+    pub tls_fallback: Option<bool>,
+    pub dns_timeout_secs: Option<i64>,
+    pub backoff_pause_secs: Option<i64>,
+    #[serde(default, rename = "domain", skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<RawDirectDomain>,
+}
+
+/// `[[direct.domain]]`: the user's limits for one destination domain.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RawDirectDomain {
+    pub name: Option<String>,
+    pub connections: Option<i64>,
+    pub messages_per_connection: Option<i64>,
+    pub rate_per_hour: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -126,7 +140,21 @@ const DELIVERY_KEYS: &[&str] = &[
     "data_timeout_secs",
     "relay_cooldown_secs",
 ];
-const DIRECT_KEYS: &[&str] = &["helo", "port", "nameservers"];
+const DIRECT_KEYS: &[&str] = &[
+    "helo",
+    "port",
+    "nameservers",
+    "tls_fallback",
+    "dns_timeout_secs",
+    "backoff_pause_secs",
+    "domain",
+];
+const DIRECT_DOMAIN_KEYS: &[&str] = &[
+    "name",
+    "connections",
+    "messages_per_connection",
+    "rate_per_hour",
+];
 const RELAY_KEYS: &[&str] = &[
     "name",
     "host",
@@ -161,6 +189,17 @@ pub fn unknown_keys(table: &toml::Table) -> Vec<(String, &'static [&'static str]
         match value {
             toml::Value::Table(section) => {
                 collect_unknown(key, section, known, &mut found);
+                // `[[direct.domain]]` is the one nested table array.
+                if key == "direct"
+                    && let Some(toml::Value::Array(items)) = section.get("domain")
+                {
+                    for (index, item) in items.iter().enumerate() {
+                        if let toml::Value::Table(domain) = item {
+                            let path = format!("direct.domain[{}]", index + 1);
+                            collect_unknown(&path, domain, DIRECT_DOMAIN_KEYS, &mut found);
+                        }
+                    }
+                }
             }
             toml::Value::Array(items) => {
                 for (index, item) in items.iter().enumerate() {

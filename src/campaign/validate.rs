@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::raw::{RawCampaign, unknown_keys};
 use super::{
-    Campaign, DeliverySpec, DirectSpec, DkimSpec, MessageSpec, Mode, Problem, RecipientsSpec,
-    RelaySpec, Security, UncertainPolicy, parse_duration,
+    Campaign, DeliverySpec, DirectSpec, DkimSpec, DomainLimitsSpec, MessageSpec, Mode, Problem,
+    RecipientsSpec, RelaySpec, Security, UncertainPolicy, parse_duration,
 };
 
 /// Headers Herald writes itself; letting the campaign set them would break the message or its
@@ -437,10 +437,60 @@ fn build_direct(raw: &RawCampaign, mode: Mode, c: &mut Collector) -> DirectSpec 
             }
         })
         .collect();
+    let mut seen = std::collections::HashSet::new();
+    let domains = direct
+        .domains
+        .iter()
+        .enumerate()
+        .map(|(index, domain)| {
+            let key = format!("direct.domain[{}]", index + 1);
+            let name = required(
+                c,
+                &format!("{key}.name"),
+                domain.name.as_deref(),
+                "the recipient domain, like \"gmail.com\"",
+            )
+            .trim_end_matches('.')
+            .to_lowercase();
+            if !name.is_empty() && !seen.insert(name.clone()) {
+                c.add(
+                    format!("{key}.name"),
+                    format!("\"{name}\" is listed twice; keep one section per domain"),
+                );
+            }
+            let mut optional = |field: &str, value: Option<i64>, range| {
+                value.map(|value| c.int(&format!("{key}.{field}"), Some(value), range, 1))
+            };
+            DomainLimitsSpec {
+                name,
+                connections: optional("connections", domain.connections, 1..=512),
+                messages_per_connection: optional(
+                    "messages_per_connection",
+                    domain.messages_per_connection,
+                    0..=1_000_000,
+                ),
+                rate_per_hour: optional("rate_per_hour", domain.rate_per_hour, 0..=100_000_000),
+            }
+        })
+        .collect();
     DirectSpec {
         helo,
         port: c.int("direct.port", direct.port, 1..=65_535, 25),
         nameservers,
+        tls_fallback: direct.tls_fallback.unwrap_or(false),
+        dns_timeout_secs: c.int(
+            "direct.dns_timeout_secs",
+            direct.dns_timeout_secs,
+            1..=60,
+            5,
+        ),
+        backoff_pause_secs: c.int(
+            "direct.backoff_pause_secs",
+            direct.backoff_pause_secs,
+            1..=86_400,
+            60,
+        ),
+        domains,
     }
 }
 
@@ -642,6 +692,40 @@ password_env = "UNSET_VAR"
         let campaign = parse_in(dir.path(), &direct_ok).unwrap();
         assert_eq!(campaign.direct.nameservers.len(), 2);
         assert_eq!(campaign.direct.nameservers[1].port(), 53);
+        assert!(!campaign.direct.tls_fallback);
+        assert_eq!(campaign.direct.port, 25);
+    }
+
+    #[test]
+    fn per_domain_limits_are_read_and_checked() {
+        let dir = fixture_dir();
+        let text = format!(
+            "{MINIMAL}[direct]\nhelo = \"mail.acme.example\"\ntls_fallback = true\n\
+             [[direct.domain]]\nname = \"Gmail.com\"\nconnections = 2\nmessages_per_connection = 20\nrate_per_hour = 1000\n\
+             [[direct.domain]]\nname = \"yahoo.com\"\nconections = 3\n"
+        );
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &text)),
+            vec!["direct.domain[2].conections"]
+        );
+        let good = text.replace("conections = 3", "connections = 0");
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &good)),
+            vec!["direct.domain[2].connections"]
+        );
+        let fixed = text.replace("conections = 3", "connections = 3");
+        let campaign = parse_in(dir.path(), &fixed).unwrap();
+        assert!(campaign.direct.tls_fallback);
+        assert_eq!(
+            campaign.direct.domains[0],
+            DomainLimitsSpec {
+                name: "gmail.com".into(),
+                connections: Some(2),
+                messages_per_connection: Some(20),
+                rate_per_hour: Some(1000),
+            }
+        );
+        assert_eq!(campaign.direct.domains[1].messages_per_connection, None);
     }
 
     #[test]

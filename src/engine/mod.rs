@@ -3,6 +3,9 @@
 //! [`RunHandle`] and reports [`Progress`] on a watch channel, waking its watcher through a
 //! callback. The only async code in Herald. Knows nothing of the window or the terminal.
 
+mod direct;
+mod direct_policy;
+mod dns;
 mod outcome;
 pub mod prepare;
 mod progress;
@@ -207,12 +210,6 @@ async fn run_campaign(
     progress_tx: &watch::Sender<Progress>,
     options: &RunOptions,
 ) -> Progress {
-    if campaign.delivery.mode != Mode::Relay {
-        return failed(format!(
-            "{} mode is not available yet; use relay mode",
-            campaign.delivery.mode.as_str()
-        ));
-    }
     // Opening, importing and recovering touch the disk: keep them off the async threads.
     let prepared = {
         let campaign = campaign.clone();
@@ -235,9 +232,26 @@ async fn run_campaign(
         Ok(from) => from,
         Err(reason) => return failed(reason),
     };
-    let (relays, senders) = match run::make_relays(&campaign, options.passwords.as_ref()) {
+    // Direct mode uses no relay even when the file lists some (they may be kept for later).
+    let relay_campaign = if campaign.delivery.mode == Mode::Direct {
+        Campaign {
+            relays: Vec::new(),
+            ..campaign.clone()
+        }
+    } else {
+        campaign.clone()
+    };
+    let (relays, senders) = match run::make_relays(&relay_campaign, options.passwords.as_ref()) {
         Ok(made) => made,
         Err(reason) => return failed(reason),
+    };
+    let direct = if campaign.delivery.mode == Mode::Relay {
+        None
+    } else {
+        match direct::Direct::new(&campaign, relays.len()) {
+            Ok(direct) => Some(Arc::new(direct)),
+            Err(reason) => return failed(reason),
+        }
     };
     let (writer, writer_thread) = match Writer::spawn(&db) {
         Ok(made) => made,
@@ -273,6 +287,7 @@ async fn run_campaign(
         relays,
         outstanding: AtomicUsize::new(0),
         bounced: bounced_tx,
+        direct,
     });
 
     // The aggregator folds events into progress and publishes at most ten times a second.
@@ -313,6 +328,9 @@ async fn run_campaign(
     let outcome = run::dispatch(Arc::clone(&shared), Arc::clone(&store), senders, bounced_rx).await;
     if outcome != RunState::Finished {
         shared.event(progress::Event::State(RunState::Stopping));
+    }
+    if let Some(direct) = &shared.direct {
+        direct.shut_down(&shared).await;
     }
     for worker in workers {
         let _ = worker.await;

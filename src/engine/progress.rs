@@ -162,6 +162,11 @@ pub enum Event {
         route: usize,
         delta: i32,
     },
+    /// A route that appears during the run (a destination domain in direct mode).
+    NewRoute {
+        route: usize,
+        name: String,
+    },
     State(RunState),
 }
 
@@ -259,6 +264,14 @@ impl Aggregator {
             Event::Connections { route, delta } => {
                 if let Some(figures) = p.routes.get_mut(route) {
                     figures.connections = figures.connections.saturating_add_signed(delta);
+                }
+            }
+            Event::NewRoute { route, name } => {
+                if p.routes.len() <= route {
+                    p.routes.resize_with(route + 1, RouteProgress::default);
+                }
+                if let Some(figures) = p.routes.get_mut(route) {
+                    figures.name = name;
                 }
             }
             Event::State(state) => p.state = state,

@@ -1,7 +1,8 @@
-//! One run of a campaign in relay mode: a dispatcher that claims due recipients from the store
-//! and deals them to relays by weight, workers that each hold one SMTP session, and the batched
-//! writer that records every outcome. Claims are committed before sending; whatever is claimed
-//! but not sent when the run pauses or stops goes back to `pending`.
+//! One run of a campaign: a dispatcher that claims due recipients from the store and deals them
+//! to the direct router (direct and mixed modes, `direct.rs`) or to relays by weight, relay
+//! workers that each hold one SMTP session, and the batched writer that records every outcome.
+//! Claims are committed before sending; whatever is claimed but not sent when the run pauses or
+//! stops goes back to `pending`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +32,10 @@ pub enum Control {
 const IDLE_SESSION: Duration = Duration::from_secs(2);
 
 pub(super) struct Job {
-    claimed: Claimed,
+    pub claimed: Claimed,
+    /// Bound for the relays: always in relay mode; in mixed mode once direct delivery failed
+    /// for a reason a relay can fix.
+    pub to_relay: bool,
 }
 
 /// A relay's health and limits, shared by the dispatcher and the relay's workers.
@@ -103,10 +107,12 @@ pub(super) struct Shared {
     /// Claimed and not yet finished (sent, deferred, failed, released).
     pub outstanding: AtomicUsize,
     pub bounced: mpsc::UnboundedSender<Job>,
+    /// The direct router, in direct and mixed modes.
+    pub direct: Option<Arc<super::direct::Direct>>,
 }
 
 impl Shared {
-    fn control(&self) -> Control {
+    pub(super) fn control(&self) -> Control {
         *self.control.borrow()
     }
 
@@ -115,7 +121,7 @@ impl Shared {
     }
 
     /// Gives an unsent job back to `pending`, keeping its attempts.
-    fn release(&self, job: Job) {
+    pub(super) fn release(&self, job: Job) {
         let _ = self.writer.write(Transition {
             id: job.claimed.id,
             to: State::Pending,
@@ -175,6 +181,8 @@ pub(super) fn make_relays(
                 helo: helo_name(campaign),
                 credentials,
                 ca_pem,
+                address: None,
+                opportunistic_tls: None,
             },
             weight: spec.weight,
             workers,
@@ -188,7 +196,7 @@ pub(super) fn make_relays(
 }
 
 /// Our EHLO name: the direct-mode HELO if set, else the sender's domain.
-fn helo_name(campaign: &Campaign) -> String {
+pub(super) fn helo_name(campaign: &Campaign) -> String {
     if !campaign.direct.helo.is_empty() {
         return campaign.direct.helo.clone();
     }
@@ -249,6 +257,10 @@ pub(super) async fn dispatch(
     let mut sleep = PeriodicSleep::new(delivery.sleep_every, delivery.sleep_seconds);
     let mut picker = WeightedPicker::new(shared.relays.len());
     let claim_size = (u32::from(delivery.connections) * 2).clamp(16, 1_000);
+    // Direct mode keeps a wider window of claimed recipients so that each domain's queue holds
+    // enough of them for one connection to carry many messages.
+    let direct_window = (usize::from(delivery.connections) * 32).clamp(256, 4_000);
+    let direct_only = shared.direct.is_some() && shared.relays.is_empty();
     let mut shown = RunState::Starting;
     let show = |state: RunState, shown: &mut RunState| {
         if *shown != state {
@@ -265,11 +277,34 @@ pub(super) async fn dispatch(
         while let Ok(job) = bounced.try_recv() {
             buffer.push_front(job);
         }
+        if direct_only
+            && let Some(direct) = &shared.direct
+            && let Some(reason) = direct.blocked()
+        {
+            // Nothing will get through until the user changes the network or the mode.
+            for job in buffer.drain(..) {
+                shared.release(job);
+            }
+            direct.release_all(&shared);
+            show(
+                RunState::Paused {
+                    reason: Some(reason),
+                    needs_user: true,
+                },
+                &mut shown,
+            );
+            let _ = control.changed().await;
+            direct.unblock();
+            continue;
+        }
         match shared.control() {
             Control::Stop => break RunState::Stopped,
             Control::Pause => {
                 for job in buffer.drain(..) {
                     shared.release(job);
+                }
+                if let Some(direct) = &shared.direct {
+                    direct.release_all(&shared);
                 }
                 if !matches!(shown, RunState::Paused { .. }) {
                     show(
@@ -311,6 +346,20 @@ pub(super) async fn dispatch(
             continue;
         }
         if buffer.is_empty() {
+            let in_flight = shared.outstanding.load(Ordering::SeqCst);
+            let claim_size = if shared.direct.is_some() {
+                if in_flight >= direct_window {
+                    tokio::select! {
+                        _ = control.changed() => {}
+                        Some(job) = bounced.recv() => buffer.push_front(job),
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                    continue;
+                }
+                ((direct_window - in_flight) as u32).min(1_000)
+            } else {
+                claim_size
+            };
             let claimed = {
                 let store = Arc::clone(&store);
                 let id = shared.campaign_id;
@@ -364,8 +413,34 @@ pub(super) async fn dispatch(
                 .fetch_add(claimed.len(), Ordering::SeqCst);
             for row in claimed {
                 shared.event(Event::Claimed { from: row.from });
-                buffer.push_back(Job { claimed: row });
+                // A recipient a relay already tried (mixed mode) stays with the relays.
+                let to_relay = match &shared.direct {
+                    None => true,
+                    Some(_) => row.route.as_ref().is_some_and(|route| {
+                        shared
+                            .relays
+                            .iter()
+                            .any(|relay| &relay.target.route == route)
+                    }),
+                };
+                buffer.push_back(Job {
+                    claimed: row,
+                    to_relay,
+                });
             }
+        }
+        if let Some(direct) = &shared.direct
+            && buffer.front().is_some_and(|job| !job.to_relay)
+        {
+            let Some(job) = buffer.pop_front() else {
+                continue;
+            };
+            show(RunState::Running, &mut shown);
+            direct.enqueue(&shared, job);
+            let now = Instant::now();
+            bucket.take(now);
+            sleep.count(now);
+            continue;
         }
         // Choose a relay that is up and within its rate.
         let now = Instant::now();
@@ -605,6 +680,26 @@ async fn open_session(
     }
 }
 
+/// Builds one recipient's message and envelope address; a failure is permanent for them.
+pub(super) fn compose_for(
+    shared: &Shared,
+    claimed: &Claimed,
+) -> Result<(EnvelopeAddress, Vec<u8>), Attempt> {
+    let invalid = || Attempt::Permanent(local_reply("the address is not valid"));
+    let address = EmailAddress::parse(&claimed.email).map_err(|_| invalid())?;
+    let envelope = address.to_ascii();
+    let data = RecipientData {
+        id: claimed.id,
+        email: &envelope,
+        fields_json: &claimed.fields_json,
+    };
+    let composed = shared.composer.compose(&data).map_err(|error| {
+        Attempt::Permanent(local_reply(format!("could not build the message: {error}")))
+    })?;
+    let to = envelope_address(&composed.envelope_to).map_err(|_| invalid())?;
+    Ok((to, composed.bytes))
+}
+
 async fn deliver(
     shared: &Shared,
     relay: &Relay,
@@ -612,45 +707,12 @@ async fn deliver(
     session: &mut Option<(Session, OwnedSemaphorePermit)>,
     job: Job,
 ) {
-    let claimed = &job.claimed;
-    let Ok(address) = EmailAddress::parse(&claimed.email) else {
-        finish(
-            shared,
-            route,
-            &job,
-            Attempt::Permanent(local_reply("the address is not valid")),
-            None,
-        );
-        return;
-    };
-    let envelope = address.to_ascii();
-    let data = RecipientData {
-        id: claimed.id,
-        email: &envelope,
-        fields_json: &claimed.fields_json,
-    };
-    let composed = match shared.composer.compose(&data) {
+    let (to, bytes) = match compose_for(shared, &job.claimed) {
         Ok(composed) => composed,
-        Err(error) => {
-            finish(
-                shared,
-                route,
-                &job,
-                Attempt::Permanent(local_reply(format!("could not build the message: {error}"))),
-                None,
-            );
+        Err(attempt) => {
+            finish(shared, route, &job, attempt, None);
             return;
         }
-    };
-    let Ok(to) = envelope_address(&composed.envelope_to) else {
-        finish(
-            shared,
-            route,
-            &job,
-            Attempt::Permanent(local_reply("the address is not valid")),
-            None,
-        );
-        return;
     };
     // A reused session the server has closed fails before anything is sent: retry once on a
     // fresh one without counting an attempt.
@@ -673,7 +735,7 @@ async fn deliver(
         let Some((open, _)) = session.as_mut() else {
             continue;
         };
-        let offer = open.send(&shared.from, &to, &composed.bytes).await;
+        let offer = open.send(&shared.from, &to, &bytes).await;
         let spent = open.messages;
         if !offer.usable {
             if let Some((dead, permit)) = session.take() {
@@ -701,7 +763,13 @@ async fn deliver(
     let _ = shared.bounced.send(job);
 }
 
-fn finish(shared: &Shared, route: usize, job: &Job, attempt: Attempt, route_name: Option<&str>) {
+pub(super) fn finish(
+    shared: &Shared,
+    route: usize,
+    job: &Job,
+    attempt: Attempt,
+    route_name: Option<&str>,
+) {
     let decision = decide(&attempt, job.claimed.attempts, &shared.delivery);
     let uncertain = matches!(attempt, Attempt::Uncertain(_));
     let reply = match attempt {

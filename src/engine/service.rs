@@ -532,6 +532,8 @@ impl Worker {
             helo: helo.to_string(),
             credentials,
             ca_pem,
+            address: None,
+            opportunistic_tls: None,
         };
         let timeouts = Timeouts {
             connect: Duration::from_secs(10),

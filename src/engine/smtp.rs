@@ -34,6 +34,13 @@ pub struct Target {
     pub credentials: Option<(String, String)>,
     /// Extra CA certificates (PEM) to trust, for private relays.
     pub ca_pem: Option<Vec<u8>>,
+    /// Connect to this address instead of resolving `host` (direct mode resolves MX hosts
+    /// itself; `host` stays the name TLS is negotiated for).
+    pub address: Option<std::net::IpAddr>,
+    /// Opportunistic STARTTLS (direct mode, RFC 3207 + RFC 7435): use TLS when offered,
+    /// without authenticating the certificate. `Some(true)` also allows retrying in plain text
+    /// when the handshake fails.
+    pub opportunistic_tls: Option<bool>,
 }
 
 impl std::fmt::Debug for Target {
@@ -44,6 +51,7 @@ impl std::fmt::Debug for Target {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("security", &self.security)
+            .field("address", &self.address)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +83,18 @@ impl ConnectError {
     /// Failures that waiting will not fix: the user must change the settings.
     pub fn needs_user(&self) -> bool {
         matches!(self, ConnectError::Tls(_) | ConnectError::Auth(_))
+    }
+
+    /// How the TCP connection failed, when it never reached SMTP: the same answer from many
+    /// unrelated hosts is the mark of a network that filters the port.
+    pub fn network_kind(&self) -> Option<&'static str> {
+        match self {
+            ConnectError::Timeout(_) => Some("timed out"),
+            ConnectError::Network(text) if text.contains("refused") => Some("refused"),
+            ConnectError::Network(text) if text.contains("unreachable") => Some("unreachable"),
+            ConnectError::Network(_) => Some("failed"),
+            _ => None,
+        }
     }
 }
 
@@ -119,9 +139,34 @@ fn reply_of(error: &lettre::transport::smtp::Error) -> Option<Reply> {
 impl Session {
     /// Opens a session: TCP (no Nagle), greeting and EHLO, TLS as configured, AUTH if configured.
     pub async fn connect(target: &Target, timeouts: Timeouts) -> Result<Session, ConnectError> {
+        match Session::connect_once(target, timeouts, true).await {
+            // RFC 7435 §3: falling back to cleartext is the user's call, never ours.
+            Err(ConnectError::Tls(reason)) if target.opportunistic_tls == Some(true) => {
+                tracing::warn!(%reason, host = %target.host, "STARTTLS failed; retrying in plain text as allowed");
+                Session::connect_once(target, timeouts, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_once(
+        target: &Target,
+        timeouts: Timeouts,
+        try_tls: bool,
+    ) -> Result<Session, ConnectError> {
         let connect_secs = timeouts.connect.as_secs();
         let address = (target.host.as_str(), target.port);
-        let tcp = match timeout(timeouts.connect, TcpStream::connect(address)).await {
+        let opened = match target.address {
+            Some(ip) => {
+                timeout(
+                    timeouts.connect,
+                    TcpStream::connect(std::net::SocketAddr::new(ip, target.port)),
+                )
+                .await
+            }
+            None => timeout(timeouts.connect, TcpStream::connect(address)).await,
+        };
+        let tcp = match opened {
             Err(_) => return Err(ConnectError::Timeout(connect_secs)),
             Ok(Err(error)) => return Err(ConnectError::Network(error.to_string())),
             Ok(Ok(tcp)) => tcp,
@@ -170,6 +215,20 @@ impl Session {
             Err(_) => return Err(ConnectError::Timeout(timeouts.command.as_secs())),
             Ok(result) => result?,
         };
+        if target.opportunistic_tls.is_some() && try_tls && conn.can_starttls() {
+            // Unauthenticated encryption still beats plain text against passive listeners
+            // (RFC 7435 §1); MX hosts rarely present a certificate for the name we looked up.
+            let params = TlsParameters::builder(target.host.clone())
+                .dangerous_accept_invalid_certs(true)
+                .dangerous_accept_invalid_hostnames(true)
+                .build_rustls()
+                .map_err(|error| ConnectError::Tls(error_text(&error)))?;
+            match timeout(timeouts.command, conn.starttls(params, &hello)).await {
+                Err(_) => return Err(ConnectError::Timeout(timeouts.command.as_secs())),
+                Ok(Err(error)) => return Err(ConnectError::Tls(error_text(&error))),
+                Ok(Ok(())) => {}
+            }
+        }
         if target.security == Security::StartTls {
             if !conn.can_starttls() {
                 conn.abort().await;

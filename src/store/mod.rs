@@ -150,6 +150,8 @@ pub struct Claimed {
     pub attempts: u32,
     /// The state the row was claimed from (pending or deferred).
     pub from: State,
+    /// The route of the last attempt (a relay's name or an MX host), if any.
+    pub route: Option<String>,
 }
 
 /// A recipient row to add at import.
@@ -510,7 +512,7 @@ impl Store {
         let mut claimed = Vec::new();
         {
             let mut due = tx.prepare_cached(
-                "SELECT id, email, fields, attempts, state FROM recipient
+                "SELECT id, email, fields, attempts, state, route FROM recipient
                  WHERE campaign_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2
                  ORDER BY next_attempt_at LIMIT ?3",
             )?;
@@ -521,7 +523,7 @@ impl Store {
             let left = limit.saturating_sub(claimed.len() as u32);
             if left > 0 {
                 let mut pending = tx.prepare_cached(
-                    "SELECT id, email, fields, attempts, state FROM recipient
+                    "SELECT id, email, fields, attempts, state, route FROM recipient
                      WHERE campaign_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
                 )?;
                 let rows = pending.query_map(params![campaign, left], read_claimed)?;
@@ -760,6 +762,7 @@ fn read_claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         fields_json: row.get(2)?,
         attempts: row.get(3)?,
         from: State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending),
+        route: row.get(5)?,
     })
 }
 

@@ -56,6 +56,16 @@ pub fn addresses(count: usize) -> Vec<String> {
 /// Writes a campaign with `emails` as recipients, sending through `relays`, with extra lines
 /// for the `[delivery]` section.
 pub fn campaign(emails: &[String], relays: &[RelayConf], delivery: &str) -> CampaignDir {
+    campaign_with(emails, relays, delivery, "")
+}
+
+/// Like [`campaign`], with more sections (e.g. `[direct]`) appended to the file.
+pub fn campaign_with(
+    emails: &[String],
+    relays: &[RelayConf],
+    delivery: &str,
+    sections: &str,
+) -> CampaignDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut csv = String::from("email,first_name\n");
     for (n, email) in emails.iter().enumerate() {
@@ -89,6 +99,8 @@ pub fn campaign(emails: &[String], relays: &[RelayConf], delivery: &str) -> Camp
             relay.name, relay.port, relay.weight, relay.extra
         ));
     }
+    text.push('\n');
+    text.push_str(sections);
     let campaign = dir.path().join("campaign.toml");
     std::fs::write(&campaign, text).expect("campaign");
     let db = dir.path().join("herald.db");

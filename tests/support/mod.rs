@@ -1,5 +1,7 @@
-//! Shared helpers of the integration tests: the scriptable SMTP server and campaign fixtures.
+//! Shared helpers of the integration tests: the scriptable SMTP server, the test DNS server and campaign
+//! fixtures.
 #![allow(dead_code)]
 
 pub mod campaign;
+pub mod dns_server;
 pub mod smtp_server;

@@ -112,6 +112,7 @@ impl Shared {
 
 /// Builder for [`SmtpServer`]; get one from [`SmtpServer::builder`].
 pub struct SmtpServerBuilder {
+    ip: std::net::Ipv4Addr,
     port: u16,
     config: Config,
 }
@@ -119,6 +120,7 @@ pub struct SmtpServerBuilder {
 impl Default for SmtpServerBuilder {
     fn default() -> Self {
         SmtpServerBuilder {
+            ip: std::net::Ipv4Addr::LOCALHOST,
             port: 0,
             config: Config {
                 rule: Arc::new(|_: &str, _: u32| Reply::Accept),
@@ -137,6 +139,13 @@ impl SmtpServerBuilder {
     /// Bind this port on 127.0.0.1 (e.g. to "restart" a stopped server); default 0 (any free).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Bind this loopback address instead of 127.0.0.1 (any 127.0.0.x works on Linux), so
+    /// that several servers can share one port as different "MX hosts".
+    pub fn ip(mut self, ip: std::net::Ipv4Addr) -> Self {
+        self.ip = ip;
         self
     }
 
@@ -193,7 +202,7 @@ impl SmtpServerBuilder {
     /// Bind 127.0.0.1 and start serving on a background thread. Panics if it cannot bind
     /// (a port given with [`port`](Self::port) is retried for up to 5 s while in use).
     pub fn start(self) -> SmtpServer {
-        let std_listener = bind_with_retry(self.port);
+        let std_listener = bind_with_retry(self.ip, self.port);
         let addr = match std_listener.local_addr() {
             Ok(addr) => addr,
             Err(e) => panic!("smtp test server: local_addr: {e}"),
@@ -250,10 +259,10 @@ impl SmtpServerBuilder {
     }
 }
 
-fn bind_with_retry(port: u16) -> StdTcpListener {
+fn bind_with_retry(ip: std::net::Ipv4Addr, port: u16) -> StdTcpListener {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match StdTcpListener::bind(("127.0.0.1", port)) {
+        match StdTcpListener::bind((ip, port)) {
             Ok(listener) => return listener,
             Err(e) if port != 0 && e.kind() == io::ErrorKind::AddrInUse => {
                 if Instant::now() >= deadline {
@@ -261,7 +270,7 @@ fn bind_with_retry(port: u16) -> StdTcpListener {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => panic!("smtp test server: cannot bind 127.0.0.1:{port}: {e}"),
+            Err(e) => panic!("smtp test server: cannot bind {ip}:{port}: {e}"),
         }
     }
 }

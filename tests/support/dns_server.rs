@@ -1,0 +1,264 @@
+//! An authoritative DNS server for Herald's integration tests: hickory-server with one in-memory
+//! zone (`test.`), on 127.0.0.1 over real UDP and TCP, answering MX, A, CNAME and TXT records
+//! the test adds (null MX included; names not in the zone get NXDOMAIN). It counts the queries
+//! it receives so a test can prove how many lookups Herald made. Also a "silent" server that
+//! takes queries and never answers. Owns its thread and tokio runtime, like the SMTP server.
+//! Test-only.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::rr::rdata::{A, CNAME, MX, SOA, TXT};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::sync::oneshot;
+
+const ORIGIN: &str = "test.";
+const TTL: u32 = 300;
+
+fn name(text: &str) -> Name {
+    let full = if text.ends_with('.') {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    };
+    match Name::from_utf8(&full) {
+        Ok(name) => name,
+        Err(e) => panic!("dns test server: bad name {full}: {e}"),
+    }
+}
+
+/// The records of the `test.` zone. Every name must end in `.test`.
+#[derive(Default, Clone)]
+pub struct Zone {
+    records: Vec<Record>,
+}
+
+impl Zone {
+    pub fn new() -> Zone {
+        Zone::default()
+    }
+
+    /// `domain MX preference host`.
+    pub fn mx(mut self, domain: &str, preference: u16, host: &str) -> Zone {
+        self.records.push(Record::from_rdata(
+            name(domain),
+            TTL,
+            RData::MX(MX::new(preference, name(host))),
+        ));
+        self
+    }
+
+    /// The null MX of RFC 7505: `domain MX 0 .`.
+    pub fn null_mx(mut self, domain: &str) -> Zone {
+        self.records.push(Record::from_rdata(
+            name(domain),
+            TTL,
+            RData::MX(MX::new(0, Name::root())),
+        ));
+        self
+    }
+
+    pub fn a(mut self, host: &str, ip: Ipv4Addr) -> Zone {
+        self.records
+            .push(Record::from_rdata(name(host), TTL, RData::A(A(ip))));
+        self
+    }
+
+    pub fn cname(mut self, alias: &str, target: &str) -> Zone {
+        self.records.push(Record::from_rdata(
+            name(alias),
+            TTL,
+            RData::CNAME(CNAME(name(target))),
+        ));
+        self
+    }
+
+    pub fn txt(mut self, domain: &str, text: &str) -> Zone {
+        self.records.push(Record::from_rdata(
+            name(domain),
+            TTL,
+            RData::TXT(TXT::new(vec![text.to_string()])),
+        ));
+        self
+    }
+}
+
+type Log = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Answers from the catalog, logging each query first.
+struct Counting {
+    catalog: Catalog,
+    log: Log,
+}
+
+impl RequestHandler for Counting {
+    // The trait is declared with `async_trait`; this is its desugared form, which spares a
+    // dependency on the macro crate.
+    fn handle_request<'life0, 'life1, 'async_trait, R, T>(
+        &'life0 self,
+        request: &'life1 Request,
+        response_handle: R,
+    ) -> Pin<Box<dyn Future<Output = ResponseInfo> + Send + 'async_trait>>
+    where
+        R: ResponseHandler + 'async_trait,
+        T: Time + 'async_trait,
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        if let Ok(info) = request.request_info() {
+            let queried = info.query.name().to_string().to_lowercase();
+            let kind = info.query.query_type().to_string();
+            self.log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((queried, kind));
+        }
+        self.catalog
+            .handle_request::<R, T>(request, response_handle)
+    }
+}
+
+/// A running test DNS server; stops when dropped.
+pub struct DnsServer {
+    addr: SocketAddr,
+    log: Log,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    /// The silent server's sockets, kept open so queries are received and never answered.
+    _silent: Option<(StdUdpSocket, StdTcpListener)>,
+}
+
+impl DnsServer {
+    /// Serves `zone` on 127.0.0.1 (UDP and TCP on the same free port).
+    pub fn start(zone: Zone) -> DnsServer {
+        let (udp, tcp) = bind_pair();
+        let addr = udp.local_addr().expect("dns test server: local addr");
+        let mut handler: InMemoryZoneHandler =
+            InMemoryZoneHandler::empty(name(ORIGIN), ZoneType::Primary, AxfrPolicy::Deny);
+        let soa = SOA::new(
+            name("ns.test."),
+            name("hostmaster.test."),
+            1,
+            3_600,
+            600,
+            86_400,
+            60,
+        );
+        assert!(handler.upsert_mut(Record::from_rdata(name(ORIGIN), TTL, RData::SOA(soa)), 1));
+        for record in zone.records {
+            assert!(
+                handler.upsert_mut(record, 1),
+                "dns test server: record refused"
+            );
+        }
+        let mut catalog = Catalog::new();
+        let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+        catalog.upsert(LowerName::new(&name(ORIGIN)), vec![handler]);
+        let log: Log = Arc::default();
+        let counting = Counting {
+            catalog,
+            log: Arc::clone(&log),
+        };
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("dns-test-server-{}", addr.port()))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("dns test server: runtime");
+                runtime.block_on(async move {
+                    udp.set_nonblocking(true).expect("nonblocking udp");
+                    tcp.set_nonblocking(true).expect("nonblocking tcp");
+                    let mut server = Server::new(counting);
+                    server
+                        .register_socket(tokio::net::UdpSocket::from_std(udp).expect("tokio udp"));
+                    server.register_listener(
+                        tokio::net::TcpListener::from_std(tcp).expect("tokio tcp"),
+                        Duration::from_secs(5),
+                        4_096,
+                    );
+                    let _ = shutdown_rx.await;
+                    let _ = server.shutdown_gracefully().await;
+                });
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })
+            .expect("dns test server: thread");
+        DnsServer {
+            addr,
+            log,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+            _silent: None,
+        }
+    }
+
+    /// A server that receives every query and never answers (UDP read by nobody, TCP never
+    /// accepted): the resolver must time out.
+    pub fn silent() -> DnsServer {
+        let (udp, tcp) = bind_pair();
+        let addr = udp.local_addr().expect("dns test server: local addr");
+        DnsServer {
+            addr,
+            log: Arc::default(),
+            shutdown: None,
+            thread: None,
+            _silent: Some((udp, tcp)),
+        }
+    }
+
+    /// `ip:port` for `[direct] nameservers`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many queries of `kind` (e.g. "MX", "A") named `domain` arrived.
+    pub fn queries(&self, domain: &str, kind: &str) -> usize {
+        let wanted = name(domain).to_string().to_lowercase();
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(queried, queried_kind)| *queried == wanted && queried_kind == kind)
+            .count()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A UDP socket and a TCP listener on the same free port of 127.0.0.1.
+fn bind_pair() -> (StdUdpSocket, StdTcpListener) {
+    for _ in 0..50 {
+        let Ok(udp) = StdUdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = udp.local_addr() else {
+            continue;
+        };
+        if let Ok(tcp) = StdTcpListener::bind(addr) {
+            return (udp, tcp);
+        }
+    }
+    panic!("dns test server: no free port for UDP and TCP");
+}
