@@ -1,0 +1,90 @@
+//! Frame time of the window with 1,000,000 recipients in the table (issue #6): the real app in
+//! egui_kittest's headless harness (layout and accessibility, no GPU painting), on the
+//! Recipients tab, scrolled through the whole table with the mouse wheel while blocks of rows
+//! arrive from the engine's service thread. Prints the median, 95th percentile and worst frame.
+//! Target: under 16 ms. Run: `cargo bench --bench ui_frames` (HERALD_BENCH_ROWS to change the
+//! size).
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use herald::ui::{HeraldApp, Remembered};
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let rows: usize = std::env::var("HERALD_BENCH_ROWS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::with_capacity(rows * 48);
+    csv.push_str("email,first_name,city\n");
+    for n in 0..rows {
+        csv.push_str(&format!("reader{n}@mail{}.example,Reader{n},City{}\n", n % 100, n % 37));
+    }
+    std::fs::write(dir.path().join("list.csv"), csv).unwrap();
+    std::fs::write(dir.path().join("body.txt"), "Hello {{ first_name }}").unwrap();
+    let campaign = dir.path().join("campaign.toml");
+    std::fs::write(
+        &campaign,
+        "[message]\nfrom = \"A <a@herald.example>\"\nsubject = \"Hi\"\ntext = \"body.txt\"\n\
+         [recipients]\ncsv = \"list.csv\"\n[[relay]]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n",
+    )
+    .unwrap();
+    let db = dir.path().join("herald.db");
+    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("import")
+        .arg(&campaign)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(imported.status.success());
+
+    let remembered = Remembered {
+        tab: herald::ui::Tab::Recipients,
+        ..Remembered::default()
+    };
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .build_eframe(move |cc| {
+            HeraldApp::with_service(cc.egui_ctx.clone(), db, Some(campaign), remembered).unwrap()
+        });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while harness.state().table_total() < rows as u64 {
+        assert!(Instant::now() < deadline, "the table never filled");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let table_point = harness.get_by_label("Email").rect().center() + egui::vec2(0.0, 200.0);
+    let mut frames = Vec::new();
+    // Fling down through the table, then back up, one wheel event a frame.
+    for direction in [-1.0_f32, 1.0] {
+        for _ in 0..600 {
+            harness.hover_at(table_point);
+            harness.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, direction * 40_000.0),
+                modifiers: egui::Modifiers::default(),
+            });
+            let started = Instant::now();
+            harness.step();
+            frames.push(started.elapsed());
+        }
+    }
+    frames.sort();
+    let at = |q: f64| frames[((frames.len() - 1) as f64 * q) as usize];
+    let (median, p95, worst) = (at(0.5), at(0.95), at(1.0));
+    println!(
+        "ui frames, {rows} recipients in the table, {} frames while scrolling: median {:.2} ms, p95 {:.2} ms, worst {:.2} ms (target < 16 ms: {})",
+        frames.len(),
+        median.as_secs_f64() * 1e3,
+        p95.as_secs_f64() * 1e3,
+        worst.as_secs_f64() * 1e3,
+        if p95 < Duration::from_millis(16) { "met at p95" } else { "NOT met" }
+    );
+}
