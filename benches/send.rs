@@ -22,7 +22,11 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn is_root() -> bool {
@@ -94,7 +98,11 @@ fn write_campaign(dir: &Path, recipients: usize, port: u16) -> PathBuf {
     let mut csv = String::with_capacity(recipients * 48);
     csv.push_str("email,first_name,city\n");
     for i in 0..recipients {
-        csv.push_str(&format!("reader{i}@d{}.example,Reader{i},City{}\n", i % 100, i % 37));
+        csv.push_str(&format!(
+            "reader{i}@d{}.example,Reader{i},City{}\n",
+            i % 100,
+            i % 37
+        ));
     }
     std::fs::write(dir.join("list.csv"), csv).unwrap();
     let campaign = dir.join("campaign.toml");
@@ -113,7 +121,9 @@ fn write_campaign(dir: &Path, recipients: usize, port: u16) -> PathBuf {
 
 fn message_size(campaign: &Path) -> usize {
     let campaign = herald::campaign::Campaign::load(campaign).unwrap();
-    let composer = herald::compose::Composer::new(&campaign).map_err(|e| format!("{e:?}")).unwrap();
+    let composer = herald::compose::Composer::new(&campaign)
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
     let fields = r#"{"first_name":"Reader1","city":"City1"}"#;
     let composed = composer
         .compose(&herald::compose::RecipientData {
@@ -139,7 +149,10 @@ fn timed(command: &mut Command) -> (Duration, Option<u64>) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let peak = stderr
         .lines()
-        .find_map(|line| line.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .and_then(|value| value.trim().parse().ok());
     (elapsed, peak)
 }
@@ -174,22 +187,40 @@ fn main() {
     let source = find_tool("smtp-source").expect("smtp-source not found: apt-get install postfix");
     let (reference, _) = timed(
         Command::new(source)
-            .args(["-d", "-s", "50", "-m", &messages.to_string(), "-l", &size.to_string()])
+            .args([
+                "-d",
+                "-s",
+                "50",
+                "-m",
+                &messages.to_string(),
+                "-l",
+                &size.to_string(),
+            ])
             .args(["-f", "bench@herald.example", "-t", "reader@d1.example"])
             .arg(format!("127.0.0.1:{port}")),
     );
     let reference_rate = messages as f64 / reference.as_secs_f64();
 
-    let (_, _) = timed(&mut herald_command(&["import", &campaign_arg, "--db", &db], false));
-    let (elapsed, peak) = timed(&mut herald_command(&["send", &campaign_arg, "--db", &db], true));
+    let (_, _) = timed(&mut herald_command(
+        &["import", &campaign_arg, "--db", &db],
+        false,
+    ));
+    let (elapsed, peak) = timed(&mut herald_command(
+        &["send", &campaign_arg, "--db", &db],
+        true,
+    ));
     let rate = messages as f64 / elapsed.as_secs_f64();
     let ratio = rate / reference_rate;
     println!("message size: {size} bytes; {messages} messages, 50 connections, same smtp-sink");
-    println!("smtp-source -d -s 50: {:.2} s, {reference_rate:.0} msg/s", reference.as_secs_f64());
+    println!(
+        "smtp-source -d -s 50: {:.2} s, {reference_rate:.0} msg/s",
+        reference.as_secs_f64()
+    );
     println!(
         "herald send:          {:.2} s, {rate:.0} msg/s (peak RSS {} MiB)",
         elapsed.as_secs_f64(),
-        peak.map(|kib| (kib / 1024).to_string()).unwrap_or_else(|| "?".into())
+        peak.map(|kib| (kib / 1024).to_string())
+            .unwrap_or_else(|| "?".into())
     );
     println!(
         "ratio herald/smtp-source: {ratio:.2} (target >= 0.50: {})",
@@ -201,14 +232,22 @@ fn main() {
         let campaign = write_campaign(big.path(), memory_recipients, port);
         let campaign_arg = campaign.to_string_lossy().into_owned();
         let db = big.path().join("bench.db").to_string_lossy().into_owned();
-        let (_, _) = timed(&mut herald_command(&["import", &campaign_arg, "--db", &db], false));
-        let (elapsed, peak) = timed(&mut herald_command(&["send", &campaign_arg, "--db", &db], true));
+        let (_, _) = timed(&mut herald_command(
+            &["import", &campaign_arg, "--db", &db],
+            false,
+        ));
+        let (elapsed, peak) = timed(&mut herald_command(
+            &["send", &campaign_arg, "--db", &db],
+            true,
+        ));
         let peak_mib = peak.map(|kib| kib as f64 / 1024.0);
         println!(
             "memory run: {memory_recipients} recipients in {:.1} s ({:.0} msg/s), peak RSS {} (target < 150 MiB: {})",
             elapsed.as_secs_f64(),
             memory_recipients as f64 / elapsed.as_secs_f64(),
-            peak_mib.map(|mib| format!("{mib:.0} MiB")).unwrap_or_else(|| "unknown".into()),
+            peak_mib
+                .map(|mib| format!("{mib:.0} MiB"))
+                .unwrap_or_else(|| "unknown".into()),
             match peak_mib {
                 Some(mib) if mib < 150.0 => "met",
                 Some(_) => "NOT met",
