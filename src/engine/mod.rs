@@ -8,6 +8,7 @@ pub mod prepare;
 mod progress;
 mod run;
 mod smtp;
+pub mod test_send;
 mod throttle;
 
 use std::path::{Path, PathBuf};

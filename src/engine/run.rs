@@ -631,6 +631,10 @@ async fn deliver(
     };
     let composed = match shared.composer.compose(&data) {
         Ok(composed) => composed,
+        Err(error) if error.skip_reason().is_some() => {
+            skip(shared, route, &job, error.skip_reason().unwrap_or_default());
+            return;
+        }
         Err(error) => {
             finish(
                 shared,
@@ -699,6 +703,28 @@ async fn deliver(
         return;
     }
     let _ = shared.bounced.send(job);
+}
+
+/// The personalization script skipped this recipient (issue #5): recorded with its reason,
+/// never sent.
+fn skip(shared: &Shared, route: usize, job: &Job, reason: &str) {
+    let reply = local_reply(reason);
+    let _ = shared.writer.write(Transition {
+        id: job.claimed.id,
+        to: State::Skipped,
+        attempts: job.claimed.attempts,
+        next_attempt_at_ms: 0,
+        route: None,
+        reply: Some(reply.clone()),
+    });
+    shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+    shared.event(Event::Outcome {
+        route,
+        email: job.claimed.email.clone(),
+        to: State::Skipped,
+        uncertain: false,
+        reply: Some(reply),
+    });
 }
 
 fn finish(shared: &Shared, route: usize, job: &Job, attempt: Attempt, route_name: Option<&str>) {
