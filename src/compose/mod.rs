@@ -125,7 +125,10 @@ struct LoadedAttachment {
     name: String,
     content_type: ContentType,
     mime: String,
-    bytes: Vec<u8>,
+    size_bytes: u64,
+    /// Base64-encoded once at load, whatever the type: exact bytes, lines of 76 (RFC 2045
+    /// §6.8), and no re-encoding per recipient.
+    body: lettre::message::Body,
 }
 
 /// Everything needed to compose a campaign's messages, compiled once.
@@ -271,7 +274,7 @@ impl Composer {
         let info = |file: &LoadedAttachment, inline: bool| AttachmentInfo {
             name: file.name.clone(),
             content_type: file.mime.clone(),
-            size_bytes: file.bytes.len() as u64,
+            size_bytes: file.size_bytes,
             inline,
         };
         self.attachments
@@ -399,9 +402,17 @@ impl Composer {
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())
             .to(to.clone())
-            .subject(parts.subject.clone())
             .message_id(Some(message_id.clone()))
             .date_now();
+        builder = if has_long_word(&parts.subject) {
+            builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("Subject"),
+                parts.subject.clone(),
+                encoded_words(&parts.subject),
+            ))
+        } else {
+            builder.subject(parts.subject.clone())
+        };
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
@@ -438,13 +449,15 @@ impl Composer {
             }
         }
         for ((name, _), (_, value)) in self.headers.iter().zip(&parts.headers) {
-            if value.len() > MAX_UNFOLDABLE_HEADER && !value.contains(' ') {
-                return Err(ComposeError::Build(format!(
-                    "the {name} header is {} characters without a space; the limit is {MAX_UNFOLDABLE_HEADER}",
-                    value.len()
-                )));
-            }
-            builder = builder.raw_header(HeaderValue::new(name.clone(), value.clone()));
+            builder = builder.raw_header(if has_long_word(value) {
+                HeaderValue::dangerous_new_pre_encoded(
+                    name.clone(),
+                    value.clone(),
+                    encoded_words(value),
+                )
+            } else {
+                HeaderValue::new(name.clone(), value.clone())
+            });
         }
         let body = match &parts.html {
             Some(html) => {
@@ -460,7 +473,7 @@ impl Composer {
                                 image.name.clone(),
                                 image.name.clone(),
                             )
-                            .body(image.bytes.clone(), image.content_type.clone()),
+                            .body(image.body.clone(), image.content_type.clone()),
                         );
                     }
                     MultiPart::alternative()
@@ -484,7 +497,7 @@ impl Composer {
             for attachment in &self.attachments {
                 mixed = mixed.singlepart(
                     Attachment::new(attachment.name.clone())
-                        .body(attachment.bytes.clone(), attachment.content_type.clone()),
+                        .body(attachment.body.clone(), attachment.content_type.clone()),
                 );
             }
             builder.multipart(mixed)
@@ -555,6 +568,17 @@ fn load_files(
         for path in paths {
             match std::fs::read(path) {
                 Ok(bytes) => {
+                    let size_bytes = bytes.len() as u64;
+                    let Ok(body) = lettre::message::Body::new_with_encoding(
+                        bytes,
+                        lettre::message::header::ContentTransferEncoding::Base64,
+                    ) else {
+                        problems.push(ComposeError::Build(format!(
+                            "could not encode {}",
+                            path.display()
+                        )));
+                        continue;
+                    };
                     let mime = mime_guess::from_path(path).first_or_octet_stream();
                     let mime = if mime.type_() == mime_guess::mime::TEXT
                         && mime.get_param("charset").is_none()
@@ -570,7 +594,8 @@ fn load_files(
                             .unwrap_or_else(|| "attachment".to_string()),
                         content_type: ContentType::parse(&mime).unwrap_or(ContentType::TEXT_PLAIN),
                         mime,
-                        bytes,
+                        size_bytes,
+                        body,
                     });
                 }
                 Err(source) => problems.push(ComposeError::Io {
@@ -612,6 +637,43 @@ fn variables_for(recipient: &RecipientData<'_>) -> Result<Variables, ComposeErro
     let mut variables = Variables::new(cleaned.iter().map(|(name, value)| (*name, value.as_ref())));
     variables.set("email", recipient.email);
     Ok(variables)
+}
+
+/// Whether a header value has a word lettre could not fold (it folds only at spaces).
+fn has_long_word(value: &str) -> bool {
+    value
+        .split(' ')
+        .any(|word| word.len() > MAX_UNFOLDABLE_HEADER)
+}
+
+/// The whole value as RFC 2047 encoded words of at most 45 bytes each, one per folded line:
+/// decoders join adjacent encoded words without the space between them (RFC 2047 §6.2), so a
+/// 100 KB field stays intact and no line passes 998 characters.
+fn encoded_words(value: &str) -> String {
+    use base64::Engine as _;
+    let mut words = Vec::new();
+    let mut chunk_start = 0;
+    let mut chunk_end = 0;
+    for (at, c) in value.char_indices() {
+        if at + c.len_utf8() - chunk_start > 45 {
+            words.push(&value[chunk_start..chunk_end]);
+            chunk_start = chunk_end;
+        }
+        chunk_end = at + c.len_utf8();
+    }
+    if chunk_end > chunk_start {
+        words.push(&value[chunk_start..chunk_end]);
+    }
+    words
+        .iter()
+        .map(|word| {
+            format!(
+                "=?utf-8?b?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(word)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 /// Percent-encodes the non-ASCII bytes of a URI (RFC 3987 §3.1), so it can sit in a header as

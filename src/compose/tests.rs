@@ -274,3 +274,14 @@ fn dkim_signatures_verify_with_dkimpy() {
         assert!(!dkimpy_verifies(&tampered, key_type, &public).0, "{kind}");
     }
 }
+
+#[test]
+fn nul_in_stored_fields_never_reaches_the_message() {
+    let (_dir, campaign) = campaign_with("text = \"b.txt\"", &[("b.txt", "Body {{ first_name }}")]);
+    let composer = Composer::new(&campaign).unwrap();
+    let composed = composer
+        .compose(&recipient(r#"{"first_name":"A\u0000da"}"#))
+        .unwrap();
+    assert!(!composed.bytes.contains(&0));
+    assert!(text_of(&composed).contains("Body Ada"));
+}

@@ -390,7 +390,15 @@ fn deliverability(
     let Some(sample) = sample else {
         return;
     };
-    if composer.has_html() && !composer.has_text_template() && sample.text.trim().is_empty() {
+    // Link addresses the derived text keeps ("shop (https://…)") are not text to read.
+    let readable = sample
+        .text
+        .split_whitespace()
+        .filter(|word| !word.contains("://"))
+        .flat_map(str::chars)
+        .filter(|c| c.is_alphanumeric())
+        .count();
+    if composer.has_html() && !composer.has_text_template() && readable == 0 {
         warn(
             report,
             "no text part: the HTML has no text to derive one from; add message.text".into(),
