@@ -574,10 +574,13 @@ fn fixture_without_dkim() -> Fixture {
     )
 }
 
+/// (what, extra files, extra `[message]` lines or "DKIM")
+type BadCase = (&'static str, Vec<(&'static str, Vec<u8>)>, &'static str);
+
 #[test]
 fn bad_input_is_refused_before_anything_is_sent() {
     let server = SmtpServer::start();
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         ("missing attachment", vec![], "attachments = [\"gone.pdf\"]"),
         (
             "huge attachment",
