@@ -332,6 +332,20 @@ fn relaxed_body(body: &[u8]) -> Vec<u8> {
     let mut blank_lines = 0usize;
     for line in body.split(|b| *b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Most lines need no change: no tab, no double space, no trailing space.
+        let clean = !line.is_empty()
+            && line.last().is_some_and(|b| !is_wsp(*b))
+            && !line.contains(&b'\t')
+            && !line.windows(2).any(|pair| pair == b"  ");
+        if clean {
+            for _ in 0..blank_lines {
+                out.extend_from_slice(b"\r\n");
+            }
+            blank_lines = 0;
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+            continue;
+        }
         line_out.clear();
         let mut pending_space = false;
         for &byte in line {

@@ -231,11 +231,21 @@ impl TemplateEngine {
                 Part::Text(text) => out.push_str(text),
                 Part::Expr {
                     ast,
+                    source,
                     line,
                     column,
                     escape,
-                    ..
                 } => {
+                    // `{{ name }}` and `{{ url(name) }}` are most of a template: answered
+                    // without the interpreter when the field holds text.
+                    if let Some(text) = fast_path(source, variables) {
+                        if *escape {
+                            escape_html_into(&text, &mut out);
+                        } else {
+                            out.push_str(&text);
+                        }
+                        continue;
+                    }
                     DEADLINE.with(|deadline| deadline.set(Some(Instant::now() + TIME_LIMIT)));
                     let value = self
                         .engine
@@ -456,6 +466,41 @@ fn sandboxed_engine(strict: bool) -> Engine {
     });
     register_helpers(&mut engine);
     engine
+}
+
+fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The value of `name` or `helper(name)` for a text field and a pure helper, computed directly;
+/// None sends the expression to rhai (which also reports unknown names properly).
+fn fast_path(source: &str, variables: &Variables) -> Option<String> {
+    let source = source.trim();
+    let (helper, name) = match source.split_once('(') {
+        Some((helper, rest)) => (Some(helper.trim()), rest.strip_suffix(')')?.trim()),
+        None => (None, source),
+    };
+    if !is_identifier(name) {
+        return None;
+    }
+    let value = variables
+        .scope
+        .get(name)?
+        .read_lock::<rhai::ImmutableString>()?
+        .to_string();
+    Some(match helper {
+        None => value,
+        Some("url") => url_encode(&value),
+        Some("html") => escape_html(&value),
+        Some("upper") => value.to_uppercase(),
+        Some("lower") => value.to_lowercase(),
+        Some("title") => title_case(&value),
+        Some(_) => return None,
+    })
 }
 
 /// Finds the `}}` that closes an expression, skipping braces inside the expression's own blocks
