@@ -24,7 +24,11 @@ fn main() {
     let mut csv = String::with_capacity(rows * 48);
     csv.push_str("email,first_name,city\n");
     for n in 0..rows {
-        csv.push_str(&format!("reader{n}@mail{}.example,Reader{n},City{}\n", n % 100, n % 37));
+        csv.push_str(&format!(
+            "reader{n}@mail{}.example,Reader{n},City{}\n",
+            n % 100,
+            n % 37
+        ));
     }
     std::fs::write(dir.path().join("list.csv"), csv).unwrap();
     std::fs::write(dir.path().join("body.txt"), "Hello {{ first_name }}").unwrap();
@@ -69,6 +73,8 @@ fn main() {
             harness.event(egui::Event::MouseWheel {
                 unit: egui::MouseWheelUnit::Point,
                 delta: egui::vec2(0.0, direction * 40_000.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Wheel,
                 modifiers: egui::Modifiers::default(),
             });
             let started = Instant::now();
@@ -85,6 +91,10 @@ fn main() {
         median.as_secs_f64() * 1e3,
         p95.as_secs_f64() * 1e3,
         worst.as_secs_f64() * 1e3,
-        if p95 < Duration::from_millis(16) { "met at p95" } else { "NOT met" }
+        if p95 < Duration::from_millis(16) {
+            "met at p95"
+        } else {
+            "NOT met"
+        }
     );
 }

@@ -44,6 +44,10 @@ pub struct MessageSpec {
     /// Extra headers; values are templates.
     pub headers: Vec<(String, String)>,
     pub script: Option<PathBuf>,
+    /// Images shown in the HTML by `cid:FILE-NAME` (multipart/related).
+    pub inline: Vec<PathBuf>,
+    /// A template for a `mailto:` List-Unsubscribe target, offered beside the URL.
+    pub unsubscribe_mailto: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -36,6 +36,9 @@ pub struct RawMessage {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     pub script: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inline: Vec<String>,
+    pub unsubscribe_mailto: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -123,6 +126,8 @@ const MESSAGE_KEYS: &[&str] = &[
     "unsubscribe",
     "headers",
     "script",
+    "inline",
+    "unsubscribe_mailto",
 ];
 const RECIPIENTS_KEYS: &[&str] = &["csv", "email_column", "suppression"];
 const DELIVERY_KEYS: &[&str] = &[

@@ -310,6 +310,16 @@ fn build_message(raw: &RawCampaign, base: &Path, c: &mut Collector) -> MessageSp
             .script
             .as_deref()
             .map(|file| c.file("message.script", base, file)),
+        inline: m
+            .inline
+            .iter()
+            .enumerate()
+            .map(|(index, file)| c.file(&format!("message.inline[{}]", index + 1), base, file))
+            .collect(),
+        unsubscribe_mailto: m
+            .unsubscribe_mailto
+            .clone()
+            .filter(|value| !value.trim().is_empty()),
     }
 }
 

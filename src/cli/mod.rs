@@ -1,4 +1,5 @@
-//! The headless commands (`check`, `import`, `status`, `send`, `resend`) and their terminal
+//! The headless commands (`check`, `import`, `status`, `send`, `resend`, `preview`,
+//! `test-send`) and their terminal
 //! output. The only module that prints to stdout. Never holds logic the window also needs: that
 //! lives in the engine, and both call it.
 #![allow(clippy::print_stdout)]
@@ -11,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::campaign::Campaign;
 use crate::engine::{self, Engine, RunOptions, RunState};
-use crate::store::{Counts, ResendFilter, Store};
+use crate::store::{Counts, RecipientRef, ResendFilter, Store};
 
 /// Exit codes of the contract in ARCHITECTURE.md.
 pub mod exit {
@@ -86,6 +87,28 @@ pub enum Command {
         #[arg(long)]
         failed_only: bool,
     },
+    /// Print one recipient's message exactly as it will be sent, with a summary.
+    Preview {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        /// Which recipient: its number in the list (1 = first) or its address.
+        #[arg(long, value_name = "N|EMAIL", default_value = "1")]
+        recipient: String,
+        /// Print only the summary and the text part, not the raw message.
+        #[arg(long)]
+        summary: bool,
+    },
+    /// Send one recipient's message to ADDRESS through the campaign's first reachable relay.
+    TestSend {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        /// Where the test message goes (the headers stay as the recipient will get them).
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+        /// Which recipient's message: its number in the list (1 = first) or its address.
+        #[arg(long, value_name = "N|EMAIL", default_value = "1")]
+        recipient: String,
+    },
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -114,6 +137,22 @@ pub fn run(cli: Cli) -> i32 {
             };
             send(cli.db.as_deref(), &campaign, Some(filter))
         }
+        Command::Preview {
+            campaign,
+            recipient,
+            summary,
+        } => match recipient_ref(&recipient) {
+            Some(which) => preview(cli.db.as_deref(), &campaign, &which, summary),
+            None => return usage_error(&recipient),
+        },
+        Command::TestSend {
+            campaign,
+            to,
+            recipient,
+        } => match recipient_ref(&recipient) {
+            Some(which) => test_send(cli.db.as_deref(), &campaign, which, &to),
+            None => return usage_error(&recipient),
+        },
     };
     match result {
         Ok(code) => code,
@@ -122,6 +161,103 @@ pub fn run(cli: Cli) -> i32 {
             exit::ERROR
         }
     }
+}
+
+/// `--recipient`: a 1-based number or an address.
+fn recipient_ref(text: &str) -> Option<RecipientRef> {
+    let text = text.trim();
+    if text.contains('@') {
+        return Some(RecipientRef::Email(text.to_string()));
+    }
+    match text.parse::<u64>() {
+        Ok(number) if number >= 1 => Some(RecipientRef::Index(number - 1)),
+        _ => None,
+    }
+}
+
+fn usage_error(recipient: &str) -> i32 {
+    eprintln!("herald: --recipient takes a number from 1 or an address, not \"{recipient}\"");
+    exit::USAGE
+}
+
+fn preview(db: Option<&Path>, path: &Path, which: &RecipientRef, summary: bool) -> Result<i32> {
+    let campaign = load(path)?;
+    let mut store = open_store(db)?;
+    let preview = engine::prepare::preview(&campaign, &mut store, which)?;
+    let mut out = std::io::stdout().lock();
+    if let Some(reason) = &preview.skipped {
+        writeln!(
+            out,
+            "recipient {} ({}) is skipped by the personalization script: {reason}",
+            preview.index + 1,
+            preview.email
+        )?;
+        return Ok(exit::DONE);
+    }
+    if !summary {
+        out.write_all(&preview.raw)?;
+        writeln!(out)?;
+        writeln!(out, "----")?;
+    }
+    writeln!(
+        out,
+        "recipient {} ({}): {} bytes",
+        preview.index + 1,
+        preview.email,
+        preview.size_bytes
+    )?;
+    writeln!(out, "subject: {}", preview.subject)?;
+    writeln!(
+        out,
+        "envelope: {} -> {}",
+        preview.envelope_from, preview.envelope_to
+    )?;
+    let parts = match &preview.html {
+        Some(_) => "text + HTML",
+        None => "text only",
+    };
+    writeln!(out, "parts: {parts}")?;
+    for file in &preview.attachments {
+        writeln!(
+            out,
+            "{}: {} ({}, {} bytes)",
+            if file.inline { "inline" } else { "attachment" },
+            file.name,
+            file.content_type,
+            file.size_bytes
+        )?;
+    }
+    if summary {
+        writeln!(out, "----\n{}", preview.text)?;
+    }
+    Ok(exit::DONE)
+}
+
+fn test_send(db: Option<&Path>, path: &Path, which: RecipientRef, to: &str) -> Result<i32> {
+    let campaign = load(path)?;
+    let db_path = database_path(db)?;
+    let engine = Engine::new()?;
+    let options = RunOptions::default();
+    let sent = engine.block_on(engine::test_send::test_send(
+        campaign,
+        db_path,
+        which,
+        to.to_string(),
+        options.passwords,
+    ))?;
+    println!(
+        "sent {} ({} bytes) to {} through {}: {} {}",
+        sent.message_id,
+        sent.size_bytes,
+        sent.to,
+        sent.route,
+        sent.reply
+            .code
+            .map(|code| code.to_string())
+            .unwrap_or_default(),
+        sent.reply.text
+    );
+    Ok(exit::DONE)
 }
 
 fn load(path: &Path) -> Result<Campaign> {
@@ -195,6 +331,13 @@ fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
             report.columns.join(", ")
         }
     )?;
+    if report.suppression_entries > 0 || report.suppressed > 0 {
+        writeln!(
+            out,
+            "suppression list: {} entr(ies); {} recipient(s) skipped as suppressed",
+            report.suppression_entries, report.suppressed
+        )?;
+    }
     writeln!(out, "{}", counts_line(&counts))?;
     Ok(exit::DONE)
 }

@@ -1,9 +1,13 @@
-//! Composing one recipient's message: templates rendered with the recipient's fields, then a
-//! MIME message built with lettre (multipart/alternative text + HTML, attachments, a
-//! deterministic Message-ID, List-Unsubscribe). Owns message building; never sends, never
+//! Composing one recipient's message: the personalization script and templates run with the
+//! recipient's fields, then a MIME message built with lettre (multipart/alternative text + HTML,
+//! inline images in multipart/related, attachments in multipart/mixed, a deterministic
+//! Message-ID, List-Unsubscribe), then DKIM-signed. Owns message building; never sends, never
 //! touches the database. A value that lands in a header can never start a new header line.
 
+mod dates;
+mod dkim;
 mod html_text;
+mod lint;
 mod template;
 
 use std::path::{Path, PathBuf};
@@ -13,10 +17,21 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::campaign::Campaign;
 
+pub use dkim::{DkimError, DkimSigner, SIGNED_HEADERS};
 pub use html_text::html_to_text;
+pub use lint::{bare_ip_links, mostly_images};
 pub use template::{
-    Template, TemplateEngine, TemplateError, TemplateErrorKind, Variables, escape_html, url_encode,
+    Script, ScriptOutcome, Template, TemplateEngine, TemplateError, TemplateErrorKind, Variables,
+    escape_html, url_encode,
 };
+
+/// The most that attachments and inline images may add up to. Providers refuse messages over
+/// 25 MB (Gmail, Outlook) and base64 adds a third on the wire.
+pub const MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024;
+
+/// A header line may not exceed 998 characters (RFC 5322 §2.1.1); a value with no space to fold
+/// at must stay well below that.
+const MAX_UNFOLDABLE_HEADER: usize = 900;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -40,6 +55,29 @@ pub enum ComposeError {
     Fields(String),
     #[error("could not build the message: {0}")]
     Build(String),
+    #[error(
+        "the attachments and inline images add up to {} MB; the limit is {} MB (largest: {})",
+        total_bytes.div_ceil(1024 * 1024),
+        MAX_ATTACHMENT_BYTES / (1024 * 1024),
+        largest.display()
+    )]
+    TooLarge { total_bytes: u64, largest: PathBuf },
+    #[error(transparent)]
+    Dkim(#[from] DkimError),
+    /// Not a failure: the personalization script asked for this recipient not to get the
+    /// message. Record the recipient as `skipped` with this reason.
+    #[error("skipped by the personalization script: {reason}")]
+    Skipped { reason: String },
+}
+
+impl ComposeError {
+    /// The script's reason when the recipient is to be skipped rather than failed.
+    pub fn skip_reason(&self) -> Option<&str> {
+        match self {
+            ComposeError::Skipped { reason } => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 /// One recipient as composing needs it.
@@ -68,33 +106,53 @@ pub struct RenderedParts {
     pub subject: String,
     pub html: Option<String>,
     pub text: String,
-    pub unsubscribe: Option<String>,
+    /// The List-Unsubscribe targets: a URL and/or a mailto.
+    pub unsubscribe: Vec<String>,
     pub headers: Vec<(String, String)>,
+}
+
+/// An attached or inline file as a preview lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentInfo {
+    pub name: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    /// Shown in the HTML through `cid:NAME` rather than offered as a download.
+    pub inline: bool,
 }
 
 struct LoadedAttachment {
     name: String,
     content_type: ContentType,
-    bytes: Vec<u8>,
+    mime: String,
+    size_bytes: u64,
+    /// Base64-encoded once at load, whatever the type: exact bytes, lines of 76 (RFC 2045
+    /// §6.8), and no re-encoding per recipient.
+    body: lettre::message::Body,
 }
 
 /// Everything needed to compose a campaign's messages, compiled once.
 pub struct Composer {
     engine: TemplateEngine,
+    script: Option<Script>,
     subject: Template,
     html: Option<Template>,
     text: Option<Template>,
     unsubscribe: Option<Template>,
+    unsubscribe_mailto: Option<Template>,
     headers: Vec<(HeaderName, Template)>,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     attachments: Vec<LoadedAttachment>,
+    inline: Vec<LoadedAttachment>,
+    dkim: Option<DkimSigner>,
     id_domain: String,
     campaign_tag: String,
 }
 
 impl Composer {
-    /// Reads and compiles the campaign's templates and attachments. Returns every problem found.
+    /// Reads and compiles the campaign's templates, script, attachments and DKIM key. Returns
+    /// every problem found.
     pub fn new(campaign: &Campaign) -> Result<Composer, Vec<ComposeError>> {
         let mut problems = Vec::new();
         let engine = TemplateEngine::new();
@@ -112,10 +170,25 @@ impl Composer {
         let text = read_template(message.text.as_deref(), "the text template").map(|loaded| {
             loaded.and_then(|(name, source)| compile(&mut problems, &name, &source, false))
         });
+        let script = match read_template(message.script.as_deref(), "the personalization script") {
+            Ok(Some((name, source))) => engine
+                .compile_script(&name, &source)
+                .map_err(|error| problems.push(ComposeError::Template(error)))
+                .ok(),
+            Ok(None) => None,
+            Err(error) => {
+                problems.push(error);
+                None
+            }
+        };
         let unsubscribe = message
             .unsubscribe
             .as_deref()
-            .map(|source| compile(&mut problems, "unsubscribe", source, false));
+            .and_then(|source| compile(&mut problems, "unsubscribe", source, false));
+        let unsubscribe_mailto = message
+            .unsubscribe_mailto
+            .as_deref()
+            .and_then(|source| compile(&mut problems, "unsubscribe_mailto", source, false));
         let mut headers = Vec::new();
         for (name, value) in &message.headers {
             if let Some(template) = compile(&mut problems, &format!("header {name}"), value, false)
@@ -146,37 +219,36 @@ impl Composer {
                 .ok(),
             None => None,
         };
-        let mut attachments = Vec::new();
-        for path in &message.attachments {
-            match std::fs::read(path) {
-                Ok(bytes) => attachments.push(LoadedAttachment {
-                    name: path
-                        .file_name()
-                        .map(|name| name.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "attachment".to_string()),
-                    content_type: content_type_for(path),
-                    bytes,
-                }),
-                Err(source) => problems.push(ComposeError::Io {
-                    what: "an attachment",
-                    path: path.clone(),
-                    source,
-                }),
+        let (attachments, inline) = match load_files(&message.attachments, &message.inline) {
+            Ok(loaded) => loaded,
+            Err(mut errors) => {
+                problems.append(&mut errors);
+                (Vec::new(), Vec::new())
             }
-        }
+        };
+        let dkim = match &campaign.dkim {
+            Some(spec) => DkimSigner::load(&spec.domain, &spec.selector, &spec.private_key)
+                .map_err(|error| problems.push(ComposeError::Dkim(error)))
+                .ok(),
+            None => None,
+        };
         match (subject, from) {
             (Some(subject), Some(from)) if problems.is_empty() => {
                 let id_domain = from.email.domain().to_ascii_lowercase();
                 Ok(Composer {
                     engine,
+                    script,
                     subject,
                     html,
                     text,
-                    unsubscribe: unsubscribe.flatten(),
+                    unsubscribe,
+                    unsubscribe_mailto,
                     headers,
                     from,
                     reply_to,
                     attachments,
+                    inline,
+                    dkim,
                     id_domain,
                     campaign_tag: format!(
                         "{:016x}",
@@ -197,10 +269,68 @@ impl Composer {
         )
     }
 
-    /// Renders subject, bodies and headers for one recipient.
+    /// The files the message carries, attachments first, then inline images.
+    pub fn attachments(&self) -> Vec<AttachmentInfo> {
+        let info = |file: &LoadedAttachment, inline: bool| AttachmentInfo {
+            name: file.name.clone(),
+            content_type: file.mime.clone(),
+            size_bytes: file.size_bytes,
+            inline,
+        };
+        self.attachments
+            .iter()
+            .map(|file| info(file, false))
+            .chain(self.inline.iter().map(|file| info(file, true)))
+            .collect()
+    }
+
+    pub fn has_text_template(&self) -> bool {
+        self.text.is_some()
+    }
+
+    pub fn has_html(&self) -> bool {
+        self.html.is_some()
+    }
+
+    pub fn dkim(&self) -> Option<&DkimSigner> {
+        self.dkim.as_ref()
+    }
+
+    /// Checks that every name the templates and the script use is a field of the list (or
+    /// `email`, or a field the script declares): run by `check` with the CSV's columns, so a
+    /// misspelt field is found even inside a branch no recipient takes.
+    pub fn check_fields(&self, columns: &[String]) -> Vec<TemplateError> {
+        let mut known: Vec<String> = columns.to_vec();
+        known.push("email".to_string());
+        let mut errors = Vec::new();
+        if let Some(script) = &self.script {
+            errors.extend(self.engine.check_script_names(script, &known));
+            known.extend(script.defines().iter().cloned());
+        }
+        let templates = [Some(&self.subject), self.html.as_ref(), self.text.as_ref()]
+            .into_iter()
+            .chain([self.unsubscribe.as_ref(), self.unsubscribe_mailto.as_ref()])
+            .flatten()
+            .chain(self.headers.iter().map(|(_, template)| template));
+        for template in templates {
+            errors.extend(self.engine.check_names(template, &known));
+        }
+        errors
+    }
+
+    /// Runs the script and renders subject, bodies and headers for one recipient. A script that
+    /// skips the recipient gives `ComposeError::Skipped`.
     pub fn render(&self, recipient: &RecipientData<'_>) -> Result<RenderedParts, ComposeError> {
         let mut variables = variables_for(recipient)?;
         let who = recipient.email;
+        if let Some(script) = &self.script
+            && let ScriptOutcome::Skip(reason) =
+                self.engine.run_script(script, &mut variables, who)?
+        {
+            return Err(ComposeError::Skipped {
+                reason: header_safe(&reason),
+            });
+        }
         let subject = header_safe(&self.engine.render(&self.subject, &mut variables, who)?);
         let html = match &self.html {
             Some(template) => Some(self.engine.render(template, &mut variables, who)?),
@@ -211,14 +341,16 @@ impl Composer {
             (None, Some(html)) => html_to_text(html),
             (None, None) => String::new(),
         };
-        let unsubscribe = match &self.unsubscribe {
-            Some(template) => Some(header_safe(&self.engine.render(
-                template,
-                &mut variables,
-                who,
-            )?)),
-            None => None,
-        };
+        let mut unsubscribe = Vec::new();
+        for template in [&self.unsubscribe, &self.unsubscribe_mailto]
+            .into_iter()
+            .flatten()
+        {
+            let target = header_safe(&self.engine.render(template, &mut variables, who)?);
+            if !target.is_empty() {
+                unsubscribe.push(target);
+            }
+        }
         let mut headers = Vec::new();
         for (name, template) in &self.headers {
             let value = header_safe(&self.engine.render(template, &mut variables, who)?);
@@ -233,64 +365,254 @@ impl Composer {
         })
     }
 
-    /// Composes the complete message for one recipient.
+    /// Composes and signs the complete message for one recipient.
     pub fn compose(&self, recipient: &RecipientData<'_>) -> Result<Composed, ComposeError> {
+        self.compose_parts(recipient, true)
+            .map(|(_, composed)| composed)
+    }
+
+    /// Composes without the DKIM signature (for `check`, which only needs to know it builds).
+    pub fn compose_unsigned(
+        &self,
+        recipient: &RecipientData<'_>,
+    ) -> Result<Composed, ComposeError> {
+        self.compose_parts(recipient, false)
+            .map(|(_, composed)| composed)
+    }
+
+    /// The rendered parts and the complete message, as a preview shows them.
+    pub fn compose_parts(
+        &self,
+        recipient: &RecipientData<'_>,
+        sign: bool,
+    ) -> Result<(RenderedParts, Composed), ComposeError> {
         let parts = self.render(recipient)?;
+        let composed = self.build(recipient, &parts, sign)?;
+        Ok((parts, composed))
+    }
+
+    fn build(
+        &self,
+        recipient: &RecipientData<'_>,
+        parts: &RenderedParts,
+        sign: bool,
+    ) -> Result<Composed, ComposeError> {
         let to = parse_mailbox("the recipient", recipient.email)?;
         let message_id = self.message_id(recipient.id);
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())
             .to(to.clone())
-            .subject(parts.subject.clone())
             .message_id(Some(message_id.clone()))
             .date_now();
+        builder = if has_long_word(&parts.subject) {
+            builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("Subject"),
+                parts.subject.clone(),
+                encoded_words(&parts.subject),
+            ))
+        } else {
+            builder.subject(parts.subject.clone())
+        };
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
-        if let Some(target) = &parts.unsubscribe {
-            // RFC 8058: one-click unsubscribe needs both headers; the target goes in <>.
-            builder = builder
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                    format!("<{}>", target.trim()),
-                ))
-                .raw_header(HeaderValue::new(
+        if !parts.unsubscribe.is_empty() {
+            let targets: Vec<String> = parts
+                .unsubscribe
+                .iter()
+                .map(|target| format!("<{}>", ascii_uri(target.trim())))
+                .collect();
+            for target in &targets {
+                if target.len() > MAX_UNFOLDABLE_HEADER {
+                    return Err(ComposeError::Build(format!(
+                        "the unsubscribe target is {} characters long; the limit is {MAX_UNFOLDABLE_HEADER}",
+                        target.len()
+                    )));
+                }
+            }
+            // Each target may sit on its own folded line (RFC 2369 §2 allows whitespace).
+            builder = builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                targets.join(", "),
+                targets.join(",\r\n "),
+            ));
+            // RFC 8058 §3.1: one-click needs an HTTPS target; a mailto alone gets no Post header.
+            let one_click = parts
+                .unsubscribe
+                .iter()
+                .any(|target| target.to_ascii_lowercase().starts_with("https://"));
+            if one_click {
+                builder = builder.raw_header(HeaderValue::new(
                     HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
                     "List-Unsubscribe=One-Click".to_string(),
                 ));
+            }
         }
         for ((name, _), (_, value)) in self.headers.iter().zip(&parts.headers) {
-            builder = builder.raw_header(HeaderValue::new(name.clone(), value.clone()));
+            builder = builder.raw_header(if has_long_word(value) {
+                HeaderValue::dangerous_new_pre_encoded(
+                    name.clone(),
+                    value.clone(),
+                    encoded_words(value),
+                )
+            } else {
+                HeaderValue::new(name.clone(), value.clone())
+            });
         }
+        let body = match &parts.html {
+            Some(html) => {
+                let html_part = if self.inline.is_empty() {
+                    MultiPart::alternative_plain_html(parts.text.clone(), html.clone())
+                } else {
+                    // RFC 2387: the HTML is the root of multipart/related, its images follow.
+                    let mut related =
+                        MultiPart::related().singlepart(SinglePart::html(html.clone()));
+                    for image in &self.inline {
+                        related = related.singlepart(
+                            Attachment::new_inline_with_name(
+                                image.name.clone(),
+                                image.name.clone(),
+                            )
+                            .body(image.body.clone(), image.content_type.clone()),
+                        );
+                    }
+                    MultiPart::alternative()
+                        .singlepart(SinglePart::plain(parts.text.clone()))
+                        .multipart(related)
+                };
+                Body::Multi(html_part)
+            }
+            None => Body::Single(SinglePart::plain(parts.text.clone())),
+        };
         let message = if self.attachments.is_empty() {
-            match parts.html {
-                Some(html) => {
-                    builder.multipart(MultiPart::alternative_plain_html(parts.text, html))
-                }
-                None => builder.singlepart(SinglePart::plain(parts.text)),
+            match body {
+                Body::Multi(multi) => builder.multipart(multi),
+                Body::Single(single) => builder.singlepart(single),
             }
         } else {
-            let mut mixed = match parts.html {
-                Some(html) => MultiPart::mixed()
-                    .multipart(MultiPart::alternative_plain_html(parts.text, html)),
-                None => MultiPart::mixed().singlepart(SinglePart::plain(parts.text)),
+            let mut mixed = match body {
+                Body::Multi(multi) => MultiPart::mixed().multipart(multi),
+                Body::Single(single) => MultiPart::mixed().singlepart(single),
             };
             for attachment in &self.attachments {
                 mixed = mixed.singlepart(
                     Attachment::new(attachment.name.clone())
-                        .body(attachment.bytes.clone(), attachment.content_type.clone()),
+                        .body(attachment.body.clone(), attachment.content_type.clone()),
                 );
             }
             builder.multipart(mixed)
         }
         .map_err(|error| ComposeError::Build(error.to_string()))?;
+        let mut bytes = message.formatted();
+        if sign && let Some(dkim) = &self.dkim {
+            let header = dkim.sign(&bytes, crate::store::now_ms() / 1_000)?;
+            let mut signed = Vec::with_capacity(header.len() + bytes.len());
+            signed.extend_from_slice(header.as_bytes());
+            signed.append(&mut bytes);
+            bytes = signed;
+        }
         Ok(Composed {
             message_id,
             envelope_from: self.from.email.to_string(),
             envelope_to: to.email.to_string(),
-            subject: parts.subject,
-            bytes: message.formatted(),
+            subject: parts.subject.clone(),
+            bytes,
         })
+    }
+}
+
+enum Body {
+    Multi(MultiPart),
+    Single(SinglePart),
+}
+
+/// Reads attachments and inline images, checking their total size before reading any (a
+/// 100 MB file is refused without being loaded).
+fn load_files(
+    attachments: &[PathBuf],
+    inline: &[PathBuf],
+) -> Result<(Vec<LoadedAttachment>, Vec<LoadedAttachment>), Vec<ComposeError>> {
+    let mut problems = Vec::new();
+    let mut total = 0u64;
+    let mut largest: Option<(u64, PathBuf)> = None;
+    for (path, what) in attachments
+        .iter()
+        .map(|path| (path, "an attachment"))
+        .chain(inline.iter().map(|path| (path, "an inline image")))
+    {
+        match std::fs::metadata(path) {
+            Ok(meta) => {
+                total += meta.len();
+                if largest.as_ref().is_none_or(|(size, _)| meta.len() > *size) {
+                    largest = Some((meta.len(), path.clone()));
+                }
+            }
+            Err(source) => problems.push(ComposeError::Io {
+                what,
+                path: path.clone(),
+                source,
+            }),
+        }
+    }
+    if total > MAX_ATTACHMENT_BYTES {
+        problems.push(ComposeError::TooLarge {
+            total_bytes: total,
+            largest: largest.map(|(_, path)| path).unwrap_or_default(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let read = |paths: &[PathBuf], what: &'static str, problems: &mut Vec<ComposeError>| {
+        let mut loaded = Vec::new();
+        for path in paths {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let size_bytes = bytes.len() as u64;
+                    let Ok(body) = lettre::message::Body::new_with_encoding(
+                        bytes,
+                        lettre::message::header::ContentTransferEncoding::Base64,
+                    ) else {
+                        problems.push(ComposeError::Build(format!(
+                            "could not encode {}",
+                            path.display()
+                        )));
+                        continue;
+                    };
+                    let mime = mime_guess::from_path(path).first_or_octet_stream();
+                    let mime = if mime.type_() == mime_guess::mime::TEXT
+                        && mime.get_param("charset").is_none()
+                    {
+                        format!("{mime}; charset=utf-8")
+                    } else {
+                        mime.to_string()
+                    };
+                    loaded.push(LoadedAttachment {
+                        name: path
+                            .file_name()
+                            .map(|name| header_safe(&name.to_string_lossy()))
+                            .unwrap_or_else(|| "attachment".to_string()),
+                        content_type: ContentType::parse(&mime).unwrap_or(ContentType::TEXT_PLAIN),
+                        mime,
+                        size_bytes,
+                        body,
+                    });
+                }
+                Err(source) => problems.push(ComposeError::Io {
+                    what,
+                    path: path.clone(),
+                    source,
+                }),
+            }
+        }
+        loaded
+    };
+    let attachments = read(attachments, "an attachment", &mut problems);
+    let inline = read(inline, "an inline image", &mut problems);
+    if problems.is_empty() {
+        Ok((attachments, inline))
+    } else {
+        Err(problems)
     }
 }
 
@@ -298,13 +620,77 @@ fn variables_for(recipient: &RecipientData<'_>) -> Result<Variables, ComposeErro
     let fields: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(recipient.fields_json)
             .map_err(|error| ComposeError::Fields(error.to_string()))?;
-    let mut variables = Variables::new(
-        fields
-            .iter()
-            .filter_map(|(name, value)| value.as_str().map(|value| (name.as_str(), value))),
-    );
+    // NUL has no place in mail (RFC 5322 §2.3); it goes before any template sees it.
+    let cleaned: Vec<(&str, std::borrow::Cow<'_, str>)> = fields
+        .iter()
+        .filter_map(|(name, value)| {
+            value.as_str().map(|value| {
+                let value = if value.contains('\0') {
+                    std::borrow::Cow::Owned(value.replace('\0', ""))
+                } else {
+                    std::borrow::Cow::Borrowed(value)
+                };
+                (name.as_str(), value)
+            })
+        })
+        .collect();
+    let mut variables = Variables::new(cleaned.iter().map(|(name, value)| (*name, value.as_ref())));
     variables.set("email", recipient.email);
     Ok(variables)
+}
+
+/// Whether a header value has a word lettre could not fold (it folds only at spaces).
+fn has_long_word(value: &str) -> bool {
+    value
+        .split(' ')
+        .any(|word| word.len() > MAX_UNFOLDABLE_HEADER)
+}
+
+/// The whole value as RFC 2047 encoded words of at most 45 bytes each, one per folded line:
+/// decoders join adjacent encoded words without the space between them (RFC 2047 §6.2), so a
+/// 100 KB field stays intact and no line passes 998 characters.
+fn encoded_words(value: &str) -> String {
+    use base64::Engine as _;
+    let mut words = Vec::new();
+    let mut chunk_start = 0;
+    let mut chunk_end = 0;
+    for (at, c) in value.char_indices() {
+        if at + c.len_utf8() - chunk_start > 45 {
+            words.push(&value[chunk_start..chunk_end]);
+            chunk_start = chunk_end;
+        }
+        chunk_end = at + c.len_utf8();
+    }
+    if chunk_end > chunk_start {
+        words.push(&value[chunk_start..chunk_end]);
+    }
+    words
+        .iter()
+        .map(|word| {
+            format!(
+                "=?utf-8?b?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(word)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
+}
+
+/// Percent-encodes the non-ASCII bytes of a URI (RFC 3987 §3.1), so it can sit in a header as
+/// it is.
+fn ascii_uri(uri: &str) -> String {
+    let mut out = String::with_capacity(uri.len());
+    for c in uri.chars() {
+        if c.is_ascii() && !c.is_ascii_whitespace() && c != '<' && c != '>' {
+            out.push(c);
+        } else {
+            let mut buffer = [0u8; 4];
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    out
 }
 
 /// Header values are one line: CR, LF and other control characters become spaces, so no value a
@@ -354,33 +740,6 @@ fn read_template(
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| what.to_string());
     Ok(Some((name, text)))
-}
-
-fn content_type_for(path: &Path) -> ContentType {
-    let extension = path
-        .extension()
-        .map(|ext| ext.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    let mime = match extension.as_str() {
-        "pdf" => "application/pdf",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "svg" => "image/svg+xml",
-        "txt" => "text/plain; charset=utf-8",
-        "csv" => "text/csv; charset=utf-8",
-        "html" | "htm" => "text/html; charset=utf-8",
-        "ics" => "text/calendar; charset=utf-8",
-        "zip" => "application/zip",
-        "doc" => "application/msword",
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xls" => "application/vnd.ms-excel",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        _ => "application/octet-stream",
-    };
-    ContentType::parse(mime).unwrap_or(ContentType::TEXT_PLAIN)
 }
 
 /// FNV-1a: a stable hash (unlike std's, which may change between Rust releases) for the

@@ -4,11 +4,16 @@
 //! limits on operations, call depth, string and collection sizes and time, so a runaway
 //! expression fails fast with an error that names the template, line, column and recipient.
 //! Compiles each expression once; rendering reuses the compiled ASTs for every recipient.
+//! Also runs the campaign's personalization script (same sandbox, same limits), which may add
+//! fields or skip a recipient, and checks at `check` time, with rhai's strict-variables mode,
+//! that every name a template uses is a field the recipient list (or the script) provides.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope};
+
+use super::dates::DateTime;
 
 /// How long one expression may run before it is stopped.
 const TIME_LIMIT: Duration = Duration::from_secs(2);
@@ -47,11 +52,47 @@ enum Part {
     Text(String),
     Expr {
         ast: rhai::AST,
+        /// The expression's text, kept for the strict check of field names.
+        source: String,
         line: usize,
         column: usize,
         escape: bool,
     },
 }
+
+/// A compiled personalization script.
+#[derive(Debug, Clone)]
+pub struct Script {
+    name: String,
+    ast: rhai::AST,
+    source: String,
+    /// The variables the script declares at its top level (`let x = …`): new fields.
+    defines: Vec<String>,
+}
+
+impl Script {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The new fields the script declares with a top-level `let` or `const`.
+    pub fn defines(&self) -> &[String] {
+        &self.defines
+    }
+}
+
+/// What a personalization script decided for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptOutcome {
+    /// Render and send, with whatever fields the script set.
+    Continue,
+    /// Do not send: the script called `skip(reason)`.
+    Skip(String),
+}
+
+/// The value `skip(reason)` throws to stop a script; recognised when the script ends.
+#[derive(Debug, Clone)]
+struct SkipSignal(String);
 
 /// A compiled template.
 #[derive(Debug, Clone)]
@@ -75,7 +116,8 @@ impl Variables {
     pub fn new<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Variables {
         let mut scope = Scope::new();
         for (name, value) in fields {
-            scope.push_constant(name.to_string(), value.to_string());
+            // Not constants: a personalization script may rewrite a field (`city = title(city)`).
+            scope.push(name.to_string(), value.to_string());
         }
         Variables { scope }
     }
@@ -104,28 +146,9 @@ impl Default for TemplateEngine {
 
 impl TemplateEngine {
     pub fn new() -> TemplateEngine {
-        let mut engine = Engine::new();
-        // No `import`: modules could read files.
-        engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
-        engine.disable_symbol("eval");
-        engine.set_max_operations(MAX_OPERATIONS);
-        engine.set_max_call_levels(32);
-        engine.set_max_expr_depths(64, 32);
-        engine.set_max_string_size(1 << 20);
-        engine.set_max_array_size(10_000);
-        engine.set_max_map_size(10_000);
-        engine.on_print(|_| {});
-        engine.on_debug(|_, _, _| {});
-        engine.on_progress(|operations| {
-            if operations % 1_024 != 0 {
-                return None;
-            }
-            let expired =
-                DEADLINE.with(|deadline| deadline.get().is_some_and(|at| Instant::now() > at));
-            expired.then(|| Dynamic::from("time limit"))
-        });
-        register_helpers(&mut engine);
-        TemplateEngine { engine }
+        TemplateEngine {
+            engine: sandboxed_engine(false),
+        }
     }
 
     /// Compiles `source`; `name` is how errors refer to it (a file name or "subject").
@@ -177,6 +200,7 @@ impl TemplateEngine {
             })?;
             parts.push(Part::Expr {
                 ast,
+                source: expression.to_string(),
                 line: expr_line,
                 column: expr_column,
                 escape: html && !raw,
@@ -207,17 +231,28 @@ impl TemplateEngine {
                 Part::Text(text) => out.push_str(text),
                 Part::Expr {
                     ast,
+                    source,
                     line,
                     column,
                     escape,
                 } => {
+                    // `{{ name }}` and `{{ url(name) }}` are most of a template: answered
+                    // without the interpreter when the field holds text.
+                    if let Some(text) = fast_path(source, variables) {
+                        if *escape {
+                            escape_html_into(&text, &mut out);
+                        } else {
+                            out.push_str(&text);
+                        }
+                        continue;
+                    }
                     DEADLINE.with(|deadline| deadline.set(Some(Instant::now() + TIME_LIMIT)));
                     let value = self
                         .engine
                         .eval_ast_with_scope::<Dynamic>(&mut variables.scope, ast);
                     DEADLINE.with(|deadline| deadline.set(None));
                     let value = value.map_err(|error| {
-                        runtime_error(template, *line, *column, &error, recipient)
+                        runtime_error(&template.name, *line, *column, &error, recipient)
                     })?;
                     let text = if value.is_unit() {
                         String::new()
@@ -234,6 +269,238 @@ impl TemplateEngine {
         }
         Ok(out)
     }
+}
+
+impl TemplateEngine {
+    /// Compiles a personalization script; `name` is its file name, for errors.
+    pub fn compile_script(&self, name: &str, source: &str) -> Result<Script, TemplateError> {
+        let ast = self.engine.compile(source).map_err(|error| {
+            let (line, column) = locate(1, 1, error.position());
+            TemplateError {
+                template: name.to_string(),
+                line,
+                column,
+                message: error.err_type().to_string(),
+                kind: TemplateErrorKind::Syntax,
+                recipient: None,
+            }
+        })?;
+        Ok(Script {
+            name: name.to_string(),
+            ast,
+            source: source.to_string(),
+            defines: top_level_declarations(source),
+        })
+    }
+
+    /// Runs the script with one recipient's fields; the variables it declares or changes stay in
+    /// `variables` for the templates.
+    pub fn run_script(
+        &self,
+        script: &Script,
+        variables: &mut Variables,
+        recipient: &str,
+    ) -> Result<ScriptOutcome, TemplateError> {
+        DEADLINE.with(|deadline| deadline.set(Some(Instant::now() + TIME_LIMIT)));
+        let result = self
+            .engine
+            .run_ast_with_scope(&mut variables.scope, &script.ast);
+        DEADLINE.with(|deadline| deadline.set(None));
+        match result {
+            Ok(()) => Ok(ScriptOutcome::Continue),
+            Err(error) => match skip_reason(&error) {
+                Some(reason) => Ok(ScriptOutcome::Skip(reason)),
+                None => Err(runtime_error(&script.name, 1, 1, &error, recipient)),
+            },
+        }
+    }
+
+    /// Checks, without any recipient, that every variable `template` uses is one of `known`
+    /// (rhai's strict-variables mode at compile time), so a misspelt field is found even in a
+    /// branch no recipient takes. Returns every unknown name with where it is.
+    pub fn check_names(&self, template: &Template, known: &[String]) -> Vec<TemplateError> {
+        let strict = sandboxed_engine(true);
+        let scope = known_scope(known);
+        let mut errors = Vec::new();
+        for part in &template.parts {
+            if let Part::Expr {
+                source,
+                line,
+                column,
+                ..
+            } = part
+                && let Err(error) = strict.compile_with_scope(&scope, source)
+            {
+                errors.push(strict_error(&template.name, *line, *column, &error));
+            }
+        }
+        errors
+    }
+
+    /// The same check for a personalization script.
+    pub fn check_script_names(&self, script: &Script, known: &[String]) -> Vec<TemplateError> {
+        let strict = sandboxed_engine(true);
+        match strict.compile_with_scope(&known_scope(known), &script.source) {
+            Ok(_) => Vec::new(),
+            Err(error) => vec![strict_error(&script.name, 1, 1, &error)],
+        }
+    }
+}
+
+fn known_scope(known: &[String]) -> Scope<'static> {
+    let mut scope = Scope::new();
+    for name in known {
+        scope.push(name.clone(), String::new());
+    }
+    scope
+}
+
+fn strict_error(name: &str, line: usize, column: usize, error: &rhai::ParseError) -> TemplateError {
+    let (l, c) = locate(line, column, error.position());
+    let (kind, message) = match error.err_type() {
+        rhai::ParseErrorType::VariableUndefined(field) => (
+            TemplateErrorKind::UnknownField(field.clone()),
+            format!("there is no field named \"{field}\""),
+        ),
+        other => (TemplateErrorKind::Syntax, other.to_string()),
+    };
+    TemplateError {
+        template: name.to_string(),
+        line: l,
+        column: c,
+        message,
+        kind,
+        recipient: None,
+    }
+}
+
+/// The reason of a `skip(…)` call, however deep in the script's functions it was made.
+fn skip_reason(error: &EvalAltResult) -> Option<String> {
+    match error {
+        EvalAltResult::ErrorRuntime(value, _) => value
+            .clone()
+            .try_cast::<SkipSignal>()
+            .map(|SkipSignal(reason)| reason),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => skip_reason(inner),
+        _ => None,
+    }
+}
+
+/// Names declared by `let`/`const` at the top level of a script (brace depth 0, outside
+/// strings and comments): the fields a script adds. A scan, not a parse: good enough to tell
+/// the strict check which names exist, and it can only err towards accepting a name.
+fn top_level_declarations(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = source.as_bytes();
+    let mut depth = 0usize;
+    let mut index = 0;
+    let mut at_word_start = true;
+    while let Some(&byte) = bytes.get(index) {
+        match byte {
+            b'"' | b'`' | b'\'' => {
+                index += 1;
+                while let Some(&inner) = bytes.get(index) {
+                    if inner == b'\\' {
+                        index += 1;
+                    } else if inner == byte {
+                        break;
+                    }
+                    index += 1;
+                }
+            }
+            b'/' if bytes.get(index + 1) == Some(&b'/') => {
+                while bytes.get(index).is_some_and(|b| *b != b'\n') {
+                    index += 1;
+                }
+            }
+            b'{' | b'(' | b'[' => depth += 1,
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 && at_word_start => {
+                let rest = source.get(index..).unwrap_or("");
+                for keyword in ["let ", "const "] {
+                    if let Some(after) = rest.strip_prefix(keyword) {
+                        let name: String = after
+                            .trim_start()
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        if !name.is_empty() && !names.contains(&name) {
+                            names.push(name);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        at_word_start = !bytes
+            .get(index)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        index += 1;
+    }
+    names
+}
+
+/// The sandbox: no modules, no eval, no output, limits on work, depth, sizes and time.
+fn sandboxed_engine(strict: bool) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_strict_variables(strict);
+
+    // No `import`: modules could read files.
+    engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    engine.disable_symbol("eval");
+    engine.set_max_operations(MAX_OPERATIONS);
+    engine.set_max_call_levels(32);
+    engine.set_max_expr_depths(64, 32);
+    engine.set_max_string_size(1 << 20);
+    engine.set_max_array_size(10_000);
+    engine.set_max_map_size(10_000);
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine.on_progress(|operations| {
+        if operations % 1_024 != 0 {
+            return None;
+        }
+        let expired =
+            DEADLINE.with(|deadline| deadline.get().is_some_and(|at| Instant::now() > at));
+        expired.then(|| Dynamic::from("time limit"))
+    });
+    register_helpers(&mut engine);
+    engine
+}
+
+fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The value of `name` or `helper(name)` for a text field and a pure helper, computed directly;
+/// None sends the expression to rhai (which also reports unknown names properly).
+fn fast_path(source: &str, variables: &Variables) -> Option<String> {
+    let source = source.trim();
+    let (helper, name) = match source.split_once('(') {
+        Some((helper, rest)) => (Some(helper.trim()), rest.strip_suffix(')')?.trim()),
+        None => (None, source),
+    };
+    if !is_identifier(name) {
+        return None;
+    }
+    let value = variables
+        .scope
+        .get(name)?
+        .read_lock::<rhai::ImmutableString>()?
+        .to_string();
+    Some(match helper {
+        None => value,
+        Some("url") => url_encode(&value),
+        Some("html") => escape_html(&value),
+        Some("upper") => value.to_uppercase(),
+        Some("lower") => value.to_lowercase(),
+        Some("title") => title_case(&value),
+        Some(_) => return None,
+    })
 }
 
 /// Finds the `}}` that closes an expression, skipping braces inside the expression's own blocks
@@ -286,7 +553,7 @@ fn locate(line: usize, column: usize, position: Position) -> (usize, usize) {
 }
 
 fn runtime_error(
-    template: &Template,
+    template: &str,
     line: usize,
     column: usize,
     error: &EvalAltResult,
@@ -317,7 +584,7 @@ fn runtime_error(
         other => (TemplateErrorKind::Runtime, other.to_string()),
     };
     TemplateError {
-        template: template.name.clone(),
+        template: template.to_string(),
         line: l,
         column: c,
         message,
@@ -372,7 +639,51 @@ fn title_case(text: &str) -> String {
     out
 }
 
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn script_error(message: String) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message),
+        Position::NONE,
+    ))
+}
+
+fn skip_with(reason: &str) -> Fallible<()> {
+    let reason = reason.trim();
+    let reason = if reason.is_empty() {
+        "skipped by the script".to_string()
+    } else {
+        reason.to_string()
+    };
+    Err(Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(SkipSignal(reason)),
+        Position::NONE,
+    )))
+}
+
+/// `format_date(signup_date, "%d %B %Y")`; an empty value gives an empty text (so
+/// `or(format_date(d, "%Y"), "soon")` works), anything else that is not a date is an error.
+fn format_date(value: &str, pattern: &str) -> Fallible<String> {
+    if value.trim().is_empty() {
+        return Ok(String::new());
+    }
+    let Some(date) = DateTime::parse(value) else {
+        return Err(script_error(format!(
+            "\"{value}\" is not a date like 2024-03-05 (format_date)"
+        )));
+    };
+    date.format(pattern).map_err(script_error)
+}
+
 fn register_helpers(engine: &mut Engine) {
+    // Today's date (UTC) in the given format: `date("%Y-%m-%d")`.
+    engine.register_fn("date", |pattern: &str| -> Fallible<String> {
+        DateTime::now_utc().format(pattern).map_err(script_error)
+    });
+    engine.register_fn("format_date", format_date);
+    // `skip("reason")` in the personalization script: this recipient gets no message.
+    engine.register_fn("skip", skip_with);
+    engine.register_fn("skip", || skip_with(""));
     engine.register_fn("upper", |text: &str| text.to_uppercase());
     engine.register_fn("lower", |text: &str| text.to_lowercase());
     engine.register_fn("title", title_case);

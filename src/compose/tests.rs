@@ -166,3 +166,122 @@ fn unknown_field_names_recipient() {
 fn header_safe_strips_controls() {
     assert_eq!(header_safe("a\r\nb\tc\0d"), "a  b c d");
 }
+
+/// Verifies a signed message with dkimpy (Debian's python3-dkim), an independent verifier, with
+/// the public key handed to it instead of a DNS lookup.
+pub(crate) fn dkimpy_verifies(message: &[u8], key_type: &str, public_b64: &str) -> (bool, String) {
+    use std::io::Write as _;
+    const VERIFY: &str = "import dkim, sys, logging\n\
+        rec = ('v=DKIM1; k=' + sys.argv[1] + '; p=' + sys.argv[2]).encode()\n\
+        msg = sys.stdin.buffer.read()\n\
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n\
+        ok = dkim.verify(msg, logger=logging.getLogger('dkim'), dnsfunc=lambda name, timeout=5: rec)\n\
+        sys.exit(0 if ok else 1)\n";
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", VERIFY, key_type, public_b64])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-dkim (apt-get install python3-dkim)");
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A fresh key of `kind` ("pkcs1", "pkcs8", "ed25519") in `dir`: (file name, k=, p=).
+pub(crate) fn make_key(dir: &Path, kind: &str) -> (String, &'static str, String) {
+    use base64::Engine as _;
+    let name = format!("{kind}.pem");
+    let path = dir.join(&name);
+    let path_text = path.to_str().unwrap();
+    match kind {
+        "pkcs1" => openssl(&["genrsa", "-traditional", "-out", path_text, "2048"]),
+        "pkcs8" => openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            path_text,
+        ]),
+        _ => openssl(&["genpkey", "-algorithm", "ed25519", "-out", path_text]),
+    };
+    let der = openssl(&["pkey", "-in", path_text, "-pubout", "-outform", "DER"]);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if kind == "ed25519" {
+        (name, "ed25519", b64.encode(&der[der.len() - 32..]))
+    } else {
+        (name, "rsa", b64.encode(&der))
+    }
+}
+
+#[test]
+fn dkim_signatures_verify_with_dkimpy() {
+    for kind in ["pkcs1", "pkcs8", "ed25519"] {
+        let keys = tempfile::tempdir().unwrap();
+        let (file, key_type, public) = make_key(keys.path(), kind);
+        let key_text = std::fs::read_to_string(keys.path().join(&file)).unwrap();
+        let (_dir, campaign) = campaign_with(
+            "html = \"b.html\"\nreply_to = \"Hélène <help@acme.example>\"\nunsubscribe = \"https://acme.example/u?e={{ url(email) }}\"\n\
+                 unsubscribe_mailto = \"mailto:unsub@acme.example?subject=unsubscribe\"\nattachments = [\"prix été.pdf\"]\n\
+                 [dkim]\ndomain = \"acme.example\"\nselector = \"s1\"\nprivate_key = \"key.pem\"",
+            &[
+                (
+                    "b.html",
+                    "<p>Hi  {{ first_name }}</p>\n\n<p>trailing   \t</p>\n\n\n",
+                ),
+                ("prix été.pdf", "%PDF-1.4 fake"),
+                ("key.pem", &key_text),
+            ],
+        );
+        let composer = Composer::new(&campaign).unwrap();
+        let composed = composer
+            .compose(&recipient(
+                r#"{"first_name":"Zoë with a rather long name that goes on"}"#,
+            ))
+            .unwrap();
+        let text = text_of(&composed);
+        assert!(text.starts_with("DKIM-Signature: v=1; a="), "{text}");
+        assert!(
+            text.contains("h=from:to:subject:date:message-id:reply-to:mime-version:"),
+            "{text}"
+        );
+        assert!(text.contains("list-unsubscribe:"), "{text}");
+        assert!(text.contains("list-unsubscribe-post;"), "{text}");
+        let (ok, log) = dkimpy_verifies(&composed.bytes, key_type, &public);
+        assert!(ok, "{kind}: dkimpy rejected the signature:\n{log}\n{text}");
+        let mut tampered = composed.bytes.clone();
+        let at = text.find("Hi ").unwrap();
+        tampered[at] = b'h';
+        assert!(!dkimpy_verifies(&tampered, key_type, &public).0, "{kind}");
+    }
+}
+
+#[test]
+fn nul_in_stored_fields_never_reaches_the_message() {
+    let (_dir, campaign) = campaign_with("text = \"b.txt\"", &[("b.txt", "Body {{ first_name }}")]);
+    let composer = Composer::new(&campaign).unwrap();
+    let composed = composer
+        .compose(&recipient(r#"{"first_name":"A\u0000da"}"#))
+        .unwrap();
+    assert!(!composed.bytes.contains(&0));
+    assert!(text_of(&composed).contains("Body Ada"));
+}

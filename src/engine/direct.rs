@@ -576,8 +576,8 @@ async fn carry(
         domain.lock().bucket.take(Instant::now());
         let (to, bytes) = match compose_for(shared, &job.claimed) {
             Ok(composed) => composed,
-            Err(attempt) => {
-                finish(shared, domain.route, &job, attempt, None);
+            Err(not_built) => {
+                not_built.record(shared, domain.route, &job);
                 continue;
             }
         };

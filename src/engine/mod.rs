@@ -12,6 +12,7 @@ mod progress;
 mod run;
 pub mod service;
 mod smtp;
+pub mod test_send;
 mod throttle;
 
 use std::path::{Path, PathBuf};

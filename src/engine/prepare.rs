@@ -1,14 +1,21 @@
-//! Getting a campaign ready to send, without sending: importing its recipient list into the
-//! store, and checking it (every recipient rendered, every problem listed). Synchronous: the CLI
-//! calls these directly and the window calls them through the engine's runtime.
+//! Getting a campaign ready to send, without sending: importing its recipient list and its
+//! suppression list into the store, checking it (every recipient rendered, every field name
+//! checked, deliverability warnings), and previewing one recipient's message exactly as it will
+//! be sent. Synchronous: the CLI calls these directly and the window calls them through the
+//! engine's runtime.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use std::path::{Path, PathBuf};
+
 use crate::campaign::Campaign;
-use crate::compose::{ComposeError, Composer, RecipientData, TemplateErrorKind};
-use crate::recipients::{self, CsvRecipients, Deduper, ImportError, Verdict};
-use crate::store::{CampaignId, NewRecipient, Store, StoreError};
+use crate::compose::{
+    AttachmentInfo, ComposeError, Composer, RecipientData, TemplateErrorKind, bare_ip_links,
+    mostly_images,
+};
+use crate::recipients::{self, CsvRecipients, Deduper, EmailAddress, ImportError, Verdict};
+use crate::store::{CampaignId, NewRecipient, RecipientRef, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -16,7 +23,16 @@ pub enum PrepareError {
     Import(#[from] ImportError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("could not read the suppression list: {source} ({})", path.display())]
+    Suppression {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
+
+/// A message over this size draws a warning: many providers refuse it (Gmail: 25 MB with
+/// encoding) and it is slow to send a million times.
+const LARGE_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +46,9 @@ pub struct ImportReport {
     pub malformed: u64,
     /// Of the rows added, how many were added as `skipped`.
     pub added_skipped: u64,
+    /// Entries in the suppression list, and recipients it skipped at this import.
+    pub suppression_entries: u64,
+    pub suppressed: u64,
     pub columns: Vec<String>,
 }
 
@@ -121,7 +140,75 @@ pub fn import(
     }
     let (_, added_skipped) = importer.finish(&columns)?;
     report.added_skipped = added_skipped;
+    let (entries, suppressed) = refresh_suppression(store, campaign, id)?;
+    report.suppression_entries = entries;
+    report.suppressed = suppressed;
     Ok((id, report))
+}
+
+/// Loads the campaign's suppression file into the store (replacing what was there; no file
+/// means an empty list) and skips the pending and deferred recipients it names. Returns the
+/// number of entries and of recipients skipped. The claim that sends checks the stored list
+/// again, so calling this while a run is paused takes effect before the next message.
+pub fn refresh_suppression(
+    store: &mut Store,
+    campaign: &Campaign,
+    id: CampaignId,
+) -> Result<(u64, u64), PrepareError> {
+    let entries = match &campaign.recipients.suppression {
+        Some(path) => read_suppression(path)?,
+        None => Vec::new(),
+    };
+    let count = store.replace_suppression(id, &entries)?;
+    let skipped = store.skip_suppressed(id)?;
+    Ok((count, skipped))
+}
+
+/// Reads a suppression file: one address or domain a line (`ada@example.org`, `@example.org`
+/// or `example.org`), or a CSV whose first column holds them; a header line, blank lines and
+/// `#` comments are ignored.
+pub fn read_suppression(path: &Path) -> Result<Vec<String>, PrepareError> {
+    let bytes = std::fs::read(path).map_err(|source| PrepareError::Suppression {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse_suppression(&String::from_utf8_lossy(&bytes)))
+}
+
+/// The normalized entries of a suppression list: address keys and `@ascii-domain`s.
+pub fn parse_suppression(text: &str) -> Vec<String> {
+    let mut entries = Vec::new();
+    for line in text.lines() {
+        let line = line.trim().trim_start_matches('\u{feff}');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line
+            .split([',', ';', '\t'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .trim();
+        let entry = if let Some(domain) = first.strip_prefix('@') {
+            domain_entry(domain)
+        } else if first.contains('@') {
+            EmailAddress::parse(first).ok().map(|address| address.key())
+        } else if first.contains('.') {
+            domain_entry(first)
+        } else {
+            None
+        };
+        if let Some(entry) = entry {
+            entries.push(entry);
+        }
+    }
+    entries
+}
+
+fn domain_entry(domain: &str) -> Option<String> {
+    let address = EmailAddress::parse(&format!("x@{}", domain.trim())).ok()?;
+    Some(format!("@{}", address.domain().to_ascii_lowercase()))
 }
 
 /// Keys for rows that are kept but never sent: the n-th occurrence of the same value in a file
@@ -209,6 +296,11 @@ pub fn check(campaign: &Campaign) -> CheckReport {
             None
         }
     };
+    if let Some(path) = &campaign.recipients.suppression
+        && let Err(error) = read_suppression(path)
+    {
+        report.problems.push(error.to_string());
+    }
     let csv = match recipients::open(&campaign.recipients.csv, &campaign.recipients.email_column) {
         Ok(csv) => csv,
         Err(error) => {
@@ -217,7 +309,23 @@ pub fn check(campaign: &Campaign) -> CheckReport {
         }
     };
     let columns = csv.columns().to_vec();
-    check_rows(csv, composer.as_ref(), &columns, &mut report);
+    // A misspelt field is an error even when no recipient's branch reaches it.
+    let names_ok = match &composer {
+        Some(composer) => {
+            let errors = composer.check_fields(&columns);
+            for error in &errors {
+                let mut text = error.to_string();
+                if let TemplateErrorKind::UnknownField(_) = error.kind {
+                    let _ = write!(text, "; the fields are: email, {}", columns.join(", "));
+                }
+                report.problems.push(text);
+            }
+            errors.is_empty()
+        }
+        None => false,
+    };
+    let composer = composer.filter(|_| names_ok);
+    let sample = check_rows(csv, composer.as_ref(), &columns, &mut report);
     if report.recipients == 0 {
         report.problems.push(format!(
             "the recipient list has no recipients ({})",
@@ -228,19 +336,106 @@ pub fn check(campaign: &Campaign) -> CheckReport {
             .problems
             .push("no recipient in the list has a valid address".to_string());
     }
-    if campaign.message.unsubscribe.is_none() {
-        report.warnings.push(
-            "no unsubscribe link (message.unsubscribe): Gmail, Yahoo and Outlook require one-click unsubscribe from bulk senders"
-                .to_string(),
-        );
-    }
-    if campaign.dkim.is_none() {
-        report.warnings.push(
-            "no DKIM signature ([dkim]): big mailbox providers reject or junk unsigned bulk mail"
-                .to_string(),
-        );
-    }
+    deliverability(campaign, composer.as_ref(), sample.as_ref(), &mut report);
     report
+}
+
+/// The deliverability warnings of issue #5: things that do not stop a send but make big
+/// mailbox providers junk or refuse it.
+fn deliverability(
+    campaign: &Campaign,
+    composer: Option<&Composer>,
+    sample: Option<&Sample>,
+    report: &mut CheckReport,
+) {
+    let warn = |report: &mut CheckReport, text: String| report.warnings.push(text);
+    if campaign.message.unsubscribe.is_none() && campaign.message.unsubscribe_mailto.is_none() {
+        warn(report, "no unsubscribe link (message.unsubscribe): Gmail, Yahoo and Outlook require one-click unsubscribe from bulk senders".into());
+    } else if campaign.message.unsubscribe.is_none() {
+        warn(report, "only a mailto unsubscribe: one-click unsubscribe (RFC 8058) needs an https link in message.unsubscribe".into());
+    }
+    match &campaign.dkim {
+        None => warn(
+            report,
+            "no DKIM signature ([dkim]): big mailbox providers reject or junk unsigned bulk mail"
+                .into(),
+        ),
+        Some(dkim) => {
+            let from_domain = campaign
+                .message
+                .from
+                .rsplit_once('@')
+                .map(|(_, domain)| domain.trim_end_matches('>').trim().to_ascii_lowercase())
+                .unwrap_or_default();
+            let dkim_domain = dkim
+                .domain
+                .trim()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let aligned =
+                from_domain == dkim_domain || from_domain.ends_with(&format!(".{dkim_domain}"));
+            if !aligned {
+                warn(
+                    report,
+                    format!(
+                        "the From domain ({from_domain}) differs from the DKIM domain ({dkim_domain}): DMARC alignment fails"
+                    ),
+                );
+            }
+        }
+    }
+    let Some(composer) = composer else {
+        return;
+    };
+    let Some(sample) = sample else {
+        return;
+    };
+    // Link addresses the derived text keeps ("shop (https://…)") are not text to read.
+    let readable = sample
+        .text
+        .split_whitespace()
+        .filter(|word| !word.contains("://"))
+        .flat_map(str::chars)
+        .filter(|c| c.is_alphanumeric())
+        .count();
+    if composer.has_html() && !composer.has_text_template() && readable == 0 {
+        warn(
+            report,
+            "no text part: the HTML has no text to derive one from; add message.text".into(),
+        );
+    } else if !composer.has_html() && sample.text.trim().is_empty() {
+        warn(report, "the text part is empty".into());
+    }
+    if report.largest_bytes > LARGE_MESSAGE_BYTES {
+        warn(
+            report,
+            format!(
+                "the largest message is {} MB; messages over 10 MB are refused or delayed by many providers",
+                report.largest_bytes.div_ceil(1024 * 1024)
+            ),
+        );
+    }
+    if let Some(html) = &sample.html {
+        if mostly_images(html) {
+            warn(report, "the HTML is mostly images with little text: spam filters distrust that, and it is blank with images off".into());
+        }
+        let links = bare_ip_links(html);
+        if !links.is_empty() {
+            warn(
+                report,
+                format!(
+                    "links to bare IP addresses look like phishing to filters: {}",
+                    links.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// The first rendered recipient's bodies, for the content warnings.
+struct Sample {
+    html: Option<String>,
+    text: String,
 }
 
 fn check_rows(
@@ -248,7 +443,10 @@ fn check_rows(
     composer: Option<&Composer>,
     columns: &[String],
     report: &mut CheckReport,
-) {
+) -> Option<Sample> {
+    let mut sample = None;
+    let mut script_skips: Vec<String> = Vec::new();
+    let mut signed_one = false;
     let encoder = FieldsEncoder::new(columns);
     let mut deduper = Deduper::new();
     let mut fields_json = String::new();
@@ -297,10 +495,30 @@ fn check_rows(
             email: &envelope,
             fields_json: &fields_json,
         };
-        match composer.compose(&data) {
+        // Signing is checked once; the rest only need to build (RSA for a million recipients
+        // would make `check` as slow as a send).
+        let composed = if sample.is_none() {
+            composer
+                .compose_parts(&data, !signed_one)
+                .map(|(parts, composed)| {
+                    signed_one = true;
+                    sample = Some(Sample {
+                        html: parts.html,
+                        text: parts.text,
+                    });
+                    composed
+                })
+        } else {
+            composer.compose_unsigned(&data)
+        };
+        match composed {
             Ok(composed) => {
                 report.rendered += 1;
                 report.largest_bytes = report.largest_bytes.max(composed.bytes.len());
+            }
+            Err(ComposeError::Skipped { reason }) => {
+                report.skipped += 1;
+                script_skips.push(format!("line {}: {}: {reason}", row.line, row.email.trim()));
             }
             Err(error) => {
                 let (group, text) = describe_render_error(&error, columns, row.line);
@@ -324,6 +542,12 @@ fn check_rows(
     }
     summarize(&mut report.warnings, "invalid address", invalid);
     summarize(&mut report.warnings, "duplicate", duplicates);
+    summarize(
+        &mut report.warnings,
+        "skipped by the personalization script",
+        script_skips,
+    );
+    sample
 }
 
 fn describe_render_error(error: &ComposeError, columns: &[String], line: u64) -> (String, String) {
@@ -357,6 +581,139 @@ fn summarize(warnings: &mut Vec<String>, kind: &str, items: Vec<String>) {
         let _ = write!(text, "\n    … and {} more", total - LISTED_PER_KIND);
     }
     warnings.push(text);
+}
+
+/// One recipient's message exactly as it will be sent (same Message-ID, same signature; only
+/// the Date differs), for the window's preview and `herald preview`.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    /// The recipient's position in import order (0-based) and address.
+    pub index: u64,
+    pub email: String,
+    /// Some: the personalization script skips this recipient, with its reason; no message.
+    pub skipped: Option<String>,
+    /// The header fields as in the message, unfolded (encoded words left as they are).
+    pub headers: Vec<(String, String)>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub attachments: Vec<AttachmentInfo>,
+    pub size_bytes: usize,
+    pub envelope_from: String,
+    pub envelope_to: String,
+    /// The complete message.
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("the message cannot be built:\n  {}", .0.join("\n  "))]
+    Campaign(Vec<String>),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the campaign has no recipient {0}")]
+    NoSuchRecipient(String),
+    #[error("recipient {email}: {error}")]
+    Compose {
+        email: String,
+        error: Box<ComposeError>,
+    },
+}
+
+/// Renders recipient `which` as it will be sent. Imports the list first when the campaign has
+/// none yet (as `send` would), since the Message-ID comes from the recipient's row.
+pub fn preview(
+    campaign: &Campaign,
+    store: &mut Store,
+    which: &RecipientRef,
+) -> Result<Preview, PreviewError> {
+    let composer = Composer::new(campaign).map_err(|problems| {
+        PreviewError::Campaign(problems.iter().map(ToString::to_string).collect())
+    })?;
+    preview_with(&composer, campaign, store, which)
+}
+
+/// [`preview`] with a composer the caller keeps (the window builds one per edit, not per
+/// recipient shown).
+pub fn preview_with(
+    composer: &Composer,
+    campaign: &Campaign,
+    store: &mut Store,
+    which: &RecipientRef,
+) -> Result<Preview, PreviewError> {
+    let id = campaign_id(store, campaign)?;
+    if store.counts(id)?.total() == 0 {
+        import(store, campaign)?;
+    }
+    let describe = || match which {
+        RecipientRef::Index(index) => format!("number {}", index + 1),
+        RecipientRef::Email(email) => email.clone(),
+    };
+    let Some(row) = store.find_recipient(id, which)? else {
+        return Err(PreviewError::NoSuchRecipient(describe()));
+    };
+    let index = match which {
+        RecipientRef::Index(index) => *index,
+        RecipientRef::Email(_) => store.position(id, row.id)?,
+    };
+    let compose_error = |error| PreviewError::Compose {
+        email: row.email.clone(),
+        error: Box::new(error),
+    };
+    let address = EmailAddress::parse(&row.email).map_err(|error| {
+        compose_error(ComposeError::Address {
+            what: "the recipient",
+            value: row.email.clone(),
+            reason: error.to_string(),
+        })
+    })?;
+    let envelope = address.to_ascii();
+    let data = RecipientData {
+        id: row.id,
+        email: &envelope,
+        fields_json: &row.fields_json,
+    };
+    let mut preview = Preview {
+        index,
+        email: row.email.clone(),
+        attachments: composer.attachments(),
+        ..Preview::default()
+    };
+    match composer.compose_parts(&data, true) {
+        Ok((parts, composed)) => {
+            preview.headers = header_fields(&composed.bytes);
+            preview.subject = parts.subject;
+            preview.text = parts.text;
+            preview.html = parts.html;
+            preview.size_bytes = composed.bytes.len();
+            preview.envelope_from = composed.envelope_from;
+            preview.envelope_to = composed.envelope_to;
+            preview.raw = composed.bytes;
+        }
+        Err(ComposeError::Skipped { reason }) => preview.skipped = Some(reason),
+        Err(error) => return Err(compose_error(error)),
+    }
+    Ok(preview)
+}
+
+/// The header fields of a message, unfolded.
+fn header_fields(message: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = fields.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            fields.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    fields
 }
 
 #[cfg(test)]

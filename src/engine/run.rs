@@ -680,12 +680,30 @@ async fn open_session(
     }
 }
 
-/// Builds one recipient's message and envelope address; a failure is permanent for them.
+/// Why a recipient's message was not built.
+pub(super) enum NotBuilt {
+    /// The personalization script skipped the recipient, with this reason.
+    Skipped(String),
+    /// The message cannot be built for this recipient: a permanent failure.
+    Failed(Attempt),
+}
+
+impl NotBuilt {
+    /// Records the outcome on the recipient's row.
+    pub(super) fn record(self, shared: &Shared, route: usize, job: &Job) {
+        match self {
+            NotBuilt::Skipped(reason) => skip(shared, route, job, &reason),
+            NotBuilt::Failed(attempt) => finish(shared, route, job, attempt, None),
+        }
+    }
+}
+
+/// Builds one recipient's message and envelope address.
 pub(super) fn compose_for(
     shared: &Shared,
     claimed: &Claimed,
-) -> Result<(EnvelopeAddress, Vec<u8>), Attempt> {
-    let invalid = || Attempt::Permanent(local_reply("the address is not valid"));
+) -> Result<(EnvelopeAddress, Vec<u8>), NotBuilt> {
+    let invalid = || NotBuilt::Failed(Attempt::Permanent(local_reply("the address is not valid")));
     let address = EmailAddress::parse(&claimed.email).map_err(|_| invalid())?;
     let envelope = address.to_ascii();
     let data = RecipientData {
@@ -693,9 +711,15 @@ pub(super) fn compose_for(
         email: &envelope,
         fields_json: &claimed.fields_json,
     };
-    let composed = shared.composer.compose(&data).map_err(|error| {
-        Attempt::Permanent(local_reply(format!("could not build the message: {error}")))
-    })?;
+    let composed = shared
+        .composer
+        .compose(&data)
+        .map_err(|error| match error.skip_reason() {
+            Some(reason) => NotBuilt::Skipped(reason.to_string()),
+            None => NotBuilt::Failed(Attempt::Permanent(local_reply(format!(
+                "could not build the message: {error}"
+            )))),
+        })?;
     let to = envelope_address(&composed.envelope_to).map_err(|_| invalid())?;
     Ok((to, composed.bytes))
 }
@@ -709,8 +733,8 @@ async fn deliver(
 ) {
     let (to, bytes) = match compose_for(shared, &job.claimed) {
         Ok(composed) => composed,
-        Err(attempt) => {
-            finish(shared, route, &job, attempt, None);
+        Err(not_built) => {
+            not_built.record(shared, route, &job);
             return;
         }
     };
@@ -761,6 +785,28 @@ async fn deliver(
         return;
     }
     let _ = shared.bounced.send(job);
+}
+
+/// The personalization script skipped this recipient (issue #5): recorded with its reason,
+/// never sent.
+fn skip(shared: &Shared, route: usize, job: &Job, reason: &str) {
+    let reply = local_reply(reason);
+    let _ = shared.writer.write(Transition {
+        id: job.claimed.id,
+        to: State::Skipped,
+        attempts: job.claimed.attempts,
+        next_attempt_at_ms: 0,
+        route: None,
+        reply: Some(reply.clone()),
+    });
+    shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+    shared.event(Event::Outcome {
+        route,
+        email: job.claimed.email.clone(),
+        to: State::Skipped,
+        uncertain: false,
+        reply: Some(reply),
+    });
 }
 
 pub(super) fn finish(

@@ -3,6 +3,7 @@
 //! about SMTP, templates or the window: callers hand it plain data.
 
 mod schema;
+mod suppression;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub use suppression::SUPPRESSED;
 pub use writer::{Writer, WriterError};
 
 pub type CampaignId = i64;
@@ -462,6 +464,16 @@ impl Store {
         Ok(row)
     }
 
+    /// The 0-based position of a recipient in its campaign's import order.
+    pub fn position(&self, campaign: CampaignId, id: RecipientId) -> Result<u64, StoreError> {
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM recipient WHERE campaign_id = ?1 AND id < ?2",
+            params![campaign, id],
+            |row| row.get(0),
+        )?;
+        Ok(count as u64)
+    }
+
     /// Puts rows left in `sending` by a run that did not finish (crash, kill, power loss) into
     /// `uncertain`: the server may or may not have them (RFC 1047). With `resend`, they then go
     /// back to `pending`. Returns how many rows were found.
@@ -531,6 +543,7 @@ impl Store {
                     claimed.push(row?);
                 }
             }
+            suppression::drop_suppressed(&tx, campaign, &mut claimed, now)?;
             let mut mark = tx.prepare_cached(
                 "UPDATE recipient SET state = 'sending', updated_at = ?2 WHERE id = ?1",
             )?;
@@ -777,6 +790,7 @@ pub(crate) fn apply_in(
              reply_code = CASE WHEN ?10 THEN ?6 ELSE reply_code END,
              reply_enhanced = CASE WHEN ?10 THEN ?7 ELSE reply_enhanced END,
              reply_text = CASE WHEN ?10 THEN ?8 ELSE reply_text END,
+             skip_reason = CASE WHEN ?2 = 'skipped' AND ?10 THEN ?8 ELSE skip_reason END,
              updated_at = ?9
          WHERE id = ?1",
     )?;

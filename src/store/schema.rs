@@ -49,6 +49,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX event_recipient ON event(recipient_id);
     "#,
+    // 2: the suppression list (issue #5): address keys and "@domain" entries per campaign.
+    r#"
+    CREATE TABLE suppression (
+        campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+        entry       TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, entry)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build of Herald writes.
