@@ -218,3 +218,47 @@ fn resend_failed_is_one_click() {
     let received = server.rcpt_counts();
     assert_eq!(received.get("user1@d1.example"), Some(&1));
 }
+
+#[test]
+fn send_test_delivers_one_rendered_message_to_the_given_address() {
+    let server = SmtpServer::start();
+    let dir = campaign(
+        &addresses(3),
+        &[RelayConf::new("main", server.port())],
+        "connections = 1",
+    );
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    harness.get_by_label("Send test to").focus();
+    harness
+        .get_by_label("Send test to")
+        .type_text("proof@tester.example");
+    harness.step();
+    harness.get_by_label("Send test").click();
+    wait_until(&mut harness, "the test-send report", |app| {
+        app.test_result().is_some_and(|result| {
+            result.as_ref().map_or(true, |text| !text.starts_with("sending a test"))
+        })
+    });
+    let result = harness.state().test_result().cloned();
+    assert!(matches!(&result, Some(Ok(_))), "{result:?}");
+    assert!(server.wait_for_messages(1, Duration::from_secs(30)));
+    let received = server.received();
+    assert_eq!(
+        received[0].rcpt_to,
+        vec!["proof@tester.example".to_string()]
+    );
+    assert!(received[0].data_str().contains("Hi Name0"));
+    wait_until(&mut harness, "the test-send report", |_| true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while harness
+        .query_by_label_contains("sent to proof@tester.example")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no report of the test send");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    // A test send changes nobody's state.
+    assert_eq!(harness.state().counts().sent, 0);
+}

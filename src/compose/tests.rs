@@ -285,3 +285,46 @@ fn nul_in_stored_fields_never_reaches_the_message() {
     assert!(!composed.bytes.contains(&0));
     assert!(text_of(&composed).contains("Body Ada"));
 }
+
+#[test]
+fn seven_bit_bodies_keep_long_ascii_lines_and_refuse_the_rest() {
+    let check = |text: &str, expected: Option<&str>| {
+        let got = super::seven_bit(text).map(|bytes| String::from_utf8(bytes).unwrap());
+        assert_eq!(got.as_deref(), expected, "{text:?}");
+    };
+    check("a\nb", Some("a\r\nb\r\n"));
+    check("a\r\nb\r\n", Some("a\r\nb\r\n"));
+    check(&"x".repeat(998), Some(&format!("{}\r\n", "x".repeat(998))));
+    check(&"x".repeat(999), None);
+    check("café", None);
+    check("bare\rcr", None);
+    check("nul\0", None);
+    check("", Some("\r\n"));
+}
+
+#[test]
+fn long_ascii_lines_travel_as_7bit_and_utf8_as_quoted_printable() {
+    let long_line = format!("<p>{}</p>", "word ".repeat(40));
+    let (_dir, campaign) = campaign_with(
+        "html = \"b.html\"\ntext = \"b.txt\"",
+        &[
+            ("b.html", long_line.as_str()),
+            (
+                "b.txt",
+                "Grüße {{ first_name }}, here is a longer text with only one non-ASCII word.",
+            ),
+        ],
+    );
+    let composer = Composer::new(&campaign).unwrap();
+    let text = text_of(
+        &composer
+            .compose(&recipient(r#"{"first_name":"A"}"#))
+            .unwrap(),
+    );
+    assert!(text.contains("Content-Transfer-Encoding: 7bit"), "{text}");
+    assert!(text.contains(&long_line), "{text}");
+    assert!(
+        text.contains("Content-Transfer-Encoding: quoted-printable"),
+        "{text}"
+    );
+}

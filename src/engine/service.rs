@@ -55,6 +55,12 @@ pub enum Request {
         path: PathBuf,
         index: u64,
     },
+    /// Send recipient `index`'s message to `to` through the campaign's relay.
+    TestSend {
+        path: PathBuf,
+        index: u64,
+        to: String,
+    },
     Start {
         path: PathBuf,
     },
@@ -126,6 +132,7 @@ pub enum Answer {
         rows: Vec<RecipientRow>,
     },
     Preview(Result<PreviewData, String>),
+    TestSent(Result<String, String>),
     Started,
     /// The last progress of a run that ended.
     RunEnded(Progress),
@@ -297,6 +304,9 @@ impl Worker {
                 Err(problem) => Answer::Problem(problem),
             },
             Request::Preview { path, index } => Answer::Preview(self.preview(&path, index)),
+            Request::TestSend { path, index, to } => {
+                Answer::TestSent(self.test_send(&path, index, to))
+            }
             Request::Start { path } => match self.start(&path) {
                 Ok(()) => Answer::Started,
                 Err(problem) => Answer::Problem(problem),
@@ -430,6 +440,32 @@ impl Worker {
             html: parts.html,
             size_bytes: composed.bytes.len(),
         })
+    }
+
+    fn test_send(&mut self, path: &Path, index: u64, to: String) -> Result<String, String> {
+        let campaign = Self::load(path)?;
+        let db = self.db.clone();
+        let passwords = RunOptions::default().passwords;
+        let sent = self.engine.block_on(super::test_send::test_send(
+            campaign,
+            db,
+            RecipientRef::Index(index),
+            to,
+            passwords,
+        ));
+        match sent {
+            Ok(sent) => Ok(format!(
+                "sent to {} through {}: {} {}",
+                sent.to,
+                sent.route,
+                sent.reply
+                    .code
+                    .map(|code| code.to_string())
+                    .unwrap_or_default(),
+                sent.reply.text
+            )),
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     fn start(&mut self, path: &Path) -> Result<(), String> {

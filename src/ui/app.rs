@@ -28,6 +28,7 @@ pub enum Action {
     PeekCsv,
     Import,
     Preview(u64),
+    TestSend(String),
     Start,
     Pause,
     Resume,
@@ -100,6 +101,8 @@ pub struct HeraldApp {
     pub(super) preview_index: u64,
     pub(super) preview: Option<Result<PreviewData, String>>,
     pub(super) preview_tab: PreviewTab,
+    pub(super) test_to: String,
+    pub(super) test_result: Option<Result<String, String>>,
     // Recipients
     pub(super) peek: Option<Result<CsvPeek, String>>,
     pub(super) import_report: Option<ImportReport>,
@@ -161,6 +164,8 @@ impl HeraldApp {
             preview_index: 0,
             preview: None,
             preview_tab: PreviewTab::Text,
+            test_to: String::new(),
+            test_result: None,
             peek: None,
             import_report: None,
             counts: Counts::default(),
@@ -199,6 +204,11 @@ impl HeraldApp {
 
     pub fn document(&self) -> &Document {
         &self.doc
+    }
+
+    /// What the last "Send test" reported.
+    pub fn test_result(&self) -> Option<&Result<String, String>> {
+        self.test_result.as_ref()
     }
 
     pub fn is_running(&self) -> bool {
@@ -329,6 +339,7 @@ impl HeraldApp {
                 }
             }
             Answer::Preview(result) => self.preview = Some(result),
+            Answer::TestSent(result) => self.test_result = Some(result),
             Answer::Started => {
                 self.running = true;
                 self.rate_history.clear();
@@ -466,6 +477,16 @@ impl HeraldApp {
                 self.preview_index = index;
                 if let Some(path) = path {
                     self.after_saving(Request::Preview { path, index });
+                }
+            }
+            Action::TestSend(to) => {
+                if let Some(path) = path {
+                    self.test_result = Some(Ok(format!("sending a test to {to}…")));
+                    self.after_saving(Request::TestSend {
+                        path,
+                        index: self.preview_index,
+                        to,
+                    });
                 }
             }
             Action::Start => {

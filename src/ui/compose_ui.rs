@@ -147,11 +147,23 @@ fn editor_with_lines(ui: &mut egui::Ui, id: &str, label: egui::Id, text: &mut St
                     egui::Label::new(egui::RichText::new(numbers).monospace().weak())
                         .selectable(false),
                 );
+                // Lay the text out without wrapping, so each gutter number is one line.
+                let mut layouter = |ui: &egui::Ui, buffer: &dyn egui::TextBuffer, _wrap: f32| {
+                    let font = egui::TextStyle::Monospace.resolve(ui.style());
+                    let job = egui::text::LayoutJob::simple(
+                        buffer.as_str().to_owned(),
+                        font,
+                        ui.visuals().text_color(),
+                        f32::INFINITY,
+                    );
+                    ui.fonts_mut(|fonts| fonts.layout_job(job))
+                };
                 ui.add(
                     egui::TextEdit::multiline(text)
                         .code_editor()
                         .desired_rows(rows)
-                        .desired_width(1_600.0),
+                        .desired_width(f32::INFINITY)
+                        .layouter(&mut layouter),
                 )
                 .labelled_by(label);
             });
@@ -176,6 +188,27 @@ fn preview_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>)
             actions.push(Action::Preview(app.preview_index + 1));
         }
     });
+    ui.horizontal(|ui| {
+        let label = ui.label("Send test to");
+        ui.add(
+            egui::TextEdit::singleline(&mut app.test_to)
+                .hint_text("you@example.com")
+                .desired_width(200.0),
+        )
+        .labelled_by(label.id);
+        if ui.button("Send test").clicked() && !app.test_to.trim().is_empty() {
+            actions.push(Action::TestSend(app.test_to.trim().to_string()));
+        }
+    });
+    match &app.test_result {
+        Some(Ok(text)) => {
+            ui.label(text);
+        }
+        Some(Err(error)) => {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        None => {}
+    }
     ui.horizontal(|ui| {
         ui.selectable_value(&mut app.preview_tab, PreviewTab::Text, "Text");
         ui.selectable_value(&mut app.preview_tab, PreviewTab::Html, "HTML source");
