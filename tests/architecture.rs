@@ -56,6 +56,8 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("encoding_rs", &["recipients/"]),
     ("idna::", &["recipients/"]),
     ("toml::", &["campaign/"]),
+    ("keyring::", &["engine/secrets"]),
+    ("use ring", &["compose/dkim"]),
     ("tokio", &["engine/", "cli/"]),
     ("\"SELECT ", &["store/"]),
     ("INSERT INTO", &["store/"]),

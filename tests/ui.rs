@@ -237,7 +237,9 @@ fn send_test_delivers_one_rendered_message_to_the_given_address() {
     harness.get_by_label("Send test").click();
     wait_until(&mut harness, "the test-send report", |app| {
         app.test_result().is_some_and(|result| {
-            result.as_ref().map_or(true, |text| !text.starts_with("sending a test"))
+            result
+                .as_ref()
+                .map_or(true, |text| !text.starts_with("sending a test"))
         })
     });
     let result = harness.state().test_result().cloned();

@@ -244,6 +244,19 @@ impl Campaign {
         })
     }
 
+    /// Like [`Campaign::load`], with `password_available` saying whether a relay password can be
+    /// found under a name (the window also looks in the keyring).
+    pub fn load_with(
+        path: &Path,
+        password_available: &dyn Fn(&str) -> bool,
+    ) -> Result<Campaign, CampaignError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CampaignError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Campaign::parse(&text, &canonical(path)?, password_available)
+    }
+
     /// Like [`Campaign::load`], but without requiring relay passwords to be set: for commands
     /// that only read the campaign's state (status, import, preview).
     pub fn load_for_reading(path: &Path) -> Result<Campaign, CampaignError> {

@@ -261,7 +261,7 @@ fn test_send(db: Option<&Path>, path: &Path, which: RecipientRef, to: &str) -> R
 }
 
 fn load(path: &Path) -> Result<Campaign> {
-    Ok(Campaign::load(path)?)
+    Ok(Campaign::load_with(path, &engine::secrets::is_available)?)
 }
 
 fn load_for_reading(path: &Path) -> Result<Campaign> {

@@ -10,6 +10,7 @@ mod outcome;
 pub mod prepare;
 mod progress;
 mod run;
+pub mod secrets;
 pub mod service;
 mod smtp;
 pub mod test_send;
@@ -50,8 +51,8 @@ pub type Passwords = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// Options of one run.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// Looks up a relay password by the name in `password_env` (the environment by default;
-    /// the window adds the keyring).
+    /// Looks up a relay password by the name in `password_env` (the environment, then the
+    /// keyring, by default).
     pub passwords: Passwords,
     pub wake: Wake,
 }
@@ -59,7 +60,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            passwords: Arc::new(|name| std::env::var(name).ok()),
+            passwords: Arc::new(secrets::lookup),
             wake: Arc::new(|| {}),
         }
     }

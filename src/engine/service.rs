@@ -82,6 +82,11 @@ pub enum Request {
         relay: RelaySpec,
         helo: String,
     },
+    /// Keep a relay password in the keyring under `name` (the relay's `password_env`).
+    StorePassword {
+        name: String,
+        password: String,
+    },
 }
 
 /// What the window edits: the campaign file and the text of its templates.
@@ -141,6 +146,10 @@ pub enum Answer {
     RelayTested {
         name: String,
         result: Result<String, String>,
+    },
+    PasswordStored {
+        name: String,
+        result: Result<(), String>,
     },
     Problem(String),
 }
@@ -335,6 +344,10 @@ impl Worker {
             } => Answer::Resent(self.resend(&path, include_uncertain)),
             Request::MarkUncertainSent { path } => Answer::Resent(self.mark_sent(&path)),
             Request::ExportFailed { path, to } => Answer::Exported(self.export_failed(&path, &to)),
+            Request::StorePassword { name, password } => Answer::PasswordStored {
+                result: super::secrets::store(&name, &password),
+                name,
+            },
             Request::TestRelay { relay, helo } => {
                 let name = relay.name.clone();
                 Answer::RelayTested {
@@ -346,7 +359,7 @@ impl Worker {
     }
 
     fn load(path: &Path) -> Result<Campaign, String> {
-        Campaign::load(path).map_err(|error| error.to_string())
+        Campaign::load_with(path, &super::secrets::is_available).map_err(|error| error.to_string())
     }
 
     fn import(&mut self, path: &Path) -> Result<(super::ImportReport, Counts), String> {
@@ -661,7 +674,7 @@ fn save_document(path: &Path, document: &Document) -> Result<(), String> {
 }
 
 fn validate(path: &Path) -> Result<(), Vec<String>> {
-    match Campaign::load(path) {
+    match Campaign::load_with(path, &super::secrets::is_available) {
         Ok(campaign) => {
             let report = super::check(&campaign);
             if report.problems.is_empty() {

@@ -33,10 +33,14 @@ pub enum Action {
     Pause,
     Resume,
     Stop,
-    Resend { include_uncertain: bool },
+    Resend {
+        include_uncertain: bool,
+    },
     MarkUncertainSent,
     ExportFailed(PathBuf),
     TestRelay(usize),
+    /// Store the password typed for relay N in the keyring.
+    StorePassword(usize),
     TableChanged,
     ToggleTheme,
 }
@@ -116,6 +120,8 @@ pub struct HeraldApp {
     pub(super) running: bool,
     pub(super) rate_history: Vec<[f64; 2]>,
     pub(super) relay_tests: HashMap<String, Result<String, String>>,
+    /// Passwords being typed, by relay index; never saved in the campaign or on disk.
+    pub(super) password_inputs: HashMap<usize, String>,
     pub(super) offered_resume: bool,
     pub(super) after_save: Vec<Request>,
 }
@@ -177,6 +183,7 @@ impl HeraldApp {
             running: false,
             rate_history: Vec::new(),
             relay_tests: HashMap::new(),
+            password_inputs: HashMap::new(),
             offered_resume: false,
             after_save: Vec::new(),
         };
@@ -368,6 +375,10 @@ impl HeraldApp {
             Answer::RelayTested { name, result } => {
                 self.relay_tests.insert(name, result);
             }
+            Answer::PasswordStored { name, result } => match result {
+                Ok(()) => self.status = format!("password kept in the keyring as {name}"),
+                Err(error) => self.problems = vec![error],
+            },
             Answer::Problem(problem) => {
                 self.busy = None;
                 self.problems = vec![problem];
@@ -525,9 +536,42 @@ impl HeraldApp {
                 }
             }
             Action::TestRelay(index) => self.test_relay(index),
+            Action::StorePassword(index) => self.store_password(index),
             Action::TableChanged => self.refresh_table(),
             Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
         }
+    }
+
+    fn store_password(&mut self, index: usize) {
+        let Some(password) = self
+            .password_inputs
+            .remove(&index)
+            .filter(|p| !p.is_empty())
+        else {
+            return;
+        };
+        let Some(relay) = self.doc.raw.relays.get_mut(index) else {
+            return;
+        };
+        let name = relay.password_env.clone().unwrap_or_else(|| {
+            let base = relay
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("relay {}", index + 1));
+            let cleaned: String = base
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("HERALD_{cleaned}_PASSWORD")
+        });
+        relay.password_env = Some(name.clone());
+        self.service.send(Request::StorePassword { name, password });
     }
 
     fn test_relay(&mut self, index: usize) {

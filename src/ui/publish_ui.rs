@@ -239,6 +239,19 @@ fn delivery_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>
         egui::Frame::group(ui.style()).show(ui, |ui| {
             relay_ui(ui, index, relay);
             ui.horizontal(|ui| {
+                let label = ui.label("Password");
+                let typed = app.password_inputs.entry(index).or_default();
+                ui.add(
+                    egui::TextEdit::singleline(typed)
+                        .password(true)
+                        .desired_width(160.0),
+                )
+                .labelled_by(label.id);
+                if ui.button("Keep in keyring").clicked() {
+                    actions.push(Action::StorePassword(index));
+                }
+            });
+            ui.horizontal(|ui| {
                 if ui.button("Test connection").clicked() {
                     actions.push(Action::TestRelay(index));
                 }
@@ -335,7 +348,7 @@ fn relay_ui(ui: &mut egui::Ui, index: usize, relay: &mut RawRelay) {
             0..=100_000_000,
         );
     });
-    ui.weak("The password is read from the named environment variable; it is never saved in the campaign.");
+    ui.weak("The password is looked up under the variable name: first in the environment, then in the system keyring. It is never saved in the campaign.");
 }
 
 fn options_ui(app: &mut HeraldApp, ui: &mut egui::Ui) {
