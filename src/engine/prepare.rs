@@ -73,70 +73,61 @@ pub fn import(
     let csv = recipients::open(&campaign.recipients.csv, &campaign.recipients.email_column)?;
     let id = campaign_id(store, campaign)?;
     let columns = csv.columns().to_vec();
-    let encoder = FieldsEncoder::new(&columns);
     let mut report = ImportReport {
         columns: columns.clone(),
         ..ImportReport::default()
     };
-    let mut deduper = Deduper::new();
-    let mut repeats: HashMap<String, u32> = HashMap::new();
     let mut importer = store.importer(id)?;
-    let mut fields_json = String::new();
-    for row in csv {
-        report.rows += 1;
-        let row = match row {
-            Ok(row) => row,
-            Err(ImportError::Row { line, message, .. }) => {
-                report.malformed += 1;
-                let key = format!("malformed:{line}");
-                let reason = format!("line {line} is not a valid CSV row: {message}");
-                importer.add(&NewRecipient {
-                    line,
-                    email: "",
-                    key: &key,
-                    fields_json: "{}",
-                    skip_reason: Some(&reason),
-                })?;
-                continue;
-            }
-            Err(other) => return Err(other.into()),
-        };
-        encoder.encode(&row.fields, &mut fields_json);
-        let added = match deduper.classify(row.line, &row.email) {
-            Verdict::Valid(address) => importer.add(&NewRecipient {
-                line: row.line,
-                email: address.as_str(),
-                key: &address.key(),
-                fields_json: &fields_json,
-                skip_reason: None,
-            })?,
-            Verdict::Invalid { reason } => {
-                report.invalid += 1;
-                let key = occurrence_key(&mut repeats, "invalid", &row.email.to_lowercase());
-                importer.add(&NewRecipient {
-                    line: row.line,
-                    email: row.email.trim(),
-                    key: &key,
-                    fields_json: &fields_json,
-                    skip_reason: Some(&format!("invalid address: {reason}")),
-                })?
-            }
-            Verdict::Duplicate { first_line } => {
-                report.duplicates += 1;
-                let key =
-                    occurrence_key(&mut repeats, "duplicate", &row.email.trim().to_lowercase());
-                importer.add(&NewRecipient {
-                    line: row.line,
-                    email: row.email.trim(),
-                    key: &key,
-                    fields_json: &fields_json,
-                    skip_reason: Some(&format!("duplicate of line {first_line}")),
-                })?
-            }
-        };
-        if added {
-            report.added += 1;
+    // Reading, checking and encoding rows takes as long as inserting them: one thread does
+    // each, with a few batches in between.
+    let (batches, receiver) =
+        std::sync::mpsc::sync_channel::<Result<Vec<Prepared>, ImportError>>(4);
+    let encoder = FieldsEncoder::new(&columns);
+    let producer = std::thread::Builder::new()
+        .name("herald-import".into())
+        .spawn(move || prepare_rows(csv, &encoder, &batches));
+    let producer = match producer {
+        Ok(handle) => handle,
+        Err(error) => {
+            return Err(PrepareError::Import(ImportError::Io {
+                path: campaign.recipients.csv.clone(),
+                source: error,
+            }));
         }
+    };
+    let mut failure = None;
+    for batch in receiver {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        };
+        for row in &batch {
+            report.rows += 1;
+            match row.kind {
+                RowKind::Valid => {}
+                RowKind::Invalid => report.invalid += 1,
+                RowKind::Duplicate => report.duplicates += 1,
+                RowKind::Malformed => report.malformed += 1,
+            }
+            let added = importer.add(&NewRecipient {
+                line: row.line,
+                email: &row.email,
+                key: &row.key,
+                fields_json: &row.fields_json,
+                skip_reason: row.skip_reason.as_deref(),
+            })?;
+            if added {
+                report.added += 1;
+            }
+        }
+    }
+    let _ = producer.join();
+    if let Some(error) = failure {
+        // Dropping the importer rolls the whole import back.
+        return Err(error.into());
     }
     let (_, added_skipped) = importer.finish(&columns)?;
     report.added_skipped = added_skipped;
@@ -209,6 +200,99 @@ pub fn parse_suppression(text: &str) -> Vec<String> {
 fn domain_entry(domain: &str) -> Option<String> {
     let address = EmailAddress::parse(&format!("x@{}", domain.trim())).ok()?;
     Some(format!("@{}", address.domain().to_ascii_lowercase()))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RowKind {
+    Valid,
+    Invalid,
+    Duplicate,
+    Malformed,
+}
+
+/// A row ready to insert: checked, de-duplicated within the file, fields encoded.
+struct Prepared {
+    kind: RowKind,
+    line: u64,
+    email: String,
+    key: String,
+    fields_json: String,
+    skip_reason: Option<String>,
+}
+
+const BATCH_ROWS: usize = 512;
+
+/// The reading side of an import: parses, classifies and encodes rows, sending them in batches.
+/// A fatal error of the file ends the stream with that error.
+fn prepare_rows(
+    csv: CsvRecipients,
+    encoder: &FieldsEncoder,
+    batches: &std::sync::mpsc::SyncSender<Result<Vec<Prepared>, ImportError>>,
+) {
+    let mut deduper = Deduper::new();
+    let mut repeats: HashMap<String, u32> = HashMap::new();
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut fields_json = String::new();
+    for row in csv {
+        let prepared = match row {
+            Ok(row) => {
+                encoder.encode(&row.fields, &mut fields_json);
+                let fields_json = fields_json.clone();
+                match deduper.classify(row.line, &row.email) {
+                    Verdict::Valid(address) => Prepared {
+                        kind: RowKind::Valid,
+                        line: row.line,
+                        key: address.key(),
+                        email: address.as_str().to_string(),
+                        fields_json,
+                        skip_reason: None,
+                    },
+                    Verdict::Invalid { reason } => Prepared {
+                        kind: RowKind::Invalid,
+                        line: row.line,
+                        key: occurrence_key(&mut repeats, "invalid", &row.email.to_lowercase()),
+                        email: row.email.trim().to_string(),
+                        fields_json,
+                        skip_reason: Some(format!("invalid address: {reason}")),
+                    },
+                    Verdict::Duplicate { first_line } => Prepared {
+                        kind: RowKind::Duplicate,
+                        line: row.line,
+                        key: occurrence_key(
+                            &mut repeats,
+                            "duplicate",
+                            &row.email.trim().to_lowercase(),
+                        ),
+                        email: row.email.trim().to_string(),
+                        fields_json,
+                        skip_reason: Some(format!("duplicate of line {first_line}")),
+                    },
+                }
+            }
+            Err(ImportError::Row { line, message, .. }) => Prepared {
+                kind: RowKind::Malformed,
+                line,
+                key: format!("malformed:{line}"),
+                email: String::new(),
+                fields_json: "{}".to_string(),
+                skip_reason: Some(format!("line {line} is not a valid CSV row: {message}")),
+            },
+            Err(other) => {
+                let _ = batches.send(Err(other));
+                return;
+            }
+        };
+        batch.push(prepared);
+        if batch.len() == BATCH_ROWS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+            if batches.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = batches.send(Ok(batch));
+    }
 }
 
 /// Keys for rows that are kept but never sent: the n-th occurrence of the same value in a file

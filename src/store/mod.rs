@@ -328,12 +328,23 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The write lock is held from here to the commit, so the keys read now stay the whole
+        // truth for this campaign while the import decides who is new.
+        let mut known = std::collections::HashSet::new();
+        {
+            let mut keys = tx.prepare("SELECT email_key FROM recipient WHERE campaign_id = ?1")?;
+            let rows = keys.query_map([campaign], |row| row.get::<_, String>(0))?;
+            for key in rows {
+                known.insert(key_hash(&key?));
+            }
+        }
         Ok(Importer {
             tx,
             campaign,
             now: now_ms(),
             added: 0,
             added_skipped: 0,
+            known,
         })
     }
 
@@ -840,13 +851,30 @@ pub struct Importer<'a> {
     now: i64,
     added: u64,
     added_skipped: u64,
+    /// 128-bit hashes of every key in the campaign: 16 bytes a recipient, and a collision
+    /// between two of a million keys is about as likely as 1 in 10^26.
+    known: std::collections::HashSet<u128>,
+}
+
+fn key_hash(key: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u64| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        salt.hash(&mut hasher);
+        key.hash(&mut hasher);
+        hasher.finish()
+    };
+    (u128::from(half(0x5eed_0001)) << 64) | u128::from(half(0x5eed_0002))
 }
 
 impl Importer<'_> {
     /// Adds a row unless a row with the same key exists; returns whether it was added.
     pub fn add(&mut self, row: &NewRecipient<'_>) -> Result<bool, StoreError> {
+        if !self.known.insert(key_hash(row.key)) {
+            return Ok(false);
+        }
         let mut insert = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO recipient
+            "INSERT INTO recipient
                  (campaign_id, line, email, email_key, fields, state, skip_reason, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
@@ -875,11 +903,8 @@ impl Importer<'_> {
     }
 
     /// Whether a row with this key is already in the campaign.
-    pub fn contains(&mut self, key: &str) -> Result<bool, StoreError> {
-        let mut find = self
-            .tx
-            .prepare_cached("SELECT 1 FROM recipient WHERE campaign_id = ?1 AND email_key = ?2")?;
-        Ok(find.exists(params![self.campaign, key])?)
+    pub fn contains(&self, key: &str) -> bool {
+        self.known.contains(&key_hash(key))
     }
 
     /// Commits the import and records the personalization columns. Returns rows added and, of
