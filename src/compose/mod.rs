@@ -8,8 +8,8 @@ mod template;
 
 use std::path::{Path, PathBuf};
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 
 use crate::campaign::Campaign;
 
@@ -276,9 +276,16 @@ impl Composer {
                 None => MultiPart::mixed().singlepart(SinglePart::plain(parts.text)),
             };
             for attachment in &self.attachments {
+                // Always base64: lettre sends an ASCII-only byte body as 7bit without making
+                // its line ends CRLF, so the file would not arrive byte for byte (issue #7).
+                let body = Body::new_with_encoding(
+                    attachment.bytes.clone(),
+                    ContentTransferEncoding::Base64,
+                )
+                .unwrap_or_else(Body::new);
                 mixed = mixed.singlepart(
                     Attachment::new(attachment.name.clone())
-                        .body(attachment.bytes.clone(), attachment.content_type.clone()),
+                        .body(body, attachment.content_type.clone()),
                 );
             }
             builder.multipart(mixed)
