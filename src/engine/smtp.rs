@@ -204,7 +204,15 @@ impl Session {
                         None,
                     )
                     .await
-                    .map_err(|error| classify_connect(&error))
+                    .map_err(|error| {
+                        // lettre reports a failed implicit-TLS handshake (an untrusted
+                        // certificate) as a connection error; waiting will not fix it.
+                        if reply_of(&error).is_none() && handshake_failed(&error) {
+                            ConnectError::Tls(error_text(&error))
+                        } else {
+                            classify_connect(&error)
+                        }
+                    })
                 }
                 _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
                     .await
@@ -380,6 +388,25 @@ fn classify_connect(error: &lettre::transport::smtp::Error) -> ConnectError {
         return ConnectError::Timeout(0);
     }
     ConnectError::Network(error_text(error))
+}
+
+/// Whether a connection error came from the TLS layer: rustls reports a refused handshake
+/// (bad certificate, wrong name, no shared protocol) as an I/O error of kind `InvalidData`,
+/// which TCP itself never produces.
+fn handshake_failed(error: &lettre::transport::smtp::Error) -> bool {
+    if error.is_tls() {
+        return true;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidData
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The message with every bare LF or CR made CRLF (RFC 5321 §2.3.8: they are not allowed

@@ -1,7 +1,8 @@
 //! A real Postfix for interop tests: one private instance per test, configured in a temporary
 //! folder (main.cf, master.cf, queue, data, Maildirs, log), listening on 127.0.0.1 on three free
 //! ports (plain SMTP with optional STARTTLS, submission with STARTTLS + AUTH required, and
-//! implicit TLS "smtps"), with a certificate for `localhost` / `relay.herald.test` / 127.0.0.1
+//! implicit TLS "smtps"), with a certificate for `relay.herald.test` and 127.0.0.1 (not
+//! `localhost`, so a test can reach it under a name the certificate does not list)
 //! issued by a CA made for the test with `openssl`, SMTP AUTH through Cyrus SASL's sasldb, and
 //! virtual delivery of `herald.test` mail into Maildirs. It delivers nowhere else: every other
 //! destination goes to the `error` transport. Stopped (`postfix stop`, then killed by pid if it
@@ -392,8 +393,7 @@ fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// A test CA and a server certificate it signs, for `localhost`, `relay.herald.test` and
-/// 127.0.0.1.
+/// A test CA and a server certificate it signs, for `relay.herald.test` and 127.0.0.1.
 fn make_certificates(tls: &Path) {
     let openssl = |args: &[&str], what: &str| {
         run(
@@ -436,9 +436,7 @@ fn make_certificates(tls: &Path) {
     );
     std::fs::write(
         tls.join("ext.cnf"),
-        format!(
-            "subjectAltName=DNS:localhost,DNS:relay.{DOMAIN},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-        ),
+        format!("subjectAltName=DNS:relay.{DOMAIN},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
     )
     .expect("ext.cnf");
     openssl(
