@@ -39,10 +39,7 @@ pub fn strip_trace(delivered: &str) -> (Vec<String>, String) {
     let text = delivered.replace("\r\n", "\n");
     let mut names = Vec::new();
     let mut rest = text.as_str();
-    loop {
-        let Some((name, _)) = rest.split_once(':') else {
-            break;
-        };
+    while let Some((name, _)) = rest.split_once(':') {
         if name.contains('\n') || !TRACE.contains(&name.to_ascii_lowercase().as_str()) {
             break;
         }
