@@ -204,7 +204,15 @@ impl Session {
                         None,
                     )
                     .await
-                    .map_err(|error| classify_connect(&error))
+                    .map_err(|error| {
+                        // lettre reports a failed implicit-TLS handshake (an untrusted
+                        // certificate) as a connection error; waiting will not fix it.
+                        if reply_of(&error).is_none() && handshake_failed(&error) {
+                            ConnectError::Tls(error_text(&error))
+                        } else {
+                            classify_connect(&error)
+                        }
+                    })
                 }
                 _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
                     .await
@@ -310,6 +318,10 @@ impl Session {
             }
         }
         // From here the server may take the message even if we never hear back.
+        let message = crlf_only(message);
+        // lettre always ends the data with CRLF "." CRLF; the message's own final CRLF is that
+        // first CRLF (RFC 5321 §4.1.1.4), or the server stores an extra empty line.
+        let message = message.strip_suffix(b"\r\n").unwrap_or(&message);
         match timeout(self.timeouts.data, self.conn.message(message)).await {
             Err(_) => Offer {
                 attempt: Attempt::Uncertain(local_reply(format!(
@@ -378,7 +390,85 @@ fn classify_connect(error: &lettre::transport::smtp::Error) -> ConnectError {
     ConnectError::Network(error_text(error))
 }
 
+/// Whether a connection error came from the TLS layer: rustls reports a refused handshake
+/// (bad certificate, wrong name, no shared protocol) as an I/O error of kind `InvalidData`,
+/// which TCP itself never produces.
+fn handshake_failed(error: &lettre::transport::smtp::Error) -> bool {
+    if error.is_tls() {
+        return true;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidData
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The message with every bare LF or CR made CRLF (RFC 5321 §2.3.8: they are not allowed
+/// alone in SMTP data). lettre dot-stuffs only after CRLF, and keeps a 7-bit body made from
+/// bytes (an ASCII attachment) as it is: a bare "\n.\n" in it ended the DATA early at a real
+/// Postfix, which then read the rest of the message as SMTP commands (issue #7).
+pub(crate) fn crlf_only(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let clean = message.iter().enumerate().all(|(at, byte)| match byte {
+        b'\r' => message.get(at + 1) == Some(&b'\n'),
+        b'\n' => at > 0 && message.get(at - 1) == Some(&b'\r'),
+        _ => true,
+    });
+    if clean {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32);
+    let mut bytes = message.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'\r' => {
+                if bytes.peek() == Some(&&b'\n') {
+                    bytes.next();
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            _ => out.push(byte),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Parses an envelope address for lettre.
 pub fn envelope_address(text: &str) -> Result<Address, String> {
     text.parse::<Address>().map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crlf_only;
+
+    #[test]
+    fn bare_line_ends_become_crlf_on_the_wire() {
+        let check = |input: &[u8], expected: &[u8]| {
+            assert_eq!(
+                &*crlf_only(input),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        };
+        check(b"a\r\nb\r\n", b"a\r\nb\r\n");
+        check(b"a\n.\nb", b"a\r\n.\r\nb");
+        check(b"a\r.\rb", b"a\r\n.\r\nb");
+        check(b"\n", b"\r\n");
+        check(b"\r", b"\r\n");
+        check(b"a\r\r\nb", b"a\r\n\r\nb");
+        check(b"a\n\r\nb", b"a\r\n\r\nb");
+        check(b"", b"");
+        assert!(matches!(
+            crlf_only(b"ok\r\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

@@ -3,5 +3,8 @@
 #![allow(dead_code)]
 
 pub mod campaign;
+pub mod cli_run;
 pub mod dns_server;
+pub mod mail;
+pub mod postfix;
 pub mod smtp_server;

@@ -362,6 +362,13 @@ impl SmtpServer {
         self.shutdown_now();
     }
 
+    /// Like [`stop`](Self::stop), then returns every message received: nothing can arrive
+    /// between the last read and the shutdown (the soak run's relay restart needs that).
+    pub fn stop_and_collect(mut self) -> Vec<Received> {
+        self.shutdown_now();
+        self.received()
+    }
+
     fn shutdown_now(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             // An error only means the thread is already gone.

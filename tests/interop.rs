@@ -1,0 +1,293 @@
+//! Herald against a real Postfix (Debian's package, one private instance per test on loopback,
+//! delivering into Maildirs): `herald send` in relay mode and in direct mode (the test DNS
+//! server pointing the MX at Postfix), every delivered message compared with what Herald's
+//! composer builds for that recipient (headers, text and HTML parts, attachments), allowing only
+//! the trace headers Postfix adds, the Date and the MIME boundaries. Postfix's own verdicts
+//! (550 5.1.1 for an unknown mailbox) must land in the recipient's state, and one session must
+//! survive a rejection. Skipped, saying why, where Postfix is not installed or we are not root.
+//! Issue #7.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::cli_run::{composed_for, herald, row, status};
+use support::dns_server::{DnsServer, Zone};
+use support::mail::{assert_same_message, header, strip_trace};
+use support::postfix::{DOMAIN, Postfix, PostfixOptions, skip};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const DELIVERY: Duration = Duration::from_secs(30);
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn campaign(&self) -> PathBuf {
+        self.dir.path().join("campaign.toml")
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("herald.db")
+    }
+}
+
+/// A campaign using every part of a message: non-ASCII subject and sender name, HTML and text
+/// templates (with lines that need dot-stuffing), two attachments (one binary), List-Unsubscribe
+/// and a custom header. `route` is the `[[relay]]` or `[direct]` section.
+fn fixture(rows: &[(&str, &str, &str)], mode: &str, route: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes).unwrap();
+    let mut csv = String::from("email,first_name,city\n");
+    for (email, name, city) in rows {
+        csv.push_str(&format!("{email},{name},{city}\n"));
+    }
+    write("list.csv", csv.as_bytes());
+    write(
+        "body.html",
+        b"<p>Hello {{ first_name }},</p>\n<p>News for {{ city }}.</p>\n.\n..two dots\n",
+    );
+    write(
+        "body.txt",
+        b"Hello {{ first_name }},\n.\n..starts with dots\nNews for {{ city }}.\n",
+    );
+    let binary: Vec<u8> = (0..=255u8).cycle().take(3_000).collect();
+    write("prices.pdf", &binary);
+    write("notes.txt", b"plain notes\n.\nend\n");
+    let text = format!(
+        r#"[message]
+from = "Héraut News <news@acme.example>"
+reply_to = "help@acme.example"
+subject = "{{{{ first_name }}}}, nos sélections pour {{{{ city }}}}"
+html = "body.html"
+text = "body.txt"
+attachments = ["prices.pdf", "notes.txt"]
+unsubscribe = "https://acme.example/u?e={{{{ url(email) }}}}"
+headers = {{ "X-Campaign" = "nov-{{{{ lower(city) }}}}" }}
+
+[recipients]
+csv = "list.csv"
+
+[delivery]
+mode = "{mode}"
+connections = 2
+retry_delays = ["1s"]
+connect_timeout_secs = 5
+command_timeout_secs = 30
+data_timeout_secs = 30
+
+{route}
+"#
+    );
+    write("campaign.toml", text.as_bytes());
+    Fixture { dir }
+}
+
+fn relay_section(port: u16) -> String {
+    format!(
+        "[[relay]]\nname = \"postfix\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n"
+    )
+}
+
+fn people() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("ada@herald.test", "Ada", "Paris"),
+        ("bob@herald.test", "Bob", "Lyon"),
+        ("chloe@herald.test", "Chloé", "Nantes"),
+        ("ghost@herald.test", "Ghost", "Nowhere"),
+    ]
+}
+
+fn postfix_for(locals: &[&str]) -> Postfix {
+    Postfix::start(&PostfixOptions {
+        mailboxes: locals.iter().map(|l| l.to_string()).collect(),
+        sasl: None,
+    })
+}
+
+/// Each of `locals` got exactly one message, equal to what Herald composes for them.
+fn check_delivered(postfix: &Postfix, fixture: &Fixture, locals: &[&str]) -> Vec<String> {
+    let mut delivered = Vec::new();
+    for local in locals {
+        let messages = postfix.wait_for_mail(local, 1, DELIVERY);
+        assert_eq!(messages.len(), 1, "{local} got {} messages", messages.len());
+        let message = messages.into_iter().next().unwrap();
+        let email = format!("{local}@{DOMAIN}");
+        let composed = composed_for(&fixture.campaign(), &fixture.db(), &email);
+        assert_same_message(&message, &composed, &email);
+        let (trace, _) = strip_trace(&message);
+        assert!(
+            trace.iter().any(|name| name == "Received"),
+            "Postfix added no Received header: {trace:?}"
+        );
+        delivered.push(message);
+    }
+    delivered
+}
+
+#[test]
+fn a_relay_campaign_through_postfix_arrives_exactly_as_composed() {
+    if skip(false) {
+        return;
+    }
+    let postfix = postfix_for(&["ada", "bob", "chloe"]);
+    let fixture = fixture(&people(), "relay", &relay_section(postfix.smtp_port));
+    let ran = herald(&["send"], &fixture.campaign(), &fixture.db(), &[], LIMIT);
+    ran.assert_code(0);
+    assert!(
+        ran.stdout.contains("3 sent, 1 failed"),
+        "{}\n--- maillog:\n{}",
+        ran.all(),
+        postfix.log()
+    );
+    let delivered = check_delivered(&postfix, &fixture, &["ada", "bob", "chloe"]);
+    // What the message says, decoded by Postfix's reading of it: the subject is RFC 2047
+    // encoded, the sender's name too, and the one-click unsubscribe pair is present.
+    let chloe = &delivered[2];
+    let subject = header(chloe, "Subject").unwrap();
+    assert!(
+        subject.starts_with("=?utf-8?") || subject.starts_with("=?UTF-8?"),
+        "{subject}"
+    );
+    assert_eq!(
+        header(chloe, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert_eq!(header(chloe, "X-Campaign").as_deref(), Some("nov-nantes"));
+    let received = header(chloe, "Received").unwrap();
+    assert!(received.contains("with ESMTP "), "{received}");
+    // Postfix's refusal of an unknown mailbox is the recipient's final state, with its codes.
+    let ghost = row(&fixture.campaign(), &fixture.db(), "ghost@herald.test");
+    let reply = ghost.reply.expect("a reply is recorded");
+    assert_eq!(ghost.state.as_str(), "failed");
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref()),
+        (Some(550), Some("5.1.1")),
+        "{}",
+        reply.text
+    );
+    let json = status(&fixture.campaign(), &fixture.db());
+    assert_eq!(
+        (json["sent"].as_u64(), json["failed"].as_u64()),
+        (Some(3), Some(1))
+    );
+}
+
+#[test]
+fn a_direct_campaign_finds_postfix_by_mx_and_upgrades_to_tls() {
+    if skip(false) {
+        return;
+    }
+    let postfix = postfix_for(&["ada", "bob", "chloe"]);
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx(DOMAIN, 10, "mx.herald.test")
+            .a("mx.herald.test", Ipv4Addr::LOCALHOST),
+    );
+    let direct = format!(
+        "[direct]\nhelo = \"mail.acme.example\"\nport = {}\nnameservers = [\"{}\"]\ndns_timeout_secs = 2\n",
+        postfix.smtp_port,
+        dns.addr()
+    );
+    let fixture = fixture(&people(), "direct", &direct);
+    let ran = herald(&["send"], &fixture.campaign(), &fixture.db(), &[], LIMIT);
+    ran.assert_code(0);
+    assert!(
+        ran.stdout.contains("3 sent, 1 failed"),
+        "{}\n--- maillog:\n{}",
+        ran.all(),
+        postfix.log()
+    );
+    assert!(dns.queries(DOMAIN, "MX") >= 1, "no MX lookup was made");
+    let delivered = check_delivered(&postfix, &fixture, &["ada", "bob", "chloe"]);
+    // Opportunistic STARTTLS (RFC 3207) against a server that offers it: ESMTPS in Postfix's
+    // trace, and our HELO name.
+    for message in &delivered {
+        let received = header(message, "Received").unwrap();
+        assert!(received.contains("with ESMTPS"), "{received}");
+        assert!(received.contains("mail.acme.example"), "{received}");
+    }
+    let ghost = row(&fixture.campaign(), &fixture.db(), "ghost@herald.test");
+    assert_eq!(ghost.state.as_str(), "failed");
+    assert_eq!(
+        ghost.reply.and_then(|r| r.enhanced).as_deref(),
+        Some("5.1.1")
+    );
+}
+
+/// Counts `key=N` in Postfix's "disconnect from" log lines (e.g. `data`, `rset`, `mail`).
+fn session_total(log: &str, key: &str) -> (usize, u64) {
+    let mut sessions = 0;
+    let mut total = 0;
+    // Sessions that spoke SMTP (the harness's own port probes did not).
+    for line in log
+        .lines()
+        .filter(|l| l.contains("disconnect from") && l.contains("ehlo="))
+    {
+        sessions += 1;
+        for word in line.split_whitespace() {
+            if let Some(value) = word.strip_prefix(&format!("{key}=")) {
+                let ok = value.split('/').next().unwrap_or("0");
+                total += ok.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    (sessions, total)
+}
+
+#[test]
+fn one_postfix_session_carries_many_messages_and_survives_rejections() {
+    if skip(false) {
+        return;
+    }
+    let locals: Vec<String> = (0..24).map(|n| format!("m{n}")).collect();
+    let local_refs: Vec<&str> = locals.iter().map(String::as_str).collect();
+    let postfix = postfix_for(&local_refs);
+    // Every fourth recipient has no mailbox: Postfix says 550 at RCPT and Herald must RSET and
+    // go on in the same session.
+    let mut rows = Vec::new();
+    let mut emails = Vec::new();
+    for n in 0..32 {
+        let local = if n % 4 == 3 {
+            format!("unknown{n}")
+        } else {
+            format!("m{}", n - n / 4)
+        };
+        emails.push(format!("{local}@{DOMAIN}"));
+    }
+    for email in &emails {
+        rows.push((email.as_str(), "Reader", "Paris"));
+    }
+    let fixture = fixture(&rows, "relay", &relay_section(postfix.smtp_port));
+    let text = std::fs::read_to_string(fixture.campaign())
+        .unwrap()
+        .replace("connections = 2", "connections = 1");
+    std::fs::write(fixture.campaign(), text).unwrap();
+    let ran = herald(&["send"], &fixture.campaign(), &fixture.db(), &[], LIMIT);
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("24 sent, 8 failed"), "{}", ran.all());
+    for local in &local_refs {
+        assert_eq!(postfix.wait_for_mail(local, 1, DELIVERY).len(), 1);
+    }
+    // Postfix logs a summary per session; wait for the last one.
+    let deadline = std::time::Instant::now() + DELIVERY;
+    let (sessions, data) = loop {
+        let (sessions, data) = session_total(&postfix.log(), "data");
+        if data >= 24 || std::time::Instant::now() > deadline {
+            break (sessions, data);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (_, rsets) = session_total(&postfix.log(), "rset");
+    assert_eq!(data, 24, "{}", postfix.log());
+    assert!(rsets >= 8, "{rsets} RSETs\n{}", postfix.log());
+    assert!(
+        sessions <= 2,
+        "{sessions} sessions for 32 messages\n{}",
+        postfix.log()
+    );
+}
