@@ -291,3 +291,35 @@ fn one_postfix_session_carries_many_messages_and_survives_rejections() {
         postfix.log()
     );
 }
+
+#[test]
+fn dkim_signatures_survive_postfix_and_pass_an_independent_verifier() {
+    if skip(false) {
+        return;
+    }
+    let postfix = postfix_for(&["ada", "bob"]);
+    let keys = tempfile::tempdir().unwrap();
+    let (pem, key_type, public) = support::dkim::make_key(keys.path(), "pkcs8");
+    let route = format!(
+        "{}\n[dkim]\ndomain = \"acme.example\"\nselector = \"s1\"\nprivate_key = \"dkim.pem\"\n",
+        relay_section(postfix.smtp_port)
+    );
+    let rows = vec![
+        ("ada@herald.test", "Ada", "Paris"),
+        ("bob@herald.test", "Bob", "Lyon"),
+    ];
+    let fixture = fixture(&rows, "relay", &route);
+    std::fs::write(fixture.dir.path().join("dkim.pem"), pem).unwrap();
+    herald(&["send"], &fixture.campaign(), &fixture.db(), &[], LIMIT).assert_code(0);
+    for local in ["ada", "bob"] {
+        let messages = postfix.wait_for_mail(local, 1, DELIVERY);
+        assert_eq!(messages.len(), 1, "{local}");
+        let message = &messages[0];
+        assert!(message.contains("DKIM-Signature:"), "{message}");
+        let (ok, log) = support::dkim::dkim_verifies(message.as_bytes(), key_type, &public);
+        assert!(
+            ok,
+            "dkimpy rejected the signature on {local}'s message as delivered:\n{log}"
+        );
+    }
+}

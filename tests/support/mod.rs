@@ -4,6 +4,7 @@
 
 pub mod campaign;
 pub mod cli_run;
+pub mod dkim;
 pub mod dns_server;
 pub mod mail;
 pub mod postfix;
