@@ -58,7 +58,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("toml::", &["campaign/"]),
     ("keyring::", &["engine/secrets"]),
     ("use ring", &["compose/dkim"]),
-    ("tokio", &["engine/", "cli/"]),
+    ("tokio", &["engine/"]),
     ("\"SELECT ", &["store/"]),
     ("INSERT INTO", &["store/"]),
     ("UPDATE recipient", &["store/"]),
