@@ -345,6 +345,7 @@ impl Store {
             added: 0,
             added_skipped: 0,
             known,
+            waiting: Vec::with_capacity(INSERT_ROWS),
         })
     }
 
@@ -854,6 +855,21 @@ pub struct Importer<'a> {
     /// 128-bit hashes of every key in the campaign: 16 bytes a recipient, and a collision
     /// between two of a million keys is about as likely as 1 in 10^26.
     known: std::collections::HashSet<u128>,
+    /// Rows accepted but not yet written.
+    waiting: Vec<OwnedRecipient>,
+}
+
+/// Rows per multi-row INSERT during an import (8 parameters each, far below SQLite's limit).
+const INSERT_ROWS: usize = 64;
+const PENDING: &str = "pending";
+const SKIPPED: &str = "skipped";
+
+struct OwnedRecipient {
+    line: i64,
+    email: String,
+    key: String,
+    fields_json: String,
+    skip_reason: Option<String>,
 }
 
 fn key_hash(key: &str) -> u128 {
@@ -868,38 +884,59 @@ fn key_hash(key: &str) -> u128 {
 }
 
 impl Importer<'_> {
-    /// Adds a row unless a row with the same key exists; returns whether it was added.
+    /// Adds a row unless a row with the same key exists; returns whether it was added. Rows are
+    /// written in multi-row INSERTs of [`INSERT_ROWS`]: SQLite's per-statement work (opening
+    /// cursors, seeking) then counts once per batch instead of once per recipient.
     pub fn add(&mut self, row: &NewRecipient<'_>) -> Result<bool, StoreError> {
         if !self.known.insert(key_hash(row.key)) {
             return Ok(false);
         }
-        let mut insert = self.tx.prepare_cached(
+        self.added += 1;
+        if row.skip_reason.is_some() {
+            self.added_skipped += 1;
+        }
+        self.waiting.push(OwnedRecipient {
+            line: row.line as i64,
+            email: row.email.to_string(),
+            key: row.key.to_string(),
+            fields_json: row.fields_json.to_string(),
+            skip_reason: row.skip_reason.map(str::to_string),
+        });
+        if self.waiting.len() >= INSERT_ROWS {
+            self.write_waiting()?;
+        }
+        Ok(true)
+    }
+
+    fn write_waiting(&mut self) -> Result<(), StoreError> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.waiting);
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+        let mut insert = self.tx.prepare_cached(&format!(
             "INSERT INTO recipient
                  (campaign_id, line, email, email_key, fields, state, skip_reason, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        let state = if row.skip_reason.is_some() {
-            State::Skipped
-        } else {
-            State::Pending
-        };
-        let changed = insert.execute(params![
-            self.campaign,
-            row.line as i64,
-            row.email,
-            row.key,
-            row.fields_json,
-            state.as_str(),
-            row.skip_reason,
-            self.now
-        ])?;
-        if changed > 0 {
-            self.added += 1;
-            if row.skip_reason.is_some() {
-                self.added_skipped += 1;
-            }
+             VALUES {values}"
+        ))?;
+        let mut parameters: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 8);
+        for row in &rows {
+            let state = if row.skip_reason.is_some() {
+                &SKIPPED
+            } else {
+                &PENDING
+            };
+            parameters.push(&self.campaign);
+            parameters.push(&row.line);
+            parameters.push(&row.email);
+            parameters.push(&row.key);
+            parameters.push(&row.fields_json);
+            parameters.push(state);
+            parameters.push(&row.skip_reason);
+            parameters.push(&self.now);
         }
-        Ok(changed > 0)
+        insert.execute(parameters.as_slice())?;
+        Ok(())
     }
 
     /// Whether a row with this key is already in the campaign.
@@ -909,7 +946,8 @@ impl Importer<'_> {
 
     /// Commits the import and records the personalization columns. Returns rows added and, of
     /// those, rows added as skipped.
-    pub fn finish(self, columns: &[String]) -> Result<(u64, u64), StoreError> {
+    pub fn finish(mut self, columns: &[String]) -> Result<(u64, u64), StoreError> {
+        self.write_waiting()?;
         let columns = serde_json::to_string(columns).unwrap_or_else(|_| "[]".to_string());
         self.tx.execute(
             "UPDATE campaign SET columns = ?2 WHERE id = ?1",
