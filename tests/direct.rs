@@ -11,14 +11,12 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald::campaign::Campaign;
-use herald::engine::{Engine, Progress, RunHandle, RunOptions, RunState};
-use herald::store::{Counts, RecipientRef, RecipientRow, State, Store};
+use herald::engine::{Engine, RunState};
+use herald::store::{State, Store};
 use support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
 use support::dns_server::{DnsServer, Zone};
+use support::run::{counts, finish, row, start, wait_for};
 use support::smtp_server::{Reply, SmtpServer, SmtpServerBuilder};
-
-const LIMIT: Duration = Duration::from_secs(40);
 
 /// 127.0.`net`.`host`: each test takes its own `net` so that servers of parallel tests sharing
 /// a port number never collide.
@@ -50,53 +48,6 @@ fn direct_campaign(emails: &[&str], delivery: &str, section: &str) -> CampaignDi
         &format!("mode = \"direct\"\n{delivery}"),
         section,
     )
-}
-
-fn start(engine: &Engine, dir: &CampaignDir) -> RunHandle {
-    let campaign = Campaign::load(&dir.campaign).expect("campaign loads");
-    engine.start(campaign, &dir.db, RunOptions::default())
-}
-
-fn finish(run: &mut RunHandle) -> Progress {
-    let deadline = Instant::now() + LIMIT;
-    while !run.is_over() {
-        assert!(
-            Instant::now() < deadline,
-            "run did not end: {:?}",
-            run.progress()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run.wait()
-}
-
-fn wait_for(run: &RunHandle, what: &str, test: impl Fn(&Progress) -> bool) -> Progress {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let progress = run.progress();
-        if test(&progress) {
-            return progress;
-        }
-        assert!(Instant::now() < deadline, "never saw {what}: {progress:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn counts(dir: &CampaignDir) -> Counts {
-    let mut store = Store::open(&dir.db).expect("db");
-    let campaign = Campaign::load(&dir.campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
-    store.counts(id).expect("counts")
-}
-
-fn row(dir: &CampaignDir, email: &str) -> RecipientRow {
-    let mut store = Store::open(&dir.db).expect("db");
-    let campaign = Campaign::load(&dir.campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
-    store
-        .find_recipient(id, &RecipientRef::Email(email.to_string()))
-        .expect("query")
-        .expect("row exists")
 }
 
 fn history_text(dir: &CampaignDir, email: &str) -> String {

@@ -9,61 +9,11 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald::campaign::Campaign;
-use herald::engine::{Engine, Progress, RunHandle, RunOptions, RunState};
-use herald::store::{Counts, RecipientRef, State, Store};
-use support::campaign::{CampaignDir, RelayConf, addresses, campaign, closed_port};
+use herald::engine::{Engine, RunState};
+use herald::store::{State, Store};
+use support::campaign::{RelayConf, addresses, campaign, closed_port};
+use support::run::{LIMIT, counts, finish, row, start, wait_for};
 use support::smtp_server::{Reply, SmtpServer};
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn start(engine: &Engine, dir: &CampaignDir) -> RunHandle {
-    let campaign = Campaign::load(&dir.campaign).expect("campaign loads");
-    engine.start(campaign, &dir.db, RunOptions::default())
-}
-
-/// Waits for the run to end, failing the test rather than hanging.
-fn finish(run: &mut RunHandle) -> Progress {
-    let deadline = Instant::now() + LIMIT;
-    while !run.is_over() {
-        assert!(
-            Instant::now() < deadline,
-            "run did not end: {:?}",
-            run.progress()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run.wait()
-}
-
-fn wait_for(run: &RunHandle, what: &str, test: impl Fn(&Progress) -> bool) -> Progress {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let progress = run.progress();
-        if test(&progress) {
-            return progress;
-        }
-        assert!(Instant::now() < deadline, "never saw {what}: {progress:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn counts(dir: &CampaignDir) -> Counts {
-    let mut store = Store::open(&dir.db).expect("db");
-    let campaign = Campaign::load(&dir.campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
-    store.counts(id).expect("counts")
-}
-
-fn row(dir: &CampaignDir, email: &str) -> herald::store::RecipientRow {
-    let mut store = Store::open(&dir.db).expect("db");
-    let campaign = Campaign::load(&dir.campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
-    store
-        .find_recipient(id, &RecipientRef::Email(email.to_string()))
-        .expect("query")
-        .expect("row exists")
-}
 
 #[test]
 fn every_recipient_gets_exactly_one_personalized_message() {

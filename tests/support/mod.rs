@@ -8,4 +8,5 @@ pub mod dkim;
 pub mod dns_server;
 pub mod mail;
 pub mod postfix;
+pub mod run;
 pub mod smtp_server;
