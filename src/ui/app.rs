@@ -124,6 +124,9 @@ pub struct HeraldApp {
     pub(super) password_inputs: HashMap<usize, String>,
     pub(super) offered_resume: bool,
     pub(super) after_save: Vec<Request>,
+    /// The window title last sent: sending a viewport command requests a repaint, so it is
+    /// sent only when it changes (otherwise an idle window would redraw forever).
+    pub(super) title: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +189,7 @@ impl HeraldApp {
             password_inputs: HashMap::new(),
             offered_resume: false,
             after_save: Vec::new(),
+            title: String::new(),
         };
         if let Some(path) = campaign.or_else(|| app.remembered.last_campaign.clone()) {
             app.apply(Action::Open(path));
@@ -642,7 +646,10 @@ impl eframe::App for HeraldApp {
             self.campaign_name(),
             if self.is_dirty() { " •" } else { "" }
         );
-        ctx.send_viewport_cmd(egui::ViewportCommand::Title(title));
+        if title != self.title {
+            self.title = title.clone();
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title));
+        }
         if self.running {
             // Progress arrives on a watch, not as answers: keep drawing while a run goes on.
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
