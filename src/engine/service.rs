@@ -11,8 +11,7 @@ use std::time::Duration;
 use super::smtp::{Session, Target, Timeouts};
 use super::{Engine, Progress, RunHandle, RunOptions, Wake};
 use crate::campaign::{Campaign, RawCampaign, RelaySpec};
-use crate::compose::{Composer, RecipientData};
-use crate::recipients::{self, EmailAddress};
+use crate::recipients;
 use crate::store::{CampaignId, Counts, RecipientRef, RecipientRow, ResendFilter, State, Store};
 
 /// What the window asks.
@@ -410,48 +409,32 @@ impl Worker {
         Ok((total, rows))
     }
 
+    /// Recipient `index`'s message exactly as `herald preview` shows it (one code path).
     fn preview(&mut self, path: &Path, index: u64) -> Result<PreviewData, String> {
         let campaign = Self::load(path)?;
-        let composer = Composer::new(&campaign).map_err(|problems| {
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
-        let id = self.campaign_id(&campaign)?;
         let store = self.store()?;
-        if store.counts(id).map_err(|error| error.to_string())?.total() == 0 {
-            super::import(store, &campaign).map_err(|error| error.to_string())?;
+        let preview = super::prepare::preview(&campaign, store, &RecipientRef::Index(index))
+            .map_err(|error| error.to_string())?;
+        if let Some(reason) = preview.skipped {
+            return Err(format!(
+                "the personalization script skips {}: {reason}",
+                preview.email
+            ));
         }
-        let row = store
-            .find_recipient(id, &RecipientRef::Index(index))
-            .map_err(|error| error.to_string())?
-            .ok_or_else(|| format!("there is no recipient number {}", index + 1))?;
-        let envelope = EmailAddress::parse(&row.email)
-            .map(|address| address.to_ascii())
-            .map_err(|error| format!("recipient {} cannot be previewed: {error}", row.email))?;
-        let data = RecipientData {
-            id: row.id,
-            email: &envelope,
-            fields_json: &row.fields_json,
-        };
-        let parts = composer.render(&data).map_err(|error| error.to_string())?;
-        let composed = composer.compose(&data).map_err(|error| error.to_string())?;
-        let raw = String::from_utf8_lossy(&composed.bytes);
-        let headers = raw
-            .split("\r\n\r\n")
-            .next()
-            .unwrap_or("")
-            .replace("\r\n", "\n");
+        let headers = preview
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         Ok(PreviewData {
             index,
-            email: row.email,
-            subject: parts.subject,
+            email: preview.email,
+            subject: preview.subject,
             headers,
-            text: parts.text,
-            html: parts.html,
-            size_bytes: composed.bytes.len(),
+            text: preview.text,
+            html: preview.html,
+            size_bytes: preview.size_bytes,
         })
     }
 
