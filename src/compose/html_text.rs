@@ -79,8 +79,10 @@ pub fn html_to_text(html: &str) -> String {
                 }
             }
             "img" => {
+                // `attribute` has decoded the entities already; decoding twice would turn a
+                // literal "&amp;" in the alt text into "&".
                 if let Some(alt) = attribute(tag, "alt").filter(|alt| !alt.trim().is_empty()) {
-                    push_text(&mut out, &alt);
+                    push_decoded(&mut out, &alt);
                 }
             }
             _ => {}
@@ -90,7 +92,10 @@ pub fn html_to_text(html: &str) -> String {
 }
 
 fn push_text(out: &mut String, text: &str) {
-    let decoded = decode_entities(text);
+    push_decoded(out, &decode_entities(text));
+}
+
+fn push_decoded(out: &mut String, decoded: &str) {
     for c in decoded.chars() {
         if c.is_whitespace() && c != '\u{a0}' {
             if !out.ends_with([' ', '\n']) && !out.is_empty() {
@@ -198,7 +203,7 @@ fn decode_entities(text: &str) -> String {
 }
 
 /// Trims each line and allows at most one blank line in a row.
-fn tidy(text: &str) -> String {
+pub fn tidy(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank_run = 0;
     for line in text.lines() {

@@ -8,12 +8,13 @@ mod dates;
 mod dkim;
 mod html_text;
 mod lint;
+mod mime;
 mod template;
 
 use std::path::{Path, PathBuf};
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{self, ContentType, HeaderName, HeaderValue, Headers};
+use lettre::message::{Attachment, Mailbox, Mailboxes};
 
 use crate::campaign::Campaign;
 
@@ -21,8 +22,8 @@ pub use dkim::{DkimError, DkimSigner, SIGNED_HEADERS};
 pub use html_text::html_to_text;
 pub use lint::{bare_ip_links, mostly_images};
 pub use template::{
-    Script, ScriptOutcome, Template, TemplateEngine, TemplateError, TemplateErrorKind, Variables,
-    escape_html, url_encode,
+    DerivedText, Layout, RenderedBody, Script, ScriptOutcome, Template, TemplateEngine,
+    TemplateError, TemplateErrorKind, Variables, escape_html, url_encode,
 };
 
 /// The most that attachments and inline images may add up to. Providers refuse messages over
@@ -109,6 +110,9 @@ pub struct RenderedParts {
     /// The List-Unsubscribe targets: a URL and/or a mailto.
     pub unsubscribe: Vec<String>,
     pub headers: Vec<(String, String)>,
+    /// How the bodies were pieced together, for encoding them from their templates' text.
+    html_layout: Option<Layout>,
+    text_layout: Option<Layout>,
 }
 
 /// An attached or inline file as a preview lists it.
@@ -123,12 +127,11 @@ pub struct AttachmentInfo {
 
 struct LoadedAttachment {
     name: String,
-    content_type: ContentType,
     mime: String,
     size_bytes: u64,
-    /// Base64-encoded once at load, whatever the type: exact bytes, lines of 76 (RFC 2045
-    /// §6.8), and no re-encoding per recipient.
-    body: lettre::message::Body,
+    /// The complete MIME part (headers, base64 body in lines of 76 whatever the type), built
+    /// once at load and copied into every message.
+    part: Vec<u8>,
 }
 
 /// Everything needed to compose a campaign's messages, compiled once.
@@ -138,6 +141,11 @@ pub struct Composer {
     subject: Template,
     html: Option<Template>,
     text: Option<Template>,
+    /// The text part made from the HTML template when there is no text template.
+    derived_text: Option<DerivedText>,
+    /// The HTML template's own text and the text template's (given or derived), encoded once.
+    html_literals: Option<mime::Literals>,
+    text_literals: Option<mime::Literals>,
     unsubscribe: Option<Template>,
     unsubscribe_mailto: Option<Template>,
     headers: Vec<(HeaderName, Template)>,
@@ -145,6 +153,7 @@ pub struct Composer {
     reply_to: Option<Mailbox>,
     attachments: Vec<LoadedAttachment>,
     inline: Vec<LoadedAttachment>,
+    boundaries: mime::Boundaries,
     dkim: Option<DkimSigner>,
     id_domain: String,
     campaign_tag: String,
@@ -235,12 +244,27 @@ impl Composer {
         match (subject, from) {
             (Some(subject), Some(from)) if problems.is_empty() => {
                 let id_domain = from.email.domain().to_ascii_lowercase();
+                let derived_text = match (&html, &text) {
+                    (Some(html), None) => html.derive_text(html_to_text, html_text::tidy),
+                    _ => None,
+                };
+                let html_literals = html
+                    .as_ref()
+                    .map(|template| mime::Literals::new(template.literals()));
+                let text_literals = match (&text, &derived_text) {
+                    (Some(template), _) => Some(mime::Literals::new(template.literals())),
+                    (None, Some(derived)) => Some(mime::Literals::new(derived.literals())),
+                    (None, None) => None,
+                };
                 Ok(Composer {
                     engine,
                     script,
                     subject,
                     html,
                     text,
+                    derived_text,
+                    html_literals,
+                    text_literals,
                     unsubscribe,
                     unsubscribe_mailto,
                     headers,
@@ -248,6 +272,7 @@ impl Composer {
                     reply_to,
                     attachments,
                     inline,
+                    boundaries: mime::Boundaries::new(),
                     dkim,
                     id_domain,
                     campaign_tag: format!(
@@ -332,15 +357,40 @@ impl Composer {
             });
         }
         let subject = header_safe(&self.engine.render(&self.subject, &mut variables, who)?);
-        let html = match &self.html {
-            Some(template) => Some(self.engine.render(template, &mut variables, who)?),
-            None => None,
-        };
-        let text = match (&self.text, &html) {
-            (Some(template), _) => self.engine.render(template, &mut variables, who)?,
-            (None, Some(html)) => html_to_text(html),
-            (None, None) => String::new(),
-        };
+        let (html, html_layout, text, text_layout) =
+            match (&self.html, &self.text, &self.derived_text) {
+                (Some(html), None, Some(derived)) => {
+                    let body = self
+                        .engine
+                        .render_with_text(html, derived, &mut variables, who)?;
+                    (
+                        Some(body.html),
+                        Some(body.html_layout),
+                        body.text,
+                        body.text_layout,
+                    )
+                }
+                (html, text, _) => {
+                    let (html, html_layout) = match html {
+                        Some(template) => {
+                            let (html, layout) =
+                                self.engine.render_laid_out(template, &mut variables, who)?;
+                            (Some(html), Some(layout))
+                        }
+                        None => (None, None),
+                    };
+                    let (text, text_layout) = match (text, &html) {
+                        (Some(template), _) => {
+                            let (text, layout) =
+                                self.engine.render_laid_out(template, &mut variables, who)?;
+                            (text, Some(layout))
+                        }
+                        (None, Some(html)) => (html_to_text(html), None),
+                        (None, None) => (String::new(), None),
+                    };
+                    (html, html_layout, text, text_layout)
+                }
+            };
         let mut unsubscribe = Vec::new();
         for template in [&self.unsubscribe, &self.unsubscribe_mailto]
             .into_iter()
@@ -362,6 +412,8 @@ impl Composer {
             text,
             unsubscribe,
             headers,
+            html_layout,
+            text_layout,
         })
     }
 
@@ -399,22 +451,22 @@ impl Composer {
     ) -> Result<Composed, ComposeError> {
         let to = parse_mailbox("the recipient", recipient.email)?;
         let message_id = self.message_id(recipient.id);
-        let mut builder = lettre::Message::builder()
-            .from(self.from.clone())
-            .to(to.clone())
-            .message_id(Some(message_id.clone()))
-            .date_now();
-        builder = if has_long_word(&parts.subject) {
-            builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+        let mut headers = Headers::new();
+        headers.set(header::From::from(Mailboxes::from(self.from.clone())));
+        headers.set(header::To::from(Mailboxes::from(to.clone())));
+        headers.set(header::MessageId::from(message_id.clone()));
+        headers.set(header::Date::now());
+        if has_long_word(&parts.subject) {
+            headers.insert_raw(HeaderValue::dangerous_new_pre_encoded(
                 HeaderName::new_from_ascii_str("Subject"),
                 parts.subject.clone(),
                 encoded_words(&parts.subject),
-            ))
+            ));
         } else {
-            builder.subject(parts.subject.clone())
-        };
+            headers.set(header::Subject::from(parts.subject.clone()));
+        }
         if let Some(reply_to) = &self.reply_to {
-            builder = builder.reply_to(reply_to.clone());
+            headers.set(header::ReplyTo::from(Mailboxes::from(reply_to.clone())));
         }
         if !parts.unsubscribe.is_empty() {
             let targets: Vec<String> = parts
@@ -431,7 +483,7 @@ impl Composer {
                 }
             }
             // Each target may sit on its own folded line (RFC 2369 §2 allows whitespace).
-            builder = builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+            headers.insert_raw(HeaderValue::dangerous_new_pre_encoded(
                 HeaderName::new_from_ascii_str("List-Unsubscribe"),
                 targets.join(", "),
                 targets.join(",\r\n "),
@@ -442,14 +494,14 @@ impl Composer {
                 .iter()
                 .any(|target| target.to_ascii_lowercase().starts_with("https://"));
             if one_click {
-                builder = builder.raw_header(HeaderValue::new(
+                headers.insert_raw(HeaderValue::new(
                     HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
                     "List-Unsubscribe=One-Click".to_string(),
                 ));
             }
         }
         for ((name, _), (_, value)) in self.headers.iter().zip(&parts.headers) {
-            builder = builder.raw_header(if has_long_word(value) {
+            headers.insert_raw(if has_long_word(value) {
                 HeaderValue::dangerous_new_pre_encoded(
                     name.clone(),
                     value.clone(),
@@ -459,52 +511,35 @@ impl Composer {
                 HeaderValue::new(name.clone(), value.clone())
             });
         }
-        let body = match &parts.html {
-            Some(html) => {
-                let html_part = if self.inline.is_empty() {
-                    MultiPart::alternative()
-                        .singlepart(text_part(&parts.text))
-                        .singlepart(html_part(html))
-                } else {
-                    // RFC 2387: the HTML is the root of multipart/related, its images follow.
-                    let mut related = MultiPart::related().singlepart(html_part(html));
-                    for image in &self.inline {
-                        related = related.singlepart(
-                            Attachment::new_inline_with_name(
-                                image.name.clone(),
-                                image.name.clone(),
-                            )
-                            .body(image.body.clone(), image.content_type.clone()),
-                        );
-                    }
-                    MultiPart::alternative()
-                        .singlepart(text_part(&parts.text))
-                        .multipart(related)
-                };
-                Body::Multi(html_part)
-            }
-            None => Body::Single(text_part(&parts.text)),
-        };
-        let message = if self.attachments.is_empty() {
-            match body {
-                Body::Multi(multi) => builder.multipart(multi),
-                Body::Single(single) => builder.singlepart(single),
-            }
-        } else {
-            let mut mixed = match body {
-                Body::Multi(multi) => MultiPart::mixed().multipart(multi),
-                Body::Single(single) => MultiPart::mixed().singlepart(single),
-            };
-            for attachment in &self.attachments {
-                mixed = mixed.singlepart(
-                    Attachment::new(attachment.name.clone())
-                        .body(attachment.body.clone(), attachment.content_type.clone()),
-                );
-            }
-            builder.multipart(mixed)
+        headers.set(header::MIME_VERSION_1_0);
+        let head = headers.to_string();
+        let body_size = parts.text.len() + parts.html.as_ref().map_or(0, String::len);
+        let mut bytes = Vec::with_capacity(head.len() + body_size + body_size / 4 + 512);
+        bytes.extend_from_slice(head.as_bytes());
+        fn pieces<'a>(
+            layout: Option<&'a Layout>,
+            literals: Option<&'a mime::Literals>,
+        ) -> Option<mime::Pieces<'a>> {
+            Some(mime::Pieces {
+                layout: layout?,
+                literals: literals?,
+            })
         }
-        .map_err(|error| ComposeError::Build(error.to_string()))?;
-        let mut bytes = message.formatted();
+        fn shared(files: &[LoadedAttachment]) -> Vec<&[u8]> {
+            files.iter().map(|file| file.part.as_slice()).collect()
+        }
+        mime::write_body(
+            &mut bytes,
+            &mime::BodyParts {
+                text: &parts.text,
+                text_pieces: pieces(parts.text_layout.as_ref(), self.text_literals.as_ref()),
+                html: parts.html.as_deref(),
+                html_pieces: pieces(parts.html_layout.as_ref(), self.html_literals.as_ref()),
+                inline: &shared(&self.inline),
+                attachments: &shared(&self.attachments),
+            },
+            &self.boundaries,
+        );
         if sign && let Some(dkim) = &self.dkim {
             let header = dkim.sign(&bytes, crate::store::now_ms() / 1_000)?;
             let mut signed = Vec::with_capacity(header.len() + bytes.len());
@@ -520,11 +555,6 @@ impl Composer {
             bytes,
         })
     }
-}
-
-enum Body {
-    Multi(MultiPart),
-    Single(SinglePart),
 }
 
 /// Reads attachments and inline images, checking their total size before reading any (a
@@ -564,7 +594,12 @@ fn load_files(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let read = |paths: &[PathBuf], what: &'static str, problems: &mut Vec<ComposeError>| {
+    let read = |paths: &[PathBuf], inline: bool, problems: &mut Vec<ComposeError>| {
+        let what = if inline {
+            "an inline image"
+        } else {
+            "an attachment"
+        };
         let mut loaded = Vec::new();
         for path in paths {
             match std::fs::read(path) {
@@ -588,15 +623,21 @@ fn load_files(
                     } else {
                         mime.to_string()
                     };
+                    let name = path
+                        .file_name()
+                        .map(|name| header_safe(&name.to_string_lossy()))
+                        .unwrap_or_else(|| "attachment".to_string());
+                    let content_type = ContentType::parse(&mime).unwrap_or(ContentType::TEXT_PLAIN);
+                    let attachment = if inline {
+                        Attachment::new_inline_with_name(name.clone(), name.clone())
+                    } else {
+                        Attachment::new(name.clone())
+                    };
                     loaded.push(LoadedAttachment {
-                        name: path
-                            .file_name()
-                            .map(|name| header_safe(&name.to_string_lossy()))
-                            .unwrap_or_else(|| "attachment".to_string()),
-                        content_type: ContentType::parse(&mime).unwrap_or(ContentType::TEXT_PLAIN),
+                        name,
                         mime,
                         size_bytes,
-                        body,
+                        part: attachment.body(body, content_type).formatted(),
                     });
                 }
                 Err(source) => problems.push(ComposeError::Io {
@@ -608,8 +649,8 @@ fn load_files(
         }
         loaded
     };
-    let attachments = read(attachments, "an attachment", &mut problems);
-    let inline = read(inline, "an inline image", &mut problems);
+    let attachments = read(attachments, false, &mut problems);
+    let inline = read(inline, true, &mut problems);
     if problems.is_empty() {
         Ok((attachments, inline))
     } else {
@@ -741,69 +782,6 @@ fn read_template(
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| what.to_string());
     Ok(Some((name, text)))
-}
-
-fn text_part(text: &str) -> SinglePart {
-    SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .body(body_for(text))
-}
-
-fn html_part(html: &str) -> SinglePart {
-    SinglePart::builder()
-        .header(ContentType::TEXT_HTML)
-        .body(body_for(html))
-}
-
-/// A text body, sent as it is (7bit) when RFC 2045 allows it: ASCII without bare CR or NUL,
-/// lines of at most 998 octets. lettre would quoted-printable-encode any line over 76 octets,
-/// which costs most of the time of building a newsletter and makes it a third larger.
-fn body_for(text: &str) -> lettre::message::Body {
-    match seven_bit(text) {
-        Some(crlf) => lettre::message::Body::dangerous_pre_encoded(
-            crlf,
-            lettre::message::header::ContentTransferEncoding::SevenBit,
-        ),
-        None => lettre::message::Body::new(text.to_string()),
-    }
-}
-
-/// The text with CRLF line endings, if it can travel as 7bit.
-fn seven_bit(text: &str) -> Option<Vec<u8>> {
-    const MAX_LINE: usize = 998;
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 40 + 2);
-    let mut line = 0usize;
-    let mut previous = 0u8;
-    for &byte in bytes {
-        match byte {
-            b'\n' => {
-                if previous != b'\r' {
-                    out.push(b'\r');
-                }
-                out.push(b'\n');
-                line = 0;
-            }
-            b'\r' => out.push(byte),
-            0 | 0x80..=0xff => return None,
-            _ if previous == b'\r' => return None,
-            _ => {
-                out.push(byte);
-                line += 1;
-                if line > MAX_LINE {
-                    return None;
-                }
-            }
-        }
-        previous = byte;
-    }
-    if previous == b'\r' {
-        return None;
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    Some(out)
 }
 
 /// FNV-1a: a stable hash (unlike std's, which may change between Rust releases) for the

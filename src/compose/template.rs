@@ -50,14 +50,23 @@ pub struct TemplateError {
 #[derive(Debug, Clone)]
 enum Part {
     Text(String),
-    Expr {
-        ast: rhai::AST,
-        /// The expression's text, kept for the strict check of field names.
-        source: String,
-        line: usize,
-        column: usize,
-        escape: bool,
-    },
+    /// An index into `Template::exprs`.
+    Expr(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Expr {
+    ast: rhai::AST,
+    /// The expression's text, kept for the strict check of field names.
+    source: String,
+    line: usize,
+    column: usize,
+    escape: bool,
+    /// Where the expression's value is kept while one recipient's message renders.
+    /// Expressions with the same text share a slot when they cannot have side effects (a field,
+    /// or a helper applied to a field): `{{ city }}` written 75 times is looked up once.
+    slot: usize,
+    pure: Option<PureExpr>,
 }
 
 /// A compiled personalization script.
@@ -99,12 +108,150 @@ struct SkipSignal(String);
 pub struct Template {
     name: String,
     parts: Vec<Part>,
+    exprs: Vec<Expr>,
+    slots: usize,
 }
 
 impl Template {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The template's own text, piece by piece, as [`Layout`] numbers them.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Text(text) => Some(text.as_str()),
+            Part::Expr(_) => None,
+        })
+    }
+
+    /// A plain-text template made from this HTML template by `to_text` (which turns HTML into
+    /// readable text) run once, on the template itself, instead of on every recipient's
+    /// rendered HTML. Each expression is stood in for by a private-use character naming its
+    /// slot, which the conversion keeps as text; the derived template then shows the same
+    /// values, unescaped. None when that would not give what the conversion of the rendered
+    /// HTML gives: a raw `{{{ }}}` may insert markup, and the template must not use the
+    /// stand-in characters itself.
+    /// `tidy` is the conversion's last step (trimming lines, dropping extra blank lines), run
+    /// again on a recipient's text when a value could change what it does: an empty value, or
+    /// one that starts or ends with white space.
+    pub fn derive_text(
+        &self,
+        to_text: impl Fn(&str) -> String,
+        tidy: fn(&str) -> String,
+    ) -> Option<DerivedText> {
+        if self.slots > STAND_IN_COUNT || self.exprs.iter().any(|expr| !expr.escape) {
+            return None;
+        }
+        let mut source = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) if text.chars().any(is_stand_in) => return None,
+                Part::Text(text) => source.push_str(text),
+                Part::Expr(index) => source.push(stand_in(self.exprs.get(*index)?.slot)?),
+            }
+        }
+        let text = to_text(&source);
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        for c in text.chars() {
+            match stand_in_slot(c) {
+                Some(slot) => {
+                    if !literal.is_empty() {
+                        parts.push(DerivedPart::Text(std::mem::take(&mut literal)));
+                    }
+                    parts.push(DerivedPart::Value(slot));
+                }
+                None => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(DerivedPart::Text(literal));
+        }
+        Some(DerivedText { parts, tidy })
+    }
+}
+
+/// The first of the Unicode private-use characters that stand in for expressions while a text
+/// template is derived from an HTML one; no text of a message has a use for them.
+const STAND_IN_FIRST: u32 = 0xE000;
+const STAND_IN_COUNT: usize = 0x1900;
+
+fn stand_in(slot: usize) -> Option<char> {
+    if slot >= STAND_IN_COUNT {
+        return None;
+    }
+    char::from_u32(STAND_IN_FIRST + slot as u32)
+}
+
+fn stand_in_slot(c: char) -> Option<usize> {
+    let code = u32::from(c);
+    (STAND_IN_FIRST..STAND_IN_FIRST + STAND_IN_COUNT as u32)
+        .contains(&code)
+        .then(|| (code - STAND_IN_FIRST) as usize)
+}
+
+fn is_stand_in(c: char) -> bool {
+    stand_in_slot(c).is_some()
+}
+
+/// How a rendered text was pieced together: which stretches are the template's own text (by
+/// number, in the order of [`Template::literals`]) and which are values. The MIME encoder uses
+/// it to copy the template's text encoded once per campaign instead of encoding it again for
+/// every recipient.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Where each piece ends, and the number of the literal it is, if it is one.
+    pieces: Vec<(usize, Option<usize>)>,
+}
+
+impl Layout {
+    fn push(&mut self, end: usize, literal: Option<usize>) {
+        self.pieces.push((end, literal));
+    }
+
+    /// The pieces of `text` (the text this layout was made with), in order.
+    pub fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (&'a str, Option<usize>)> {
+        let mut start = 0;
+        self.pieces.iter().map(move |&(end, literal)| {
+            let piece = text.get(start..end).unwrap_or("");
+            start = end;
+            (piece, literal)
+        })
+    }
+}
+
+/// An HTML body and the text body derived from it, rendered together.
+pub struct RenderedBody {
+    pub html: String,
+    pub html_layout: Layout,
+    pub text: String,
+    /// None when the text had to be tidied after the values went in.
+    pub text_layout: Option<Layout>,
+}
+
+/// A plain-text template derived from an HTML template (see [`Template::derive_text`]).
+#[derive(Debug, Clone)]
+pub struct DerivedText {
+    parts: Vec<DerivedPart>,
+    tidy: fn(&str) -> String,
+}
+
+impl DerivedText {
+    /// The derived template's own text, piece by piece, as [`Layout`] numbers them.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            DerivedPart::Text(text) => Some(text.as_str()),
+            DerivedPart::Value(_) => None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum DerivedPart {
+    Text(String),
+    /// The value in this slot of the HTML template.
+    Value(usize),
 }
 
 /// The variables one recipient's templates see.
@@ -154,6 +301,8 @@ impl TemplateEngine {
     /// Compiles `source`; `name` is how errors refer to it (a file name or "subject").
     pub fn compile(&self, name: &str, source: &str, html: bool) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
+        let mut exprs: Vec<Expr> = Vec::new();
+        let mut slots = 0;
         let mut rest = source;
         let mut line = 1;
         let mut column = 1;
@@ -198,12 +347,24 @@ impl TemplateEngine {
                 let (l, c) = locate(expr_line, expr_column, error.position());
                 syntax(l, c, error.err_type().to_string())
             })?;
-            parts.push(Part::Expr {
+            let pure = PureExpr::parse(expression);
+            let shared = exprs
+                .iter()
+                .find(|other| pure.is_some() && other.source.trim() == expression.trim())
+                .map(|other| other.slot);
+            let slot = shared.unwrap_or_else(|| {
+                slots += 1;
+                slots - 1
+            });
+            parts.push(Part::Expr(exprs.len()));
+            exprs.push(Expr {
                 ast,
                 source: expression.to_string(),
                 line: expr_line,
                 column: expr_column,
                 escape: html && !raw,
+                slot,
+                pure,
             });
             let consumed = &tail[..open + end + close.len()];
             advance(&mut line, &mut column, consumed);
@@ -215,6 +376,8 @@ impl TemplateEngine {
         Ok(Template {
             name: name.to_string(),
             parts,
+            exprs,
+            slots,
         })
     }
 
@@ -225,49 +388,190 @@ impl TemplateEngine {
         variables: &mut Variables,
         recipient: &str,
     ) -> Result<String, TemplateError> {
-        let mut out = String::new();
-        for part in &template.parts {
+        self.render_laid_out(template, variables, recipient)
+            .map(|(text, _)| text)
+    }
+
+    /// Renders `template`, with the layout of the result.
+    pub fn render_laid_out(
+        &self,
+        template: &Template,
+        variables: &mut Variables,
+        recipient: &str,
+    ) -> Result<(String, Layout), TemplateError> {
+        let values = self.evaluate(template, variables, recipient)?;
+        let mut layout = Layout::default();
+        let text = assemble(template, &values, &mut layout);
+        Ok((text, layout))
+    }
+
+    /// Renders an HTML template and the text template derived from it, evaluating each
+    /// expression once for both.
+    pub fn render_with_text(
+        &self,
+        template: &Template,
+        text: &DerivedText,
+        variables: &mut Variables,
+        recipient: &str,
+    ) -> Result<RenderedBody, TemplateError> {
+        let values = self.evaluate(template, variables, recipient)?;
+        let mut html_layout = Layout::default();
+        let html = assemble(template, &values, &mut html_layout);
+        // Most values go in as they are; only those with white space to fold need a look at
+        // what precedes them.
+        let plain: Vec<bool> = values.iter().map(|value| is_plain_text(value)).collect();
+        let untidy = values
+            .iter()
+            .any(|value| value.is_empty() || value.trim() != value);
+        let mut out = String::with_capacity(html.len() / 2);
+        let mut layout = Layout::default();
+        let mut literal = 0;
+        for part in &text.parts {
             match part {
-                Part::Text(text) => out.push_str(text),
-                Part::Expr {
-                    ast,
-                    source,
-                    line,
-                    column,
-                    escape,
-                } => {
-                    // `{{ name }}` and `{{ url(name) }}` are most of a template: answered
-                    // without the interpreter when the field holds text.
-                    if let Some(text) = fast_path(source, variables) {
-                        if *escape {
-                            escape_html_into(&text, &mut out);
-                        } else {
-                            out.push_str(&text);
+                DerivedPart::Text(text) => {
+                    // A space the conversion kept next to the stand-in goes when the value
+                    // already ends with one: runs of white space are one space in the text.
+                    match text.strip_prefix(' ') {
+                        Some(rest) if out.ends_with(' ') => {
+                            out.push_str(rest);
+                            layout.push(out.len(), None);
                         }
-                        continue;
+                        _ => {
+                            out.push_str(text);
+                            layout.push(out.len(), Some(literal));
+                        }
                     }
-                    DEADLINE.with(|deadline| deadline.set(Some(Instant::now() + TIME_LIMIT)));
-                    let value = self
-                        .engine
-                        .eval_ast_with_scope::<Dynamic>(&mut variables.scope, ast);
-                    DEADLINE.with(|deadline| deadline.set(None));
-                    let value = value.map_err(|error| {
-                        runtime_error(&template.name, *line, *column, &error, recipient)
-                    })?;
-                    let text = if value.is_unit() {
-                        String::new()
+                    literal += 1;
+                }
+                DerivedPart::Value(slot) => {
+                    let value = values.get(*slot).map_or("", String::as_str);
+                    if plain.get(*slot).copied().unwrap_or(false) {
+                        out.push_str(value);
                     } else {
-                        value.to_string()
-                    };
-                    if *escape {
-                        escape_html_into(&text, &mut out);
-                    } else {
-                        out.push_str(&text);
+                        push_as_text(&mut out, value);
                     }
+                    layout.push(out.len(), None);
                 }
             }
         }
-        Ok(out)
+        let (text, text_layout) = if untidy {
+            ((text.tidy)(&out), None)
+        } else {
+            (out, Some(layout))
+        };
+        Ok(RenderedBody {
+            html,
+            html_layout,
+            text,
+            text_layout,
+        })
+    }
+
+    /// The value of each of the template's slots, unescaped, evaluating expressions in order.
+    fn evaluate(
+        &self,
+        template: &Template,
+        variables: &mut Variables,
+        recipient: &str,
+    ) -> Result<Vec<String>, TemplateError> {
+        let mut values: Vec<Option<String>> = vec![None; template.slots];
+        for expr in &template.exprs {
+            let Some(value) = values.get_mut(expr.slot) else {
+                continue;
+            };
+            if value.is_some() {
+                continue;
+            }
+            // `{{ name }}` and `{{ url(name) }}` are most of a template: answered without the
+            // interpreter when the field holds text.
+            if let Some(text) = expr.pure.as_ref().and_then(|pure| pure.value(variables)) {
+                *value = Some(text);
+                continue;
+            }
+            DEADLINE.with(|deadline| deadline.set(Some(Instant::now() + TIME_LIMIT)));
+            let result = self
+                .engine
+                .eval_ast_with_scope::<Dynamic>(&mut variables.scope, &expr.ast);
+            DEADLINE.with(|deadline| deadline.set(None));
+            let result = result.map_err(|error| {
+                runtime_error(&template.name, expr.line, expr.column, &error, recipient)
+            })?;
+            *value = Some(if result.is_unit() {
+                String::new()
+            } else {
+                result.to_string()
+            });
+        }
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+}
+
+/// The template's text with the values in place, escaped where the template asks for it.
+fn assemble(template: &Template, values: &[String], layout: &mut Layout) -> String {
+    let mut escaped: Vec<Option<String>> = vec![None; values.len()];
+    let mut size = 0;
+    for part in &template.parts {
+        size += match part {
+            Part::Text(text) => text.len(),
+            Part::Expr(index) => match template.exprs.get(*index) {
+                Some(expr) => {
+                    let value = values.get(expr.slot).map_or("", String::as_str);
+                    match escaped.get_mut(expr.slot) {
+                        Some(cached) if expr.escape => {
+                            cached.get_or_insert_with(|| escape_html(value)).len()
+                        }
+                        _ => value.len(),
+                    }
+                }
+                None => 0,
+            },
+        };
+    }
+    let mut out = String::with_capacity(size);
+    let mut literal = 0;
+    for part in &template.parts {
+        match part {
+            Part::Text(text) => {
+                out.push_str(text);
+                layout.push(out.len(), Some(literal));
+                literal += 1;
+            }
+            Part::Expr(index) => {
+                let Some(expr) = template.exprs.get(*index) else {
+                    continue;
+                };
+                let value = values.get(expr.slot).map_or("", String::as_str);
+                match escaped.get(expr.slot) {
+                    Some(Some(cached)) if expr.escape => out.push_str(cached),
+                    _ => out.push_str(value),
+                }
+                layout.push(out.len(), None);
+            }
+        }
+    }
+    out
+}
+
+/// Whether a value goes into derived text as it is: no white space but single spaces inside.
+fn is_plain_text(value: &str) -> bool {
+    !value.starts_with(char::is_whitespace)
+        && !value.contains(|c: char| c.is_whitespace() && c != ' ')
+        && !value.contains("  ")
+}
+
+/// Appends a value where HTML made into text has it: whitespace runs become one space, as the
+/// conversion of a rendered page would make them.
+fn push_as_text(out: &mut String, value: &str) {
+    for c in value.chars() {
+        if c == '\u{a0}' {
+            out.push(' ');
+        } else if c.is_whitespace() {
+            if !out.ends_with([' ', '\n']) && !out.is_empty() {
+                out.push(' ');
+            }
+        } else {
+            out.push(c);
+        }
     }
 }
 
@@ -322,16 +626,9 @@ impl TemplateEngine {
         let strict = sandboxed_engine(true);
         let scope = known_scope(known);
         let mut errors = Vec::new();
-        for part in &template.parts {
-            if let Part::Expr {
-                source,
-                line,
-                column,
-                ..
-            } = part
-                && let Err(error) = strict.compile_with_scope(&scope, source)
-            {
-                errors.push(strict_error(&template.name, *line, *column, &error));
+        for expr in &template.exprs {
+            if let Err(error) = strict.compile_with_scope(&scope, &expr.source) {
+                errors.push(strict_error(&template.name, expr.line, expr.column, &error));
             }
         }
         errors
@@ -476,31 +773,62 @@ fn is_identifier(text: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The value of `name` or `helper(name)` for a text field and a pure helper, computed directly;
-/// None sends the expression to rhai (which also reports unknown names properly).
-fn fast_path(source: &str, variables: &Variables) -> Option<String> {
-    let source = source.trim();
-    let (helper, name) = match source.split_once('(') {
-        Some((helper, rest)) => (Some(helper.trim()), rest.strip_suffix(')')?.trim()),
-        None => (None, source),
-    };
-    if !is_identifier(name) {
-        return None;
+/// A helper that computes its value from its argument alone.
+#[derive(Debug, Clone, Copy)]
+enum PureHelper {
+    Url,
+    Html,
+    Upper,
+    Lower,
+    Title,
+}
+
+/// An expression that is a field, or a pure helper applied to a field: its value depends on the
+/// field alone, so it is computed without the interpreter, and once however often the template
+/// repeats it.
+#[derive(Debug, Clone)]
+struct PureExpr {
+    helper: Option<PureHelper>,
+    field: String,
+}
+
+impl PureExpr {
+    fn parse(source: &str) -> Option<PureExpr> {
+        let source = source.trim();
+        let (helper, field) = match source.split_once('(') {
+            Some((helper, rest)) => {
+                let helper = match helper.trim() {
+                    "url" => PureHelper::Url,
+                    "html" => PureHelper::Html,
+                    "upper" => PureHelper::Upper,
+                    "lower" => PureHelper::Lower,
+                    "title" => PureHelper::Title,
+                    _ => return None,
+                };
+                (Some(helper), rest.strip_suffix(')')?.trim())
+            }
+            None => (None, source),
+        };
+        is_identifier(field).then(|| PureExpr {
+            helper,
+            field: field.to_string(),
+        })
     }
-    let value = variables
-        .scope
-        .get(name)?
-        .read_lock::<rhai::ImmutableString>()?
-        .to_string();
-    Some(match helper {
-        None => value,
-        Some("url") => url_encode(&value),
-        Some("html") => escape_html(&value),
-        Some("upper") => value.to_uppercase(),
-        Some("lower") => value.to_lowercase(),
-        Some("title") => title_case(&value),
-        Some(_) => return None,
-    })
+
+    /// The value for a field that holds text; None sends the expression to rhai (which also
+    /// reports an unknown field properly).
+    fn value(&self, variables: &Variables) -> Option<String> {
+        let field = variables.scope.get(&self.field)?;
+        let value = field.read_lock::<rhai::ImmutableString>()?;
+        Some(match self.helper {
+            None => value.to_string(),
+            Some(PureHelper::Url) => url_encode(&value),
+            Some(PureHelper::Html) => escape_html(&value),
+            Some(PureHelper::Upper) => value.to_uppercase(),
+            Some(PureHelper::Lower) => value.to_lowercase(),
+            Some(PureHelper::Title) => title_case(&value),
+        })
+    }
 }
 
 /// Finds the `}}` that closes an expression, skipping braces inside the expression's own blocks
@@ -615,11 +943,14 @@ fn escape_html_into(text: &str, out: &mut String) {
 /// Percent-encodes everything but RFC 3986 unreserved characters, for values placed in URLs.
 pub fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
+            out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
     }
     out

@@ -287,22 +287,6 @@ fn nul_in_stored_fields_never_reaches_the_message() {
 }
 
 #[test]
-fn seven_bit_bodies_keep_long_ascii_lines_and_refuse_the_rest() {
-    let check = |text: &str, expected: Option<&str>| {
-        let got = super::seven_bit(text).map(|bytes| String::from_utf8(bytes).unwrap());
-        assert_eq!(got.as_deref(), expected, "{text:?}");
-    };
-    check("a\nb", Some("a\r\nb\r\n"));
-    check("a\r\nb\r\n", Some("a\r\nb\r\n"));
-    check(&"x".repeat(998), Some(&format!("{}\r\n", "x".repeat(998))));
-    check(&"x".repeat(999), None);
-    check("café", None);
-    check("bare\rcr", None);
-    check("nul\0", None);
-    check("", Some("\r\n"));
-}
-
-#[test]
 fn long_ascii_lines_travel_as_7bit_and_utf8_as_quoted_printable() {
     let long_line = format!("<p>{}</p>", "word ".repeat(40));
     let (_dir, campaign) = campaign_with(
@@ -327,4 +311,117 @@ fn long_ascii_lines_travel_as_7bit_and_utf8_as_quoted_printable() {
         text.contains("Content-Transfer-Encoding: quoted-printable"),
         "{text}"
     );
+}
+
+#[test]
+fn text_derived_from_the_html_template_matches_text_derived_from_each_page() {
+    let engine = super::TemplateEngine::new();
+    let templates = [
+        "<p>Hello {{ first_name }},</p><p>Picks for <b>{{ city }}</b>.</p>",
+        "<html><head><title>{{ city }}</title><style>p { color: red }</style></head>\
+         <body><h1>Hi {{ upper(first_name) }}</h1>\n<ul><li>{{ city }}</li><li>two</li></ul>\
+         <p><a href=\"https://shop.example/?u={{ url(email) }}&amp;c={{ url(city) }}\">See it</a></p>\
+         <p><a href=\"mailto:{{ email }}\">{{ email }}</a> &amp; {{ or(first_name, \"friend\") }}</p>\
+         <img src=\"cid:logo\" alt=\"{{ city }} logo\"><table><tr><td>{{ first_name }}</td>\
+         <td>x</td></tr></table><!-- {{ city }} --></body></html>",
+        "{{ if city == \"Paris\" { \"Bonjour\" } else { \"Hello\" } }} <br>{{ first_name }}&nbsp;!",
+    ];
+    let people = [
+        ("ada@example.org", "Ada", "Paris"),
+        ("zoe@example.org", "Zoë", "Saint-Étienne & <Lyon>"),
+        (
+            "x@example.org",
+            "a \"quoted\" 'name'",
+            "tab\tand\nnewline  and  spaces",
+        ),
+        ("y@example.org", "", "&amp; &lt;already&gt;"),
+        ("z@example.org", " Ada ", "  Paris\u{a0} "),
+    ];
+    for source in templates {
+        let template = engine.compile("t.html", source, true).unwrap();
+        let derived = template
+            .derive_text(html_to_text, super::html_text::tidy)
+            .unwrap();
+        for (email, first_name, city) in people {
+            let fields = [("first_name", first_name), ("city", city), ("email", email)];
+            let mut variables = Variables::new(fields);
+            let body = engine
+                .render_with_text(&template, &derived, &mut variables, email)
+                .unwrap();
+            let (html, text) = (body.html, body.text);
+            // The page's conversion may keep two spaces where a value ended with one and a
+            // cell ended after it; the derived text keeps one. Nothing else may differ.
+            let single_spaced = |text: &str| {
+                text.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            assert_eq!(
+                single_spaced(&text),
+                single_spaced(&html_to_text(&html)),
+                "{source}\nwith {fields:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn raw_expressions_and_stand_in_characters_are_not_derived() {
+    let engine = super::TemplateEngine::new();
+    for source in ["<p>{{{ block }}}</p>", "<p>\u{e000} {{ x }}</p>"] {
+        let template = engine.compile("t.html", source, true).unwrap();
+        assert!(
+            template
+                .derive_text(html_to_text, super::html_text::tidy)
+                .is_none(),
+            "{source}"
+        );
+    }
+}
+
+#[test]
+fn quoted_printable_parts_decode_to_what_was_rendered() {
+    let mut html = String::from("<html><body>\n<h1>Hello {{ first_name }}</h1>\n");
+    for n in 0..40 {
+        html.push_str(&format!(
+            "<p>Block {n} for people in {{{{ city }}}}, a line long enough to need soft breaks \
+             somewhere = here.</p><p><a href=\"https://x.example/{n}?u={{{{ url(email) }}}}\">go</a></p>\n"
+        ));
+    }
+    let (_dir, campaign) = campaign_with("html = \"b.html\"", &[("b.html", html.as_str())]);
+    let composer = Composer::new(&campaign).unwrap();
+    let data = recipient(r#"{"first_name":"Zoë  ","city":"Saint-Étienne & <Lyon>\r\nnorth"}"#);
+    let (parts, composed) = composer.compose_parts(&data, false).unwrap();
+    let message = text_of(&composed);
+    for line in message.split("\r\n") {
+        assert!(line.len() <= 76, "line of {}: {line:?}", line.len());
+    }
+    let boundary = message
+        .split("boundary=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let bodies: Vec<String> = message
+        .split(&format!("--{boundary}"))
+        .filter(|part| part.contains("Content-Transfer-Encoding: quoted-printable"))
+        .map(|part| {
+            let body = part.split_once("\r\n\r\n").unwrap().1;
+            let body = body.strip_suffix("\r\n").unwrap();
+            let bytes =
+                quoted_printable::decode(body, quoted_printable::ParseMode::Strict).unwrap();
+            String::from_utf8(bytes).unwrap()
+        })
+        .collect();
+    let crlf = |text: &str| {
+        let mut text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        if !text.ends_with("\r\n") {
+            text.push_str("\r\n");
+        }
+        text
+    };
+    assert_eq!(bodies.len(), 2, "{message}");
+    assert_eq!(bodies[0], crlf(&parts.text));
+    assert_eq!(bodies[1], crlf(parts.html.as_deref().unwrap()));
+    assert!(parts.text.contains("Block 39 for people in Saint-Étienne & <Lyon> north"));
 }
