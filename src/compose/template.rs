@@ -887,6 +887,17 @@ fn runtime_error(
     error: &EvalAltResult,
     recipient: &str,
 ) -> TemplateError {
+    // An error inside a function the expression or script defines is reported where it
+    // happened, naming the function, rather than at the call.
+    let mut error = error;
+    let mut function = None;
+    while let EvalAltResult::ErrorInFunctionCall(name, _, inner, _) = error {
+        if inner.position().is_none() {
+            break;
+        }
+        function.get_or_insert_with(|| name.clone());
+        error = inner;
+    }
     let (l, c) = locate(line, column, error.position());
     let (kind, message) = match error {
         EvalAltResult::ErrorVariableNotFound(name, _) => (
@@ -909,7 +920,21 @@ fn runtime_error(
             TemplateErrorKind::Limit,
             "the expression nests or recurses too deeply".to_string(),
         ),
-        other => (TemplateErrorKind::Runtime, other.to_string()),
+        other => (
+            TemplateErrorKind::Runtime,
+            // rhai appends the position, which the error names already, and may use several
+            // lines; an error log wants one.
+            other
+                .to_string()
+                .split(" (line ")
+                .next()
+                .unwrap_or_default()
+                .replace('\n', " "),
+        ),
+    };
+    let message = match function {
+        Some(name) => format!("{message} (in function \"{name}\")"),
+        None => message,
     };
     TemplateError {
         template: template.to_string(),
@@ -1119,6 +1144,39 @@ mod tests {
             assert_eq!(error.kind, TemplateErrorKind::Limit, "{source}: {error}");
         }
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn script_errors_name_the_line_where_they_happen() {
+        let engine = TemplateEngine::new();
+        for (source, line, column, words) in [
+            ("let a = 1;\nlet b = nope + 1;\n", 2, 9, "nope"),
+            ("let a = 1;\n\nlet b = a.foo();\n", 3, 11, "foo"),
+            (
+                "fn f(x) {\n  x + nope\n}\nlet a = 1;\nf(a);\n",
+                2,
+                7,
+                "in function \"f\"",
+            ),
+        ] {
+            let script = engine.compile_script("p.rhai", source).unwrap();
+            let mut variables = Variables::new([("x", "1")]);
+            let error = engine
+                .run_script(&script, &mut variables, "r@x.example")
+                .unwrap_err();
+            assert_eq!(
+                (error.line, error.column),
+                (line, column),
+                "{source}: {error}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains(words)
+                    && message.contains("r@x.example")
+                    && !message.contains('\n'),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -423,5 +423,9 @@ fn quoted_printable_parts_decode_to_what_was_rendered() {
     assert_eq!(bodies.len(), 2, "{message}");
     assert_eq!(bodies[0], crlf(&parts.text));
     assert_eq!(bodies[1], crlf(parts.html.as_deref().unwrap()));
-    assert!(parts.text.contains("Block 39 for people in Saint-Étienne & <Lyon> north"));
+    assert!(
+        parts
+            .text
+            .contains("Block 39 for people in Saint-Étienne & <Lyon> north")
+    );
 }
