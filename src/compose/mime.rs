@@ -1,10 +1,11 @@
 //! The body of a message in MIME form: text parts encoded as 7bit when RFC 2045 allows it and as
-//! quoted-printable otherwise, and the multipart structure around them, with the parts every
-//! recipient shares (attachments, inline images) encoded once per campaign and copied in.
+//! quoted-printable otherwise, and the multipart structure around them. What every recipient
+//! shares is encoded once per campaign and copied in: attachments, inline images, and the
+//! templates' own text, between which only the values are encoded per recipient.
 //!
 //! Written here rather than through lettre's builder because building a newsletter that way
-//! spent most of its time re-encoding and copying the same bytes: one pass per part is the whole
-//! cost now. lettre still writes the header section (RFC 2047 words, address syntax, folding).
+//! spent most of its time encoding the same bytes again for every recipient. lettre still writes
+//! the header section (RFC 2047 words, address syntax, folding).
 
 use super::template::Layout;
 
