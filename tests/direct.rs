@@ -560,3 +560,49 @@ fn direct_send_from_the_command_line_ends_with_exact_counts() {
     assert_eq!(server.received_count(), 50);
     assert_eq!(counts(&dir).sent, 50);
 }
+
+#[test]
+fn mixed_mode_keeps_sending_direct_while_every_relay_is_down() {
+    let direct = first_at(
+        SmtpServer::builder().rule(|rcpt| {
+            if rcpt.starts_with("policy") {
+                Reply::PolicyReject
+            } else {
+                Reply::Accept
+            }
+        }),
+        ip(11, 2),
+    );
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx("mx.test", 10, "in.mx.test")
+            .a("in.mx.test", ip(11, 2)),
+    );
+    // The recipients for the relay come first: they must not hold up those behind them.
+    let mut emails: Vec<String> = (0..30).map(|n| format!("policy{n}@mx.test")).collect();
+    emails.extend((0..400).map(|n| format!("u{n}@mx.test")));
+    let dir = campaign_with(
+        &emails,
+        &[RelayConf::new("backup", closed_port())],
+        "mode = \"mixed\"\nconnections = 4",
+        &direct_section(&dns, direct.port(), ""),
+    );
+    let engine = Engine::new().unwrap();
+    let mut run = start(&engine, &dir);
+    let progress = wait_for(&run, "everyone direct mode can reach sent", |p| {
+        p.counts.sent == 400
+    });
+    assert!(
+        !progress.state.is_over(),
+        "the relay's recipients are still to send: {progress:?}"
+    );
+    run.stop();
+    let last = finish(&mut run);
+    assert_eq!(last.counts.sent, 400, "{:?}", last.counts);
+    assert_eq!(last.counts.failed, 0, "{:?}", last.counts);
+    // Tried directly once, refused by policy, and kept for the relay.
+    let waiting = row(&dir, "policy0@mx.test");
+    assert_ne!(waiting.state, State::Sent);
+    assert!(history_text(&dir, "policy0@mx.test").contains("5.7.1"));
+    assert_eq!(direct.rcpt_counts().len(), 400);
+}

@@ -253,6 +253,9 @@ pub(super) async fn dispatch(
     let delivery = shared.delivery.clone();
     let mut control = shared.control.clone();
     let mut buffer: VecDeque<Job> = VecDeque::new();
+    // Mixed mode: recipients for the relays, set aside while no relay can take them so that
+    // direct delivery goes on behind them. Bounded, so that memory is too.
+    let mut held: VecDeque<Job> = VecDeque::new();
     let mut bucket = TokenBucket::per_hour(delivery.rate_per_hour, Instant::now());
     let mut sleep = PeriodicSleep::new(delivery.sleep_every, delivery.sleep_seconds);
     let mut picker = WeightedPicker::new(shared.relays.len());
@@ -282,7 +285,7 @@ pub(super) async fn dispatch(
             && let Some(reason) = direct.blocked()
         {
             // Nothing will get through until the user changes the network or the mode.
-            for job in buffer.drain(..) {
+            for job in buffer.drain(..).chain(held.drain(..)) {
                 shared.release(job);
             }
             direct.release_all(&shared);
@@ -300,7 +303,7 @@ pub(super) async fn dispatch(
         match shared.control() {
             Control::Stop => break RunState::Stopped,
             Control::Pause => {
-                for job in buffer.drain(..) {
+                for job in buffer.drain(..).chain(held.drain(..)) {
                     shared.release(job);
                 }
                 if let Some(direct) = &shared.direct {
@@ -345,17 +348,22 @@ pub(super) async fn dispatch(
             wait(&mut control, pause_for).await;
             continue;
         }
-        if buffer.is_empty() {
-            let in_flight = shared.outstanding.load(Ordering::SeqCst);
+        // Held jobs are claimed but wait for a relay: they do not narrow direct mode's window.
+        let in_flight = shared
+            .outstanding
+            .load(Ordering::SeqCst)
+            .saturating_sub(held.len());
+        let window_full = shared.direct.is_some() && in_flight >= direct_window;
+        if buffer.is_empty() && window_full && held.is_empty() {
+            tokio::select! {
+                _ = control.changed() => {}
+                Some(job) = bounced.recv() => buffer.push_front(job),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            continue;
+        }
+        if buffer.is_empty() && !window_full {
             let claim_size = if shared.direct.is_some() {
-                if in_flight >= direct_window {
-                    tokio::select! {
-                        _ = control.changed() => {}
-                        Some(job) = bounced.recv() => buffer.push_front(job),
-                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                    }
-                    continue;
-                }
                 ((direct_window - in_flight) as u32).min(1_000)
             } else {
                 claim_size
@@ -384,7 +392,7 @@ pub(super) async fn dispatch(
                     };
                 }
             };
-            if claimed.is_empty() {
+            if claimed.is_empty() && held.is_empty() {
                 match idle_decision(&shared, &store).await {
                     Idle::Done => break RunState::Finished,
                     Idle::Failed(reason) => break RunState::Failed { reason },
@@ -442,6 +450,9 @@ pub(super) async fn dispatch(
             sleep.count(now);
             continue;
         }
+        if buffer.is_empty() && held.is_empty() {
+            continue;
+        }
         // Choose a relay that is up and within its rate.
         let now = Instant::now();
         let mut eligible = Vec::new();
@@ -470,7 +481,7 @@ pub(super) async fn dispatch(
         let Some(chosen) = picker.pick(&eligible) else {
             if down.len() == shared.relays.len() && down.iter().all(|(_, needs_user)| *needs_user) {
                 // Waiting will not fix a wrong password: hand the decision to the user.
-                for job in buffer.drain(..) {
+                for job in buffer.drain(..).chain(held.drain(..)) {
                     shared.release(job);
                 }
                 let reason = down
@@ -494,7 +505,22 @@ pub(super) async fn dispatch(
                 }
                 continue;
             }
+            if shared.direct.is_some()
+                && held.len() < MAX_HELD
+                && let Some(job) = buffer.pop_front()
+            {
+                held.push_back(job);
+                continue;
+            }
             let retry_in = soonest.unwrap_or(Duration::from_secs(1));
+            // While direct delivery has work, look again soon: the dispatcher also feeds it.
+            let retry_in = if shared.direct.is_some()
+                && shared.outstanding.load(Ordering::SeqCst) > held.len()
+            {
+                retry_in.min(Duration::from_millis(100))
+            } else {
+                retry_in
+            };
             if down.len() == shared.relays.len() {
                 let reason = down
                     .into_iter()
@@ -515,21 +541,27 @@ pub(super) async fn dispatch(
         let (Some(relay), Some(sender)) = (shared.relays.get(chosen), senders.get(chosen)) else {
             continue;
         };
-        let Some(job) = buffer.pop_front() else {
+        let from_held = !held.is_empty();
+        let Some(job) = (if from_held {
+            held.pop_front()
+        } else {
+            buffer.pop_front()
+        }) else {
             continue;
         };
+        let queue = if from_held { &mut held } else { &mut buffer };
         show(RunState::Running, &mut shown);
         // Reserve first: unlike `send`, a reservation can be abandoned without losing the job.
         tokio::select! {
             slot = sender.reserve() => match slot {
                 Ok(slot) => slot.send(job),
                 Err(_) => {
-                    buffer.push_front(job);
+                    queue.push_front(job);
                     break RunState::Failed { reason: format!("the workers of relay {} stopped", relay.target.route) };
                 }
             },
             _ = control.changed() => {
-                buffer.push_front(job);
+                queue.push_front(job);
                 continue;
             }
         }
@@ -540,7 +572,7 @@ pub(super) async fn dispatch(
         }
         sleep.count(now);
     };
-    for job in buffer.drain(..) {
+    for job in buffer.drain(..).chain(held.drain(..)) {
         shared.release(job);
     }
     while let Ok(job) = bounced.try_recv() {
@@ -548,6 +580,9 @@ pub(super) async fn dispatch(
     }
     outcome
 }
+
+/// The most relay-bound recipients mixed mode sets aside while no relay can take them.
+const MAX_HELD: usize = 10_000;
 
 enum Idle {
     Done,
