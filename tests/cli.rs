@@ -554,6 +554,8 @@ fn status_of_a_campaign_never_imported_prints_zeros() {
     fixture.write("list.csv", SIMPLE_CSV);
     let campaign = fixture.campaign("c.toml", "list.csv");
     assert_eq!(fixture.status(&campaign), counts(0, 0));
+    // Looking is not importing: no database file appears.
+    assert!(!fixture.db().exists(), "status created the database");
     let table = fixture.herald(&["status", campaign.to_str().unwrap()]);
     table.assert_code(0);
     for state in [

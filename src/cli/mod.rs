@@ -344,10 +344,16 @@ fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
 
 fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
     let campaign = load_for_reading(path)?;
-    let store = open_store(db)?;
-    let counts = match store.find_campaign(&engine::campaign_key(&campaign))? {
-        Some(id) => store.counts(id)?,
-        None => Counts::default(),
+    let db_path = database_path(db)?;
+    // No database yet means nothing imported: say so without creating one.
+    let counts = if db_path.exists() {
+        let store = open_store(Some(&db_path))?;
+        match store.find_campaign(&engine::campaign_key(&campaign))? {
+            Some(id) => store.counts(id)?,
+            None => Counts::default(),
+        }
+    } else {
+        Counts::default()
     };
     let mut out = std::io::stdout().lock();
     if json {
