@@ -151,6 +151,9 @@ impl Template {
                 Part::Expr(index) => source.push(stand_in(self.exprs.get(*index)?.slot)?),
             }
         }
+        if !stand_ins_are_neutral(&source) {
+            return None;
+        }
         let text = to_text(&source);
         let mut parts = Vec::new();
         let mut literal = String::new();
@@ -193,6 +196,64 @@ fn stand_in_slot(c: char) -> Option<usize> {
 
 fn is_stand_in(c: char) -> bool {
     stand_in_slot(c).is_some()
+}
+
+/// Whether the conversion of the page can treat each value as plain text whatever it is. An
+/// escaped value never adds a tag, but with the text around it, it could still complete a
+/// comment marker (`<!-` and `-`), an entity (`&am` and `p;`), or decide how a link is shown
+/// (an `href` starting `#` or `mailto:` is shown differently). Around such spots the text is
+/// derived from each recipient's page instead.
+fn stand_ins_are_neutral(source: &str) -> bool {
+    const HREF_PREFIX: usize = "mailto:".len();
+    for (at, c) in source.char_indices() {
+        if !is_stand_in(c) {
+            continue;
+        }
+        let before = &source[..at];
+        let after = &source[at + c.len_utf8()..];
+        // An escaped value holds no `>`, so a comment marker it completes ends before it
+        // (`<!-`) or starts right after it (`-->`).
+        if before.ends_with(['<', '!', '&']) || before.ends_with("<!-") || after.starts_with('>') {
+            return false;
+        }
+        // An entity begun before the value: "&" with no ";" or space since.
+        let recent = before.char_indices().rev().take(10).map(|(_, c)| c);
+        for c in recent {
+            if c == ';' || c.is_whitespace() {
+                break;
+            }
+            if c == '&' {
+                return false;
+            }
+        }
+        // A value in a link's label: whether the address is shown beside the label depends on
+        // whether they are equal.
+        let lower = before.to_ascii_lowercase();
+        let opened = lower
+            .rfind("<a ")
+            .into_iter()
+            .chain(lower.rfind("<a>"))
+            .max();
+        if opened.is_some_and(|open| lower.rfind("</a").is_none_or(|close| close < open))
+            && before[opened.unwrap_or(0)..].contains('>')
+        {
+            return false;
+        }
+        // A value near the start of an href, in the same tag.
+        let tag_start = before.rfind('<').unwrap_or(0);
+        if before.rfind('>').is_none_or(|close| close < tag_start) {
+            let tag = before[tag_start..].to_ascii_lowercase();
+            if let Some(href) = tag.rfind("href") {
+                let value = tag[href + 4..].trim_start();
+                let value = value.strip_prefix('=').unwrap_or(value).trim_start();
+                let value = value.trim_start_matches(['"', '\'']);
+                if value.chars().count() < HREF_PREFIX {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// How a rendered text was pieced together: which stretches are the template's own text (by
