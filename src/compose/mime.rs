@@ -7,7 +7,7 @@
 //! spent most of its time encoding the same bytes again for every recipient. lettre still writes
 //! the header section (RFC 2047 words, address syntax, folding).
 
-use super::template::Layout;
+use super::template::{Layout, Piece};
 
 /// A quoted-printable line may hold 76 characters (RFC 2045 §6.7 rule 5). Stopping at 75 leaves
 /// room for the `=` of a soft line break, so every line, soft or hard, fits.
@@ -314,28 +314,46 @@ impl Literals {
 }
 
 /// Quoted-printable of a rendered text from its pieces: the template's own text copied as it
-/// was encoded once, the values encoded now. Decodes to what [`write_quoted_printable`] of the
-/// whole text decodes to.
+/// was encoded once, each value encoded once however often it recurs. Decodes to what
+/// [`write_quoted_printable`] of the whole text decodes to.
 fn write_quoted_printable_pieces(out: &mut Vec<u8>, text: &str, pieces: &Pieces<'_>) {
     out.reserve(text.len() + text.len() / 8 + 8);
     let mut writer = QpWriter { out, column: 0 };
+    let mut values: Vec<Option<QpLiteral>> = Vec::new();
     let mut iter = pieces
         .layout
         .pieces(text)
-        .filter(|(piece, _)| !piece.is_empty())
+        .filter(|(text, _)| !text.is_empty())
         .peekable();
     let mut after_cr = false;
-    while let Some((piece, literal)) = iter.next() {
-        match literal.and_then(|number| pieces.literals.encoded.get(number)) {
-            Some(encoded) => writer.encoded(encoded),
-            None => {
+    while let Some((piece, kind)) = iter.next() {
+        let literal = match kind {
+            Piece::Literal(number) => pieces.literals.encoded.get(number),
+            Piece::Value(_) | Piece::Other => None,
+        };
+        match (literal, kind) {
+            (Some(encoded), _) => writer.encoded(encoded),
+            // A value without line breaks at its ends is encoded the first time it comes.
+            (None, Piece::Value(number))
+                if !piece.starts_with(['\r', '\n']) && !piece.ends_with(['\r', '\n']) =>
+            {
+                if values.len() <= number {
+                    values.resize(number + 1, None);
+                }
+                if let Some(slot) = values.get_mut(number) {
+                    writer.encoded(slot.get_or_insert_with(|| QpLiteral::new(piece)));
+                }
+            }
+            (None, _) => {
                 // A CR and LF split between a value and the template's text are one line
                 // break, as in the whole text; the encoded text already holds its half.
                 let mut value = piece.as_bytes();
                 if after_cr {
                     value = value.strip_prefix(b"\n").unwrap_or(value);
                 }
-                let next_is_literal = iter.peek().is_some_and(|(_, literal)| literal.is_some());
+                let next_is_literal = iter
+                    .peek()
+                    .is_some_and(|(_, next)| matches!(next, Piece::Literal(_)));
                 if next_is_literal && iter.peek().is_some_and(|(next, _)| next.starts_with('\n')) {
                     value = value.strip_suffix(b"\r").unwrap_or(value);
                 }

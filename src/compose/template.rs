@@ -259,25 +259,36 @@ fn stand_ins_are_neutral(source: &str) -> bool {
 /// How a rendered text was pieced together: which stretches are the template's own text (by
 /// number, in the order of [`Template::literals`]) and which are values. The MIME encoder uses
 /// it to copy the template's text encoded once per campaign instead of encoding it again for
-/// every recipient.
+/// every recipient, and to encode a value that recurs only once per message.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
-    /// Where each piece ends, and the number of the literal it is, if it is one.
-    pieces: Vec<(usize, Option<usize>)>,
+    /// Where each piece ends, and what it is.
+    pieces: Vec<(usize, Piece)>,
+}
+
+/// A stretch of a rendered text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// The template's own text, by number.
+    Literal(usize),
+    /// A value; pieces with the same number hold the same text within one rendering.
+    Value(usize),
+    /// Anything else: a value shaped by what precedes it, or text changed around one.
+    Other,
 }
 
 impl Layout {
-    fn push(&mut self, end: usize, literal: Option<usize>) {
-        self.pieces.push((end, literal));
+    fn push(&mut self, end: usize, piece: Piece) {
+        self.pieces.push((end, piece));
     }
 
     /// The pieces of `text` (the text this layout was made with), in order.
-    pub fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (&'a str, Option<usize>)> {
+    pub fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (&'a str, Piece)> {
         let mut start = 0;
-        self.pieces.iter().map(move |&(end, literal)| {
-            let piece = text.get(start..end).unwrap_or("");
+        self.pieces.iter().map(move |&(end, piece)| {
+            let text = text.get(start..end).unwrap_or("");
             start = end;
-            (piece, literal)
+            (text, piece)
         })
     }
 }
@@ -495,11 +506,11 @@ impl TemplateEngine {
                     match text.strip_prefix(' ') {
                         Some(rest) if out.ends_with(' ') => {
                             out.push_str(rest);
-                            layout.push(out.len(), None);
+                            layout.push(out.len(), Piece::Other);
                         }
                         _ => {
                             out.push_str(text);
-                            layout.push(out.len(), Some(literal));
+                            layout.push(out.len(), Piece::Literal(literal));
                         }
                     }
                     literal += 1;
@@ -508,10 +519,11 @@ impl TemplateEngine {
                     let value = values.get(*slot).map_or("", String::as_str);
                     if plain.get(*slot).copied().unwrap_or(false) {
                         out.push_str(value);
+                        layout.push(out.len(), Piece::Value(*slot));
                     } else {
                         push_as_text(&mut out, value);
+                        layout.push(out.len(), Piece::Other);
                     }
-                    layout.push(out.len(), None);
                 }
             }
         }
@@ -594,7 +606,7 @@ fn assemble(template: &Template, values: &[String], layout: &mut Layout) -> Stri
         match part {
             Part::Text(text) => {
                 out.push_str(text);
-                layout.push(out.len(), Some(literal));
+                layout.push(out.len(), Piece::Literal(literal));
                 literal += 1;
             }
             Part::Expr(index) => {
@@ -602,11 +614,15 @@ fn assemble(template: &Template, values: &[String], layout: &mut Layout) -> Stri
                     continue;
                 };
                 let value = values.get(expr.slot).map_or("", String::as_str);
+                // Escaped and raw forms of a slot are different texts.
                 match escaped.get(expr.slot) {
                     Some(Some(cached)) if expr.escape => out.push_str(cached),
                     _ => out.push_str(value),
                 }
-                layout.push(out.len(), None);
+                layout.push(
+                    out.len(),
+                    Piece::Value(expr.slot * 2 + usize::from(expr.escape)),
+                );
             }
         }
     }
