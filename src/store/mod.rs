@@ -2,6 +2,7 @@
 //! rusqlite and **all** SQL; the state machine's transitions are written only here. Never knows
 //! about SMTP, templates or the window: callers hand it plain data.
 
+mod import;
 mod schema;
 mod suppression;
 mod writer;
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub use import::{ImportRow, Importer};
 pub use suppression::SUPPRESSED;
 pub use writer::{Writer, WriterError};
 
@@ -321,32 +323,6 @@ impl Store {
             |row| row.get(0),
         )?;
         Ok(serde_json::from_str(&text).unwrap_or_default())
-    }
-
-    /// Starts an import: every row goes in one transaction with one prepared statement.
-    pub fn importer(&mut self, campaign: CampaignId) -> Result<Importer<'_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The write lock is held from here to the commit, so the keys read now stay the whole
-        // truth for this campaign while the import decides who is new.
-        let mut known = std::collections::HashSet::new();
-        {
-            let mut keys = tx.prepare("SELECT email_key FROM recipient WHERE campaign_id = ?1")?;
-            let rows = keys.query_map([campaign], |row| row.get::<_, String>(0))?;
-            for key in rows {
-                known.insert(key_hash(&key?));
-            }
-        }
-        Ok(Importer {
-            tx,
-            campaign,
-            now: now_ms(),
-            added: 0,
-            added_skipped: 0,
-            known,
-            waiting: Vec::with_capacity(INSERT_ROWS),
-        })
     }
 
     pub fn counts(&self, campaign: CampaignId) -> Result<Counts, StoreError> {
@@ -843,119 +819,6 @@ pub(crate) fn apply_in(
         ])?;
     }
     Ok(())
-}
-
-/// An import in progress; dropped without `finish` it rolls back and leaves nothing behind.
-pub struct Importer<'a> {
-    tx: rusqlite::Transaction<'a>,
-    campaign: CampaignId,
-    now: i64,
-    added: u64,
-    added_skipped: u64,
-    /// 128-bit hashes of every key in the campaign: 16 bytes a recipient, and a collision
-    /// between two of a million keys is about as likely as 1 in 10^26.
-    known: std::collections::HashSet<u128>,
-    /// Rows accepted but not yet written.
-    waiting: Vec<OwnedRecipient>,
-}
-
-/// Rows per multi-row INSERT during an import (8 parameters each, far below SQLite's limit).
-const INSERT_ROWS: usize = 64;
-const PENDING: &str = "pending";
-const SKIPPED: &str = "skipped";
-
-struct OwnedRecipient {
-    line: i64,
-    email: String,
-    key: String,
-    fields_json: String,
-    skip_reason: Option<String>,
-}
-
-fn key_hash(key: &str) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u64| {
-        let mut hasher = std::hash::DefaultHasher::new();
-        salt.hash(&mut hasher);
-        key.hash(&mut hasher);
-        hasher.finish()
-    };
-    (u128::from(half(0x5eed_0001)) << 64) | u128::from(half(0x5eed_0002))
-}
-
-impl Importer<'_> {
-    /// Adds a row unless a row with the same key exists; returns whether it was added. Rows are
-    /// written in multi-row INSERTs of [`INSERT_ROWS`]: SQLite's per-statement work (opening
-    /// cursors, seeking) then counts once per batch instead of once per recipient.
-    pub fn add(&mut self, row: &NewRecipient<'_>) -> Result<bool, StoreError> {
-        if !self.known.insert(key_hash(row.key)) {
-            return Ok(false);
-        }
-        self.added += 1;
-        if row.skip_reason.is_some() {
-            self.added_skipped += 1;
-        }
-        self.waiting.push(OwnedRecipient {
-            line: row.line as i64,
-            email: row.email.to_string(),
-            key: row.key.to_string(),
-            fields_json: row.fields_json.to_string(),
-            skip_reason: row.skip_reason.map(str::to_string),
-        });
-        if self.waiting.len() >= INSERT_ROWS {
-            self.write_waiting()?;
-        }
-        Ok(true)
-    }
-
-    fn write_waiting(&mut self) -> Result<(), StoreError> {
-        if self.waiting.is_empty() {
-            return Ok(());
-        }
-        let rows = std::mem::take(&mut self.waiting);
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
-        let mut insert = self.tx.prepare_cached(&format!(
-            "INSERT INTO recipient
-                 (campaign_id, line, email, email_key, fields, state, skip_reason, updated_at)
-             VALUES {values}"
-        ))?;
-        let mut parameters: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 8);
-        for row in &rows {
-            let state = if row.skip_reason.is_some() {
-                &SKIPPED
-            } else {
-                &PENDING
-            };
-            parameters.push(&self.campaign);
-            parameters.push(&row.line);
-            parameters.push(&row.email);
-            parameters.push(&row.key);
-            parameters.push(&row.fields_json);
-            parameters.push(state);
-            parameters.push(&row.skip_reason);
-            parameters.push(&self.now);
-        }
-        insert.execute(parameters.as_slice())?;
-        Ok(())
-    }
-
-    /// Whether a row with this key is already in the campaign.
-    pub fn contains(&self, key: &str) -> bool {
-        self.known.contains(&key_hash(key))
-    }
-
-    /// Commits the import and records the personalization columns. Returns rows added and, of
-    /// those, rows added as skipped.
-    pub fn finish(mut self, columns: &[String]) -> Result<(u64, u64), StoreError> {
-        self.write_waiting()?;
-        let columns = serde_json::to_string(columns).unwrap_or_else(|_| "[]".to_string());
-        self.tx.execute(
-            "UPDATE campaign SET columns = ?2 WHERE id = ?1",
-            params![self.campaign, columns],
-        )?;
-        self.tx.commit()?;
-        Ok((self.added, self.added_skipped))
-    }
 }
 
 fn with_path(error: StoreError, path: &Path) -> StoreError {

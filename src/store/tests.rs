@@ -302,3 +302,107 @@ fn state_names_round_trip() {
     }
     assert_eq!(State::parse("lost"), None);
 }
+
+fn journal_mode(store: &Store) -> String {
+    store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_import_alone_uses_a_rollback_journal_then_returns_to_wal() {
+    // Issue #2: with nobody else on the file the import skips WAL's double write.
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    {
+        let importer = store.importer(c).unwrap();
+        let mode: String = importer
+            .conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        importer.finish(&[]).unwrap();
+    }
+    assert_eq!(journal_mode(&store), "wal");
+    let synchronous: i64 = store
+        .conn
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 1, "NORMAL again after the import");
+    assert_eq!(import(&mut store, c, &["a@x.example"]), (1, 0));
+    assert_eq!(journal_mode(&store), "wal");
+}
+
+#[test]
+fn a_dropped_import_returns_to_wal_and_leaves_nothing() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    {
+        let mut importer = store.importer(c).unwrap();
+        for line in 0..500_u64 {
+            importer
+                .push(ImportRow::new(
+                    line + 2,
+                    format!("r{line}@x.example"),
+                    format!("r{line}@x.example"),
+                    "{}".into(),
+                    None,
+                ))
+                .unwrap();
+        }
+    }
+    assert_eq!(journal_mode(&store), "wal");
+    assert_eq!(store.counts(c).unwrap().total(), 0);
+    assert_eq!(import(&mut store, c, &["a@x.example"]), (1, 0));
+}
+
+#[test]
+fn an_import_beside_another_connection_stays_in_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.db");
+    let mut store = Store::open(&path).unwrap();
+    let reader = Store::open(&path).unwrap();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    let started = std::time::Instant::now();
+    {
+        let importer = store.importer(c).unwrap();
+        let mode: String = importer
+            .conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        importer.finish(&[]).unwrap();
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the import waited for the other connection"
+    );
+    assert_eq!(
+        import(&mut store, c, &["a@x.example", "b@x.example"]),
+        (2, 0)
+    );
+    // WAL still lets the other connection read while nobody writes.
+    assert_eq!(reader.counts(c).unwrap().total(), 2);
+    assert_eq!(journal_mode(&reader), "wal");
+}
+
+#[test]
+fn rows_pushed_twice_in_one_import_are_added_once() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    let mut importer = store.importer(c).unwrap();
+    let row = ImportRow::new(
+        2,
+        "a@x.example".into(),
+        "a@x.example".into(),
+        "{}".into(),
+        None,
+    );
+    assert!(importer.push(row.clone()).unwrap());
+    assert!(!importer.push(row).unwrap());
+    assert!(importer.contains("a@x.example"));
+    assert!(!importer.contains("b@x.example"));
+    assert_eq!(importer.finish(&[]).unwrap(), (1, 0));
+    assert_eq!(store.counts(c).unwrap().total(), 1);
+}
