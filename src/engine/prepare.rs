@@ -231,19 +231,21 @@ fn prepare_rows(
     let mut deduper = Deduper::new();
     let mut repeats: HashMap<String, u32> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut fields_json = String::new();
+    let mut fields_capacity = 64;
     for row in csv {
         let prepared = match row {
             Ok(row) => {
+                // Each row's buffer moves into its ImportRow; sized like the last one.
+                let mut fields_json = String::with_capacity(fields_capacity);
                 encoder.encode(&row.fields, &mut fields_json);
-                let fields_json = fields_json.clone();
+                fields_capacity = fields_json.len().next_power_of_two();
                 match deduper.classify(row.line, &row.email) {
-                    Verdict::Valid(address) => Prepared {
+                    Verdict::Valid { address, key } => Prepared {
                         kind: RowKind::Valid,
                         row: ImportRow::new(
                             row.line,
-                            address.as_str().to_string(),
-                            address.key(),
+                            address.into_string(),
+                            key,
                             fields_json,
                             None,
                         ),
@@ -556,7 +558,7 @@ fn check_rows(
             }
         };
         let address = match deduper.classify(row.line, &row.email) {
-            Verdict::Valid(address) => address,
+            Verdict::Valid { address, .. } => address,
             Verdict::Invalid { reason } => {
                 report.skipped += 1;
                 invalid.push(format!(
