@@ -78,15 +78,14 @@ pub fn import(
         ..ImportReport::default()
     };
     let started = std::time::Instant::now();
-    let mut importer = store.importer(id)?;
+    let mut importer = store.importer(id, &columns)?;
     // Reading, checking and encoding rows takes as long as inserting them: one thread does
     // each, with a few batches in between.
     let (batches, receiver) =
         std::sync::mpsc::sync_channel::<Result<Vec<Prepared>, ImportError>>(4);
-    let encoder = FieldsEncoder::new(&columns);
     let producer = std::thread::Builder::new()
         .name("herald-import".into())
-        .spawn(move || prepare_rows(csv, &encoder, &batches));
+        .spawn(move || prepare_rows(csv, &batches));
     let producer = match producer {
         Ok(handle) => handle,
         Err(error) => {
@@ -124,7 +123,7 @@ pub fn import(
         return Err(error.into());
     }
     let written_ms = started.elapsed().as_millis() as u64;
-    let (_, added_skipped) = importer.finish(&columns)?;
+    let (_, added_skipped) = importer.finish()?;
     let committed_ms = started.elapsed().as_millis() as u64;
     report.added_skipped = added_skipped;
     let (entries, suppressed) = refresh_suppression(store, campaign, id)?;
@@ -213,7 +212,7 @@ enum RowKind {
     Malformed,
 }
 
-/// A row ready to insert: checked, de-duplicated within the file, fields encoded.
+/// A row ready to insert: checked, de-duplicated within the file, key hashed, fields encoded.
 struct Prepared {
     kind: RowKind,
     row: ImportRow,
@@ -225,64 +224,46 @@ const BATCH_ROWS: usize = 512;
 /// A fatal error of the file ends the stream with that error.
 fn prepare_rows(
     csv: CsvRecipients,
-    encoder: &FieldsEncoder,
     batches: &std::sync::mpsc::SyncSender<Result<Vec<Prepared>, ImportError>>,
 ) {
     let mut deduper = Deduper::new();
     let mut repeats: HashMap<String, u32> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut fields_capacity = 64;
     for row in csv {
         let prepared = match row {
-            Ok(row) => {
-                // Each row's buffer moves into its ImportRow; sized like the last one.
-                let mut fields_json = String::with_capacity(fields_capacity);
-                encoder.encode(&row.fields, &mut fields_json);
-                fields_capacity = fields_json.len().next_power_of_two();
-                match deduper.classify(row.line, &row.email) {
-                    Verdict::Valid { address, key } => Prepared {
-                        kind: RowKind::Valid,
-                        row: ImportRow::new(
-                            row.line,
-                            address.into_string(),
-                            key,
-                            fields_json,
-                            None,
-                        ),
-                    },
-                    Verdict::Invalid { reason } => Prepared {
-                        kind: RowKind::Invalid,
-                        row: ImportRow::new(
-                            row.line,
-                            row.email.trim().to_string(),
-                            occurrence_key(&mut repeats, "invalid", &row.email.to_lowercase()),
-                            fields_json,
-                            Some(format!("invalid address: {reason}")),
-                        ),
-                    },
-                    Verdict::Duplicate { first_line } => Prepared {
-                        kind: RowKind::Duplicate,
-                        row: ImportRow::new(
-                            row.line,
-                            row.email.trim().to_string(),
-                            occurrence_key(
-                                &mut repeats,
-                                "duplicate",
-                                &row.email.trim().to_lowercase(),
-                            ),
-                            fields_json,
-                            Some(format!("duplicate of line {first_line}")),
-                        ),
-                    },
-                }
-            }
+            Ok(row) => match deduper.classify(row.line, &row.email) {
+                Verdict::Valid { address, key } => Prepared {
+                    kind: RowKind::Valid,
+                    row: ImportRow::new(row.line, address.into_string(), key, &row.fields, None),
+                },
+                Verdict::Invalid { reason } => Prepared {
+                    kind: RowKind::Invalid,
+                    row: ImportRow::new(
+                        row.line,
+                        row.email.trim().to_string(),
+                        occurrence_key(&mut repeats, "invalid", &row.email.to_lowercase()),
+                        &row.fields,
+                        Some(format!("invalid address: {reason}")),
+                    ),
+                },
+                Verdict::Duplicate { first_line } => Prepared {
+                    kind: RowKind::Duplicate,
+                    row: ImportRow::new(
+                        row.line,
+                        row.email.trim().to_string(),
+                        occurrence_key(&mut repeats, "duplicate", &row.email.trim().to_lowercase()),
+                        &row.fields,
+                        Some(format!("duplicate of line {first_line}")),
+                    ),
+                },
+            },
             Err(ImportError::Row { line, message, .. }) => Prepared {
                 kind: RowKind::Malformed,
                 row: ImportRow::new(
                     line,
                     String::new(),
                     format!("malformed:{line}"),
-                    "{}".to_string(),
+                    &[],
                     Some(format!("line {line} is not a valid CSV row: {message}")),
                 ),
             },

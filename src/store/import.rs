@@ -9,56 +9,48 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, params};
 
-use super::{BUSY_TIMEOUT, CampaignId, NewRecipient, Store, StoreError, now_ms};
+use super::{BUSY_TIMEOUT, CampaignId, Store, StoreError, now_ms};
 
-/// Rows per multi-row INSERT during an import (8 parameters each, far below SQLite's limit).
+/// Rows per multi-row INSERT during an import (9 parameters each, far below SQLite's limit).
 const INSERT_ROWS: usize = 64;
 const PENDING: &str = "pending";
 const SKIPPED: &str = "skipped";
 
-/// A recipient row to add at import, owned: the thread that reads the file builds it (and
-/// hashes its key there) while the store's thread inserts the rows before it, so the strings
-/// move into the INSERT without being copied again.
+/// A recipient row to add at import, owned: the thread that reads the file builds it (hashing
+/// its key and encoding its fields there) while the store's thread inserts the rows before it,
+/// so the strings move into the INSERT without being copied again.
 #[derive(Debug, Clone)]
 pub struct ImportRow {
     line: i64,
     email: String,
-    key: String,
+    /// None when the key is the address itself (stored as NULL, see migration 4).
+    key: Option<String>,
     key_hash: u128,
-    fields_json: String,
+    /// The values as a JSON array, in the order of the import's columns.
+    values_json: String,
     skip_reason: Option<String>,
 }
 
 impl ImportRow {
-    /// `key` is the de-duplication key, unique within a campaign; `skip_reason` Some keeps the
-    /// row as `skipped` with that reason (see [`NewRecipient`]).
+    /// `key` is the de-duplication key, unique within a campaign, so importing again adds
+    /// nobody twice. `values` are the personalization fields in the order of the columns given
+    /// to [`Store::importer`]. `skip_reason` Some keeps the row as `skipped` with that reason
+    /// (invalid, duplicate, malformed…).
     pub fn new(
         line: u64,
         email: String,
         key: String,
-        fields_json: String,
+        values: &[String],
         skip_reason: Option<String>,
     ) -> ImportRow {
         ImportRow {
             line: i64::try_from(line).unwrap_or(i64::MAX),
             key_hash: key_hash(&key),
+            key: (key != email).then_some(key),
             email,
-            key,
-            fields_json,
+            values_json: serde_json::to_string(values).unwrap_or_else(|_| "[]".to_string()),
             skip_reason,
         }
-    }
-}
-
-impl From<&NewRecipient<'_>> for ImportRow {
-    fn from(row: &NewRecipient<'_>) -> ImportRow {
-        ImportRow::new(
-            row.line,
-            row.email.to_string(),
-            row.key.to_string(),
-            row.fields_json.to_string(),
-            row.skip_reason.map(str::to_string),
-        )
     }
 }
 
@@ -170,14 +162,20 @@ fn back_to_wal(conn: &Connection) {
 }
 
 impl Store {
-    /// Starts an import: every row goes in one transaction, which holds the write lock until
-    /// `finish`.
-    pub fn importer(&mut self, campaign: CampaignId) -> Result<Importer<'_>, StoreError> {
+    /// Starts an import of rows whose fields are named `columns`: every row goes in one
+    /// transaction, which holds the write lock until `finish`.
+    pub fn importer(
+        &mut self,
+        campaign: CampaignId,
+        columns: &[String],
+    ) -> Result<Importer<'_>, StoreError> {
         let journal = leave_wal(&self.conn)?;
         let mut importer = Importer {
             conn: &self.conn,
             journal,
             campaign,
+            columns_json: serde_json::to_string(columns).unwrap_or_else(|_| "[]".to_string()),
+            field_names: 0,
             now: now_ms(),
             added: 0,
             added_skipped: 0,
@@ -187,12 +185,22 @@ impl Store {
         };
         // From here an error drops `importer`, which rolls back and puts WAL back.
         importer.conn.execute_batch("BEGIN IMMEDIATE")?;
+        // The names are stored once; every row of this import refers to them.
+        importer.conn.execute(
+            "INSERT OR IGNORE INTO field_names (names) VALUES (?1)",
+            [&importer.columns_json],
+        )?;
+        importer.field_names = importer.conn.query_row(
+            "SELECT id FROM field_names WHERE names = ?1",
+            [&importer.columns_json],
+            |row| row.get(0),
+        )?;
         // The write lock is held from here to the commit, so the keys read now stay the whole
         // truth for this campaign while the import decides who is new.
         {
-            let mut keys = importer
-                .conn
-                .prepare("SELECT email_key FROM recipient WHERE campaign_id = ?1")?;
+            let mut keys = importer.conn.prepare(
+                "SELECT coalesce(email_key, email) FROM recipient WHERE campaign_id = ?1",
+            )?;
             let rows = keys.query_map([campaign], |row| row.get::<_, String>(0))?;
             for key in rows {
                 importer.known.insert(key_hash(&key?));
@@ -207,6 +215,9 @@ pub struct Importer<'a> {
     pub(super) conn: &'a Connection,
     journal: Journal,
     campaign: CampaignId,
+    /// The import's column names as a JSON array, and their row in `field_names`.
+    columns_json: String,
+    field_names: i64,
     now: i64,
     added: u64,
     added_skipped: u64,
@@ -219,20 +230,15 @@ pub struct Importer<'a> {
 }
 
 fn insert_sql(rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     format!(
-        "INSERT INTO recipient
-             (campaign_id, line, email, email_key, fields, state, skip_reason, updated_at)
+        "INSERT INTO recipient (campaign_id, line, email, email_key, fields, field_names, state,
+             skip_reason, updated_at)
          VALUES {values}"
     )
 }
 
 impl Importer<'_> {
-    /// Adds a row unless a row with the same key exists; returns whether it was added.
-    pub fn add(&mut self, row: &NewRecipient<'_>) -> Result<bool, StoreError> {
-        self.push(ImportRow::from(row))
-    }
-
     /// Adds a row unless a row with the same key exists; returns whether it was added. Rows are
     /// written in multi-row INSERTs of [`INSERT_ROWS`]: SQLite's per-statement work (opening
     /// cursors, seeking) then counts once per batch instead of once per recipient.
@@ -261,7 +267,7 @@ impl Importer<'_> {
         } else {
             self.conn.prepare_cached(&insert_sql(rows.len()))?
         };
-        let mut parameters: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 8);
+        let mut parameters: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 9);
         for row in &rows {
             let state = if row.skip_reason.is_some() {
                 &SKIPPED
@@ -272,7 +278,8 @@ impl Importer<'_> {
             parameters.push(&row.line);
             parameters.push(&row.email);
             parameters.push(&row.key);
-            parameters.push(&row.fields_json);
+            parameters.push(&row.values_json);
+            parameters.push(&self.field_names);
             parameters.push(state);
             parameters.push(&row.skip_reason);
             parameters.push(&self.now);
@@ -291,14 +298,13 @@ impl Importer<'_> {
         self.known.contains(&key_hash(key))
     }
 
-    /// Commits the import and records the personalization columns. Returns rows added and, of
-    /// those, rows added as skipped.
-    pub fn finish(mut self, columns: &[String]) -> Result<(u64, u64), StoreError> {
+    /// Commits the import and records its columns as the campaign's. Returns rows added and,
+    /// of those, rows added as skipped.
+    pub fn finish(mut self) -> Result<(u64, u64), StoreError> {
         self.write_waiting()?;
-        let columns = serde_json::to_string(columns).unwrap_or_else(|_| "[]".to_string());
         self.conn.execute(
             "UPDATE campaign SET columns = ?2 WHERE id = ?1",
-            params![self.campaign, columns],
+            params![self.campaign, self.columns_json],
         )?;
         self.conn.execute_batch("COMMIT")?;
         // Dropping `self` now puts WAL back.

@@ -158,18 +158,6 @@ pub struct Claimed {
     pub route: Option<String>,
 }
 
-/// A recipient row to add at import.
-#[derive(Debug, Clone, Copy)]
-pub struct NewRecipient<'a> {
-    pub line: u64,
-    pub email: &'a str,
-    /// The de-duplication key: unique within a campaign, so importing again adds nobody twice.
-    pub key: &'a str,
-    pub fields_json: &'a str,
-    /// Some: the row is kept as `skipped` with this reason (invalid, duplicate, suppressed…).
-    pub skip_reason: Option<&'a str>,
-}
-
 /// One change of a recipient's state, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
@@ -358,7 +346,7 @@ impl Store {
             "SELECT {ROW_COLUMNS} FROM recipient
              WHERE campaign_id = ?1 AND id > ?2
                AND (?3 IS NULL OR state = ?3)
-               AND (?4 IS NULL OR email_key LIKE ?4 ESCAPE '\\')
+               AND (?4 IS NULL OR coalesce(email_key, email) LIKE ?4 ESCAPE '\\')
              ORDER BY id LIMIT ?5"
         ))?;
         let rows = statement.query_map(
@@ -385,7 +373,7 @@ impl Store {
             "SELECT {ROW_COLUMNS} FROM recipient
              WHERE campaign_id = ?1
                AND (?2 IS NULL OR state = ?2)
-               AND (?3 IS NULL OR email_key LIKE ?3 ESCAPE '\\')
+               AND (?3 IS NULL OR coalesce(email_key, email) LIKE ?3 ESCAPE '\\')
              ORDER BY id LIMIT ?4 OFFSET ?5"
         ))?;
         let rows = statement.query_map(
@@ -413,7 +401,7 @@ impl Store {
             "SELECT count(*) FROM recipient
              WHERE campaign_id = ?1
                AND (?2 IS NULL OR state = ?2)
-               AND (?3 IS NULL OR email_key LIKE ?3 ESCAPE '\\')",
+               AND (?3 IS NULL OR coalesce(email_key, email) LIKE ?3 ESCAPE '\\')",
             params![campaign, state.map(State::as_str), pattern],
             |row| row.get(0),
         )?;
@@ -442,7 +430,8 @@ impl Store {
                 .conn
                 .query_row(
                     &format!(
-                        "SELECT {ROW_COLUMNS} FROM recipient WHERE campaign_id = ?1 AND email_key = ?2"
+                        "SELECT {ROW_COLUMNS} FROM recipient
+                         WHERE campaign_id = ?1 AND coalesce(email_key, email) = ?2"
                     ),
                     params![campaign, email.trim().to_lowercase()],
                     read_row,
@@ -511,21 +500,21 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut claimed = Vec::new();
         {
-            let mut due = tx.prepare_cached(
-                "SELECT id, email, fields, attempts, state, route FROM recipient
+            let mut due = tx.prepare_cached(&format!(
+                "SELECT id, email, fields, attempts, state, route, {FIELD_NAMES} FROM recipient
                  WHERE campaign_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2
-                 ORDER BY next_attempt_at LIMIT ?3",
-            )?;
+                 ORDER BY next_attempt_at LIMIT ?3"
+            ))?;
             let rows = due.query_map(params![campaign, now, limit], read_claimed)?;
             for row in rows {
                 claimed.push(row?);
             }
             let left = limit.saturating_sub(claimed.len() as u32);
             if left > 0 {
-                let mut pending = tx.prepare_cached(
-                    "SELECT id, email, fields, attempts, state, route FROM recipient
-                     WHERE campaign_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
-                )?;
+                let mut pending = tx.prepare_cached(&format!(
+                    "SELECT id, email, fields, attempts, state, route, {FIELD_NAMES} FROM recipient
+                     WHERE campaign_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2"
+                ))?;
                 let rows = pending.query_map(params![campaign, left], read_claimed)?;
                 for row in rows {
                     claimed.push(row?);
@@ -579,7 +568,7 @@ impl Store {
         let mut chosen = Vec::new();
         {
             let mut select = tx.prepare(
-                "SELECT id, email_key, route, reply_code, reply_enhanced FROM recipient
+                "SELECT id, coalesce(email_key, email), route, reply_code, reply_enhanced FROM recipient
                  WHERE campaign_id = ?1 AND state = ?2",
             )?;
             for state in states {
@@ -726,7 +715,45 @@ fn pattern_matches(pattern: &str, value: &str) -> bool {
 }
 
 const ROW_COLUMNS: &str = "id, line, email, fields, state, attempts, next_attempt_at, route,
-    reply_code, reply_enhanced, reply_text, skip_reason, updated_at";
+    reply_code, reply_enhanced, reply_text, skip_reason, updated_at,
+    (SELECT names FROM field_names WHERE field_names.id = recipient.field_names)";
+
+/// The names of a row's fields when `fields` holds only their values (see [`fields_object`]).
+const FIELD_NAMES: &str =
+    "(SELECT names FROM field_names WHERE field_names.id = recipient.field_names)";
+
+/// A row's fields as the JSON object the rest of Herald reads. Since migration 4 an import
+/// stores only the values, as a JSON array, and the names once in `field_names`; rows stored
+/// before keep their object (`names` is None). Text that does not decode is handed on as it is,
+/// for the reader to report.
+fn fields_object(fields: String, names: Option<String>) -> String {
+    let Some(names) = names else {
+        return fields;
+    };
+    let (Ok(names), Ok(values)) = (
+        serde_json::from_str::<Vec<String>>(&names),
+        serde_json::from_str::<Vec<String>>(&fields),
+    ) else {
+        return fields;
+    };
+    // Written by hand to keep the columns' order (serde_json's map would sort the names).
+    let mut object = String::with_capacity(fields.len() + names.len() * 16);
+    object.push('{');
+    for (index, (name, value)) in names.iter().zip(&values).enumerate() {
+        if index > 0 {
+            object.push(',');
+        }
+        let (Ok(name), Ok(value)) = (serde_json::to_string(name), serde_json::to_string(value))
+        else {
+            return fields;
+        };
+        object.push_str(&name);
+        object.push(':');
+        object.push_str(&value);
+    }
+    object.push('}');
+    object
+}
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecipientRow> {
     let code: Option<u16> = row.get(8)?;
@@ -745,7 +772,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecipientRow> {
         id: row.get(0)?,
         line: row.get::<_, i64>(1)? as u64,
         email: row.get(2)?,
-        fields_json: row.get(3)?,
+        fields_json: fields_object(row.get(3)?, row.get(13)?),
         state: State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending),
         attempts: row.get(5)?,
         next_attempt_at_ms: row.get(6)?,
@@ -760,7 +787,7 @@ fn read_claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
     Ok(Claimed {
         id: row.get(0)?,
         email: row.get(1)?,
-        fields_json: row.get(2)?,
+        fields_json: fields_object(row.get(2)?, row.get(6)?),
         attempts: row.get(3)?,
         from: State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending),
         route: row.get(5)?,

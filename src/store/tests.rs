@@ -9,20 +9,21 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 }
 
 fn import(store: &mut Store, campaign: CampaignId, emails: &[&str]) -> (u64, u64) {
-    let mut importer = store.importer(campaign).unwrap();
+    let mut importer = store
+        .importer(campaign, &["first_name".to_string()])
+        .unwrap();
     for (line, email) in emails.iter().enumerate() {
-        let key = email.to_lowercase();
         importer
-            .add(&NewRecipient {
-                line: line as u64 + 2,
-                email,
-                key: &key,
-                fields_json: "{}",
-                skip_reason: None,
-            })
+            .push(ImportRow::new(
+                line as u64 + 2,
+                email.to_string(),
+                email.to_lowercase(),
+                &[format!("name {line}")],
+                None,
+            ))
             .unwrap();
     }
-    importer.finish(&["first_name".to_string()]).unwrap()
+    importer.finish().unwrap()
 }
 
 fn transition(id: RecipientId, to: State, attempts: u32) -> Transition {
@@ -78,15 +79,15 @@ fn dropped_import_leaves_nothing() {
     let (_dir, mut store) = temp_store();
     let c = store.campaign("/c.toml", "c").unwrap();
     {
-        let mut importer = store.importer(c).unwrap();
+        let mut importer = store.importer(c, &[]).unwrap();
         importer
-            .add(&NewRecipient {
-                line: 2,
-                email: "a@x.example",
-                key: "a@x.example",
-                fields_json: "{}",
-                skip_reason: None,
-            })
+            .push(ImportRow::new(
+                2,
+                "a@x.example".into(),
+                "a@x.example".into(),
+                &[],
+                None,
+            ))
             .unwrap();
     }
     assert_eq!(store.counts(c).unwrap().total(), 0);
@@ -316,13 +317,13 @@ fn an_import_alone_uses_a_rollback_journal_then_returns_to_wal() {
     let (_dir, mut store) = temp_store();
     let c = store.campaign("/c.toml", "c").unwrap();
     {
-        let importer = store.importer(c).unwrap();
+        let importer = store.importer(c, &[]).unwrap();
         let mode: String = importer
             .conn
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .unwrap();
         assert_eq!(mode, "delete");
-        importer.finish(&[]).unwrap();
+        importer.finish().unwrap();
     }
     assert_eq!(journal_mode(&store), "wal");
     let synchronous: i64 = store
@@ -339,14 +340,14 @@ fn a_dropped_import_returns_to_wal_and_leaves_nothing() {
     let (_dir, mut store) = temp_store();
     let c = store.campaign("/c.toml", "c").unwrap();
     {
-        let mut importer = store.importer(c).unwrap();
+        let mut importer = store.importer(c, &[]).unwrap();
         for line in 0..500_u64 {
             importer
                 .push(ImportRow::new(
                     line + 2,
                     format!("r{line}@x.example"),
                     format!("r{line}@x.example"),
-                    "{}".into(),
+                    &[],
                     None,
                 ))
                 .unwrap();
@@ -366,13 +367,13 @@ fn an_import_beside_another_connection_stays_in_wal() {
     let c = store.campaign("/c.toml", "c").unwrap();
     let started = std::time::Instant::now();
     {
-        let importer = store.importer(c).unwrap();
+        let importer = store.importer(c, &[]).unwrap();
         let mode: String = importer
             .conn
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        importer.finish(&[]).unwrap();
+        importer.finish().unwrap();
     }
     assert!(
         started.elapsed() < std::time::Duration::from_secs(2),
@@ -391,18 +392,78 @@ fn an_import_beside_another_connection_stays_in_wal() {
 fn rows_pushed_twice_in_one_import_are_added_once() {
     let (_dir, mut store) = temp_store();
     let c = store.campaign("/c.toml", "c").unwrap();
-    let mut importer = store.importer(c).unwrap();
-    let row = ImportRow::new(
-        2,
-        "a@x.example".into(),
-        "a@x.example".into(),
-        "{}".into(),
-        None,
-    );
+    let mut importer = store.importer(c, &[]).unwrap();
+    let row = ImportRow::new(2, "a@x.example".into(), "a@x.example".into(), &[], None);
     assert!(importer.push(row.clone()).unwrap());
     assert!(!importer.push(row).unwrap());
     assert!(importer.contains("a@x.example"));
     assert!(!importer.contains("b@x.example"));
-    assert_eq!(importer.finish(&[]).unwrap(), (1, 0));
+    assert_eq!(importer.finish().unwrap(), (1, 0));
     assert_eq!(store.counts(c).unwrap().total(), 1);
+}
+
+#[test]
+fn imported_fields_come_back_as_objects_named_by_their_own_import() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    let first = ["first_name".to_string(), "city".to_string()];
+    let mut importer = store.importer(c, &first).unwrap();
+    importer
+        .push(ImportRow::new(
+            2,
+            "Ann@X.example".into(),
+            "ann@x.example".into(),
+            &["Ann \"A\"\n".into(), "Zürich".into()],
+            None,
+        ))
+        .unwrap();
+    importer
+        .push(ImportRow::new(
+            3,
+            "bob@x.example".into(),
+            "bob@x.example".into(),
+            &["Bob".into(), "Köln".into()],
+            None,
+        ))
+        .unwrap();
+    importer.finish().unwrap();
+    // An edited list with another column: the rows already there keep their names.
+    let second = ["nick".to_string()];
+    let mut importer = store.importer(c, &second).unwrap();
+    importer
+        .push(ImportRow::new(
+            4,
+            "cy@x.example".into(),
+            "cy@x.example".into(),
+            &["Cy".into()],
+            None,
+        ))
+        .unwrap();
+    importer.finish().unwrap();
+    assert_eq!(store.columns(c).unwrap(), second);
+
+    let page = store.page(c, None, None, 0, 10).unwrap();
+    let fields: Vec<serde_json::Value> = page
+        .iter()
+        .map(|row| serde_json::from_str(&row.fields_json).unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            serde_json::json!({"first_name": "Ann \"A\"\n", "city": "Zürich"}),
+            serde_json::json!({"first_name": "Bob", "city": "Köln"}),
+            serde_json::json!({"nick": "Cy"}),
+        ]
+    );
+    // A key that differs from the address is kept and found.
+    let ann = store
+        .find_recipient(c, &RecipientRef::Email("ANN@x.example".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.email, "Ann@X.example");
+    assert_eq!(store.count_matching(c, None, Some("ann@")).unwrap(), 1);
+    assert_eq!(
+        import(&mut store, c, &["ANN@X.EXAMPLE", "bob@x.example"]),
+        (0, 0)
+    );
 }
