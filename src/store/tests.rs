@@ -467,3 +467,44 @@ fn imported_fields_come_back_as_objects_named_by_their_own_import() {
         (0, 0)
     );
 }
+
+fn foreign_keys(store: &Store) -> bool {
+    store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_import_checks_its_campaign_once_and_restores_foreign_keys() {
+    let (_dir, mut store) = temp_store();
+    assert!(store.importer(42, &[]).is_err(), "no campaign 42");
+    assert!(foreign_keys(&store));
+    let c = store.campaign("/c.toml", "c").unwrap();
+    assert_eq!(
+        import(&mut store, c, &["a@x.example", "b@x.example"]),
+        (2, 0)
+    );
+    assert!(foreign_keys(&store));
+    drop(store.importer(c, &[]).unwrap());
+    assert!(foreign_keys(&store));
+    // Skipped rows get their state from the reason.
+    let mut importer = store.importer(c, &[]).unwrap();
+    importer
+        .push(ImportRow::new(
+            9,
+            "broken".into(),
+            "invalid:broken#1".into(),
+            &[],
+            Some("invalid address".into()),
+        ))
+        .unwrap();
+    assert_eq!(importer.finish().unwrap(), (1, 1));
+    let counts = store.counts(c).unwrap();
+    assert_eq!((counts.pending, counts.skipped), (2, 1));
+    let row = store
+        .find_recipient(c, &RecipientRef::Index(2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.skip_reason.as_deref(), Some("invalid address"));
+}
