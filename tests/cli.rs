@@ -536,10 +536,12 @@ fn importing_an_edited_file_adds_only_the_new_rows() {
 fn kill_during_import_leaves_nothing_half_imported() {
     const ROWS: usize = 300_000;
     let fixture = Fixture::new();
-    let mut csv = String::from("email,first_name,city\n");
+    // Wide rows, so the import's pages outgrow the page cache (32 MiB) early and spill.
+    let note = "n".repeat(200);
+    let mut csv = String::from("email,first_name,city,note\n");
     for index in 0..ROWS {
         csv.push_str(&format!(
-            "someone.{index}@example.org,Someone {index},Paris\n"
+            "someone.{index}@example.org,Someone {index},Paris,{note}\n"
         ));
     }
     fixture.write("list.csv", csv);
@@ -554,8 +556,8 @@ fn kill_during_import_leaves_nothing_half_imported() {
     ]);
     command.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = command.spawn().unwrap();
-    // The page cache holds 32 MiB: once the file grows past a few MiB, rows of the unfinished
-    // transaction are in it and only the journal can take them out again.
+    // Once the file grows past a few MiB, rows of the unfinished transaction are in it and only
+    // the journal can take them out again.
     let started = Instant::now();
     loop {
         assert!(

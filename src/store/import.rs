@@ -167,12 +167,12 @@ impl Store {
         campaign: CampaignId,
         columns: &[String],
     ) -> Result<Importer<'_>, StoreError> {
-        let journal = leave_wal(&self.conn)?;
         // The rows' one foreign key, their campaign, is checked once below rather than by a
         // lookup per row; the pragma only changes outside a transaction.
         let foreign_keys: bool = self
             .conn
             .query_row("PRAGMA foreign_keys", [], |row| row.get(0))?;
+        let journal = leave_wal(&self.conn)?;
         let mut importer = Importer {
             conn: &self.conn,
             journal,
