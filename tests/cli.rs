@@ -530,6 +530,57 @@ fn importing_an_edited_file_adds_only_the_new_rows() {
     assert_eq!(fixture.status(&campaign), counts(5, 0));
 }
 
+/// Issue #2: an import is one transaction, whatever its journal; killed half-way (after the
+/// first rows reached the database file), it leaves nobody behind, and the next import works.
+#[test]
+fn kill_during_import_leaves_nothing_half_imported() {
+    const ROWS: usize = 300_000;
+    let fixture = Fixture::new();
+    // Wide rows, so the import's pages outgrow the page cache (32 MiB) early and spill.
+    let note = "n".repeat(200);
+    let mut csv = String::from("email,first_name,city,note\n");
+    for index in 0..ROWS {
+        csv.push_str(&format!(
+            "someone.{index}@example.org,Someone {index},Paris,{note}\n"
+        ));
+    }
+    fixture.write("list.csv", csv);
+    let campaign = fixture.campaign("c.toml", "list.csv");
+    let db = fixture.db();
+    let mut command = herald_command(fixture.dir.path());
+    command.args([
+        "--db",
+        db.to_str().unwrap(),
+        "import",
+        campaign.to_str().unwrap(),
+    ]);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    // Once the file grows past a few MiB, rows of the unfinished transaction are in it and only
+    // the journal can take them out again.
+    let started = Instant::now();
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed; make the list longer"
+        );
+        assert!(
+            started.elapsed() < COMMAND_TIMEOUT,
+            "the import never wrote rows"
+        );
+        if std::fs::metadata(&db).map_or(0, |meta| meta.len()) > 4 << 20 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(fixture.status(&campaign), counts(0, 0));
+    fixture.import(&campaign);
+    assert_eq!(fixture.status(&campaign), counts(ROWS as u64, 0));
+    assert!(!fixture.path("state.db-journal").exists());
+}
+
 #[test]
 fn two_campaigns_in_one_database_never_share_state() {
     let fixture = Fixture::new();

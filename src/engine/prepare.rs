@@ -15,7 +15,7 @@ use crate::compose::{
     mostly_images,
 };
 use crate::recipients::{self, CsvRecipients, Deduper, EmailAddress, ImportError, Verdict};
-use crate::store::{CampaignId, NewRecipient, RecipientRef, Store, StoreError};
+use crate::store::{CampaignId, ImportRow, RecipientRef, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -77,15 +77,15 @@ pub fn import(
         columns: columns.clone(),
         ..ImportReport::default()
     };
-    let mut importer = store.importer(id)?;
+    let started = std::time::Instant::now();
+    let mut importer = store.importer(id, &columns)?;
     // Reading, checking and encoding rows takes as long as inserting them: one thread does
     // each, with a few batches in between.
     let (batches, receiver) =
         std::sync::mpsc::sync_channel::<Result<Vec<Prepared>, ImportError>>(4);
-    let encoder = FieldsEncoder::new(&columns);
     let producer = std::thread::Builder::new()
         .name("herald-import".into())
-        .spawn(move || prepare_rows(csv, &encoder, &batches));
+        .spawn(move || prepare_rows(csv, &batches));
     let producer = match producer {
         Ok(handle) => handle,
         Err(error) => {
@@ -104,7 +104,7 @@ pub fn import(
                 break;
             }
         };
-        for row in &batch {
+        for row in batch {
             report.rows += 1;
             match row.kind {
                 RowKind::Valid => {}
@@ -112,14 +112,7 @@ pub fn import(
                 RowKind::Duplicate => report.duplicates += 1,
                 RowKind::Malformed => report.malformed += 1,
             }
-            let added = importer.add(&NewRecipient {
-                line: row.line,
-                email: &row.email,
-                key: &row.key,
-                fields_json: &row.fields_json,
-                skip_reason: row.skip_reason.as_deref(),
-            })?;
-            if added {
+            if importer.push(row.row)? {
                 report.added += 1;
             }
         }
@@ -129,11 +122,20 @@ pub fn import(
         // Dropping the importer rolls the whole import back.
         return Err(error.into());
     }
-    let (_, added_skipped) = importer.finish(&columns)?;
+    let written_ms = started.elapsed().as_millis() as u64;
+    let (_, added_skipped) = importer.finish()?;
+    let committed_ms = started.elapsed().as_millis() as u64;
     report.added_skipped = added_skipped;
     let (entries, suppressed) = refresh_suppression(store, campaign, id)?;
     report.suppression_entries = entries;
     report.suppressed = suppressed;
+    tracing::debug!(
+        rows = report.rows,
+        written_ms,
+        committed_ms,
+        suppressed_ms = started.elapsed().as_millis() as u64,
+        "import timings"
+    );
     Ok((id, report))
 }
 
@@ -210,14 +212,10 @@ enum RowKind {
     Malformed,
 }
 
-/// A row ready to insert: checked, de-duplicated within the file, fields encoded.
+/// A row ready to insert: checked, de-duplicated within the file, key hashed, fields encoded.
 struct Prepared {
     kind: RowKind,
-    line: u64,
-    email: String,
-    key: String,
-    fields_json: String,
-    skip_reason: Option<String>,
+    row: ImportRow,
 }
 
 const BATCH_ROWS: usize = 512;
@@ -226,56 +224,48 @@ const BATCH_ROWS: usize = 512;
 /// A fatal error of the file ends the stream with that error.
 fn prepare_rows(
     csv: CsvRecipients,
-    encoder: &FieldsEncoder,
     batches: &std::sync::mpsc::SyncSender<Result<Vec<Prepared>, ImportError>>,
 ) {
     let mut deduper = Deduper::new();
     let mut repeats: HashMap<String, u32> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut fields_json = String::new();
     for row in csv {
         let prepared = match row {
-            Ok(row) => {
-                encoder.encode(&row.fields, &mut fields_json);
-                let fields_json = fields_json.clone();
-                match deduper.classify(row.line, &row.email) {
-                    Verdict::Valid(address) => Prepared {
-                        kind: RowKind::Valid,
-                        line: row.line,
-                        key: address.key(),
-                        email: address.as_str().to_string(),
-                        fields_json,
-                        skip_reason: None,
-                    },
-                    Verdict::Invalid { reason } => Prepared {
-                        kind: RowKind::Invalid,
-                        line: row.line,
-                        key: occurrence_key(&mut repeats, "invalid", &row.email.to_lowercase()),
-                        email: row.email.trim().to_string(),
-                        fields_json,
-                        skip_reason: Some(format!("invalid address: {reason}")),
-                    },
-                    Verdict::Duplicate { first_line } => Prepared {
-                        kind: RowKind::Duplicate,
-                        line: row.line,
-                        key: occurrence_key(
-                            &mut repeats,
-                            "duplicate",
-                            &row.email.trim().to_lowercase(),
-                        ),
-                        email: row.email.trim().to_string(),
-                        fields_json,
-                        skip_reason: Some(format!("duplicate of line {first_line}")),
-                    },
-                }
-            }
+            Ok(row) => match deduper.classify(row.line, &row.email) {
+                Verdict::Valid { address, key } => Prepared {
+                    kind: RowKind::Valid,
+                    row: ImportRow::new(row.line, address.into_string(), key, &row.fields, None),
+                },
+                Verdict::Invalid { reason } => Prepared {
+                    kind: RowKind::Invalid,
+                    row: ImportRow::new(
+                        row.line,
+                        row.email.trim().to_string(),
+                        occurrence_key(&mut repeats, "invalid", &row.email.to_lowercase()),
+                        &row.fields,
+                        Some(format!("invalid address: {reason}")),
+                    ),
+                },
+                Verdict::Duplicate { first_line } => Prepared {
+                    kind: RowKind::Duplicate,
+                    row: ImportRow::new(
+                        row.line,
+                        row.email.trim().to_string(),
+                        occurrence_key(&mut repeats, "duplicate", &row.email.trim().to_lowercase()),
+                        &row.fields,
+                        Some(format!("duplicate of line {first_line}")),
+                    ),
+                },
+            },
             Err(ImportError::Row { line, message, .. }) => Prepared {
                 kind: RowKind::Malformed,
-                line,
-                key: format!("malformed:{line}"),
-                email: String::new(),
-                fields_json: "{}".to_string(),
-                skip_reason: Some(format!("line {line} is not a valid CSV row: {message}")),
+                row: ImportRow::new(
+                    line,
+                    String::new(),
+                    format!("malformed:{line}"),
+                    &[],
+                    Some(format!("line {line} is not a valid CSV row: {message}")),
+                ),
             },
             Err(other) => {
                 let _ = batches.send(Err(other));
@@ -549,7 +539,7 @@ fn check_rows(
             }
         };
         let address = match deduper.classify(row.line, &row.email) {
-            Verdict::Valid(address) => address,
+            Verdict::Valid { address, .. } => address,
             Verdict::Invalid { reason } => {
                 report.skipped += 1;
                 invalid.push(format!(

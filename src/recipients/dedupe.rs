@@ -15,8 +15,9 @@ use super::address::EmailAddress;
 /// What to do with one row's address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// First time this mailbox appears: send to it.
-    Valid(EmailAddress),
+    /// First time this mailbox appears: send to it. `key` is the address's
+    /// [`EmailAddress::key`], computed once here for whoever stores it.
+    Valid { address: EmailAddress, key: String },
     /// The cell is not a usable address; `reason` is a plain-language
     /// sentence (the address error's message).
     Invalid { reason: String },
@@ -54,13 +55,14 @@ impl Deduper {
                 };
             }
         };
-        match self.first_seen.entry(hash_key(&address.key())) {
+        let key = address.key();
+        match self.first_seen.entry(hash_key(&key)) {
             Entry::Occupied(seen) => Verdict::Duplicate {
                 first_line: *seen.get(),
             },
             Entry::Vacant(slot) => {
                 slot.insert(line);
-                Verdict::Valid(address)
+                Verdict::Valid { address, key }
             }
         }
     }
@@ -81,7 +83,7 @@ mod tests {
     use super::*;
 
     fn is_valid(verdict: &Verdict) -> bool {
-        matches!(verdict, Verdict::Valid(_))
+        matches!(verdict, Verdict::Valid { .. })
     }
 
     #[test]
@@ -142,7 +144,10 @@ mod tests {
     fn valid_verdict_carries_the_parsed_address() {
         let mut d = Deduper::new();
         match d.classify(1, " x@bücher.example ") {
-            Verdict::Valid(address) => assert_eq!(address.as_str(), "x@bücher.example"),
+            Verdict::Valid { address, key } => {
+                assert_eq!(address.as_str(), "x@bücher.example");
+                assert_eq!(key, address.key());
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -2,6 +2,7 @@
 //! rusqlite and **all** SQL; the state machine's transitions are written only here. Never knows
 //! about SMTP, templates or the window: callers hand it plain data.
 
+mod import;
 mod schema;
 mod suppression;
 mod writer;
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub use import::{ImportRow, Importer};
 pub use suppression::SUPPRESSED;
 pub use writer::{Writer, WriterError};
 
@@ -154,18 +156,6 @@ pub struct Claimed {
     pub from: State,
     /// The route of the last attempt (a relay's name or an MX host), if any.
     pub route: Option<String>,
-}
-
-/// A recipient row to add at import.
-#[derive(Debug, Clone, Copy)]
-pub struct NewRecipient<'a> {
-    pub line: u64,
-    pub email: &'a str,
-    /// The de-duplication key: unique within a campaign, so importing again adds nobody twice.
-    pub key: &'a str,
-    pub fields_json: &'a str,
-    /// Some: the row is kept as `skipped` with this reason (invalid, duplicate, suppressed…).
-    pub skip_reason: Option<&'a str>,
 }
 
 /// One change of a recipient's state, as the engine reports it.
@@ -323,32 +313,6 @@ impl Store {
         Ok(serde_json::from_str(&text).unwrap_or_default())
     }
 
-    /// Starts an import: every row goes in one transaction with one prepared statement.
-    pub fn importer(&mut self, campaign: CampaignId) -> Result<Importer<'_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The write lock is held from here to the commit, so the keys read now stay the whole
-        // truth for this campaign while the import decides who is new.
-        let mut known = std::collections::HashSet::new();
-        {
-            let mut keys = tx.prepare("SELECT email_key FROM recipient WHERE campaign_id = ?1")?;
-            let rows = keys.query_map([campaign], |row| row.get::<_, String>(0))?;
-            for key in rows {
-                known.insert(key_hash(&key?));
-            }
-        }
-        Ok(Importer {
-            tx,
-            campaign,
-            now: now_ms(),
-            added: 0,
-            added_skipped: 0,
-            known,
-            waiting: Vec::with_capacity(INSERT_ROWS),
-        })
-    }
-
     pub fn counts(&self, campaign: CampaignId) -> Result<Counts, StoreError> {
         let mut statement = self.conn.prepare_cached(
             "SELECT state, count(*) FROM recipient WHERE campaign_id = ?1 GROUP BY state",
@@ -382,7 +346,7 @@ impl Store {
             "SELECT {ROW_COLUMNS} FROM recipient
              WHERE campaign_id = ?1 AND id > ?2
                AND (?3 IS NULL OR state = ?3)
-               AND (?4 IS NULL OR email_key LIKE ?4 ESCAPE '\\')
+               AND (?4 IS NULL OR coalesce(email_key, email) LIKE ?4 ESCAPE '\\')
              ORDER BY id LIMIT ?5"
         ))?;
         let rows = statement.query_map(
@@ -409,7 +373,7 @@ impl Store {
             "SELECT {ROW_COLUMNS} FROM recipient
              WHERE campaign_id = ?1
                AND (?2 IS NULL OR state = ?2)
-               AND (?3 IS NULL OR email_key LIKE ?3 ESCAPE '\\')
+               AND (?3 IS NULL OR coalesce(email_key, email) LIKE ?3 ESCAPE '\\')
              ORDER BY id LIMIT ?4 OFFSET ?5"
         ))?;
         let rows = statement.query_map(
@@ -437,7 +401,7 @@ impl Store {
             "SELECT count(*) FROM recipient
              WHERE campaign_id = ?1
                AND (?2 IS NULL OR state = ?2)
-               AND (?3 IS NULL OR email_key LIKE ?3 ESCAPE '\\')",
+               AND (?3 IS NULL OR coalesce(email_key, email) LIKE ?3 ESCAPE '\\')",
             params![campaign, state.map(State::as_str), pattern],
             |row| row.get(0),
         )?;
@@ -466,7 +430,8 @@ impl Store {
                 .conn
                 .query_row(
                     &format!(
-                        "SELECT {ROW_COLUMNS} FROM recipient WHERE campaign_id = ?1 AND email_key = ?2"
+                        "SELECT {ROW_COLUMNS} FROM recipient
+                         WHERE campaign_id = ?1 AND coalesce(email_key, email) = ?2"
                     ),
                     params![campaign, email.trim().to_lowercase()],
                     read_row,
@@ -535,21 +500,21 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut claimed = Vec::new();
         {
-            let mut due = tx.prepare_cached(
-                "SELECT id, email, fields, attempts, state, route FROM recipient
+            let mut due = tx.prepare_cached(&format!(
+                "SELECT id, email, fields, attempts, state, route, {FIELD_NAMES} FROM recipient
                  WHERE campaign_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2
-                 ORDER BY next_attempt_at LIMIT ?3",
-            )?;
+                 ORDER BY next_attempt_at LIMIT ?3"
+            ))?;
             let rows = due.query_map(params![campaign, now, limit], read_claimed)?;
             for row in rows {
                 claimed.push(row?);
             }
             let left = limit.saturating_sub(claimed.len() as u32);
             if left > 0 {
-                let mut pending = tx.prepare_cached(
-                    "SELECT id, email, fields, attempts, state, route FROM recipient
-                     WHERE campaign_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
-                )?;
+                let mut pending = tx.prepare_cached(&format!(
+                    "SELECT id, email, fields, attempts, state, route, {FIELD_NAMES} FROM recipient
+                     WHERE campaign_id = ?1 AND state = 'pending' ORDER BY id LIMIT ?2"
+                ))?;
                 let rows = pending.query_map(params![campaign, left], read_claimed)?;
                 for row in rows {
                     claimed.push(row?);
@@ -603,7 +568,7 @@ impl Store {
         let mut chosen = Vec::new();
         {
             let mut select = tx.prepare(
-                "SELECT id, email_key, route, reply_code, reply_enhanced FROM recipient
+                "SELECT id, coalesce(email_key, email), route, reply_code, reply_enhanced FROM recipient
                  WHERE campaign_id = ?1 AND state = ?2",
             )?;
             for state in states {
@@ -750,7 +715,45 @@ fn pattern_matches(pattern: &str, value: &str) -> bool {
 }
 
 const ROW_COLUMNS: &str = "id, line, email, fields, state, attempts, next_attempt_at, route,
-    reply_code, reply_enhanced, reply_text, skip_reason, updated_at";
+    reply_code, reply_enhanced, reply_text, skip_reason, updated_at,
+    (SELECT names FROM field_names WHERE field_names.id = recipient.field_names)";
+
+/// The names of a row's fields when `fields` holds only their values (see [`fields_object`]).
+const FIELD_NAMES: &str =
+    "(SELECT names FROM field_names WHERE field_names.id = recipient.field_names)";
+
+/// A row's fields as the JSON object the rest of Herald reads. Since migration 4 an import
+/// stores only the values, as a JSON array, and the names once in `field_names`; rows stored
+/// before keep their object (`names` is None). Text that does not decode is handed on as it is,
+/// for the reader to report.
+fn fields_object(fields: String, names: Option<String>) -> String {
+    let Some(names) = names else {
+        return fields;
+    };
+    let (Ok(names), Ok(values)) = (
+        serde_json::from_str::<Vec<String>>(&names),
+        serde_json::from_str::<Vec<String>>(&fields),
+    ) else {
+        return fields;
+    };
+    // Written by hand to keep the columns' order (serde_json's map would sort the names).
+    let mut object = String::with_capacity(fields.len() + names.len() * 16);
+    object.push('{');
+    for (index, (name, value)) in names.iter().zip(&values).enumerate() {
+        if index > 0 {
+            object.push(',');
+        }
+        let (Ok(name), Ok(value)) = (serde_json::to_string(name), serde_json::to_string(value))
+        else {
+            return fields;
+        };
+        object.push_str(&name);
+        object.push(':');
+        object.push_str(&value);
+    }
+    object.push('}');
+    object
+}
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecipientRow> {
     let code: Option<u16> = row.get(8)?;
@@ -769,7 +772,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecipientRow> {
         id: row.get(0)?,
         line: row.get::<_, i64>(1)? as u64,
         email: row.get(2)?,
-        fields_json: row.get(3)?,
+        fields_json: fields_object(row.get(3)?, row.get(13)?),
         state: State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending),
         attempts: row.get(5)?,
         next_attempt_at_ms: row.get(6)?,
@@ -784,7 +787,7 @@ fn read_claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
     Ok(Claimed {
         id: row.get(0)?,
         email: row.get(1)?,
-        fields_json: row.get(2)?,
+        fields_json: fields_object(row.get(2)?, row.get(6)?),
         attempts: row.get(3)?,
         from: State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending),
         route: row.get(5)?,
@@ -843,119 +846,6 @@ pub(crate) fn apply_in(
         ])?;
     }
     Ok(())
-}
-
-/// An import in progress; dropped without `finish` it rolls back and leaves nothing behind.
-pub struct Importer<'a> {
-    tx: rusqlite::Transaction<'a>,
-    campaign: CampaignId,
-    now: i64,
-    added: u64,
-    added_skipped: u64,
-    /// 128-bit hashes of every key in the campaign: 16 bytes a recipient, and a collision
-    /// between two of a million keys is about as likely as 1 in 10^26.
-    known: std::collections::HashSet<u128>,
-    /// Rows accepted but not yet written.
-    waiting: Vec<OwnedRecipient>,
-}
-
-/// Rows per multi-row INSERT during an import (8 parameters each, far below SQLite's limit).
-const INSERT_ROWS: usize = 64;
-const PENDING: &str = "pending";
-const SKIPPED: &str = "skipped";
-
-struct OwnedRecipient {
-    line: i64,
-    email: String,
-    key: String,
-    fields_json: String,
-    skip_reason: Option<String>,
-}
-
-fn key_hash(key: &str) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u64| {
-        let mut hasher = std::hash::DefaultHasher::new();
-        salt.hash(&mut hasher);
-        key.hash(&mut hasher);
-        hasher.finish()
-    };
-    (u128::from(half(0x5eed_0001)) << 64) | u128::from(half(0x5eed_0002))
-}
-
-impl Importer<'_> {
-    /// Adds a row unless a row with the same key exists; returns whether it was added. Rows are
-    /// written in multi-row INSERTs of [`INSERT_ROWS`]: SQLite's per-statement work (opening
-    /// cursors, seeking) then counts once per batch instead of once per recipient.
-    pub fn add(&mut self, row: &NewRecipient<'_>) -> Result<bool, StoreError> {
-        if !self.known.insert(key_hash(row.key)) {
-            return Ok(false);
-        }
-        self.added += 1;
-        if row.skip_reason.is_some() {
-            self.added_skipped += 1;
-        }
-        self.waiting.push(OwnedRecipient {
-            line: row.line as i64,
-            email: row.email.to_string(),
-            key: row.key.to_string(),
-            fields_json: row.fields_json.to_string(),
-            skip_reason: row.skip_reason.map(str::to_string),
-        });
-        if self.waiting.len() >= INSERT_ROWS {
-            self.write_waiting()?;
-        }
-        Ok(true)
-    }
-
-    fn write_waiting(&mut self) -> Result<(), StoreError> {
-        if self.waiting.is_empty() {
-            return Ok(());
-        }
-        let rows = std::mem::take(&mut self.waiting);
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
-        let mut insert = self.tx.prepare_cached(&format!(
-            "INSERT INTO recipient
-                 (campaign_id, line, email, email_key, fields, state, skip_reason, updated_at)
-             VALUES {values}"
-        ))?;
-        let mut parameters: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 8);
-        for row in &rows {
-            let state = if row.skip_reason.is_some() {
-                &SKIPPED
-            } else {
-                &PENDING
-            };
-            parameters.push(&self.campaign);
-            parameters.push(&row.line);
-            parameters.push(&row.email);
-            parameters.push(&row.key);
-            parameters.push(&row.fields_json);
-            parameters.push(state);
-            parameters.push(&row.skip_reason);
-            parameters.push(&self.now);
-        }
-        insert.execute(parameters.as_slice())?;
-        Ok(())
-    }
-
-    /// Whether a row with this key is already in the campaign.
-    pub fn contains(&self, key: &str) -> bool {
-        self.known.contains(&key_hash(key))
-    }
-
-    /// Commits the import and records the personalization columns. Returns rows added and, of
-    /// those, rows added as skipped.
-    pub fn finish(mut self, columns: &[String]) -> Result<(u64, u64), StoreError> {
-        self.write_waiting()?;
-        let columns = serde_json::to_string(columns).unwrap_or_else(|_| "[]".to_string());
-        self.tx.execute(
-            "UPDATE campaign SET columns = ?2 WHERE id = ?1",
-            params![self.campaign, columns],
-        )?;
-        self.tx.commit()?;
-        Ok((self.added, self.added_skipped))
-    }
 }
 
 fn with_path(error: StoreError, path: &Path) -> StoreError {

@@ -63,6 +63,46 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX recipient_key;
     "#,
+    // 4: narrower recipient rows (issue #2: an import writes every byte of them). `email_key`
+    // is NULL when the key is the address itself, as it is for most rows; a row whose
+    // `field_names` is set keeps `fields` as a JSON array of values named by that list, instead
+    // of repeating the names in an object on every row. Rows from before keep their object
+    // (field_names NULL), and their key is kept only where it differs from the address.
+    r#"
+    CREATE TABLE field_names (
+        id      INTEGER PRIMARY KEY,
+        names   TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE recipient_v4 (
+        id              INTEGER PRIMARY KEY,
+        campaign_id     INTEGER NOT NULL REFERENCES campaign(id),
+        line            INTEGER NOT NULL,
+        email           TEXT NOT NULL,
+        email_key       TEXT,
+        fields          TEXT NOT NULL,
+        field_names     INTEGER,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        route           TEXT,
+        reply_code      INTEGER,
+        reply_enhanced  TEXT,
+        reply_text      TEXT,
+        skip_reason     TEXT,
+        updated_at      INTEGER NOT NULL
+    );
+    INSERT INTO recipient_v4 (id, campaign_id, line, email, email_key, fields, field_names, state,
+            attempts, next_attempt_at, route, reply_code, reply_enhanced, reply_text, skip_reason,
+            updated_at)
+        SELECT id, campaign_id, line, email, nullif(email_key, email), fields, NULL, state,
+            attempts, next_attempt_at, route, reply_code, reply_enhanced, reply_text, skip_reason,
+            updated_at
+        FROM recipient;
+    DROP TABLE recipient;
+    ALTER TABLE recipient_v4 RENAME TO recipient;
+    CREATE INDEX recipient_state ON recipient(campaign_id, state, id);
+    CREATE INDEX recipient_due ON recipient(campaign_id, next_attempt_at) WHERE state = 'deferred';
+    "#,
 ];
 
 /// The schema version this build of Herald writes.
@@ -103,4 +143,149 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ImportRow, RecipientRef, ResendFilter, State, Store, Transition};
+
+    /// A database as Herald wrote it at schema 3: keys on every row, fields as JSON objects.
+    fn version_3_database(path: &std::path::Path) {
+        let conn = Connection::open(path).unwrap();
+        for migration in &MIGRATIONS[..3] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.execute_batch(
+            r#"
+            PRAGMA user_version = 3;
+            INSERT INTO campaign (id, file_key, name, columns, created_at)
+                VALUES (1, '/old.toml', 'old', '["first_name","city"]', 0);
+            INSERT INTO recipient (id, campaign_id, line, email, email_key, fields, state,
+                    attempts, updated_at)
+                VALUES (1, 1, 2, 'ada@example.org', 'ada@example.org',
+                        '{"first_name":"Ada","city":"Paris"}', 'pending', 0, 0),
+                       (2, 1, 3, 'Grace@Example.org', 'grace@example.org',
+                        '{"first_name":"Grace","city":"New York, NY"}', 'failed', 1, 0),
+                       (3, 1, 4, 'broken', 'invalid:broken#1', '{"first_name":"X","city":""}',
+                        'skipped', 0, 0);
+            "#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn migration_4_keeps_old_rows_readable_and_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.db");
+        version_3_database(&path);
+        let mut store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, CURRENT_VERSION);
+        // Keys equal to the address are folded into it; the others stay.
+        let keys: Vec<Option<String>> = store
+            .conn
+            .prepare("SELECT email_key FROM recipient ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            keys,
+            [
+                None,
+                Some("grace@example.org".into()),
+                Some("invalid:broken#1".into())
+            ]
+        );
+
+        let c = store.campaign("/old.toml", "old").unwrap();
+        assert_eq!(c, 1);
+        let page = store.page(c, None, None, 0, 10).unwrap();
+        let fields: Vec<&str> = page.iter().map(|row| row.fields_json.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                r#"{"first_name":"Ada","city":"Paris"}"#,
+                r#"{"first_name":"Grace","city":"New York, NY"}"#,
+                r#"{"first_name":"X","city":""}"#
+            ]
+        );
+        let grace = store
+            .find_recipient(c, &RecipientRef::Email("GRACE@example.org".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(grace.email, "Grace@Example.org");
+        let ada = store
+            .find_recipient(c, &RecipientRef::Email("ada@example.org".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ada.id, 1);
+        assert_eq!(store.count_matching(c, None, Some("GRACE")).unwrap(), 1);
+
+        // Importing the same people again adds nobody; a new one is added beside them.
+        let columns = ["first_name".to_string(), "city".to_string()];
+        let mut importer = store.importer(c, &columns).unwrap();
+        for (email, key) in [
+            ("ada@example.org", "ada@example.org"),
+            ("grace@example.org", "grace@example.org"),
+            ("broken", "invalid:broken#1"),
+        ] {
+            let row = ImportRow::new(9, email.into(), key.into(), &[], None);
+            assert!(!importer.push(row).unwrap(), "{email} was added twice");
+        }
+        let linus = ImportRow::new(
+            5,
+            "linus@example.net".into(),
+            "linus@example.net".into(),
+            &["Linus".into(), "Helsinki".into()],
+            None,
+        );
+        assert!(importer.push(linus).unwrap());
+        assert_eq!(importer.finish().unwrap(), (1, 0));
+
+        // Old and new rows are claimed alike, with their fields as objects.
+        let claimed = store.claim(c, i64::MAX, 10).unwrap();
+        let fields: Vec<(&str, &str)> = claimed
+            .iter()
+            .map(|row| (row.email.as_str(), row.fields_json.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("ada@example.org", r#"{"first_name":"Ada","city":"Paris"}"#),
+                (
+                    "linus@example.net",
+                    r#"{"first_name":"Linus","city":"Helsinki"}"#
+                )
+            ]
+        );
+        // Resend by domain still reads the key of an old row.
+        let resent = store
+            .resend(
+                c,
+                &ResendFilter {
+                    include_failed: true,
+                    domain: Some("example.org".into()),
+                    ..ResendFilter::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(resent, 1);
+        store
+            .apply(&[Transition {
+                id: 1,
+                to: State::Sent,
+                attempts: 1,
+                next_attempt_at_ms: 0,
+                route: None,
+                reply: None,
+            }])
+            .unwrap();
+        assert_eq!(store.counts(c).unwrap().sent, 1);
+    }
 }

@@ -9,20 +9,21 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 }
 
 fn import(store: &mut Store, campaign: CampaignId, emails: &[&str]) -> (u64, u64) {
-    let mut importer = store.importer(campaign).unwrap();
+    let mut importer = store
+        .importer(campaign, &["first_name".to_string()])
+        .unwrap();
     for (line, email) in emails.iter().enumerate() {
-        let key = email.to_lowercase();
         importer
-            .add(&NewRecipient {
-                line: line as u64 + 2,
-                email,
-                key: &key,
-                fields_json: "{}",
-                skip_reason: None,
-            })
+            .push(ImportRow::new(
+                line as u64 + 2,
+                email.to_string(),
+                email.to_lowercase(),
+                &[format!("name {line}")],
+                None,
+            ))
             .unwrap();
     }
-    importer.finish(&["first_name".to_string()]).unwrap()
+    importer.finish().unwrap()
 }
 
 fn transition(id: RecipientId, to: State, attempts: u32) -> Transition {
@@ -78,15 +79,15 @@ fn dropped_import_leaves_nothing() {
     let (_dir, mut store) = temp_store();
     let c = store.campaign("/c.toml", "c").unwrap();
     {
-        let mut importer = store.importer(c).unwrap();
+        let mut importer = store.importer(c, &[]).unwrap();
         importer
-            .add(&NewRecipient {
-                line: 2,
-                email: "a@x.example",
-                key: "a@x.example",
-                fields_json: "{}",
-                skip_reason: None,
-            })
+            .push(ImportRow::new(
+                2,
+                "a@x.example".into(),
+                "a@x.example".into(),
+                &[],
+                None,
+            ))
             .unwrap();
     }
     assert_eq!(store.counts(c).unwrap().total(), 0);
@@ -301,4 +302,209 @@ fn state_names_round_trip() {
         assert_eq!(State::parse(state.as_str()), Some(state));
     }
     assert_eq!(State::parse("lost"), None);
+}
+
+fn journal_mode(store: &Store) -> String {
+    store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_import_alone_uses_a_rollback_journal_then_returns_to_wal() {
+    // Issue #2: with nobody else on the file the import skips WAL's double write.
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    {
+        let importer = store.importer(c, &[]).unwrap();
+        let mode: String = importer
+            .conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        importer.finish().unwrap();
+    }
+    assert_eq!(journal_mode(&store), "wal");
+    let synchronous: i64 = store
+        .conn
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 1, "NORMAL again after the import");
+    assert_eq!(import(&mut store, c, &["a@x.example"]), (1, 0));
+    assert_eq!(journal_mode(&store), "wal");
+}
+
+#[test]
+fn a_dropped_import_returns_to_wal_and_leaves_nothing() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    {
+        let mut importer = store.importer(c, &[]).unwrap();
+        for line in 0..500_u64 {
+            importer
+                .push(ImportRow::new(
+                    line + 2,
+                    format!("r{line}@x.example"),
+                    format!("r{line}@x.example"),
+                    &[],
+                    None,
+                ))
+                .unwrap();
+        }
+    }
+    assert_eq!(journal_mode(&store), "wal");
+    assert_eq!(store.counts(c).unwrap().total(), 0);
+    assert_eq!(import(&mut store, c, &["a@x.example"]), (1, 0));
+}
+
+#[test]
+fn an_import_beside_another_connection_stays_in_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.db");
+    let mut store = Store::open(&path).unwrap();
+    let reader = Store::open(&path).unwrap();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    let started = std::time::Instant::now();
+    {
+        let importer = store.importer(c, &[]).unwrap();
+        let mode: String = importer
+            .conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        importer.finish().unwrap();
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the import waited for the other connection"
+    );
+    assert_eq!(
+        import(&mut store, c, &["a@x.example", "b@x.example"]),
+        (2, 0)
+    );
+    // WAL still lets the other connection read while nobody writes.
+    assert_eq!(reader.counts(c).unwrap().total(), 2);
+    assert_eq!(journal_mode(&reader), "wal");
+}
+
+#[test]
+fn rows_pushed_twice_in_one_import_are_added_once() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    let mut importer = store.importer(c, &[]).unwrap();
+    let row = ImportRow::new(2, "a@x.example".into(), "a@x.example".into(), &[], None);
+    assert!(importer.push(row.clone()).unwrap());
+    assert!(!importer.push(row).unwrap());
+    assert!(importer.contains("a@x.example"));
+    assert!(!importer.contains("b@x.example"));
+    assert_eq!(importer.finish().unwrap(), (1, 0));
+    assert_eq!(store.counts(c).unwrap().total(), 1);
+}
+
+#[test]
+fn imported_fields_come_back_as_objects_named_by_their_own_import() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    let first = ["first_name".to_string(), "city".to_string()];
+    let mut importer = store.importer(c, &first).unwrap();
+    importer
+        .push(ImportRow::new(
+            2,
+            "Ann@X.example".into(),
+            "ann@x.example".into(),
+            &["Ann \"A\"\n".into(), "Zürich".into()],
+            None,
+        ))
+        .unwrap();
+    importer
+        .push(ImportRow::new(
+            3,
+            "bob@x.example".into(),
+            "bob@x.example".into(),
+            &["Bob".into(), "Köln".into()],
+            None,
+        ))
+        .unwrap();
+    importer.finish().unwrap();
+    // An edited list with another column: the rows already there keep their names.
+    let second = ["nick".to_string()];
+    let mut importer = store.importer(c, &second).unwrap();
+    importer
+        .push(ImportRow::new(
+            4,
+            "cy@x.example".into(),
+            "cy@x.example".into(),
+            &["Cy".into()],
+            None,
+        ))
+        .unwrap();
+    importer.finish().unwrap();
+    assert_eq!(store.columns(c).unwrap(), second);
+
+    let page = store.page(c, None, None, 0, 10).unwrap();
+    let fields: Vec<serde_json::Value> = page
+        .iter()
+        .map(|row| serde_json::from_str(&row.fields_json).unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            serde_json::json!({"first_name": "Ann \"A\"\n", "city": "Zürich"}),
+            serde_json::json!({"first_name": "Bob", "city": "Köln"}),
+            serde_json::json!({"nick": "Cy"}),
+        ]
+    );
+    // A key that differs from the address is kept and found.
+    let ann = store
+        .find_recipient(c, &RecipientRef::Email("ANN@x.example".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.email, "Ann@X.example");
+    assert_eq!(store.count_matching(c, None, Some("ann@")).unwrap(), 1);
+    assert_eq!(
+        import(&mut store, c, &["ANN@X.EXAMPLE", "bob@x.example"]),
+        (0, 0)
+    );
+}
+
+fn foreign_keys(store: &Store) -> bool {
+    store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_import_checks_its_campaign_once_and_restores_foreign_keys() {
+    let (_dir, mut store) = temp_store();
+    assert!(store.importer(42, &[]).is_err(), "no campaign 42");
+    assert!(foreign_keys(&store));
+    let c = store.campaign("/c.toml", "c").unwrap();
+    assert_eq!(
+        import(&mut store, c, &["a@x.example", "b@x.example"]),
+        (2, 0)
+    );
+    assert!(foreign_keys(&store));
+    drop(store.importer(c, &[]).unwrap());
+    assert!(foreign_keys(&store));
+    // Skipped rows get their state from the reason.
+    let mut importer = store.importer(c, &[]).unwrap();
+    importer
+        .push(ImportRow::new(
+            9,
+            "broken".into(),
+            "invalid:broken#1".into(),
+            &[],
+            Some("invalid address".into()),
+        ))
+        .unwrap();
+    assert_eq!(importer.finish().unwrap(), (1, 1));
+    let counts = store.counts(c).unwrap();
+    assert_eq!((counts.pending, counts.skipped), (2, 1));
+    let row = store
+        .find_recipient(c, &RecipientRef::Index(2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.skip_reason.as_deref(), Some("invalid address"));
 }
