@@ -14,6 +14,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use herald::campaign::Campaign;
+
+/// The allocator the herald binary uses (see `src/main.rs`), so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use herald::compose::{Composer, DkimSigner, RecipientData};
 
 fn env_number(name: &str, default: u64) -> u64 {
