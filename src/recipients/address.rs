@@ -403,8 +403,22 @@ fn normalize_domain(domain: &str) -> Result<String, AddressError> {
     // UTS #46 processing (the IDNA2008 profile browsers use) lower-cases and
     // maps the name, then turns each non-ASCII label into an A-label
     // (RFC 5890 §2.3.2.1), which is what DNS and the SMTP envelope need.
-    let ascii = idna::domain_to_ascii(domain)
-        .map_err(|_| bad("it is not a valid domain name (check the spelling)"))?;
+    // Letters, digits, hyphens and dots, and no A-label to check: UTS #46 would only
+    // lower-case it, and the label checks below do the rest. Most lists are all like this.
+    let plain = domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !domain.split('.').any(|label| {
+            label
+                .get(..4)
+                .is_some_and(|head| head.eq_ignore_ascii_case("xn--"))
+        });
+    let ascii = if plain {
+        domain.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(domain)
+            .map_err(|_| bad("it is not a valid domain name (check the spelling)"))?
+    };
     if ascii.is_empty() {
         return Err(AddressError::EmptyDomain);
     }
@@ -502,6 +516,18 @@ mod tests {
             }
             _ => panic!("input {input:?}: expected {expected:?}, got {got:?}"),
         }
+    }
+
+    #[test]
+    fn plain_domains_and_a_labels_take_their_own_paths_to_the_same_rules() {
+        check("a@Sub.Example.COM", Ok("a@sub.example.com"));
+        check("a@XN--BCHER-KVA.example", Ok("a@xn--bcher-kva.example"));
+        check("a@xn--zz.example", Err("BadDomain"));
+        check("a@bücher.example", Ok("a@xn--bcher-kva.example"));
+        check("a@-lead.example", Err("BadDomain"));
+        check("a@two..dots.example", Err("BadDomain"));
+        check("a@localhost", Err("DomainWithoutDot"));
+        check("a@example.123", Err("BadDomain"));
     }
 
     #[test]

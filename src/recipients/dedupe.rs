@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::{DefaultHasher, Entry};
-use std::hash::Hasher;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::address::EmailAddress;
 
@@ -35,7 +35,28 @@ pub enum Verdict {
 /// n²/2⁶⁵), which is far below the rate of typos in real lists.
 #[derive(Debug, Default)]
 pub struct Deduper {
-    first_seen: HashMap<u64, u64>,
+    first_seen: HashMap<u64, u64, BuildHasherDefault<AlreadyHashed>>,
+}
+
+/// The map's keys are SipHash outputs already: hashing them again would only cost time.
+#[derive(Debug, Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else is still spread over the whole word.
+        for byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 impl Deduper {
