@@ -377,6 +377,18 @@ fn suppressed_recipients_are_skipped_at_import_and_before_send() {
         stdout.contains("2 recipient(s) skipped as suppressed"),
         "{stdout}"
     );
+    // The counts printed after a first import are worked out, not queried: they must agree.
+    let imported = counts(&fixture);
+    assert!(
+        stdout.contains(&format!(
+            "{} total: 0 sent, 0 failed, {} pending, 0 deferred, 0 uncertain, {} skipped",
+            imported.total(),
+            imported.pending,
+            imported.skipped
+        )),
+        "{stdout}\n{imported:?}"
+    );
+    assert_eq!((imported.pending, imported.skipped), (3, 2));
     for email in ["cy@example.org", "bob@blocked.example"] {
         let row = row(&fixture, email);
         assert_eq!(row.state, State::Skipped, "{email}");

@@ -315,7 +315,10 @@ fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
     let campaign = load_for_reading(path)?;
     let mut store = open_store(db)?;
     let (id, report) = engine::import(&mut store, &campaign)?;
-    let counts = store.counts(id)?;
+    let counts = match report.counts {
+        Some(counts) => counts,
+        None => store.counts(id)?,
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
