@@ -205,7 +205,29 @@ fn is_stand_in(c: char) -> bool {
 /// derived from each recipient's page instead.
 fn stand_ins_are_neutral(source: &str) -> bool {
     const HREF_PREFIX: usize = "mailto:".len();
+    // One pass, remembering the last tag opened and whether a link is open, so that a large
+    // template with many values costs no more than a read.
+    let mut tag_start: Option<usize> = None;
+    let mut link_label = false;
     for (at, c) in source.char_indices() {
+        // Tags as the conversion reads them: from a `<` to the first `>` after it.
+        match c {
+            '<' if tag_start.is_none() => tag_start = Some(at),
+            '>' => {
+                if let Some(start) = tag_start.take() {
+                    let tag = &source[start + 1..at];
+                    let name = tag
+                        .trim_start_matches('/')
+                        .split(|c: char| c.is_whitespace() || c == '/')
+                        .next()
+                        .unwrap_or("");
+                    if name.eq_ignore_ascii_case("a") {
+                        link_label = !tag.starts_with('/');
+                    }
+                }
+            }
+            _ => {}
+        }
         if !is_stand_in(c) {
             continue;
         }
@@ -217,8 +239,7 @@ fn stand_ins_are_neutral(source: &str) -> bool {
             return false;
         }
         // An entity begun before the value: "&" with no ";" or space since.
-        let recent = before.char_indices().rev().take(10).map(|(_, c)| c);
-        for c in recent {
+        for c in before.chars().rev().take(10) {
             if c == ';' || c.is_whitespace() {
                 break;
             }
@@ -228,21 +249,12 @@ fn stand_ins_are_neutral(source: &str) -> bool {
         }
         // A value in a link's label: whether the address is shown beside the label depends on
         // whether they are equal.
-        let lower = before.to_ascii_lowercase();
-        let opened = lower
-            .rfind("<a ")
-            .into_iter()
-            .chain(lower.rfind("<a>"))
-            .max();
-        if opened.is_some_and(|open| lower.rfind("</a").is_none_or(|close| close < open))
-            && before[opened.unwrap_or(0)..].contains('>')
-        {
+        if link_label && tag_start.is_none() {
             return false;
         }
         // A value near the start of an href, in the same tag.
-        let tag_start = before.rfind('<').unwrap_or(0);
-        if before.rfind('>').is_none_or(|close| close < tag_start) {
-            let tag = before[tag_start..].to_ascii_lowercase();
+        if let Some(start) = tag_start {
+            let tag = before[start..].to_ascii_lowercase();
             if let Some(href) = tag.rfind("href") {
                 let value = tag[href + 4..].trim_start();
                 let value = value.strip_prefix('=').unwrap_or(value).trim_start();

@@ -523,3 +523,28 @@ fn derived_text_of_random_pages_matches_each_page() {
     }
     assert!(compared > 1_000, "{compared}");
 }
+
+#[test]
+fn a_large_template_with_many_values_is_derived() {
+    // 5,000 lines and 10,000 values: the check for values that could change the page reads it
+    // once (it used to read the page again for every value).
+    let engine = super::TemplateEngine::new();
+    let mut source = String::new();
+    for n in 0..5_000 {
+        source.push_str(&format!(
+            "<p>Item {n} for {{{{ city }}}}: <a href=\"https://x.example/{n}?u={{{{ url(email) }}}}\">open</a></p>\n"
+        ));
+    }
+    let template = engine.compile("big.html", &source, true).unwrap();
+    let derived = template
+        .derive_text(html_to_text, super::html_text::tidy)
+        .unwrap();
+    let mut variables = Variables::new([("city", "Köln"), ("email", "a@b.example")]);
+    let body = engine
+        .render_with_text(&template, &derived, &mut variables, "a@b.example")
+        .unwrap();
+    assert!(
+        body.text
+            .contains("Item 4999 for Köln: open (https://x.example/4999?u=a%40b.example)")
+    );
+}
