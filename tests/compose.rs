@@ -10,16 +10,15 @@ mod support;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use herald::campaign::Campaign;
 use herald::engine::{Engine, Progress, RunOptions, RunState};
 use herald::store::{Counts, RecipientRef, RecipientRow, State, Store};
 use serde_json::Value;
 use support::dkim::{dkim_verifies, make_key};
+use support::run::finish;
 use support::smtp_server::{Received, SmtpServer};
 
-const LIMIT: Duration = Duration::from_secs(60);
 const PYTHON: &str = "/usr/bin/python3";
 
 /// A campaign folder: files, then the campaign text with `PORT` replaced by the server's port.
@@ -50,16 +49,7 @@ fn send(fixture: &Fixture) -> Progress {
     let engine = Engine::new().unwrap();
     let campaign = Campaign::load(&fixture.campaign).unwrap();
     let mut run = engine.start(campaign, &fixture.db, RunOptions::default());
-    let deadline = Instant::now() + LIMIT;
-    while !run.is_over() {
-        assert!(
-            Instant::now() < deadline,
-            "run did not end: {:?}",
-            run.progress()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run.wait()
+    finish(&mut run)
 }
 
 fn store_of(fixture: &Fixture) -> (Store, i64) {

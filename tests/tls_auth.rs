@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use herald::campaign::Campaign;
 use herald::engine::{Engine, RunOptions, RunState};
-use support::cli_run::{herald, status};
+use support::cli_run::{Ran, herald, status};
 use support::mail::header;
 use support::postfix::{Postfix, PostfixOptions, skip};
 
@@ -63,6 +63,42 @@ fn relay_lines(port: u16, security: &str, ca_file: Option<&Path>, auth: bool) ->
     lines
 }
 
+/// A `herald send` of [`campaign`] through one relay, the password in its variable. The
+/// campaign's folder goes with `_dir`.
+struct Sent {
+    ran: Ran,
+    campaign: PathBuf,
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn send_through(relay: &str) -> Sent {
+    let dir = tempfile::tempdir().unwrap();
+    let (campaign, db) = campaign(dir.path(), relay);
+    let ran = herald(
+        &["send"],
+        &campaign,
+        &db,
+        &[(PASSWORD_ENV, PASSWORD)],
+        LIMIT,
+    );
+    Sent {
+        ran,
+        campaign,
+        db,
+        _dir: dir,
+    }
+}
+
+/// Postfix never saw the password: no session got as far as AUTH.
+fn assert_never_authenticated(postfix: &Postfix) {
+    assert!(
+        !postfix.log().contains("sasl_username"),
+        "{}",
+        postfix.log()
+    );
+}
+
 fn assert_delivered_over_tls_with_auth(postfix: &Postfix) {
     for local in ["ada", "bob"] {
         let messages = postfix.wait_for_mail(local, 1, Duration::from_secs(30));
@@ -85,19 +121,13 @@ fn starttls_with_the_test_ca_trusted_verifies_and_authenticates() {
         return;
     }
     let postfix = postfix();
-    let dir = tempfile::tempdir().unwrap();
     let ca = postfix.ca_file();
-    let (campaign, db) = campaign(
-        dir.path(),
-        &relay_lines(postfix.submission_port, "starttls", Some(&ca), true),
-    );
-    let ran = herald(
-        &["send"],
-        &campaign,
-        &db,
-        &[(PASSWORD_ENV, PASSWORD)],
-        LIMIT,
-    );
+    let Sent { ran, .. } = send_through(&relay_lines(
+        postfix.submission_port,
+        "starttls",
+        Some(&ca),
+        true,
+    ));
     ran.assert_code(0);
     assert!(ran.stdout.contains("2 sent"), "{}", ran.all());
     assert_delivered_over_tls_with_auth(&postfix);
@@ -109,19 +139,19 @@ fn an_untrusted_certificate_stops_the_run_and_sends_nothing() {
         return;
     }
     let postfix = postfix();
-    let dir = tempfile::tempdir().unwrap();
     // No ca_file: the test CA is in no trust store Herald uses.
-    let (campaign, db) = campaign(
-        dir.path(),
-        &relay_lines(postfix.submission_port, "starttls", None, true),
-    );
-    let ran = herald(
-        &["send"],
-        &campaign,
-        &db,
-        &[(PASSWORD_ENV, PASSWORD)],
-        LIMIT,
-    );
+    // The folder must outlive the send: `status` reads the campaign afterwards.
+    let Sent {
+        ran,
+        campaign,
+        db,
+        _dir,
+    } = send_through(&relay_lines(
+        postfix.submission_port,
+        "starttls",
+        None,
+        true,
+    ));
     ran.assert_code(1);
     let all = ran.all();
     assert!(all.contains("TLS failed"), "{all}");
@@ -148,11 +178,7 @@ fn an_untrusted_certificate_stops_the_run_and_sends_nothing() {
         "{}",
         postfix.log()
     );
-    assert!(
-        !postfix.log().contains("sasl_username"),
-        "{}",
-        postfix.log()
-    );
+    assert_never_authenticated(&postfix);
 }
 
 #[test]
@@ -161,20 +187,12 @@ fn a_certificate_for_another_name_is_refused_even_from_a_trusted_ca() {
         return;
     }
     let postfix = postfix();
-    let dir = tempfile::tempdir().unwrap();
     let ca = postfix.ca_file();
     // The certificate names relay.herald.test and 127.0.0.1; "localhost" reaches the same
     // server under a name it does not list.
     let lines = relay_lines(postfix.submission_port, "starttls", Some(&ca), true)
         .replace("host = \"127.0.0.1\"", "host = \"localhost\"");
-    let (campaign, db) = campaign(dir.path(), &lines);
-    let ran = herald(
-        &["send"],
-        &campaign,
-        &db,
-        &[(PASSWORD_ENV, PASSWORD)],
-        LIMIT,
-    );
+    let ran = send_through(&lines).ran;
     ran.assert_code(1);
     assert!(ran.all().contains("TLS failed"), "{}", ran.all());
     assert!(
@@ -183,11 +201,7 @@ fn a_certificate_for_another_name_is_refused_even_from_a_trusted_ca() {
         ran.all()
     );
     assert!(postfix.all_mail().is_empty());
-    assert!(
-        !postfix.log().contains("sasl_username"),
-        "{}",
-        postfix.log()
-    );
+    assert_never_authenticated(&postfix);
 }
 
 #[test]
@@ -283,19 +297,8 @@ fn implicit_tls_on_the_smtps_port_works() {
         return;
     }
     let postfix = postfix();
-    let dir = tempfile::tempdir().unwrap();
     let ca = postfix.ca_file();
-    let (campaign, db) = campaign(
-        dir.path(),
-        &relay_lines(postfix.smtps_port, "tls", Some(&ca), true),
-    );
-    let ran = herald(
-        &["send"],
-        &campaign,
-        &db,
-        &[(PASSWORD_ENV, PASSWORD)],
-        LIMIT,
-    );
+    let Sent { ran, .. } = send_through(&relay_lines(postfix.smtps_port, "tls", Some(&ca), true));
     ran.assert_code(0);
     assert!(ran.stdout.contains("2 sent"), "{}", ran.all());
     assert_delivered_over_tls_with_auth(&postfix);
@@ -307,24 +310,9 @@ fn implicit_tls_with_an_untrusted_certificate_sends_nothing() {
         return;
     }
     let postfix = postfix();
-    let dir = tempfile::tempdir().unwrap();
-    let (campaign, db) = campaign(
-        dir.path(),
-        &relay_lines(postfix.smtps_port, "tls", None, true),
-    );
-    let ran = herald(
-        &["send"],
-        &campaign,
-        &db,
-        &[(PASSWORD_ENV, PASSWORD)],
-        LIMIT,
-    );
+    let Sent { ran, .. } = send_through(&relay_lines(postfix.smtps_port, "tls", None, true));
     ran.assert_code(1);
     assert!(ran.all().contains("TLS failed"), "{}", ran.all());
     assert!(postfix.all_mail().is_empty());
-    assert!(
-        !postfix.log().contains("sasl_username"),
-        "{}",
-        postfix.log()
-    );
+    assert_never_authenticated(&postfix);
 }
