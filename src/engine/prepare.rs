@@ -236,48 +236,61 @@ const BATCH_ROWS: usize = 512;
 
 /// The reading side of an import: parses, classifies and encodes rows, sending them in batches.
 /// A fatal error of the file ends the stream with that error.
+///
+/// Every row gets a key of its own, as [`crate::store::Importer::push`] requires: the deduper
+/// lets each mailbox's key through once, and the rows kept as skipped get keys that no address
+/// can have (see [`occurrence_key`]).
 fn prepare_rows(
-    csv: CsvRecipients,
+    mut csv: CsvRecipients,
     batches: &std::sync::mpsc::SyncSender<Result<Vec<Prepared>, ImportError>>,
 ) {
     let mut deduper = Deduper::new();
     let mut repeats: HashMap<String, u32> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
-    for row in csv {
-        let prepared = match row {
-            Ok(row) => match deduper.classify(row.line, &row.email) {
-                Verdict::Valid { address, key } => Prepared {
-                    kind: RowKind::Valid,
-                    row: ImportRow::new(row.line, address.into_string(), key, &row.fields, None),
-                },
-                Verdict::Invalid { reason } => Prepared {
-                    kind: RowKind::Invalid,
-                    row: ImportRow::new(
-                        row.line,
-                        row.email.trim().to_string(),
-                        occurrence_key(&mut repeats, "invalid", &row.email.to_lowercase()),
-                        &row.fields,
-                        Some(format!("invalid address: {reason}")),
-                    ),
-                },
-                Verdict::Duplicate { first_line } => Prepared {
-                    kind: RowKind::Duplicate,
-                    row: ImportRow::new(
-                        row.line,
-                        row.email.trim().to_string(),
-                        occurrence_key(&mut repeats, "duplicate", &row.email.trim().to_lowercase()),
-                        &row.fields,
-                        Some(format!("duplicate of line {first_line}")),
-                    ),
-                },
-            },
+    while let Some(record) = csv.next_record() {
+        let prepared = match record {
+            Ok(record) => {
+                let (line, email) = (record.line(), record.email());
+                match deduper.classify(line, &email) {
+                    Verdict::Valid { address, key } => Prepared {
+                        kind: RowKind::Valid,
+                        row: ImportRow::new(
+                            line,
+                            address.into_string(),
+                            key,
+                            record.fields(),
+                            None,
+                        ),
+                    },
+                    Verdict::Invalid { reason } => Prepared {
+                        kind: RowKind::Invalid,
+                        row: ImportRow::new(
+                            line,
+                            email.to_string(),
+                            occurrence_key(&mut repeats, "invalid", &email.to_lowercase()),
+                            record.fields(),
+                            Some(format!("invalid address: {reason}")),
+                        ),
+                    },
+                    Verdict::Duplicate { first_line } => Prepared {
+                        kind: RowKind::Duplicate,
+                        row: ImportRow::new(
+                            line,
+                            email.to_string(),
+                            occurrence_key(&mut repeats, "duplicate", &email.to_lowercase()),
+                            record.fields(),
+                            Some(format!("duplicate of line {first_line}")),
+                        ),
+                    },
+                }
+            }
             Err(ImportError::Row { line, message, .. }) => Prepared {
                 kind: RowKind::Malformed,
                 row: ImportRow::new(
                     line,
                     String::new(),
                     format!("malformed:{line}"),
-                    &[],
+                    std::iter::empty::<&str>(),
                     Some(format!("line {line} is not a valid CSV row: {message}")),
                 ),
             },
@@ -300,7 +313,8 @@ fn prepare_rows(
 }
 
 /// Keys for rows that are kept but never sent: the n-th occurrence of the same value in a file
-/// gets the same key each time the file is imported.
+/// gets the same key each time the file is imported. They end in `#n`, which no address's key
+/// can: an address's key ends with its domain, and no domain holds a `#`.
 fn occurrence_key(repeats: &mut HashMap<String, u32>, kind: &str, value: &str) -> String {
     let count = repeats.entry(format!("{kind}:{value}")).or_insert(0);
     *count += 1;

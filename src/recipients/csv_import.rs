@@ -8,6 +8,7 @@
 //! (that is `super::dedupe`'s job), never print, and never panic on any
 //! file, however broken.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Chain, Cursor, Read};
@@ -262,58 +263,17 @@ impl CsvRecipients {
         self.encoding.name()
     }
 
-    /// Turns one raw record into a row, or explains why it cannot be one.
-    /// `None` means the record is blank and is skipped.
-    fn convert(&self, line: u64) -> Option<Result<CsvRow, ImportError>> {
-        let record = &self.record;
-        if record.iter().all(is_blank) {
-            return None;
-        }
-        let expected = self.headers.len();
-        // Trailing empty cells are what spreadsheets export after a stray
-        // edit to the right of the table; only real extra data is an error.
-        let extra_with_data = record.iter().skip(expected).any(|field| !is_blank(field));
-        if extra_with_data {
-            return Some(Err(ImportError::Row {
-                line,
-                message: format!(
-                    "it has {} values but the first row names only {} {}; a value may contain an unquoted {}",
-                    record.len(),
-                    expected,
-                    if expected == 1 { "column" } else { "columns" },
-                    delimiter_name(self.delimiter),
-                ),
-                path: self.path.clone(),
-            }));
-        }
-
-        let text = |index: usize| {
-            record
-                .get(index)
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
-        };
-        let email = text(self.email_index).trim().to_owned();
-        let fields = (0..expected)
-            .filter(|&index| index != self.email_index)
-            .map(|index| text(index).trim_matches('\r').to_owned())
-            .collect();
-        Some(Ok(CsvRow {
-            line,
-            email,
-            fields,
-        }))
-    }
-}
-
-impl Iterator for CsvRecipients {
-    type Item = Result<CsvRow, ImportError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next record, borrowed from the reader: for callers that copy only what they keep
+    /// (an import of a million rows). Blank records are skipped; a record with more values
+    /// than the header is an error of that row, and reading goes on after it.
+    pub fn next_record(&mut self) -> Option<Result<Record<'_>, ImportError>> {
         while !self.finished {
             match self.reader.read_byte_record(&mut self.record) {
                 Ok(true) => {}
-                Ok(false) => self.finished = true,
+                Ok(false) => {
+                    self.finished = true;
+                    break;
+                }
                 Err(err) => {
                     // With `flexible` and byte records the only errors left
                     // are I/O failures, after which nothing more can be read.
@@ -326,20 +286,112 @@ impl Iterator for CsvRecipients {
                     return Some(Err(csv_error(err, &self.path, line)));
                 }
             }
-            if self.finished {
-                break;
-            }
             let start = self.record.position().map_or(0, csv::Position::byte);
             let line = self
                 .reader
                 .get_mut()
                 .record_start_line(start)
                 .saturating_add(self.line_offset);
-            if let Some(result) = self.convert(line) {
-                return Some(result);
+            if self.record.iter().all(is_blank) {
+                continue;
             }
+            if let Some(error) = self.too_many_values(line) {
+                return Some(Err(error));
+            }
+            return Some(Ok(Record {
+                line,
+                record: &self.record,
+                email_index: self.email_index,
+                columns: self.headers.len(),
+            }));
         }
         None
+    }
+
+    /// Trailing empty cells are what spreadsheets export after a stray edit to the right of
+    /// the table; only real extra data is an error.
+    fn too_many_values(&self, line: u64) -> Option<ImportError> {
+        let expected = self.headers.len();
+        let extra_with_data = self
+            .record
+            .iter()
+            .skip(expected)
+            .any(|field| !is_blank(field));
+        extra_with_data.then(|| ImportError::Row {
+            line,
+            message: format!(
+                "it has {} values but the first row names only {} {}; a value may contain an unquoted {}",
+                self.record.len(),
+                expected,
+                if expected == 1 { "column" } else { "columns" },
+                delimiter_name(self.delimiter),
+            ),
+            path: self.path.clone(),
+        })
+    }
+}
+
+/// One record of the list, borrowed from the reader until the next one is read.
+#[derive(Debug)]
+pub struct Record<'a> {
+    line: u64,
+    record: &'a csv::ByteRecord,
+    email_index: usize,
+    columns: usize,
+}
+
+impl<'a> Record<'a> {
+    /// 1-based line of the file on which the record starts.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The email cell, trimmed but not validated.
+    pub fn email(&self) -> Cow<'a, str> {
+        match text(self.record, self.email_index) {
+            Cow::Borrowed(email) => Cow::Borrowed(email.trim()),
+            Cow::Owned(email) => Cow::Owned(email.trim().to_owned()),
+        }
+    }
+
+    /// The other cells, in the order of [`CsvRecipients::columns`]; a short record's missing
+    /// cells are empty.
+    pub fn fields(&self) -> impl Iterator<Item = Cow<'a, str>> + use<'a> {
+        let (record, email_index) = (self.record, self.email_index);
+        (0..self.columns)
+            .filter(move |&index| index != email_index)
+            .map(move |index| match text(record, index) {
+                Cow::Borrowed(field) => Cow::Borrowed(field.trim_matches('\r')),
+                Cow::Owned(field) => Cow::Owned(field.trim_matches('\r').to_owned()),
+            })
+    }
+
+    /// The record as an owned row.
+    pub fn to_row(&self) -> CsvRow {
+        CsvRow {
+            line: self.line,
+            email: self.email().into_owned(),
+            fields: self.fields().map(Cow::into_owned).collect(),
+        }
+    }
+}
+
+/// A cell as text: the decoded stream is UTF-8 unless the file lied, in which case the broken
+/// sequences become U+FFFD.
+fn text(record: &csv::ByteRecord, index: usize) -> Cow<'_, str> {
+    let bytes = record.get(index).unwrap_or_default();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+impl Iterator for CsvRecipients {
+    type Item = Result<CsvRow, ImportError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record()
+            .map(|record| record.map(|record| record.to_row()))
     }
 }
 
@@ -630,12 +682,12 @@ impl<R> LineTracker<R> {
 impl<R: Read> Read for LineTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buf)?;
-        for (index, &byte) in buf.get(..read).unwrap_or_default().iter().enumerate() {
-            if byte == b'\r' || byte == b'\n' {
-                let index = u64::try_from(index).unwrap_or(u64::MAX);
-                self.breaks
-                    .push_back((self.offset.saturating_add(index), byte));
-            }
+        let chunk = buf.get(..read).unwrap_or_default();
+        for index in memchr::memchr2_iter(b'\r', b'\n', chunk) {
+            let byte = chunk.get(index).copied().unwrap_or(b'\n');
+            let index = u64::try_from(index).unwrap_or(u64::MAX);
+            self.breaks
+                .push_back((self.offset.saturating_add(index), byte));
         }
         self.offset = self
             .offset

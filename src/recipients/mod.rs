@@ -7,5 +7,5 @@ mod csv_import;
 mod dedupe;
 
 pub use address::{AddressError, EmailAddress};
-pub use csv_import::{CsvRecipients, CsvRow, ImportError, open};
+pub use csv_import::{CsvRecipients, CsvRow, ImportError, Record, open};
 pub use dedupe::{Deduper, Verdict};

@@ -1,29 +1,29 @@
 //! Importing recipients into a campaign: one transaction per import, rows written in multi-row
 //! INSERTs, and the rule that a key appears once per campaign kept by the importer itself (it
-//! holds the write lock and a hash of every key). Never leaves part of an import behind: an
+//! holds the write lock and a hash of every key the campaign had before; the import's own rows
+//! come with different keys, see [`Importer::push`]). Never leaves part of an import behind: an
 //! importer dropped without `finish`, or a process killed mid-import, adds nobody.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, ErrorCode, Statement, params};
 
 use super::{BUSY_TIMEOUT, CampaignId, Store, StoreError, now_ms};
 
 /// Rows per multi-row INSERT during an import (5 parameters each, far below SQLite's limit).
 const INSERT_ROWS: usize = 64;
 
-/// A recipient row to add at import, owned: the thread that reads the file builds it (hashing
-/// its key and encoding its fields there) while the store's thread inserts the rows before it,
-/// so the strings move into the INSERT without being copied again.
+/// A recipient row to add at import, owned: the thread that reads the file builds it (encoding
+/// its fields there) while the store's thread inserts the rows before it, so the strings move
+/// into the INSERT without being copied again.
 #[derive(Debug, Clone)]
 pub struct ImportRow {
     line: i64,
     email: String,
     /// None when the key is the address itself (stored as NULL, see migration 4).
     key: Option<String>,
-    key_hash: u128,
     /// The values as a JSON array, in the order of the import's columns.
     values_json: String,
     skip_reason: Option<String>,
@@ -34,22 +34,41 @@ impl ImportRow {
     /// nobody twice. `values` are the personalization fields in the order of the columns given
     /// to [`Store::importer`]. `skip_reason` Some keeps the row as `skipped` with that reason
     /// (invalid, duplicate, malformed…).
-    pub fn new(
+    pub fn new<V: AsRef<str>>(
         line: u64,
         email: String,
         key: String,
-        values: &[String],
+        values: impl IntoIterator<Item = V>,
         skip_reason: Option<String>,
     ) -> ImportRow {
         ImportRow {
             line: i64::try_from(line).unwrap_or(i64::MAX),
-            key_hash: key_hash(&key),
             key: (key != email).then_some(key),
             email,
-            values_json: serde_json::to_string(values).unwrap_or_else(|_| "[]".to_string()),
+            values_json: json_array(values),
             skip_reason,
         }
     }
+
+    /// The key that makes the row unique within its campaign.
+    fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.email)
+    }
+}
+
+/// The values as a JSON array of strings, written straight from the cells.
+fn json_array<V: AsRef<str>>(values: impl IntoIterator<Item = V>) -> String {
+    let mut json = Vec::with_capacity(64);
+    json.push(b'[');
+    for (index, value) in values.into_iter().enumerate() {
+        if index > 0 {
+            json.push(b',');
+        }
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut json, value.as_ref());
+    }
+    json.push(b']');
+    String::from_utf8(json).unwrap_or_else(|_| "[]".to_string())
 }
 
 /// 128 bits of the key: 16 bytes a recipient in memory, and a collision between two of a
@@ -184,8 +203,10 @@ impl Store {
             added: 0,
             added_skipped: 0,
             known: KnownKeys::default(),
+            #[cfg(debug_assertions)]
+            pushed: KnownKeys::default(),
             waiting: Vec::with_capacity(INSERT_ROWS),
-            insert_sql: String::new(),
+            insert: None,
         };
         // From here an error drops `importer`, which rolls back and puts WAL and the foreign
         // keys back.
@@ -210,7 +231,7 @@ impl Store {
             [&importer.columns_json],
             |row| row.get(0),
         )?;
-        importer.insert_sql = importer.build_insert(INSERT_ROWS);
+        importer.insert = Some(importer.conn.prepare(&importer.build_insert(INSERT_ROWS))?);
         // The write lock is held from here to the commit, so the keys read now stay the whole
         // truth for this campaign while the import decides who is new.
         {
@@ -239,22 +260,39 @@ pub struct Importer<'a> {
     now: i64,
     added: u64,
     added_skipped: u64,
-    /// Hashes of every key in the campaign (see [`key_hash`]).
+    /// Hashes of every key the campaign had before the import (see [`key_hash`]).
     known: KnownKeys,
+    /// Hashes of the keys pushed, to hold callers to [`Importer::push`]'s contract in tests.
+    #[cfg(debug_assertions)]
+    pushed: KnownKeys,
     /// Rows accepted but not yet written.
     waiting: Vec<ImportRow>,
-    /// The INSERT of [`INSERT_ROWS`] rows, built once.
-    insert_sql: String,
+    /// The INSERT of [`INSERT_ROWS`] rows, prepared once.
+    insert: Option<Statement<'a>>,
 }
 
 impl Importer<'_> {
-    /// Adds a row unless a row with the same key exists; returns whether it was added. Rows are
-    /// written in multi-row INSERTs of [`INSERT_ROWS`]: SQLite's per-statement work (opening
-    /// cursors, seeking) then counts once per batch instead of once per recipient.
+    /// Adds a row unless the campaign had a row with the same key before the import; returns
+    /// whether it was added.
+    ///
+    /// The rows of one import must have different keys: the caller de-duplicates its file
+    /// (`recipients::Deduper` does, and gives the rows it keeps as skipped keys of their own).
+    /// The importer compares keys only with the rows from before, which spares a million-row
+    /// import a million insertions into a set of a million hashes; debug builds check the
+    /// contract.
+    ///
+    /// Rows are written in multi-row INSERTs of [`INSERT_ROWS`]: SQLite's per-statement work
+    /// (opening cursors, seeking) then counts once per batch instead of once per recipient.
     pub fn push(&mut self, row: ImportRow) -> Result<bool, StoreError> {
-        if !self.known.insert(row.key_hash) {
+        if !self.known.is_empty() && self.known.contains(&key_hash(row.key())) {
             return Ok(false);
         }
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            self.pushed.insert(key_hash(row.key())),
+            "key {:?} pushed twice in one import",
+            row.key()
+        );
         self.added += 1;
         if row.skip_reason.is_some() {
             self.added_skipped += 1;
@@ -295,10 +333,13 @@ impl Importer<'_> {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.waiting);
-        let mut insert = if rows.len() == INSERT_ROWS {
-            self.conn.prepare_cached(&self.insert_sql)?
-        } else {
-            self.conn.prepare_cached(&self.build_insert(rows.len()))?
+        let mut partial;
+        let insert = match self.insert.as_mut() {
+            Some(insert) if rows.len() == INSERT_ROWS => insert,
+            _ => {
+                partial = self.conn.prepare(&self.build_insert(rows.len()))?;
+                &mut partial
+            }
         };
         let mut parameters: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 5);
         for row in &rows {
@@ -317,7 +358,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// Whether a row with this key is already in the campaign.
+    /// Whether the campaign had a row with this key before the import.
     pub fn contains(&self, key: &str) -> bool {
         self.known.contains(&key_hash(key))
     }

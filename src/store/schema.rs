@@ -235,14 +235,14 @@ mod tests {
             ("grace@example.org", "grace@example.org"),
             ("broken", "invalid:broken#1"),
         ] {
-            let row = ImportRow::new(9, email.into(), key.into(), &[], None);
+            let row = ImportRow::new(9, email.into(), key.into(), [""; 0], None);
             assert!(!importer.push(row).unwrap(), "{email} was added twice");
         }
         let linus = ImportRow::new(
             5,
             "linus@example.net".into(),
             "linus@example.net".into(),
-            &["Linus".into(), "Helsinki".into()],
+            ["Linus", "Helsinki"],
             None,
         );
         assert!(importer.push(linus).unwrap());
