@@ -2,7 +2,9 @@
 //! egui_kittest's headless harness (layout and accessibility, no GPU painting), on the
 //! Recipients tab, scrolled through the whole table with the mouse wheel while blocks of rows
 //! arrive from the engine's service thread. Prints the median, 95th percentile and worst frame.
-//! Target: under 16 ms. Run: `cargo bench --bench ui_frames` (HERALD_BENCH_ROWS to change the
+//! Target: under 16 ms. Then the time the engine's service takes to answer the table for a
+//! page at the top, middle and end of the list (count and rows, as the window asks), which is
+//! how long a jump shows empty rows. Run: `cargo bench --bench ui_frames` (HERALD_BENCH_ROWS to change the
 //! size).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,6 +51,7 @@ fn main() {
         .unwrap();
     assert!(imported.status.success());
 
+    let (store_path, campaign_path) = (db.clone(), campaign.clone());
     let remembered = Remembered {
         tab: herald::ui::Tab::Recipients,
         ..Remembered::default()
@@ -97,4 +100,34 @@ fn main() {
             "NOT met"
         }
     );
+
+    let store = herald::store::Store::open(&store_path).unwrap();
+    let loaded = herald::campaign::Campaign::load_for_reading(&campaign_path).unwrap();
+    let campaign_id = store
+        .find_campaign(&herald::engine::prepare::campaign_key(&loaded))
+        .unwrap()
+        .unwrap();
+    let filters = [
+        ("all rows", None, None),
+        ("pending", Some(herald::store::State::Pending), None),
+        ("search", None, Some("reader9")),
+    ];
+    for (name, state, search) in filters {
+        let mut timings = Vec::new();
+        let matching = store.count_matching(campaign_id, state, search).unwrap();
+        for offset in [0, matching / 2, matching.saturating_sub(60)] {
+            let started = Instant::now();
+            let total = store.count_matching(campaign_id, state, search).unwrap();
+            let page = store
+                .page_at(campaign_id, state, search, offset, 60)
+                .unwrap();
+            assert_eq!(total, matching);
+            timings.push(format!(
+                "{offset}: {:.0} ms ({} rows)",
+                started.elapsed().as_secs_f64() * 1e3,
+                page.len()
+            ));
+        }
+        println!("table page, {name}, at offset {}", timings.join(", "));
+    }
 }

@@ -341,16 +341,13 @@ impl Store {
         after_id: RecipientId,
         limit: u32,
     ) -> Result<Vec<RecipientRow>, StoreError> {
-        let pattern = like_pattern(search);
+        let filter = Filter::new(state, search);
         let mut statement = self.conn.prepare_cached(&format!(
-            "SELECT {ROW_COLUMNS} FROM recipient
-             WHERE campaign_id = ?1 AND id > ?2
-               AND (?3 IS NULL OR state = ?3)
-               AND (?4 IS NULL OR coalesce(email_key, email) LIKE ?4 ESCAPE '\\')
-             ORDER BY id LIMIT ?5"
+            "SELECT {ROW_COLUMNS} FROM recipient {} AND id > ?4 ORDER BY id LIMIT ?5",
+            filter.sql(true)
         ))?;
         let rows = statement.query_map(
-            params![campaign, after_id, state.map(State::as_str), pattern, limit],
+            params![campaign, filter.state, filter.pattern, after_id, limit],
             read_row,
         )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -358,8 +355,8 @@ impl Store {
 
     /// Rows `offset..offset + limit` of the campaign in import order, optionally of one state
     /// and/or whose address contains `search`: what a virtualized table shows when scrolled to
-    /// `offset`. Cost grows with `offset` (SQLite walks the index), a few tens of milliseconds
-    /// at a million rows; callers run it off the UI thread.
+    /// `offset`. Cost grows with `offset` (SQLite walks the index or the table up to it), about
+    /// a tenth of a second at the end of a million rows; callers run it off the UI thread.
     pub fn page_at(
         &self,
         campaign: CampaignId,
@@ -368,22 +365,10 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<Vec<RecipientRow>, StoreError> {
-        let pattern = like_pattern(search);
-        let mut statement = self.conn.prepare_cached(&format!(
-            "SELECT {ROW_COLUMNS} FROM recipient
-             WHERE campaign_id = ?1
-               AND (?2 IS NULL OR state = ?2)
-               AND (?3 IS NULL OR coalesce(email_key, email) LIKE ?3 ESCAPE '\\')
-             ORDER BY id LIMIT ?4 OFFSET ?5"
-        ))?;
+        let filter = Filter::new(state, search);
+        let mut statement = self.conn.prepare_cached(&filter.page_at_sql())?;
         let rows = statement.query_map(
-            params![
-                campaign,
-                state.map(State::as_str),
-                pattern,
-                limit,
-                offset as i64
-            ],
+            params![campaign, filter.state, filter.pattern, limit, offset as i64],
             read_row,
         )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -396,13 +381,10 @@ impl Store {
         state: Option<State>,
         search: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let pattern = like_pattern(search);
+        let filter = Filter::new(state, search);
         let count: i64 = self.conn.query_row(
-            "SELECT count(*) FROM recipient
-             WHERE campaign_id = ?1
-               AND (?2 IS NULL OR state = ?2)
-               AND (?3 IS NULL OR coalesce(email_key, email) LIKE ?3 ESCAPE '\\')",
-            params![campaign, state.map(State::as_str), pattern],
+            &format!("SELECT count(*) FROM recipient {}", filter.sql(false)),
+            params![campaign, filter.state, filter.pattern],
             |row| row.get(0),
         )?;
         Ok(count as u64)
@@ -418,8 +400,9 @@ impl Store {
             RecipientRef::Index(index) => self
                 .conn
                 .query_row(
+                    // The table's own order, as `Filter::sql` explains.
                     &format!(
-                        "SELECT {ROW_COLUMNS} FROM recipient WHERE campaign_id = ?1
+                        "SELECT {ROW_COLUMNS} FROM recipient NOT INDEXED WHERE campaign_id = ?1
                          ORDER BY id LIMIT 1 OFFSET ?2"
                     ),
                     params![campaign, *index as i64],
@@ -665,6 +648,54 @@ pub enum RecipientRef {
 }
 
 /// A LIKE pattern matching addresses that contain `search`, case-insensitively.
+/// The recipients table's filters (`?1` campaign, `?2` state, `?3` address pattern), written
+/// so that SQLite reads the rows in id order and stops at the page instead of sorting every
+/// row of the campaign first: at offset 999,000 of a million rows that was 2 s a page, and is
+/// now about 0.1 s.
+struct Filter {
+    state: Option<&'static str>,
+    pattern: Option<String>,
+}
+
+impl Filter {
+    fn new(state: Option<State>, search: Option<&str>) -> Filter {
+        Filter {
+            state: state.map(State::as_str),
+            pattern: like_pattern(search),
+        }
+    }
+
+    /// The WHERE clause, for rows wanted in id order or (`in_order` false) only counted. With a
+    /// state, the `recipient_state` index holds that state's rows in id order. Without one no
+    /// index is in id order, so the table is walked in its own order (`NOT INDEXED`) rather
+    /// than through the index and a sort of the whole campaign; a count still goes through the
+    /// index, which is smaller. An absent filter's parameter is bound as NULL and tested as
+    /// such, which keeps the parameters the same in every variant.
+    /// `page_at`'s query: the filters, then `?4` rows from offset `?5`.
+    fn page_at_sql(&self) -> String {
+        format!(
+            "SELECT {ROW_COLUMNS} FROM recipient {} ORDER BY id LIMIT ?4 OFFSET ?5",
+            self.sql(true)
+        )
+    }
+
+    fn sql(&self, in_order: bool) -> &'static str {
+        match (self.state.is_some(), self.pattern.is_some()) {
+            (false, false) if !in_order => "WHERE campaign_id = ?1 AND ?2 IS NULL AND ?3 IS NULL",
+            (true, true) => {
+                "WHERE campaign_id = ?1 AND state = ?2
+                   AND coalesce(email_key, email) LIKE ?3 ESCAPE '\\'"
+            }
+            (true, false) => "WHERE campaign_id = ?1 AND state = ?2 AND ?3 IS NULL",
+            (false, true) => {
+                "NOT INDEXED WHERE campaign_id = ?1 AND ?2 IS NULL
+                   AND coalesce(email_key, email) LIKE ?3 ESCAPE '\\'"
+            }
+            (false, false) => "NOT INDEXED WHERE campaign_id = ?1 AND ?2 IS NULL AND ?3 IS NULL",
+        }
+    }
+}
+
 fn like_pattern(search: Option<&str>) -> Option<String> {
     let text = search?.trim().to_lowercase();
     if text.is_empty() {

@@ -528,3 +528,51 @@ fn an_import_checks_its_campaign_once_and_restores_foreign_keys() {
         .unwrap();
     assert_eq!(row.skip_reason.as_deref(), Some("invalid address"));
 }
+
+#[test]
+fn pages_walk_rows_in_id_order_instead_of_sorting_the_campaign() {
+    let (_dir, mut store) = temp_store();
+    let c = store.campaign("/c.toml", "c").unwrap();
+    import(
+        &mut store,
+        c,
+        &["b@x.example", "a@x.example", "c@y.example"],
+    );
+    for state in [None, Some(State::Pending), Some(State::Failed)] {
+        for search in [None, Some("x.ex")] {
+            let filter = Filter::new(state, search);
+            let sql = format!("EXPLAIN QUERY PLAN {}", filter.page_at_sql());
+            let mut plan = store.conn.prepare(&sql).unwrap();
+            let steps: Vec<String> = plan
+                .query_map(params![c, filter.state, filter.pattern, 10, 0], |row| {
+                    row.get(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                !steps.iter().any(|step| step.contains("TEMP B-TREE")),
+                "state {state:?}, search {search:?}: {steps:?}"
+            );
+            let ids: Vec<_> = store
+                .page_at(c, state, search, 0, 10)
+                .unwrap()
+                .iter()
+                .map(|row| row.id)
+                .collect();
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            assert_eq!(ids, sorted);
+            let expected = match (state, search) {
+                (Some(State::Failed), _) => 0,
+                (_, Some(_)) => 2,
+                _ => 3,
+            };
+            assert_eq!(ids.len(), expected, "state {state:?}, search {search:?}");
+            assert_eq!(
+                store.count_matching(c, state, search).unwrap(),
+                expected as u64
+            );
+        }
+    }
+}
