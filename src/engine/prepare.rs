@@ -234,6 +234,10 @@ struct Prepared {
 
 const BATCH_ROWS: usize = 512;
 
+/// The most rows the de-duplication map is sized for ahead of time (about 70 MB); a larger
+/// file's map grows as it goes.
+const MAX_RESERVED_ROWS: u64 = 4_000_000;
+
 /// The reading side of an import: parses, classifies and encodes rows, sending them in batches.
 /// A fatal error of the file ends the stream with that error.
 ///
@@ -247,6 +251,7 @@ fn prepare_rows(
     let mut deduper = Deduper::new();
     let mut repeats: HashMap<String, u32> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut read: u64 = 0;
     while let Some(record) = csv.next_record() {
         let prepared = match record {
             Ok(record) => {
@@ -300,6 +305,16 @@ fn prepare_rows(
             }
         };
         batch.push(prepared);
+        read += 1;
+        if read == BATCH_ROWS as u64
+            && let Some(estimate) = csv.estimated_records(read)
+        {
+            // Room for the whole file at once (within reason), so the map never pauses to grow.
+            let expected = estimate
+                .saturating_add(estimate / 16)
+                .min(MAX_RESERVED_ROWS);
+            deduper.reserve(usize::try_from(expected.saturating_sub(read)).unwrap_or(0));
+        }
         if batch.len() == BATCH_ROWS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
             if batches.send(Ok(full)).is_err() {
