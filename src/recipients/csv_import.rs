@@ -790,6 +790,22 @@ mod tests {
     }
 
     #[test]
+    fn the_number_of_records_is_estimated_from_those_read() {
+        let mut text = String::from("email,name\n");
+        for n in 0..2_000 {
+            text.push_str(&format!("person{n}@example.org,Person {n}\n"));
+        }
+        let (_dir, path) = write(text.as_bytes());
+        let mut list = open(&path, "email").unwrap();
+        assert_eq!(list.estimated_records(0), None);
+        for _ in 0..100 {
+            list.next_record().unwrap().unwrap();
+        }
+        let estimate = list.estimated_records(100).unwrap();
+        assert!((1_800..2_300).contains(&estimate), "{estimate}");
+    }
+
+    #[test]
     fn plain_utf8() {
         let (_dir, path) =
             write(b"Email,First Name,Zip-Code\n a@b.com ,Ann , 123\nc@d.com,Bob,456\n");
