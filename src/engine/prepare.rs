@@ -234,9 +234,10 @@ struct Prepared {
 
 const BATCH_ROWS: usize = 512;
 
-/// The most rows the de-duplication map is sized for ahead of time (about 70 MB); a larger
-/// file's map grows as it goes.
-const MAX_RESERVED_ROWS: u64 = 4_000_000;
+/// The most rows the de-duplication map is sized for ahead of time: a map of about 70 MB, so
+/// that an estimate twice too high (a UTF-16 file) cannot take more. A larger file's map grows
+/// as it goes.
+const MAX_RESERVED_ROWS: u64 = 3_000_000;
 
 /// The reading side of an import: parses, classifies and encodes rows, sending them in batches.
 /// A fatal error of the file ends the stream with that error.

@@ -647,11 +647,10 @@ pub enum RecipientRef {
     Email(String),
 }
 
-/// A LIKE pattern matching addresses that contain `search`, case-insensitively.
 /// The recipients table's filters (`?1` campaign, `?2` state, `?3` address pattern), written
 /// so that SQLite reads the rows in id order and stops at the page instead of sorting every
 /// row of the campaign first: at offset 999,000 of a million rows that was 2 s a page, and is
-/// now about 0.1 s.
+/// now under 0.2 s.
 struct Filter {
     state: Option<&'static str>,
     pattern: Option<String>,
@@ -665,12 +664,6 @@ impl Filter {
         }
     }
 
-    /// The WHERE clause, for rows wanted in id order or (`in_order` false) only counted. With a
-    /// state, the `recipient_state` index holds that state's rows in id order. Without one no
-    /// index is in id order, so the table is walked in its own order (`NOT INDEXED`) rather
-    /// than through the index and a sort of the whole campaign; a count still goes through the
-    /// index, which is smaller. An absent filter's parameter is bound as NULL and tested as
-    /// such, which keeps the parameters the same in every variant.
     /// `page_at`'s query: the filters, then `?4` rows from offset `?5`.
     fn page_at_sql(&self) -> String {
         format!(
@@ -679,6 +672,12 @@ impl Filter {
         )
     }
 
+    /// The WHERE clause, for rows wanted in id order or (`in_order` false) only counted. With a
+    /// state, the `recipient_state` index holds that state's rows in id order. Without one no
+    /// index is in id order, so the table is walked in its own order (`NOT INDEXED`) rather
+    /// than through the index and a sort of the whole campaign; a count still goes through the
+    /// index, which is smaller. An absent filter's parameter is bound as NULL and tested as
+    /// such, which keeps the parameters the same in every variant.
     fn sql(&self, in_order: bool) -> &'static str {
         match (self.state.is_some(), self.pattern.is_some()) {
             (false, false) if !in_order => "WHERE campaign_id = ?1 AND ?2 IS NULL AND ?3 IS NULL",
@@ -696,6 +695,7 @@ impl Filter {
     }
 }
 
+/// A LIKE pattern matching addresses that contain `search`, case-insensitively.
 fn like_pattern(search: Option<&str>) -> Option<String> {
     let text = search?.trim().to_lowercase();
     if text.is_empty() {
