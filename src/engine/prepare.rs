@@ -257,6 +257,18 @@ fn prepare_rows(
         let prepared = match record {
             Ok(record) => {
                 let (line, email) = (record.line(), record.email());
+                // A row kept but never sent: its key is the n-th occurrence of its kind and cell
+                // (the names are in every key stored so far, so they stay as they are).
+                let mut kept = |kind: RowKind, name: &str, reason: String| Prepared {
+                    kind,
+                    row: ImportRow::new(
+                        line,
+                        email.to_string(),
+                        occurrence_key(&mut repeats, name, &email.to_lowercase()),
+                        record.fields(),
+                        Some(reason),
+                    ),
+                };
                 match deduper.classify(line, &email) {
                     Verdict::Valid { address, key } => Prepared {
                         kind: RowKind::Valid,
@@ -268,26 +280,16 @@ fn prepare_rows(
                             None,
                         ),
                     },
-                    Verdict::Invalid { reason } => Prepared {
-                        kind: RowKind::Invalid,
-                        row: ImportRow::new(
-                            line,
-                            email.to_string(),
-                            occurrence_key(&mut repeats, "invalid", &email.to_lowercase()),
-                            record.fields(),
-                            Some(format!("invalid address: {reason}")),
-                        ),
-                    },
-                    Verdict::Duplicate { first_line } => Prepared {
-                        kind: RowKind::Duplicate,
-                        row: ImportRow::new(
-                            line,
-                            email.to_string(),
-                            occurrence_key(&mut repeats, "duplicate", &email.to_lowercase()),
-                            record.fields(),
-                            Some(format!("duplicate of line {first_line}")),
-                        ),
-                    },
+                    Verdict::Invalid { reason } => kept(
+                        RowKind::Invalid,
+                        "invalid",
+                        format!("invalid address: {reason}"),
+                    ),
+                    Verdict::Duplicate { first_line } => kept(
+                        RowKind::Duplicate,
+                        "duplicate",
+                        format!("duplicate of line {first_line}"),
+                    ),
                 }
             }
             Err(ImportError::Row { line, message, .. }) => Prepared {
