@@ -342,10 +342,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RecipientRow>, StoreError> {
         let filter = Filter::new(state, search);
-        let mut statement = self.conn.prepare_cached(&format!(
-            "SELECT {ROW_COLUMNS} FROM recipient {} AND id > ?4 ORDER BY id LIMIT ?5",
-            filter.sql(true)
-        ))?;
+        let mut statement = self.conn.prepare_cached(&filter.page_sql())?;
         let rows = statement.query_map(
             params![campaign, filter.state, filter.pattern, after_id, limit],
             read_row,
@@ -662,6 +659,14 @@ impl Filter {
             state: state.map(State::as_str),
             pattern: like_pattern(search),
         }
+    }
+
+    /// `page`'s query: the filters, then `?5` rows after id `?4`.
+    fn page_sql(&self) -> String {
+        format!(
+            "SELECT {ROW_COLUMNS} FROM recipient {} AND id > ?4 ORDER BY id LIMIT ?5",
+            self.sql(true)
+        )
     }
 
     /// `page_at`'s query: the filters, then `?4` rows from offset `?5`.

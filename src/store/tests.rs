@@ -541,19 +541,23 @@ fn pages_walk_rows_in_id_order_instead_of_sorting_the_campaign() {
     for state in [None, Some(State::Pending), Some(State::Failed)] {
         for search in [None, Some("x.ex")] {
             let filter = Filter::new(state, search);
-            let sql = format!("EXPLAIN QUERY PLAN {}", filter.page_at_sql());
-            let mut plan = store.conn.prepare(&sql).unwrap();
-            let steps: Vec<String> = plan
-                .query_map(params![c, filter.state, filter.pattern, 10, 0], |row| {
-                    row.get(3)
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert!(
-                !steps.iter().any(|step| step.contains("TEMP B-TREE")),
-                "state {state:?}, search {search:?}: {steps:?}"
-            );
+            for sql in [filter.page_at_sql(), filter.page_sql()] {
+                let mut plan = store
+                    .conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .unwrap();
+                let steps: Vec<String> = plan
+                    .query_map(params![c, filter.state, filter.pattern, 10, 0], |row| {
+                        row.get(3)
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert!(
+                    !steps.iter().any(|step| step.contains("TEMP B-TREE")),
+                    "state {state:?}, search {search:?}: {steps:?}"
+                );
+            }
             let ids: Vec<_> = store
                 .page_at(c, state, search, 0, 10)
                 .unwrap()
@@ -573,6 +577,13 @@ fn pages_walk_rows_in_id_order_instead_of_sorting_the_campaign() {
                 store.count_matching(c, state, search).unwrap(),
                 expected as u64
             );
+            let after_first: Vec<_> = store
+                .page(c, state, search, ids.first().copied().unwrap_or(0), 10)
+                .unwrap()
+                .iter()
+                .map(|row| row.id)
+                .collect();
+            assert_eq!(after_first, ids.get(1..).unwrap_or_default());
         }
     }
 }
