@@ -2,10 +2,10 @@
 //! egui_kittest's headless harness (layout and accessibility, no GPU painting), on the
 //! Recipients tab, scrolled through the whole table with the mouse wheel while blocks of rows
 //! arrive from the engine's service thread. Prints the median, 95th percentile and worst frame.
-//! Target: under 16 ms. Then the time the engine's service takes to answer the table for a
-//! page at the top, middle and end of the list (count and rows, as the window asks), which is
-//! how long a jump shows empty rows. Run: `cargo bench --bench ui_frames` (HERALD_BENCH_ROWS to change the
-//! size).
+//! Target: under 16 ms. Then the time the store takes to answer the table for a page at the
+//! top, middle and end of the list (count and rows, as the window asks), which is how long a
+//! jump shows empty rows. Run: `cargo bench --bench ui_frames` (HERALD_BENCH_ROWS to change
+//! the size).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
