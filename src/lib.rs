@@ -5,7 +5,10 @@
 pub mod campaign;
 pub mod cli;
 pub mod compose;
+pub mod delivery;
 pub mod engine;
+pub mod inbox;
 pub mod recipients;
 pub mod store;
+pub mod token;
 pub mod ui;

@@ -2,130 +2,27 @@
 //! rusqlite and **all** SQL; the state machine's transitions are written only here. Never knows
 //! about SMTP, templates or the window: callers hand it plain data.
 
+mod global_suppression;
 mod import;
 mod schema;
 mod suppression;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub use global_suppression::{Suppression, SuppressionReason};
 pub use import::{ImportRow, Importer};
 pub use suppression::SUPPRESSED;
 pub use writer::{Writer, WriterError};
 
+// The delivery vocabulary lives in `crate::delivery`; these re-exports keep the old paths.
+pub use crate::delivery::{Counts, Reply, State, now_ms};
+
 pub type CampaignId = i64;
 pub type RecipientId = i64;
-
-/// Where one recipient's delivery stands (see the state machine in ARCHITECTURE.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    Pending,
-    Sending,
-    Deferred,
-    Sent,
-    Failed,
-    Uncertain,
-    Skipped,
-}
-
-impl State {
-    pub const ALL: [State; 7] = [
-        State::Pending,
-        State::Sending,
-        State::Deferred,
-        State::Sent,
-        State::Failed,
-        State::Uncertain,
-        State::Skipped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Sending => "sending",
-            State::Deferred => "deferred",
-            State::Sent => "sent",
-            State::Failed => "failed",
-            State::Uncertain => "uncertain",
-            State::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<State> {
-        State::ALL.into_iter().find(|state| state.as_str() == text)
-    }
-
-    /// Final states: the run is done with a recipient once it is in one of them.
-    pub fn is_final(self) -> bool {
-        matches!(self, State::Sent | State::Failed | State::Skipped)
-    }
-}
-
-/// A server's answer, kept on the row for reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reply {
-    pub code: Option<u16>,
-    /// RFC 3463 enhanced status code, like "5.1.1".
-    pub enhanced: Option<String>,
-    pub text: String,
-}
-
-/// Counts of recipients per state for one campaign.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub pending: u64,
-    pub sending: u64,
-    pub deferred: u64,
-    pub sent: u64,
-    pub failed: u64,
-    pub uncertain: u64,
-    pub skipped: u64,
-}
-
-impl Counts {
-    pub fn total(&self) -> u64 {
-        self.pending
-            + self.sending
-            + self.deferred
-            + self.sent
-            + self.failed
-            + self.uncertain
-            + self.skipped
-    }
-
-    pub fn get(&self, state: State) -> u64 {
-        match state {
-            State::Pending => self.pending,
-            State::Sending => self.sending,
-            State::Deferred => self.deferred,
-            State::Sent => self.sent,
-            State::Failed => self.failed,
-            State::Uncertain => self.uncertain,
-            State::Skipped => self.skipped,
-        }
-    }
-
-    pub fn slot(&mut self, state: State) -> &mut u64 {
-        match state {
-            State::Pending => &mut self.pending,
-            State::Sending => &mut self.sending,
-            State::Deferred => &mut self.deferred,
-            State::Sent => &mut self.sent,
-            State::Failed => &mut self.failed,
-            State::Uncertain => &mut self.uncertain,
-            State::Skipped => &mut self.skipped,
-        }
-    }
-
-    /// Nothing left for a run to do: every recipient is sent, failed or skipped (uncertain rows
-    /// held for the user also end a run).
-    pub fn is_done(&self) -> bool {
-        self.pending == 0 && self.sending == 0 && self.deferred == 0
-    }
-}
 
 /// One recipient row as the reports and the window show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,13 +122,6 @@ impl From<rusqlite::Error> for StoreError {
 /// Where the database lives unless the user says otherwise: herald.db in the data directory.
 pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "Herald").map(|dirs| dirs.data_dir().join("herald.db"))
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// How long a statement waits for another connection's write lock before reporting `Locked`.
@@ -501,6 +391,7 @@ impl Store {
                 }
             }
             suppression::drop_suppressed(&tx, campaign, &mut claimed, now)?;
+            global_suppression::drop_suppressed(&tx, &mut claimed, now)?;
             let mut mark = tx.prepare_cached(
                 "UPDATE recipient SET state = 'sending', updated_at = ?2 WHERE id = ?1",
             )?;

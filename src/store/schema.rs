@@ -103,6 +103,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX recipient_state ON recipient(campaign_id, state, id);
     CREATE INDEX recipient_due ON recipient(campaign_id, next_attempt_at) WHERE state = 'deferred';
     "#,
+    // 5: one suppression list across campaigns (issues #13, #15): bounces, complaints and
+    // unsubscribes that every later campaign honors, keyed by the address key (as a recipient's
+    // key: lower-case, ASCII domain). And the database's own secrets (the MAC keys of return-path
+    // tags and unsubscribe tokens), made on first use and never leaving the file.
+    r#"
+    CREATE TABLE global_suppression (
+        address     TEXT PRIMARY KEY,
+        reason      TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        campaign_id INTEGER,
+        evidence    TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    CREATE TABLE secret (
+        name    TEXT PRIMARY KEY,
+        value   BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build of Herald writes.

@@ -52,9 +52,15 @@ impl Store {
             .is_some())
     }
 
-    /// Marks every pending or deferred recipient on the suppression list as skipped. Returns
-    /// how many.
+    /// Marks every pending or deferred recipient on the campaign's suppression list or the
+    /// global one as skipped. Returns how many.
     pub fn skip_suppressed(&mut self, campaign: CampaignId) -> Result<u64, StoreError> {
+        let globally = super::global_suppression::skip_suppressed(&mut self.conn, campaign)?;
+        Ok(globally + self.skip_campaign_suppressed(campaign)?)
+    }
+
+    /// `skip_suppressed` for the campaign's own list.
+    fn skip_campaign_suppressed(&mut self, campaign: CampaignId) -> Result<u64, StoreError> {
         let tx = self.conn.transaction()?;
         // The matching below reads every pending row twice (a second and more at a million
         // rows, issue #2), for nothing when the list is empty, as it is for most campaigns.

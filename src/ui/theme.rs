@@ -32,6 +32,7 @@ pub fn state_color(state: State) -> egui::Color32 {
     match state {
         State::Sent => egui::Color32::from_rgb(70, 170, 90),
         State::Failed => egui::Color32::from_rgb(220, 80, 70),
+        State::Bounced => egui::Color32::from_rgb(180, 60, 110),
         State::Uncertain => egui::Color32::from_rgb(230, 160, 40),
         State::Deferred => egui::Color32::from_rgb(200, 140, 60),
         State::Sending => egui::Color32::from_rgb(90, 150, 230),
