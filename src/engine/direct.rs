@@ -17,9 +17,10 @@ use super::direct_policy::{
     Backoff, Limits, MixedRoute, PortWatch, Signal, limits_for, mixed_route,
 };
 use super::dns::{Destination, DnsError, MxResolver};
+use super::job::{Job, compose_for, finish};
 use super::outcome::{Attempt, local_reply};
 use super::progress::Event;
-use super::run::{Control, Job, Shared, compose_for, finish};
+use super::shared::{Control, Shared};
 use super::smtp::{Session, Target};
 use crate::campaign::{Campaign, DomainLimitsSpec, Security};
 use crate::recipients::EmailAddress;
@@ -96,7 +97,7 @@ impl Direct {
         Ok(Direct {
             resolver,
             port: spec.port,
-            helo: super::run::helo_name(campaign),
+            helo: super::shared::helo_name(campaign),
             tls_fallback: spec.tls_fallback,
             backoff_pause: Duration::from_secs(u64::from(spec.backoff_pause_secs)),
             overrides,

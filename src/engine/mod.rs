@@ -5,13 +5,16 @@
 
 mod direct;
 mod direct_policy;
+mod dispatch;
 mod dns;
+mod job;
 mod outcome;
 pub mod prepare;
 mod progress;
 mod run;
 pub mod secrets;
 pub mod service;
+mod shared;
 mod smtp;
 pub mod test_send;
 mod throttle;
@@ -28,7 +31,7 @@ pub use prepare::{
     CheckReport, ImportReport, PrepareError, campaign_id, campaign_key, check, import,
 };
 pub use progress::{ErrorEntry, Progress, RouteProgress, RunState};
-pub use run::Control;
+pub use shared::Control;
 
 use crate::campaign::{Campaign, Mode, UncertainPolicy};
 use crate::compose::Composer;
@@ -243,7 +246,7 @@ async fn run_campaign(
     } else {
         campaign.clone()
     };
-    let (relays, senders) = match run::make_relays(&relay_campaign, options.passwords.as_ref()) {
+    let (relays, senders) = match shared::make_relays(&relay_campaign, options.passwords.as_ref()) {
         Ok(made) => made,
         Err(reason) => return failed(reason),
     };
@@ -272,7 +275,7 @@ async fn run_campaign(
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let (bounced_tx, bounced_rx) = mpsc::unbounded_channel();
     let delivery = campaign.delivery.clone();
-    let shared = Arc::new(run::Shared {
+    let shared = Arc::new(shared::Shared {
         campaign_id,
         timeouts: smtp::Timeouts {
             connect: Duration::from_secs(u64::from(delivery.connect_timeout_secs)),
@@ -289,7 +292,6 @@ async fn run_campaign(
         relays,
         outstanding: AtomicUsize::new(0),
         bounced: bounced_tx,
-        direct,
     });
 
     // The aggregator folds events into progress and publishes at most ten times a second.
@@ -327,11 +329,18 @@ async fn run_campaign(
             workers.push(tokio::spawn(run::work(Arc::clone(&shared), route)));
         }
     }
-    let outcome = run::dispatch(Arc::clone(&shared), Arc::clone(&store), senders, bounced_rx).await;
+    let outcome = dispatch::dispatch(
+        Arc::clone(&shared),
+        direct.clone(),
+        Arc::clone(&store),
+        senders,
+        bounced_rx,
+    )
+    .await;
     if outcome != RunState::Finished {
         shared.event(progress::Event::State(RunState::Stopping));
     }
-    if let Some(direct) = &shared.direct {
+    if let Some(direct) = &direct {
         direct.shut_down(&shared).await;
     }
     for worker in workers {

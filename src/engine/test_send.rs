@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::outcome::Attempt;
 use super::prepare::{Preview, PreviewError, preview};
 use super::smtp::{Session, Timeouts, envelope_address};
-use super::{Passwords, run};
+use super::{Passwords, shared};
 use crate::campaign::{Campaign, Mode};
 use crate::store::{RecipientRef, Reply, Store};
 
@@ -92,7 +92,7 @@ pub async fn test_send(
         ))
     })?;
     let (relays, _) =
-        run::make_relays(&campaign, passwords.as_ref()).map_err(TestSendError::Setup)?;
+        shared::make_relays(&campaign, passwords.as_ref()).map_err(TestSendError::Setup)?;
     let delivery = &campaign.delivery;
     let timeouts = Timeouts {
         connect: Duration::from_secs(u64::from(delivery.connect_timeout_secs)),

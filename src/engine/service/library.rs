@@ -1,0 +1,181 @@
+//! The service's database side: one store connection of its own, opened on first use, for the
+//! window's reads (counts, pages of the recipients table, previews, the failed-recipients
+//! export) and its few writes (import, resend, marking uncertain rows sent). Never starts a run.
+
+use std::path::{Path, PathBuf};
+
+use super::{PreviewData, load};
+use crate::campaign::Campaign;
+use crate::engine::prepare;
+use crate::store::{CampaignId, Counts, RecipientRef, RecipientRow, ResendFilter, State, Store};
+
+pub(super) struct Library {
+    db: PathBuf,
+    store: Option<Store>,
+}
+
+impl Library {
+    pub(super) fn new(db: PathBuf) -> Library {
+        Library { db, store: None }
+    }
+
+    pub(super) fn store(&mut self) -> Result<&mut Store, String> {
+        if self.store.is_none() {
+            self.store = Some(Store::open(&self.db).map_err(|error| error.to_string())?);
+        }
+        self.store
+            .as_mut()
+            .ok_or_else(|| "the database is not open".to_string())
+    }
+    pub(super) fn campaign_id(&mut self, campaign: &Campaign) -> Result<CampaignId, String> {
+        let store = self.store()?;
+        prepare::campaign_id(store, campaign).map_err(|error| error.to_string())
+    }
+    pub(super) fn import(
+        &mut self,
+        path: &Path,
+    ) -> Result<(prepare::ImportReport, Counts), String> {
+        let campaign = load(path)?;
+        let store = self.store()?;
+        let (id, report) = prepare::import(store, &campaign).map_err(|error| error.to_string())?;
+        let counts = store.counts(id).map_err(|error| error.to_string())?;
+        Ok((report, counts))
+    }
+    pub(super) fn counts(&mut self, path: &Path) -> Result<Counts, String> {
+        let campaign = load(path)?;
+        let key = prepare::campaign_key(&campaign);
+        let store = self.store()?;
+        match store
+            .find_campaign(&key)
+            .map_err(|error| error.to_string())?
+        {
+            Some(id) => store.counts(id).map_err(|error| error.to_string()),
+            None => Ok(Counts::default()),
+        }
+    }
+    pub(super) fn page(
+        &mut self,
+        path: &Path,
+        state: Option<State>,
+        search: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(u64, Vec<RecipientRow>), String> {
+        let campaign = load(path)?;
+        let key = prepare::campaign_key(&campaign);
+        let store = self.store()?;
+        let Some(id) = store
+            .find_campaign(&key)
+            .map_err(|error| error.to_string())?
+        else {
+            return Ok((0, Vec::new()));
+        };
+        let search = Some(search).filter(|text| !text.trim().is_empty());
+        let total = store
+            .count_matching(id, state, search)
+            .map_err(|error| error.to_string())?;
+        let rows = store
+            .page_at(id, state, search, offset, limit)
+            .map_err(|error| error.to_string())?;
+        Ok((total, rows))
+    }
+    /// Recipient `index`'s message exactly as `herald preview` shows it (one code path).
+    pub(super) fn preview(&mut self, path: &Path, index: u64) -> Result<PreviewData, String> {
+        let campaign = load(path)?;
+        let store = self.store()?;
+        let preview = prepare::preview(&campaign, store, &RecipientRef::Index(index))
+            .map_err(|error| error.to_string())?;
+        if let Some(reason) = preview.skipped {
+            return Err(format!(
+                "the personalization script skips {}: {reason}",
+                preview.email
+            ));
+        }
+        let headers = preview
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok(PreviewData {
+            index,
+            email: preview.email,
+            subject: preview.subject,
+            headers,
+            text: preview.text,
+            html: preview.html,
+            size_bytes: preview.size_bytes,
+        })
+    }
+    /// Failed (and, if asked, uncertain) recipients back to `pending`.
+    pub(super) fn resend(&mut self, path: &Path, include_uncertain: bool) -> Result<u64, String> {
+        let campaign = load(path)?;
+        let id = self.campaign_id(&campaign)?;
+        let filter = ResendFilter {
+            include_failed: true,
+            include_uncertain,
+            ..ResendFilter::default()
+        };
+        self.store()?
+            .resend(id, &filter)
+            .map_err(|error| error.to_string())
+    }
+
+    pub(super) fn mark_sent(&mut self, path: &Path) -> Result<u64, String> {
+        let campaign = load(path)?;
+        let id = self.campaign_id(&campaign)?;
+        self.store()?
+            .mark_uncertain_sent(id)
+            .map_err(|error| error.to_string())
+    }
+    pub(super) fn export_failed(&mut self, path: &Path, to: &Path) -> Result<u64, String> {
+        let campaign = load(path)?;
+        let id = self.campaign_id(&campaign)?;
+        let store = self.store()?;
+        let mut out = String::from("email,state,attempts,route,code,status,reply\n");
+        let mut after = 0;
+        let mut count = 0;
+        for state in [State::Failed, State::Uncertain] {
+            loop {
+                let rows = store
+                    .page(id, Some(state), None, after, 1_000)
+                    .map_err(|error| error.to_string())?;
+                let Some(last) = rows.last() else {
+                    break;
+                };
+                after = last.id;
+                for row in &rows {
+                    let reply = row.reply.clone().unwrap_or_default();
+                    out.push_str(&csv_line(&[
+                        &row.email,
+                        row.state.as_str(),
+                        &row.attempts.to_string(),
+                        row.route.as_deref().unwrap_or(""),
+                        &reply.code.map(|code| code.to_string()).unwrap_or_default(),
+                        reply.enhanced.as_deref().unwrap_or(""),
+                        &reply.text,
+                    ]));
+                    count += 1;
+                }
+            }
+            after = 0;
+        }
+        std::fs::write(to, out)
+            .map_err(|error| format!("could not write {}: {error}", to.display()))?;
+        Ok(count)
+    }
+}
+
+fn csv_line(fields: &[&str]) -> String {
+    let quoted: Vec<String> = fields
+        .iter()
+        .map(|field| {
+            if field.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", field.replace('"', "\"\""))
+            } else {
+                (*field).to_string()
+            }
+        })
+        .collect();
+    format!("{}\n", quoted.join(","))
+}

@@ -1,0 +1,336 @@
+//! The window's one door to the engine and the database: a thread that takes [`Request`]s and
+//! answers with [`Answer`]s, waking the window through its callback. Everything slow (files,
+//! SQL, SMTP) happens here, never on the UI thread, and the window never waits on a lock the
+//! sender holds. Plain data in both directions.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Engine, Progress, Wake};
+use crate::campaign::{Campaign, RawCampaign, RelaySpec};
+use crate::store::{Counts, RecipientRow, State};
+
+mod files;
+mod library;
+mod runs;
+
+use library::Library;
+use runs::Runs;
+
+/// What the window asks.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Read a campaign file for editing, with its templates.
+    Open {
+        path: PathBuf,
+    },
+    /// Write the campaign file (and its templates) that the window edited.
+    Save {
+        path: PathBuf,
+        document: Box<Document>,
+    },
+    /// Validate a saved campaign file.
+    Validate {
+        path: PathBuf,
+    },
+    /// The first rows of a CSV, for the import dialog's column mapping.
+    PeekCsv {
+        path: PathBuf,
+        email_column: String,
+    },
+    Import {
+        path: PathBuf,
+    },
+    Counts {
+        path: PathBuf,
+    },
+    /// Rows of the recipients table; `generation` lets the window drop stale answers.
+    Page {
+        path: PathBuf,
+        state: Option<State>,
+        search: String,
+        offset: u64,
+        limit: u32,
+        generation: u64,
+    },
+    Preview {
+        path: PathBuf,
+        index: u64,
+    },
+    /// Send recipient `index`'s message to `to` through the campaign's relay.
+    TestSend {
+        path: PathBuf,
+        index: u64,
+        to: String,
+    },
+    Start {
+        path: PathBuf,
+    },
+    Pause,
+    Resume,
+    Stop,
+    Resend {
+        path: PathBuf,
+        include_uncertain: bool,
+    },
+    MarkUncertainSent {
+        path: PathBuf,
+    },
+    ExportFailed {
+        path: PathBuf,
+        to: PathBuf,
+    },
+    TestRelay {
+        relay: RelaySpec,
+        helo: String,
+    },
+    /// Keep a relay password in the keyring under `name` (the relay's `password_env`).
+    StorePassword {
+        name: String,
+        password: String,
+    },
+}
+
+/// What the window edits: the campaign file and the text of its templates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Document {
+    pub raw: RawCampaign,
+    pub html: String,
+    pub text: String,
+}
+
+/// The first rows of a CSV file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CsvPeek {
+    pub headers: Vec<String>,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub encoding: String,
+    pub delimiter: char,
+    /// False when no column has the email column's name: `headers` lists what there is.
+    pub email_column_found: bool,
+}
+
+/// A rendered message for the preview pane.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreviewData {
+    pub index: u64,
+    pub email: String,
+    pub subject: String,
+    pub headers: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub size_bytes: usize,
+}
+
+/// What the service answers.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Opened(Result<(PathBuf, Box<Document>), String>),
+    Saved(Result<PathBuf, String>),
+    Validated(Result<(), Vec<String>>),
+    Peeked(Result<CsvPeek, String>),
+    Imported(Result<(super::ImportReport, Counts), String>),
+    Counts(Counts),
+    Page {
+        generation: u64,
+        offset: u64,
+        total: u64,
+        rows: Vec<RecipientRow>,
+    },
+    Preview(Result<PreviewData, String>),
+    TestSent(Result<String, String>),
+    Started,
+    /// The last progress of a run that ended.
+    RunEnded(Progress),
+    Resent(Result<u64, String>),
+    Exported(Result<u64, String>),
+    RelayTested {
+        name: String,
+        result: Result<String, String>,
+    },
+    PasswordStored {
+        name: String,
+        result: Result<(), String>,
+    },
+    Problem(String),
+}
+
+/// The window's handle on the service thread.
+pub struct Service {
+    requests: Sender<Request>,
+    answers: Receiver<Answer>,
+    progress: Arc<Mutex<Option<Progress>>>,
+}
+
+impl Service {
+    /// Starts the service thread over the database at `db`.
+    pub fn start(db: PathBuf, wake: Wake) -> Result<Service, String> {
+        let engine = Engine::new().map_err(|error| error.to_string())?;
+        let (requests, request_rx) = mpsc::channel();
+        let (answer_tx, answers) = mpsc::channel();
+        let progress = Arc::new(Mutex::new(None));
+        let shared_progress = Arc::clone(&progress);
+        std::thread::Builder::new()
+            .name("herald-service".into())
+            .spawn(move || {
+                let mut worker = Worker {
+                    library: Library::new(db.clone()),
+                    runs: Runs::new(engine, db, shared_progress, Arc::clone(&wake)),
+                    answers: answer_tx,
+                    wake,
+                };
+                worker.serve(&request_rx);
+            })
+            .map_err(|error| error.to_string())?;
+        Ok(Service {
+            requests,
+            answers,
+            progress,
+        })
+    }
+
+    pub fn send(&self, request: Request) {
+        let _ = self.requests.send(request);
+    }
+
+    /// Answers that arrived since the last call; never blocks.
+    pub fn answers(&self) -> Vec<Answer> {
+        self.answers.try_iter().collect()
+    }
+
+    /// The latest progress of the current run, if one is running or ran.
+    pub fn progress(&self) -> Option<Progress> {
+        self.progress
+            .lock()
+            .ok()
+            .and_then(|progress| progress.clone())
+    }
+}
+
+/// The service thread's state: the database side and the runs side, each in its own file.
+struct Worker {
+    library: Library,
+    runs: Runs,
+    answers: Sender<Answer>,
+    wake: Wake,
+}
+
+impl Worker {
+    fn serve(&mut self, requests: &Receiver<Request>) {
+        loop {
+            match requests.recv_timeout(Duration::from_millis(100)) {
+                Ok(request) => {
+                    if let Some(answer) = self.handle(request) {
+                        self.answer(answer);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.runs.stop_and_wait();
+                    return;
+                }
+            }
+            if let Some(ended) = self.runs.watch() {
+                self.answer(Answer::RunEnded(ended));
+            }
+        }
+    }
+
+    fn answer(&self, answer: Answer) {
+        let _ = self.answers.send(answer);
+        (self.wake)();
+    }
+
+    /// Answers one request; pause, resume and stop have no answer (progress shows them).
+    fn handle(&mut self, request: Request) -> Option<Answer> {
+        Some(match request {
+            Request::Open { path } => {
+                Answer::Opened(files::open_document(&path).map(|doc| (path, Box::new(doc))))
+            }
+            Request::Save { path, document } => {
+                Answer::Saved(files::save_document(&path, &document).map(|()| path))
+            }
+            Request::Validate { path } => Answer::Validated(files::validate(&path)),
+            Request::PeekCsv { path, email_column } => {
+                Answer::Peeked(files::peek_csv(&path, &email_column))
+            }
+            Request::Import { path } => Answer::Imported(self.library.import(&path)),
+            Request::Counts { path } => match self.library.counts(&path) {
+                Ok(counts) => Answer::Counts(counts),
+                Err(problem) => Answer::Problem(problem),
+            },
+            Request::Page {
+                path,
+                state,
+                search,
+                offset,
+                limit,
+                generation,
+            } => match self.library.page(&path, state, &search, offset, limit) {
+                Ok((total, rows)) => Answer::Page {
+                    generation,
+                    offset,
+                    total,
+                    rows,
+                },
+                Err(problem) => Answer::Problem(problem),
+            },
+            Request::Preview { path, index } => Answer::Preview(self.library.preview(&path, index)),
+            Request::TestSend { path, index, to } => {
+                Answer::TestSent(self.runs.test_send(&path, index, to))
+            }
+            Request::Start { path } => match self.runs.start(&path) {
+                Ok(()) => Answer::Started,
+                Err(problem) => Answer::Problem(problem),
+            },
+            Request::Pause => {
+                self.runs.pause();
+                return None;
+            }
+            Request::Resume => {
+                self.runs.resume();
+                return None;
+            }
+            Request::Stop => {
+                self.runs.stop();
+                return None;
+            }
+            Request::Resend {
+                path,
+                include_uncertain,
+            } => Answer::Resent(self.resend(&path, include_uncertain)),
+            Request::MarkUncertainSent { path } => Answer::Resent(self.library.mark_sent(&path)),
+            Request::ExportFailed { path, to } => {
+                Answer::Exported(self.library.export_failed(&path, &to))
+            }
+            Request::StorePassword { name, password } => Answer::PasswordStored {
+                result: super::secrets::store(&name, &password),
+                name,
+            },
+            Request::TestRelay { relay, helo } => {
+                let name = relay.name.clone();
+                Answer::RelayTested {
+                    name,
+                    result: self.runs.test_relay(&relay, &helo),
+                }
+            }
+        })
+    }
+
+    /// Failed (and uncertain) recipients back to `pending`, then a run unless one is going.
+    fn resend(&mut self, path: &Path, include_uncertain: bool) -> Result<u64, String> {
+        let count = self.library.resend(path, include_uncertain)?;
+        if count > 0 && !self.runs.has_run() {
+            self.runs.start(path)?;
+        }
+        Ok(count)
+    }
+}
+
+/// Reads and validates a campaign file as the window's requests need it.
+fn load(path: &Path) -> Result<Campaign, String> {
+    Campaign::load_with(path, &super::secrets::is_available).map_err(|error| error.to_string())
+}

@@ -1,0 +1,179 @@
+//! The service's runs side: the engine, the current run and its latest progress for the
+//! window, and the one-off jobs that need the engine's runtime (a test send, a relay test).
+//! Starts at most one run at a time from the window.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::load;
+use crate::campaign::RelaySpec;
+use crate::engine::smtp::{Session, Target, Timeouts};
+use crate::engine::{Engine, Progress, RunHandle, RunOptions, Wake};
+use crate::store::RecipientRef;
+
+pub(super) struct Runs {
+    engine: Engine,
+    db: PathBuf,
+    run: Option<RunHandle>,
+    /// What the window reads each frame.
+    progress: Arc<Mutex<Option<Progress>>>,
+    wake: Wake,
+}
+
+impl Runs {
+    pub(super) fn new(
+        engine: Engine,
+        db: PathBuf,
+        progress: Arc<Mutex<Option<Progress>>>,
+        wake: Wake,
+    ) -> Runs {
+        Runs {
+            engine,
+            db,
+            run: None,
+            progress,
+            wake,
+        }
+    }
+
+    pub(super) fn has_run(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// Copies the run's progress for the window; returns the last progress of a run that ended.
+    pub(super) fn watch(&mut self) -> Option<Progress> {
+        let run = self.run.as_ref()?;
+        let latest = run.progress();
+        let over = latest.state.is_over();
+        if let Ok(mut shared) = self.progress.lock() {
+            *shared = Some(latest.clone());
+        }
+        if over {
+            self.run = None;
+            return Some(latest);
+        }
+        None
+    }
+
+    pub(super) fn pause(&self) {
+        if let Some(run) = &self.run {
+            run.pause();
+        }
+    }
+
+    pub(super) fn resume(&self) {
+        if let Some(run) = &self.run {
+            run.resume();
+        }
+    }
+
+    pub(super) fn stop(&self) {
+        if let Some(run) = &self.run {
+            run.stop();
+        }
+    }
+
+    /// The window is gone: stop the run gracefully and wait for it.
+    pub(super) fn stop_and_wait(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            run.stop();
+            run.wait();
+        }
+    }
+
+    pub(super) fn start(&mut self, path: &Path) -> Result<(), String> {
+        if self.run.as_ref().is_some_and(|run| !run.is_over()) {
+            return Err("a campaign is already sending; stop it first".into());
+        }
+        let campaign = load(path)?;
+        // The run opens its own connections; ours must not hold a write lock meanwhile.
+        let wake = Arc::clone(&self.wake);
+        let options = RunOptions {
+            wake,
+            ..RunOptions::default()
+        };
+        self.run = Some(self.engine.start(campaign, &self.db, options));
+        Ok(())
+    }
+    pub(super) fn test_send(
+        &mut self,
+        path: &Path,
+        index: u64,
+        to: String,
+    ) -> Result<String, String> {
+        let campaign = load(path)?;
+        let db = self.db.clone();
+        let passwords = RunOptions::default().passwords;
+        let sent = self.engine.block_on(crate::engine::test_send::test_send(
+            campaign,
+            db,
+            RecipientRef::Index(index),
+            to,
+            passwords,
+        ));
+        match sent {
+            Ok(sent) => Ok(format!(
+                "sent to {} through {}: {} {}",
+                sent.to,
+                sent.route,
+                sent.reply
+                    .code
+                    .map(|code| code.to_string())
+                    .unwrap_or_default(),
+                sent.reply.text
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+    pub(super) fn test_relay(&mut self, relay: &RelaySpec, helo: &str) -> Result<String, String> {
+        let credentials = match (&relay.username, &relay.password_env) {
+            (Some(user), Some(var)) => {
+                let password = std::env::var(var).map_err(|_| {
+                    format!("the environment variable {var} (the password) is not set")
+                })?;
+                Some((user.clone(), password))
+            }
+            _ => None,
+        };
+        let ca_pem = match &relay.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|error| error.to_string())?),
+            None => None,
+        };
+        let target = Target {
+            route: relay.name.clone(),
+            host: relay.host.clone(),
+            port: relay.port,
+            security: relay.security,
+            helo: helo.to_string(),
+            credentials,
+            ca_pem,
+            address: None,
+            opportunistic_tls: None,
+        };
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(10),
+            command: Duration::from_secs(20),
+            data: Duration::from_secs(20),
+        };
+        self.engine.block_on(async move {
+            match Session::connect(&target, timeouts).await {
+                Ok(session) => {
+                    session.quit().await;
+                    Ok(format!(
+                        "connected to {}:{} ({}){}",
+                        target.host,
+                        target.port,
+                        target.security.as_str(),
+                        if target.credentials.is_some() {
+                            ", signed in"
+                        } else {
+                            ""
+                        }
+                    ))
+                }
+                Err(error) => Err(error.to_string()),
+            }
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! The state one run shares between its dispatcher, its relay workers and the direct router:
+//! the user's control, the relays with their health and limits, the connection cap, the writer
+//! and the progress events. Plain shared data and small helpers; no loop of its own, no SQL.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::job::Job;
+use super::progress::Event;
+use super::smtp::{EnvelopeAddress, Target, Timeouts};
+use super::throttle::TokenBucket;
+use crate::campaign::{Campaign, DeliverySpec};
+use crate::compose::Composer;
+use crate::store::{CampaignId, State, Transition, Writer};
+
+/// What the user asks of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// A relay's health and limits, shared by the dispatcher and the relay's workers.
+pub(super) struct Relay {
+    pub target: Target,
+    pub weight: u32,
+    pub workers: u32,
+    health: Mutex<Health>,
+    pub bucket: Mutex<TokenBucket>,
+    pub queue: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+}
+
+#[derive(Default)]
+struct Health {
+    resting_until: Option<Instant>,
+    reason: Option<String>,
+    needs_user: bool,
+}
+
+impl Relay {
+    pub(super) fn resting(&self, now: Instant) -> Option<(Instant, String, bool)> {
+        let health = self
+            .health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match health.resting_until {
+            Some(until) if until > now || health.needs_user => Some((
+                until,
+                health.reason.clone().unwrap_or_default(),
+                health.needs_user,
+            )),
+            _ => None,
+        }
+    }
+
+    pub(super) fn rest(&self, reason: String, needs_user: bool, cooldown: Duration) {
+        let mut health = self
+            .health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        health.resting_until = Some(Instant::now() + cooldown);
+        health.reason = Some(reason);
+        health.needs_user = needs_user;
+    }
+
+    pub(super) fn revive(&self) -> bool {
+        let mut health = self
+            .health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let was_down = health.resting_until.is_some();
+        *health = Health::default();
+        was_down
+    }
+}
+
+/// Everything the workers share.
+pub(super) struct Shared {
+    pub campaign_id: CampaignId,
+    pub delivery: DeliverySpec,
+    pub composer: Composer,
+    pub from: EnvelopeAddress,
+    pub writer: Writer,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub control: watch::Receiver<Control>,
+    pub connections: Arc<Semaphore>,
+    pub timeouts: Timeouts,
+    pub relays: Vec<Arc<Relay>>,
+    /// Claimed and not yet finished (sent, deferred, failed, released).
+    pub outstanding: AtomicUsize,
+    pub bounced: mpsc::UnboundedSender<Job>,
+}
+
+impl Shared {
+    pub(super) fn control(&self) -> Control {
+        *self.control.borrow()
+    }
+
+    pub(super) fn event(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Gives an unsent job back to `pending`, keeping its attempts.
+    pub(super) fn release(&self, job: Job) {
+        let _ = self.writer.write(Transition {
+            id: job.claimed.id,
+            to: State::Pending,
+            attempts: job.claimed.attempts,
+            next_attempt_at_ms: 0,
+            route: None,
+            reply: None,
+        });
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+        self.event(Event::Released);
+    }
+}
+
+/// The relays, and the senders feeding each one's workers.
+pub(super) type RelaySet = (Vec<Arc<Relay>>, Vec<mpsc::Sender<Job>>);
+
+pub(super) fn make_relays(
+    campaign: &Campaign,
+    passwords: &dyn Fn(&str) -> Option<String>,
+) -> Result<RelaySet, String> {
+    let mut relays = Vec::new();
+    let mut senders = Vec::new();
+    for spec in &campaign.relays {
+        let credentials = match (&spec.username, &spec.password_env) {
+            (Some(user), Some(var)) => match passwords(var) {
+                Some(password) => Some((user.clone(), password)),
+                None => {
+                    return Err(format!(
+                        "the password for relay \"{}\" is not set (environment variable {var})",
+                        spec.name
+                    ));
+                }
+            },
+            _ => None,
+        };
+        let ca_pem = match &spec.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|error| {
+                format!(
+                    "could not read the CA file of relay \"{}\": {error} ({})",
+                    spec.name,
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
+        let workers = spec
+            .max_connections
+            .min(u32::from(campaign.delivery.connections))
+            .max(1);
+        let (sender, receiver) = mpsc::channel(workers as usize);
+        relays.push(Arc::new(Relay {
+            target: Target {
+                route: spec.name.clone(),
+                host: spec.host.clone(),
+                port: spec.port,
+                security: spec.security,
+                helo: helo_name(campaign),
+                credentials,
+                ca_pem,
+                address: None,
+                opportunistic_tls: None,
+            },
+            weight: spec.weight,
+            workers,
+            health: Mutex::new(Health::default()),
+            bucket: Mutex::new(TokenBucket::per_hour(spec.rate_per_hour, Instant::now())),
+            queue: tokio::sync::Mutex::new(receiver),
+        }));
+        senders.push(sender);
+    }
+    Ok((relays, senders))
+}
+
+/// Our EHLO name: the direct-mode HELO if set, else the sender's domain.
+pub(super) fn helo_name(campaign: &Campaign) -> String {
+    if !campaign.direct.helo.is_empty() {
+        return campaign.direct.helo.clone();
+    }
+    campaign
+        .message
+        .from
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.trim_end_matches('>').trim().to_string())
+        .unwrap_or_else(|| "localhost".to_string())
+}
