@@ -15,7 +15,7 @@ mod run;
 pub mod secrets;
 pub mod service;
 mod shared;
-mod smtp;
+pub mod smtp;
 pub mod test_send;
 mod throttle;
 

@@ -1,7 +1,8 @@
 //! A scriptable SMTP server for Herald's integration tests, listening on 127.0.0.1 over real
 //! TCP. It owns its own background thread and tokio runtime (so it works from plain `#[test]`
 //! functions as well as from `#[tokio::test]` ones), speaks enough ESMTP for a real client
-//! (EHLO, PIPELINING, AUTH PLAIN/LOGIN, DATA with dot-unstuffing), answers each recipient
+//! (EHLO, PIPELINING, AUTH PLAIN/LOGIN, DATA with dot-unstuffing, optionally CHUNKING's BDAT),
+//! answers each recipient
 //! according to rules the test sets, and records what it accepted so the test can assert on
 //! it. Test-only: it trusts its peer, keeps everything in memory and is not a mail server.
 #![allow(dead_code)]
@@ -84,6 +85,10 @@ struct Config {
     greeting_text: String,
     reply_delay: Duration,
     max_messages_per_session: Option<u32>,
+    pipelining: bool,
+    chunking: bool,
+    data_without_recipients: bool,
+    silent: Arc<dyn Fn(u64) -> bool + Send + Sync>,
 }
 
 #[derive(Default)]
@@ -95,6 +100,14 @@ struct State {
     sessions: u64,
     active: u64,
     max_active: u64,
+    /// Times the server wrote replies and then waited for the client: one per round trip.
+    flushes: u64,
+    /// Drops after a final "." with the client's next commands already received.
+    dropped_with_commands_behind: u64,
+    /// Lone "." ends (DATA answered 354 with no valid recipient).
+    lone_dots: u64,
+    /// The verbs received, in order, per session.
+    verbs: HashMap<u64, Vec<String>>,
 }
 
 struct Shared {
@@ -130,6 +143,10 @@ impl Default for SmtpServerBuilder {
                 greeting_text: "herald-test ESMTP".to_owned(),
                 reply_delay: Duration::ZERO,
                 max_messages_per_session: None,
+                pipelining: true,
+                chunking: false,
+                data_without_recipients: false,
+                silent: Arc::new(|_| false),
             },
         }
     }
@@ -196,6 +213,32 @@ impl SmtpServerBuilder {
     /// and close the connection.
     pub fn max_messages_per_session(mut self, n: u32) -> Self {
         self.config.max_messages_per_session = Some(n);
+        self
+    }
+
+    /// Leave PIPELINING out of the EHLO reply (and answer every command on its own).
+    pub fn no_pipelining(mut self) -> Self {
+        self.config.pipelining = false;
+        self
+    }
+
+    /// Advertise CHUNKING (RFC 3030) and take BDAT.
+    pub fn chunking(mut self) -> Self {
+        self.config.chunking = true;
+        self
+    }
+
+    /// Answer DATA with 354 even when every RCPT was refused (RFC 2920 §3.1 allows it); the
+    /// data then ends in `554 5.5.1` and nothing is recorded.
+    pub fn data_without_recipients(mut self) -> Self {
+        self.config.data_without_recipients = true;
+        self
+    }
+
+    /// Accept these sessions (1-based numbers) and never greet them: they hold the
+    /// connection until the client leaves.
+    pub fn silent_sessions(mut self, f: impl Fn(u64) -> bool + Send + Sync + 'static) -> Self {
+        self.config.silent = Arc::new(f);
         self
     }
 
@@ -340,6 +383,31 @@ impl SmtpServer {
         self.shared.lock().max_active
     }
 
+    /// Times the server sent replies and then waited for the client (round trips).
+    pub fn flushes(&self) -> u64 {
+        self.shared.lock().flushes
+    }
+
+    /// Sessions dropped after a final "." while the client's next commands were already there.
+    pub fn dropped_with_commands_behind(&self) -> u64 {
+        self.shared.lock().dropped_with_commands_behind
+    }
+
+    /// Transactions ended by a lone "." after DATA was accepted with no valid recipient.
+    pub fn lone_dots(&self) -> u64 {
+        self.shared.lock().lone_dots
+    }
+
+    /// The command verbs session `n` sent, in order.
+    pub fn verbs(&self, session: u64) -> Vec<String> {
+        self.shared
+            .lock()
+            .verbs
+            .get(&session)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Wait until at least `n` messages were accepted; false if `timeout` passed first.
     pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -417,6 +485,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             mail_from: None,
             rcpts: Vec::new(),
             messages: 0,
+            chunks: Vec::new(),
         };
         tokio::spawn(async move {
             let _ = session.run().await;
@@ -454,12 +523,18 @@ struct Session {
     rcpts: Vec<(String, Reply)>,
     /// Messages accepted in this session.
     messages: u32,
+    /// BDAT chunks of the current transaction.
+    chunks: Vec<u8>,
 }
 
 impl Session {
     async fn run(&mut self) -> io::Result<()> {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
+        if (config.silent)(self.id) {
+            self.discard_until_eof().await;
+            return Ok(());
+        }
         if !config.greeting_delay.is_zero() {
             tokio::time::sleep(config.greeting_delay).await;
         }
@@ -505,14 +580,26 @@ impl Session {
 
     async fn command(&mut self, text: &str) -> io::Result<Flow> {
         let (verb, arg) = split_command(text);
+        self.shared
+            .lock()
+            .verbs
+            .entry(self.id)
+            .or_default()
+            .push(verb.clone());
         match verb.as_str() {
             "EHLO" => {
                 self.reset();
                 let mut reply = format!(
-                    "250-herald-test greets {}\r\n250-PIPELINING\r\n250-8BITMIME\r\n\
-                     250-SIZE 52428800\r\n250-SMTPUTF8\r\n",
+                    "250-herald-test greets {}\r\n",
                     if arg.is_empty() { "client" } else { arg }
                 );
+                if self.shared.config.pipelining {
+                    reply.push_str("250-PIPELINING\r\n");
+                }
+                if self.shared.config.chunking {
+                    reply.push_str("250-CHUNKING\r\n");
+                }
+                reply.push_str("250-8BITMIME\r\n250-SIZE 52428800\r\n250-SMTPUTF8\r\n");
                 if self.shared.config.auth.is_some() {
                     reply.push_str("250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN");
                 } else {
@@ -527,6 +614,7 @@ impl Session {
             "MAIL" => return self.mail(arg).await,
             "RCPT" => return self.rcpt(arg).await,
             "DATA" => return self.data().await,
+            "BDAT" if self.shared.config.chunking => return self.bdat(arg).await,
             "RSET" => {
                 self.reset();
                 self.reply("250 2.0.0 OK").await?;
@@ -625,7 +713,7 @@ impl Session {
             self.reply("503 5.5.1 Need MAIL command").await?;
             return Ok(Flow::Continue);
         }
-        if self.rcpts.is_empty() {
+        if self.rcpts.is_empty() && !self.shared.config.data_without_recipients {
             self.reply("503 5.5.1 No valid recipients").await?;
             return Ok(Flow::Continue);
         }
@@ -634,6 +722,50 @@ impl Session {
             // The client went away mid-message: nothing is recorded.
             return Ok(Flow::Close);
         };
+        if self.rcpts.is_empty() {
+            self.reset();
+            self.shared.lock().lone_dots += u64::from(data.is_empty());
+            self.reply("554 5.5.1 No valid recipients").await?;
+            return Ok(Flow::Continue);
+        }
+        self.finish_message(data).await
+    }
+
+    /// BDAT <size> [LAST] (RFC 3030): the chunk is read whatever happens to it.
+    async fn bdat(&mut self, arg: &str) -> io::Result<Flow> {
+        let mut parts = arg.split_whitespace();
+        let size = parts.next().and_then(|n| n.parse::<usize>().ok());
+        let last = parts
+            .next()
+            .is_some_and(|word| word.eq_ignore_ascii_case("LAST"));
+        let Some(size) = size else {
+            self.reply("501 5.5.4 Syntax: BDAT size [LAST]").await?;
+            return Ok(Flow::Close);
+        };
+        let mut chunk = vec![0u8; size];
+        if self.reader.read_exact(&mut chunk).await.is_err() {
+            return Ok(Flow::Close);
+        }
+        if self.mail_from.is_none() {
+            self.reply("503 5.5.1 Need MAIL command").await?;
+            return Ok(Flow::Continue);
+        }
+        if self.rcpts.is_empty() {
+            self.reply("554 5.5.1 No valid recipients").await?;
+            return Ok(Flow::Continue);
+        }
+        self.chunks.extend_from_slice(&chunk);
+        if !last {
+            self.reply(&format!("250 2.0.0 {size} octets received"))
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        let data = std::mem::take(&mut self.chunks);
+        self.finish_message(data).await
+    }
+
+    /// Ends a transaction whose content arrived: records it and replies per the rules.
+    async fn finish_message(&mut self, data: Vec<u8>) -> io::Result<Flow> {
         let mail_from = self.mail_from.take().unwrap_or_default();
         let rcpts = std::mem::take(&mut self.rcpts);
         let outcome = data_outcome(&rcpts);
@@ -646,7 +778,10 @@ impl Session {
         };
         match outcome {
             Reply::DropAfterData => {
-                self.shared.lock().dropped.push(message);
+                let behind = !self.reader.buffer().is_empty();
+                let mut state = self.shared.lock();
+                state.dropped.push(message);
+                state.dropped_with_commands_behind += u64::from(behind);
                 return Ok(Flow::Close);
             }
             Reply::DataPermFail => {
@@ -842,6 +977,7 @@ impl Session {
 
     async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
+            self.shared.lock().flushes += 1;
             self.writer.write_all(&self.out).await?;
             self.out.clear();
         }
@@ -851,6 +987,7 @@ impl Session {
     fn reset(&mut self) {
         self.mail_from = None;
         self.rcpts.clear();
+        self.chunks.clear();
     }
 
     /// Reads and throws away whatever the client sends until it closes (or errors).
