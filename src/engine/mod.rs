@@ -12,6 +12,7 @@ mod outcome;
 pub mod prepare;
 mod progress;
 mod run;
+mod run_lock;
 pub mod secrets;
 pub mod service;
 mod shared;
@@ -221,7 +222,8 @@ async fn run_campaign(
         let db = db.clone();
         tokio::task::spawn_blocking(move || prepare_run(&campaign, &db)).await
     };
-    let (store, campaign_id, recovered) = match prepared {
+    // Held to the end of this function: until then no other run of the campaign can start.
+    let (store, campaign_id, recovered, _run_lock) = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(reason)) => return failed(reason),
         Err(error) => return failed(error.to_string()),
@@ -389,11 +391,18 @@ async fn run_campaign(
     last
 }
 
-/// Opens the store, imports the list on first run and recovers rows a previous run left in
-/// flight.
-fn prepare_run(campaign: &Campaign, db: &Path) -> Result<(Arc<Mutex<Store>>, i64, u64), String> {
+/// What a run starts from: its store, its campaign, how many rows it recovered as in flight, and
+/// the lock that keeps other runs of the campaign out while it lives.
+type Prepared = (Arc<Mutex<Store>>, i64, u64, run_lock::RunLock);
+
+/// Opens the store, takes the campaign's run lock, imports the list on first run and recovers
+/// rows a previous run left in flight.
+fn prepare_run(campaign: &Campaign, db: &Path) -> Result<Prepared, String> {
     let mut store = Store::open(db).map_err(|error| error.to_string())?;
     let id = campaign_id(&mut store, campaign).map_err(|error| error.to_string())?;
+    // Before anything else touches the rows: while another run lives, its rows in `sending`
+    // are in flight, not left over (issue #12). The OS drops the lock when a run dies.
+    let lock = run_lock::RunLock::acquire(db, id).map_err(|error| error.to_string())?;
     let counts = store.counts(id).map_err(|error| error.to_string())?;
     if counts.total() == 0 {
         import(&mut store, campaign).map_err(|error| error.to_string())?;
@@ -408,7 +417,7 @@ fn prepare_run(campaign: &Campaign, db: &Path) -> Result<(Arc<Mutex<Store>>, i64
             "rows were left in sending by a run that did not finish; they are uncertain"
         );
     }
-    Ok((Arc::new(Mutex::new(store)), id, recovered))
+    Ok((Arc::new(Mutex::new(store)), id, recovered, lock))
 }
 
 fn composer_sender(campaign: &Campaign) -> Result<smtp::EnvelopeAddress, String> {

@@ -1,0 +1,111 @@
+//! Runs of a campaign against each other and against the state they leave, through the real
+//! binary and a real SMTP server over TCP (issue #12): a second run of a campaign that is being
+//! sent refuses and names the first, a `kill -9`'d run's lock goes with its process so the next
+//! run recovers its rows, and rows are not held in `sending` while no relay is reachable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::campaign::{RelayConf, addresses, campaign};
+use support::cli_run::{Ran, run};
+use support::run::{LIMIT, counts};
+use support::smtp_server::{Reply, SmtpServer};
+
+fn send_command(dir: &support::campaign::CampaignDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .env_remove("HERALD_DB")
+        .arg("send")
+        .arg(&dir.campaign)
+        .arg("--db")
+        .arg(&dir.db);
+    command
+}
+
+#[cfg(unix)]
+fn kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Issue #12: the second run used to take the first's in-flight rows for a crashed run's and
+/// send them again.
+#[test]
+fn a_second_send_of_a_campaign_being_sent_refuses_and_names_the_first() {
+    let server = SmtpServer::builder()
+        .rule(|_| Reply::SlowData(Duration::from_millis(25)))
+        .start();
+    let total = 150;
+    let dir = campaign(
+        &addresses(total),
+        &[RelayConf::new("main", server.port())],
+        "connections = 2",
+    );
+    let first = send_command(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(server.wait_for_messages(10, LIMIT));
+    let second: Ran = run(send_command(&dir), LIMIT);
+    second.assert_code(1);
+    let said = second.all();
+    assert!(
+        said.contains("already being sent by another run")
+            && said.contains(&format!("pid {}", first.id())),
+        "{said}"
+    );
+    let mut first = first;
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let received = server.rcpt_counts();
+    assert_eq!(received.len(), total, "somebody was not sent");
+    let twice: Vec<_> = received.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+    let counts = counts(&dir);
+    assert_eq!((counts.sent, counts.sending, counts.uncertain), (150, 0, 0));
+}
+
+/// The lock lives in the process: `kill -9` releases it, and the next run recovers the rows
+/// the dead one left in `sending`.
+#[cfg(unix)]
+#[test]
+fn a_killed_runs_lock_is_released_and_the_next_run_recovers_its_rows() {
+    let server = SmtpServer::builder()
+        .rule(|_| Reply::SlowData(Duration::from_millis(25)))
+        .start();
+    let total = 120;
+    let dir = campaign(
+        &addresses(total),
+        &[RelayConf::new("main", server.port())],
+        "connections = 2\nuncertain = \"hold\"",
+    );
+    let mut first = send_command(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(server.wait_for_messages(10, LIMIT));
+    kill(first.id(), "KILL");
+    let _ = first.wait();
+    assert!(
+        counts(&dir).sending > 0,
+        "the killed run should leave rows in sending"
+    );
+    let next = run(send_command(&dir), LIMIT);
+    next.assert_code(0);
+    assert!(next.stdout.contains("previous run ended"), "{}", next.all());
+    let counts = counts(&dir);
+    assert_eq!(counts.sending, 0, "{counts:?}");
+    assert!(counts.uncertain > 0, "{counts:?}");
+    assert_eq!(counts.sent + counts.uncertain, total as u64, "{counts:?}");
+}
