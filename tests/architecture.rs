@@ -60,6 +60,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("use ring", &["compose/dkim"]),
     ("hmac::", &["token.rs"]),
     ("sha2::", &["token.rs"]),
+    ("mail_parser", &["inbox/report"]),
     ("tokio", &["engine/"]),
     ("\"SELECT ", &["store/"]),
     ("INSERT INTO", &["store/"]),
