@@ -124,7 +124,7 @@ fn csv_input(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn import_all(path: &Path) {
-    if let Ok(rows) = herald::recipients::open(path, "email") {
+    if let Ok(rows) = herald::recipients::open(path, Some("email")) {
         for row in rows.take(10_000) {
             let _ = row;
         }

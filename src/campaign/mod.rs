@@ -52,8 +52,10 @@ pub struct MessageSpec {
 
 #[derive(Debug, Clone)]
 pub struct RecipientsSpec {
+    /// The list file (`list` or `csv` in the file): a CSV or a sheet, told apart by extension.
     pub csv: PathBuf,
-    pub email_column: String,
+    /// The column the file names; None: found by its header or its values when the list is read.
+    pub email_column: Option<String>,
     pub suppression: Option<PathBuf>,
 }
 

@@ -44,8 +44,12 @@ pub struct RawMessage {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RawRecipients {
     pub csv: Option<String>,
+    /// When absent, the column is found by its header or values (`recipients::open`).
     pub email_column: Option<String>,
     pub suppression: Option<String>,
+    /// The same as `csv`, named for what it also takes: a sheet (.xlsx, .ods…) or a CSV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -129,7 +133,7 @@ const MESSAGE_KEYS: &[&str] = &[
     "inline",
     "unsubscribe_mailto",
 ];
-const RECIPIENTS_KEYS: &[&str] = &["csv", "email_column", "suppression"];
+const RECIPIENTS_KEYS: &[&str] = &["csv", "email_column", "suppression", "list"];
 const DELIVERY_KEYS: &[&str] = &[
     "mode",
     "connections",

@@ -145,31 +145,39 @@ fn build(
     let message = build_message(&raw, base, c);
 
     let recipients = RecipientsSpec {
-        csv: match raw.recipients.csv.as_deref() {
-            Some(csv) => c.file("recipients.csv", base, csv),
-            None => {
+        csv: match (raw.recipients.list.as_deref(), raw.recipients.csv.as_deref()) {
+            (Some(_), Some(_)) => {
                 c.add(
-                    "recipients.csv",
-                    "is missing; name the CSV file of recipients",
+                    "recipients.list",
+                    "and recipients.csv are both given; keep one (they mean the same)",
+                );
+                PathBuf::new()
+            }
+            (Some(list), None) => c.file("recipients.list", base, list),
+            (None, Some(csv)) => c.file("recipients.csv", base, csv),
+            (None, None) => {
+                c.add(
+                    "recipients.list",
+                    "is missing; name the recipient list: a CSV, .xlsx or .ods file (list = \"contacts.xlsx\")",
                 );
                 PathBuf::new()
             }
         },
-        email_column: raw
-            .recipients
-            .email_column
-            .clone()
-            .unwrap_or_else(|| "email".to_string()),
+        email_column: raw.recipients.email_column.clone(),
         suppression: raw
             .recipients
             .suppression
             .as_deref()
             .map(|file| c.file("recipients.suppression", base, file)),
     };
-    if recipients.email_column.trim().is_empty() {
+    if recipients
+        .email_column
+        .as_deref()
+        .is_some_and(|column| column.trim().is_empty())
+    {
         c.add(
             "recipients.email_column",
-            "is empty; name the column holding addresses",
+            "is empty; name the column holding addresses, or leave the key out to have it found",
         );
     }
 
@@ -631,7 +639,7 @@ host = "smtp.acme.example"
         assert_eq!(campaign.delivery.connections, 32);
         assert_eq!(campaign.delivery.max_attempts, 3);
         assert_eq!(campaign.delivery.uncertain, UncertainPolicy::Resend);
-        assert_eq!(campaign.recipients.email_column, "email");
+        assert_eq!(campaign.recipients.email_column, None);
         assert_eq!(campaign.relays[0].port, 587);
         assert_eq!(campaign.relays[0].security, Security::StartTls);
         assert_eq!(campaign.relays[0].name, "relay 1");
@@ -673,6 +681,26 @@ password_env = "UNSET_VAR"
                 "{expected} missing in {keys:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_list_key_is_csv_by_a_clearer_name() {
+        let dir = fixture_dir();
+        std::fs::write(dir.path().join("people.xlsx"), "x").unwrap();
+        let listed = MINIMAL.replace("csv = \"list.csv\"", "list = \"people.xlsx\"");
+        let campaign = parse_in(dir.path(), &listed).unwrap();
+        assert_eq!(campaign.recipients.csv, dir.path().join("people.xlsx"));
+        let both = MINIMAL.replace("csv = \"list.csv\"", "csv = \"list.csv\"\nlist = \"people.xlsx\"");
+        assert_eq!(problem_keys(parse_in(dir.path(), &both)), vec!["recipients.list"]);
+        let neither = MINIMAL.replace("csv = \"list.csv\"", "");
+        assert_eq!(problem_keys(parse_in(dir.path(), &neither)), vec!["recipients.list"]);
+        let missing = MINIMAL.replace("csv = \"list.csv\"", "list = \"gone.ods\"");
+        assert_eq!(problem_keys(parse_in(dir.path(), &missing)), vec!["recipients.list"]);
+        let named = MINIMAL.replace("csv = \"list.csv\"", "csv = \"list.csv\"\nemail_column = \"Mail\"");
+        let campaign = parse_in(dir.path(), &named).unwrap();
+        assert_eq!(campaign.recipients.email_column.as_deref(), Some("Mail"));
+        let empty = MINIMAL.replace("csv = \"list.csv\"", "csv = \"list.csv\"\nemail_column = \" \"");
+        assert_eq!(problem_keys(parse_in(dir.path(), &empty)), vec!["recipients.email_column"]);
     }
 
     #[test]

@@ -285,6 +285,9 @@ fn check(path: &Path) -> Result<i32> {
     let campaign = load(path)?;
     let report = engine::check(&campaign);
     let mut out = std::io::stdout().lock();
+    if let (Some(format), Some(column)) = (&report.format, &report.email_column) {
+        writeln!(out, "list: {format}; email column: {column}")?;
+    }
     for warning in &report.warnings {
         writeln!(out, "warning: {warning}")?;
     }
@@ -320,6 +323,11 @@ fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
         None => store.counts(id)?,
     };
     let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "list: {}; email column: {}",
+        report.format, report.email_column
+    )?;
     writeln!(
         out,
         "imported {} row(s): {} new, {} invalid, {} duplicate(s), {} malformed; fields: {}",

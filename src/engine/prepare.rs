@@ -14,7 +14,7 @@ use crate::compose::{
     AttachmentInfo, ComposeError, Composer, RecipientData, TemplateErrorKind, bare_ip_links,
     mostly_images,
 };
-use crate::recipients::{self, CsvRecipients, Deduper, EmailAddress, ImportError, Verdict};
+use crate::recipients::{self, Deduper, EmailAddress, ImportError, RecipientList, Verdict};
 use crate::store::{CampaignId, Counts, ImportRow, RecipientRef, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,10 @@ pub struct ImportReport {
     pub suppression_entries: u64,
     pub suppressed: u64,
     pub columns: Vec<String>,
+    /// The email column and how it was found: `"Email Address" (recognized by its name)`.
+    pub email_column: String,
+    /// What the file was read as: `CSV (UTF-8, comma-separated)`, `Excel workbook, sheet "x"`.
+    pub format: String,
     /// The campaign's counts after the import, when they follow from the figures above (the
     /// campaign had no recipients before): counting a million rows again costs a tenth of a
     /// second.
@@ -74,12 +78,14 @@ pub fn import(
     store: &mut Store,
     campaign: &Campaign,
 ) -> Result<(CampaignId, ImportReport), PrepareError> {
-    let csv = recipients::open(&campaign.recipients.csv, &campaign.recipients.email_column)?;
+    let csv = open_list(campaign)?;
     let id = campaign_id(store, campaign)?;
     let was_empty = store.counts(id)?.total() == 0;
     let columns = csv.columns().to_vec();
     let mut report = ImportReport {
         columns: columns.clone(),
+        email_column: csv.email_column().describe(),
+        format: csv.format().describe(),
         ..ImportReport::default()
     };
     let started = std::time::Instant::now();
@@ -151,6 +157,14 @@ pub fn import(
         "import timings"
     );
     Ok((id, report))
+}
+
+/// Opens the campaign's recipient list (CSV or sheet) and finds its email column.
+pub fn open_list(campaign: &Campaign) -> Result<RecipientList, ImportError> {
+    recipients::open(
+        &campaign.recipients.csv,
+        campaign.recipients.email_column.as_deref(),
+    )
 }
 
 /// Loads the campaign's suppression file into the store (replacing what was there; no file
@@ -246,7 +260,7 @@ const MAX_RESERVED_ROWS: u64 = 3_000_000;
 /// lets each mailbox's key through once, and the rows kept as skipped get keys that no address
 /// can have (see [`occurrence_key`]).
 fn prepare_rows(
-    mut csv: CsvRecipients,
+    mut csv: RecipientList,
     batches: &std::sync::mpsc::SyncSender<Result<Vec<Prepared>, ImportError>>,
 ) {
     let mut deduper = Deduper::new();
@@ -299,7 +313,7 @@ fn prepare_rows(
                     String::new(),
                     format!("malformed:{line}"),
                     std::iter::empty::<&str>(),
-                    Some(format!("line {line} is not a valid CSV row: {message}")),
+                    Some(format!("line {line} is not a valid row: {message}")),
                 ),
             },
             Err(other) => {
@@ -397,6 +411,10 @@ pub struct CheckReport {
     pub skipped: u64,
     /// The largest rendered message, in bytes.
     pub largest_bytes: usize,
+    /// The email column and how it was found, once the list could be opened.
+    pub email_column: Option<String>,
+    /// What the list was read as (see [`ImportReport::format`]).
+    pub format: Option<String>,
 }
 
 /// How many rows of one kind of issue are listed by line before the rest is summed up.
@@ -421,7 +439,7 @@ pub fn check(campaign: &Campaign) -> CheckReport {
     {
         report.problems.push(error.to_string());
     }
-    let csv = match recipients::open(&campaign.recipients.csv, &campaign.recipients.email_column) {
+    let csv = match open_list(campaign) {
         Ok(csv) => csv,
         Err(error) => {
             report.problems.push(error.to_string());
@@ -429,6 +447,8 @@ pub fn check(campaign: &Campaign) -> CheckReport {
         }
     };
     let columns = csv.columns().to_vec();
+    report.email_column = Some(csv.email_column().describe());
+    report.format = Some(csv.format().describe());
     // A misspelt field is an error even when no recipient's branch reaches it.
     let names_ok = match &composer {
         Some(composer) => {
@@ -559,7 +579,7 @@ struct Sample {
 }
 
 fn check_rows(
-    csv: CsvRecipients,
+    csv: RecipientList,
     composer: Option<&Composer>,
     columns: &[String],
     report: &mut CheckReport,

@@ -467,15 +467,13 @@ impl HeraldApp {
                 self.after_save.push(Request::Validate { path });
             }
             Action::PeekCsv => {
-                if let (Some(campaign), Some(csv)) = (&path, &self.doc.raw.recipients.csv) {
+                let recipients = &self.doc.raw.recipients;
+                if let (Some(campaign), Some(csv)) =
+                    (&path, recipients.list.as_ref().or(recipients.csv.as_ref()))
+                {
                     let base = campaign.parent().map(PathBuf::from).unwrap_or_default();
-                    let email_column = self
-                        .doc
-                        .raw
-                        .recipients
-                        .email_column
-                        .clone()
-                        .unwrap_or_else(|| "email".into());
+                    // None: the service finds the column as an import would, and says how.
+                    let email_column = self.doc.raw.recipients.email_column.clone();
                     self.service.send(Request::PeekCsv {
                         path: base.join(csv),
                         email_column,

@@ -1,6 +1,7 @@
-//! The Recipients tab: choose the CSV and its email column (with a preview of the first rows),
-//! import it, and browse every recipient with its state, attempts and last reply in a table that
-//! only ever holds the rows on screen, fetched in blocks off the UI thread.
+//! The Recipients tab: choose the list (CSV or sheet) and its email column (found automatically
+//! unless chosen, with what was found and a preview of the first rows), import it, and browse
+//! every recipient with its state, attempts and last reply in a table that only ever holds the
+//! rows on screen, fetched in blocks off the UI thread.
 
 use egui_extras::{Column, TableBuilder};
 
@@ -21,53 +22,66 @@ pub fn recipients_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<A
 
 fn source_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        let label = ui.label("CSV file");
+        let label = ui.label("List file");
         let recipients = &mut app.doc.raw.recipients;
-        let mut csv = recipients.csv.clone().unwrap_or_default();
+        // `list` and `csv` mean the same; edit whichever the file uses.
+        let uses_list = recipients.list.is_some();
+        let key = if uses_list {
+            &mut recipients.list
+        } else {
+            &mut recipients.csv
+        };
+        let mut file = key.clone().unwrap_or_default();
         let response = ui
             .add(
-                egui::TextEdit::singleline(&mut csv)
-                    .hint_text("list.csv")
+                egui::TextEdit::singleline(&mut file)
+                    .hint_text("list.csv, contacts.xlsx or .ods")
                     .desired_width(300.0),
             )
             .labelled_by(label.id);
         if response.changed() {
-            recipients.csv = Some(csv).filter(|csv| !csv.is_empty());
+            *key = Some(file).filter(|file| !file.is_empty());
         }
         if ui.button("Browse…").clicked()
             && let Some(path) = rfd::FileDialog::new()
-                .add_filter("CSV", &["csv", "txt"])
+                .add_filter("Lists", &["csv", "txt", "xlsx", "xlsm", "xls", "ods"])
                 .pick_file()
         {
-            recipients.csv = Some(path.to_string_lossy().into_owned());
+            *key = Some(path.to_string_lossy().into_owned());
             actions.push(Action::PeekCsv);
         }
         let label = ui.label("Email column");
-        let mut column = recipients
-            .email_column
-            .clone()
-            .unwrap_or_else(|| "email".into());
-        let headers = app
-            .peek
-            .as_ref()
-            .and_then(|peek| peek.as_ref().ok())
-            .map(|peek| peek.headers.clone())
-            .unwrap_or_default();
-        let before = column.clone();
+        let peek = app.peek.as_ref().and_then(|peek| peek.as_ref().ok());
+        let headers = peek.map(|peek| peek.headers.clone()).unwrap_or_default();
+        let before = recipients.email_column.clone();
+        let mut column = before.clone();
         if headers.is_empty() {
-            ui.add(egui::TextEdit::singleline(&mut column).desired_width(120.0))
-                .labelled_by(label.id);
+            let mut text = column.clone().unwrap_or_default();
+            ui.add(
+                egui::TextEdit::singleline(&mut text)
+                    .hint_text("found automatically")
+                    .desired_width(120.0),
+            )
+            .labelled_by(label.id);
+            column = Some(text).filter(|text| !text.trim().is_empty());
         } else {
+            let automatic = match peek {
+                Some(peek) if peek.email_column_found && before.is_none() => {
+                    format!("Automatic: {}", peek.email_header)
+                }
+                _ => "Automatic".to_string(),
+            };
             egui::ComboBox::from_id_salt("email_column")
-                .selected_text(column.clone())
+                .selected_text(column.clone().unwrap_or_else(|| automatic.clone()))
                 .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut column, None, automatic);
                     for header in &headers {
-                        ui.selectable_value(&mut column, header.clone(), header);
+                        ui.selectable_value(&mut column, Some(header.clone()), header);
                     }
                 });
         }
         if column != before {
-            recipients.email_column = Some(column);
+            recipients.email_column = column;
             actions.push(Action::PeekCsv);
         }
         if ui.button("Show first rows").clicked() {
@@ -82,42 +96,29 @@ fn source_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) 
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
         Some(Ok(peek)) if !peek.email_column_found => {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                format!(
-                    "No column is named \"{}\". Choose the email column among: {}",
-                    app.doc
-                        .raw
-                        .recipients
-                        .email_column
-                        .as_deref()
-                        .unwrap_or("email"),
+            let text = match app.doc.raw.recipients.email_column.as_deref() {
+                Some(named) => format!(
+                    "No column is named \"{named}\". Choose the email column among: {}",
                     peek.headers.join(", ")
                 ),
-            );
+                None => format!(
+                    "No column looks like email addresses. Choose the email column among: {}",
+                    peek.headers.join(", ")
+                ),
+            };
+            ui.colored_label(ui.visuals().warn_fg_color, text);
         }
         Some(Ok(peek)) => {
+            ui.label(format!("Email column: {}", peek.detected));
             ui.collapsing(
                 format!(
-                    "First rows ({} · delimiter '{}' · fields: {})",
-                    peek.encoding,
-                    if peek.delimiter == '\t' {
-                        "tab".to_string()
-                    } else {
-                        peek.delimiter.to_string()
-                    },
+                    "First rows ({} · fields: {})",
+                    peek.format,
                     peek.columns.join(", ")
                 ),
                 |ui| {
                     egui::Grid::new("csv_peek").striped(true).show(ui, |ui| {
-                        ui.strong(
-                            app.doc
-                                .raw
-                                .recipients
-                                .email_column
-                                .as_deref()
-                                .unwrap_or("email"),
-                        );
+                        ui.strong(&peek.email_header);
                         for column in &peek.columns {
                             ui.strong(column);
                         }

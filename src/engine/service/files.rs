@@ -73,10 +73,13 @@ pub(super) fn validate(path: &Path) -> Result<(), Vec<String>> {
     }
 }
 
-pub(super) fn peek_csv(path: &Path, email_column: &str) -> Result<CsvPeek, String> {
+pub(super) fn peek_csv(path: &Path, email_column: Option<&str>) -> Result<CsvPeek, String> {
     let csv = match recipients::open(path, email_column) {
         Ok(csv) => csv,
-        Err(recipients::ImportError::NoEmailColumn { found, .. }) => {
+        Err(
+            recipients::ImportError::NoEmailColumn { found, .. }
+            | recipients::ImportError::EmailColumnNotFound { found, .. },
+        ) => {
             return Ok(CsvPeek {
                 headers: found,
                 email_column_found: false,
@@ -87,8 +90,16 @@ pub(super) fn peek_csv(path: &Path, email_column: &str) -> Result<CsvPeek, Strin
     };
     let headers = csv.headers().to_vec();
     let columns = csv.columns().to_vec();
-    let encoding = csv.encoding_name().to_string();
-    let delimiter = char::from(csv.delimiter());
+    let format = csv.format();
+    let (encoding, delimiter) = match &format {
+        recipients::ListFormat::Csv {
+            delimiter,
+            encoding,
+        } => ((*encoding).to_string(), char::from(*delimiter)),
+        recipients::ListFormat::Sheet { .. } => (String::new(), ','),
+    };
+    let email_header = csv.email_header().to_string();
+    let detected = csv.email_column().describe();
     let rows = csv
         .take(10)
         .filter_map(Result::ok)
@@ -105,5 +116,8 @@ pub(super) fn peek_csv(path: &Path, email_column: &str) -> Result<CsvPeek, Strin
         encoding,
         delimiter,
         email_column_found: true,
+        email_header,
+        detected,
+        format: format.describe(),
     })
 }

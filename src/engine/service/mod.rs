@@ -36,9 +36,10 @@ pub enum Request {
         path: PathBuf,
     },
     /// The first rows of a CSV, for the import dialog's column mapping.
+    /// `email_column` None: find it as an import would, and say how in the answer.
     PeekCsv {
         path: PathBuf,
-        email_column: String,
+        email_column: Option<String>,
     },
     Import {
         path: PathBuf,
@@ -101,16 +102,24 @@ pub struct Document {
     pub text: String,
 }
 
-/// The first rows of a CSV file.
+/// The first rows of a list file (CSV or sheet).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CsvPeek {
     pub headers: Vec<String>,
     pub columns: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// A CSV's encoding and delimiter; empty and `,` for a sheet.
     pub encoding: String,
     pub delimiter: char,
-    /// False when no column has the email column's name: `headers` lists what there is.
+    /// False when no column has the email column's name (or, when none was named, none could
+    /// be recognized): `headers` lists what there is.
     pub email_column_found: bool,
+    /// The email column's header as written in the file (empty when not found).
+    pub email_header: String,
+    /// How it was found, for people: `"Email Address" (recognized by its name)`.
+    pub detected: String,
+    /// What the file was read as: `CSV (UTF-8, comma-separated)`, `Excel workbook, sheet "x"`.
+    pub format: String,
 }
 
 /// A rendered message for the preview pane.
@@ -255,7 +264,7 @@ impl Worker {
             }
             Request::Validate { path } => Answer::Validated(files::validate(&path)),
             Request::PeekCsv { path, email_column } => {
-                Answer::Peeked(files::peek_csv(&path, &email_column))
+                Answer::Peeked(files::peek_csv(&path, email_column.as_deref()))
             }
             Request::Import { path } => Answer::Imported(self.library.import(&path)),
             Request::Counts { path } => match self.library.counts(&path) {
