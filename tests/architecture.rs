@@ -57,6 +57,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("idna::", &["recipients/"]),
     ("toml::", &["campaign/"]),
     ("keyring::", &["engine/secrets"]),
+    ("calamine", &["recipients/sheet"]),
     ("use ring", &["compose/dkim"]),
     ("hmac::", &["token.rs"]),
     ("sha2::", &["token.rs"]),

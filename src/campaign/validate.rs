@@ -145,7 +145,10 @@ fn build(
     let message = build_message(&raw, base, c);
 
     let recipients = RecipientsSpec {
-        csv: match (raw.recipients.list.as_deref(), raw.recipients.csv.as_deref()) {
+        csv: match (
+            raw.recipients.list.as_deref(),
+            raw.recipients.csv.as_deref(),
+        ) {
             (Some(_), Some(_)) => {
                 c.add(
                     "recipients.list",
@@ -690,17 +693,38 @@ password_env = "UNSET_VAR"
         let listed = MINIMAL.replace("csv = \"list.csv\"", "list = \"people.xlsx\"");
         let campaign = parse_in(dir.path(), &listed).unwrap();
         assert_eq!(campaign.recipients.csv, dir.path().join("people.xlsx"));
-        let both = MINIMAL.replace("csv = \"list.csv\"", "csv = \"list.csv\"\nlist = \"people.xlsx\"");
-        assert_eq!(problem_keys(parse_in(dir.path(), &both)), vec!["recipients.list"]);
+        let both = MINIMAL.replace(
+            "csv = \"list.csv\"",
+            "csv = \"list.csv\"\nlist = \"people.xlsx\"",
+        );
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &both)),
+            vec!["recipients.list"]
+        );
         let neither = MINIMAL.replace("csv = \"list.csv\"", "");
-        assert_eq!(problem_keys(parse_in(dir.path(), &neither)), vec!["recipients.list"]);
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &neither)),
+            vec!["recipients.list"]
+        );
         let missing = MINIMAL.replace("csv = \"list.csv\"", "list = \"gone.ods\"");
-        assert_eq!(problem_keys(parse_in(dir.path(), &missing)), vec!["recipients.list"]);
-        let named = MINIMAL.replace("csv = \"list.csv\"", "csv = \"list.csv\"\nemail_column = \"Mail\"");
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &missing)),
+            vec!["recipients.list"]
+        );
+        let named = MINIMAL.replace(
+            "csv = \"list.csv\"",
+            "csv = \"list.csv\"\nemail_column = \"Mail\"",
+        );
         let campaign = parse_in(dir.path(), &named).unwrap();
         assert_eq!(campaign.recipients.email_column.as_deref(), Some("Mail"));
-        let empty = MINIMAL.replace("csv = \"list.csv\"", "csv = \"list.csv\"\nemail_column = \" \"");
-        assert_eq!(problem_keys(parse_in(dir.path(), &empty)), vec!["recipients.email_column"]);
+        let empty = MINIMAL.replace(
+            "csv = \"list.csv\"",
+            "csv = \"list.csv\"\nemail_column = \" \"",
+        );
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &empty)),
+            vec!["recipients.email_column"]
+        );
     }
 
     #[test]

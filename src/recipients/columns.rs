@@ -94,9 +94,9 @@ impl EmailColumn {
         let how = match self.found_by {
             FoundBy::Named => "named by email_column".to_string(),
             FoundBy::KnownHeader => "recognized by its name".to_string(),
-            FoundBy::Values { addresses, sampled } => format!(
-                "{addresses} of the first {sampled} values in it are addresses"
-            ),
+            FoundBy::Values { addresses, sampled } => {
+                format!("{addresses} of the first {sampled} values in it are addresses")
+            }
         };
         format!("\"{}\" ({how})", self.header)
     }
@@ -328,7 +328,12 @@ mod tests {
         // Empty cells do not count against a column; a few bad values do not hide it.
         check_values(
             "a|b",
-            &["x|ann@example.org", "y|", "z|not an address", "w|cy@example.org"],
+            &[
+                "x|ann@example.org",
+                "y|",
+                "z|not an address",
+                "w|cy@example.org",
+            ],
             Some(("b", 2, 3)),
         );
         // Half is not most.
@@ -336,7 +341,11 @@ mod tests {
         // The column with the larger share wins; ties go left.
         check_values(
             "notes|addr",
-            &["ann@example.org|ann@example.org", "call back|bob@example.org", "dee@example.org|dee@example.org"],
+            &[
+                "ann@example.org|ann@example.org",
+                "call back|bob@example.org",
+                "dee@example.org|dee@example.org",
+            ],
             Some(("addr", 3, 3)),
         );
         check_values(

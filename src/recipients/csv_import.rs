@@ -228,11 +228,7 @@ pub fn open(path: &Path, email_column: Option<&str>) -> Result<CsvRecipients, Im
 }
 
 /// Maps a [`ColumnProblem`] to the error a caller reports, naming the file.
-pub(super) fn column_error(
-    problem: ColumnProblem,
-    headers: &[String],
-    path: &Path,
-) -> ImportError {
+pub(super) fn column_error(problem: ColumnProblem, headers: &[String], path: &Path) -> ImportError {
     match problem {
         ColumnProblem::NotNamed { column } => ImportError::NoEmailColumn {
             column,

@@ -52,7 +52,7 @@ pub struct RecipientList {
 #[derive(Debug)]
 enum Source {
     Csv(Box<CsvRecipients>),
-    Sheet(SheetRecipients),
+    Sheet(Box<SheetRecipients>),
 }
 
 /// Whether `path` names a spreadsheet (by its extension, case ignored) rather than a CSV.
@@ -64,7 +64,7 @@ pub fn is_sheet(path: &Path) -> bool {
 /// surrounding spaces ignored), or, when None, the one [`super::columns`] recognizes.
 pub fn open(path: &Path, email_column: Option<&str>) -> Result<RecipientList, ImportError> {
     let source = if is_sheet(path) {
-        Source::Sheet(sheet::open(path, email_column)?)
+        Source::Sheet(Box::new(sheet::open(path, email_column)?))
     } else {
         Source::Csv(Box::new(csv_import::open(path, email_column)?))
     };

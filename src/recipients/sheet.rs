@@ -64,12 +64,17 @@ pub struct SheetRecipients {
 }
 
 /// Opens the first sheet of the workbook at `path` and finds its header and email column.
-pub(super) fn open(path: &Path, email_column: Option<&str>) -> Result<SheetRecipients, ImportError> {
+pub(super) fn open(
+    path: &Path,
+    email_column: Option<&str>,
+) -> Result<SheetRecipients, ImportError> {
     let not_sheet = |reason: String| ImportError::NotSheet {
         path: path.to_owned(),
         reason,
     };
-    let kind = kind_of(path).ok_or_else(|| not_sheet("its name does not end in .xlsx, .xlsm, .xlsb, .xls or .ods".into()))?;
+    let kind = kind_of(path).ok_or_else(|| {
+        not_sheet("its name does not end in .xlsx, .xlsm, .xlsb, .xls or .ods".into())
+    })?;
     if let Err(source) = std::fs::metadata(path) {
         return Err(ImportError::Io {
             path: path.to_owned(),
@@ -77,13 +82,25 @@ pub(super) fn open(path: &Path, email_column: Option<&str>) -> Result<SheetRecip
         });
     }
     let mut workbook: Sheets<_> = match kind {
-        Kind::Xlsx => open_workbook::<Xlsx<_>, _>(path).map(Sheets::Xlsx).map_err(|e| e.to_string()),
-        Kind::Xlsb => open_workbook::<Xlsb<_>, _>(path).map(Sheets::Xlsb).map_err(|e| e.to_string()),
-        Kind::Xls => open_workbook::<Xls<_>, _>(path).map(Sheets::Xls).map_err(|e| e.to_string()),
-        Kind::Ods => open_workbook::<Ods<_>, _>(path).map(Sheets::Ods).map_err(|e| e.to_string()),
+        Kind::Xlsx => open_workbook::<Xlsx<_>, _>(path)
+            .map(Sheets::Xlsx)
+            .map_err(|e| e.to_string()),
+        Kind::Xlsb => open_workbook::<Xlsb<_>, _>(path)
+            .map(Sheets::Xlsb)
+            .map_err(|e| e.to_string()),
+        Kind::Xls => open_workbook::<Xls<_>, _>(path)
+            .map(Sheets::Xls)
+            .map_err(|e| e.to_string()),
+        Kind::Ods => open_workbook::<Ods<_>, _>(path)
+            .map(Sheets::Ods)
+            .map_err(|e| e.to_string()),
     }
     .map_err(|reason| not_sheet(format!("{} ({reason})", what_it_is(kind))))?;
-    let sheet = workbook.sheet_names().into_iter().next().unwrap_or_default();
+    let sheet = workbook
+        .sheet_names()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let range = match workbook.worksheet_range_at(0) {
         None => {
             return Err(ImportError::Empty {
@@ -125,7 +142,14 @@ pub(super) fn open(path: &Path, email_column: Option<&str>) -> Result<SheetRecip
             });
         };
         if !row.iter().all(is_blank) {
-            break row.iter().map(|cell| cell_text(cell).trim().to_owned()).collect::<Vec<_>>();
+            // The range is as wide as the widest row: the header ends at its last named
+            // column, as a CSV's header line does.
+            let named = row.len() - row.iter().rev().take_while(|cell| is_blank(cell)).count();
+            break row
+                .iter()
+                .take(named)
+                .map(|cell| cell_text(cell).trim().to_owned())
+                .collect::<Vec<_>>();
         }
     };
     list.headers = header;
@@ -194,7 +218,11 @@ impl SheetRecipients {
                         .map_while(|index| self.row(index))
                         .filter(|row| !row.iter().all(is_blank))
                         .take(columns::SAMPLE_ROWS)
-                        .map(|row| row.iter().map(|cell| cell_text(cell).trim().to_owned()).collect())
+                        .map(|row| {
+                            row.iter()
+                                .map(|cell| cell_text(cell).trim().to_owned())
+                                .collect()
+                        })
                         .collect();
                     columns::by_values(&self.headers, &rows).ok_or(ColumnProblem::NotFound)
                 }
@@ -268,7 +296,12 @@ pub(super) fn cell_text(cell: &Data) -> String {
                 let total = total as i64;
                 let sign = if total < 0 { "-" } else { "" };
                 let total = total.abs();
-                format!("{sign}{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60)
+                format!(
+                    "{sign}{}:{:02}:{:02}",
+                    total / 3600,
+                    total / 60 % 60,
+                    total % 60
+                )
             } else {
                 float_text(date.as_f64())
             }
@@ -320,7 +353,13 @@ mod tests {
 
     #[test]
     fn cells_read_as_the_sheet_shows_them() {
-        let date = |value| Data::DateTime(ExcelDateTime::new(value, ExcelDateTimeType::DateTime, false));
+        let date = |value| {
+            Data::DateTime(ExcelDateTime::new(
+                value,
+                ExcelDateTimeType::DateTime,
+                false,
+            ))
+        };
         let cases = [
             (Data::Empty, ""),
             (Data::String("Zoë".into()), "Zoë"),
@@ -340,7 +379,10 @@ mod tests {
                 "36:00:00",
             ),
             (Data::DateTimeIso("2024-03-05".into()), "2024-03-05"),
-            (Data::DateTimeIso("2024-03-05T14:30:00".into()), "2024-03-05 14:30:00"),
+            (
+                Data::DateTimeIso("2024-03-05T14:30:00".into()),
+                "2024-03-05 14:30:00",
+            ),
             (Data::DurationIso("PT1H".into()), "PT1H"),
             (Data::Error(CellErrorType::NA), "#N/A"),
         ];
@@ -369,7 +411,15 @@ mod tests {
 
     #[test]
     fn column_letters_count_like_excel() {
-        for (index, expected) in [(0, "A"), (1, "B"), (25, "Z"), (26, "AA"), (27, "AB"), (701, "ZZ"), (702, "AAA")] {
+        for (index, expected) in [
+            (0, "A"),
+            (1, "B"),
+            (25, "Z"),
+            (26, "AA"),
+            (27, "AB"),
+            (701, "ZZ"),
+            (702, "AAA"),
+        ] {
             assert_eq!(column_letters(index), expected);
         }
     }

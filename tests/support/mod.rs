@@ -9,4 +9,5 @@ pub mod dns_server;
 pub mod mail;
 pub mod postfix;
 pub mod run;
+pub mod sheets;
 pub mod smtp_server;
