@@ -1,7 +1,8 @@
 //! Bounded fuzzing in CI: random and mutated inputs, from a small deterministic generator
 //! (SplitMix64, so a failure is reproducible from the printed seed), thrown for a few seconds
 //! each at the CSV importer, the template compiler and renderer, campaign-file parsing and the
-//! SMTP reply classifier (pure, and through a real socket with random reply codes). The
+//! SMTP reply classifier (pure, and through a real socket with random reply codes), and the
+//! reader of returned mail (RFC 3464 reports, ARF complaints, plain-text bounces). The
 //! property is always the same: no panic, no hang, and answers that agree with the rules.
 //! `HERALD_FUZZ_SECS` sets the time per target (default 3), `HERALD_FUZZ_SEED` the seed.
 //! Crashing inputs found are kept below as regression cases. Issue #7.
@@ -516,4 +517,230 @@ fn random_server_replies_land_in_the_right_state() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Returned mail: delivery reports, ARF complaints and plain-text bounces (issue #13)
+
+use herald::inbox::report::{self as report, Report};
+
+/// Pieces of reports, bounces and MIME that the mutators splice in.
+const REPORT_TOKENS: &[&str] = &[
+    "\r\n",
+    "\n",
+    "\r\n\r\n",
+    "\r\n ",
+    "\t",
+    ":",
+    ";",
+    "<",
+    ">",
+    "@",
+    "--b\r\n",
+    "--b--\r\n",
+    "--",
+    "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n",
+    "Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n",
+    "Content-Type: multipart/report; boundary=\"",
+    "Content-Type: message/delivery-status\r\n\r\n",
+    "Content-Type: message/feedback-report\r\n\r\n",
+    "Content-Type: message/rfc822\r\n\r\n",
+    "Content-Type: text/rfc822-headers\r\n\r\n",
+    "Content-Type: text/html\r\n\r\n",
+    "Content-Transfer-Encoding: base64\r\n",
+    "Content-Transfer-Encoding: quoted-printable\r\n",
+    "charset=utf-16",
+    "charset=iso-2022-jp",
+    "=?utf-8?B?w6k=?=",
+    "=?x?Q?=ZZ?=",
+    "=\r\n",
+    "=C3",
+    "Final-Recipient: rfc822; a@b.example\r\n",
+    "Original-Recipient: rfc822;\r\n",
+    "Action: failed\r\n",
+    "Action: delayed\r\n",
+    "Status: 5.1.1\r\n",
+    "Status: 4.",
+    "Diagnostic-Code: smtp; 550-5.7.26 x\r\n",
+    "Feedback-Type: abuse\r\n",
+    "Original-Rcpt-To: ",
+    "From: MAILER-DAEMON@x.example\r\n",
+    "Subject: Undeliverable: x\r\n",
+    "Subject: Fwd: Undelivered Mail Returned to Sender\r\n",
+    "Auto-Submitted: auto-replied\r\n",
+    "To: bounces+u-",
+    "Delivered-To: bounces+1.2.",
+    "Message-ID: <",
+    "<a@b.example>: ",
+    "  c@d.example\r\n",
+    "wasn't delivered to ",
+    "550 5.1.1",
+    "#5.",
+    "5.7.515",
+    "------ This is a copy of the message, including all the headers. ------\r\n",
+    "Original message headers:\r\n",
+    "<br>",
+    "<style>",
+    "&lt;",
+    "\u{e9}",
+    "\u{1F48C}",
+    "\u{FFFD}",
+    " ",
+];
+
+fn samples() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples/bounces");
+    let mut found: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    found.sort();
+    assert!(found.len() >= 10, "only {} samples", found.len());
+    found
+}
+
+/// A sample with a few bytes deleted, replaced, spliced in or copied about.
+fn mutated(rng: &mut Rng, samples: &[Vec<u8>]) -> Vec<u8> {
+    let mut bytes = samples[rng.below(samples.len())].clone();
+    for _ in 0..1 + rng.below(12) {
+        let at = rng.below(bytes.len() + 1);
+        match rng.below(5) {
+            0 => {
+                let end = (at + rng.below(40)).min(bytes.len());
+                bytes.drain(at..end);
+            }
+            1 | 2 => {
+                let token = rng.pick(REPORT_TOKENS).as_bytes();
+                bytes.splice(at..at, token.iter().copied());
+            }
+            3 if !bytes.is_empty() => {
+                let at = at.min(bytes.len() - 1);
+                bytes[at] = rng.next() as u8;
+            }
+            _ => {
+                let start = rng.below(bytes.len());
+                let end = (start + rng.below(200)).min(bytes.len());
+                let copy = bytes[start..end].to_vec();
+                bytes.splice(at..at, copy);
+            }
+        }
+    }
+    bytes
+}
+
+/// What every reading must satisfy, whatever the input.
+fn check_reading(bytes: &[u8], slowest: &mut Duration) {
+    let started = Instant::now();
+    let reading = report::read(bytes);
+    *slowest = (*slowest).max(started.elapsed());
+    // Pure: the same bytes read the same way.
+    assert_eq!(reading, report::read(bytes), "not deterministic");
+    if let Report::Delivery(recipients) = &reading.report {
+        assert!(!recipients.is_empty(), "an empty delivery report");
+        assert!(recipients.len() <= 1_000, "{} recipients", recipients.len());
+        for recipient in recipients {
+            assert!(recipient.diagnostic.len() <= 1_000, "unbounded diagnostic");
+            let _ = report::classify(recipient);
+        }
+    }
+    if let Report::Unsubscribe { tag } = &reading.report {
+        assert!(!tag.is_empty() && tag.len() <= 64, "{tag:?}");
+    }
+    assert!(reading.clues.envelope_to.len() <= 64);
+    assert!(reading.clues.message_ids.len() <= 64);
+}
+
+#[test]
+fn mutated_bounce_samples_read_without_panic_or_hang() {
+    let samples = samples();
+    let mut slowest = Duration::ZERO;
+    let runs = fuzz(
+        "report-samples",
+        20,
+        |rng| mutated(rng, &samples),
+        |bytes| check_reading(bytes, &mut slowest),
+    );
+    assert!(runs > 100, "only {runs} inputs tried");
+    assert!(slowest < Duration::from_secs(2), "a read took {slowest:?}");
+}
+
+/// A multipart/report (DSN or ARF) built from random fields, sometimes with many recipients.
+fn generated_report(rng: &mut Rng) -> Vec<u8> {
+    let kind = rng.pick(&["delivery-status", "feedback-report", "", "x"]);
+    let mut text = format!(
+        "From: {}\r\nTo: bounces+{}@acme.example\r\nContent-Type: multipart/report; \
+         report-type={kind}; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n",
+        rng.pick(&[
+            "MAILER-DAEMON@x.example",
+            "a@b.example",
+            "postmaster@y.example"
+        ]),
+        rng.pick(&["1.2.abc", "u-1.2.abc", "u-", "u-\u{e9}"]),
+    );
+    for _ in 0..rng.below(20) {
+        text.push_str(rng.pick(REPORT_TOKENS));
+    }
+    text.push_str("\r\n--b\r\nContent-Type: ");
+    text.push_str(rng.pick(&[
+        "message/delivery-status",
+        "message/feedback-report",
+        "message/global-delivery-status",
+        "text/plain",
+    ]));
+    text.push_str("\r\n\r\n");
+    // Up to ~1,500 groups: the reader must cap them, not drown in them.
+    let groups = if rng.below(10) == 0 {
+        900 + rng.below(600)
+    } else {
+        rng.below(5)
+    };
+    for _ in 0..groups {
+        for _ in 0..1 + rng.below(6) {
+            text.push_str(rng.pick(REPORT_TOKENS));
+        }
+        text.push_str("\r\n\r\n");
+    }
+    text.push_str(
+        "--b\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <1.2.herald@acme.example>\r\n",
+    );
+    for _ in 0..rng.below(10) {
+        text.push_str(rng.pick(REPORT_TOKENS));
+    }
+    text.push_str("\r\n--b--\r\n");
+    text.into_bytes()
+}
+
+#[test]
+fn generated_delivery_and_feedback_reports_read_without_panic_or_hang() {
+    let mut slowest = Duration::ZERO;
+    let runs = fuzz("report-dsn-arf", 21, generated_report, |bytes| {
+        check_reading(bytes, &mut slowest)
+    });
+    assert!(runs > 50, "only {runs} inputs tried");
+    assert!(slowest < Duration::from_secs(2), "a read took {slowest:?}");
+}
+
+/// A plain-text bounce: a bounce's headers over random lines of bounce-like text and bytes.
+fn generated_text_bounce(rng: &mut Rng) -> Vec<u8> {
+    let mut bytes = b"From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\n\
+                      Subject: Mail delivery failed: returning message to sender\r\n\r\n"
+        .to_vec();
+    for _ in 0..rng.below(200) {
+        if rng.below(6) == 0 {
+            bytes.push(rng.next() as u8);
+        } else {
+            bytes.extend_from_slice(rng.pick(REPORT_TOKENS).as_bytes());
+        }
+    }
+    bytes
+}
+
+#[test]
+fn generated_text_bounces_read_without_panic_or_hang() {
+    let mut slowest = Duration::ZERO;
+    let runs = fuzz("report-text", 22, generated_text_bounce, |bytes| {
+        check_reading(bytes, &mut slowest)
+    });
+    assert!(runs > 100, "only {runs} inputs tried");
+    assert!(slowest < Duration::from_secs(2), "a read took {slowest:?}");
 }
