@@ -95,6 +95,10 @@ const EXPECTED: &[(&str, &str)] = &[
         "delivery: failed former.employee@example.org 5.1.1 550 hard | ids 55.c.herald@acme.example | to bounces+4.c.5a5a5a5a5a5a5a5a5a5a@acme.example",
     ),
     (
+        "exchange_german.eml",
+        "delivery: failed kunde@example.de 5.1.10 550 hard | ids 57.e.herald@acme.example | to bounces+4.e.0123abcd0123abcd0123@acme.example",
+    ),
+    (
         "m365_auth.eml",
         "delivery: failed reader@outlook.example 5.7.515 550 blocked | ids 56.d.herald@acme.example | to bounces+4.d.77665544332211009988@acme.example",
     ),

@@ -390,6 +390,14 @@ mod tests {
                     why: "a bounce without a failed address".into(),
                 },
             ),
+            // A person writing from postmaster@ with a signature line is no bounce.
+            (
+                "From: postmaster@example.org\r\nSubject: about your mailing\r\n\r\n\
+                 Hello, please call me.\r\n\r\njane@example.org\r\n",
+                Report::Unrecognized {
+                    why: "a bounce without a failed address".into(),
+                },
+            ),
             (
                 "Content-Type: multipart/report; report-type=tlsrpt; boundary=b\r\n\r\n--b--",
                 Report::Unrecognized {

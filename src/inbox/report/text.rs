@@ -66,6 +66,15 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "delivery has failed",
     "delivery problem",
     "mail could not be delivered",
+    // Exchange and Outlook in other languages.
+    "unzustellbar",
+    "non remis",
+    "non distribuable",
+    "onbestelbaar",
+    "no se puede entregar",
+    "non recapitabile",
+    "não é possível entregar",
+    "olevererbart",
 ];
 
 /// Lines that open the returned message in a plain bounce.
@@ -95,6 +104,36 @@ const ADDRESS_PHRASES: &[&str] = &[
     "unable to deliver to ",
     "not be delivered to ",
     "undeliverable to ",
+];
+
+/// Words that say a notice is about a failure (or a delay), lower case.
+const FAILURE_WORDS: &[&str] = &[
+    "could not be delivered",
+    "couldn't be delivered",
+    "wasn't delivered",
+    "was not delivered",
+    "not yet been delivered",
+    "undeliverable",
+    "undelivered",
+    "delivery has failed",
+    "delivery failed",
+    "delivery to the following",
+    "failed permanently",
+    "permanent error",
+    "permanent fatal error",
+    "unable to deliver",
+    "wasn't able to deliver",
+    "not able to deliver",
+    "address(es) failed",
+    "message not delivered",
+    "address not found",
+    "user unknown",
+    "no such user",
+    "does not exist",
+    "rejected",
+    "delayed",
+    "will retry",
+    "error occurred while trying to deliver",
 ];
 
 /// Words of a delay notice (a warning, no bounce yet).
@@ -178,7 +217,8 @@ pub fn read(message: &Message<'_>, headers: &Headers, clues: &mut Clues) -> Repo
             .filter_map(|a| fields::address_value(a))
             .filter(|a| !exclude.contains(&a.to_ascii_lowercase()))
             .collect();
-        if let [only] = to.as_slice() {
+        let evidence = parsed.best_line.is_some() || parsed.failure_words;
+        if let ([only], true) = (to.as_slice(), evidence) {
             let mut recipient = new_recipient(only.clone(), parsed.delayed);
             if let Some(line) = &parsed.best_line {
                 add_evidence(&mut recipient, line);
@@ -206,6 +246,8 @@ pub struct Parsed {
     pub best_line: Option<String>,
     pub delayed: bool,
     pub too_many: bool,
+    /// Whether the notice says, in words, that something failed or was delayed.
+    pub failure_words: bool,
 }
 
 /// Reads the failed addresses and their codes from a bounce's `text`; `exclude` (lower case)
@@ -281,6 +323,15 @@ pub fn parse(text: &str, subject: &str, exclude: &[String]) -> Parsed {
         && let Some(line) = &parsed.best_line
     {
         add_evidence(only, line);
+    }
+    // An address with neither a code nor a word of failure anywhere in the notice is a
+    // signature or a contact line, not a bounce: a person writing from postmaster@ is not
+    // reporting a dead mailbox.
+    parsed.failure_words = FAILURE_WORDS.iter().any(|w| notice_lower.contains(w));
+    if !parsed.failure_words {
+        parsed
+            .recipients
+            .retain(|r| r.status.is_some() || r.smtp_code.is_some());
     }
     let delayed = parsed.delayed;
     for recipient in &mut parsed.recipients {
