@@ -49,6 +49,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("rusqlite", &["store/"]),
     ("egui", &["ui/"]),
     ("eframe", &["ui/"]),
+    ("rfd::", &["ui/dialogs"]),
     ("rhai", &["compose/template.rs"]),
     ("lettre", &["compose/", "engine/smtp"]),
     ("hickory", &["engine/dns"]),

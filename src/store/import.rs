@@ -371,6 +371,14 @@ impl Importer<'_> {
             "UPDATE campaign SET columns = ?2 WHERE id = ?1",
             params![self.campaign, self.columns_json],
         )?;
+        // The rows inserted are counted here, once, rather than by a trigger per row.
+        super::results::add_to_tally(
+            self.conn,
+            self.campaign,
+            self.added - self.added_skipped,
+            self.added_skipped,
+            self.now,
+        )?;
         self.conn.execute_batch("COMMIT")?;
         // Dropping `self` now puts WAL back.
         Ok((self.added, self.added_skipped))

@@ -4,6 +4,7 @@
 
 mod global_suppression;
 mod import;
+mod results;
 mod schema;
 mod suppression;
 mod writer;
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub use global_suppression::{Suppression, SuppressionReason};
 pub use import::{ImportRow, Importer};
+pub use results::{CampaignSummary, DomainRow, ReplyClass, ReplyGroup, TimeBucket};
 pub use suppression::SUPPRESSED;
 pub use writer::{Writer, WriterError};
 

@@ -1,30 +1,44 @@
-//! The window's state and its one place of change: answers from the service are folded in by
-//! `logic` (which runs even while the window is hidden), and the actions the tabs return are
-//! applied by `apply`. Drawing lives in the `*_ui.rs` files.
+//! The window's shell: the views (one struct each, owning its own state), which one is shown,
+//! the campaign being edited, and the one place of change. Answers from the service are folded
+//! in by `logic` (which runs even while the window is hidden); the actions the views return are
+//! applied by `apply`, the only code that talks to the service. A view never reaches into
+//! another view's state: what several share (the document, the counts, the run) travels in a
+//! [`ViewContext`].
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::engine::service::{Answer, CsvPeek, Document, PreviewData, Request, Service};
-use crate::engine::{ImportReport, Progress, RunState};
-use crate::store::{Counts, RecipientRow, State};
+use super::compose_ui::ComposeView;
+use super::dialogs::{Dialogs, Purpose};
+use super::library_ui::LibraryView;
+use super::publish_ui::PublishView;
+use super::recipients_ui::{BLOCK_ROWS, RecipientsView};
+use super::results_ui::ResultsView;
+use super::theme;
+use crate::engine::service::{Answer, Document, Request, Service};
+use crate::engine::{Progress, RunState};
+use crate::store::{Counts, RecipientRow, ReplyClass, State};
 
-/// The tabs, in the order a campaign is made.
+/// The views, in the order a campaign is made; the library comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tab {
+    Library,
     Compose,
     Recipients,
     Publish,
+    Results,
 }
 
-/// What the user asked for; returned by the view functions, applied in one place.
+/// What the user asked for; returned by the views, applied in one place.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// A blank campaign in the window (not yet saved anywhere).
     New,
     Open(PathBuf),
     Save,
     SaveAs(PathBuf),
+    /// Open a file chooser; its answer comes back to the control that asked.
+    Browse(Purpose),
     PeekCsv,
     Import,
     Preview(u64),
@@ -38,11 +52,44 @@ pub enum Action {
     },
     MarkUncertainSent,
     ExportFailed(PathBuf),
+    ExportAll(PathBuf),
     TestRelay(usize),
-    /// Store the password typed for relay N in the keyring.
-    StorePassword(usize),
+    /// Keep the password typed for relay `index` in the keyring.
+    StorePassword {
+        index: usize,
+        password: String,
+    },
+    /// Rows of the recipients table from `block` on are wanted.
+    FetchRows(u64),
     TableChanged,
     ToggleTheme,
+    Show(Tab),
+    RefreshLibrary,
+    /// Write a ready campaign into this folder and open it.
+    NewCampaignIn(PathBuf),
+    /// Make the next mailing from this campaign and open it.
+    Duplicate(PathBuf),
+    RefreshResults,
+    /// The recipients table filtered as a figure of the results view counts them.
+    ShowRecipients {
+        state: Option<State>,
+        reply: Option<ReplyClass>,
+        search: String,
+    },
+}
+
+/// What the views share for one frame: the campaign being edited and where its run stands.
+pub struct ViewContext<'a> {
+    pub doc: &'a mut Document,
+    /// The campaign file; None for a campaign not saved yet.
+    pub path: Option<&'a std::path::Path>,
+    pub counts: Counts,
+    pub running: bool,
+    pub progress: Option<&'a Progress>,
+    /// The list's columns, for "insert field" (from the recipients view's last look at it).
+    pub columns: &'a [String],
+    /// The control whose file chooser could not open: it says so and offers its text box.
+    pub dialog_failed: Option<Purpose>,
 }
 
 /// What the window remembers between sessions (eframe persistence).
@@ -59,81 +106,44 @@ impl Default for Remembered {
         Remembered {
             last_campaign: None,
             dark: true,
-            tab: Tab::Compose,
+            tab: Tab::Library,
         }
     }
 }
 
-/// Rows of the recipients table, fetched in blocks as the user scrolls.
-#[derive(Default)]
-pub struct TableCache {
-    pub generation: u64,
-    pub total: u64,
-    pub blocks: HashMap<u64, Vec<RecipientRow>>,
-    pub requested: HashSet<u64>,
-}
-
-pub const BLOCK_ROWS: u64 = 200;
-
-impl TableCache {
-    pub fn row(&self, index: u64) -> Option<&RecipientRow> {
-        self.blocks
-            .get(&(index / BLOCK_ROWS))
-            .and_then(|rows| rows.get((index % BLOCK_ROWS) as usize))
-    }
-
-    fn reset(&mut self) {
-        self.generation += 1;
-        self.blocks.clear();
-        self.requested.clear();
-    }
-}
-
 pub struct HeraldApp {
-    pub(super) service: Service,
-    pub(super) remembered: Remembered,
-    pub(super) tab: Tab,
+    service: Service,
+    remembered: Remembered,
+    tab: Tab,
     /// The campaign file being edited; None for a new, unsaved campaign.
-    pub(super) path: Option<PathBuf>,
-    pub(super) path_text: String,
-    pub(super) doc: Document,
-    pub(super) saved: Document,
-    pub(super) status: String,
-    pub(super) problems: Vec<String>,
-    pub(super) busy: Option<String>,
-    // Compose
-    pub(super) preview_index: u64,
-    pub(super) preview: Option<Result<PreviewData, String>>,
-    pub(super) preview_tab: PreviewTab,
-    pub(super) test_to: String,
-    pub(super) test_result: Option<Result<String, String>>,
-    // Recipients
-    pub(super) peek: Option<Result<CsvPeek, String>>,
-    pub(super) import_report: Option<ImportReport>,
-    pub(super) counts: Counts,
-    pub(super) filter: Option<State>,
-    pub(super) search: String,
-    pub(super) table: TableCache,
-    pub(super) export_path: String,
-    // Publish
-    pub(super) progress: Option<Progress>,
-    pub(super) running: bool,
-    pub(super) rate_history: Vec<[f64; 2]>,
-    pub(super) relay_tests: HashMap<String, Result<String, String>>,
-    /// Passwords being typed, by relay index; never saved in the campaign or on disk.
-    pub(super) password_inputs: HashMap<usize, String>,
-    pub(super) offered_resume: bool,
-    pub(super) after_save: Vec<Request>,
+    path: Option<PathBuf>,
+    path_text: String,
+    doc: Document,
+    saved: Document,
+    status: String,
+    problems: Vec<String>,
+    busy: Option<String>,
+    counts: Counts,
+    progress: Option<Progress>,
+    running: bool,
+    offered_resume: bool,
+    after_save: Vec<Request>,
+    /// A switch of campaign waiting for the user to say what becomes of unsaved edits.
+    pending_switch: Option<Action>,
+    /// A switch to make once the save under way has succeeded.
+    switch_after_save: Option<Action>,
+    compose: ComposeView,
+    recipients: RecipientsView,
+    publish: PublishView,
+    library: LibraryView,
+    results: ResultsView,
+    dialogs: Dialogs,
+    toasts: egui_notify::Toasts,
+    /// The last toast shown, for tests (toasts are painted, not in the accessibility tree).
+    last_toast: Option<String>,
     /// The window title last sent: sending a viewport command requests a repaint, so it is
     /// sent only when it changes (otherwise an idle window would redraw forever).
-    pub(super) title: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PreviewTab {
-    Text,
-    Html,
-    Headers,
+    title: String,
 }
 
 impl HeraldApp {
@@ -166,35 +176,39 @@ impl HeraldApp {
             path: None,
             path_text: String::new(),
             doc: starter_document(),
-            saved: Document::default(),
+            saved: starter_document(),
             status: "ready".into(),
             problems: Vec::new(),
             busy: None,
-            preview_index: 0,
-            preview: None,
-            preview_tab: PreviewTab::Text,
-            test_to: String::new(),
-            test_result: None,
-            peek: None,
-            import_report: None,
             counts: Counts::default(),
-            filter: None,
-            search: String::new(),
-            table: TableCache::default(),
-            export_path: String::new(),
             progress: None,
             running: false,
-            rate_history: Vec::new(),
-            relay_tests: HashMap::new(),
-            password_inputs: HashMap::new(),
             offered_resume: false,
             after_save: Vec::new(),
+            pending_switch: None,
+            switch_after_save: None,
+            compose: ComposeView::default(),
+            recipients: RecipientsView::default(),
+            publish: PublishView::default(),
+            library: LibraryView::default(),
+            results: ResultsView::default(),
+            dialogs: Dialogs::system(ctx.clone()),
+            toasts: egui_notify::Toasts::default(),
+            last_toast: None,
             title: String::new(),
         };
-        if let Some(path) = campaign.or_else(|| app.remembered.last_campaign.clone()) {
-            app.apply(Action::Open(path));
+        app.service.send(Request::Library);
+        match campaign.or_else(|| app.remembered.last_campaign.clone()) {
+            Some(path) => app.apply(Action::Open(path)),
+            None => app.tab = Tab::Library,
         }
         Ok(app)
+    }
+
+    /// Replaces the file choosers (tests use one that behaves as rfd does where none opens).
+    pub fn with_dialogs(mut self, dialogs: Dialogs) -> HeraldApp {
+        self.dialogs = dialogs;
+        self
     }
 
     pub fn campaign_name(&self) -> String {
@@ -203,6 +217,10 @@ impl HeraldApp {
             .and_then(|path| path.file_stem())
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "new campaign".to_string())
+    }
+
+    pub fn campaign_path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -219,7 +237,7 @@ impl HeraldApp {
 
     /// What the last "Send test" reported.
     pub fn test_result(&self) -> Option<&Result<String, String>> {
-        self.test_result.as_ref()
+        self.compose.test_result.as_ref()
     }
 
     pub fn is_running(&self) -> bool {
@@ -243,11 +261,50 @@ impl HeraldApp {
     }
 
     pub fn table_total(&self) -> u64 {
-        self.table.total
+        self.recipients.table.total
     }
 
     pub fn table_row(&self, index: u64) -> Option<&RecipientRow> {
-        self.table.row(index)
+        self.recipients.table.row(index)
+    }
+
+    /// How many campaigns the library lists (None until the service answered).
+    pub fn library_len(&self) -> Option<usize> {
+        self.library.len()
+    }
+
+    /// Whether the results of the open campaign have arrived.
+    pub fn has_results(&self) -> bool {
+        self.results.has_data()
+    }
+
+    /// The last toast shown ("saved", "exported 25 recipients"…).
+    pub fn last_toast(&self) -> Option<&str> {
+        self.last_toast.as_deref()
+    }
+
+    /// Whether a switch of campaign waits for the user to say what becomes of unsaved edits.
+    pub fn is_asking_about_unsaved(&self) -> bool {
+        self.pending_switch.is_some()
+    }
+
+    fn toast_success(&mut self, text: String) {
+        self.toast(text, "•", theme::state_color(State::Sent));
+    }
+
+    fn toast_error(&mut self, text: String) {
+        self.toast(text, "!", theme::state_color(State::Failed));
+    }
+
+    /// egui-notify's own icons and close cross are emoji that egui's bundled fonts lack (a
+    /// panic in a headless test, a box elsewhere): ours are plain characters, and the toast
+    /// goes by itself.
+    fn toast(&mut self, text: String, icon: &str, color: egui::Color32) {
+        self.toasts
+            .custom(text.clone(), icon.to_string(), color)
+            .closable(false)
+            .duration(Some(std::time::Duration::from_secs(4)));
+        self.last_toast = Some(text);
     }
 
     /// Folds in what the service answered. Runs every frame, and while hidden.
@@ -255,19 +312,52 @@ impl HeraldApp {
         for answer in self.service.answers() {
             self.absorb(answer);
         }
+        if let Some((purpose, path)) = self.dialogs.poll() {
+            self.chosen(purpose, path);
+        }
         if let Some(progress) = self.service.progress()
             && self.running
         {
             self.counts = progress.counts;
-            let t = progress.elapsed_secs as f64;
-            if self.rate_history.last().is_none_or(|last| last[0] < t) {
-                self.rate_history.push([t, progress.rate_per_sec]);
-                if self.rate_history.len() > 600 {
-                    self.rate_history.remove(0);
-                }
-            }
+            self.publish.record_rate(&progress);
             self.progress = Some(progress);
         }
+    }
+
+    /// A path came back from a file chooser: it goes where the control that asked wants it.
+    fn chosen(&mut self, purpose: Purpose, path: PathBuf) {
+        match purpose {
+            Purpose::OpenCampaign => self.apply(Action::Open(path)),
+            Purpose::SaveCampaignAs => self.apply(Action::SaveAs(path)),
+            Purpose::RecipientList => {
+                let file = Some(self.relative_to_campaign(&path));
+                let recipients = &mut self.doc.raw.recipients;
+                // `list` and `csv` mean the same; set whichever the file uses.
+                if recipients.list.is_some() {
+                    recipients.list = file;
+                } else {
+                    recipients.csv = file;
+                }
+                self.apply(Action::PeekCsv);
+            }
+            Purpose::Attachment => {
+                let name = self.relative_to_campaign(&path);
+                self.doc.raw.message.attachments.push(name);
+            }
+            Purpose::NewCampaignFolder => self.library.set_folder(&path),
+            Purpose::ExportResults => self.results.set_export_path(&path),
+        }
+    }
+
+    /// A chosen file as the campaign file names it: relative to the campaign's folder when it
+    /// lies inside it, so the campaign folder can be moved whole.
+    fn relative_to_campaign(&self, path: &std::path::Path) -> String {
+        let relative = self
+            .path
+            .as_ref()
+            .and_then(|campaign| campaign.parent())
+            .and_then(|folder| path.strip_prefix(folder).ok());
+        relative.unwrap_or(path).to_string_lossy().into_owned()
     }
 
     fn absorb(&mut self, answer: Answer) {
@@ -280,12 +370,17 @@ impl HeraldApp {
                 self.saved = (*doc).clone();
                 self.doc = *doc;
                 self.problems.clear();
-                self.preview = None;
-                self.table.reset();
-                self.table.total = 0;
+                self.compose.reset();
+                self.recipients.reset();
+                self.results.reset();
+                self.counts = Counts::default();
                 self.offered_resume = false;
+                if self.tab == Tab::Library {
+                    self.tab = Tab::Compose;
+                }
                 self.service.send(Request::Counts { path: path.clone() });
                 self.service.send(Request::Validate { path });
+                self.apply(Action::PeekCsv);
             }
             Answer::Opened(Err(error)) => {
                 self.status = "could not open the campaign".into();
@@ -293,6 +388,11 @@ impl HeraldApp {
             }
             Answer::Saved(Ok(path)) => {
                 self.status = format!("saved {}", path.display());
+                let name = path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                self.toast_success(format!("Saved {name}"));
                 self.saved = self.doc.clone();
                 self.remembered.last_campaign = Some(path.clone());
                 self.path_text = path.to_string_lossy().into_owned();
@@ -300,10 +400,15 @@ impl HeraldApp {
                 for request in std::mem::take(&mut self.after_save) {
                     self.service.send(request);
                 }
+                if let Some(action) = self.switch_after_save.take() {
+                    self.apply(action);
+                }
             }
             Answer::Saved(Err(error)) => {
                 self.after_save.clear();
+                self.switch_after_save = None;
                 self.status = "could not save".into();
+                self.toast_error("Could not save: see the problem above".into());
                 self.problems = vec![error];
             }
             Answer::Validated(result) => {
@@ -312,21 +417,23 @@ impl HeraldApp {
                     self.status = "the campaign is valid".into();
                 }
             }
-            Answer::Peeked(result) => self.peek = Some(result),
+            Answer::Peeked(result) => self.recipients.peek = Some(result),
             Answer::Imported(Ok((report, counts))) => {
                 self.busy = None;
                 self.status = format!(
                     "imported {} row(s): {} new, {} invalid, {} duplicate(s)",
                     report.rows, report.added, report.invalid, report.duplicates
                 );
-                self.import_report = Some(report);
+                self.toast_success(format!("Imported {} new recipient(s)", report.added));
+                self.recipients.import_report = Some(report);
                 self.counts = counts;
-                self.refresh_table();
+                self.recipients.refresh();
+                self.service.send(Request::Library);
             }
             Answer::Imported(Err(error)) => {
                 self.busy = None;
                 self.status = "import failed".into();
-                self.problems = vec![error];
+                self.recipients.import_error = Some(error);
             }
             Answer::Counts(counts) => {
                 self.counts = counts;
@@ -336,84 +443,86 @@ impl HeraldApp {
                     self.offered_resume = true;
                     self.status = "this campaign was interrupted: press Resume sending on the Publish tab to go on".into();
                 }
-                self.refresh_table();
+                self.recipients.refresh();
             }
             Answer::Page {
                 generation,
                 offset,
                 total,
                 rows,
-            } => {
-                if generation == self.table.generation {
-                    self.table.total = total;
-                    self.table.blocks.insert(offset / BLOCK_ROWS, rows);
+            } => self
+                .recipients
+                .table
+                .insert(generation, offset, total, rows),
+            Answer::Preview(result) => self.compose.preview = Some(result),
+            Answer::TestSent(result) => {
+                match &result {
+                    Ok(_) => self.toast_success("Test message sent".into()),
+                    Err(_) => self.toast_error("The test message was not sent".into()),
                 }
+                self.compose.test_result = Some(result);
             }
-            Answer::Preview(result) => self.preview = Some(result),
-            Answer::TestSent(result) => self.test_result = Some(result),
             Answer::Started => {
                 self.running = true;
-                self.rate_history.clear();
+                self.publish.clear_rates();
                 self.status = "sending".into();
             }
             Answer::RunEnded(progress) => {
                 self.running = false;
                 self.counts = progress.counts;
                 self.status = format!("run {}", progress.state.label());
-                if let RunState::Failed { reason } = &progress.state {
-                    self.problems = vec![reason.clone()];
+                match &progress.state {
+                    RunState::Failed { reason } => self.problems = vec![reason.clone()],
+                    _ => self.toast_success(format!("Run {}", progress.state.label())),
                 }
                 self.progress = Some(progress);
-                self.refresh_table();
+                self.recipients.refresh();
+                self.results.stale();
+                self.service.send(Request::Library);
             }
             Answer::Resent(Ok(count)) => {
                 self.status = format!("{count} recipient(s) put back to pending");
+                self.toast_success(self.status.clone());
                 if let Some(path) = self.path.clone() {
                     self.service.send(Request::Counts { path });
                 }
             }
-            Answer::Resent(Err(error)) | Answer::Exported(Err(error)) => {
-                self.problems = vec![error]
+            Answer::Resent(Err(error)) => self.problems = vec![error],
+            Answer::Exported(result) => {
+                match &result {
+                    Ok(count) => {
+                        self.status = format!("exported {count} recipient(s)");
+                        self.toast_success(format!("Exported {count} recipient(s)"));
+                    }
+                    Err(_) => self.toast_error("The export failed".into()),
+                }
+                self.recipients.export_result = Some(result.clone());
+                self.results.export_result = Some(result);
             }
-            Answer::Exported(Ok(count)) => self.status = format!("exported {count} recipient(s)"),
-            Answer::RelayTested { name, result } => {
-                self.relay_tests.insert(name, result);
-            }
+            Answer::RelayTested { name, result } => self.publish.relay_tested(name, result),
             Answer::PasswordStored { name, result } => match result {
-                Ok(()) => self.status = format!("password kept in the keyring as {name}"),
+                Ok(()) => {
+                    self.status = format!("password kept in the keyring as {name}");
+                    self.toast_success(self.status.clone());
+                }
                 Err(error) => self.problems = vec![error],
             },
             Answer::Problem(problem) => {
                 self.busy = None;
                 self.problems = vec![problem];
             }
+            Answer::Library(result) => self.library.campaigns = Some(result),
+            Answer::Created(Ok(path)) => {
+                self.toast_success(format!("Created {}", path.display()));
+                self.service.send(Request::Library);
+                self.apply(Action::Open(path));
+            }
+            Answer::Created(Err(error)) => self.library.create_error = Some(error),
+            Answer::Results(result) => self.results.data = Some(result),
         }
     }
 
-    pub(super) fn refresh_table(&mut self) {
-        self.table.reset();
-    }
-
-    /// Asks for the table block holding `index` unless it is cached or on its way.
-    pub(super) fn want_row(&mut self, index: u64) {
-        let block = index / BLOCK_ROWS;
-        if self.table.blocks.contains_key(&block) || !self.table.requested.insert(block) {
-            return;
-        }
-        let Some(path) = self.path.clone() else {
-            return;
-        };
-        self.service.send(Request::Page {
-            path,
-            state: self.filter,
-            search: self.search.clone(),
-            offset: block * BLOCK_ROWS,
-            limit: BLOCK_ROWS as u32,
-            generation: self.table.generation,
-        });
-    }
-
-    /// Saves first when the document changed, then sends `request`.
+    /// Sends `request` once the campaign on disk matches the window: saves first if edited.
     fn after_saving(&mut self, request: Request) {
         match &self.path {
             Some(path) if self.is_dirty() => {
@@ -430,20 +539,37 @@ impl HeraldApp {
         }
     }
 
+    /// Whether `action` leaves the campaign in the window for another one.
+    fn switches_campaign(&self, action: &Action) -> bool {
+        match action {
+            Action::New | Action::NewCampaignIn(_) => true,
+            Action::Open(path) => self.path.as_ref() != Some(path),
+            Action::Duplicate(path) => self.path.as_ref() == Some(path),
+            _ => false,
+        }
+    }
+
     pub fn apply(&mut self, action: Action) {
+        if self.is_dirty() && self.pending_switch.is_none() && self.switches_campaign(&action) {
+            // Unsaved edits are never dropped silently: the window asks first.
+            self.pending_switch = Some(action);
+            return;
+        }
         let path = self.path.clone();
         match action {
             Action::New => {
                 self.path = None;
                 self.path_text.clear();
                 self.doc = starter_document();
-                self.saved = Document::default();
+                // Untouched, the blank campaign has nothing to lose; edited, it is asked about.
+                self.saved = starter_document();
                 self.counts = Counts::default();
-                self.table.reset();
-                self.table.total = 0;
-                self.preview = None;
+                self.compose.reset();
+                self.recipients.reset();
+                self.results.reset();
                 self.problems.clear();
                 self.status = "new campaign".into();
+                self.tab = Tab::Compose;
             }
             Action::Open(path) => {
                 self.status = format!("opening {}", path.display());
@@ -454,10 +580,7 @@ impl HeraldApp {
                     path,
                     document: Box::new(self.doc.clone()),
                 }),
-                None => {
-                    self.problems =
-                        vec!["choose where to save: type a path and press Save as".into()]
-                }
+                None => self.dialogs.open(Purpose::SaveCampaignAs),
             },
             Action::SaveAs(path) => {
                 self.service.send(Request::Save {
@@ -466,6 +589,7 @@ impl HeraldApp {
                 });
                 self.after_save.push(Request::Validate { path });
             }
+            Action::Browse(purpose) => self.dialogs.open(purpose),
             Action::PeekCsv => {
                 let recipients = &self.doc.raw.recipients;
                 if let (Some(campaign), Some(csv)) =
@@ -481,25 +605,28 @@ impl HeraldApp {
                 }
             }
             Action::Import => {
-                if let Some(path) = path {
+                if path.is_some() {
                     self.busy = Some("importing…".into());
-                    self.after_saving(Request::Import { path });
+                    self.recipients.import_error = None;
+                    if let Some(path) = path {
+                        self.after_saving(Request::Import { path });
+                    }
+                } else {
+                    self.recipients.import_error =
+                        Some("Save the campaign first (Ctrl+S), then import its list.".into());
                 }
             }
             Action::Preview(index) => {
-                self.preview_index = index;
+                self.compose.preview_index = index;
                 if let Some(path) = path {
                     self.after_saving(Request::Preview { path, index });
                 }
             }
             Action::TestSend(to) => {
                 if let Some(path) = path {
-                    self.test_result = Some(Ok(format!("sending a test to {to}…")));
-                    self.after_saving(Request::TestSend {
-                        path,
-                        index: self.preview_index,
-                        to,
-                    });
+                    self.compose.test_result = Some(Ok(format!("sending a test to {to}…")));
+                    let index = self.compose.preview_index;
+                    self.after_saving(Request::TestSend { path, index, to });
                 }
             }
             Action::Start => {
@@ -537,21 +664,72 @@ impl HeraldApp {
                     self.service.send(Request::ExportFailed { path, to });
                 }
             }
-            Action::TestRelay(index) => self.test_relay(index),
-            Action::StorePassword(index) => self.store_password(index),
-            Action::TableChanged => self.refresh_table(),
+            Action::ExportAll(to) => {
+                if let Some(path) = path {
+                    self.service.send(Request::ExportAll { path, to });
+                }
+            }
+            Action::TestRelay(index) => {
+                if let Some((relay, helo)) = super::publish_ui::relay_spec(&self.doc, path, index) {
+                    self.publish.relay_testing(&relay.name);
+                    self.service.send(Request::TestRelay { relay, helo });
+                }
+            }
+            Action::StorePassword { index, password } => self.store_password(index, password),
+            Action::FetchRows(block) => {
+                if let Some(path) = path {
+                    let (state, search, reply) = self.recipients.filters();
+                    self.service.send(Request::Page {
+                        path,
+                        state,
+                        search,
+                        reply,
+                        offset: block * BLOCK_ROWS,
+                        limit: BLOCK_ROWS as u32,
+                        generation: self.recipients.table.generation,
+                    });
+                }
+            }
+            Action::TableChanged => self.recipients.refresh(),
             Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
+            Action::Show(tab) => self.show(tab),
+            Action::RefreshLibrary => self.service.send(Request::Library),
+            Action::NewCampaignIn(folder) => {
+                self.library.create_error = None;
+                self.service.send(Request::NewCampaign { folder });
+            }
+            Action::Duplicate(path) => self.service.send(Request::Duplicate { path }),
+            Action::RefreshResults => {
+                if let Some(path) = path {
+                    self.results.loading();
+                    self.service.send(Request::Results { path });
+                }
+            }
+            Action::ShowRecipients {
+                state,
+                reply,
+                search,
+            } => {
+                self.recipients.filter_by(state, reply, search);
+                self.tab = Tab::Recipients;
+            }
         }
     }
 
-    fn store_password(&mut self, index: usize) {
-        let Some(password) = self
-            .password_inputs
-            .remove(&index)
-            .filter(|p| !p.is_empty())
-        else {
+    fn show(&mut self, tab: Tab) {
+        self.tab = tab;
+        match tab {
+            Tab::Recipients => self.apply(Action::PeekCsv),
+            Tab::Library => self.service.send(Request::Library),
+            Tab::Results if self.results.wants_data() => self.apply(Action::RefreshResults),
+            _ => {}
+        }
+    }
+
+    fn store_password(&mut self, index: usize, password: String) {
+        if password.is_empty() {
             return;
-        };
+        }
         let Some(relay) = self.doc.raw.relays.get_mut(index) else {
             return;
         };
@@ -576,53 +754,29 @@ impl HeraldApp {
         self.service.send(Request::StorePassword { name, password });
     }
 
-    fn test_relay(&mut self, index: usize) {
-        let Some(raw) = self.doc.raw.relays.get(index) else {
-            return;
+    /// Ctrl+S save, Ctrl+O open, Ctrl+N new, Ctrl+P preview (Cmd on macOS).
+    fn shortcuts(&mut self, ctx: &egui::Context) -> Vec<Action> {
+        use egui::{Key, KeyboardShortcut, Modifiers};
+        let mut actions = Vec::new();
+        let pressed = |key| {
+            ctx.input_mut(|input| {
+                input.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, key))
+            })
         };
-        let name = raw
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("relay {}", index + 1));
-        let security = match raw.security.as_deref() {
-            Some("none") => crate::campaign::Security::None,
-            Some("tls") => crate::campaign::Security::Tls,
-            _ => crate::campaign::Security::StartTls,
-        };
-        let default_port = match security {
-            crate::campaign::Security::None => 25,
-            crate::campaign::Security::StartTls => 587,
-            crate::campaign::Security::Tls => 465,
-        };
-        let base = self
-            .path
-            .as_ref()
-            .and_then(|p| p.parent().map(PathBuf::from))
-            .unwrap_or_default();
-        let relay = crate::campaign::RelaySpec {
-            name: name.clone(),
-            host: raw.host.clone().unwrap_or_default(),
-            port: raw
-                .port
-                .and_then(|port| u16::try_from(port).ok())
-                .unwrap_or(default_port),
-            security,
-            username: raw.username.clone(),
-            password_env: raw.password_env.clone(),
-            ca_file: raw.ca_file.as_ref().map(|file| base.join(file)),
-            weight: 1,
-            max_connections: 1,
-            rate_per_hour: 0,
-        };
-        let helo = self
-            .doc
-            .raw
-            .direct
-            .as_ref()
-            .and_then(|direct| direct.helo.clone())
-            .unwrap_or_else(|| "localhost".into());
-        self.relay_tests.insert(name, Ok("testing…".into()));
-        self.service.send(Request::TestRelay { relay, helo });
+        if pressed(Key::S) {
+            actions.push(Action::Save);
+        }
+        if pressed(Key::O) {
+            actions.push(Action::Browse(Purpose::OpenCampaign));
+        }
+        if pressed(Key::N) {
+            actions.push(Action::New);
+        }
+        if pressed(Key::P) {
+            actions.push(Action::Show(Tab::Compose));
+            actions.push(Action::Preview(self.compose.preview_index));
+        }
+        actions
     }
 }
 
@@ -648,20 +802,23 @@ impl eframe::App for HeraldApp {
             self.title = title.clone();
             ctx.send_viewport_cmd(egui::ViewportCommand::Title(title));
         }
-        if self.running {
-            // Progress arrives on a watch, not as answers: keep drawing while a run goes on.
+        if self.running || self.dialogs.is_open() {
+            // Progress arrives on a watch, and a chooser's answer on a channel, not as
+            // answers that wake the window: keep looking while either is under way.
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
         }
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let actions = self.frame_ui(ui);
+        let mut actions = self.shortcuts(ui.ctx());
+        actions.extend(self.frame_ui(ui));
         for action in actions {
             if action == Action::ToggleTheme {
                 theme::apply(ui.ctx(), !self.remembered.dark);
             }
             self.apply(action);
         }
+        self.toasts.show(ui.ctx());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -669,8 +826,6 @@ impl eframe::App for HeraldApp {
         eframe::set_value(storage, eframe::APP_KEY, &self.remembered);
     }
 }
-
-use super::theme;
 
 impl HeraldApp {
     /// Draws the whole window; returns the actions asked for this frame.
@@ -683,16 +838,72 @@ impl HeraldApp {
             self.status_bar_ui(ui);
         });
         egui::CentralPanel::default().show(ui, |ui| {
-            if !self.problems.is_empty() {
+            if !self.problems.is_empty() && self.tab != Tab::Library {
                 self.problems_ui(ui);
             }
-            match self.tab {
-                Tab::Compose => super::compose_ui::compose_ui(self, ui, &mut actions),
-                Tab::Recipients => super::recipients_ui::recipients_ui(self, ui, &mut actions),
-                Tab::Publish => super::publish_ui::publish_ui(self, ui, &mut actions),
-            }
+            let columns = self.recipients.columns();
+            let mut ctx = ViewContext {
+                doc: &mut self.doc,
+                path: self.path.as_deref(),
+                counts: self.counts,
+                running: self.running,
+                progress: self.progress.as_ref(),
+                columns: &columns,
+                dialog_failed: self.dialogs.failed(),
+            };
+            let asked = match self.tab {
+                Tab::Library => self.library.ui(ui, &mut ctx),
+                Tab::Compose => self.compose.ui(ui, &mut ctx),
+                Tab::Recipients => self.recipients.ui(ui, &mut ctx),
+                Tab::Publish => self.publish.ui(ui, &mut ctx),
+                Tab::Results => self.results.ui(ui, &mut ctx),
+            };
+            actions.extend(asked);
         });
+        self.unsaved_ui(ui.ctx(), &mut actions);
         actions
+    }
+
+    /// Asks what becomes of unsaved edits before another campaign replaces them.
+    fn unsaved_ui(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        let Some(pending) = self.pending_switch.clone() else {
+            return;
+        };
+        let mut choice = None;
+        egui::Modal::new(egui::Id::unique("unsaved_changes")).show(ctx, |ui| {
+            ui.heading("Unsaved changes");
+            ui.label(format!(
+                "{} has changes that are not saved yet.",
+                self.campaign_name()
+            ));
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                if self.path.is_some() && ui.button("Save changes").clicked() {
+                    choice = Some(0);
+                }
+                if ui.button("Discard changes").clicked() {
+                    choice = Some(1);
+                }
+                if ui.button("Keep editing").clicked() {
+                    choice = Some(2);
+                }
+            });
+        });
+        match choice {
+            Some(0) => {
+                self.pending_switch = None;
+                self.switch_after_save = Some(pending);
+                actions.push(Action::Save);
+            }
+            Some(1) => {
+                self.pending_switch = None;
+                // The edits are given up: the switch then goes through as asked.
+                self.saved = self.doc.clone();
+                actions.push(pending);
+            }
+            Some(2) => self.pending_switch = None,
+            _ => {}
+        }
     }
 
     fn top_bar_ui(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
@@ -701,45 +912,42 @@ impl HeraldApp {
             ui.heading("Herald");
             ui.separator();
             ui.menu_button("File", |ui| {
-                if ui.button("New").clicked() {
-                    actions.push(Action::New);
-                    ui.close();
-                }
-                if ui.button("Open…").clicked() {
-                    if let Some(path) = rfd::FileDialog::new()
-                        .add_filter("Campaign", &["toml"])
-                        .pick_file()
-                    {
-                        actions.push(Action::Open(path));
+                for (label, action) in [
+                    ("New            Ctrl+N", Action::New),
+                    (
+                        "Open…          Ctrl+O",
+                        Action::Browse(Purpose::OpenCampaign),
+                    ),
+                    ("Save           Ctrl+S", Action::Save),
+                    ("Save as…", Action::Browse(Purpose::SaveCampaignAs)),
+                    ("Campaigns", Action::Show(Tab::Library)),
+                ] {
+                    if ui.button(label).clicked() {
+                        actions.push(action);
+                        ui.close();
                     }
-                    ui.close();
-                }
-                if ui.button("Save").clicked() {
-                    actions.push(Action::Save);
-                    ui.close();
-                }
-                if ui.button("Save as…").clicked() {
-                    if let Some(path) = rfd::FileDialog::new()
-                        .add_filter("Campaign", &["toml"])
-                        .save_file()
-                    {
-                        actions.push(Action::SaveAs(path));
-                    }
-                    ui.close();
                 }
             });
             let label = ui.label("Campaign file");
             ui.add(
                 egui::TextEdit::singleline(&mut self.path_text)
                     .hint_text("path/to/campaign.toml")
-                    .desired_width(320.0),
+                    .desired_width(ui.available_width().clamp(200.0, 420.0) - 260.0),
             )
             .labelled_by(label.id);
-            if ui.button("Open").clicked() && !self.path_text.trim().is_empty() {
-                actions.push(Action::Open(PathBuf::from(self.path_text.trim())));
+            if ui.button("Open").clicked() {
+                if self.path_text.trim().is_empty() {
+                    actions.push(Action::Browse(Purpose::OpenCampaign));
+                } else {
+                    actions.push(Action::Open(PathBuf::from(self.path_text.trim())));
+                }
             }
-            if ui.button("Save as").clicked() && !self.path_text.trim().is_empty() {
-                actions.push(Action::SaveAs(PathBuf::from(self.path_text.trim())));
+            if ui.button("Save as").clicked() {
+                if self.path_text.trim().is_empty() {
+                    actions.push(Action::Browse(Purpose::SaveCampaignAs));
+                } else {
+                    actions.push(Action::SaveAs(PathBuf::from(self.path_text.trim())));
+                }
             }
             if ui
                 .add_enabled(self.path.is_some(), egui::Button::new("Save"))
@@ -758,18 +966,26 @@ impl HeraldApp {
                 }
             });
         });
+        if matches!(
+            self.dialogs.failed(),
+            Some(Purpose::OpenCampaign | Purpose::SaveCampaignAs)
+        ) {
+            ui.colored_label(ui.visuals().warn_fg_color, super::dialogs::UNAVAILABLE);
+        }
         ui.add_space(2.0);
         ui.horizontal(|ui| {
             for (tab, label) in [
+                (Tab::Library, "Campaigns"),
                 (Tab::Compose, "Compose"),
                 (Tab::Recipients, "Recipients"),
                 (Tab::Publish, "Publish"),
+                (Tab::Results, "Results"),
             ] {
-                if ui.selectable_label(self.tab == tab, label).clicked() {
+                if ui.selectable_label(self.tab == tab, label).clicked() && self.tab != tab {
+                    // Shown in this very frame (the panel below is drawn after the bar);
+                    // what showing it asks of the service follows with the action.
                     self.tab = tab;
-                    if tab == Tab::Recipients {
-                        actions.push(Action::PeekCsv);
-                    }
+                    actions.push(Action::Show(tab));
                 }
             }
         });

@@ -1,8 +1,54 @@
-//! The Compose tab: sender, subject, HTML and text templates with an "insert field" menu,
-//! attachments, unsubscribe and DKIM settings, and a preview of the message as one recipient
-//! will get it. Draws from the app's state and returns actions; never reads files itself.
+//! The Compose view: sender, subject, HTML and text templates (highlighted, with line numbers,
+//! a wrap toggle and find) with an "insert field" menu, attachments, unsubscribe and DKIM
+//! settings, and a preview of the message as one recipient will get it. Owns its own state
+//! (the preview, the test send, the editors' options); edits the document it is handed and
+//! returns actions; never reads files itself.
 
-use super::app::{Action, HeraldApp, PreviewTab};
+use super::app::{Action, ViewContext};
+use super::dialogs::{Purpose, UNAVAILABLE};
+use crate::engine::service::PreviewData;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewTab {
+    Text,
+    Html,
+    Headers,
+}
+
+/// One template editor's options: wrap long lines, and what to find in it.
+#[derive(Debug, Default)]
+struct EditorOptions {
+    wrap: bool,
+    find: String,
+    /// Which match "Next" went to last.
+    found_at: usize,
+}
+
+pub struct ComposeView {
+    pub preview_index: u64,
+    pub preview: Option<Result<PreviewData, String>>,
+    pub preview_tab: PreviewTab,
+    pub test_to: String,
+    pub test_result: Option<Result<String, String>>,
+    attachment_path: String,
+    html_editor: EditorOptions,
+    text_editor: EditorOptions,
+}
+
+impl Default for ComposeView {
+    fn default() -> Self {
+        ComposeView {
+            preview_index: 0,
+            preview: None,
+            preview_tab: PreviewTab::Text,
+            test_to: String::new(),
+            test_result: None,
+            attachment_path: String::new(),
+            html_editor: EditorOptions::default(),
+            text_editor: EditorOptions::default(),
+        }
+    }
+}
 
 /// A labelled one-line text field bound to an optional campaign value.
 fn field_ui(ui: &mut egui::Ui, label: &str, hint: &str, value: &mut Option<String>) {
@@ -22,144 +68,406 @@ fn field_ui(ui: &mut egui::Ui, label: &str, hint: &str, value: &mut Option<Strin
     });
 }
 
-pub fn compose_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let columns = app
-        .peek
-        .as_ref()
-        .and_then(|peek| peek.as_ref().ok())
-        .map(|peek| peek.columns.clone())
-        .unwrap_or_default();
-    ui.columns(2, |halves| {
-        let [left, right] = halves else {
-            return;
-        };
-        egui::ScrollArea::vertical()
-            .id_salt("compose_form")
-            .show(left, |ui| editor_ui(app, ui, &columns));
-        preview_ui(app, right, actions);
-    });
-}
+impl ComposeView {
+    /// A campaign was opened or started afresh: its preview and test are not this one's.
+    pub fn reset(&mut self) {
+        self.preview = None;
+        self.test_result = None;
+        self.preview_index = 0;
+    }
 
-fn editor_ui(app: &mut HeraldApp, ui: &mut egui::Ui, columns: &[String]) {
-    let message = &mut app.doc.raw.message;
-    ui.heading("Message");
-    field_ui(
-        ui,
-        "From",
-        "Acme News <news@acme.example>",
-        &mut message.from,
-    );
-    field_ui(
-        ui,
-        "Reply-To",
-        "help@acme.example (optional)",
-        &mut message.reply_to,
-    );
-    field_ui(
-        ui,
-        "Subject",
-        "{{ first_name }}, our November picks",
-        &mut message.subject,
-    );
-    field_ui(
-        ui,
-        "Unsubscribe",
-        "https://acme.example/u?e={{ url(email) }}",
-        &mut message.unsubscribe,
-    );
-    ui.add_space(6.0);
-    let html_label = ui
-        .horizontal(|ui| {
-            let label = ui.strong("HTML body");
-            ui.menu_button("Insert field", |ui| {
-                for name in std::iter::once("email").chain(columns.iter().map(String::as_str)) {
-                    if ui.button(name).clicked() {
-                        app.doc.html.push_str(&format!("{{{{ {name} }}}}"));
-                        ui.close();
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        ui.columns(2, |halves| {
+            let [left, right] = halves else {
+                return;
+            };
+            egui::ScrollArea::vertical()
+                .id_salt("compose_form")
+                .show(left, |ui| self.editor_ui(ui, ctx, &mut actions));
+            self.preview_ui(right, &mut actions);
+        });
+        actions
+    }
+
+    fn editor_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &mut ViewContext<'_>,
+        actions: &mut Vec<Action>,
+    ) {
+        let columns = ctx.columns;
+        let message = &mut ctx.doc.raw.message;
+        ui.heading("Message");
+        field_ui(
+            ui,
+            "From",
+            "Acme News <news@acme.example>",
+            &mut message.from,
+        );
+        field_ui(
+            ui,
+            "Reply-To",
+            "help@acme.example (optional)",
+            &mut message.reply_to,
+        );
+        field_ui(
+            ui,
+            "Subject",
+            "{{ first_name }}, our November picks",
+            &mut message.subject,
+        );
+        field_ui(
+            ui,
+            "Unsubscribe",
+            "https://acme.example/u?e={{ url(email) }}",
+            &mut message.unsubscribe,
+        );
+        ui.add_space(6.0);
+        let html_label = ui
+            .horizontal(|ui| {
+                let label = ui.strong("HTML body");
+                ui.menu_button("Insert field", |ui| {
+                    for name in std::iter::once("email").chain(columns.iter().map(String::as_str)) {
+                        if ui.button(name).clicked() {
+                            ctx.doc.html.push_str(&format!("{{{{ {name} }}}}"));
+                            ui.close();
+                        }
                     }
-                }
-                if columns.is_empty() {
-                    ui.label("Import a list to see its columns");
+                    if columns.is_empty() {
+                        ui.label("Import a list to see its columns");
+                    }
+                });
+                label.id
+            })
+            .inner;
+        template_editor_ui(
+            ui,
+            "html_editor",
+            html_label,
+            &mut ctx.doc.html,
+            14,
+            &mut self.html_editor,
+        );
+        ui.add_space(6.0);
+        let text_label = ui
+            .horizontal(|ui| {
+                let label = ui.strong("Text body");
+                ui.weak("(left empty, it is derived from the HTML)");
+                label.id
+            })
+            .inner;
+        template_editor_ui(
+            ui,
+            "text_editor",
+            text_label,
+            &mut ctx.doc.text,
+            8,
+            &mut self.text_editor,
+        );
+        ui.add_space(6.0);
+        ui.strong("Attachments");
+        let attachments = &mut ctx.doc.raw.message.attachments;
+        let mut remove = None;
+        for (index, name) in attachments.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.label(name.clone());
+                if ui.small_button("Remove").clicked() {
+                    remove = Some(index);
                 }
             });
-            label.id
-        })
-        .inner;
-    editor_with_lines(ui, "html_editor", html_label, &mut app.doc.html, 14);
-    ui.add_space(6.0);
-    let text_label = ui
-        .horizontal(|ui| {
-            let label = ui.strong("Text body");
-            ui.weak("(left empty, it is derived from the HTML)");
-            label.id
-        })
-        .inner;
-    editor_with_lines(ui, "text_editor", text_label, &mut app.doc.text, 8);
-    ui.add_space(6.0);
-    ui.strong("Attachments");
-    let attachments = &mut app.doc.raw.message.attachments;
-    let mut remove = None;
-    for (index, name) in attachments.iter().enumerate() {
+        }
+        if let Some(index) = remove {
+            attachments.remove(index);
+        }
+        if attachments.is_empty() {
+            ui.weak("No attachments. Most newsletters need none: link to files instead.");
+        }
         ui.horizontal(|ui| {
-            ui.label(name.clone());
-            if ui.small_button("Remove").clicked() {
-                remove = Some(index);
+            let label = ui.label("Attach file");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.attachment_path)
+                    .hint_text("prices.pdf")
+                    .desired_width(200.0),
+            )
+            .labelled_by(label.id);
+            if ui.button("Add").clicked() && !self.attachment_path.trim().is_empty() {
+                attachments.push(self.attachment_path.trim().to_string());
+                self.attachment_path.clear();
+            }
+            if ui.button("Add attachment…").clicked() {
+                actions.push(Action::Browse(Purpose::Attachment));
+            }
+        });
+        if ctx.dialog_failed == Some(Purpose::Attachment) {
+            ui.colored_label(ui.visuals().warn_fg_color, UNAVAILABLE);
+        }
+        ui.add_space(6.0);
+        ui.collapsing("DKIM signing", |ui| {
+            let dkim = ctx.doc.raw.dkim.get_or_insert_with(Default::default);
+            field_ui(ui, "Domain", "acme.example", &mut dkim.domain);
+            field_ui(ui, "Selector", "s1", &mut dkim.selector);
+            field_ui(ui, "Private key", "dkim.pem", &mut dkim.private_key);
+            if dkim.domain.is_none() && dkim.selector.is_none() && dkim.private_key.is_none() {
+                ctx.doc.raw.dkim = None;
             }
         });
     }
-    if let Some(index) = remove {
-        attachments.remove(index);
+
+    fn preview_ui(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+        ui.heading("Preview");
+        ui.horizontal(|ui| {
+            let label = ui.label("Recipient #");
+            let mut number = self.preview_index + 1;
+            ui.add(egui::DragValue::new(&mut number).range(1..=u64::MAX))
+                .labelled_by(label.id);
+            self.preview_index = number.saturating_sub(1);
+            if ui.button("Preview").on_hover_text("Ctrl+P").clicked() {
+                actions.push(Action::Preview(self.preview_index));
+            }
+            if ui.button("Previous").clicked() && self.preview_index > 0 {
+                actions.push(Action::Preview(self.preview_index - 1));
+            }
+            if ui.button("Next").clicked() {
+                actions.push(Action::Preview(self.preview_index + 1));
+            }
+        });
+        ui.horizontal(|ui| {
+            let label = ui.label("Send test to");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.test_to)
+                    .hint_text("you@example.com")
+                    .desired_width(200.0),
+            )
+            .labelled_by(label.id);
+            if ui.button("Send test").clicked() && !self.test_to.trim().is_empty() {
+                actions.push(Action::TestSend(self.test_to.trim().to_string()));
+            }
+        });
+        match &self.test_result {
+            Some(Ok(text)) => {
+                ui.label(text);
+            }
+            Some(Err(error)) => {
+                ui.colored_label(ui.visuals().error_fg_color, error);
+            }
+            None => {}
+        }
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.preview_tab, PreviewTab::Text, "Text");
+            ui.selectable_value(&mut self.preview_tab, PreviewTab::Html, "HTML source");
+            ui.selectable_value(&mut self.preview_tab, PreviewTab::Headers, "Headers");
+        });
+        ui.separator();
+        match &self.preview {
+            None => {
+                ui.weak(
+                    "Press Preview (Ctrl+P) to see the message as a recipient of the list will \
+                     get it.",
+                );
+            }
+            Some(Err(error)) => {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    "The message cannot be rendered:",
+                );
+                ui.label(egui::RichText::new(error).monospace());
+            }
+            Some(Ok(preview)) => {
+                ui.label(format!(
+                    "To {} · {} · {:.1} KB",
+                    preview.email,
+                    preview.subject,
+                    preview.size_bytes as f64 / 1024.0
+                ));
+                let body = match self.preview_tab {
+                    PreviewTab::Text => preview.text.clone(),
+                    PreviewTab::Html => preview
+                        .html
+                        .clone()
+                        .unwrap_or_else(|| "(no HTML part)".into()),
+                    PreviewTab::Headers => preview.headers.clone(),
+                };
+                egui::ScrollArea::vertical()
+                    .id_salt("preview_body")
+                    .show(ui, |ui| {
+                        ui.add(egui::Label::new(egui::RichText::new(body).monospace()).wrap());
+                    });
+            }
+        }
     }
-    ui.horizontal(|ui| {
-        if ui.button("Add attachment…").clicked()
-            && let Some(path) = rfd::FileDialog::new().pick_file()
-        {
-            attachments.push(path.to_string_lossy().into_owned());
-        }
-    });
-    ui.add_space(6.0);
-    ui.collapsing("DKIM signing", |ui| {
-        let dkim = app.doc.raw.dkim.get_or_insert_with(Default::default);
-        field_ui(ui, "Domain", "acme.example", &mut dkim.domain);
-        field_ui(ui, "Selector", "s1", &mut dkim.selector);
-        field_ui(ui, "Private key", "dkim.pem", &mut dkim.private_key);
-        if dkim.domain.is_none() && dkim.selector.is_none() && dkim.private_key.is_none() {
-            app.doc.raw.dkim = None;
-        }
-    });
 }
 
-/// A monospace editor with line numbers in a gutter, so template errors ("line 12") can be
-/// found.
-fn editor_with_lines(ui: &mut egui::Ui, id: &str, label: egui::Id, text: &mut String, rows: usize) {
+/// Where `needle` occurs in `text`, case-insensitively, as char ranges (what a text cursor
+/// counts in).
+pub fn find_matches(text: &str, needle: &str) -> Vec<(usize, usize)> {
+    let needle: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    let hay: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    // Lower-casing can change the number of chars (rarely: 'İ'); then positions are not
+    // the text's, and find says nothing rather than select the wrong stretch.
+    if hay.len() != text.chars().count() {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at + needle.len() <= hay.len() {
+        if hay[at..at + needle.len()] == needle[..] {
+            found.push((at, at + needle.len()));
+            at += needle.len();
+        } else {
+            at += 1;
+        }
+    }
+    found
+}
+
+/// Colours for HTML tags, `{{ }}` expressions and comments: enough to see the structure of a
+/// template at a glance, without a grammar engine.
+pub fn highlight(
+    text: &str,
+    font: egui::FontId,
+    plain: egui::Color32,
+    dark: bool,
+) -> egui::text::LayoutJob {
+    let (tag, expression, comment) = if dark {
+        (
+            egui::Color32::from_rgb(110, 170, 240),
+            egui::Color32::from_rgb(230, 170, 70),
+            egui::Color32::from_gray(120),
+        )
+    } else {
+        (
+            egui::Color32::from_rgb(30, 90, 180),
+            egui::Color32::from_rgb(170, 90, 0),
+            egui::Color32::from_gray(130),
+        )
+    };
+    let mut job = egui::text::LayoutJob::default();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let next = [rest.find("{{"), rest.find("<!--"), rest.find('<')]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(rest.len());
+        let (before, from) = rest.split_at(next);
+        append(&mut job, before, &font, plain);
+        if from.is_empty() {
+            break;
+        }
+        let (end_marker, color) = if from.starts_with("{{") {
+            ("}}", expression)
+        } else if from.starts_with("<!--") {
+            ("-->", comment)
+        } else {
+            (">", tag)
+        };
+        let end = from
+            .find(end_marker)
+            .map(|at| at + end_marker.len())
+            .unwrap_or(from.len());
+        let (span, after) = from.split_at(end);
+        append(&mut job, span, &font, color);
+        rest = after;
+    }
+    job
+}
+
+fn append(job: &mut egui::text::LayoutJob, text: &str, font: &egui::FontId, color: egui::Color32) {
+    if !text.is_empty() {
+        job.append(text, 0.0, egui::TextFormat::simple(font.clone(), color));
+    }
+}
+
+/// A monospace template editor: highlighted, with line numbers in a gutter (so "line 12" in a
+/// template error can be found) unless long lines are wrapped, and a find box whose "Next"
+/// selects the following match.
+fn template_editor_ui(
+    ui: &mut egui::Ui,
+    id: &str,
+    label: egui::Id,
+    text: &mut String,
+    rows: usize,
+    options: &mut EditorOptions,
+) {
+    let edit_id = ui.make_persistent_id((id, "edit"));
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut options.wrap, "Wrap lines");
+        let find_label = ui.label("Find");
+        let response = ui
+            .add(
+                egui::TextEdit::singleline(&mut options.find)
+                    .hint_text("text to find")
+                    .desired_width(140.0),
+            )
+            .labelled_by(find_label.id);
+        if response.changed() {
+            options.found_at = 0;
+        }
+        let matches = find_matches(text, &options.find);
+        let enter = response.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
+        if !options.find.is_empty() {
+            ui.weak(match matches.len() {
+                0 => "no match".to_string(),
+                1 => "1 match".to_string(),
+                n => format!("{n} matches"),
+            });
+        }
+        if (ui
+            .add_enabled(!matches.is_empty(), egui::Button::new("Next"))
+            .clicked()
+            || enter)
+            && let Some(&(start, end)) = matches.get(options.found_at % matches.len().max(1))
+        {
+            options.found_at += 1;
+            if let Some(mut state) = egui::TextEdit::load_state(ui.ctx(), edit_id) {
+                state
+                    .cursor
+                    .set_char_range(Some(egui::text::CCursorRange::two(
+                        egui::text::CCursor::new(start),
+                        egui::text::CCursor::new(end),
+                    )));
+                state.store(ui.ctx(), edit_id);
+            }
+            ui.ctx().memory_mut(|memory| memory.request_focus(edit_id));
+        }
+    });
     let lines = text.lines().count().max(1) + usize::from(text.ends_with('\n'));
-    // No wrapping (a wide editor in a scroll area), so the gutter's numbers match the lines.
-    egui::ScrollArea::both()
+    let wrap = options.wrap;
+    let dark = ui.visuals().dark_mode;
+    let scroll = if wrap {
+        egui::ScrollArea::vertical()
+    } else {
+        egui::ScrollArea::both()
+    };
+    scroll
         .id_salt(id)
         .max_height(rows as f32 * 16.0 + 8.0)
         .show(ui, |ui| {
             ui.horizontal_top(|ui| {
-                let numbers = (1..=lines)
-                    .map(|n| format!("{n:>3}"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                ui.add(
-                    egui::Label::new(egui::RichText::new(numbers).monospace().weak())
-                        .selectable(false),
-                );
-                // Lay the text out without wrapping, so each gutter number is one line.
-                let mut layouter = |ui: &egui::Ui, buffer: &dyn egui::TextBuffer, _wrap: f32| {
-                    let font = egui::TextStyle::Monospace.resolve(ui.style());
-                    let job = egui::text::LayoutJob::simple(
-                        buffer.as_str().to_owned(),
-                        font,
-                        ui.visuals().text_color(),
-                        f32::INFINITY,
+                if !wrap {
+                    let numbers = (1..=lines)
+                        .map(|n| format!("{n:>3}"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    ui.add(
+                        egui::Label::new(egui::RichText::new(numbers).monospace().weak())
+                            .selectable(false),
                     );
+                }
+                let mut layouter = |ui: &egui::Ui, buffer: &dyn egui::TextBuffer, width: f32| {
+                    let font = egui::TextStyle::Monospace.resolve(ui.style());
+                    let mut job = highlight(buffer.as_str(), font, ui.visuals().text_color(), dark);
+                    // Without wrapping each gutter number is one line of the text.
+                    job.wrap.max_width = if wrap { width } else { f32::INFINITY };
                     ui.fonts_mut(|fonts| fonts.layout_job(job))
                 };
                 ui.add(
                     egui::TextEdit::multiline(text)
+                        .id(edit_id)
                         .code_editor()
                         .desired_rows(rows)
                         .desired_width(f32::INFINITY)
@@ -170,82 +478,53 @@ fn editor_with_lines(ui: &mut egui::Ui, id: &str, label: egui::Id, text: &mut St
         });
 }
 
-fn preview_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    ui.heading("Preview");
-    ui.horizontal(|ui| {
-        let label = ui.label("Recipient #");
-        let mut number = app.preview_index + 1;
-        ui.add(egui::DragValue::new(&mut number).range(1..=u64::MAX))
-            .labelled_by(label.id);
-        app.preview_index = number.saturating_sub(1);
-        if ui.button("Preview").clicked() {
-            actions.push(Action::Preview(app.preview_index));
-        }
-        if ui.button("Previous").clicked() && app.preview_index > 0 {
-            actions.push(Action::Preview(app.preview_index - 1));
-        }
-        if ui.button("Next").clicked() {
-            actions.push(Action::Preview(app.preview_index + 1));
-        }
-    });
-    ui.horizontal(|ui| {
-        let label = ui.label("Send test to");
-        ui.add(
-            egui::TextEdit::singleline(&mut app.test_to)
-                .hint_text("you@example.com")
-                .desired_width(200.0),
-        )
-        .labelled_by(label.id);
-        if ui.button("Send test").clicked() && !app.test_to.trim().is_empty() {
-            actions.push(Action::TestSend(app.test_to.trim().to_string()));
-        }
-    });
-    match &app.test_result {
-        Some(Ok(text)) => {
-            ui.label(text);
-        }
-        Some(Err(error)) => {
-            ui.colored_label(ui.visuals().error_fg_color, error);
-        }
-        None => {}
-    }
-    ui.horizontal(|ui| {
-        ui.selectable_value(&mut app.preview_tab, PreviewTab::Text, "Text");
-        ui.selectable_value(&mut app.preview_tab, PreviewTab::Html, "HTML source");
-        ui.selectable_value(&mut app.preview_tab, PreviewTab::Headers, "Headers");
-    });
-    ui.separator();
-    match &app.preview {
-        None => {
-            ui.weak("Press Preview to render the message for a recipient of the list.");
-        }
-        Some(Err(error)) => {
-            ui.colored_label(
-                ui.visuals().error_fg_color,
-                "The message cannot be rendered:",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_counts_in_chars_and_ignores_case() {
+        let check = |text: &str, needle: &str, expected: &[(usize, usize)]| {
+            assert_eq!(
+                find_matches(text, needle),
+                expected,
+                "{text:?} / {needle:?}"
             );
-            ui.label(egui::RichText::new(error).monospace());
-        }
-        Some(Ok(preview)) => {
-            ui.label(format!(
-                "To {} · {} · {:.1} KB",
-                preview.email,
-                preview.subject,
-                preview.size_bytes as f64 / 1024.0
-            ));
-            let body = match app.preview_tab {
-                PreviewTab::Text => preview.text.clone(),
-                PreviewTab::Html => preview
-                    .html
-                    .clone()
-                    .unwrap_or_else(|| "(no HTML part)".into()),
-                PreviewTab::Headers => preview.headers.clone(),
-            };
-            egui::ScrollArea::vertical()
-                .id_salt("preview_body")
-                .show(ui, |ui| {
-                    ui.add(egui::Label::new(egui::RichText::new(body).monospace()).wrap());
-                });
-        }
+        };
+        check("Hello {{ first_name }}", "first", &[(9, 14)]);
+        check("aAa", "a", &[(0, 1), (1, 2), (2, 3)]);
+        check("é<p>É</p>", "é", &[(0, 1), (4, 5)]);
+        check("abc", "", &[]);
+        check("abc", "abcd", &[]);
+        check("aaaa", "aa", &[(0, 2), (2, 4)]);
+    }
+
+    #[test]
+    fn highlighting_keeps_every_byte_and_colours_the_parts() {
+        let text = "<p class=\"x\">Hi {{ first_name }}</p><!-- note --> {{ unclosed";
+        let job = highlight(
+            text,
+            egui::FontId::monospace(12.0),
+            egui::Color32::WHITE,
+            true,
+        );
+        assert_eq!(job.text, text);
+        let pieces: Vec<&str> = job
+            .sections
+            .iter()
+            .map(|section| &job.text[section.byte_range.start.0..section.byte_range.end.0])
+            .collect();
+        assert_eq!(
+            pieces,
+            [
+                "<p class=\"x\">",
+                "Hi ",
+                "{{ first_name }}",
+                "</p>",
+                "<!-- note -->",
+                " ",
+                "{{ unclosed"
+            ]
+        );
     }
 }

@@ -1,17 +1,21 @@
 //! The window (eframe + egui). Owns egui and eframe; never blocks a frame and never touches the
 //! database, files or the network itself: it sends requests to the engine's service thread and
-//! draws what comes back. `app.rs` holds the state and applies actions; the `*_ui.rs` files
-//! draw one tab each and return the actions the user asked for.
+//! draws what comes back. `app.rs` holds the views and the campaign being edited and applies
+//! actions; each `*_ui.rs` file is one view (a struct owning its state, whose `ui` returns the
+//! actions the user asked for); `dialogs.rs` runs the file choosers.
 
 mod app;
 mod compose_ui;
+pub mod dialogs;
+mod library_ui;
 mod publish_ui;
 mod recipients_ui;
+mod results_ui;
 mod theme;
 
 use std::path::PathBuf;
 
-pub use app::{Action, HeraldApp, Remembered, Tab};
+pub use app::{Action, HeraldApp, Remembered, Tab, ViewContext};
 
 /// Opens the window, optionally on a campaign file.
 pub fn run(campaign: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<()> {

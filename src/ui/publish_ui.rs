@@ -1,34 +1,125 @@
-//! The Publish tab: delivery mode, relays (with a connection test), options and throttling, and
-//! the run itself: start/pause/resume/stop, progress with ETA, a live chart of messages per
-//! second, per-route figures, the latest errors, and one-click resend of failures.
+//! The Publish view: delivery mode, relays (with a connection test), options and throttling,
+//! and the run itself: start/pause/resume/stop, progress with ETA, a live chart of messages
+//! per second, per-route figures, the latest errors, and one-click resend of failures. Owns the
+//! chart's history, the relay tests' answers and the passwords being typed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use egui_plot::{Line, Plot, PlotPoints};
 
-use super::app::{Action, HeraldApp};
+use super::app::{Action, ViewContext};
 use super::theme::state_color;
-use crate::campaign::RawRelay;
-use crate::engine::RunState;
+use crate::campaign::{RawRelay, RelaySpec};
+use crate::engine::service::Document;
+use crate::engine::{Progress, RunState};
 use crate::store::State;
 
-pub fn publish_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    egui::ScrollArea::vertical()
-        .id_salt("publish")
-        .show(ui, |ui| {
-            run_ui(app, ui, actions);
-            ui.separator();
-            ui.columns(2, |halves| {
-                let [left, right] = halves else {
-                    return;
-                };
-                delivery_ui(app, left, actions);
-                options_ui(app, right);
-            });
-        });
+#[derive(Default)]
+pub struct PublishView {
+    rate_history: Vec<[f64; 2]>,
+    relay_tests: HashMap<String, Result<String, String>>,
+    /// Passwords being typed, by relay index; never saved in the campaign or on disk.
+    password_inputs: HashMap<usize, String>,
 }
 
-fn run_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
-    let counts = app.counts();
-    let progress = app.progress().cloned();
+impl PublishView {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        egui::ScrollArea::vertical()
+            .id_salt("publish")
+            .show(ui, |ui| {
+                run_ui(self, ui, ctx, &mut actions);
+                ui.separator();
+                ui.columns(2, |halves| {
+                    let [left, right] = halves else {
+                        return;
+                    };
+                    delivery_ui(self, left, ctx, &mut actions);
+                    options_ui(right, ctx);
+                });
+            });
+        actions
+    }
+
+    pub fn record_rate(&mut self, progress: &Progress) {
+        let t = progress.elapsed_secs as f64;
+        if self.rate_history.last().is_none_or(|last| last[0] < t) {
+            self.rate_history.push([t, progress.rate_per_sec]);
+            if self.rate_history.len() > 600 {
+                self.rate_history.remove(0);
+            }
+        }
+    }
+
+    pub fn clear_rates(&mut self) {
+        self.rate_history.clear();
+    }
+
+    pub fn relay_testing(&mut self, name: &str) {
+        self.relay_tests
+            .insert(name.to_string(), Ok("testing…".into()));
+    }
+
+    pub fn relay_tested(&mut self, name: String, result: Result<String, String>) {
+        self.relay_tests.insert(name, result);
+    }
+}
+
+/// Relay `index` of the document as a connection test needs it, with the HELO name to use.
+pub fn relay_spec(
+    doc: &Document,
+    path: Option<PathBuf>,
+    index: usize,
+) -> Option<(RelaySpec, String)> {
+    let raw = doc.raw.relays.get(index)?;
+    let name = raw
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("relay {}", index + 1));
+    let security = match raw.security.as_deref() {
+        Some("none") => crate::campaign::Security::None,
+        Some("tls") => crate::campaign::Security::Tls,
+        _ => crate::campaign::Security::StartTls,
+    };
+    let default_port = match security {
+        crate::campaign::Security::None => 25,
+        crate::campaign::Security::StartTls => 587,
+        crate::campaign::Security::Tls => 465,
+    };
+    let base = path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let relay = RelaySpec {
+        name,
+        host: raw.host.clone().unwrap_or_default(),
+        port: raw
+            .port
+            .and_then(|port| u16::try_from(port).ok())
+            .unwrap_or(default_port),
+        security,
+        username: raw.username.clone(),
+        password_env: raw.password_env.clone(),
+        ca_file: raw.ca_file.as_ref().map(|file| base.join(file)),
+        weight: 1,
+        max_connections: 1,
+        rate_per_hour: 0,
+    };
+    let helo = doc
+        .raw
+        .direct
+        .as_ref()
+        .and_then(|direct| direct.helo.clone())
+        .unwrap_or_else(|| "localhost".into());
+    Some((relay, helo))
+}
+
+fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions: &mut Vec<Action>) {
+    let running = ctx.running;
+    let counts = ctx.counts;
+    let progress = ctx.progress.cloned();
     let paused = matches!(
         progress.as_ref().map(|p| &p.state),
         Some(RunState::Paused { .. })
@@ -37,40 +128,33 @@ fn run_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
         ui.heading("Run");
         ui.add_space(12.0);
         if ui
-            .add_enabled(!app.running, egui::Button::new("Start"))
+            .add_enabled(!running, egui::Button::new("Start"))
             .clicked()
         {
             actions.push(Action::Start);
         }
         if ui
-            .add_enabled(app.running && !paused, egui::Button::new("Pause"))
+            .add_enabled(running && !paused, egui::Button::new("Pause"))
             .clicked()
         {
             actions.push(Action::Pause);
         }
-        let resumable = (app.running && paused)
-            || (!app.running && counts.pending + counts.deferred + counts.sending > 0);
-        let resume_label = if app.running {
-            "Resume"
-        } else {
-            "Resume sending"
-        };
+        let resumable = (running && paused)
+            || (!running && counts.pending + counts.deferred + counts.sending > 0);
+        let resume_label = if running { "Resume" } else { "Resume sending" };
         if ui
             .add_enabled(resumable, egui::Button::new(resume_label))
             .clicked()
         {
             actions.push(Action::Resume);
         }
-        if ui
-            .add_enabled(app.running, egui::Button::new("Stop"))
-            .clicked()
-        {
+        if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
             actions.push(Action::Stop);
         }
         ui.separator();
         if ui
             .add_enabled(
-                !app.running && counts.failed > 0,
+                !running && counts.failed > 0,
                 egui::Button::new(format!("Resend failed ({})", counts.failed)),
             )
             .clicked()
@@ -90,12 +174,12 @@ fn run_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
                 ),
             );
             ui.horizontal(|ui| {
-                if ui.add_enabled(!app.running, egui::Button::new("Resend them")).clicked() {
+                if ui.add_enabled(!running, egui::Button::new("Resend them")).clicked() {
                     actions.push(Action::Resend {
                         include_uncertain: true,
                     });
                 }
-                if ui.add_enabled(!app.running, egui::Button::new("Mark them sent")).clicked() {
+                if ui.add_enabled(!running, egui::Button::new("Mark them sent")).clicked() {
                     actions.push(Action::MarkUncertainSent);
                 }
             });
@@ -109,7 +193,7 @@ fn run_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     };
     let eta = progress
         .as_ref()
-        .filter(|_| app.running)
+        .filter(|_| running)
         .and_then(|p| p.eta_secs())
         .map(|secs| format!(" · ETA {}", human_secs(secs)))
         .unwrap_or_default();
@@ -143,7 +227,7 @@ fn run_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
             ui.label(progress.state.label());
         }
     });
-    let points: Vec<[f64; 2]> = app.rate_history.clone();
+    let points: Vec<[f64; 2]> = view.rate_history.clone();
     Plot::new("rate_plot")
         .height(140.0)
         .allow_scroll(false)
@@ -217,9 +301,14 @@ fn run_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     }
 }
 
-fn delivery_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+fn delivery_ui(
+    view: &mut PublishView,
+    ui: &mut egui::Ui,
+    ctx: &mut ViewContext<'_>,
+    actions: &mut Vec<Action>,
+) {
     ui.heading("Delivery");
-    let delivery = &mut app.doc.raw.delivery;
+    let delivery = &mut ctx.doc.raw.delivery;
     let mut mode = delivery.mode.clone().unwrap_or_else(|| "relay".into());
     ui.horizontal(|ui| {
         ui.label("Mode");
@@ -231,7 +320,7 @@ fn delivery_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>
     ui.add_space(4.0);
     ui.strong("Relays");
     let mut remove = None;
-    for (index, relay) in app.doc.raw.relays.iter_mut().enumerate() {
+    for (index, relay) in ctx.doc.raw.relays.iter_mut().enumerate() {
         let name = relay
             .name
             .clone()
@@ -240,15 +329,18 @@ fn delivery_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>
             relay_ui(ui, index, relay);
             ui.horizontal(|ui| {
                 let label = ui.label("Password");
-                let typed = app.password_inputs.entry(index).or_default();
+                let typed = view.password_inputs.entry(index).or_default();
                 ui.add(
                     egui::TextEdit::singleline(typed)
                         .password(true)
                         .desired_width(160.0),
                 )
                 .labelled_by(label.id);
-                if ui.button("Keep in keyring").clicked() {
-                    actions.push(Action::StorePassword(index));
+                if ui.button("Keep in keyring").clicked() && !typed.is_empty() {
+                    actions.push(Action::StorePassword {
+                        index,
+                        password: std::mem::take(typed),
+                    });
                 }
             });
             ui.horizontal(|ui| {
@@ -258,7 +350,7 @@ fn delivery_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>
                 if ui.button("Remove").clicked() {
                     remove = Some(index);
                 }
-                match app.relay_tests.get(&name) {
+                match view.relay_tests.get(&name) {
                     Some(Ok(text)) => {
                         ui.colored_label(state_color(State::Sent), text);
                     }
@@ -271,11 +363,11 @@ fn delivery_ui(app: &mut HeraldApp, ui: &mut egui::Ui, actions: &mut Vec<Action>
         });
     }
     if let Some(index) = remove {
-        app.doc.raw.relays.remove(index);
+        ctx.doc.raw.relays.remove(index);
     }
     if ui.button("Add relay").clicked() {
-        app.doc.raw.relays.push(RawRelay {
-            name: Some(format!("relay {}", app.doc.raw.relays.len() + 1)),
+        ctx.doc.raw.relays.push(RawRelay {
+            name: Some(format!("relay {}", ctx.doc.raw.relays.len() + 1)),
             security: Some("starttls".into()),
             ..RawRelay::default()
         });
@@ -351,9 +443,9 @@ fn relay_ui(ui: &mut egui::Ui, index: usize, relay: &mut RawRelay) {
     ui.weak("The password is looked up under the variable name: first in the environment, then in the system keyring. It is never saved in the campaign.");
 }
 
-fn options_ui(app: &mut HeraldApp, ui: &mut egui::Ui) {
+fn options_ui(ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) {
     ui.heading("Options and performance");
-    let delivery = &mut app.doc.raw.delivery;
+    let delivery = &mut ctx.doc.raw.delivery;
     egui::Grid::new("options").num_columns(2).show(ui, |ui| {
         let label = ui.label("Connections");
         let mut connections = delivery.connections.unwrap_or(32);

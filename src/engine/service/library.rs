@@ -166,7 +166,7 @@ impl Library {
     }
 }
 
-fn csv_line(fields: &[&str]) -> String {
+pub(super) fn csv_line(fields: &[&str]) -> String {
     let quoted: Vec<String> = fields
         .iter()
         .map(|field| {

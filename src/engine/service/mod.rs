@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use super::{Engine, Progress, Wake};
 use crate::campaign::{Campaign, RawCampaign, RelaySpec};
-use crate::store::{Counts, RecipientRow, State};
+use crate::store::{CampaignSummary, Counts, RecipientRow, ReplyClass, State};
 
+mod campaigns;
 mod files;
 mod library;
 mod runs;
+
+pub use campaigns::{RESULT_DOMAINS, ResultsData, next_name};
 
 use library::Library;
 use runs::Runs;
@@ -52,6 +55,8 @@ pub enum Request {
         path: PathBuf,
         state: Option<State>,
         search: String,
+        /// Only the rows of this state whose last reply is of this class (the results view).
+        reply: Option<(State, ReplyClass)>,
         offset: u64,
         limit: u32,
         generation: u64,
@@ -91,6 +96,24 @@ pub enum Request {
     StorePassword {
         name: String,
         password: String,
+    },
+    /// The campaigns the database knows (the library).
+    Library,
+    /// Write a ready campaign into this folder, then open it.
+    NewCampaign {
+        folder: PathBuf,
+    },
+    /// Make the next mailing from this campaign, then open it.
+    Duplicate {
+        path: PathBuf,
+    },
+    Results {
+        path: PathBuf,
+    },
+    /// Every recipient's outcome, to a CSV file.
+    ExportAll {
+        path: PathBuf,
+        to: PathBuf,
     },
 }
 
@@ -165,6 +188,10 @@ pub enum Answer {
         result: Result<(), String>,
     },
     Problem(String),
+    Library(Result<Vec<CampaignSummary>, String>),
+    /// A campaign file written by `NewCampaign` or `Duplicate`.
+    Created(Result<PathBuf, String>),
+    Results(Result<Box<ResultsData>, String>),
 }
 
 /// The window's handle on the service thread.
@@ -275,10 +302,17 @@ impl Worker {
                 path,
                 state,
                 search,
+                reply,
                 offset,
                 limit,
                 generation,
-            } => match self.library.page(&path, state, &search, offset, limit) {
+            } => match match reply {
+                Some(reply) => self
+                    .library
+                    .store()
+                    .and_then(|store| campaigns::reply_page(store, &path, reply, offset, limit)),
+                None => self.library.page(&path, state, &search, offset, limit),
+            } {
                 Ok((total, rows)) => Answer::Page {
                     generation,
                     offset,
@@ -319,6 +353,24 @@ impl Worker {
                 result: super::secrets::store(&name, &password),
                 name,
             },
+            Request::Library => Answer::Library(
+                self.library
+                    .store()
+                    .and_then(|store| campaigns::list(store)),
+            ),
+            Request::NewCampaign { folder } => Answer::Created(campaigns::new_campaign(&folder)),
+            Request::Duplicate { path } => Answer::Created(campaigns::duplicate(&path)),
+            Request::Results { path } => Answer::Results(
+                self.library
+                    .store()
+                    .and_then(|store| campaigns::results(store, &path))
+                    .map(Box::new),
+            ),
+            Request::ExportAll { path, to } => Answer::Exported(
+                self.library
+                    .store()
+                    .and_then(|store| campaigns::export_all(store, &path, &to)),
+            ),
             Request::TestRelay { relay, helo } => {
                 let name = relay.name.clone();
                 Answer::RelayTested {
