@@ -140,7 +140,7 @@ pub struct TimeBucket {
 }
 
 /// The states a reply class is shown for: those whose last reply says why they did not go.
-const NOT_DELIVERED: &str = "('failed', 'deferred', 'uncertain')";
+const NOT_DELIVERED: &str = "('failed', 'bounced', 'deferred', 'uncertain')";
 
 impl Store {
     /// Every campaign the database knows, most recently active first, with its counts from
@@ -232,7 +232,7 @@ impl Store {
         Ok(domains)
     }
 
-    /// The recipients that did not go (failed, deferred, uncertain) grouped by state and reply
+    /// The recipients that did not go (failed, bounced, deferred, uncertain) grouped by state and reply
     /// class, largest first. Walks only those states' rows, through `recipient_state`.
     pub fn reply_breakdown(&self, campaign: CampaignId) -> Result<Vec<ReplyGroup>, StoreError> {
         let sql = format!(
@@ -275,7 +275,8 @@ impl Store {
         let mut statement = self.conn.prepare_cached(
             "SELECT e.at / 1000 AS second, e.state, count(*)
              FROM recipient r JOIN event e ON e.recipient_id = r.id
-             WHERE r.campaign_id = ?1 AND e.state IN ('sent', 'failed', 'deferred', 'uncertain')
+             WHERE r.campaign_id = ?1
+               AND e.state IN ('sent', 'failed', 'bounced', 'deferred', 'uncertain')
              GROUP BY second, e.state ORDER BY second",
         )?;
         let rows = statement.query_map([campaign], |row| {

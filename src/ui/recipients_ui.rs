@@ -297,7 +297,7 @@ impl RecipientsView {
             }
             if let Some(class) = self.reply
                 && ui
-                    .button(format!("reply: {} ✕", class.label()))
+                    .button(format!("reply: {} (show all)", class.label()))
                     .on_hover_text("Show every reply again")
                     .clicked()
             {

@@ -17,9 +17,10 @@ use crate::engine::service::ResultsData;
 use crate::store::{Counts, State, TimeBucket};
 
 /// The headline figures, in the order a marketer reads them.
-const SHOWN_STATES: [(State, &str); 6] = [
+const SHOWN_STATES: [(State, &str); 7] = [
     (State::Sent, "Delivered"),
     (State::Failed, "Failed"),
+    (State::Bounced, "Bounced"),
     (State::Deferred, "Deferred"),
     (State::Uncertain, "Uncertain"),
     (State::Skipped, "Skipped"),
@@ -164,7 +165,7 @@ fn show_state(state: State) -> Action {
 }
 
 fn headline_ui(ui: &mut egui::Ui, counts: &Counts, actions: &mut Vec<Action>) {
-    let attempted = counts.sent + counts.failed + counts.uncertain;
+    let attempted = counts.sent + counts.failed + counts.uncertain + counts.bounced;
     ui.horizontal_wrapped(|ui| {
         for (state, title) in SHOWN_STATES {
             egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -209,15 +210,18 @@ fn replies_ui(ui: &mut egui::Ui, data: &ResultsData, actions: &mut Vec<Action>) 
             ui.end_row();
             for group in &data.replies {
                 ui.colored_label(state_color(group.state), group.state.as_str());
-                ui.label(group.class.label())
-                    .on_hover_text(format!("For example: {}", group.example));
-                if ui.link(thousands(group.count)).clicked() {
+                if ui
+                    .link(group.class.label())
+                    .on_hover_text(format!("For example: {}", group.example))
+                    .clicked()
+                {
                     actions.push(Action::ShowRecipients {
                         state: Some(group.state),
                         reply: Some(group.class),
                         search: String::new(),
                     });
                 }
+                ui.label(thousands(group.count));
                 ui.end_row();
             }
         });
@@ -227,9 +231,16 @@ fn domains_ui(ui: &mut egui::Ui, data: &ResultsData, actions: &mut Vec<Action>) 
     ui.strong("By destination domain");
     egui::Grid::new("domains")
         .striped(true)
-        .num_columns(5)
+        .num_columns(6)
         .show(ui, |ui| {
-            for title in ["Domain", "Delivered", "Failed", "Deferred", "Uncertain"] {
+            for title in [
+                "Domain",
+                "Delivered",
+                "Failed",
+                "Bounced",
+                "Deferred",
+                "Uncertain",
+            ] {
                 ui.weak(title);
             }
             ui.end_row();
@@ -308,6 +319,7 @@ fn timeline_ui(ui: &mut egui::Ui, timeline: &[TimeBucket]) {
             for (state, name) in [
                 (State::Sent, "delivered"),
                 (State::Failed, "failed"),
+                (State::Bounced, "bounced"),
                 (State::Deferred, "deferred"),
                 (State::Uncertain, "uncertain"),
             ] {
