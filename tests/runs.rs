@@ -9,9 +9,10 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::campaign::{RelayConf, addresses, campaign};
+use herald::engine::{Engine, RunState};
+use support::campaign::{RelayConf, addresses, campaign, closed_port};
 use support::cli_run::{Ran, run};
-use support::run::{LIMIT, counts};
+use support::run::{LIMIT, counts, finish, start, wait_for};
 use support::smtp_server::{Reply, SmtpServer};
 
 fn send_command(dir: &support::campaign::CampaignDir) -> Command {
@@ -108,4 +109,73 @@ fn a_killed_runs_lock_is_released_and_the_next_run_recovers_its_rows() {
     assert_eq!(counts.sending, 0, "{counts:?}");
     assert!(counts.uncertain > 0, "{counts:?}");
     assert_eq!(counts.sent + counts.uncertain, total as u64, "{counts:?}");
+}
+
+/// Issue #12: while every relay was down the claimed rows stayed in `sending` for the whole
+/// wait (the window showed "16 sending"), and a `kill -9` then turned them into `uncertain`
+/// although nothing had been sent.
+#[cfg(unix)]
+#[test]
+fn while_no_relay_is_reachable_claimed_rows_go_back_to_pending() {
+    let port = closed_port();
+    let total = 20;
+    let dir = campaign(
+        &addresses(total),
+        &[RelayConf::new("only", port)],
+        // A long rest: no probe of the relay falls inside the test's samples.
+        "connections = 2\nrelay_cooldown_secs = 60\nuncertain = \"hold\"",
+    );
+
+    // The window's view: the run's progress.
+    let engine = Engine::new().unwrap();
+    let mut window_run = start(&engine, &dir);
+    wait_for(
+        &window_run,
+        "waiting for relays",
+        |p| matches!(&p.state, RunState::Waiting { reason, .. } if reason.contains("no relay is reachable")),
+    );
+    let shown = wait_for(&window_run, "nobody shown in sending", |p| {
+        p.counts.sending == 0
+    });
+    assert_eq!(shown.counts.pending, total as u64, "{:?}", shown.counts);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(window_run.progress().counts.sending, 0);
+    window_run.stop();
+    let stopped = finish(&mut window_run);
+    assert_eq!(stopped.state, RunState::Stopped);
+
+    // The database's view, and kill -9 in the middle of the wait.
+    let mut child = send_command(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    for _ in 0..5 {
+        let now = counts(&dir);
+        assert_eq!(
+            (now.sending, now.pending),
+            (0, total as u64),
+            "rows held while waiting for a relay"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    kill(child.id(), "KILL");
+    let _ = child.wait();
+
+    let server = SmtpServer::builder().port(port).start();
+    let next = run(send_command(&dir), LIMIT);
+    next.assert_code(0);
+    assert!(
+        !next.stdout.contains("previous run ended"),
+        "{}",
+        next.all()
+    );
+    let counts = counts(&dir);
+    assert_eq!(
+        (counts.sent, counts.uncertain, counts.failed),
+        (total as u64, 0, 0)
+    );
+    assert_eq!(server.received_count(), total);
 }

@@ -135,6 +135,7 @@ impl Dispatcher {
         self.wait_while_port_blocked().await?;
         self.obey_control().await?;
         self.throttle().await?;
+        self.wait_for_a_relay().await?;
         self.fill().await?;
         self.deal_direct()?;
         self.deal_to_relay().await
@@ -233,6 +234,46 @@ impl Dispatcher {
             return AGAIN;
         }
         ControlFlow::Continue(())
+    }
+
+    /// Relay mode: while every relay rests, the run holds nothing claimed. What it holds goes
+    /// back to `pending` and nothing more is claimed until a relay's rest is over, so the window
+    /// shows nobody in `sending` and a `kill -9` meanwhile leaves nobody `uncertain` (issue #12).
+    /// Mixed mode keeps its relay-bound recipients aside instead (direct delivery goes on).
+    async fn wait_for_a_relay(&mut self) -> Stage {
+        if self.direct.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let Some(unavailable) = self.every_relay_down(Instant::now()) else {
+            return ControlFlow::Continue(());
+        };
+        if unavailable.down.iter().all(|(_, needs_user)| *needs_user) {
+            return self.pause_for_user(unavailable).await;
+        }
+        self.release_claimed();
+        let retry_in = unavailable.soonest.unwrap_or(Duration::from_secs(1));
+        self.show(RunState::Waiting {
+            reason: format!("no relay is reachable ({})", unavailable.reasons()),
+            retry_in_secs: retry_in.as_secs().max(1),
+        });
+        // Jobs the workers give back meanwhile are released by the next round.
+        self.idle(retry_in.min(Duration::from_secs(1))).await;
+        AGAIN
+    }
+
+    /// Why no relay is up, when none is (and there is at least one).
+    fn every_relay_down(&self, now: Instant) -> Option<Unavailable> {
+        let mut unavailable = Unavailable::default();
+        for relay in &self.shared.relays {
+            let (until, reason, needs_user) = relay.resting(now)?;
+            unavailable
+                .down
+                .push((format!("{}: {reason}", relay.target.route), needs_user));
+            if !needs_user {
+                unavailable.sooner(until.saturating_duration_since(now));
+            }
+        }
+        (!unavailable.down.is_empty()).then_some(unavailable)
     }
 
     /// Claims more recipients when the buffer is empty and direct mode's window has room; when
