@@ -2,6 +2,7 @@
 //! at once with the key and a plain-language reason. Owns `toml` parsing of campaigns. Must never
 //! read recipients, render templates or talk to servers: it only says what the campaign asks for.
 
+mod bounces;
 mod duration;
 mod raw;
 mod validate;
@@ -9,6 +10,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use bounces::{BouncesSpec, RawBounces, ReturnPath};
 pub use duration::{format_duration, parse_duration};
 pub use raw::{
     RawCampaign, RawDelivery, RawDirect, RawDirectDomain, RawDkim, RawMessage, RawRecipients,
@@ -28,6 +30,8 @@ pub struct Campaign {
     pub direct: DirectSpec,
     pub relays: Vec<RelaySpec>,
     pub dkim: Option<DkimSpec>,
+    /// `[bounces]`: the mailbox bounces come back to, and the VERP return path.
+    pub bounces: Option<BouncesSpec>,
 }
 
 #[derive(Debug, Clone)]

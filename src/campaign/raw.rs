@@ -21,6 +21,8 @@ pub struct RawCampaign {
     pub relays: Vec<RawRelay>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dkim: Option<RawDkim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounces: Option<super::bounces::RawBounces>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -119,6 +121,7 @@ const TOP_KEYS: &[&str] = &[
     "direct",
     "relay",
     "dkim",
+    "bounces",
 ];
 const MESSAGE_KEYS: &[&str] = &[
     "from",
@@ -190,6 +193,7 @@ pub fn unknown_keys(table: &toml::Table) -> Vec<(String, &'static [&'static str]
             "direct" => DIRECT_KEYS,
             "relay" => RELAY_KEYS,
             "dkim" => DKIM_KEYS,
+            "bounces" => super::bounces::BOUNCES_KEYS,
             _ => {
                 found.push((key.clone(), TOP_KEYS));
                 continue;

@@ -33,12 +33,12 @@ const MANAGED_HEADERS: &[&str] = &[
     "received",
 ];
 
-struct Collector {
+pub(super) struct Collector {
     problems: Vec<Problem>,
 }
 
 impl Collector {
-    fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(Problem {
             key: key.into(),
             reason: reason.into(),
@@ -46,7 +46,7 @@ impl Collector {
     }
 
     /// An integer within `range`, or the default when absent.
-    fn int<T: TryFrom<i64> + Copy>(
+    pub(super) fn int<T: TryFrom<i64> + Copy>(
         &mut self,
         key: &str,
         value: Option<i64>,
@@ -71,7 +71,7 @@ impl Collector {
     }
 
     /// A file the campaign names, resolved against the campaign's folder, that must exist.
-    fn file(&mut self, key: &str, base: &Path, value: &str) -> PathBuf {
+    pub(super) fn file(&mut self, key: &str, base: &Path, value: &str) -> PathBuf {
         let path = base.join(value);
         if value.trim().is_empty() {
             self.add(key, "is empty; give a file name");
@@ -229,6 +229,8 @@ fn build(
         }
     });
 
+    let bounces = super::bounces::build(raw.bounces.as_ref(), base, env_is_set, c);
+
     Campaign {
         path: path.to_path_buf(),
         name,
@@ -238,6 +240,7 @@ fn build(
         direct,
         relays,
         dkim,
+        bounces,
     }
 }
 

@@ -2,6 +2,7 @@
 //! rusqlite and **all** SQL; the state machine's transitions are written only here. Never knows
 //! about SMTP, templates or the window: callers hand it plain data.
 
+mod feedback;
 mod global_suppression;
 mod import;
 mod results;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub use feedback::{Applied, Feedback, FeedbackCounts, FeedbackKind, MailboxCursor, Mailed};
 pub use global_suppression::{Suppression, SuppressionReason};
 pub use import::{ImportRow, Importer};
 pub use results::{CampaignSummary, DomainRow, ReplyClass, ReplyGroup, TimeBucket};

@@ -151,6 +151,25 @@ const MIGRATIONS: &[&str] = &[
         UPDATE campaign_tally SET n = n - 1
             WHERE campaign_id = OLD.campaign_id AND state = OLD.state;
     END;
+    // 7: what came back from the bounce mailbox (issue #13). One row per recipient and kind
+    // (hard, soft, blocked, delayed, complaint, unsubscribe), so a report read twice counts
+    // once; and per mailbox folder the UIDVALIDITY, the last UID handled and the UIDs whose
+    // IMAP flags are still to be set.
+    r#"
+    CREATE TABLE feedback (
+        recipient_id INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        at           INTEGER NOT NULL,
+        status       TEXT,
+        diagnostic   TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (recipient_id, kind)
+    ) WITHOUT ROWID;
+    CREATE TABLE mailbox_cursor (
+        mailbox      TEXT PRIMARY KEY,
+        uid_validity INTEGER NOT NULL,
+        last_uid     INTEGER NOT NULL,
+        unfinished   TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -1,0 +1,521 @@
+//! What came back from the bounce mailbox, applied (issue #13): one `feedback` row per recipient
+//! and kind (hard, soft, blocked, delayed, complaint, unsubscribe), so applying the same report
+//! twice changes nothing; the `bounced` transition (from `sent` or `uncertain` only); the global
+//! suppression entries that follow; and the mailbox cursor (UIDVALIDITY, the last UID handled,
+//! and the UIDs whose flags are still to be set), written in the same transaction as the batch
+//! it covers. Also the lookups that matching needs. SQL only: classification and matching are
+//! decided by `inbox`.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{CampaignId, RecipientId, State, Store, StoreError, SuppressionReason, now_ms};
+
+/// How one report counts for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedbackKind {
+    /// The address is dead: the recipient becomes `bounced` and the address is suppressed.
+    Hard,
+    /// Counted toward `soft_limit`.
+    Soft,
+    /// The sender's problem (policy, authentication, block lists): recorded, never suppresses.
+    Blocked,
+    /// RFC 3464 `Action: delayed`: an event, not a bounce.
+    Delayed,
+    Complaint,
+    Unsubscribe,
+}
+
+impl FeedbackKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackKind::Hard => "hard",
+            FeedbackKind::Soft => "soft",
+            FeedbackKind::Blocked => "blocked",
+            FeedbackKind::Delayed => "delayed",
+            FeedbackKind::Complaint => "complaint",
+            FeedbackKind::Unsubscribe => "unsubscribe",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            FeedbackKind::Hard => "hard bounce",
+            FeedbackKind::Soft => "soft bounce",
+            FeedbackKind::Blocked => "blocked",
+            FeedbackKind::Delayed => "delayed",
+            FeedbackKind::Complaint => "complaint",
+            FeedbackKind::Unsubscribe => "unsubscribe by mail",
+        }
+    }
+}
+
+/// One report applied to one matched recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    pub recipient: RecipientId,
+    pub kind: FeedbackKind,
+    /// RFC 3463 enhanced status code.
+    pub status: Option<String>,
+    pub smtp_code: Option<u16>,
+    /// What the report said, bounded by the caller.
+    pub diagnostic: String,
+}
+
+/// What applying one feedback did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// False when this recipient already had feedback of this kind (a report read twice).
+    pub new: bool,
+    /// The recipient went from `sent`/`uncertain` to `bounced`.
+    pub bounced: bool,
+    /// The address was added to the global suppression list.
+    pub suppressed: bool,
+}
+
+/// A recipient that was mailed, as matching sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailed {
+    pub id: RecipientId,
+    pub campaign: CampaignId,
+    /// The campaign file's key (its canonical path): Message-IDs carry a hash of it.
+    pub campaign_key: String,
+    /// The address key (lower-case).
+    pub address: String,
+    pub state: State,
+}
+
+/// Where reading a mailbox folder stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxCursor {
+    /// RFC 3501 §2.3.1.1: UIDs mean something only within one UIDVALIDITY.
+    pub uid_validity: u32,
+    /// Every message with a UID up to this one has been read and applied.
+    pub last_uid: u32,
+    /// UIDs applied whose \Seen flag or move to the processed folder may not have happened yet
+    /// (the process may have died between the commit and the IMAP commands).
+    pub unfinished: Vec<u32>,
+}
+
+/// Campaign totals of what came back, for `status` and the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedbackCounts {
+    /// Addresses this campaign's mail got suppressed for complaints.
+    pub complained: u64,
+    /// Addresses this campaign's mail got suppressed for unsubscribes (by mail or link).
+    pub unsubscribed: u64,
+    pub soft: u64,
+    pub blocked: u64,
+}
+
+/// States in which a recipient's message left Herald (a report can be about it).
+const MAILED_STATES: &str = "('sent', 'uncertain', 'bounced')";
+
+fn mailed_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailed> {
+    Ok(Mailed {
+        id: row.get(0)?,
+        campaign: row.get(1)?,
+        address: row.get(2)?,
+        state: State::parse(&row.get::<_, String>(3)?).unwrap_or(State::Pending),
+        campaign_key: row.get(4)?,
+    })
+}
+
+const MAILED_COLUMNS: &str = "r.id, r.campaign_id, coalesce(r.email_key, r.email), r.state,
+    (SELECT file_key FROM campaign c WHERE c.id = r.campaign_id)";
+
+impl Store {
+    /// The recipient with this id, if its message was sent.
+    pub fn mailed(&self, id: RecipientId) -> Result<Option<Mailed>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {MAILED_COLUMNS} FROM recipient r WHERE r.id = ?1
+                   AND r.state IN {MAILED_STATES}"
+            ))?
+            .query_row([id], mailed_of)
+            .optional()?)
+    }
+
+    /// For each address key, the latest recipient (any campaign) it was mailed as. One pass
+    /// over the recipients for the whole batch: the table has no index on addresses (an index
+    /// would cost every import), so callers ask for all their addresses at once.
+    pub fn latest_mailed(&self, keys: &[String]) -> Result<HashMap<String, Mailed>, StoreError> {
+        let mut found: HashMap<String, Mailed> = HashMap::new();
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let mut statement = self.conn.prepare(&format!(
+                "SELECT {MAILED_COLUMNS} FROM recipient r
+                 WHERE coalesce(r.email_key, r.email) IN ({placeholders})
+                   AND r.state IN {MAILED_STATES} ORDER BY r.id DESC"
+            ))?;
+            let rows = statement.query_map(rusqlite::params_from_iter(chunk), mailed_of)?;
+            for row in rows {
+                let mailed = row?;
+                found.entry(mailed.address.clone()).or_insert(mailed);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The cursor of a mailbox folder (`mailbox` names account, server and folder).
+    pub fn mailbox_cursor(&self, mailbox: &str) -> Result<Option<MailboxCursor>, StoreError> {
+        let row: Option<(i64, i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT uid_validity, last_uid, unfinished FROM mailbox_cursor WHERE mailbox = ?1",
+                [mailbox],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(validity, last, unfinished)| MailboxCursor {
+            uid_validity: validity as u32,
+            last_uid: last as u32,
+            unfinished: unfinished
+                .split(',')
+                .filter_map(|uid| uid.parse().ok())
+                .collect(),
+        }))
+    }
+
+    /// Records the cursor alone (a new UIDVALIDITY, or flags finished).
+    pub fn set_mailbox_cursor(
+        &mut self,
+        mailbox: &str,
+        cursor: &MailboxCursor,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        write_cursor(&tx, mailbox, cursor)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies one batch of feedback and moves the mailbox cursor, in one transaction: killed
+    /// before the commit, nothing of the batch happened and the next run reads it again;
+    /// after it, the batch is done and never counted twice.
+    pub fn apply_feedback(
+        &mut self,
+        mailbox: &str,
+        cursor: &MailboxCursor,
+        items: &[Feedback],
+        soft_limit: u32,
+    ) -> Result<Vec<Applied>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let now = now_ms();
+        let mut applied = Vec::with_capacity(items.len());
+        for item in items {
+            applied.push(apply_one(&tx, item, soft_limit, now)?);
+        }
+        write_cursor(&tx, mailbox, cursor)?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// What came back for a campaign.
+    pub fn feedback_counts(&self, campaign: CampaignId) -> Result<FeedbackCounts, StoreError> {
+        let mut counts = FeedbackCounts::default();
+        let mut by_reason = self.conn.prepare_cached(
+            "SELECT reason, count(*) FROM global_suppression WHERE campaign_id = ?1 GROUP BY reason",
+        )?;
+        for row in by_reason.query_map([campaign], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })? {
+            let (reason, n) = row?;
+            match SuppressionReason::parse(&reason) {
+                Some(SuppressionReason::Complained) => counts.complained = n as u64,
+                Some(SuppressionReason::Unsubscribed) => counts.unsubscribed = n as u64,
+                _ => {}
+            }
+        }
+        let mut by_kind = self.conn.prepare_cached(
+            "SELECT f.kind, count(*) FROM feedback f JOIN recipient r ON r.id = f.recipient_id
+             WHERE r.campaign_id = ?1 GROUP BY f.kind",
+        )?;
+        for row in by_kind.query_map([campaign], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })? {
+            let (kind, n) = row?;
+            match kind.as_str() {
+                "soft" => counts.soft = n as u64,
+                "blocked" => counts.blocked = n as u64,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+}
+
+fn write_cursor(
+    tx: &Transaction<'_>,
+    mailbox: &str,
+    cursor: &MailboxCursor,
+) -> Result<(), StoreError> {
+    let unfinished = cursor
+        .unfinished
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    tx.prepare_cached(
+        "INSERT INTO mailbox_cursor (mailbox, uid_validity, last_uid, unfinished)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity,
+             last_uid = excluded.last_uid, unfinished = excluded.unfinished",
+    )?
+    .execute(params![
+        mailbox,
+        cursor.uid_validity,
+        cursor.last_uid,
+        unfinished
+    ])?;
+    Ok(())
+}
+
+fn apply_one(
+    tx: &Transaction<'_>,
+    item: &Feedback,
+    soft_limit: u32,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let Some((campaign, key, state, attempts)) = tx
+        .prepare_cached(
+            "SELECT campaign_id, coalesce(email_key, email), state, attempts FROM recipient
+             WHERE id = ?1",
+        )?
+        .query_row([item.recipient], |row| {
+            Ok((
+                row.get::<_, CampaignId>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, u32>(3)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(Applied::default());
+    };
+    let mut applied = Applied {
+        new: tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO feedback (recipient_id, kind, at, status, diagnostic)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                item.recipient,
+                item.kind.as_str(),
+                now,
+                item.status,
+                item.diagnostic
+            ])?
+            > 0,
+        ..Applied::default()
+    };
+    if !applied.new {
+        return Ok(applied);
+    }
+    let text = match &item.status {
+        Some(status) => format!("{}: {status} {}", item.kind.label(), item.diagnostic),
+        None => format!("{}: {}", item.kind.label(), item.diagnostic),
+    };
+    let text = text.trim().to_string();
+    let mut event_state = state;
+    if item.kind == FeedbackKind::Hard {
+        // The design's state machine: only a message that left can bounce.
+        applied.bounced =
+            tx.prepare_cached(
+                "UPDATE recipient SET state = 'bounced', reply_code = ?2, reply_enhanced = ?3,
+                     reply_text = ?4, updated_at = ?5
+                 WHERE id = ?1 AND state IN ('sent', 'uncertain')",
+            )?
+            .execute(params![
+                item.recipient,
+                item.smtp_code,
+                item.status,
+                text,
+                now
+            ])? > 0;
+        if applied.bounced {
+            event_state = State::Bounced.as_str().to_string();
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO event (recipient_id, at, state, attempt, route, reply_code, reply_enhanced,
+             reply_text)
+         VALUES (?1, ?2, ?3, ?4, 'bounce mailbox', ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        item.recipient,
+        now,
+        event_state,
+        attempts,
+        item.smtp_code,
+        item.status,
+        text
+    ])?;
+    let reason = match item.kind {
+        FeedbackKind::Hard => Some(SuppressionReason::Bounced),
+        FeedbackKind::Complaint => Some(SuppressionReason::Complained),
+        FeedbackKind::Unsubscribe => Some(SuppressionReason::Unsubscribed),
+        FeedbackKind::Soft if soft_run(tx, &key, item.recipient)? >= soft_limit => {
+            Some(SuppressionReason::SoftBounces)
+        }
+        FeedbackKind::Soft | FeedbackKind::Blocked | FeedbackKind::Delayed => None,
+    };
+    if let Some(reason) = reason {
+        applied.suppressed = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO global_suppression (address, reason, at, campaign_id,
+                     evidence) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![key, reason.as_str(), now, campaign, text])?
+            > 0;
+    }
+    Ok(applied)
+}
+
+/// How many of the address's mailings up to `recipient`, latest first, soft-bounced in a row:
+/// a mailing without a soft bounce is a delivery in between, and the count stops there.
+fn soft_run(tx: &Transaction<'_>, key: &str, recipient: RecipientId) -> Result<u32, StoreError> {
+    let mut statement = tx.prepare_cached(&format!(
+        "SELECT EXISTS (SELECT 1 FROM feedback f WHERE f.recipient_id = r.id AND f.kind = 'soft')
+         FROM recipient r
+         WHERE coalesce(r.email_key, r.email) = ?1 AND r.id <= ?2 AND r.state IN {MAILED_STATES}
+         ORDER BY r.id DESC"
+    ))?;
+    let mut rows = statement.query(params![key, recipient])?;
+    let mut run = 0;
+    while let Some(row) = rows.next()? {
+        if !row.get::<_, bool>(0)? {
+            break;
+        }
+        run += 1;
+    }
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ImportRow, Transition};
+
+    fn mailed_campaign(store: &mut Store, file: &str, emails: &[&str]) -> Vec<RecipientId> {
+        let c = store.campaign(file, file).unwrap();
+        let mut importer = store.importer(c, &[]).unwrap();
+        for (line, email) in emails.iter().enumerate() {
+            let row = ImportRow::new(
+                line as u64 + 2,
+                email.to_string(),
+                email.to_string(),
+                [""; 0],
+                None,
+            );
+            assert!(importer.push(row).unwrap());
+        }
+        importer.finish().unwrap();
+        let claimed = store.claim(c, i64::MAX, 100).unwrap();
+        let sent: Vec<Transition> = claimed
+            .iter()
+            .map(|row| Transition {
+                id: row.id,
+                to: State::Sent,
+                attempts: 1,
+                next_attempt_at_ms: 0,
+                route: None,
+                reply: None,
+            })
+            .collect();
+        store.apply(&sent).unwrap();
+        claimed.iter().map(|row| row.id).collect()
+    }
+
+    fn feedback(recipient: RecipientId, kind: FeedbackKind) -> Feedback {
+        Feedback {
+            recipient,
+            kind,
+            status: Some("5.1.1".into()),
+            smtp_code: Some(550),
+            diagnostic: "user unknown".into(),
+        }
+    }
+
+    #[test]
+    fn a_hard_bounce_bounces_and_suppresses_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        let ids = mailed_campaign(
+            &mut store,
+            "/a.toml",
+            &["ada@example.org", "bob@example.org"],
+        );
+        let cursor = MailboxCursor {
+            uid_validity: 7,
+            last_uid: 3,
+            unfinished: vec![2, 3],
+        };
+        let first = store
+            .apply_feedback("box", &cursor, &[feedback(ids[0], FeedbackKind::Hard)], 3)
+            .unwrap();
+        assert_eq!(
+            first,
+            [Applied {
+                new: true,
+                bounced: true,
+                suppressed: true
+            }]
+        );
+        let again = store
+            .apply_feedback("box", &cursor, &[feedback(ids[0], FeedbackKind::Hard)], 3)
+            .unwrap();
+        assert_eq!(again, [Applied::default()]);
+        let c = store.find_campaign("/a.toml").unwrap().unwrap();
+        let counts = store.counts(c).unwrap();
+        assert_eq!((counts.bounced, counts.sent), (1, 1));
+        let entry = store
+            .global_suppression("ada@example.org")
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.reason, SuppressionReason::Bounced);
+        assert_eq!(entry.evidence, "hard bounce: 5.1.1 user unknown");
+        assert_eq!(store.mailbox_cursor("box").unwrap(), Some(cursor));
+        let history = store.history(ids[0]).unwrap();
+        assert_eq!(
+            history.last().map(|entry| entry.state),
+            Some(State::Bounced)
+        );
+        assert_eq!(store.mailed(ids[0]).unwrap().unwrap().state, State::Bounced);
+        let latest = store.latest_mailed(&["bob@example.org".into()]).unwrap();
+        assert_eq!(latest["bob@example.org"].id, ids[1]);
+    }
+
+    #[test]
+    fn soft_bounces_suppress_after_the_limit_without_a_delivery_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let cursor = MailboxCursor::default();
+        let soft = |store: &mut Store, id| {
+            store
+                .apply_feedback("box", &cursor, &[feedback(id, FeedbackKind::Soft)], 2)
+                .unwrap()[0]
+        };
+        let a = mailed_campaign(&mut store, "/1.toml", &["x@example.org"])[0];
+        assert!(!soft(&mut store, a).suppressed);
+        // Mailed again without a bounce: a delivery in between.
+        let _ = mailed_campaign(&mut store, "/2.toml", &["x@example.org"]);
+        let c = mailed_campaign(&mut store, "/3.toml", &["x@example.org"])[0];
+        assert!(!soft(&mut store, c).suppressed);
+        let d = mailed_campaign(&mut store, "/4.toml", &["x@example.org"])[0];
+        assert!(soft(&mut store, d).suppressed);
+        let entry = store.global_suppression("x@example.org").unwrap().unwrap();
+        assert_eq!(entry.reason, SuppressionReason::SoftBounces);
+        // Blocked never suppresses.
+        let e = mailed_campaign(&mut store, "/5.toml", &["y@example.org"])[0];
+        let blocked = store
+            .apply_feedback("box", &cursor, &[feedback(e, FeedbackKind::Blocked)], 1)
+            .unwrap()[0];
+        assert!(blocked.new && !blocked.suppressed);
+        assert_eq!(store.global_suppression("y@example.org").unwrap(), None);
+        let five = store.find_campaign("/5.toml").unwrap().unwrap();
+        assert_eq!(store.feedback_counts(five).unwrap().blocked, 1);
+    }
+}
