@@ -4,6 +4,8 @@
 //! lives in the engine, and both call it.
 #![allow(clippy::print_stdout)]
 
+mod bounces;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -98,6 +100,19 @@ pub enum Command {
         #[arg(long)]
         summary: bool,
     },
+    /// Read the campaign's bounce mailbox ([bounces]) and apply what came back.
+    Bounces {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        /// Print one JSON object of counts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The suppression list every campaign honors.
+    Suppression {
+        #[command(subcommand)]
+        action: bounces::SuppressionAction,
+    },
     /// Send one recipient's message to ADDRESS through the campaign's first reachable relay.
     TestSend {
         #[arg(value_name = "CAMPAIGN.toml")]
@@ -137,6 +152,8 @@ pub fn run(cli: Cli) -> i32 {
             };
             send(cli.db.as_deref(), &campaign, Some(filter))
         }
+        Command::Bounces { campaign, json } => bounces::bounces(cli.db.as_deref(), &campaign, json),
+        Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
         Command::Preview {
             campaign,
             recipient,
@@ -357,23 +374,32 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
     let campaign = load_for_reading(path)?;
     let db_path = database_path(db)?;
     // No database yet means nothing imported: say so without creating one.
-    let counts = if db_path.exists() {
+    let (counts, feedback) = if db_path.exists() {
         let store = open_store(Some(&db_path))?;
         match store.find_campaign(&engine::campaign_key(&campaign))? {
-            Some(id) => store.counts(id)?,
-            None => Counts::default(),
+            Some(id) => (store.counts(id)?, store.feedback_counts(id)?),
+            None => Default::default(),
         }
     } else {
-        Counts::default()
+        Default::default()
     };
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", counts_json(&counts))?;
+        // Issue #13: what came back, after the contract's keys.
+        let mut object = counts_json(&counts);
+        object.pop();
+        writeln!(
+            out,
+            "{object},\"bounced\":{},\"complained\":{},\"unsubscribed\":{}}}",
+            counts.bounced, feedback.complained, feedback.unsubscribed
+        )?;
     } else {
         for state in crate::store::State::ALL {
             writeln!(out, "{:<10} {:>9}", state.as_str(), counts.get(state))?;
         }
         writeln!(out, "{:<10} {:>9}", "total", counts.total())?;
+        writeln!(out, "{:<10} {:>9}", "complained", feedback.complained)?;
+        writeln!(out, "{:<10} {:>9}", "unsubscribed", feedback.unsubscribed)?;
     }
     Ok(exit::DONE)
 }
@@ -409,6 +435,8 @@ pub fn counts_line(counts: &Counts) -> String {
 fn send(db: Option<&Path>, path: &Path, resend: Option<ResendFilter>) -> Result<i32> {
     let campaign = load(path)?;
     let db_path = database_path(db)?;
+    // Yesterday's bounces and unsubscribes first, so this run skips them.
+    bounces::before_send(&db_path, &campaign);
     if let Some(filter) = resend {
         let mut store = open_store(Some(&db_path))?;
         let id = engine::campaign_id(&mut store, &campaign)?;

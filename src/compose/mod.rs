@@ -6,6 +6,7 @@
 
 mod dates;
 mod dkim;
+mod feedback;
 mod html_text;
 mod lint;
 mod mime;
@@ -19,6 +20,7 @@ use lettre::message::{Attachment, Mailbox, Mailboxes};
 use crate::campaign::Campaign;
 
 pub use dkim::{DkimError, DkimSigner, SIGNED_HEADERS};
+pub use feedback::{Feedback, UNSUBSCRIBE_PREFIX, campaign_tag, campaign_tag_of, parse_message_id};
 pub use html_text::html_to_text;
 pub use lint::{bare_ip_links, mostly_images};
 pub use template::{
@@ -157,6 +159,8 @@ pub struct Composer {
     dkim: Option<DkimSigner>,
     id_domain: String,
     campaign_tag: String,
+    /// VERP return path and mailto unsubscribe, when `[bounces] return_path` is set.
+    feedback: Option<Feedback>,
 }
 
 impl Composer {
@@ -275,14 +279,23 @@ impl Composer {
                     boundaries: mime::Boundaries::new(),
                     dkim,
                     id_domain,
-                    campaign_tag: format!(
-                        "{:016x}",
-                        fnv1a(campaign.path.to_string_lossy().as_bytes())
-                    ),
+                    campaign_tag: campaign_tag_of(&campaign.path),
+                    feedback: None,
                 })
             }
             _ => Err(problems),
         }
+    }
+
+    /// Gives every message a VERP envelope sender and, when the campaign has no
+    /// `unsubscribe_mailto` of its own, a List-Unsubscribe mailto to the bounce mailbox.
+    pub fn set_feedback(&mut self, feedback: Feedback) {
+        self.feedback = Some(feedback);
+    }
+
+    /// Whether messages carry a VERP envelope sender (`set_feedback`).
+    pub fn has_feedback(&self) -> bool {
+        self.feedback.is_some()
     }
 
     /// The Message-ID of a recipient's message: the same on every attempt, so a duplicate that
@@ -400,6 +413,11 @@ impl Composer {
             if !target.is_empty() {
                 unsubscribe.push(target);
             }
+        }
+        if self.unsubscribe_mailto.is_none()
+            && let Some(feedback) = &self.feedback
+        {
+            unsubscribe.push(feedback.unsubscribe_mailto(recipient.id));
         }
         let mut headers = Vec::new();
         for (name, template) in &self.headers {
@@ -549,7 +567,10 @@ impl Composer {
         }
         Ok(Composed {
             message_id,
-            envelope_from: self.from.email.to_string(),
+            envelope_from: match &self.feedback {
+                Some(feedback) => feedback.envelope_from(recipient.id),
+                None => self.from.email.to_string(),
+            },
             envelope_to: to.email.to_string(),
             subject: parts.subject.clone(),
             bytes,
@@ -782,14 +803,6 @@ fn read_template(
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| what.to_string());
     Ok(Some((name, text)))
-}
-
-/// FNV-1a: a stable hash (unlike std's, which may change between Rust releases) for the
-/// campaign part of Message-IDs.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -575,14 +575,14 @@ async fn carry(
             tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
         }
         domain.lock().bucket.take(Instant::now());
-        let (to, bytes) = match compose_for(shared, &job.claimed) {
+        let (from, to, bytes) = match compose_for(shared, &job.claimed) {
             Ok(composed) => composed,
             Err(not_built) => {
                 not_built.record(shared, domain.route, &job);
                 continue;
             }
         };
-        let offer = session.send(&shared.from, &to, &bytes).await;
+        let offer = session.send(&from, &to, &bytes).await;
         if offer.stale {
             // The server closed the idle session before this message started: it goes first
             // on a fresh one, with no attempt spent.

@@ -38,11 +38,12 @@ impl NotBuilt {
     }
 }
 
-/// Builds one recipient's message and envelope address.
+/// Builds one recipient's message and envelope: (MAIL FROM, RCPT TO, content). MAIL FROM is
+/// the campaign's sender, or its VERP return path when `[bounces] return_path` is set.
 pub(super) fn compose_for(
     shared: &Shared,
     claimed: &Claimed,
-) -> Result<(EnvelopeAddress, Vec<u8>), NotBuilt> {
+) -> Result<(EnvelopeAddress, EnvelopeAddress, Vec<u8>), NotBuilt> {
     let invalid = || NotBuilt::Failed(Attempt::Permanent(local_reply("the address is not valid")));
     let address = EmailAddress::parse(&claimed.email).map_err(|_| invalid())?;
     let envelope = address.to_ascii();
@@ -61,7 +62,12 @@ pub(super) fn compose_for(
             )))),
         })?;
     let to = envelope_address(&composed.envelope_to).map_err(|_| invalid())?;
-    Ok((to, composed.bytes))
+    let from = if shared.composer.has_feedback() {
+        envelope_address(&composed.envelope_from).map_err(|_| invalid())?
+    } else {
+        shared.from.clone()
+    };
+    Ok((from, to, composed.bytes))
 }
 
 /// The personalization script skipped this recipient (issue #5): recorded with its reason,

@@ -228,13 +228,25 @@ async fn run_campaign(
         Ok(Err(reason)) => return failed(reason),
         Err(error) => return failed(error.to_string()),
     };
-    let composer = match Composer::new(&campaign) {
+    let mut composer = match Composer::new(&campaign) {
         Ok(composer) => composer,
         Err(problems) => {
             let list = problems.iter().map(ToString::to_string).collect::<Vec<_>>();
             return failed(format!("the message cannot be built: {}", list.join("; ")));
         }
     };
+    // VERP (issue #13): each message's envelope sender names its recipient.
+    let feedback = {
+        let mut store = store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        prepare::feedback_for(&mut store, &campaign, campaign_id)
+    };
+    match feedback {
+        Ok(Some(feedback)) => composer.set_feedback(feedback),
+        Ok(None) => {}
+        Err(error) => return failed(error.to_string()),
+    }
     let from = match composer_sender(&campaign) {
         Ok(from) => from,
         Err(reason) => return failed(reason),

@@ -65,6 +65,32 @@ pub fn campaign_key(campaign: &Campaign) -> String {
     campaign.path.to_string_lossy().into_owned()
 }
 
+/// The VERP return path and mailto unsubscribe of a campaign with `[bounces] return_path`,
+/// keyed by the database's secrets (issue #13); None without one.
+pub fn feedback_for(
+    store: &mut Store,
+    campaign: &Campaign,
+    campaign_id: CampaignId,
+) -> Result<Option<crate::compose::Feedback>, StoreError> {
+    let Some(return_path) = campaign
+        .bounces
+        .as_ref()
+        .and_then(|bounces| bounces.return_path.clone())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(crate::compose::Feedback {
+        campaign: campaign_id,
+        return_path,
+        return_secret: store.secret(RETURN_PATH_SECRET)?,
+        unsubscribe_secret: store.secret(UNSUBSCRIBE_SECRET)?,
+    }))
+}
+
+/// The names of the database secrets keying return-path tags and unsubscribe tokens.
+pub const RETURN_PATH_SECRET: &str = "return-path";
+pub const UNSUBSCRIBE_SECRET: &str = "unsubscribe";
+
 /// Finds or creates the campaign's row in the store.
 pub fn campaign_id(store: &mut Store, campaign: &Campaign) -> Result<CampaignId, StoreError> {
     store.campaign(&campaign_key(campaign), &campaign.name)
@@ -494,6 +520,11 @@ fn deliverability(
     } else if campaign.message.unsubscribe.is_none() {
         warn(report, "only a mailto unsubscribe: one-click unsubscribe (RFC 8058) needs an https link in message.unsubscribe".into());
     }
+    // Issue #13: relays answer 250 and bounce later, by mail; without a bounce mailbox those
+    // recipients stay `sent` and later campaigns mail dead addresses.
+    if campaign.bounces.is_none() && campaign.delivery.mode != crate::campaign::Mode::Direct {
+        warn(report, "no bounce mailbox ([bounces]): relays accept nearly everything and report failures later by mail; without [bounces] Herald never reads them and later campaigns keep mailing dead addresses".into());
+    }
     match &campaign.dkim {
         None => warn(
             report,
@@ -769,9 +800,15 @@ pub fn preview(
     store: &mut Store,
     which: &RecipientRef,
 ) -> Result<Preview, PreviewError> {
-    let composer = Composer::new(campaign).map_err(|problems| {
+    let mut composer = Composer::new(campaign).map_err(|problems| {
         PreviewError::Campaign(problems.iter().map(ToString::to_string).collect())
     })?;
+    // The preview shows the envelope and List-Unsubscribe as they will be sent.
+    if let Ok(Some(feedback)) =
+        campaign_id(store, campaign).and_then(|id| feedback_for(store, campaign, id))
+    {
+        composer.set_feedback(feedback);
+    }
     preview_with(&composer, campaign, store, which)
 }
 

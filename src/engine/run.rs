@@ -104,7 +104,7 @@ async fn deliver(
     session: &mut Option<(Session, OwnedSemaphorePermit)>,
     job: Job,
 ) {
-    let (to, bytes) = match compose_for(shared, &job.claimed) {
+    let (from, to, bytes) = match compose_for(shared, &job.claimed) {
         Ok(composed) => composed,
         Err(not_built) => {
             not_built.record(shared, route, &job);
@@ -132,7 +132,7 @@ async fn deliver(
         let Some((open, _)) = session.as_mut() else {
             continue;
         };
-        let offer = open.send(&shared.from, &to, &bytes).await;
+        let offer = open.send(&from, &to, &bytes).await;
         let spent = open.messages;
         if !offer.usable {
             if let Some((dead, permit)) = session.take() {

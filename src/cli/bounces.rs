@@ -1,0 +1,305 @@
+//! `herald bounces` (read the campaign's bounce mailbox and apply what came back) and
+//! `herald suppression list | add | remove | export | import` (the list every campaign
+//! honors). Terminal output only; the reading lives in `inbox`, the list in `store`.
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+use crate::inbox::{self, Summary};
+use crate::recipients::EmailAddress;
+use crate::store::{Suppression, SuppressionReason, now_ms};
+
+use super::{database_path, exit, load, open_store};
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionAction {
+    /// Every suppressed address, newest first.
+    List {
+        /// Print one JSON array of objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suppress an address in every campaign.
+    Add {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+        /// Why (kept as the evidence).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Take an address off the list (recipients already skipped stay skipped).
+    Remove {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+    },
+    /// Write the list as CSV: address, reason, at (RFC 3339 UTC), campaign, evidence.
+    Export {
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+    },
+    /// Add the addresses of a CSV file (an `address` or `email` column, else the first one;
+    /// a `reason` column is kept when it names a known reason).
+    Import {
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+    },
+}
+
+/// `herald bounces CAMPAIGN.toml [--json]`.
+pub fn bounces(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
+    let campaign = load(path)?;
+    if campaign.bounces.is_none() {
+        bail!("the campaign has no [bounces] section: add one naming the bounce mailbox");
+    }
+    let db_path = database_path(db)?;
+    let summary = inbox::check(&campaign, &db_path)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", summary_json(&summary))?;
+    } else {
+        writeln!(out, "{}", summary_line(&summary))?;
+        for warning in &summary.warnings {
+            writeln!(out, "warning: {warning}")?;
+        }
+    }
+    Ok(exit::DONE)
+}
+
+/// Reads the mailbox before a send, so the run honors yesterday's bounces and unsubscribes.
+/// A mailbox that cannot be read does not stop the send: the reason is printed.
+pub fn before_send(db_path: &Path, campaign: &crate::campaign::Campaign) {
+    if campaign.bounces.is_none() {
+        return;
+    }
+    match inbox::check(campaign, db_path) {
+        Ok(summary) => {
+            println!("bounce mailbox: {}", summary_line(&summary));
+            for warning in &summary.warnings {
+                println!("warning: {warning}");
+            }
+        }
+        Err(error) => eprintln!("herald: the bounce mailbox was not read: {error}"),
+    }
+}
+
+pub fn summary_line(summary: &Summary) -> String {
+    format!(
+        "{} read: {} hard, {} soft, {} blocked, {} delayed, {} complaint(s), {} unsubscribe(s), \
+         {} auto-repl(ies), {} unmatched, {} unrecognized; {} bounced, {} suppressed",
+        summary.read,
+        summary.hard,
+        summary.soft,
+        summary.blocked,
+        summary.delayed,
+        summary.complaints,
+        summary.unsubscribes,
+        summary.auto_replies,
+        summary.unmatched,
+        summary.unrecognized,
+        summary.bounced,
+        summary.suppressed
+    )
+}
+
+pub fn summary_json(summary: &Summary) -> String {
+    serde_json::json!({
+        "read": summary.read,
+        "hard": summary.hard,
+        "soft": summary.soft,
+        "blocked": summary.blocked,
+        "delayed": summary.delayed,
+        "complaints": summary.complaints,
+        "unsubscribes": summary.unsubscribes,
+        "auto_replies": summary.auto_replies,
+        "unmatched": summary.unmatched,
+        "unrecognized": summary.unrecognized,
+        "not_reports": summary.not_reports,
+        "bounced": summary.bounced,
+        "suppressed": summary.suppressed,
+        "warnings": summary.warnings,
+    })
+    .to_string()
+}
+
+fn key_of(address: &str) -> Result<String> {
+    let parsed = EmailAddress::parse(address.trim())
+        .map_err(|error| anyhow::anyhow!("\"{address}\" is not an address: {error}"))?;
+    Ok(parsed.key())
+}
+
+/// `herald suppression …`.
+pub fn suppression(db: Option<&Path>, action: SuppressionAction) -> Result<i32> {
+    let mut store = open_store(db)?;
+    let mut out = std::io::stdout().lock();
+    match action {
+        SuppressionAction::List { json } => {
+            let list = store.suppressions()?;
+            if json {
+                let items: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|entry| {
+                        serde_json::json!({
+                            "address": entry.address,
+                            "reason": entry.reason.as_str(),
+                            "at_ms": entry.at_ms,
+                            "campaign": entry.campaign,
+                            "evidence": entry.evidence,
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Array(items))?;
+            } else {
+                for entry in &list {
+                    writeln!(
+                        out,
+                        "{:<40} {:<13} {}",
+                        entry.address,
+                        entry.reason.as_str(),
+                        entry.evidence
+                    )?;
+                }
+                writeln!(out, "{} suppressed address(es)", list.len())?;
+            }
+        }
+        SuppressionAction::Add { address, reason } => {
+            let entry = Suppression {
+                address: key_of(&address)?,
+                reason: SuppressionReason::Manual,
+                at_ms: now_ms(),
+                campaign: None,
+                evidence: reason.unwrap_or_else(|| "added by hand".into()),
+            };
+            if store.suppress(&entry)? {
+                writeln!(out, "suppressed {}", entry.address)?;
+            } else {
+                writeln!(out, "{} was already suppressed", entry.address)?;
+            }
+        }
+        SuppressionAction::Remove { address } => {
+            let key = key_of(&address)?;
+            if store.unsuppress(&key)? {
+                writeln!(out, "removed {key}")?;
+            } else {
+                writeln!(out, "{key} was not on the list")?;
+            }
+        }
+        SuppressionAction::Export { file } => {
+            let list = store.suppressions()?;
+            let mut text = String::from("address,reason,at_ms,campaign,evidence\r\n");
+            for entry in &list {
+                let fields = [
+                    entry.address.clone(),
+                    entry.reason.as_str().to_string(),
+                    entry.at_ms.to_string(),
+                    entry.campaign.map(|c| c.to_string()).unwrap_or_default(),
+                    entry.evidence.clone(),
+                ];
+                let quoted: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
+                text.push_str(&quoted.join(","));
+                text.push_str("\r\n");
+            }
+            std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+            writeln!(
+                out,
+                "{} address(es) written to {}",
+                list.len(),
+                file.display()
+            )?;
+        }
+        SuppressionAction::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let text = text.trim_start_matches('\u{feff}');
+            let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+            let header = lines.next().map(csv_line).unwrap_or_default();
+            let column = |names: &[&str]| {
+                header
+                    .iter()
+                    .position(|name| names.contains(&name.trim().to_ascii_lowercase().as_str()))
+            };
+            // A file without a header names addresses in its first line too.
+            let (address_column, reason_column, evidence_column, first) =
+                match column(&["address", "email", "email address", "e-mail"]) {
+                    Some(index) => (index, column(&["reason"]), column(&["evidence"]), None),
+                    None => (0, None, None, Some(header.clone())),
+                };
+            let (mut added, mut invalid) = (0u64, 0u64);
+            let now = now_ms();
+            for fields in first.into_iter().chain(lines.map(csv_line)) {
+                let Some(address) = fields.get(address_column) else {
+                    invalid += 1;
+                    continue;
+                };
+                let Ok(address) = key_of(address) else {
+                    invalid += 1;
+                    continue;
+                };
+                let reason = reason_column
+                    .and_then(|index| fields.get(index))
+                    .and_then(|reason| SuppressionReason::parse(reason.trim()))
+                    .unwrap_or(SuppressionReason::Manual);
+                let evidence = evidence_column
+                    .and_then(|index| fields.get(index).cloned())
+                    .unwrap_or_else(|| format!("imported from {}", file.display()));
+                let entry = Suppression {
+                    address,
+                    reason,
+                    at_ms: now,
+                    campaign: None,
+                    evidence,
+                };
+                added += u64::from(store.suppress(&entry)?);
+            }
+            writeln!(
+                out,
+                "{added} address(es) added, {invalid} line(s) without a valid address"
+            )?;
+        }
+    }
+    Ok(exit::DONE)
+}
+
+/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// One RFC 4180 line (fields may be quoted; no line breaks inside fields).
+fn csv_line(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.is_empty() => quoted = true,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_round_trip() {
+        let fields = ["a@b.example", "say \"hi\", then", ""];
+        let line: Vec<String> = fields.iter().map(|f| super::csv_field(f)).collect();
+        assert_eq!(super::csv_line(&line.join(",")), fields);
+    }
+}
