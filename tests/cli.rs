@@ -232,6 +232,10 @@ fn counts(pending: u64, skipped: u64) -> serde_json::Value {
         "failed": 0,
         "uncertain": 0,
         "skipped": skipped,
+        // Issue #13: what came back from the bounce mailbox.
+        "bounced": 0,
+        "complained": 0,
+        "unsubscribed": 0,
     })
 }
 

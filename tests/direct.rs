@@ -555,7 +555,7 @@ fn direct_send_from_the_command_line_ends_with_exact_counts() {
         "{stdout}"
     );
     let json = status_json(&dir);
-    let expected = serde_json::json!({"total":53,"pending":0,"sending":0,"deferred":0,"sent":50,"failed":3,"uncertain":0,"skipped":0});
+    let expected = serde_json::json!({"total":53,"pending":0,"sending":0,"deferred":0,"sent":50,"failed":3,"uncertain":0,"skipped":0,"bounced":0,"complained":0,"unsubscribed":0});
     assert_eq!(json, expected);
     assert_eq!(server.received_count(), 50);
     assert_eq!(counts(&dir).sent, 50);
