@@ -151,6 +151,7 @@ const MIGRATIONS: &[&str] = &[
         UPDATE campaign_tally SET n = n - 1
             WHERE campaign_id = OLD.campaign_id AND state = OLD.state;
     END;
+    "#,
     // 7: what came back from the bounce mailbox (issue #13). One row per recipient and kind
     // (hard, soft, blocked, delayed, complaint, unsubscribe), so a report read twice counts
     // once; and per mailbox folder the UIDVALIDITY, the last UID handled and the UIDs whose
