@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod cli_run;
 pub mod dkim;
 pub mod dns_server;
+pub mod dovecot;
 pub mod mail;
 pub mod postfix;
 pub mod run;

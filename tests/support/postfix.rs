@@ -394,7 +394,7 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 /// A test CA and a server certificate it signs, for `relay.herald.test` and 127.0.0.1.
-fn make_certificates(tls: &Path) {
+pub fn make_certificates(tls: &Path) {
     let openssl = |args: &[&str], what: &str| {
         run(
             Command::new("openssl").current_dir(tls).args(args),

@@ -1,0 +1,374 @@
+//! The bounce mailbox over real IMAP (issue #13): Herald sends through the scriptable SMTP
+//! server with a VERP return path, the test writes the bounces a server would send back to that
+//! return path into the Maildir of a real Dovecot, and `herald bounces` reads them over TLS.
+//! Each test proves one outcome: a hard bounce bounces and suppresses (and a later campaign
+//! skips the address); mail that is not a report is left unread; forged and unknown reports
+//! name nobody; a second check handles nothing twice; a wrong password or a dead server
+//! changes nothing; handled mail moves to the processed folder.
+
+// Test helpers (outside `#[test]` functions) fail the test loudly on a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
+use support::cli_run::{Ran, herald, herald_command, status};
+use support::dovecot::{self, Dovecot};
+use support::smtp_server::SmtpServer;
+
+const PASSWORD_ENV: &str = "HERALD_TEST_IMAP_PASSWORD";
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn bounces_section(dovecot: &Dovecot, port: u16, security: &str, extra: &str) -> String {
+    format!(
+        "[bounces]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"{security}\"\n\
+         username = \"{}\"\npassword_env = \"{PASSWORD_ENV}\"\nca_file = \"{}\"\n\
+         return_path = \"bounces@acme.example\"\n{extra}\n",
+        dovecot::USER,
+        dovecot.ca_file().display()
+    )
+}
+
+fn setup(
+    emails: &[&str],
+    bounces: impl Fn(&Dovecot) -> String,
+) -> (Dovecot, SmtpServer, CampaignDir) {
+    let dovecot = Dovecot::start();
+    let smtp = SmtpServer::start();
+    let emails: Vec<String> = emails.iter().map(|e| e.to_string()).collect();
+    let dir = campaign_with(
+        &emails,
+        &[RelayConf::new("relay", smtp.port())],
+        "",
+        &bounces(&dovecot),
+    );
+    (dovecot, smtp, dir)
+}
+
+fn run(args: &[&str], campaign: &Path, db: &Path, password: &str) -> Ran {
+    herald(args, campaign, db, &[(PASSWORD_ENV, password)], LIMIT)
+}
+
+fn bounces_json(dir: &CampaignDir) -> serde_json::Value {
+    let ran = run(
+        &["bounces", "--json"],
+        &dir.campaign,
+        &dir.db,
+        dovecot::PASSWORD,
+    );
+    ran.assert_code(0);
+    serde_json::from_str(ran.stdout.trim())
+        .unwrap_or_else(|error| panic!("bounces --json printed no JSON ({error}):\n{}", ran.all()))
+}
+
+/// The envelope sender Herald used for `email`.
+fn return_path_of(smtp: &SmtpServer, email: &str) -> String {
+    smtp.received()
+        .into_iter()
+        .find(|message| message.rcpt_to.iter().any(|to| to == email))
+        .map(|message| message.mail_from)
+        .unwrap_or_else(|| panic!("nothing was sent to {email}"))
+}
+
+/// An RFC 3464 report as an MTA writes it, delivered to `return_path`.
+fn dsn(return_path: &str, failed: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\n\
+         Delivered-To: {return_path}\r\n\
+         From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n\
+         To: {return_path}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Message-ID: <20261201.ABC@mx.example.org>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"RB\"\r\n\
+         \r\n\
+         --RB\r\n\
+         Content-Type: text/plain\r\n\
+         \r\n\
+         I'm sorry to have to inform you that your message could not be delivered.\r\n\
+         \r\n\
+         --RB\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         Reporting-MTA: dns; mx.example.org\r\n\
+         \r\n\
+         Final-Recipient: rfc822; {failed}\r\n\
+         Action: failed\r\n\
+         Status: {status}\r\n\
+         Diagnostic-Code: smtp; {diagnostic}\r\n\
+         \r\n\
+         --RB\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         From: Test Sender <sender@herald.example>\r\n\
+         To: {failed}\r\n\
+         Subject: Hi\r\n\
+         \r\n\
+         --RB--\r\n"
+    )
+    .into_bytes()
+}
+
+const FRIENDLY: &[u8] = b"From: Cy <cy@example.net>\r\nTo: bounces@acme.example\r\n\
+Subject: lunch?\r\nMessage-ID: <lunch@example.net>\r\n\r\nAre you free on Friday?\r\n";
+
+fn suppressed(dir: &CampaignDir) -> Vec<(String, String)> {
+    let mut command = herald_command();
+    command
+        .args(["suppression", "list", "--json", "--db"])
+        .arg(&dir.db);
+    let ran = support::cli_run::run(command, LIMIT);
+    ran.assert_code(0);
+    let list: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect("json");
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|entry| {
+            (
+                entry["address"].as_str().unwrap_or_default().to_string(),
+                entry["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_hard_bounce_bounces_suppresses_and_a_later_campaign_skips_the_address() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org", "bob@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let return_path = return_path_of(&smtp, "ada@example.org");
+    assert!(
+        return_path.starts_with("bounces+") && return_path.ends_with("@acme.example"),
+        "{return_path}"
+    );
+    assert_ne!(return_path, return_path_of(&smtp, "bob@example.org"));
+    let sent = smtp
+        .received()
+        .into_iter()
+        .find(|message| message.rcpt_to.iter().any(|to| to == "ada@example.org"))
+        .map(|message| message.data_str())
+        .unwrap_or_default();
+    assert!(sent.contains("<mailto:bounces+u-"), "{sent}");
+
+    dovecot.deliver(
+        "INBOX",
+        &dsn(
+            &return_path,
+            "ada@example.org",
+            "5.1.1",
+            "550 5.1.1 <ada@example.org>: user unknown",
+        ),
+    );
+    dovecot.deliver("INBOX", FRIENDLY);
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["read"], 2, "{summary}");
+    assert_eq!(summary["hard"], 1, "{summary}");
+    assert_eq!(summary["bounced"], 1, "{summary}");
+    assert_eq!(summary["unmatched"], 0, "{summary}");
+
+    let counts = status(&dir.campaign, &dir.db);
+    assert_eq!(
+        (counts["bounced"].as_u64(), counts["sent"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        suppressed(&dir),
+        [("ada@example.org".to_string(), "bounced".to_string())]
+    );
+    // The report is marked read; the friend's mail is untouched (not even \Seen).
+    let messages = dovecot.messages("INBOX");
+    for (body, flags) in &messages {
+        if body.contains("lunch?") {
+            assert!(
+                !flags.contains('S'),
+                "the unrelated mail was marked read: {flags}"
+            );
+        } else {
+            assert!(
+                flags.contains('S'),
+                "the handled report is not marked read: {flags}"
+            );
+        }
+    }
+    assert_eq!(messages.len(), 2, "mail was deleted");
+
+    // The UID cursor: a second check handles nothing again.
+    let again = bounces_json(&dir);
+    assert_eq!(
+        (again["read"].as_u64(), again["hard"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // A later campaign over the same list skips the dead address.
+    let later = dir.path().join("later.toml");
+    std::fs::copy(&dir.campaign, &later).expect("copy campaign");
+    let before = smtp.received_count();
+    run(&["send"], &later, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let later_counts = status(&later, &dir.db);
+    assert_eq!(
+        (
+            later_counts["sent"].as_u64(),
+            later_counts["skipped"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let new: Vec<_> = smtp.received().into_iter().skip(before).collect();
+    assert!(
+        new.iter().all(|m| m.rcpt_to == ["bob@example.org"]),
+        "{new:?}"
+    );
+}
+
+#[test]
+fn forged_tags_and_addresses_never_mailed_suppress_nobody() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let real = return_path_of(&smtp, "ada@example.org");
+    // The same shape of tag with its MAC changed: not made by this database.
+    let tag = real
+        .strip_prefix("bounces+")
+        .and_then(|rest| rest.strip_suffix("@acme.example"))
+        .expect("tag");
+    let (ids, mac) = tag.rsplit_once('.').expect("mac");
+    let flipped: String = mac
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    let forged = format!("bounces+{ids}.{flipped}@acme.example");
+    dovecot.deliver(
+        "INBOX",
+        &dsn(
+            &forged,
+            "ada@example.org",
+            "5.1.1",
+            "550 5.1.1 user unknown",
+        ),
+    );
+    dovecot.deliver(
+        "INBOX",
+        &dsn(
+            "bounces@acme.example",
+            "never@example.org",
+            "5.1.1",
+            "550 5.1.1 user unknown",
+        ),
+    );
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["unmatched"], 2, "{summary}");
+    assert_eq!(summary["hard"], 0, "{summary}");
+    assert_eq!(status(&dir.campaign, &dir.db)["bounced"], 0);
+    assert!(suppressed(&dir).is_empty());
+}
+
+#[test]
+fn a_wrong_password_or_a_dead_server_changes_nothing() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let return_path = return_path_of(&smtp, "ada@example.org");
+    dovecot.deliver(
+        "INBOX",
+        &dsn(
+            &return_path,
+            "ada@example.org",
+            "5.1.1",
+            "550 5.1.1 unknown",
+        ),
+    );
+    let wrong = run(
+        &["bounces", "--json"],
+        &dir.campaign,
+        &dir.db,
+        "not-the-password",
+    );
+    wrong.assert_code(1);
+    assert!(
+        wrong.stderr.contains("refused the login"),
+        "{}",
+        wrong.all()
+    );
+    assert!(
+        !wrong.stderr.contains("not-the-password"),
+        "{}",
+        wrong.all()
+    );
+
+    let text = std::fs::read_to_string(&dir.campaign).expect("campaign");
+    let dead = text.replace(
+        &format!("port = {}\nsecurity = \"tls\"", dovecot.imaps_port),
+        &format!("port = {}\nsecurity = \"tls\"", closed_port()),
+    );
+    std::fs::write(&dir.campaign, dead).expect("campaign");
+    let unreachable = run(&["bounces"], &dir.campaign, &dir.db, dovecot::PASSWORD);
+    unreachable.assert_code(1);
+    assert!(
+        unreachable
+            .stderr
+            .contains("could not reach the IMAP server"),
+        "{}",
+        unreachable.all()
+    );
+
+    assert_eq!(status(&dir.campaign, &dir.db)["bounced"], 0);
+    assert!(suppressed(&dir).is_empty());
+    let messages = dovecot.messages("INBOX");
+    assert_eq!(messages.len(), 1);
+    assert!(!messages[0].1.contains('S'), "{messages:?}");
+}
+
+#[test]
+fn handled_mail_moves_to_the_processed_folder_over_starttls() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org"], |d| {
+        bounces_section(
+            d,
+            d.imap_port,
+            "starttls",
+            "processed_folder = \"Processed\"",
+        )
+    });
+    dovecot.create_folder("Processed");
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let return_path = return_path_of(&smtp, "ada@example.org");
+    dovecot.deliver(
+        "INBOX",
+        &dsn(
+            &return_path,
+            "ada@example.org",
+            "4.2.2",
+            "452 4.2.2 mailbox full",
+        ),
+    );
+    dovecot.deliver("INBOX", FRIENDLY);
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["soft"], 1, "{summary}");
+    let inbox = dovecot.messages("INBOX");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].0.contains("lunch?"));
+    let processed = dovecot.messages("Processed");
+    assert_eq!(processed.len(), 1, "{processed:?}");
+    assert!(processed[0].0.contains("mailbox full"));
+    assert!(processed[0].1.contains('S'), "{processed:?}");
+    // One soft bounce is below the limit of 3: nobody is suppressed, the recipient stays sent.
+    assert!(suppressed(&dir).is_empty());
+    assert_eq!(status(&dir.campaign, &dir.db)["sent"], 1);
+}
