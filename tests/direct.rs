@@ -606,3 +606,73 @@ fn mixed_mode_keeps_sending_direct_while_every_relay_is_down() {
     assert!(history_text(&dir, "policy0@mx.test").contains("5.7.1"));
     assert_eq!(direct.rcpt_counts().len(), 400);
 }
+
+/// Issue #12: in mixed mode a domain answering 451 to everything got the adaptive backoff and
+/// its recipients were held for pauses that doubled (120 s, 240 s, …) while backup relays
+/// stood idle. Now they go to the relays; direct mode keeps the pause
+/// (`a_421_slows_the_domain_down_and_it_recovers`).
+#[test]
+fn mixed_mode_sends_a_throttling_domains_recipients_through_the_relays() {
+    let direct = first_at(
+        SmtpServer::builder().rule(|rcpt| {
+            if rcpt.ends_with("@slow.test") {
+                Reply::TempFail
+            } else {
+                Reply::Accept
+            }
+        }),
+        ip(12, 2),
+    );
+    let relay = SmtpServer::start();
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx("slow.test", 10, "in.slow.test")
+            .a("in.slow.test", ip(12, 2))
+            .mx("fine.test", 10, "in.fine.test")
+            .a("in.fine.test", ip(12, 2)),
+    );
+    let mut emails: Vec<String> = (0..40).map(|n| format!("s{n}@slow.test")).collect();
+    emails.extend((0..60).map(|n| format!("f{n}@fine.test")));
+    // The default pause (120 s, doubling) is what held the recipients before.
+    let section = format!(
+        "[direct]\nhelo = \"mail.herald.example\"\nport = {}\nnameservers = [\"{}\"]\ndns_timeout_secs = 1\n",
+        direct.port(),
+        dns.addr()
+    );
+    let dir = campaign_with(
+        &emails,
+        &[RelayConf::new("backup", relay.port())],
+        "mode = \"mixed\"\nconnections = 4\nmax_attempts = 5\nretry_delays = [\"1s\"]",
+        &section,
+    );
+    let began = Instant::now();
+    let engine = Engine::new().unwrap();
+    let mut run = start(&engine, &dir);
+    let last = finish(&mut run);
+    assert_eq!(last.state, RunState::Finished);
+    assert_eq!(
+        (last.counts.sent, last.counts.failed, last.counts.deferred),
+        (100, 0, 0),
+        "{:?}",
+        last.counts
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        began.elapsed()
+    );
+    let by_relay = relay.rcpt_counts();
+    for n in 0..40 {
+        let email = format!("s{n}@slow.test");
+        assert_eq!(by_relay.get(&email), Some(&1), "{email}");
+        assert_eq!(
+            row(&dir, &email).route.as_deref(),
+            Some("backup"),
+            "{email}"
+        );
+    }
+    assert!(
+        by_relay.keys().all(|email| email.ends_with("@slow.test")),
+        "the fine domain went direct"
+    );
+}

@@ -145,7 +145,7 @@ impl Direct {
         let now = Instant::now();
         if let Some(until) = state.backoff.paused(now) {
             drop(state);
-            hold_paused(shared, &domain, job, until);
+            self.wait_out_pause(shared, &domain, job, until);
             return;
         }
         state.queue.push_back(job);
@@ -238,6 +238,19 @@ impl Direct {
         job.to_relay = true;
         if let Err(returned) = shared.bounced.send(job) {
             shared.release(returned.0);
+        }
+    }
+
+    /// A recipient of a domain that asked us to slow down: direct mode holds it for the pause
+    /// without spending an attempt; mixed mode hands it to the relays at once, since direct
+    /// first and the relays when direct cannot deliver is what mixed mode promises (issue #12:
+    /// a domain answering 451 to everything otherwise held its recipients for pauses that
+    /// doubled past eight minutes).
+    fn wait_out_pause(&self, shared: &Shared, domain: &Domain, job: Job, until: Instant) {
+        if self.mixed {
+            self.to_relay(shared, job, None);
+        } else {
+            hold_paused(shared, domain, job, until);
         }
     }
 
@@ -624,7 +637,7 @@ async fn carry(
             // domain waits, and its queued recipients with it, without spending attempts.
             tracing::warn!(domain = %domain.name, "the domain pushes back; slowing down");
             for job in drain(domain) {
-                hold_paused(shared, domain, job, until);
+                direct.wait_out_pause(shared, domain, job, until);
             }
             give_back_slot(domain);
             close(session, permit).await;
