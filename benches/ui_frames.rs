@@ -4,8 +4,12 @@
 //! arrive from the engine's service thread. Prints the median, 95th percentile and worst frame.
 //! Target: under 16 ms. Then the time the store takes to answer the table for a page at the
 //! top, middle and end of the list (count and rows, as the window asks), which is how long a
-//! jump shows empty rows. Run: `cargo bench --bench ui_frames` (HERALD_BENCH_ROWS to change
-//! the size).
+//! jump shows empty rows. Then the campaign library (issue #14): 49 more campaigns beside the
+//! big one, the library's query (counts from the tally) against counting the big campaign's
+//! rows through its index (what a library without the tally pays per campaign), and the window
+//! opened on the library: time until the 50 campaigns show, and its frames meanwhile. Run:
+//! `cargo bench --bench ui_frames` (HERALD_BENCH_ROWS to change the size; HERALD_BENCH_PART=
+//! library skips the scrolling).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -52,6 +56,11 @@ fn main() {
     assert!(imported.status.success());
 
     let (store_path, campaign_path) = (db.clone(), campaign.clone());
+    let library_only = std::env::var("HERALD_BENCH_PART").is_ok_and(|part| part == "library");
+    if library_only {
+        library_bench(&store_path, &campaign_path, rows);
+        return;
+    }
     let remembered = Remembered {
         tab: herald::ui::Tab::Recipients,
         ..Remembered::default()
@@ -130,4 +139,103 @@ fn main() {
         }
         println!("table page, {name}, at offset {}", timings.join(", "));
     }
+    library_bench(&store_path, &campaign_path, rows);
+}
+
+/// The campaign library with 50 campaigns, one of them of `rows` recipients.
+fn library_bench(store_path: &std::path::Path, campaign_path: &std::path::Path, rows: usize) {
+    let mut store = herald::store::Store::open(store_path).unwrap();
+    let loaded = herald::campaign::Campaign::load_for_reading(campaign_path).unwrap();
+    let big = store
+        .find_campaign(&herald::engine::prepare::campaign_key(&loaded))
+        .unwrap()
+        .unwrap();
+    if store.library().unwrap().len() < 50 {
+        for n in 1..50 {
+            let id = store
+                .campaign(
+                    &format!("/bench/campaign-{n}.toml"),
+                    &format!("campaign {n}"),
+                )
+                .unwrap();
+            let mut importer = store.importer(id, &[]).unwrap();
+            for row in 0..1_000_u64 {
+                let email = format!("reader{row}@list{n}.example");
+                importer
+                    .push(herald::store::ImportRow::new(
+                        row + 2,
+                        email.clone(),
+                        email,
+                        [""; 0],
+                        None,
+                    ))
+                    .unwrap();
+            }
+            importer.finish().unwrap();
+        }
+    }
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let library = median(
+        (0..21)
+            .map(|_| {
+                let started = Instant::now();
+                assert_eq!(store.library().unwrap().len(), 50);
+                started.elapsed()
+            })
+            .collect(),
+    );
+    let counted = median(
+        (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                assert_eq!(store.counts(big).unwrap().total(), rows as u64);
+                started.elapsed()
+            })
+            .collect(),
+    );
+    println!(
+        "library, 50 campaigns (one of {rows} recipients): listed from the tally in {:.2} ms; \
+         counting the {rows}-recipient campaign through its index takes {:.1} ms, so listing \
+         50 such campaigns by counting would take {:.2} s, {:.0}x the tally's time",
+        library.as_secs_f64() * 1e3,
+        counted.as_secs_f64() * 1e3,
+        counted.as_secs_f64() * 50.0,
+        counted.as_secs_f64() * 50.0 / library.as_secs_f64()
+    );
+    drop(store);
+
+    let db = store_path.to_path_buf();
+    let started = Instant::now();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .build_eframe(move |cc| {
+            HeraldApp::with_service(cc.egui_ctx.clone(), db, None, Remembered::default()).unwrap()
+        });
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.state().library_len() != Some(50) {
+        assert!(Instant::now() < deadline, "the library never showed");
+        let frame = Instant::now();
+        harness.step();
+        frames.push(frame.elapsed());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let shown = started.elapsed();
+    for _ in 0..30 {
+        let frame = Instant::now();
+        harness.step();
+        frames.push(frame.elapsed());
+    }
+    frames.sort();
+    println!(
+        "library window: 50 campaigns on screen {:.0} ms after the app started; {} frames, \
+         median {:.2} ms, worst {:.2} ms (target < 16 ms)",
+        shown.as_secs_f64() * 1e3,
+        frames.len(),
+        frames[frames.len() / 2].as_secs_f64() * 1e3,
+        frames[frames.len() - 1].as_secs_f64() * 1e3
+    );
 }

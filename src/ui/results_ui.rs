@@ -256,6 +256,7 @@ fn domains_ui(ui: &mut egui::Ui, data: &ResultsData, actions: &mut Vec<Action>) 
                 for state in [
                     State::Sent,
                     State::Failed,
+                    State::Bounced,
                     State::Deferred,
                     State::Uncertain,
                 ] {
@@ -279,7 +280,8 @@ fn domains_ui(ui: &mut egui::Ui, data: &ResultsData, actions: &mut Vec<Action>) 
 }
 
 /// The outcomes per interval since the first one: seconds for a short run, minutes or hours
-/// for longer ones, so the chart keeps a readable number of points.
+/// for longer ones, so the chart keeps a readable number of points. Intervals with none count
+/// zero, so a line never bridges a quiet stretch (retries an hour later) as if it were busy.
 pub fn series(timeline: &[TimeBucket], state: State) -> (Vec<[f64; 2]>, &'static str) {
     let (Some(first), Some(last)) = (timeline.first(), timeline.last()) else {
         return (Vec::new(), "seconds");
@@ -290,14 +292,22 @@ pub fn series(timeline: &[TimeBucket], state: State) -> (Vec<[f64; 2]>, &'static
         600..36_000 => (60, "minutes"),
         _ => (3_600, "hours"),
     };
-    let mut points: Vec<[f64; 2]> = Vec::new();
+    let intervals = ((span / step) as usize + 1).min(100_000);
+    let mut counts = vec![0.0; intervals];
     for bucket in timeline.iter().filter(|bucket| bucket.state == state) {
-        let x = ((bucket.at_secs - first.at_secs) / step) as f64;
-        match points.last_mut() {
-            Some(point) if point[0] == x => point[1] += bucket.count as f64,
-            _ => points.push([x, bucket.count as f64]),
+        let index = ((bucket.at_secs - first.at_secs) / step) as usize;
+        if let Some(slot) = counts.get_mut(index) {
+            *slot += bucket.count as f64;
         }
     }
+    if counts.iter().all(|count| *count == 0.0) {
+        return (Vec::new(), unit);
+    }
+    let points = counts
+        .into_iter()
+        .enumerate()
+        .map(|(index, count)| [index as f64, count])
+        .collect();
     (points, unit)
 }
 
@@ -352,7 +362,7 @@ mod tests {
         ];
         assert_eq!(
             series(&short, State::Sent),
-            (vec![[0.0, 3.0], [2.0, 4.0]], "seconds")
+            (vec![[0.0, 3.0], [1.0, 0.0], [2.0, 4.0]], "seconds")
         );
         let long = [
             bucket(0, State::Sent, 1),
@@ -360,10 +370,11 @@ mod tests {
             bucket(61, State::Sent, 5),
             bucket(1_000, State::Failed, 1),
         ];
-        assert_eq!(
-            series(&long, State::Sent),
-            (vec![[0.0, 3.0], [1.0, 5.0]], "minutes")
-        );
+        let (points, unit) = series(&long, State::Sent);
+        assert_eq!(unit, "minutes");
+        assert_eq!(points.len(), 17, "minutes 0 to 16");
+        assert_eq!(&points[..3], &[[0.0, 3.0], [1.0, 5.0], [2.0, 0.0]]);
+        assert_eq!(series(&long, State::Deferred), (Vec::new(), "minutes"));
         assert_eq!(series(&[], State::Sent), (Vec::new(), "seconds"));
     }
 }
