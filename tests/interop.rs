@@ -327,3 +327,22 @@ fn dkim_signatures_survive_postfix_and_pass_an_independent_verifier() {
         );
     }
 }
+
+/// Issue #12: these tests printed "skipped" and passed when a tool was missing, CI included.
+/// One decision (`support::tools`) serves them all: skip on a developer's machine, fail in CI.
+#[test]
+fn a_missing_tool_skips_locally_and_fails_under_ci() {
+    assert!(!support::tools::decide(None, true));
+    assert!(!support::tools::decide(None, false));
+    assert!(support::tools::decide(
+        Some("postfix is not installed".into()),
+        false
+    ));
+    let under_ci = std::panic::catch_unwind(|| {
+        support::tools::decide(Some("postfix is not installed".into()), true)
+    });
+    assert!(
+        under_ci.is_err(),
+        "CI=true must fail a test whose tool is missing"
+    );
+}

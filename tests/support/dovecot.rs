@@ -29,18 +29,10 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-/// With `CI=true` a missing tool fails the test; elsewhere the test says why and returns.
+/// With `CI=true` a missing tool fails the test; elsewhere the test says why and returns
+/// (`tools::skip_if_missing`).
 pub fn skip() -> bool {
-    match unavailable() {
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI needs Dovecot: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            true
-        }
-        None => false,
-    }
+    super::tools::skip_if_missing(unavailable())
 }
 
 fn free_port() -> u16 {

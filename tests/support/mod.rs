@@ -12,3 +12,4 @@ pub mod postfix;
 pub mod run;
 pub mod sheets;
 pub mod smtp_server;
+pub mod tools;

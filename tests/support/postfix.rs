@@ -46,20 +46,14 @@ pub fn sasl_unavailable() -> Option<String> {
     None
 }
 
-/// Prints why a test is skipped and returns true when Postfix cannot run here.
+/// Returns true (printing why) when Postfix cannot run here; under `CI=true` that fails the
+/// test instead (`tools::skip_if_missing`).
 pub fn skip(needs_sasl: bool) -> bool {
-    let reason = if needs_sasl {
+    super::tools::skip_if_missing(if needs_sasl {
         sasl_unavailable()
     } else {
         unavailable()
-    };
-    match reason {
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            true
-        }
-        None => false,
-    }
+    })
 }
 
 fn is_root() -> bool {
