@@ -11,11 +11,18 @@
 //! - `HERALD_BENCH_ROUNDS`: rounds, each timing both contenders in turn (default 3); the ratio
 //!   compares the best round of each.
 //!
+//! Then sheets (issue #14): `HERALD_BENCH_SHEET_ROWS` rows (default 100,000) written as CSV,
+//! .xlsx and .ods, each imported into a fresh database, best of the same rounds; the target is
+//! each sheet within 4x the same rows as CSV, measured in this run.
+//!
 //! Peak memory is read from `/usr/bin/time -v` ("Maximum resident set size") when it exists,
 //! else by polling `VmHWM` in `/proc/<pid>/status` while the import runs. Prints one line per
 //! measure, the ratio herald/sqlite3 and whether each target is met; exits 1 when a target is
 //! missed (so CI can use it), 2 when the benchmark itself could not run.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/sheets.rs"]
+mod sheets;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -184,7 +191,122 @@ fn bench() -> Result<bool, String> {
             (Some(_), false) => "MISSED",
         }
     );
-    Ok(time_ok && rss_ok)
+    let sheets_ok = bench_sheets(&herald, rounds)?;
+    Ok(time_ok && rss_ok && sheets_ok)
+}
+
+/// Imports the same rows as CSV, .xlsx and .ods; prints each time and the sheet/CSV ratios.
+fn bench_sheets(herald: &Path, rounds: u32) -> Result<bool, String> {
+    const MAX_SHEET_RATIO: f64 = 4.0;
+    let rows: u64 = std::env::var("HERALD_BENCH_SHEET_ROWS")
+        .ok()
+        .and_then(|text| text.replace(['_', ','], "").parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().map_err(|error| format!("no temporary folder: {error}"))?;
+    let csv = dir.path().join("list.csv");
+    generate_csv(&csv, rows).map_err(|error| format!("writing the CSV: {error}"))?;
+    // The sheets hold exactly the CSV's cells, read back from it.
+    let text = std::fs::read_to_string(&csv).map_err(|error| error.to_string())?;
+    let cells: sheets::Rows = csv_rows(&text)
+        .iter()
+        .map(|row| row.iter().map(|cell| sheets::text(cell)).collect())
+        .collect();
+    let started = Instant::now();
+    sheets::write_xlsx(&dir.path().join("list.xlsx"), "Sheet1", &cells);
+    sheets::write_ods(&dir.path().join("list.ods"), "Sheet1", &cells);
+    println!(
+        "sheets: {rows} rows written as .xlsx and .ods in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    write_campaign(dir.path()).map_err(|error| format!("writing the campaign: {error}"))?;
+    let template = std::fs::read_to_string(dir.path().join("campaign.toml"))
+        .map_err(|error| error.to_string())?;
+    let mut best = [f64::MAX; 3];
+    let files = ["list.csv", "list.xlsx", "list.ods"];
+    for round in 1..=rounds {
+        let mut line = format!("sheets round {round}:");
+        for (index, file) in files.iter().enumerate() {
+            let campaign = dir.path().join(format!("{file}.toml"));
+            std::fs::write(
+                &campaign,
+                template.replace("csv = \"list.csv\"", &format!("list = \"{file}\"")),
+            )
+            .map_err(|error| error.to_string())?;
+            let db = dir.path().join(format!("{file}.db"));
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            let mut import = Command::new(herald);
+            import
+                .arg("--db")
+                .arg(&db)
+                .arg("import")
+                .arg(&campaign)
+                .env_remove("HERALD_DB");
+            let secs = measure(import)?.elapsed.as_secs_f64();
+            verify_count(herald, &db, &campaign, rows)?;
+            best[index] = best[index].min(secs);
+            line.push_str(&format!(" {file} {secs:.3} s"));
+        }
+        println!("{line}");
+    }
+    let [csv_secs, xlsx_secs, ods_secs] = best;
+    let (xlsx_ratio, ods_ratio) = (xlsx_secs / csv_secs, ods_secs / csv_secs);
+    println!(
+        "sheets (best of {rounds}): csv {csv_secs:.3} s, xlsx {xlsx_secs:.3} s ({xlsx_ratio:.2}x csv), ods {ods_secs:.3} s ({ods_ratio:.2}x csv)"
+    );
+    let ok = xlsx_ratio <= MAX_SHEET_RATIO && ods_ratio <= MAX_SHEET_RATIO;
+    println!(
+        "target sheets (<= {MAX_SHEET_RATIO}x the same rows as CSV): {}",
+        if ok { "met" } else { "MISSED" }
+    );
+    Ok(ok)
+}
+
+/// The CSV the generator wrote, split into cells (its only quoting is a whole quoted city).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|line| {
+            let mut cells = Vec::new();
+            let mut rest = line;
+            while !rest.is_empty() || cells.is_empty() {
+                if let Some(quoted) = rest.strip_prefix('"') {
+                    let end = quoted.find('"').unwrap_or(quoted.len());
+                    cells.push(quoted[..end].to_string());
+                    rest = quoted[end..]
+                        .trim_start_matches('"')
+                        .trim_start_matches(',');
+                } else {
+                    let end = rest.find(',').unwrap_or(rest.len());
+                    cells.push(rest[..end].to_string());
+                    rest = rest.get(end + 1..).unwrap_or("");
+                }
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            cells
+        })
+        .collect()
+}
+
+/// `herald status --json` counts `rows` recipients for `campaign`.
+fn verify_count(herald: &Path, db: &Path, campaign: &Path, rows: u64) -> Result<(), String> {
+    let out = Command::new(herald)
+        .arg("--db")
+        .arg(db)
+        .args(["status", "--json"])
+        .arg(campaign)
+        .output()
+        .map_err(|error| error.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains(&format!("\"total\":{rows},")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the import did not count {rows} recipients: {text}"
+        ))
+    }
 }
 
 /// The herald executable to time (see the module documentation).

@@ -59,6 +59,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("toml::", &["campaign/"]),
     ("keyring::", &["engine/secrets"]),
     ("calamine", &["recipients/sheet"]),
+    ("zbus::", &["engine/secrets"]),
     ("use ring", &["compose/dkim"]),
     ("hmac::", &["token.rs"]),
     ("sha2::", &["token.rs"]),

@@ -1,10 +1,11 @@
 //! The headless commands (`check`, `import`, `status`, `send`, `resend`, `preview`,
-//! `test-send`) and their terminal
+//! `test-send`, `password`) and their terminal
 //! output. The only module that prints to stdout. Never holds logic the window also needs: that
 //! lives in the engine, and both call it.
 #![allow(clippy::print_stdout)]
 
 mod bounces;
+mod password;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -113,6 +114,12 @@ pub enum Command {
         #[command(subcommand)]
         action: bounces::SuppressionAction,
     },
+    /// Keep a relay password in the keyring under NAME (the relay's password_env), read from
+    /// standard input. Says where it went: the Secret Service (kept), or until reboot.
+    Password {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Send one recipient's message to ADDRESS through the campaign's first reachable relay.
     TestSend {
         #[arg(value_name = "CAMPAIGN.toml")]
@@ -134,6 +141,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match command {
         Command::Check { campaign } => check(&campaign),
         Command::Import { campaign } => import(cli.db.as_deref(), &campaign),
+        Command::Password { name } => password::password(&name),
         Command::Status { campaign, json } => status(cli.db.as_deref(), &campaign, json),
         Command::Send { campaign } => send(cli.db.as_deref(), &campaign, None),
         Command::Resend {

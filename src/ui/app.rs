@@ -501,8 +501,8 @@ impl HeraldApp {
             }
             Answer::RelayTested { name, result } => self.publish.relay_tested(name, result),
             Answer::PasswordStored { name, result } => match result {
-                Ok(()) => {
-                    self.status = format!("password kept in the keyring as {name}");
+                Ok(saved) => {
+                    self.status = format!("password {name}: {saved}");
                     self.toast_success(self.status.clone());
                 }
                 Err(error) => self.problems = vec![error],

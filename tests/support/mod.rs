@@ -10,6 +10,7 @@ pub mod dovecot;
 pub mod mail;
 pub mod postfix;
 pub mod run;
+pub mod secret_service;
 pub mod sheets;
 pub mod smtp_server;
 pub mod tools;

@@ -183,9 +183,11 @@ pub enum Answer {
         name: String,
         result: Result<String, String>,
     },
+    /// `Ok` says where it went: "Saved in GNOME Keyring", "Saved until reboot (no Secret
+    /// Service running)".
     PasswordStored {
         name: String,
-        result: Result<(), String>,
+        result: Result<String, String>,
     },
     Problem(String),
     Library(Result<Vec<CampaignSummary>, String>),
@@ -350,7 +352,7 @@ impl Worker {
                 Answer::Exported(self.library.export_failed(&path, &to))
             }
             Request::StorePassword { name, password } => Answer::PasswordStored {
-                result: super::secrets::store(&name, &password),
+                result: super::secrets::store(&name, &password).map(|store| store.saved_text()),
                 name,
             },
             Request::Library => Answer::Library(
