@@ -69,8 +69,8 @@ fn mac(secret: &[u8; 32], purpose: Purpose, named: Named) -> [u8; MAC_BYTES] {
 pub fn encode(secret: &[u8; 32], purpose: Purpose, named: Named) -> String {
     let mut text = format!(
         "{}.{}.",
-        base36(named.campaign as u64),
-        base36(named.recipient as u64)
+        base36(u64::try_from(named.campaign).unwrap_or(0)),
+        base36(u64::try_from(named.recipient).unwrap_or(0))
     );
     for byte in mac(secret, purpose, named) {
         text.push_str(&format!("{byte:02x}"));
@@ -81,7 +81,10 @@ pub fn encode(secret: &[u8; 32], purpose: Purpose, named: Named) -> String {
 /// Whom `text` names, if it is a token made with `secret` for `purpose`. Upper case is
 /// accepted, since some relays fold local parts.
 pub fn decode(secret: &[u8; 32], purpose: Purpose, text: &str) -> Result<Named, TokenError> {
-    if text.len() > MAX_TOKEN_LEN || !text.is_ascii() {
+    // Only the token alphabet: `from_str_radix` would also take a leading `+`, giving one token
+    // several spellings.
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'.';
+    if text.len() > MAX_TOKEN_LEN || !text.bytes().all(alphabet) {
         return Err(TokenError::Malformed);
     }
     let text = text.to_ascii_lowercase();
@@ -194,6 +197,8 @@ mod tests {
                 TokenError::Malformed,
             ),
             ("c.lfls.é0000000000000000000", TokenError::Malformed),
+            ("+c.lfls.00000000000000000000", TokenError::Malformed),
+            ("c.lfls.+0000000000000000000", TokenError::Malformed),
         ];
         for (text, expected) in cases {
             assert_eq!(
