@@ -12,3 +12,4 @@ pub mod recipients;
 pub mod store;
 pub mod token;
 pub mod ui;
+pub mod unsubscribe;

@@ -46,6 +46,11 @@ pub enum TokenError {
     BadMac,
 }
 
+/// The name of the database secret that keys unsubscribe links: its own secret, because it is
+/// installed on the endpoint's server (`herald unsubscribes secret`), and return-path tags
+/// must not become forgeable there.
+pub const UNSUBSCRIBE_KEY: &str = "unsubscribe-link";
+
 /// Bytes of the MAC kept in a token: 80 bits make a forgery a 1-in-10^24 guess per try.
 const MAC_BYTES: usize = 10;
 /// Longest token `decode` considers: two 13-digit ids, the MAC, two dots (and some slack).
@@ -109,6 +114,32 @@ pub fn decode(secret: &[u8; 32], purpose: Purpose, text: &str) -> Result<Named, 
         return Err(TokenError::BadMac);
     }
     Ok(named)
+}
+
+/// The bearer secret with which Herald pulls records from the unsubscribe endpoint: derived
+/// from the key the endpoint verifies tokens with, so one file installed on the server serves
+/// both, and a leaked bearer secret cannot be used to make tokens.
+pub fn pull_bearer(secret: &[u8; 32]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(b"herald unsubscribe pull v1");
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Whether `given` equals `expected`, in time that depends only on their lengths (a bearer
+/// check must not tell a guesser how many leading bytes were right).
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 fn base36(mut value: u64) -> String {
@@ -207,6 +238,19 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_pull_bearer_is_derived_and_compared_whole() {
+        let bearer = pull_bearer(&SECRET);
+        assert_eq!(bearer.len(), 64);
+        assert_ne!(bearer, pull_bearer(&[8; 32]));
+        assert!(same_secret(
+            bearer.as_bytes(),
+            pull_bearer(&SECRET).as_bytes()
+        ));
+        assert!(!same_secret(&bearer.as_bytes()[..63], bearer.as_bytes()));
+        assert!(!same_secret(b"", bearer.as_bytes()));
     }
 
     #[test]

@@ -743,4 +743,64 @@ fn generated_text_bounces_read_without_panic_or_hang() {
     });
     assert!(runs > 100, "only {runs} inputs tried");
     assert!(slowest < Duration::from_secs(2), "a read took {slowest:?}");
+// Unsubscribe tokens (issue #15): what an endpoint decodes from any URL a stranger sends.
+
+fn token_input(rng: &mut Rng, valid: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEF.-_%/\x00\xff";
+    let mut bytes: Vec<u8> = valid.as_bytes().to_vec();
+    match rng.below(4) {
+        // A valid token with a few bytes changed, cut or added.
+        0 | 1 => {
+            for _ in 0..=rng.below(3) {
+                let at = rng.below(bytes.len() + 1);
+                match rng.below(3) {
+                    0 if at < bytes.len() => bytes[at] = rng.pick(ALPHABET),
+                    1 if at < bytes.len() => {
+                        bytes.truncate(at);
+                    }
+                    _ => bytes.insert(at.min(bytes.len()), rng.pick(ALPHABET)),
+                }
+            }
+        }
+        // Random text of any length.
+        _ => {
+            bytes = (0..rng.below(100)).map(|_| rng.pick(ALPHABET)).collect();
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn the_token_parser_accepts_only_what_was_signed() {
+    use herald::token::{Named, Purpose, decode, encode};
+    let secret = [0x5a; 32];
+    let named = Named {
+        campaign: 77,
+        recipient: 123_456,
+    };
+    let valid = encode(&secret, Purpose::Unsubscribe, named);
+    let mut decoded = 0;
+    let runs = fuzz(
+        "tokens",
+        0x70_6b,
+        |rng| token_input(rng, &valid),
+        |text| {
+            // Whatever decodes names what was signed: a decoded token re-encodes to itself
+            // (case aside), so an edit can never name someone else.
+            if let Ok(found) = decode(&secret, Purpose::Unsubscribe, text) {
+                assert_eq!(found, named);
+                assert_eq!(
+                    encode(&secret, Purpose::Unsubscribe, found),
+                    text.to_ascii_lowercase()
+                );
+                decoded += 1;
+            }
+            // The other purpose never accepts it.
+            if let Ok(found) = decode(&secret, Purpose::ReturnPath, text) {
+                panic!("an unsubscribe-shaped input decoded as a return path: {found:?}");
+            }
+        },
+    );
+    assert!(runs > 1_000, "only {runs} inputs");
+    assert!(decoded < runs, "every input decoded");
 }

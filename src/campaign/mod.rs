@@ -5,6 +5,7 @@
 mod bounces;
 mod duration;
 mod raw;
+mod unsubscribe;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ pub use raw::{
     RawCampaign, RawDelivery, RawDirect, RawDirectDomain, RawDkim, RawMessage, RawRecipients,
     RawRelay,
 };
+pub use unsubscribe::{RawUnsubscribe, TOKEN_PLACEHOLDER, UnsubscribeSpec};
 
 /// A validated campaign. Paths are absolute (resolved against the campaign file's folder).
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct Campaign {
     pub dkim: Option<DkimSpec>,
     /// `[bounces]`: the mailbox bounces come back to, and the VERP return path.
     pub bounces: Option<BouncesSpec>,
+    /// `[unsubscribe]`: signed one-click links and the endpoint pulled before each send.
+    pub unsubscribe: Option<UnsubscribeSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,10 @@ pub struct MessageSpec {
     pub inline: Vec<PathBuf>,
     /// A template for a `mailto:` List-Unsubscribe target, offered beside the URL.
     pub unsubscribe_mailto: Option<String>,
+    /// The List-Id header's value (RFC 2919), e.g. `Acme News <news.acme.example>`.
+    pub list_id: Option<String>,
+    /// Gmail's Feedback-ID header (`campaign:customer:mailtype:sender`), when given.
+    pub feedback_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ pub struct RawCampaign {
     pub dkim: Option<RawDkim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounces: Option<super::bounces::RawBounces>,
+    pub unsubscribe: Option<super::unsubscribe::RawUnsubscribe>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -41,6 +42,8 @@ pub struct RawMessage {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inline: Vec<String>,
     pub unsubscribe_mailto: Option<String>,
+    pub list_id: Option<String>,
+    pub feedback_id: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -122,6 +125,7 @@ const TOP_KEYS: &[&str] = &[
     "relay",
     "dkim",
     "bounces",
+    "unsubscribe",
 ];
 const MESSAGE_KEYS: &[&str] = &[
     "from",
@@ -135,6 +139,8 @@ const MESSAGE_KEYS: &[&str] = &[
     "script",
     "inline",
     "unsubscribe_mailto",
+    "list_id",
+    "feedback_id",
 ];
 const RECIPIENTS_KEYS: &[&str] = &["csv", "email_column", "suppression", "list"];
 const DELIVERY_KEYS: &[&str] = &[
@@ -194,6 +200,7 @@ pub fn unknown_keys(table: &toml::Table) -> Vec<(String, &'static [&'static str]
             "relay" => RELAY_KEYS,
             "dkim" => DKIM_KEYS,
             "bounces" => super::bounces::BOUNCES_KEYS,
+            "unsubscribe" => super::unsubscribe::UNSUBSCRIBE_KEYS,
             _ => {
                 found.push((key.clone(), TOP_KEYS));
                 continue;

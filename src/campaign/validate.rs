@@ -28,6 +28,8 @@ const MANAGED_HEADERS: &[&str] = &[
     "content-transfer-encoding",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "list-id",
+    "feedback-id",
     "dkim-signature",
     "return-path",
     "received",
@@ -230,6 +232,19 @@ fn build(
     });
 
     let bounces = super::bounces::build(raw.bounces.as_ref(), base, env_is_set, c);
+    let unsubscribe = raw.unsubscribe.as_ref().map(|section| {
+        let (spec, problems) = super::unsubscribe::build(section, env_is_set);
+        for (key, reason) in problems {
+            c.add(key, reason);
+        }
+        if spec.url.is_some() && message.unsubscribe.is_some() {
+            c.add(
+                "message.unsubscribe",
+                "is set beside unsubscribe.url; keep one (unsubscribe.url makes signed links)",
+            );
+        }
+        spec
+    });
 
     Campaign {
         path: path.to_path_buf(),
@@ -241,6 +256,7 @@ fn build(
         relays,
         dkim,
         bounces,
+        unsubscribe,
     }
 }
 
@@ -334,7 +350,18 @@ fn build_message(raw: &RawCampaign, base: &Path, c: &mut Collector) -> MessageSp
             .unsubscribe_mailto
             .clone()
             .filter(|value| !value.trim().is_empty()),
+        list_id: list_header(c, "message.list_id", m.list_id.as_deref()),
+        feedback_id: list_header(c, "message.feedback_id", m.feedback_id.as_deref()),
     }
+}
+
+/// A fixed header value (List-Id, Feedback-ID): one line, printable ASCII (RFC 2919 §3).
+fn list_header(c: &mut Collector, key: &str, value: Option<&str>) -> Option<String> {
+    let value = value.map(str::trim).filter(|value| !value.is_empty())?;
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        c.add(key, "must be one line of printable ASCII");
+    }
+    Some(value.to_string())
 }
 
 fn build_delivery(raw: &RawCampaign, c: &mut Collector) -> DeliverySpec {

@@ -1,5 +1,5 @@
 //! The headless commands (`check`, `import`, `status`, `send`, `resend`, `preview`,
-//! `test-send`, `password`) and their terminal
+//! `test-send`, `password`, `unsubscribe-server`, `unsubscribes`) and their terminal
 //! output. The only module that prints to stdout. Never holds logic the window also needs: that
 //! lives in the engine, and both call it.
 #![allow(clippy::print_stdout)]
@@ -16,6 +16,8 @@ use clap::{Parser, Subcommand};
 use crate::campaign::Campaign;
 use crate::engine::{self, Engine, RunOptions, RunState};
 use crate::store::{Counts, RecipientRef, ResendFilter, Store};
+
+mod unsubscribe;
 
 /// Exit codes of the contract in ARCHITECTURE.md.
 pub mod exit {
@@ -72,6 +74,9 @@ pub enum Command {
     Send {
         #[arg(value_name = "CAMPAIGN.toml")]
         campaign: PathBuf,
+        /// Send without first pulling unsubscribes from [unsubscribe] endpoint.
+        #[arg(long)]
+        no_pull: bool,
     },
     /// Put failed (and uncertain) recipients back to pending, then send.
     Resend {
@@ -89,6 +94,9 @@ pub enum Command {
         /// Leave uncertain rows alone (by default they are resent too).
         #[arg(long)]
         failed_only: bool,
+        /// Send without first pulling unsubscribes from [unsubscribe] endpoint.
+        #[arg(long)]
+        no_pull: bool,
     },
     /// Print one recipient's message exactly as it will be sent, with a summary.
     Preview {
@@ -131,6 +139,20 @@ pub enum Command {
         #[arg(long, value_name = "N|EMAIL", default_value = "1")]
         recipient: String,
     },
+    /// Serve one-click unsubscribe links (RFC 8058) and the records Herald pulls.
+    UnsubscribeServer {
+        /// Where to listen, e.g. 127.0.0.1:8025 behind a reverse proxy.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The folder holding unsubscribe.key and the endpoint's database.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// The unsubscribe endpoint's key, and pulling its records.
+    Unsubscribes {
+        #[command(subcommand)]
+        command: unsubscribe::UnsubscribesCommand,
+    },
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -143,13 +165,14 @@ pub fn run(cli: Cli) -> i32 {
         Command::Import { campaign } => import(cli.db.as_deref(), &campaign),
         Command::Password { name } => password::password(&name),
         Command::Status { campaign, json } => status(cli.db.as_deref(), &campaign, json),
-        Command::Send { campaign } => send(cli.db.as_deref(), &campaign, None),
+        Command::Send { campaign, no_pull } => send(cli.db.as_deref(), &campaign, None, no_pull),
         Command::Resend {
             campaign,
             codes,
             route,
             domain,
             failed_only,
+            no_pull,
         } => {
             let filter = ResendFilter {
                 include_failed: true,
@@ -158,7 +181,7 @@ pub fn run(cli: Cli) -> i32 {
                 route,
                 domain: domain.map(|domain| domain.to_ascii_lowercase()),
             };
-            send(cli.db.as_deref(), &campaign, Some(filter))
+            send(cli.db.as_deref(), &campaign, Some(filter), no_pull)
         }
         Command::Bounces { campaign, json } => bounces::bounces(cli.db.as_deref(), &campaign, json),
         Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
@@ -178,6 +201,8 @@ pub fn run(cli: Cli) -> i32 {
             Some(which) => test_send(cli.db.as_deref(), &campaign, which, &to),
             None => return usage_error(&recipient),
         },
+        Command::UnsubscribeServer { listen, data } => unsubscribe::serve(&listen, &data),
+        Command::Unsubscribes { command } => unsubscribe::unsubscribes(cli.db.as_deref(), command),
     };
     match result {
         Ok(code) => code,
@@ -440,11 +465,19 @@ pub fn counts_line(counts: &Counts) -> String {
     )
 }
 
-fn send(db: Option<&Path>, path: &Path, resend: Option<ResendFilter>) -> Result<i32> {
+fn send(
+    db: Option<&Path>,
+    path: &Path,
+    resend: Option<ResendFilter>,
+    no_pull: bool,
+) -> Result<i32> {
     let campaign = load(path)?;
     let db_path = database_path(db)?;
     // Yesterday's bounces and unsubscribes first, so this run skips them.
     bounces::before_send(&db_path, &campaign);
+    if let Some(code) = unsubscribe::before_send(&db_path, &campaign, no_pull)? {
+        return Ok(code);
+    }
     if let Some(filter) = resend {
         let mut store = open_store(Some(&db_path))?;
         let id = engine::campaign_id(&mut store, &campaign)?;

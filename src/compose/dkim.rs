@@ -12,7 +12,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 
 /// The headers signed when present, in this order: what RFC 6376 §5.4.1 recommends plus the MIME
-/// headers and both List-Unsubscribe headers (RFC 8058 §4 requires those to be signed).
+/// headers, both List-Unsubscribe headers (RFC 8058 §4 requires those to be signed), List-Id and
+/// Feedback-ID (a list's identity should not be forgeable onto someone else's mail).
 pub const SIGNED_HEADERS: &[&str] = &[
     "from",
     "to",
@@ -25,6 +26,8 @@ pub const SIGNED_HEADERS: &[&str] = &[
     "content-transfer-encoding",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "list-id",
+    "feedback-id",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -136,6 +136,18 @@ struct LoadedAttachment {
     part: Vec<u8>,
 }
 
+/// The signed unsubscribe link: the campaign's pattern, and the key and campaign id the tokens
+/// are made with. Until `sign_links` gives them, tokens are made with a zero key for campaign 0:
+/// `check` renders without a database, and such links verify nowhere.
+struct SignedLink {
+    pattern: crate::campaign::UnsubscribeSpec,
+    secret: [u8; 32],
+    campaign: i64,
+}
+
+/// The template variable holding the recipient's signed unsubscribe link.
+pub const UNSUBSCRIBE_URL_VARIABLE: &str = "unsubscribe_url";
+
 /// Everything needed to compose a campaign's messages, compiled once.
 pub struct Composer {
     engine: TemplateEngine,
@@ -150,6 +162,11 @@ pub struct Composer {
     text_literals: Option<mime::Literals>,
     unsubscribe: Option<Template>,
     unsubscribe_mailto: Option<Template>,
+    /// `[unsubscribe] url`: the signed one-click link's pattern, with its key once known.
+    signed_link: Option<SignedLink>,
+    /// List-Id (RFC 2919) and Feedback-ID, fixed per campaign.
+    list_id: Option<String>,
+    feedback_id: Option<String>,
     headers: Vec<(HeaderName, Template)>,
     from: Mailbox,
     reply_to: Option<Mailbox>,
@@ -271,6 +288,20 @@ impl Composer {
                     text_literals,
                     unsubscribe,
                     unsubscribe_mailto,
+                    signed_link: campaign
+                        .unsubscribe
+                        .as_ref()
+                        .filter(|spec| spec.url.is_some())
+                        .map(|spec| SignedLink {
+                            pattern: spec.clone(),
+                            secret: [0; 32],
+                            campaign: 0,
+                        }),
+                    list_id: message
+                        .list_id
+                        .clone()
+                        .or_else(|| default_list_id(campaign, &id_domain)),
+                    feedback_id: message.feedback_id.clone(),
                     headers,
                     from,
                     reply_to,
@@ -296,6 +327,29 @@ impl Composer {
     /// Whether messages carry a VERP envelope sender (`set_feedback`).
     pub fn has_feedback(&self) -> bool {
         self.feedback.is_some()
+    }
+
+    /// Makes the unsubscribe links' tokens with `secret` (the database's, shared with the
+    /// endpoint) for the campaign `campaign` (its id in the database).
+    pub fn sign_links(&mut self, secret: [u8; 32], campaign: i64) {
+        if let Some(link) = &mut self.signed_link {
+            link.secret = secret;
+            link.campaign = campaign;
+        }
+    }
+
+    /// The signed unsubscribe link of recipient `recipient_id`, when the campaign has one.
+    pub fn unsubscribe_link(&self, recipient_id: i64) -> Option<String> {
+        let link = self.signed_link.as_ref()?;
+        let token = crate::token::encode(
+            &link.secret,
+            crate::token::Purpose::Unsubscribe,
+            crate::token::Named {
+                campaign: link.campaign,
+                recipient: recipient_id,
+            },
+        );
+        link.pattern.link(&token)
     }
 
     /// The Message-ID of a recipient's message: the same on every attempt, so a duplicate that
@@ -340,6 +394,9 @@ impl Composer {
     pub fn check_fields(&self, columns: &[String]) -> Vec<TemplateError> {
         let mut known: Vec<String> = columns.to_vec();
         known.push("email".to_string());
+        if self.signed_link.is_some() {
+            known.push(UNSUBSCRIBE_URL_VARIABLE.to_string());
+        }
         let mut errors = Vec::new();
         if let Some(script) = &self.script {
             errors.extend(self.engine.check_script_names(script, &known));
@@ -360,6 +417,10 @@ impl Composer {
     /// skips the recipient gives `ComposeError::Skipped`.
     pub fn render(&self, recipient: &RecipientData<'_>) -> Result<RenderedParts, ComposeError> {
         let mut variables = variables_for(recipient)?;
+        let signed = self.unsubscribe_link(recipient.id);
+        if let Some(link) = &signed {
+            variables.set(UNSUBSCRIBE_URL_VARIABLE, link);
+        }
         let who = recipient.email;
         if let Some(script) = &self.script
             && let ScriptOutcome::Skip(reason) =
@@ -404,7 +465,9 @@ impl Composer {
                     (html, html_layout, text, text_layout)
                 }
             };
-        let mut unsubscribe = Vec::new();
+        // The signed link goes first: the one a provider's one-click POST uses, the same URL as
+        // the body's `{{ unsubscribe_url }}`.
+        let mut unsubscribe: Vec<String> = signed.into_iter().collect();
         for template in [&self.unsubscribe, &self.unsubscribe_mailto]
             .into_iter()
             .flatten()
@@ -528,6 +591,19 @@ impl Composer {
             } else {
                 HeaderValue::new(name.clone(), value.clone())
             });
+        }
+        // RFC 2919 §3: a list identifier; Gmail's feedback loop groups complaints by Feedback-ID.
+        // Both are fixed per campaign and checked as one line of ASCII when the file was read.
+        for (name, value) in [
+            ("List-Id", &self.list_id),
+            ("Feedback-ID", &self.feedback_id),
+        ] {
+            if let Some(value) = value {
+                headers.insert_raw(HeaderValue::new(
+                    HeaderName::new_from_ascii_str(name),
+                    header_safe(value),
+                ));
+            }
         }
         headers.set(header::MIME_VERSION_1_0);
         let head = headers.to_string();
@@ -677,6 +753,34 @@ fn load_files(
     } else {
         Err(problems)
     }
+}
+
+/// The List-Id of a campaign that offers unsubscribing and names none: the campaign file's
+/// name as the label under the sender's domain (`november.acme.example`), RFC 2919 §2.
+fn default_list_id(campaign: &Campaign, domain: &str) -> Option<String> {
+    let offers_unsubscribe = campaign.message.unsubscribe.is_some()
+        || campaign.message.unsubscribe_mailto.is_some()
+        || campaign
+            .unsubscribe
+            .as_ref()
+            .is_some_and(|spec| spec.url.is_some());
+    if !offers_unsubscribe {
+        return None;
+    }
+    let label: String = campaign
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let label = label.trim_matches('-');
+    let label = if label.is_empty() { "list" } else { label };
+    Some(format!("<{label}.{domain}>"))
 }
 
 fn variables_for(recipient: &RecipientData<'_>) -> Result<Variables, ComposeError> {

@@ -265,7 +265,9 @@ fn dkim_signatures_verify_with_dkimpy() {
             "{text}"
         );
         assert!(text.contains("list-unsubscribe:"), "{text}");
-        assert!(text.contains("list-unsubscribe-post;"), "{text}");
+        // List-Id is signed too: a campaign that offers unsubscribing gets one by default.
+        assert!(text.contains("list-unsubscribe-post:list-id;"), "{text}");
+        assert!(text.contains("List-Id: <c.acme.example>"), "{text}");
         let (ok, log) = dkimpy_verifies(&composed.bytes, key_type, &public);
         assert!(ok, "{kind}: dkimpy rejected the signature:\n{log}\n{text}");
         let mut tampered = composed.bytes.clone();
@@ -546,5 +548,77 @@ fn a_large_template_with_many_values_is_derived() {
     assert!(
         body.text
             .contains("Item 4999 for Köln: open (https://x.example/4999?u=a%40b.example)")
+    );
+}
+
+#[test]
+fn signed_unsubscribe_links_agree_in_header_and_body() {
+    let (_dir, campaign) = campaign_with(
+        "html = \"b.html\"\nlist_id = \"Acme News <news.acme.example>\"\nfeedback_id = \"nov:acme:news:herald\"\n\
+         [unsubscribe]\nurl = \"https://u.acme.example/u/{token}\"\nendpoint = \"https://u.acme.example\"",
+        &[(
+            "b.html",
+            "<p>Hi {{ first_name }}</p><p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
+        )],
+    );
+    let mut composer = Composer::new(&campaign).unwrap();
+    // `check` knows the variable without any column of that name.
+    assert!(composer.check_fields(&["first_name".into()]).is_empty());
+    let secret = [3u8; 32];
+    composer.sign_links(secret, 42);
+    let link = composer.unsubscribe_link(7).unwrap();
+    let token = link.strip_prefix("https://u.acme.example/u/").unwrap();
+    assert_eq!(
+        crate::token::decode(&secret, crate::token::Purpose::Unsubscribe, token),
+        Ok(crate::token::Named {
+            campaign: 42,
+            recipient: 7
+        })
+    );
+    let composed = composer
+        .compose_unsigned(&recipient(r#"{"first_name":"Ada"}"#))
+        .unwrap();
+    let text = text_of(&composed);
+    assert!(
+        text.contains(&format!("List-Unsubscribe: <{link}>\r\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("List-Id: Acme News <news.acme.example>\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Feedback-ID: nov:acme:news:herald\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("href=3D\"{link}\"")) || text.contains(&format!("href=\"{link}\"")),
+        "the body's link is the header's: {text}"
+    );
+    // The address appears nowhere in the link.
+    assert!(!link.contains("ada"), "{link}");
+}
+
+#[test]
+fn a_signed_link_and_a_template_link_are_not_both_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("list.csv"), "email\n").unwrap();
+    let text = "[message]\nfrom = \"a@acme.example\"\nsubject = \"s\"\ntext = \"t.txt\"\n\
+                unsubscribe = \"https://acme.example/u?e={{ url(email) }}\"\n\
+                [unsubscribe]\nurl = \"https://u.acme.example/u/{token}\"\n\
+                [recipients]\ncsv = \"list.csv\"\n[[relay]]\nhost = \"h\"\n";
+    std::fs::write(dir.path().join("t.txt"), "x").unwrap();
+    let Err(crate::campaign::CampaignError::Invalid { problems, .. }) =
+        Campaign::parse(text, &dir.path().join("c.toml"), &|_| true)
+    else {
+        panic!("both links were accepted");
+    };
+    assert!(
+        problems.iter().any(|p| p.key == "message.unsubscribe"),
+        "{problems:?}"
     );
 }

@@ -223,13 +223,16 @@ async fn run_campaign(
         tokio::task::spawn_blocking(move || prepare_run(&campaign, &db)).await
     };
     // Held to the end of this function: until then no other run of the campaign can start.
-    let (store, campaign_id, recovered, _run_lock) = match prepared {
+    let (store, campaign_id, recovered, _run_lock, link_key) = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(reason)) => return failed(reason),
         Err(error) => return failed(error.to_string()),
     };
     let mut composer = match Composer::new(&campaign) {
-        Ok(composer) => composer,
+        Ok(mut composer) => {
+            composer.sign_links(link_key, campaign_id);
+            composer
+        }
         Err(problems) => {
             let list = problems.iter().map(ToString::to_string).collect::<Vec<_>>();
             return failed(format!("the message cannot be built: {}", list.join("; ")));
@@ -403,9 +406,10 @@ async fn run_campaign(
     last
 }
 
-/// What a run starts from: its store, its campaign, how many rows it recovered as in flight, and
-/// the lock that keeps other runs of the campaign out while it lives.
-type Prepared = (Arc<Mutex<Store>>, i64, u64, run_lock::RunLock);
+/// What a run starts from: its store, its campaign, how many rows it recovered as in flight,
+/// the lock that keeps other runs of the campaign out while it lives, and the unsubscribe
+/// links' key.
+type Prepared = (Arc<Mutex<Store>>, i64, u64, run_lock::RunLock, [u8; 32]);
 
 /// Opens the store, takes the campaign's run lock, imports the list on first run and recovers
 /// rows a previous run left in flight.
@@ -429,7 +433,10 @@ fn prepare_run(campaign: &Campaign, db: &Path) -> Result<Prepared, String> {
             "rows were left in sending by a run that did not finish; they are uncertain"
         );
     }
-    Ok((Arc::new(Mutex::new(store)), id, recovered, lock))
+    let secret = store
+        .secret(crate::token::UNSUBSCRIBE_KEY)
+        .map_err(|error| error.to_string())?;
+    Ok((Arc::new(Mutex::new(store)), id, recovered, lock, secret))
 }
 
 fn composer_sender(campaign: &Campaign) -> Result<smtp::EnvelopeAddress, String> {

@@ -515,7 +515,21 @@ fn deliverability(
     report: &mut CheckReport,
 ) {
     let warn = |report: &mut CheckReport, text: String| report.warnings.push(text);
-    if campaign.message.unsubscribe.is_none() && campaign.message.unsubscribe_mailto.is_none() {
+    let signed_link = campaign
+        .unsubscribe
+        .as_ref()
+        .is_some_and(|spec| spec.url.is_some());
+    if signed_link {
+        if campaign
+            .unsubscribe
+            .as_ref()
+            .is_some_and(|spec| spec.endpoint.is_none())
+        {
+            warn(report, "unsubscribe.url makes signed links but unsubscribe.endpoint is not set: nobody will pull the unsubscribes they record before sending".into());
+        }
+    } else if campaign.message.unsubscribe.is_none()
+        && campaign.message.unsubscribe_mailto.is_none()
+    {
         warn(report, "no unsubscribe link (message.unsubscribe): Gmail, Yahoo and Outlook require one-click unsubscribe from bulk senders".into());
     } else if campaign.message.unsubscribe.is_none() {
         warn(report, "only a mailto unsubscribe: one-click unsubscribe (RFC 8058) needs an https link in message.unsubscribe".into());
@@ -793,6 +807,17 @@ pub enum PreviewError {
     },
 }
 
+/// Gives `composer` the database's unsubscribe key, so its links verify at the endpoint.
+pub fn sign_links(
+    composer: &mut Composer,
+    store: &mut Store,
+    campaign: CampaignId,
+) -> Result<(), StoreError> {
+    let secret = store.secret(crate::token::UNSUBSCRIBE_KEY)?;
+    composer.sign_links(secret, campaign);
+    Ok(())
+}
+
 /// Renders recipient `which` as it will be sent. Imports the list first when the campaign has
 /// none yet (as `send` would), since the Message-ID comes from the recipient's row.
 pub fn preview(
@@ -803,6 +828,8 @@ pub fn preview(
     let mut composer = Composer::new(campaign).map_err(|problems| {
         PreviewError::Campaign(problems.iter().map(ToString::to_string).collect())
     })?;
+    let id = campaign_id(store, campaign)?;
+    sign_links(&mut composer, store, id)?;
     // The preview shows the envelope and List-Unsubscribe as they will be sent.
     if let Ok(Some(feedback)) =
         campaign_id(store, campaign).and_then(|id| feedback_for(store, campaign, id))

@@ -8,6 +8,8 @@ mod import;
 mod results;
 mod schema;
 mod suppression;
+mod unsubscribe_log;
+mod unsubscribe_pull;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ pub use global_suppression::{Suppression, SuppressionReason};
 pub use import::{ImportRow, Importer};
 pub use results::{CampaignSummary, DomainRow, ReplyClass, ReplyGroup, TimeBucket};
 pub use suppression::SUPPRESSED;
+pub use unsubscribe_log::{LoggedUnsubscribe, UnsubscribeLog};
+pub use unsubscribe_pull::{AppliedUnsubscribes, PulledUnsubscribe};
 pub use writer::{Writer, WriterError};
 
 // The delivery vocabulary lives in `crate::delivery`; these re-exports keep the old paths.

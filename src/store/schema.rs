@@ -172,6 +172,14 @@ const MIGRATIONS: &[&str] = &[
         unfinished   TEXT NOT NULL DEFAULT ''
     ) WITHOUT ROWID;
     "#,
+    // 8: where each unsubscribe endpoint's log was last read (issue #15), so every pull asks
+    // only for records Herald has not applied yet.
+    r#"
+    CREATE TABLE unsubscribe_cursor (
+        endpoint    TEXT PRIMARY KEY,
+        cursor      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build of Herald writes.

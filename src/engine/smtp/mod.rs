@@ -18,6 +18,8 @@ use lettre::Address;
 /// An address ready for the SMTP envelope.
 pub use lettre::Address as EnvelopeAddress;
 pub use session::{Message, Outcome, Session};
+/// HTTPS to the unsubscribe endpoint authenticates it as SMTP does a relay.
+pub(crate) use tls::{server_name as tls_server_name, verified as verified_tls};
 pub use wire::Capabilities;
 
 pub use super::outcome::Attempt;

@@ -2,7 +2,8 @@
 //! ring provider: the trust store (Mozilla's roots from webpki-roots plus the relay's own
 //! `ca_file`), and the unauthenticated configuration opportunistic STARTTLS uses in direct mode
 //! (RFC 7435: encryption without authentication still beats plain text). The only user of
-//! tokio-rustls; the session module asks it for a configured connector and nothing else.
+//! tokio-rustls; the session module (and the unsubscribe pull's HTTPS, issue #15) asks it for a
+//! configured connector and nothing else.
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// A connector that authenticates the server against the public roots and `ca_pem`.
-pub(super) fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
+pub(crate) fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = ca_pem {
@@ -65,7 +66,7 @@ pub(super) fn unverified() -> Result<TlsConnector, String> {
 }
 
 /// The name TLS is negotiated for (SNI and, when verified, the certificate's name).
-pub(super) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|error| format!("{host}: {error}"))
 }
 

@@ -1,0 +1,230 @@
+//! Herald pulling an endpoint's records before a send: `GET {endpoint}/pull?since=CURSOR` with
+//! the bearer secret, page after page, each page applied to the store (global suppressions and
+//! the endpoint's cursor in one transaction). An endpoint that cannot be reached or answers
+//! wrongly is an error the caller shows: the CLI refuses to send without `--no-pull`, the
+//! window asks, because mailing people who left is what gets a sender junked.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+use super::{PULL_PAGE, PullPage};
+use crate::campaign::UnsubscribeSpec;
+use crate::store::{AppliedUnsubscribes, PulledUnsubscribe, Store, StoreError};
+
+/// How long one request may take, connection and TLS included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest page body accepted (a full page is about 100 KB).
+const MAX_REPLY: usize = 4 * 1024 * 1024;
+/// Most pages one pull reads (a million records): a misbehaving endpoint cannot keep it forever.
+const MAX_PAGES: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("the unsubscribe endpoint {endpoint} cannot be reached: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error(
+        "the unsubscribe endpoint {endpoint} refused the pull's secret (HTTP 401): is its key the one `herald unsubscribes secret` prints for this database?"
+    )]
+    Refused { endpoint: String },
+    #[error("the unsubscribe endpoint {endpoint} answered HTTP {status}")]
+    Status { endpoint: String, status: u16 },
+    #[error("the unsubscribe endpoint {endpoint} sent a reply Herald cannot read: {reason}")]
+    BadReply { endpoint: String, reason: String },
+    #[error("the pull's secret: the environment variable {0} is not set")]
+    NoToken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl PullError {
+    /// Whether the endpoint could not be asked at all (the case the user may choose to send
+    /// anyway), rather than answering wrongly.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, PullError::Unreachable { .. })
+    }
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullReport {
+    pub endpoint: String,
+    /// Records read from the endpoint.
+    pub records: usize,
+    pub applied: AppliedUnsubscribes,
+}
+
+/// Pulls new records from the campaign's endpoint into `store`. `Ok(None)` when the campaign
+/// names no endpoint.
+pub fn pull(
+    spec: Option<&UnsubscribeSpec>,
+    store: &mut Store,
+) -> Result<Option<PullReport>, PullError> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let Some(endpoint) = spec.endpoint.as_deref() else {
+        return Ok(None);
+    };
+    let bearer = match &spec.token_env {
+        Some(name) => std::env::var(name).map_err(|_| PullError::NoToken(name.clone()))?,
+        None => crate::token::pull_bearer(&store.secret(crate::token::UNSUBSCRIBE_KEY)?),
+    };
+    let unreachable = |reason: String| PullError::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| unreachable(error.to_string()))?;
+    let mut report = PullReport {
+        endpoint: endpoint.to_string(),
+        ..PullReport::default()
+    };
+    for _ in 0..MAX_PAGES {
+        let since = store.unsubscribe_cursor(endpoint)?;
+        let url = format!("{endpoint}/pull?since={since}&limit={PULL_PAGE}");
+        let page = runtime.block_on(async {
+            tokio::time::timeout(REQUEST_TIMEOUT, get_page(endpoint, &url, bearer.trim()))
+                .await
+                .unwrap_or_else(|_| Err(unreachable("no answer within 15 s".into())))
+        })?;
+        let records: Vec<PulledUnsubscribe> = page
+            .records
+            .iter()
+            .map(|record| PulledUnsubscribe {
+                cursor: record.cursor,
+                campaign: record.campaign,
+                recipient: record.recipient,
+                at_ms: record.at_ms,
+            })
+            .collect();
+        // The cursor only moves forward: a reply that goes back would re-read forever.
+        let cursor = page.cursor.max(since);
+        let applied = store.apply_unsubscribes(endpoint, &records, cursor)?;
+        report.records += records.len();
+        report.applied.suppressed += applied.suppressed;
+        report.applied.already += applied.already;
+        report.applied.unknown += applied.unknown;
+        if records.len() < PULL_PAGE as usize || cursor == since {
+            break;
+        }
+    }
+    tracing::info!(
+        records = report.records,
+        suppressed = report.applied.suppressed,
+        "pulled unsubscribes"
+    );
+    Ok(Some(report))
+}
+
+/// One GET of `url` (on `endpoint`), its JSON body read into a page.
+async fn get_page(endpoint: &str, url: &str, bearer: &str) -> Result<PullPage, PullError> {
+    let unreachable = |reason: String| PullError::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|error: hyper::http::uri::InvalidUri| unreachable(error.to_string()))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(unreachable("the endpoint must be an http(s) URL".into())),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| unreachable("the endpoint names no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = uri
+        .authority()
+        .map(|authority| authority.as_str().to_string())
+        .unwrap_or_else(|| host.clone());
+    let path = uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|error| unreachable(error.to_string()))?;
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {bearer}"))
+        .header(hyper::header::ACCEPT, "application/json")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("herald/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::<Bytes>::new())
+        .map_err(|error| unreachable(error.to_string()))?;
+    let (status, body) = if https {
+        // The same trust as a relay's: Mozilla's roots, rustls with ring.
+        let tls = crate::engine::smtp::verified_tls(None).map_err(unreachable)?;
+        let name = crate::engine::smtp::tls_server_name(&host).map_err(unreachable)?;
+        let stream = tls
+            .connect(name, stream)
+            .await
+            .map_err(|error| unreachable(format!("TLS: {error}")))?;
+        exchange(TokioIo::new(stream), request, endpoint).await?
+    } else {
+        exchange(TokioIo::new(stream), request, endpoint).await?
+    };
+    match status {
+        200 => {}
+        401 | 403 => {
+            return Err(PullError::Refused {
+                endpoint: endpoint.to_string(),
+            });
+        }
+        status => {
+            return Err(PullError::Status {
+                endpoint: endpoint.to_string(),
+                status,
+            });
+        }
+    }
+    serde_json::from_slice(&body).map_err(|error| PullError::BadReply {
+        endpoint: endpoint.to_string(),
+        reason: error.to_string(),
+    })
+}
+
+/// Sends `request` on an HTTP/1.1 connection over `io` and reads the status and the body.
+async fn exchange<T>(
+    io: TokioIo<T>,
+    request: hyper::Request<Empty<Bytes>>,
+    endpoint: &str,
+) -> Result<(u16, Bytes), PullError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let unreachable = |reason: String| PullError::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|error| unreachable(error.to_string()))?;
+    let driver = tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|error| unreachable(error.to_string()))?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), MAX_REPLY)
+        .collect()
+        .await
+        .map_err(|error| PullError::BadReply {
+            endpoint: endpoint.to_string(),
+            reason: error.to_string(),
+        })?
+        .to_bytes();
+    driver.abort();
+    Ok((status, body))
+}

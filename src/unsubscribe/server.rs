@@ -1,0 +1,458 @@
+//! `herald unsubscribe-server`: the endpoint a marketer deploys behind their HTTPS (see the
+//! README). `GET /u/{token}` shows a confirmation page, `POST /u/{token}` with
+//! `List-Unsubscribe=One-Click` records (RFC 8058 §3.2: no cookies, no redirect, a 2xx once
+//! recorded), `GET /pull?since=CURSOR` serves records to Herald with the bearer secret. Tokens
+//! are verified with the database's unsubscribe key (`KEY_FILE` in the data folder), so a
+//! forged, edited or truncated link gets a 4xx and records nothing.
+//!
+//! Bounded against slow or greedy clients: at most `MAX_CONNECTIONS` at once, request heads
+//! read within `HEAD_TIMEOUT` and at most `MAX_HEAD` bytes, bodies over `MAX_BODY` refused with
+//! 413, and a connection closed after `CONNECTION_TIMEOUT` whatever it is doing. Plain HTTP
+//! only: TLS is the reverse proxy's (certificate renewal belongs with the proxy that already
+//! does ACME; see the README). Logs carry campaign and recipient ids, never a token or address.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+
+use super::{KEY_FILE, LOG_FILE, PULL_PAGE, PullPage, PulledRecord, key_from_hex, page};
+use crate::store::{StoreError, UnsubscribeLog, now_ms};
+use crate::token::{self, Purpose};
+
+/// Largest request body: a one-click body is 26 bytes; a page's form post a few more.
+pub const MAX_BODY: usize = 4 * 1024;
+/// Largest request head (request line and headers).
+pub const MAX_HEAD: usize = 16 * 1024;
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// The environment variable that may hold the key instead of the key file.
+pub const KEY_ENV: &str = "HERALD_UNSUBSCRIBE_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "no unsubscribe key: put the output of `herald unsubscribes secret` in {} (or in {KEY_ENV})",
+        path.display()
+    )]
+    NoKey { path: PathBuf },
+    #[error("the unsubscribe key in {} is not 64 hex digits", path.display())]
+    BadKey { path: PathBuf },
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the data folder {} cannot be used: {source}", path.display())]
+    Data {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the server's runtime failed: {0}")]
+    Runtime(std::io::Error),
+}
+
+struct Shared {
+    key: [u8; 32],
+    bearer: String,
+    log: Mutex<UnsubscribeLog>,
+}
+
+/// A bound endpoint, not yet serving.
+pub struct Server {
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// Reads the key: `KEY_ENV` when set, else `KEY_FILE` in `data`.
+fn read_key(data: &Path) -> Result<[u8; 32], ServerError> {
+    let path = data.join(KEY_FILE);
+    let text = match std::env::var(KEY_ENV) {
+        Ok(text) if !text.trim().is_empty() => text,
+        _ => {
+            std::fs::read_to_string(&path).map_err(|_| ServerError::NoKey { path: path.clone() })?
+        }
+    };
+    key_from_hex(&text).ok_or(ServerError::BadKey { path })
+}
+
+impl Server {
+    /// Opens the data folder's key and log and binds `listen` (`127.0.0.1:8025`; port 0 picks
+    /// a free one).
+    pub fn bind(listen: &str, data: &Path) -> Result<Server, ServerError> {
+        std::fs::create_dir_all(data).map_err(|source| ServerError::Data {
+            path: data.to_path_buf(),
+            source,
+        })?;
+        let key = read_key(data)?;
+        let log = UnsubscribeLog::open(&data.join(LOG_FILE))?;
+        let bind_error = |source| ServerError::Bind {
+            addr: listen.to_string(),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(listen).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                key,
+                bearer: token::pull_bearer(&key),
+                log: Mutex::new(log),
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.listener.local_addr().map_err(ServerError::Runtime)
+    }
+
+    /// Serves until SIGINT or SIGTERM. Every 2xx was committed before it was sent, so stopping
+    /// at any moment loses no acknowledged request.
+    pub fn run_until_signal(self) -> Result<(), ServerError> {
+        let runtime = runtime()?;
+        runtime.block_on(async move {
+            let stop = async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    match signal(SignalKind::terminate()) {
+                        Ok(mut term) => {
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                _ = term.recv() => {}
+                            }
+                        }
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                        }
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            };
+            self.serve(stop).await
+        })
+    }
+
+    /// Serves on a thread of its own until the returned handle is dropped (tests, embedding).
+    pub fn spawn(self) -> Result<RunningServer, ServerError> {
+        let addr = self.local_addr()?;
+        let runtime = runtime()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(self.serve(async {
+                let _ = stop_rx.await;
+            }))
+        });
+        Ok(RunningServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    async fn serve(self, stop: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+        let listener =
+            tokio::net::TcpListener::from_std(self.listener).map_err(ServerError::Runtime)?;
+        let app = router(self.shared);
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(stop);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut stop => return Ok(()),
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return Ok(()),
+                },
+            };
+            let (stream, _peer) = tokio::select! {
+                _ = &mut stop => return Ok(()),
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT)
+                    .max_buf_size(MAX_HEAD)
+                    .serve_connection(TokioIo::new(stream), service);
+                // A client that dribbles its body or keeps the connection forever is cut off.
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ServerError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)
+}
+
+/// An endpoint serving on its own thread; dropping it stops it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/u/{token}", get(show).post(record))
+        .route("/pull", get(pull))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(shared)
+}
+
+/// Headers on every answer: nothing cached, nothing leaked by Referer, no script may run, the
+/// form may post only back here.
+fn guarded(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    guarded(status, "text/html; charset=utf-8", body)
+}
+
+async fn show(State(shared): State<Arc<Shared>>, UrlPath(text): UrlPath<String>) -> Response {
+    match token::decode(&shared.key, Purpose::Unsubscribe, &text) {
+        Ok(_) => html(StatusCode::OK, page::confirm()),
+        Err(_) => html(StatusCode::NOT_FOUND, page::invalid()),
+    }
+}
+
+/// How a POST asked: `Some("one-click")` for RFC 8058's body, `Some("form")` for our page's
+/// button, `None` when the body is not an unsubscribe request at all.
+fn one_click(headers: &HeaderMap, body: &[u8]) -> Option<&'static str> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let text = std::str::from_utf8(body).ok()?;
+    if content_type.starts_with("multipart/form-data") {
+        // RFC 8058 §3.2 allows multipart too: the part named List-Unsubscribe says One-Click.
+        let asks = text.contains("name=\"List-Unsubscribe\"") && text.contains("One-Click");
+        return asks.then_some("one-click");
+    }
+    let mut asks = false;
+    let mut from_page = false;
+    for pair in text.trim_end_matches(['\r', '\n']).split('&') {
+        match pair {
+            "List-Unsubscribe=One-Click" => asks = true,
+            "source=page" => from_page = true,
+            _ => {}
+        }
+    }
+    asks.then_some(if from_page { "form" } else { "one-click" })
+}
+
+async fn record(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(text): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(named) = token::decode(&shared.key, Purpose::Unsubscribe, &text) else {
+        return html(StatusCode::NOT_FOUND, page::invalid());
+    };
+    let Some(how) = one_click(&headers, &body) else {
+        return html(StatusCode::BAD_REQUEST, page::bad_request());
+    };
+    let written = tokio::task::spawn_blocking(move || {
+        let mut log = shared
+            .log
+            .lock()
+            .map_err(|_| "the log's lock was poisoned")?;
+        log.record(named.campaign, named.recipient, how, now_ms())
+            .map_err(|_| "the log could not be written")
+    })
+    .await;
+    match written {
+        Ok(Ok(new)) => {
+            tracing::info!(
+                campaign = named.campaign,
+                recipient = named.recipient,
+                how,
+                new,
+                "unsubscribe recorded"
+            );
+            html(StatusCode::OK, page::done())
+        }
+        Ok(Err(reason)) => {
+            tracing::error!(reason, "an unsubscribe could not be recorded");
+            html(StatusCode::SERVICE_UNAVAILABLE, page::unavailable())
+        }
+        Err(_) => html(StatusCode::SERVICE_UNAVAILABLE, page::unavailable()),
+    }
+}
+
+async fn pull(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !token::same_secret(given.trim().as_bytes(), shared.bearer.as_bytes()) {
+        let mut response = guarded(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "the pull needs the bearer secret\n".into(),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"herald\""),
+        );
+        return response;
+    }
+    let number = |name: &str| query.get(name).map(|value| value.parse::<i64>());
+    let since = match number("since") {
+        None => 0,
+        Some(Ok(since)) if since >= 0 => since,
+        Some(_) => {
+            return guarded(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                "since must be a cursor (a number from 0)\n".into(),
+            );
+        }
+    };
+    let limit = match number("limit") {
+        Some(Ok(limit)) if (1..=i64::from(PULL_PAGE)).contains(&limit) => limit as u32,
+        _ => PULL_PAGE,
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        let log = shared.log.lock().map_err(|_| ())?;
+        log.since(since, limit).map_err(|_| ())
+    })
+    .await;
+    let Ok(Ok(rows)) = read else {
+        return guarded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "the log could not be read\n".into(),
+        );
+    };
+    let cursor = rows.last().map_or(since, |row| row.cursor);
+    let page = PullPage {
+        records: rows
+            .into_iter()
+            .map(|row| PulledRecord {
+                cursor: row.cursor,
+                campaign: row.campaign,
+                recipient: row.recipient,
+                at_ms: row.at_ms,
+                how: row.how,
+            })
+            .collect(),
+        cursor,
+    };
+    match serde_json::to_string(&page) {
+        Ok(body) => guarded(StatusCode::OK, "application/json", body),
+        Err(_) => guarded(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            "could not write the records\n".into(),
+        ),
+    }
+}
+
+async fn not_found() -> Response {
+    guarded(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "not found\n".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn only_a_one_click_body_asks() {
+        let urlencoded = form("application/x-www-form-urlencoded");
+        assert_eq!(
+            one_click(&urlencoded, b"List-Unsubscribe=One-Click"),
+            Some("one-click")
+        );
+        assert_eq!(
+            one_click(&urlencoded, b"List-Unsubscribe=One-Click&source=page"),
+            Some("form")
+        );
+        assert_eq!(one_click(&urlencoded, b""), None);
+        assert_eq!(one_click(&urlencoded, b"List-Unsubscribe=No"), None);
+        let multipart = form("multipart/form-data; boundary=x");
+        let body = b"--x\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--x--\r\n";
+        assert_eq!(one_click(&multipart, body), Some("one-click"));
+    }
+}

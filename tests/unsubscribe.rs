@@ -1,0 +1,687 @@
+//! One-click unsubscribe end to end (issue #15), over real TCP: the real `herald
+//! unsubscribe-server` binary started by each test, requests written byte for byte as a mailbox
+//! provider or a browser sends them, Herald's own send pulling the records before it mails
+//! anyone, and a headless Chromium with JavaScript off pressing the confirmation page's button.
+
+// Test helpers fail the test loudly on a broken fixture, as tests/send.rs does.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use herald::token::{self, Named, Purpose};
+use support::campaign::{RelayConf, campaign_with, closed_port};
+use support::cli_run::{herald, herald_command, run, status};
+use support::smtp_server::SmtpServer;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// The endpoint as a child process, killed (by its pid) when dropped.
+struct Endpoint {
+    child: Child,
+    addr: SocketAddr,
+    _data: tempfile::TempDir,
+    key: [u8; 32],
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Endpoint {
+    /// Installs the key of Herald's database `db` as `herald unsubscribes secret` prints it,
+    /// then starts the server on a free port.
+    fn start(db: &Path) -> Endpoint {
+        let mut command = herald_command();
+        command.args(["unsubscribes", "secret", "--db"]).arg(db);
+        let ran = run(command, LIMIT);
+        ran.assert_code(0);
+        let hex = ran.stdout.trim().to_string();
+        assert_eq!(hex.len(), 64, "{}", ran.stdout);
+        let data = tempfile::tempdir().expect("data dir");
+        std::fs::write(data.path().join("unsubscribe.key"), format!("{hex}\n")).expect("key");
+        let key = herald::unsubscribe::key_from_hex(&hex).expect("hex key");
+        let mut child = herald_command()
+            .args(["unsubscribe-server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the endpoint");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut line).expect("line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        Endpoint {
+            child,
+            addr,
+            _data: data,
+            key,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn token(&self, campaign: i64, recipient: i64) -> String {
+        token::encode(
+            &self.key,
+            Purpose::Unsubscribe,
+            Named {
+                campaign,
+                recipient,
+            },
+        )
+    }
+
+    /// The records as Herald's pull sees them (with the right bearer secret).
+    fn records(&self) -> Vec<serde_json::Value> {
+        let bearer = token::pull_bearer(&self.key);
+        let reply = request(
+            self.addr,
+            &format!(
+                "GET /pull?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let page: serde_json::Value = serde_json::from_str(&reply.body).expect("json");
+        page["records"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// Writes `raw` on a new connection and reads the whole reply (the requests ask to close).
+fn request(addr: SocketAddr, raw: &str) -> Reply {
+    request_bytes(addr, raw.as_bytes())
+}
+
+fn request_bytes(addr: SocketAddr, raw: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    // A server may answer (413) and close before reading all of a large body.
+    let _ = stream.write_all(raw);
+    // Read the head, then as much body as Content-Length says (a server may keep the
+    // connection open despite `Connection: close`), else to the end.
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+        if let Some(end) = head_end {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+            let length = head.lines().find_map(|line| {
+                line.strip_prefix("content-length:")
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+            });
+            let bodiless = raw.starts_with(b"HEAD ");
+            match length {
+                Some(_) if bodiless => break,
+                Some(length) if bytes.len() >= end + 4 + length => break,
+                _ => {}
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    Reply {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// RFC 8058's POST, as Gmail sends it.
+fn one_click(addr: SocketAddr, path: &str) -> Reply {
+    let body = "List-Unsubscribe=One-Click";
+    request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: u.acme.example\r\nUser-Agent: Mozilla/5.0 (compatible; Google-Unsubscribe)\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: u.acme.example\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// A campaign whose links point at `endpoint` and which pulls from it, with the link in the body.
+fn signed_campaign(
+    emails: &[String],
+    smtp_port: u16,
+    endpoint: &str,
+) -> support::campaign::CampaignDir {
+    let dir = campaign_with(
+        emails,
+        &[RelayConf::new("local", smtp_port)],
+        "connections = 2",
+        &format!("[unsubscribe]\nurl = \"{endpoint}/u/{{token}}\"\nendpoint = \"{endpoint}\"\n"),
+    );
+    std::fs::write(
+        dir.path().join("body.html"),
+        "<p>Hello {{ first_name }}</p><p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
+    )
+    .expect("body");
+    dir
+}
+
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.split("\r\n\r\n").next()?.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+fn emails() -> Vec<String> {
+    ["ada@example.org", "grace@example.org", "linus@example.net"]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_one_click_unsubscriber_of_campaign_a_is_not_mailed_by_campaign_b() {
+    let smtp = SmtpServer::start();
+    let shared = tempfile::tempdir().expect("db dir");
+    let db = shared.path().join("herald.db");
+    let endpoint = Endpoint::start(&db);
+    let a = signed_campaign(&emails(), smtp.port(), &endpoint.base());
+    herald(&["send"], &a.campaign, &db, &[], LIMIT).assert_code(0);
+    let received = smtp.received();
+    assert_eq!(received.len(), 3);
+    let grace = received
+        .iter()
+        .find(|message| message.rcpt_to == ["grace@example.org"])
+        .expect("grace got campaign A")
+        .data_str();
+    let list_unsubscribe = header(&grace, "List-Unsubscribe").expect("List-Unsubscribe");
+    let url = list_unsubscribe
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
+    assert!(url.starts_with(&format!("{}/u/", endpoint.base())), "{url}");
+    assert!(!url.contains("grace"), "the link carries no address: {url}");
+    // RFC 8058 §3.1: one-click is offered for HTTPS links only; this test's endpoint is plain
+    // HTTP on loopback (the https case is compose's unit test), and Gmail's POST works the same.
+    assert_eq!(header(&grace, "List-Unsubscribe-Post"), None);
+    assert!(header(&grace, "List-Id").is_some(), "{grace}");
+    assert!(
+        grace.contains(&format!("href=\"{url}\"")) || grace.contains(&format!("href=3D\"{url}\"")),
+        "the body's link is the header's: {grace}"
+    );
+
+    // Gmail's one-click POST: 200, no cookie, no redirect.
+    let path = url.strip_prefix(&endpoint.base()).expect("path");
+    let reply = one_click(endpoint.addr, path);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let head = reply.head.to_ascii_lowercase();
+    assert!(!head.contains("set-cookie") && !head.contains("\r\nlocation:"));
+    assert!(!reply.body.contains('@'), "no address in the answer");
+    // Asking twice records once.
+    assert_eq!(one_click(endpoint.addr, path).status, 200);
+    assert_eq!(endpoint.records().len(), 1);
+
+    // Campaign B (another file, the same list, the same database) pulls before sending.
+    let smtp_b = SmtpServer::start();
+    let b = signed_campaign(&emails(), smtp_b.port(), &endpoint.base());
+    let sent = herald(&["send"], &b.campaign, &db, &[], LIMIT);
+    sent.assert_code(0);
+    assert!(
+        sent.stdout.contains("pulled 1 unsubscribe(s)")
+            && sent.stdout.contains("1 newly suppressed"),
+        "{}",
+        sent.stdout
+    );
+    let to: Vec<Vec<String>> = smtp_b.received().into_iter().map(|m| m.rcpt_to).collect();
+    assert_eq!(to.len(), 2, "{to:?}");
+    assert!(
+        !to.iter()
+            .any(|rcpt| rcpt.contains(&"grace@example.org".to_string())),
+        "grace left and was mailed again: {to:?}"
+    );
+    let counts = status(&b.campaign, &db);
+    assert_eq!(counts["sent"], 2);
+    assert_eq!(counts["skipped"], 1);
+
+    // A second pull finds nothing new: the cursor was kept.
+    let mut command = herald_command();
+    command
+        .args(["unsubscribes", "pull"])
+        .arg(&b.campaign)
+        .arg("--db")
+        .arg(&db);
+    let pulled = run(command, LIMIT);
+    pulled.assert_code(0);
+    assert!(
+        pulled.stdout.contains("pulled 0 unsubscribe(s)"),
+        "{}",
+        pulled.stdout
+    );
+}
+
+#[test]
+fn a_get_only_shows_the_form_and_the_forms_post_records() {
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    let path = format!("/u/{}", endpoint.token(3, 17));
+    // A link scanner's GET (and HEAD) unsubscribes nobody.
+    let page = get(endpoint.addr, &path);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<form method=\"post\">"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.to_ascii_lowercase().contains("<script"));
+    let head = request(
+        endpoint.addr,
+        &format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(head.status, 200);
+    assert!(endpoint.records().is_empty());
+    // The form's button, as a browser posts it.
+    let body = "List-Unsubscribe=One-Click&source=page";
+    let reply = request(
+        endpoint.addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let records = endpoint.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["campaign"], 3);
+    assert_eq!(records[0]["recipient"], 17);
+    assert_eq!(records[0]["how"], "form");
+    // A POST that is not an unsubscribe request records nothing more.
+    let empty = request(
+        endpoint.addr,
+        &format!(
+            "POST /u/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            endpoint.token(3, 18)
+        ),
+    );
+    assert_eq!(empty.status, 400);
+    assert_eq!(endpoint.records().len(), 1);
+}
+
+#[test]
+fn forged_edited_and_truncated_tokens_record_nothing() {
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    let good = endpoint.token(5, 1000);
+    let (campaign, rest) = good.split_once('.').expect("dots");
+    let (recipient, mac) = rest.split_once('.').expect("dots");
+    let other_key = token::encode(
+        &[9; 32],
+        Purpose::Unsubscribe,
+        Named {
+            campaign: 5,
+            recipient: 1000,
+        },
+    );
+    let return_path = token::encode(
+        &endpoint.key,
+        Purpose::ReturnPath,
+        Named {
+            campaign: 5,
+            recipient: 1000,
+        },
+    );
+    let flipped = {
+        let mut bytes = mac.as_bytes().to_vec();
+        bytes[0] = if bytes[0] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(bytes).expect("ascii")
+    };
+    let bad = [
+        format!("{campaign}.{}.{mac}", "lflt"), // another recipient
+        format!("6.{recipient}.{mac}"),         // replayed for another campaign
+        good[..good.len() - 1].to_string(),     // truncated
+        format!("{campaign}.{recipient}.{flipped}"), // bad MAC
+        other_key,                              // another database's key
+        return_path,                            // another purpose
+        format!("{good}.x"),                    // extended
+        "%ff%fe".to_string(),                   // not UTF-8
+        "a".repeat(300),                        // long
+    ];
+    for token in &bad {
+        let path = format!("/u/{token}");
+        let page = get(endpoint.addr, &path);
+        assert!(
+            (400..500).contains(&page.status),
+            "GET {token}: {}",
+            page.status
+        );
+        let post = one_click(endpoint.addr, &path);
+        assert!(
+            (400..500).contains(&post.status),
+            "POST {token}: {}",
+            post.status
+        );
+    }
+    assert_eq!(one_click(endpoint.addr, "/u/").status, 404);
+    assert_eq!(one_click(endpoint.addr, "/u/a/b").status, 404);
+    assert!(endpoint.records().is_empty(), "a bad token was recorded");
+    // The good one still works.
+    assert_eq!(one_click(endpoint.addr, &format!("/u/{good}")).status, 200);
+    assert_eq!(endpoint.records().len(), 1);
+}
+
+#[test]
+fn the_pull_needs_the_bearer_secret_and_pages_by_cursor() {
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    for recipient in 1..=3 {
+        let path = format!("/u/{}", endpoint.token(1, recipient));
+        assert_eq!(one_click(endpoint.addr, &path).status, 200);
+    }
+    let bearer = token::pull_bearer(&endpoint.key);
+    let ask = |authorization: &str, query: &str| {
+        request(
+            endpoint.addr,
+            &format!(
+                "GET /pull{query} HTTP/1.1\r\nHost: x\r\n{authorization}Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    let none = ask("", "");
+    assert_eq!(none.status, 401);
+    assert!(
+        none.head
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer")
+    );
+    assert_eq!(ask("Authorization: Bearer nope\r\n", "").status, 401);
+    let almost = format!("Authorization: Bearer {}0\r\n", &bearer[..63]);
+    assert_eq!(ask(&almost, "").status, 401);
+    // The key itself is not the bearer secret.
+    let key = format!(
+        "Authorization: Bearer {}\r\n",
+        herald::unsubscribe::key_to_hex(&endpoint.key)
+    );
+    assert_eq!(ask(&key, "").status, 401);
+    let right = format!("Authorization: Bearer {bearer}\r\n");
+    let all: serde_json::Value = serde_json::from_str(&ask(&right, "?since=0").body).expect("json");
+    let records = all["records"].as_array().expect("records");
+    assert_eq!(records.len(), 3);
+    let second = records[1]["cursor"].as_i64().expect("cursor");
+    let rest: serde_json::Value =
+        serde_json::from_str(&ask(&right, &format!("?since={second}")).body).expect("json");
+    assert_eq!(rest["records"].as_array().expect("records").len(), 1);
+    assert_eq!(rest["records"][0]["recipient"], 3);
+    assert_eq!(ask(&right, "?since=-1").status, 400);
+}
+
+#[test]
+fn oversized_bodies_get_413_and_slow_clients_are_cut_off() {
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    let path = format!("/u/{}", endpoint.token(1, 1));
+    // Past the 4 KB limit, yet small enough to arrive in one read: the server then answers
+    // with nothing left unread, so its close cannot reset the connection before we read.
+    let mut body = String::from("List-Unsubscribe=One-Click&pad=");
+    body.push_str(&"x".repeat(6 * 1024));
+    let reply = request(
+        endpoint.addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(reply.status, 413);
+    assert!(endpoint.records().is_empty());
+
+    // A client that sends half a request head and waits is disconnected (10 s head timeout).
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(endpoint.addr).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(40)))
+        .expect("timeout");
+    slow.write_all(b"GET /u/x HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(35),
+        "the slow client was kept {waited:?}"
+    );
+    // A huge head is refused rather than buffered.
+    let huge = format!(
+        "GET /u/x HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "y".repeat(64 * 1024)
+    );
+    let mut stream = TcpStream::connect(endpoint.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let _ = stream.write_all(huge.as_bytes());
+    let mut answer = Vec::new();
+    // The server may reset the connection with the rest of the head unread: that refuses too.
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn send_refuses_when_the_endpoint_is_unreachable_unless_told_not_to_pull() {
+    let smtp = SmtpServer::start();
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let dir = signed_campaign(&emails(), smtp.port(), &endpoint);
+    let refused = herald(&["send"], &dir.campaign, &dir.db, &[], LIMIT);
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains("cannot be reached") && refused.stderr.contains("--no-pull"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(smtp.received_count(), 0, "mail went out without the pull");
+    let sent = herald(&["send", "--no-pull"], &dir.campaign, &dir.db, &[], LIMIT);
+    sent.assert_code(0);
+    assert_eq!(smtp.received_count(), 3);
+}
+
+#[test]
+fn a_pull_with_the_wrong_secret_stops_the_send() {
+    let smtp = SmtpServer::start();
+    let shared = tempfile::tempdir().expect("db dir");
+    // The endpoint carries another database's key.
+    let endpoint = Endpoint::start(&shared.path().join("other.db"));
+    let dir = signed_campaign(&emails(), smtp.port(), &endpoint.base());
+    let refused = herald(&["send"], &dir.campaign, &dir.db, &[], LIMIT);
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains("refused the pull's secret"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(smtp.received_count(), 0);
+}
+
+/// Where Debian's Chromium and ChromeDriver are, or why the browser check cannot run (which
+/// fails under CI=true: CI installs both).
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let chromium = PathBuf::from("/usr/bin/chromium");
+    let driver = PathBuf::from("/usr/bin/chromedriver");
+    if chromium.exists() && driver.exists() {
+        return Some((chromium, driver));
+    }
+    let reason = "Debian's chromium and chromium-driver are not installed (.ci/run installs them)";
+    if std::env::var("CI").is_ok_and(|value| value == "true") {
+        panic!("{reason}");
+    }
+    eprintln!("skipped: {reason}");
+    None
+}
+
+/// One WebDriver command (W3C WebDriver, JSON over HTTP) to ChromeDriver.
+fn webdriver(port: u16, method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let reply = request(
+        addr,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    // ChromeDriver may answer in chunks; the JSON object is the part between the outer braces.
+    let start = reply.body.find('{').unwrap_or(0);
+    let end = reply
+        .body
+        .rfind('}')
+        .map_or(reply.body.len(), |end| end + 1);
+    let value: serde_json::Value =
+        serde_json::from_str(&reply.body[start..end]).unwrap_or(serde_json::Value::Null);
+    assert!(
+        reply.status < 300,
+        "{method} {path}: HTTP {} {}",
+        reply.status,
+        reply.body
+    );
+    value["value"].clone()
+}
+
+#[test]
+fn a_browser_without_javascript_unsubscribes_with_the_pages_button() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    let link = format!("{}/u/{}", endpoint.base(), endpoint.token(2, 40));
+    let port = closed_port();
+    let mut chromedriver = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chromedriver");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        if let Ok(Some(status)) = chromedriver.try_wait() {
+            panic!("chromedriver exited: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _chromedriver = Kill(chromedriver);
+    let profile = tempfile::tempdir().expect("profile");
+    let session = webdriver(
+        port,
+        "POST",
+        "/session",
+        &serde_json::json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.path().display()),
+                "--blink-settings=scriptEnabled=false",
+            ]
+        }}}}),
+    );
+    let id = session["sessionId"]
+        .as_str()
+        .expect("session id")
+        .to_string();
+    let base = format!("/session/{id}");
+    webdriver(
+        port,
+        "POST",
+        &format!("{base}/url"),
+        &serde_json::json!({ "url": link }),
+    );
+    // Opening the link records nothing.
+    assert!(endpoint.records().is_empty());
+    let button = webdriver(
+        port,
+        "POST",
+        &format!("{base}/element"),
+        &serde_json::json!({"using": "css selector", "value": "#unsubscribe"}),
+    );
+    let element = button
+        .as_object()
+        .and_then(|object| object.values().next())
+        .and_then(|value| value.as_str())
+        .expect("the button")
+        .to_string();
+    webdriver(
+        port,
+        "POST",
+        &format!("{base}/element/{element}/click"),
+        &serde_json::json!({}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let source = loop {
+        let source = webdriver(
+            port,
+            "GET",
+            &format!("{base}/source"),
+            &serde_json::Value::Null,
+        );
+        let text = source.as_str().unwrap_or_default().to_string();
+        if text.contains("You are unsubscribed") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(source.contains("You are unsubscribed"), "{source}");
+    webdriver(port, "DELETE", &base, &serde_json::Value::Null);
+    let records = endpoint.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["recipient"], 40);
+    assert_eq!(records[0]["how"], "form");
+}
