@@ -743,6 +743,9 @@ fn generated_text_bounces_read_without_panic_or_hang() {
     });
     assert!(runs > 100, "only {runs} inputs tried");
     assert!(slowest < Duration::from_secs(2), "a read took {slowest:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Unsubscribe tokens (issue #15): what an endpoint decodes from any URL a stranger sends.
 
 fn token_input(rng: &mut Rng, valid: &str) -> String {
