@@ -162,7 +162,7 @@ pub fn by_header(headers: &[String]) -> Option<EmailColumn> {
 }
 
 /// The column most of whose non-empty sampled values are addresses (more than half, and at
-/// least one); ties go to the leftmost column. `rows` holds the first rows' cells in header
+/// least one) that holds the most addresses; then the larger share, then the leftmost column. `rows` holds the first rows' cells in header
 /// order.
 pub fn by_values<R: AsRef<[String]>>(headers: &[String], rows: &[R]) -> Option<EmailColumn> {
     let mut best: Option<(usize, usize, usize)> = None;
@@ -182,9 +182,13 @@ pub fn by_values<R: AsRef<[String]>>(headers: &[String], rows: &[R]) -> Option<E
         if addresses == 0 || addresses * 2 <= sampled {
             continue;
         }
-        // Compare shares without division: a/b > c/d  ⇔  a·d > c·b.
+        // More addresses first: a sparse column with 1 address in 1 filled cell must not beat
+        // the list's real column with 99 in 100 (review). Then the larger share, compared
+        // without division: a/b > c/d  ⇔  a·d > c·b.
         let better = best.is_none_or(|(_, best_addresses, best_sampled)| {
-            addresses * best_sampled > best_addresses * sampled
+            addresses > best_addresses
+                || (addresses == best_addresses
+                    && addresses * best_sampled > best_addresses * sampled)
         });
         if better {
             best = Some((index, addresses, sampled));
@@ -352,6 +356,17 @@ mod tests {
             "first|second",
             &["a@example.org|b@example.org"],
             Some(("first", 1, 1)),
+        );
+        // A sparse column whose one filled cell is an address loses to the full column.
+        check_values(
+            "referrer|contact",
+            &[
+                "ref@example.org|ann@example.org",
+                "|bob@example.org",
+                "|not an address",
+                "|cy@example.org",
+            ],
+            Some(("contact", 3, 4)),
         );
         check_values("a|b", &[], None);
         check_values("a|b", &["|", "1|2"], None);
