@@ -106,6 +106,16 @@ fn postfix_for(locals: &[&str]) -> Postfix {
     Postfix::start(&PostfixOptions {
         mailboxes: locals.iter().map(|l| l.to_string()).collect(),
         sasl: None,
+        ..PostfixOptions::default()
+    })
+}
+
+/// A Postfix that offers neither PIPELINING nor CHUNKING (issue #12: command by command).
+fn plain_postfix_for(locals: &[&str]) -> Postfix {
+    Postfix::start(&PostfixOptions {
+        mailboxes: locals.iter().map(|l| l.to_string()).collect(),
+        sasl: None,
+        discard_ehlo: Some("pipelining, chunking".into()),
     })
 }
 
@@ -287,6 +297,9 @@ fn one_postfix_session_carries_many_messages_and_survives_rejections() {
     };
     let (_, rsets) = session_total(&postfix.log(), "rset");
     assert_eq!(data, 24, "{}", postfix.log());
+    // Real Postfix offers CHUNKING (since 3.4): every message went as one BDAT LAST.
+    let (_, bdat) = session_total(&postfix.log(), "bdat");
+    assert_eq!(bdat, 24, "{}", postfix.log());
     // Each refusal but the last (QUIT follows it) leaves a transaction to reset.
     assert!(rsets >= 7, "{rsets} RSETs\n{}", postfix.log());
     assert!(
@@ -345,4 +358,41 @@ fn a_missing_tool_skips_locally_and_fails_under_ci() {
         under_ci.is_err(),
         "CI=true must fail a test whose tool is missing"
     );
+}
+
+#[test]
+fn relay_and_direct_through_a_postfix_without_pipelining_or_chunking() {
+    if skip(false) {
+        return;
+    }
+    // Relay mode, command by command.
+    let postfix = plain_postfix_for(&["ada", "bob", "chloe"]);
+    let fixture = fixture(&people(), "relay", &relay_section(postfix.smtp_port));
+    let ran = herald(&["send"], &fixture.campaign(), &fixture.db(), &[], LIMIT);
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("3 sent, 1 failed"), "{}", ran.all());
+    check_delivered(&postfix, &fixture, &["ada", "bob", "chloe"]);
+    let log = postfix.log();
+    assert_eq!(session_total(&log, "data").1, 3, "{log}");
+    assert_eq!(session_total(&log, "bdat").1, 0, "{log}");
+    drop(postfix);
+    // Direct mode, the same server found by MX.
+    let postfix = plain_postfix_for(&["ada", "bob", "chloe"]);
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx(DOMAIN, 10, "mx.herald.test")
+            .a("mx.herald.test", Ipv4Addr::LOCALHOST),
+    );
+    let direct = format!(
+        "[direct]\nhelo = \"mail.acme.example\"\nport = {}\nnameservers = [\"{}\"]\ndns_timeout_secs = 2\n",
+        postfix.smtp_port,
+        dns.addr()
+    );
+    let fixture = self::fixture(&people(), "direct", &direct);
+    let ran = herald(&["send"], &fixture.campaign(), &fixture.db(), &[], LIMIT);
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("3 sent, 1 failed"), "{}", ran.all());
+    check_delivered(&postfix, &fixture, &["ada", "bob", "chloe"]);
+    let log = postfix.log();
+    assert_eq!(session_total(&log, "data").1, 3, "{log}");
 }

@@ -28,6 +28,7 @@ fn postfix() -> Postfix {
     Postfix::start(&PostfixOptions {
         mailboxes: vec!["ada".into(), "bob".into()],
         sasl: Some((USER.into(), PASSWORD.into())),
+        ..PostfixOptions::default()
     })
 }
 

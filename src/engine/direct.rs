@@ -6,7 +6,7 @@
 //! relay can fix to the relays through the dispatcher. Never touches SQL or picks relays itself.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use super::job::{Job, compose_for, finish};
 use super::outcome::{Attempt, local_reply};
 use super::progress::Event;
 use super::shared::{Control, Shared};
-use super::smtp::{Session, Target};
+use super::smtp::{Message, Outcome, Session, Target};
 use crate::campaign::{Campaign, DomainLimitsSpec, Security};
 use crate::recipients::EmailAddress;
 use crate::store::{Reply, State, Transition, now_ms};
@@ -30,10 +30,14 @@ use crate::store::{Reply, State, Transition, now_ms};
 const IDLE_SESSION: Duration = Duration::from_secs(1);
 /// A new worker is started for a domain when its queue holds more than this per worker.
 const QUEUE_PER_WORKER: usize = 8;
+/// A connection not ready after this long gets a sibling (see `connect_while_needed`).
+const SLOW_CONNECT: Duration = Duration::from_secs(1);
 
 struct DomainState {
     queue: VecDeque<Job>,
     workers: u32,
+    /// Sessions open to the domain's mail servers now.
+    live: u32,
     /// Known once the domain's MX hosts are (the presets match on them).
     limits: Option<Limits>,
     backoff: Backoff,
@@ -125,6 +129,18 @@ impl Direct {
 
     /// Queues one claimed recipient for its domain, starting a worker when the domain can use
     /// another connection.
+    /// Starts one more worker for `domain` (its slot already counted in `workers`).
+    fn spawn_worker(self: &Arc<Self>, shared: &Arc<Shared>, domain: &Arc<Domain>) {
+        let handle = tokio::spawn(work(
+            Arc::clone(self),
+            Arc::clone(shared),
+            Arc::clone(domain),
+        ));
+        let mut workers = lock(&self.workers);
+        workers.retain(|worker| !worker.is_finished());
+        workers.push(handle);
+    }
+
     pub fn enqueue(self: &Arc<Self>, shared: &Arc<Shared>, job: Job) {
         let Some(domain_name) = ascii_domain_of(&job.claimed.email) else {
             finish(
@@ -156,14 +172,7 @@ impl Direct {
         if state.workers < allowed && state.workers < wanted.max(1) {
             state.workers += 1;
             drop(state);
-            let handle = tokio::spawn(work(
-                Arc::clone(self),
-                Arc::clone(shared),
-                Arc::clone(&domain),
-            ));
-            let mut workers = lock(&self.workers);
-            workers.retain(|worker| !worker.is_finished());
-            workers.push(handle);
+            self.spawn_worker(shared, &domain);
         } else {
             drop(state);
             domain.more.notify_one();
@@ -186,6 +195,7 @@ impl Direct {
             state: Mutex::new(DomainState {
                 queue: VecDeque::new(),
                 workers: 0,
+                live: 0,
                 limits: None,
                 backoff: Backoff::new(self.backoff_pause),
                 bucket: super::throttle::TokenBucket::per_hour(0, Instant::now()),
@@ -473,7 +483,10 @@ async fn work(direct: Arc<Direct>, shared: Arc<Shared>, domain: Arc<Domain>) {
         else {
             return;
         };
-        if !carry(&direct, &shared, &domain, session, permit, &host, limits).await {
+        domain.lock().live += 1;
+        let go_on = carry(&direct, &shared, &domain, session, permit, &host, limits).await;
+        domain.lock().live -= 1;
+        if !go_on {
             return;
         }
     }
@@ -482,9 +495,9 @@ async fn work(direct: Arc<Direct>, shared: Arc<Shared>, domain: Arc<Domain>) {
 /// Opens a session to the first reachable mail server. On failure every queued recipient of
 /// the domain is settled (it would fail the same way) and the worker ends.
 async fn connect(
-    direct: &Direct,
-    shared: &Shared,
-    domain: &Domain,
+    direct: &Arc<Direct>,
+    shared: &Arc<Shared>,
+    domain: &Arc<Domain>,
     destination: &Destination,
 ) -> Option<(Session, OwnedSemaphorePermit, String)> {
     let Ok(permit) = Arc::clone(&shared.connections).acquire_owned().await else {
@@ -500,7 +513,14 @@ async fn connect(
         }
         for address in &host.addresses {
             let target = direct.target(&host.name, *address);
-            match Session::connect(&target, shared.timeouts).await {
+            let Some(connected) = connect_while_needed(direct, domain, &target, shared).await
+            else {
+                // The run ends or the domain's other sessions took every recipient.
+                drop(permit);
+                give_back_slot(domain);
+                return None;
+            };
+            match connected {
                 Ok(session) => {
                     lock(&direct.watch).success();
                     shared.event(Event::Connections {
@@ -521,6 +541,12 @@ async fn connect(
     }
     drop(permit);
     give_back_slot(domain);
+    if domain.lock().live > 0 {
+        // Other sessions of the domain work: this connection's failure is its own, and they
+        // carry the queue.
+        tracing::info!(domain = %domain.name, reasons = %reasons.join("; "), "one connection failed; the domain's other sessions go on");
+        return None;
+    }
     let all_network = kinds.len() == reasons.len();
     if all_network && let Some(verdict) = lock(&direct.watch).unreachable(&domain.name, &kinds) {
         tracing::warn!(%verdict, "port 25 looks blocked");
@@ -542,6 +568,49 @@ async fn connect(
     None
 }
 
+/// Opens a session to one address unless it stops being needed first: a server that accepts
+/// and never greets may hold the greeting for the whole command timeout (RFC 5321 §4.5.3.2.1),
+/// while the domain's other sessions empty its queue or the run ends.
+async fn connect_while_needed(
+    direct: &Arc<Direct>,
+    domain: &Arc<Domain>,
+    target: &Target,
+    shared: &Arc<Shared>,
+) -> Option<Result<Session, super::smtp::ConnectError>> {
+    let started = Instant::now();
+    let mut helped = false;
+    let connecting = Session::connect(target, shared.timeouts);
+    tokio::pin!(connecting);
+    loop {
+        tokio::select! {
+            result = &mut connecting => return Some(result),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                let mut state = domain.lock();
+                if (state.live > 0 && state.queue.is_empty())
+                    || direct.closing.load(Ordering::SeqCst)
+                {
+                    return None;
+                }
+                // Slow to open: one more worker (within the domain's cap) tries another
+                // connection, so this one costs only itself.
+                let allowed = state
+                    .backoff
+                    .connections(state.limits.map_or(1, |limits| limits.connections));
+                if !helped
+                    && started.elapsed() > SLOW_CONNECT
+                    && !state.queue.is_empty()
+                    && state.workers < allowed
+                {
+                    helped = true;
+                    state.workers += 1;
+                    drop(state);
+                    direct.spawn_worker(shared, domain);
+                }
+            }
+        }
+    }
+}
+
 /// Sends the domain's queued recipients over one session. Returns true to reconnect (the
 /// session ended with recipients left), false when the worker is done.
 async fn carry(
@@ -561,7 +630,10 @@ async fn carry(
             delta: -1,
         });
     };
-    let mut carried = 0u32;
+    let carried = AtomicU32::new(0);
+    let reached = |carried: u32| {
+        limits.messages_per_connection > 0 && carried >= limits.messages_per_connection
+    };
     loop {
         let job = match next_job(direct, domain, true).await {
             Next::Job(job) => job,
@@ -588,51 +660,93 @@ async fn carry(
             tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
         }
         domain.lock().bucket.take(Instant::now());
-        let (from, to, bytes) = match compose_for(shared, &job.claimed) {
-            Ok(composed) => composed,
+        let build = |job: &Job| match compose_for(shared, &job.claimed) {
+            Ok((from, to, data)) => Some(Message { from, to, data }),
             Err(not_built) => {
-                not_built.record(shared, domain.route, &job);
-                continue;
+                not_built.record(shared, domain.route, job);
+                None
             }
         };
-        let offer = session.send(&from, &to, &bytes).await;
-        if offer.stale {
-            // The server closed the idle session before this message started: it goes first
-            // on a fresh one, with no attempt spent.
-            domain.lock().queue.push_front(job);
-            drop(session);
-            drop(permit);
-            shared.event(Event::Connections {
-                route: domain.route,
-                delta: -1,
-            });
-            return true;
-        }
-        carried += 1;
-        let signal = match &offer.attempt {
-            Attempt::Accepted(_) => Signal::Success,
-            Attempt::Temporary(reply) if reply.code == Some(421) => Signal::Closing,
-            Attempt::Temporary(_) => Signal::Temporary,
-            Attempt::Permanent(_) | Attempt::Uncertain(_) => Signal::Neutral,
+        let Some(message) = build(&job) else {
+            continue;
         };
-        let (paused, description) = {
+        let paused: Mutex<Option<Instant>> = Mutex::new(None);
+        let mut not_attempted = Vec::new();
+        let handed = AtomicU32::new(carried.load(Ordering::SeqCst) + 1);
+        // The next recipient of the domain, when one is queued, its pace allows it now and
+        // the session should go on: written behind this message's final ".".
+        let next = || {
+            loop {
+                if reached(handed.load(Ordering::SeqCst))
+                    || lock(&paused).is_some()
+                    || shared.control() != Control::Run
+                    || direct.closing.load(Ordering::SeqCst)
+                {
+                    return None;
+                }
+                let job = {
+                    let mut state = domain.lock();
+                    if !state.bucket.wait_time(Instant::now()).is_zero() {
+                        return None;
+                    }
+                    let job = state.queue.pop_front()?;
+                    state.bucket.take(Instant::now());
+                    job
+                };
+                if let Some(message) = build(&job) {
+                    handed.fetch_add(1, Ordering::SeqCst);
+                    return Some((job, message));
+                }
+            }
+        };
+        let done = |job: Job, outcome: Outcome| {
+            let attempt = match outcome {
+                Outcome::Attempted(attempt) => attempt,
+                Outcome::NotAttempted(_) => {
+                    // The server acknowledged nothing of it: first on a fresh session, with no
+                    // attempt spent.
+                    not_attempted.push(job);
+                    return;
+                }
+            };
+            carried.fetch_add(1, Ordering::SeqCst);
+            let signal = match &attempt {
+                Attempt::Accepted(_) => Signal::Success,
+                Attempt::Temporary(reply) if reply.code == Some(421) => Signal::Closing,
+                Attempt::Temporary(_) => Signal::Temporary,
+                Attempt::Permanent(_) | Attempt::Uncertain(_) => Signal::Neutral,
+            };
+            let (now_paused, description) = {
+                let mut state = domain.lock();
+                let now = Instant::now();
+                let now_paused = state.backoff.observe(signal, now);
+                let description = state.backoff.describe(limits.connections, now);
+                (now_paused.map(|_| state.backoff.paused_until), description)
+            };
+            direct.settle(shared, domain, job, attempt, host);
+            match description {
+                Some(reason) => shared.event(Event::RouteDown {
+                    route: domain.route,
+                    reason,
+                }),
+                None => shared.event(Event::RouteUp {
+                    route: domain.route,
+                }),
+            }
+            if let Some(Some(until)) = now_paused {
+                *lock(&paused) = Some(until);
+            }
+        };
+        session.send_many(job, message, next, done).await;
+        let stale = !not_attempted.is_empty();
+        {
             let mut state = domain.lock();
-            let now = Instant::now();
-            let paused = state.backoff.observe(signal, now);
-            let description = state.backoff.describe(limits.connections, now);
-            (paused.map(|_| state.backoff.paused_until), description)
-        };
-        direct.settle(shared, domain, job, offer.attempt, host);
-        match description {
-            Some(reason) => shared.event(Event::RouteDown {
-                route: domain.route,
-                reason,
-            }),
-            None => shared.event(Event::RouteUp {
-                route: domain.route,
-            }),
+            for job in not_attempted.into_iter().rev() {
+                state.queue.push_front(job);
+            }
         }
-        if let Some(Some(until)) = paused {
+        let paused = *lock(&paused);
+        if let Some(until) = paused {
             // RFC 5321 §4.5.4.1 asks senders not to hammer a server that defers: the whole
             // domain waits, and its queued recipients with it, without spending attempts.
             tracing::warn!(domain = %domain.name, "the domain pushes back; slowing down");
@@ -643,16 +757,17 @@ async fn carry(
             close(session, permit).await;
             return false;
         }
-        if !offer.usable {
+        if !session.usable() {
             drop(session);
             drop(permit);
             shared.event(Event::Connections {
                 route: domain.route,
                 delta: -1,
             });
-            return reconnect_or_end(domain);
+            // A message left unattempted goes first on a fresh session.
+            return stale || reconnect_or_end(domain);
         }
-        if limits.messages_per_connection > 0 && carried >= limits.messages_per_connection {
+        if reached(carried.load(Ordering::SeqCst)) {
             close(session, permit).await;
             return reconnect_or_end(domain);
         }

@@ -32,6 +32,12 @@ pub(super) struct Relay {
     health: Mutex<Health>,
     pub bucket: Mutex<TokenBucket>,
     pub queue: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    /// Jobs waiting for a ready session: left by a worker that had to connect first, or not
+    /// attempted on a session that died. Ready sessions draw from here before the queue.
+    pub spill: Mutex<std::collections::VecDeque<Job>>,
+    pub spilled: tokio::sync::Notify,
+    /// Sessions open to this relay now.
+    pub open: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -173,6 +179,9 @@ pub(super) fn make_relays(
             health: Mutex::new(Health::default()),
             bucket: Mutex::new(TokenBucket::per_hour(spec.rate_per_hour, Instant::now())),
             queue: tokio::sync::Mutex::new(receiver),
+            spill: Mutex::new(std::collections::VecDeque::new()),
+            spilled: tokio::sync::Notify::new(),
+            open: AtomicUsize::new(0),
         }));
         senders.push(sender);
     }

@@ -97,6 +97,9 @@ pub struct PostfixOptions {
     /// A SASL user (`name@herald.test`) and password; AUTH is offered on the submission and
     /// smtps ports only.
     pub sasl: Option<(String, String)>,
+    /// EHLO keywords the server leaves out (`smtpd_discard_ehlo_keywords`), e.g.
+    /// `"pipelining, chunking"` for a server that offers neither.
+    pub discard_ehlo: Option<String>,
 }
 
 /// A running Postfix instance.
@@ -149,6 +152,7 @@ impl Postfix {
         }
         std::fs::write(root.join("conf/vmailbox"), vmailbox).expect("vmailbox");
         let r = root.display();
+        let discard = options.discard_ehlo.clone().unwrap_or_default();
         let main_cf = format!(
             "compatibility_level = 3.6
 queue_directory = {r}/queue
@@ -180,6 +184,7 @@ smtpd_tls_cert_file = {r}/tls/server.pem
 smtpd_tls_key_file = {r}/tls/server.key
 smtpd_tls_security_level = may
 smtpd_tls_received_header = yes
+smtpd_discard_ehlo_keywords = {discard}
 {sasl_lines}"
         );
         std::fs::write(root.join("conf/main.cf"), main_cf).expect("main.cf");
