@@ -259,9 +259,9 @@ service pop3-login {{
         );
         let dir = self.folder_dir(folder);
         std::fs::write(dir.join("tmp").join(&name), raw).expect("write mail");
-        std::fs::rename(dir.join("tmp").join(&name), dir.join("new").join(&name))
-            .expect("move mail");
-        self.own_mail();
+        let path = dir.join("new").join(&name);
+        std::fs::rename(dir.join("tmp").join(&name), &path).expect("move mail");
+        let _ = std::os::unix::fs::chown(&path, Some(self.owner.0), Some(self.owner.1));
     }
 
     /// Each message of `folder` with its Maildir flags (the letters after ":2,"; "" for none),
