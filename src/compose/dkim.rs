@@ -8,11 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// The headers signed when present, in this order: what RFC 6376 §5.4.1 recommends plus the MIME
 /// headers and both List-Unsubscribe headers (RFC 8058 §4 requires those to be signed).
