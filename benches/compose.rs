@@ -2,8 +2,11 @@
 //! core, a 20 KB HTML template with a dozen personalized expressions and a derived text part;
 //! target at least 20,000 messages/s. Part two: DKIM signing rates for RSA-2048 and Ed25519
 //! against `openssl speed -seconds 3 rsa2048` / `ed25519` run in the same process's run on the
-//! same machine; target at least 0.7x each. Signing is measured on a typical 2 KB message
-//! (headers + short body) and on the 20 KB message, since the body hash is part of the work.
+//! same machine; target at least 0.9x for RSA-2048 (issue #12: what most bulk senders sign
+//! with) and 0.7x for Ed25519. Signing is measured on a typical 2 KB message (headers + short
+//! body) and on the 20 KB message, since the body hash is part of the work. openssl and Herald
+//! take turns, three rounds each, and the best round of each is compared: the machine is shared,
+//! and a neighbour's burst should not land on one side only.
 //!
 //! Run: `cargo bench --bench compose` (needs `openssl`). Sizes: HERALD_BENCH_MESSAGES (default
 //! 20000), HERALD_BENCH_SECONDS (signing time per case, default 3).
@@ -212,15 +215,22 @@ fn main() {
             "openssl could not make a key"
         );
         let signer = DkimSigner::load("acme.example", "s1", &key).unwrap();
-        let reference = openssl_sign_rate(algorithm, seconds);
-        let small = sign_rate(&signer, &small_message, seconds);
+        let mut reference: Option<f64> = None;
+        let mut small = 0.0f64;
+        for _ in 0..3 {
+            if let Some(rate) = openssl_sign_rate(algorithm, seconds) {
+                reference = Some(reference.map_or(rate, |best| best.max(rate)));
+            }
+            small = small.max(sign_rate(&signer, &small_message, seconds));
+        }
         let big = sign_rate(&signer, &big_message, seconds);
+        let target = if kind == "rsa" { 0.9 } else { 0.7 };
         match reference {
             Some(reference) => println!(
-                "dkim {algorithm}: openssl speed {reference:.0} signs/s; herald {small:.0} signs/s on {} bytes ({:.2}x, target >= 0.7x: {}), {big:.0} signs/s on {} bytes ({:.2}x)",
+                "dkim {algorithm}: openssl speed {reference:.0} signs/s; herald {small:.0} signs/s on {} bytes ({:.2}x, target >= {target}x: {}), {big:.0} signs/s on {} bytes ({:.2}x)",
                 small_message.len(),
                 small / reference,
-                if small / reference >= 0.7 {
+                if small / reference >= target {
                     "met"
                 } else {
                     "NOT met"

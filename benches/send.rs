@@ -4,9 +4,13 @@
 //! same `smtp-sink`. Target: at least 0.8x the reference (issue #12). Then a memory run: peak RSS while
 //! sending 200,000 recipients, target under 150 MiB.
 //!
+//! The DKIM run (issue #12) sends the same campaign signed with an RSA-2048 key right after the
+//! unsigned one, into the same sink: target signed at least 0.7x unsigned. It also prints the
+//! CPU time Herald spent per message in each, so the cost of a signature is visible on its own.
+//!
 //! Run: `cargo bench --bench send` (needs Debian's `postfix` for smtp-sink/smtp-source).
 //! Sizes: HERALD_BENCH_MESSAGES (default 20000), HERALD_BENCH_MEMORY_RECIPIENTS (default 200000,
-//! 0 skips the memory run).
+//! 0 skips the memory run), HERALD_BENCH_DKIM (default 1; 0 skips the signed run).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
@@ -137,6 +141,12 @@ fn message_size(campaign: &Path) -> usize {
 
 /// Runs a command under `/usr/bin/time -v`; returns wall time and peak RSS in KiB.
 fn timed(command: &mut Command) -> (Duration, Option<u64>) {
+    let (elapsed, peak, _) = timed_with_cpu(command);
+    (elapsed, peak)
+}
+
+/// Like [`timed`], and the command's CPU time (user + system) when `/usr/bin/time` reports it.
+fn timed_with_cpu(command: &mut Command) -> (Duration, Option<u64>, Option<f64>) {
     let started = Instant::now();
     let output = command.output().expect("run command");
     let elapsed = started.elapsed();
@@ -147,14 +157,18 @@ fn timed(command: &mut Command) -> (Duration, Option<u64>) {
         String::from_utf8_lossy(&output.stderr)
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let peak = stderr
-        .lines()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|value| value.trim().parse().ok());
-    (elapsed, peak)
+    let field = |name: &str| {
+        stderr
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(name))
+            .map(|value| value.trim().to_string())
+    };
+    let peak = field("Maximum resident set size (kbytes): ").and_then(|value| value.parse().ok());
+    let cpu = field("User time (seconds): ")
+        .and_then(|user| user.parse::<f64>().ok())
+        .zip(field("System time (seconds): ").and_then(|system| system.parse::<f64>().ok()))
+        .map(|(user, system)| user + system);
+    (elapsed, peak, cpu)
 }
 
 fn herald_command(args: &[&str], measure_memory: bool) -> Command {
@@ -205,7 +219,7 @@ fn main() {
         &["import", &campaign_arg, "--db", &db],
         false,
     ));
-    let (elapsed, peak) = timed(&mut herald_command(
+    let (elapsed, peak, cpu) = timed_with_cpu(&mut herald_command(
         &["send", &campaign_arg, "--db", &db],
         true,
     ));
@@ -226,6 +240,10 @@ fn main() {
         "ratio herald/smtp-source: {ratio:.2} (target >= 0.80: {})",
         if ratio >= 0.8 { "met" } else { "NOT met" }
     );
+
+    if env_number("HERALD_BENCH_DKIM", 1) > 0 {
+        signed_run(messages, port, rate, cpu, reference_rate);
+    }
 
     if memory_recipients > 0 {
         let big = tempfile::tempdir().unwrap();
@@ -255,4 +273,60 @@ fn main() {
             }
         );
     }
+}
+
+/// The same campaign signed with RSA-2048, against the unsigned run just made (`unsigned_rate`,
+/// `unsigned_cpu` seconds) and smtp-source.
+fn signed_run(
+    messages: usize,
+    port: u16,
+    unsigned_rate: f64,
+    unsigned_cpu: Option<f64>,
+    reference_rate: f64,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = write_campaign(dir.path(), messages, port);
+    let key = dir.path().join("dkim.pem");
+    let generated = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .expect("openssl is needed for the signed run");
+    assert!(generated.status.success(), "openssl could not make a key");
+    let mut text = std::fs::read_to_string(&campaign).unwrap();
+    text.push_str(
+        "\n[dkim]\ndomain = \"herald.example\"\nselector = \"s1\"\nprivate_key = \"dkim.pem\"\n",
+    );
+    std::fs::write(&campaign, text).unwrap();
+    let campaign_arg = campaign.to_string_lossy().into_owned();
+    let db = dir.path().join("bench.db").to_string_lossy().into_owned();
+    let (_, _) = timed(&mut herald_command(
+        &["import", &campaign_arg, "--db", &db],
+        false,
+    ));
+    let (elapsed, _, cpu) = timed_with_cpu(&mut herald_command(
+        &["send", &campaign_arg, "--db", &db],
+        true,
+    ));
+    let rate = messages as f64 / elapsed.as_secs_f64();
+    let ratio = rate / unsigned_rate;
+    let per_message = |cpu: Option<f64>| {
+        cpu.map(|seconds| format!("{:.0} µs", seconds * 1e6 / messages as f64))
+            .unwrap_or_else(|| "?".into())
+    };
+    println!(
+        "herald send, DKIM rsa-sha256 (2048): {:.2} s, {rate:.0} msg/s ({:.2}x smtp-source)",
+        elapsed.as_secs_f64(),
+        rate / reference_rate
+    );
+    println!(
+        "herald CPU per message: unsigned {}, signed {}",
+        per_message(unsigned_cpu),
+        per_message(cpu)
+    );
+    println!(
+        "ratio signed/unsigned: {ratio:.2} (target >= 0.70: {})",
+        if ratio >= 0.7 { "met" } else { "NOT met" }
+    );
 }

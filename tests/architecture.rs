@@ -60,7 +60,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("keyring::", &["engine/secrets"]),
     ("calamine", &["recipients/sheet"]),
     ("zbus::", &["engine/secrets"]),
-    ("use ring", &["compose/dkim"]),
+    ("use aws_lc_rs", &["compose/dkim"]),
     ("hmac::", &["token.rs"]),
     ("sha2::", &["token.rs"]),
     ("mail_parser", &["inbox/report"]),

@@ -622,3 +622,32 @@ fn a_signed_link_and_a_template_link_are_not_both_allowed() {
         "{problems:?}"
     );
 }
+
+/// RFC 8301: signers use at least 2048 bits here (1024 is allowed by the RFC but too weak to
+/// choose now) and verifiers need only handle up to 4096, so both ends of the range are kept
+/// even though aws-lc-rs itself would take keys up to 8192 bits.
+#[test]
+fn rsa_keys_from_2048_to_4096_bits_are_taken_and_others_refused() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let message = b"From: a@acme.example\r\nTo: b@x.example\r\nSubject: hi\r\n\r\nHello\r\n";
+    for bits in ["1024", "4096", "4160"] {
+        let path = dir.path().join(format!("{bits}.pem"));
+        let path_text = path.to_str().unwrap();
+        openssl(&["genrsa", "-traditional", "-out", path_text, bits]);
+        let pem = std::fs::read(&path).unwrap();
+        let loaded = DkimSigner::from_pem("acme.example", "s1", &pem);
+        if bits == "4096" {
+            let signer = loaded.unwrap();
+            let mut signed = signer.sign(message, 1_700_000_000).unwrap().into_bytes();
+            signed.extend_from_slice(message);
+            let der = openssl(&["pkey", "-in", path_text, "-pubout", "-outform", "DER"]);
+            let public = base64::engine::general_purpose::STANDARD.encode(der);
+            let (ok, log) = dkimpy_verifies(&signed, "rsa", &public);
+            assert!(ok, "dkimpy rejected a 4096-bit signature:\n{log}");
+        } else {
+            let reason = loaded.unwrap_err();
+            assert!(reason.contains("2048 to 4096 bits"), "{bits}: {reason}");
+        }
+    }
+}

@@ -125,7 +125,7 @@ fn tls_connector(spec: &BouncesSpec) -> Result<tokio_rustls::TlsConnector, Inbox
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|error| InboxError::Tls {

@@ -1,9 +1,9 @@
 //! TLS for SMTP sessions (RFC 3207 STARTTLS and RFC 8314 implicit TLS) over rustls with the
-//! ring provider: the trust store (Mozilla's roots from webpki-roots plus the relay's own
-//! `ca_file`), and the unauthenticated configuration opportunistic STARTTLS uses in direct mode
-//! (RFC 7435: encryption without authentication still beats plain text). The only user of
-//! tokio-rustls; the session module (and the unsubscribe pull's HTTPS, issue #15) asks it for a
-//! configured connector and nothing else.
+//! aws-lc-rs provider (the program's one crypto library; DKIM signs with it too): the trust
+//! store (Mozilla's roots from webpki-roots plus the relay's own `ca_file`), and the
+//! unauthenticated configuration opportunistic STARTTLS uses in direct mode (RFC 7435:
+//! encryption without authentication still beats plain text). The only user of
+//! tokio-rustls; the session module (and the unsubscribe pull's HTTPS, issue #15) asks it for a configured connector and nothing else.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
+use tokio_rustls::rustls::crypto::{CryptoProvider, aws_lc_rs};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore};
@@ -22,7 +22,7 @@ pub(super) use tokio_rustls::client::TlsStream;
 /// The provider is named explicitly: another crate enabling a second rustls backend must not
 /// make `ClientConfig::builder()` ambiguous (it panics then).
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(ring::default_provider())
+    Arc::new(aws_lc_rs::default_provider())
 }
 
 /// A connector that authenticates the server against the public roots and `ca_pem`.
