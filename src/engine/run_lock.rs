@@ -110,7 +110,8 @@ fn describe(text: &str, now_ms: i64) -> String {
         .and_then(|ms| ms.parse::<i64>().ok())
         .map(|since| {
             let secs_of_day = (since / 1000).rem_euclid(86_400);
-            let ago_secs = (now_ms - since).max(0) / 1000;
+            // The file is another process's words: a damaged time must not overflow.
+            let ago_secs = now_ms.saturating_sub(since).max(0) / 1000;
             let ago = if ago_secs < 120 {
                 format!("{ago_secs} s ago")
             } else if ago_secs < 7_200 {

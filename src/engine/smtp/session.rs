@@ -284,7 +284,8 @@ impl Session {
         };
         match timeout(limit, connector.connect(name, tcp)).await {
             Err(_) => return Err(ConnectError::Timeout(limit.as_secs())),
-            Ok(Err(error)) => return Err(ConnectError::Tls(error.to_string())),
+            // A reset mid-handshake is the network's doing, not a setting the user must fix.
+            Ok(Err(error)) => return Err(handshake_error(error)),
             Ok(Ok(stream)) => self.wire.put(Stream::Tls(Box::new(stream))),
         }
         // RFC 3207 §4.2: forget what was learnt before TLS and ask again.

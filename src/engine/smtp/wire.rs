@@ -151,12 +151,15 @@ impl Wire {
         self.stream = None;
     }
 
-    /// Writes all of `bytes`; on failure, how many surely left (the rest may or may not have).
+    /// Writes all of `bytes`; on failure, how many may have left: those handed to the kernel
+    /// (the rest surely did not). Callers decide `uncertain` from it, so a timeout, which loses
+    /// the count, says all of them: a message whose end may be at the server must never be sent
+    /// again as if it had not left (review: a timeout after the "." made a duplicate).
     pub async fn write(&mut self, bytes: &[u8], limit: Duration) -> Result<(), (usize, Lost)> {
         let result = match self.stream.as_mut() {
             None => Err((0, Lost::Closed)),
             Some(stream) => match timeout(limit, write_counted(stream, bytes)).await {
-                Err(_) => Err((0, Lost::Timeout(limit))),
+                Err(_) => Err((bytes.len(), Lost::Timeout(limit))),
                 Ok(result) => result,
             },
         };
