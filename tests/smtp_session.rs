@@ -369,6 +369,59 @@ async fn chunking_sends_one_bdat_last_without_dot_stuffing() {
 }
 
 #[tokio::test]
+async fn a_421_to_mail_on_a_reused_chunking_session_costs_the_message_nothing() {
+    let server = SmtpServer::builder()
+        .chunking()
+        .max_messages_per_session(2)
+        .start();
+    let mut session = Session::connect(&target(server.port()), timeouts())
+        .await
+        .unwrap();
+    let outcomes = send_all(&mut session, 5).await;
+    assert!(!session.usable());
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    for (_, outcome) in &outcomes[..2] {
+        assert!(matches!(outcome, Outcome::Attempted(Attempt::Accepted(_))));
+    }
+    // MAIL, RCPT and the whole chunk went out in one flight; the server's 421 to MAIL means
+    // it read none of the rest, so the message goes back unspent rather than temporary.
+    assert!(
+        matches!(&outcomes[2].1, Outcome::NotAttempted(reply) if reply.code == Some(421)),
+        "{:?}",
+        outcomes[2]
+    );
+    assert_eq!(server.received_count(), 2);
+    assert_eq!(server.rcpt_attempts().get("r2@example.com"), None);
+}
+
+#[tokio::test]
+async fn a_421_to_rset_on_a_chunking_session_costs_the_next_message_nothing() {
+    let server = SmtpServer::builder()
+        .chunking()
+        .close_at_rset()
+        .rule(|rcpt| match rcpt {
+            "r0@example.com" => Reply::PermFail,
+            _ => Reply::Accept,
+        })
+        .start();
+    let mut session = Session::connect(&target(server.port()), timeouts())
+        .await
+        .unwrap();
+    let outcomes = send_all(&mut session, 3).await;
+    assert!(!session.usable());
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert_eq!(code(&outcomes[0].1), Some(550));
+    // The refused RCPT left MAIL's transaction open, so the next flight began with RSET; the
+    // server closed there, before reading the message.
+    assert!(
+        matches!(&outcomes[1].1, Outcome::NotAttempted(reply) if reply.code == Some(421)),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(server.received_count(), 0);
+}
+
+#[tokio::test]
 async fn a_drop_after_bdat_last_is_uncertain() {
     let server = SmtpServer::builder()
         .chunking()

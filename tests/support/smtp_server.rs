@@ -88,6 +88,7 @@ struct Config {
     pipelining: bool,
     chunking: bool,
     data_without_recipients: bool,
+    close_at_rset: bool,
     silent: Arc<dyn Fn(u64) -> bool + Send + Sync>,
 }
 
@@ -146,6 +147,7 @@ impl Default for SmtpServerBuilder {
                 pipelining: true,
                 chunking: false,
                 data_without_recipients: false,
+                close_at_rset: false,
                 silent: Arc::new(|_| false),
             },
         }
@@ -225,6 +227,13 @@ impl SmtpServerBuilder {
     /// Advertise CHUNKING (RFC 3030) and take BDAT.
     pub fn chunking(mut self) -> Self {
         self.config.chunking = true;
+        self
+    }
+
+    /// Answer every RSET with `421 4.3.2` and close the connection (a server shutting down
+    /// between transactions).
+    pub fn close_at_rset(mut self) -> Self {
+        self.config.close_at_rset = true;
         self
     }
 
@@ -615,6 +624,10 @@ impl Session {
             "RCPT" => return self.rcpt(arg).await,
             "DATA" => return self.data().await,
             "BDAT" if self.shared.config.chunking => return self.bdat(arg).await,
+            "RSET" if self.shared.config.close_at_rset => {
+                self.reply("421 4.3.2 Shutting down").await?;
+                return Ok(Flow::Close);
+            }
             "RSET" => {
                 self.reset();
                 self.reply("250 2.0.0 OK").await?;

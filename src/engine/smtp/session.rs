@@ -665,7 +665,13 @@ impl Session {
             if read_rset {
                 match self.wire.read(limit).await {
                     Err(lost) => return uncertain(&lost),
-                    Ok(raw) => self.closed |= raw.code == 421,
+                    // The server ends the session at the RSET that opened this message's
+                    // flight: it took nothing of it (an RSET is only due on a reused session).
+                    Ok(raw) if raw.code == 421 => {
+                        self.closed = true;
+                        return Outcome::NotAttempted(raw.reply());
+                    }
+                    Ok(_) => {}
                 }
             }
             for command in ["MAIL", "RCPT"] {
@@ -674,6 +680,17 @@ impl Session {
                         return refusal
                             .map(Outcome::Attempted)
                             .unwrap_or_else(|| uncertain(&lost));
+                    }
+                    Ok(raw) if command == "MAIL" && raw.code == 421 => {
+                        // A 421 to MAIL closes the session before the message was taken (RFC
+                        // 5321 §3.8): the chunk behind it was never read. As in the DATA path,
+                        // that costs a reused session's message nothing.
+                        self.closed = true;
+                        return if reused {
+                            Outcome::NotAttempted(raw.reply())
+                        } else {
+                            Outcome::Attempted(attempt_for_reply(raw.reply()))
+                        };
                     }
                     Ok(raw) => {
                         self.closed |= raw.code == 421;
