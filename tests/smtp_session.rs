@@ -445,3 +445,73 @@ async fn a_drop_after_bdat_last_is_uncertain() {
     ));
     assert!(!session.usable());
 }
+
+/// Messages 0..3 with message 1 addressed to a non-ASCII local part.
+async fn send_with_unicode_recipient(session: &mut Session) -> Vec<(usize, Outcome)> {
+    let unicode = |n: usize| {
+        let mut m = message(n);
+        if n == 1 {
+            m.to = address("jürgen@example.com");
+        }
+        m
+    };
+    let mut outcomes = Vec::new();
+    let mut handed = 1;
+    session
+        .send_many(
+            0,
+            unicode(0),
+            || {
+                (handed < 3).then(|| {
+                    handed += 1;
+                    (handed - 1, unicode(handed - 1))
+                })
+            },
+            |n, outcome| outcomes.push((n, outcome)),
+        )
+        .await;
+    outcomes
+}
+
+#[tokio::test]
+async fn a_non_ascii_local_part_is_sent_with_smtputf8_where_offered() {
+    let server = SmtpServer::start();
+    let mut session = Session::connect(&target(server.port()), timeouts())
+        .await
+        .unwrap();
+    assert!(session.capabilities().smtputf8);
+    let outcomes = send_with_unicode_recipient(&mut session).await;
+    let codes: Vec<_> = outcomes.iter().map(|(_, o)| code(o)).collect();
+    assert_eq!(codes, [Some(250), Some(250), Some(250)], "{outcomes:?}");
+    let received = server.received();
+    assert_eq!(received[1].rcpt_to, ["jürgen@example.com"]);
+}
+
+#[tokio::test]
+async fn a_non_ascii_local_part_fails_clearly_where_smtputf8_is_not_offered() {
+    let server = SmtpServer::builder().no_smtputf8().start();
+    let mut session = Session::connect(&target(server.port()), timeouts())
+        .await
+        .unwrap();
+    let outcomes = send_with_unicode_recipient(&mut session).await;
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(
+        matches!(
+            &outcomes[1].1,
+            Outcome::Attempted(Attempt::Permanent(reply))
+            if reply.code.is_none() && reply.text.contains("SMTPUTF8")
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(code(&outcomes[0].1), Some(250));
+    assert_eq!(code(&outcomes[2].1), Some(250));
+    assert!(session.usable());
+    // Never offered: RFC 6531 forbids the address without the extension.
+    let verbs = server.verbs(1);
+    assert_eq!(
+        verbs.iter().filter(|v| *v == "RCPT").count(),
+        2,
+        "{verbs:?}"
+    );
+    assert_eq!(server.received_count(), 2);
+}

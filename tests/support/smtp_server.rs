@@ -89,6 +89,7 @@ struct Config {
     chunking: bool,
     data_without_recipients: bool,
     close_at_rset: bool,
+    smtputf8: bool,
     silent: Arc<dyn Fn(u64) -> bool + Send + Sync>,
 }
 
@@ -148,6 +149,7 @@ impl Default for SmtpServerBuilder {
                 chunking: false,
                 data_without_recipients: false,
                 close_at_rset: false,
+                smtputf8: true,
                 silent: Arc::new(|_| false),
             },
         }
@@ -227,6 +229,12 @@ impl SmtpServerBuilder {
     /// Advertise CHUNKING (RFC 3030) and take BDAT.
     pub fn chunking(mut self) -> Self {
         self.config.chunking = true;
+        self
+    }
+
+    /// Leave SMTPUTF8 out of the EHLO reply and refuse the MAIL parameter (RFC 6531).
+    pub fn no_smtputf8(mut self) -> Self {
+        self.config.smtputf8 = false;
         self
     }
 
@@ -492,6 +500,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             out: Vec::with_capacity(1024),
             auth_user: None,
             mail_from: None,
+            utf8: false,
             rcpts: Vec::new(),
             messages: 0,
             chunks: Vec::new(),
@@ -528,6 +537,8 @@ struct Session {
     out: Vec<u8>,
     auth_user: Option<String>,
     mail_from: Option<String>,
+    /// Whether the current MAIL carried the SMTPUTF8 parameter.
+    utf8: bool,
     /// Accepted recipients of the current transaction, with their rule's reply.
     rcpts: Vec<(String, Reply)>,
     /// Messages accepted in this session.
@@ -608,7 +619,10 @@ impl Session {
                 if self.shared.config.chunking {
                     reply.push_str("250-CHUNKING\r\n");
                 }
-                reply.push_str("250-8BITMIME\r\n250-SIZE 52428800\r\n250-SMTPUTF8\r\n");
+                reply.push_str("250-8BITMIME\r\n250-SIZE 52428800\r\n");
+                if self.shared.config.smtputf8 {
+                    reply.push_str("250-SMTPUTF8\r\n");
+                }
                 if self.shared.config.auth.is_some() {
                     reply.push_str("250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN");
                 } else {
@@ -660,9 +674,15 @@ impl Session {
                 .await?;
             return Ok(Flow::Close);
         }
+        let utf8 = arg.to_ascii_uppercase().ends_with(" SMTPUTF8");
+        if utf8 && !self.shared.config.smtputf8 {
+            self.reply("555 5.5.4 Unsupported option: SMTPUTF8").await?;
+            return Ok(Flow::Continue);
+        }
         match strip_prefix_ci(arg, "FROM:").and_then(parse_path) {
             Some(from) => {
                 self.mail_from = Some(from.to_owned());
+                self.utf8 = utf8;
                 self.reply("250 2.1.0 OK").await?;
             }
             None => self.reply("501 5.5.4 Syntax: MAIL FROM:<address>").await?,
@@ -679,6 +699,12 @@ impl Session {
             self.reply("501 5.5.4 Syntax: RCPT TO:<address>").await?;
             return Ok(Flow::Continue);
         };
+        if !path.is_ascii() && !self.utf8 {
+            // What Postfix answers (RFC 6531 §3.4).
+            self.reply("553 5.6.7 Must declare SMTPUTF8 to send unicode address")
+                .await?;
+            return Ok(Flow::Continue);
+        }
         let rcpt = path.to_lowercase();
         let attempt = {
             let mut state = self.shared.lock();
@@ -999,6 +1025,7 @@ impl Session {
 
     fn reset(&mut self) {
         self.mail_from = None;
+        self.utf8 = false;
         self.rcpts.clear();
         self.chunks.clear();
     }

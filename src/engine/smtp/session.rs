@@ -382,17 +382,34 @@ impl Session {
                 );
                 continue;
             }
-            let (outcome, behind) = if self.chunking() {
+            let (outcome, behind) = if !written && self.refuses_utf8(&message) {
+                (Outcome::Attempted(Attempt::Permanent(no_smtputf8())), None)
+            } else if self.chunking() {
                 (self.chunked(&message).await, None)
             } else {
                 self.classic(&message, written, &mut next).await
             };
             done(token, outcome);
             current = match behind {
-                Some((token, message)) => Some((token, message, true)),
+                Some(behind) => Some(behind),
                 None if self.usable() => next().map(|(token, message)| (token, message, false)),
                 None => None,
             };
+        }
+    }
+
+    /// Whether the message's envelope needs SMTPUTF8 (a non-ASCII local part; domains are
+    /// already A-labels) and the server did not offer it: RFC 6531 §3.4 forbids sending it.
+    fn refuses_utf8(&self, message: &Message) -> bool {
+        needs_smtputf8(message) && !self.capabilities.smtputf8
+    }
+
+    /// `MAIL FROM:<…>`, with the SMTPUTF8 parameter when the envelope needs it (RFC 6531 §3.4).
+    fn mail_command(message: &Message) -> String {
+        if needs_smtputf8(message) {
+            format!("MAIL FROM:<{}> SMTPUTF8", message.from)
+        } else {
+            format!("MAIL FROM:<{}>", message.from)
         }
     }
 
@@ -401,7 +418,8 @@ impl Session {
         if std::mem::take(&mut self.open_transaction) {
             group.extend_from_slice(b"RSET\r\n");
         }
-        group.extend_from_slice(format!("MAIL FROM:<{}>\r\n", message.from).as_bytes());
+        group.extend_from_slice(Self::mail_command(message).as_bytes());
+        group.extend_from_slice(b"\r\n");
         group.extend_from_slice(format!("RCPT TO:<{}>\r\n", message.to).as_bytes());
         group.extend_from_slice(tail.as_bytes());
         group
@@ -529,7 +547,7 @@ impl Session {
         message: &Message,
         written: bool,
         next: &mut impl FnMut() -> Option<(T, Message)>,
-    ) -> (Outcome, Option<(T, Message)>) {
+    ) -> (Outcome, Option<(T, Message, bool)>) {
         let reused = self.messages > 0 || written;
         let pipelined = self.pipelining();
         let sent = if written {
@@ -564,9 +582,13 @@ impl Session {
         // RFC 2920 §3.1: the content may be followed in the same write by the next group.
         let behind = if pipelined && !self.closed {
             next().map(|(token, following)| {
+                if self.refuses_utf8(&following) {
+                    // Not written: `send_many` settles it on its own.
+                    return (token, following, false);
+                }
                 let group = self.envelope(&following, "DATA\r\n");
                 flight.extend_from_slice(&group);
-                (token, following)
+                (token, following, true)
             })
         } else {
             None
@@ -738,10 +760,7 @@ impl Session {
                 Ok(_) => {}
             }
         }
-        let mail = match self
-            .command(&format!("MAIL FROM:<{}>", message.from), limit)
-            .await
-        {
+        let mail = match self.command(&Self::mail_command(message), limit).await {
             Err(lost) => return Err(self.not_attempted(reused, &lost, "MAIL")),
             Ok(raw) => raw,
         };
@@ -784,6 +803,16 @@ impl Session {
 
 /// The content as SMTP DATA carries it (RFC 5321 §4.5.2): CRLF line ends, a "." doubled at
 /// the start of a line, and a final CRLF so that the "." that follows stands alone.
+fn needs_smtputf8(message: &Message) -> bool {
+    !message.from.user().is_ascii() || !message.to.user().is_ascii()
+}
+
+fn no_smtputf8() -> Reply {
+    local_reply(
+        "the server does not take addresses with non-ASCII characters before the @ (it does not offer SMTPUTF8, RFC 6531)",
+    )
+}
+
 fn dot_stuffed(data: &[u8]) -> Vec<u8> {
     let data = crlf_only(data);
     let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 8);

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::{EXT_CHUNKING, EXT_PIPELINING, EXT_START_TLS, EhloResponse};
+use smtp_proto::{EXT_CHUNKING, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -87,6 +87,8 @@ pub struct Capabilities {
     pub chunking: bool,
     /// RFC 3207.
     pub starttls: bool,
+    /// RFC 6531: addresses with non-ASCII local parts.
+    pub smtputf8: bool,
     pub auth_plain: bool,
     pub auth_login: bool,
 }
@@ -98,6 +100,7 @@ impl Capabilities {
                 pipelining: ehlo.has_capability(EXT_PIPELINING),
                 chunking: ehlo.has_capability(EXT_CHUNKING),
                 starttls: ehlo.has_capability(EXT_START_TLS),
+                smtputf8: ehlo.has_capability(EXT_SMTP_UTF8),
                 auth_plain: ehlo.auth() & smtp_proto::AUTH_PLAIN != 0,
                 auth_login: ehlo.auth() & smtp_proto::AUTH_LOGIN != 0,
             },
