@@ -372,3 +372,50 @@ fn handled_mail_moves_to_the_processed_folder_over_starttls() {
     assert!(suppressed(&dir).is_empty());
     assert_eq!(status(&dir.campaign, &dir.db)["sent"], 1);
 }
+
+/// `herald preview` of a campaign with a return path: the envelope it shows is the VERP one
+/// `send` uses, and when the database's return-path key cannot be read it says so and shows
+/// nothing, rather than a plain envelope `send` would never use (issue #13). Needs the
+/// `sqlite3` shell to damage the key.
+#[test]
+fn a_damaged_return_path_key_stops_the_preview_with_a_clear_message() {
+    if support::tools::skip_if_missing(
+        (!Path::new("/usr/bin/sqlite3").exists())
+            .then(|| "the sqlite3 shell is not installed (Debian package `sqlite3`)".to_string()),
+    ) {
+        return;
+    }
+    let dir = support::campaign::campaign_with(
+        &["ada@example.org".to_string()],
+        &[RelayConf::new("relay", closed_port())],
+        "",
+        &format!(
+            "[bounces]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"tls\"\nusername = \"bounces\"\n\
+             password_env = \"{PASSWORD_ENV}\"\nreturn_path = \"bounces@acme.example\"\n",
+            closed_port()
+        ),
+    );
+    let preview = || run(&["preview", "--summary"], &dir.campaign, &dir.db, "pw");
+    let first = preview();
+    first.assert_code(0);
+    assert!(
+        first.stdout.contains("envelope: bounces+")
+            && first.stdout.contains("@acme.example -> ada@example.org"),
+        "{}",
+        first.stdout
+    );
+    let damaged = std::process::Command::new("sqlite3")
+        .arg(&dir.db)
+        .arg("UPDATE secret SET value = x'00' WHERE name = 'return-path';")
+        .status()
+        .expect("sqlite3");
+    assert!(damaged.success());
+    let second = preview();
+    second.assert_code(1);
+    assert!(
+        second.stderr.contains("signing keys") && second.stderr.contains("cannot be read"),
+        "{}",
+        second.all()
+    );
+    assert!(!second.stdout.contains("envelope:"), "{}", second.stdout);
+}

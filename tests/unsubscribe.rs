@@ -685,3 +685,96 @@ fn a_browser_without_javascript_unsubscribes_with_the_pages_button() {
     assert_eq!(records[0]["recipient"], 40);
     assert_eq!(records[0]["how"], "form");
 }
+
+/// The unsubscribe URL in a message's List-Unsubscribe header.
+fn link_in(message: &str) -> String {
+    header(message, "List-Unsubscribe")
+        .unwrap_or_else(|| panic!("no List-Unsubscribe in {message}"))
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
+}
+
+/// The window's preview (the service's answer) and `herald preview` show the link `send`
+/// writes for that recipient, signed with the database's key, never a placeholder token made
+/// with an unkeyed composer (issue #15).
+#[test]
+fn the_window_and_cli_previews_show_the_signed_link_send_writes() {
+    let smtp = SmtpServer::start();
+    let shared = tempfile::tempdir().expect("db dir");
+    let db = shared.path().join("herald.db");
+    let endpoint = Endpoint::start(&db);
+    let dir = signed_campaign(&emails(), smtp.port(), &endpoint.base());
+
+    // `herald preview` of recipient 2 (grace), raw message first.
+    let mut command = herald_command();
+    command
+        .arg("preview")
+        .arg(&dir.campaign)
+        .args(["--recipient", "2", "--db"])
+        .arg(&db);
+    let shown = run(command, LIMIT);
+    shown.assert_code(0);
+    let cli_link = link_in(&shown.stdout);
+
+    // The window's service, asked as the Compose view asks (index 1 = the second row).
+    let service = herald::engine::service::Service::start(db.clone(), std::sync::Arc::new(|| {}))
+        .expect("service");
+    service.send(herald::engine::service::Request::Preview {
+        path: dir.campaign.clone(),
+        index: 1,
+    });
+    let deadline = Instant::now() + LIMIT;
+    let window = loop {
+        let answer = service
+            .answers()
+            .into_iter()
+            .find_map(|answer| match answer {
+                herald::engine::service::Answer::Preview(result) => Some(result),
+                _ => None,
+            });
+        if let Some(result) = answer {
+            break result.expect("the window's preview");
+        }
+        assert!(Instant::now() < deadline, "the service never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(window.email, "grace@example.org");
+    let window_link = window
+        .headers
+        .lines()
+        .find_map(|line| line.strip_prefix("List-Unsubscribe: "))
+        .map(|value| {
+            value
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+        .unwrap_or_else(|| panic!("no List-Unsubscribe in {}", window.headers));
+    let in_body = window.html.as_deref().unwrap_or_default();
+    assert!(
+        in_body.contains(&format!("href=\"{window_link}\"")),
+        "the body's link is the header's: {in_body}"
+    );
+    drop(service);
+
+    // What `send` wrote for grace.
+    herald(&["send"], &dir.campaign, &db, &[], LIMIT).assert_code(0);
+    let sent = smtp
+        .received()
+        .into_iter()
+        .find(|message| message.rcpt_to == ["grace@example.org"])
+        .expect("grace was mailed")
+        .data_str();
+    let sent_link = link_in(&sent);
+    assert_eq!(cli_link, sent_link, "herald preview");
+    assert_eq!(window_link, sent_link, "the window's preview");
+
+    // And it is a real token: the endpoint's key verifies it, and it names grace's campaign.
+    let token = sent_link
+        .strip_prefix(&format!("{}/u/", endpoint.base()))
+        .expect("the link's path");
+    let named = token::decode(&endpoint.key, Purpose::Unsubscribe, token).expect("a signed token");
+    assert!(named.campaign > 0 && named.recipient > 0, "{named:?}");
+    assert_eq!(get(endpoint.addr, &format!("/u/{token}")).status, 200);
+}

@@ -800,6 +800,10 @@ pub enum PreviewError {
     Store(#[from] StoreError),
     #[error("the campaign has no recipient {0}")]
     NoSuchRecipient(String),
+    #[error(
+        "the database's signing keys (return path, unsubscribe links) cannot be read, so the preview cannot show the message as it will be sent: {0}"
+    )]
+    Keys(StoreError),
     #[error("recipient {email}: {error}")]
     Compose {
         email: String,
@@ -828,26 +832,26 @@ pub fn preview(
     let mut composer = Composer::new(campaign).map_err(|problems| {
         PreviewError::Campaign(problems.iter().map(ToString::to_string).collect())
     })?;
-    let id = campaign_id(store, campaign)?;
-    sign_links(&mut composer, store, id)?;
-    // The preview shows the envelope and List-Unsubscribe as they will be sent.
-    if let Ok(Some(feedback)) =
-        campaign_id(store, campaign).and_then(|id| feedback_for(store, campaign, id))
-    {
-        composer.set_feedback(feedback);
-    }
-    preview_with(&composer, campaign, store, which)
+    preview_with(&mut composer, campaign, store, which)
 }
 
-/// [`preview`] with a composer the caller keeps (the window builds one per edit, not per
-/// recipient shown).
+/// [`preview`] with a composer the caller keeps (built once per edit, not per recipient shown).
+/// The composer is given the database's keys here, as a run gives them, so the preview's
+/// unsubscribe link, VERP envelope sender and mailto are the ones `send` will write, never the
+/// unsigned placeholders an unkeyed composer makes (issue #15).
 pub fn preview_with(
-    composer: &Composer,
+    composer: &mut Composer,
     campaign: &Campaign,
     store: &mut Store,
     which: &RecipientRef,
 ) -> Result<Preview, PreviewError> {
     let id = campaign_id(store, campaign)?;
+    sign_links(composer, store, id).map_err(PreviewError::Keys)?;
+    // The preview shows the envelope and List-Unsubscribe as they will be sent; a key that
+    // cannot be read stops it rather than showing an envelope `send` would not use (issue #13).
+    if let Some(feedback) = feedback_for(store, campaign, id).map_err(PreviewError::Keys)? {
+        composer.set_feedback(feedback);
+    }
     if store.counts(id)?.total() == 0 {
         import(store, campaign)?;
     }
