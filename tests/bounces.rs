@@ -419,3 +419,123 @@ fn a_damaged_return_path_key_stops_the_preview_with_a_clear_message() {
     );
     assert!(!second.stdout.contains("envelope:"), "{}", second.stdout);
 }
+
+/// The round trip through a real Postfix (issue #13, "Real parts"): Herald sends through it,
+/// with a VERP return path, to a local user Postfix does not know; Postfix accepts the message,
+/// fails to deliver it and sends its own delivery report (its DSN, not one written here) to the
+/// return path, which it delivers into the Maildir Dovecot serves; `herald bounces` reads it over
+/// IMAP, names the recipient by the tag of the address the report came back to, and marks them
+/// bounced and suppressed. The recipient Postfix does know stays `sent`.
+#[test]
+fn postfixs_own_bounce_of_an_unknown_user_comes_back_through_dovecot_and_bounces_the_recipient() {
+    if dovecot::skip() || support::postfix::skip(false) {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let postfix = support::postfix::Postfix::start(&support::postfix::PostfixOptions {
+        mailboxes: vec!["ada".into()],
+        bounce_unknown: true,
+        maildirs: vec![("bounces@acme.example".into(), dovecot.maildir())],
+        ..Default::default()
+    });
+    let domain = support::postfix::DOMAIN;
+    let ada = format!("ada@{domain}");
+    let ghost = format!("ghost@{domain}");
+    let dir = campaign_with(
+        &[ada.clone(), ghost.clone()],
+        &[RelayConf::new("postfix", postfix.smtp_port)],
+        "",
+        &bounces_section(&dovecot, dovecot.imaps_port, "tls", ""),
+    );
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    // Postfix said 250 to both: in relay mode that is all Herald learns at first.
+    let counts = status(&dir.campaign, &dir.db);
+    assert_eq!(counts["sent"], 2, "{counts}");
+    postfix.wait_for_mail("ada", 1, Duration::from_secs(30));
+
+    // Postfix's report arrives in Dovecot's Maildir, addressed to ghost's VERP return path.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let messages = dovecot.messages("INBOX");
+        if let Some((body, _)) = messages.into_iter().next() {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bounce reached the Maildir\n--- maillog:\n{}",
+            postfix.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        report.contains("report-type=delivery-status") && report.contains("MAILER-DAEMON"),
+        "{report}"
+    );
+    let delivered_to = report
+        .lines()
+        .find_map(|line| line.strip_prefix("Delivered-To: "))
+        .unwrap_or_else(|| panic!("Postfix wrote no Delivered-To:\n{report}"))
+        .trim()
+        .to_string();
+    let tag = delivered_to
+        .strip_prefix("bounces+")
+        .and_then(|rest| rest.strip_suffix("@acme.example"))
+        .unwrap_or_else(|| panic!("not a VERP return path: {delivered_to}"));
+    // The tag Postfix returned the report to is the one Herald signed for ghost.
+    let ghost_row = support::cli_run::row(&dir.campaign, &dir.db, &ghost);
+    let secret = herald::store::Store::open(&dir.db)
+        .expect("db")
+        .secret(herald::engine::prepare::RETURN_PATH_SECRET)
+        .expect("secret");
+    let named = herald::token::decode(&secret, herald::token::Purpose::ReturnPath, tag)
+        .expect("a tag this database signed");
+    assert_eq!(named.recipient, ghost_row.id);
+    // Matching trusts that tag first (before the returned Message-ID and the failed address).
+    let mut store = herald::store::Store::open(&dir.db).expect("db");
+    let keys = herald::inbox::matching::Keys {
+        return_path: Some(herald::campaign::ReturnPath {
+            local: "bounces".into(),
+            domain: "acme.example".into(),
+        }),
+        return_secret: secret,
+        unsubscribe_secret: store
+            .secret(herald::engine::prepare::UNSUBSCRIBE_SECRET)
+            .expect("secret"),
+    };
+    drop(store);
+    let reading = herald::inbox::report::read(report.as_bytes());
+    let herald::inbox::matching::Plan::Report { wanted, forged } =
+        herald::inbox::matching::plan(&keys, &reading)
+    else {
+        panic!("Postfix's DSN was not read as a report: {reading:?}");
+    };
+    assert!(!forged);
+    assert_eq!(wanted.len(), 1, "{wanted:?}");
+    assert_eq!(wanted[0].kind, herald::store::FeedbackKind::Hard);
+    assert_eq!(
+        wanted[0].targets.first(),
+        Some(&herald::inbox::matching::Target::Recipient {
+            id: ghost_row.id,
+            campaign: Some(named.campaign),
+            campaign_tag: None,
+        })
+    );
+
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["read"], 1, "{summary}");
+    assert_eq!(summary["hard"], 1, "{summary}");
+    assert_eq!(summary["bounced"], 1, "{summary}");
+    assert_eq!(summary["unmatched"], 0, "{summary}");
+    let counts = status(&dir.campaign, &dir.db);
+    assert_eq!(
+        (counts["bounced"].as_u64(), counts["sent"].as_u64()),
+        (Some(1), Some(1)),
+        "{counts}"
+    );
+    let ghost_row = support::cli_run::row(&dir.campaign, &dir.db, &ghost);
+    assert_eq!(ghost_row.state, herald::store::State::Bounced);
+    assert_eq!(suppressed(&dir), [(ghost, "bounced".to_string())]);
+    let messages = dovecot.messages("INBOX");
+    assert_eq!(messages.len(), 1, "mail was deleted");
+    assert!(messages[0].1.contains('S'), "the report is not marked read");
+}

@@ -116,6 +116,7 @@ fn plain_postfix_for(locals: &[&str]) -> Postfix {
         mailboxes: locals.iter().map(|l| l.to_string()).collect(),
         sasl: None,
         discard_ehlo: Some("pipelining, chunking".into()),
+        ..PostfixOptions::default()
     })
 }
 

@@ -100,6 +100,13 @@ pub struct PostfixOptions {
     /// EHLO keywords the server leaves out (`smtpd_discard_ehlo_keywords`), e.g.
     /// `"pipelining, chunking"` for a server that offers neither.
     pub discard_ehlo: Option<String>,
+    /// Accept mail for unknown local parts at [`DOMAIN`] and bounce it afterwards (Postfix's
+    /// own DSN to the envelope sender) instead of refusing it with 550 at RCPT.
+    pub bounce_unknown: bool,
+    /// Other addresses (`local@domain`) delivered into an existing Maildir (e.g. the one a test
+    /// Dovecot serves), extensions included: with `recipient_delimiter = +`,
+    /// `local+TAG@domain` lands there too, as a VERP return path does.
+    pub maildirs: Vec<(String, PathBuf)>,
 }
 
 /// A running Postfix instance.
@@ -150,6 +157,21 @@ impl Postfix {
         if vmailbox.is_empty() {
             vmailbox.push_str(&format!("postmaster@{DOMAIN} {DOMAIN}/postmaster/\n"));
         }
+        let mut domains = vec![DOMAIN.to_string()];
+        for (address, maildir) in &options.maildirs {
+            let (local, domain) = address.split_once('@').expect("local@domain");
+            // virtual(8) takes paths under virtual_mailbox_base; a link there reaches the
+            // Maildir wherever it is.
+            let parent = root.join("mail").join(domain);
+            std::fs::create_dir_all(&parent).expect("mkdir");
+            std::os::unix::fs::symlink(maildir, parent.join(local)).expect("symlink");
+            vmailbox.push_str(&format!("{address} {domain}/{local}/\n"));
+            if !domains.iter().any(|known| known == domain) {
+                domains.push(domain.to_string());
+            }
+        }
+        let domains = domains.join(", ");
+        let reject_unlisted = if options.bounce_unknown { "no" } else { "yes" };
         std::fs::write(root.join("conf/vmailbox"), vmailbox).expect("vmailbox");
         let r = root.display();
         let discard = options.discard_ehlo.clone().unwrap_or_default();
@@ -167,7 +189,9 @@ inet_protocols = ipv4
 mydestination =
 relay_domains =
 mynetworks = 127.0.0.0/8
-virtual_mailbox_domains = {DOMAIN}
+virtual_mailbox_domains = {domains}
+smtpd_reject_unlisted_recipient = {reject_unlisted}
+recipient_delimiter = +
 virtual_mailbox_base = {r}/mail
 virtual_mailbox_maps = texthash:{r}/conf/vmailbox
 virtual_uid_maps = static:65534
