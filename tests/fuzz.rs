@@ -2,7 +2,8 @@
 //! (SplitMix64, so a failure is reproducible from the printed seed), thrown for a few seconds
 //! each at the CSV importer, the template compiler and renderer, campaign-file parsing and the
 //! SMTP reply classifier (pure, and through a real socket with random reply codes), and the
-//! reader of returned mail (RFC 3464 reports, ARF complaints, plain-text bounces). The
+//! reader of returned mail (RFC 3464 reports, ARF complaints, plain-text bounces) and the
+//! matching of a report to a recipient (VERP tags, Message-IDs, addresses). The
 //! property is always the same: no panic, no hang, and answers that agree with the rules.
 //! `HERALD_FUZZ_SECS` sets the time per target (default 3), `HERALD_FUZZ_SEED` the seed.
 //! Crashing inputs found are kept below as regression cases. Issue #7.
@@ -806,4 +807,317 @@ fn the_token_parser_accepts_only_what_was_signed() {
     );
     assert!(runs > 1_000, "only {runs} inputs");
     assert!(decoded < runs, "every input decoded");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching a report to a recipient (issue #13, item 4): the VERP tag in the address a report
+// came back to, Herald's Message-ID, the failed address. Whatever a stranger writes there, only
+// a tag this database signed names a recipient of a campaign, a bad tag names nobody, and
+// Message-IDs and addresses never pass for a signed name.
+
+use herald::inbox::matching::{self, Keys, Plan, Target};
+use herald::inbox::report::{Action, Clues, Complaint, Reading, RecipientStatus};
+use herald::token::{Named, Purpose};
+
+const RETURN_SECRET: [u8; 32] = [0x31; 32];
+const LINK_SECRET: [u8; 32] = [0x32; 32];
+/// Whom the valid tags of these inputs name.
+const SIGNED: Named = Named {
+    campaign: 41,
+    recipient: 90_210,
+};
+
+fn matching_keys() -> Keys {
+    Keys {
+        return_path: Some(herald::campaign::ReturnPath {
+            local: "bounces".into(),
+            domain: "acme.example".into(),
+        }),
+        return_secret: RETURN_SECRET,
+        unsubscribe_secret: LINK_SECRET,
+    }
+}
+
+/// Tags as a report may carry them: valid ones (return path, unsubscribe, another database's,
+/// another purpose's), then edited, cut, re-cased, or random text.
+fn tag_input(rng: &mut Rng) -> String {
+    use herald::token::encode;
+    let base = match rng.below(5) {
+        0 => encode(&RETURN_SECRET, Purpose::ReturnPath, SIGNED),
+        1 => format!("u-{}", encode(&LINK_SECRET, Purpose::Unsubscribe, SIGNED)),
+        2 => encode(&LINK_SECRET, Purpose::ReturnPath, SIGNED),
+        3 => encode(&RETURN_SECRET, Purpose::Unsubscribe, SIGNED),
+        _ => encode(
+            &RETURN_SECRET,
+            Purpose::ReturnPath,
+            Named {
+                campaign: rng.below(1_000) as i64,
+                recipient: rng.below(1_000_000) as i64,
+            },
+        ),
+    };
+    let forged_other = rng.below(5) == 4;
+    let mut text = token_input(rng, &base);
+    if rng.below(4) == 0 {
+        text = text.to_ascii_uppercase();
+    }
+    // A valid tag for someone other than SIGNED is kept as is, so it may name them: the
+    // property below allows exactly what was signed with this database's key.
+    if forged_other && rng.below(2) == 0 {
+        text = base;
+    }
+    text
+}
+
+fn envelope_input(rng: &mut Rng) -> String {
+    let tag = tag_input(rng);
+    let local = rng.pick(&["bounces", "BOUNCES", "bounce", "bounces+x", "", "b\u{e9}"]);
+    let domain = rng.pick(&[
+        "acme.example",
+        "ACME.Example",
+        "other.example",
+        "",
+        "acme.example>",
+    ]);
+    let separator = rng.pick(&["+", "+", "+", "-", "++", ""]);
+    let address = format!("{local}{separator}{tag}@{domain}");
+    match rng.below(5) {
+        0 => format!("<{address}>"),
+        1 => format!("  {address}\t"),
+        2 => address.replace('@', ""),
+        3 => format!("{address}@{domain}"),
+        _ => address,
+    }
+}
+
+fn message_id_input(rng: &mut Rng) -> String {
+    let tag = herald::compose::campaign_tag(rng.pick(&["/a.toml", "/b.toml"]));
+    let id = rng.pick(&[
+        "90210",
+        "+90210",
+        "-1",
+        "0",
+        "99999999999999999999",
+        "x",
+        "",
+    ]);
+    let text = format!("{id}.{tag}.herald@acme.example");
+    token_input(rng, &text)
+}
+
+fn status_input(rng: &mut Rng) -> RecipientStatus {
+    let address = [
+        "Ada@Example.org",
+        "ada@EXAMPLE.org",
+        "<ada@example.org>",
+        "x@b\u{fc}cher.example",
+        "not an address",
+        "",
+        "\u{130}@example.org",
+    ];
+    RecipientStatus {
+        address: (rng.below(5) != 0).then(|| rng.pick(&address).to_string()),
+        action: rng.pick(&[
+            Action::Failed,
+            Action::Failed,
+            Action::Delayed,
+            Action::Delivered,
+            Action::Relayed,
+            Action::Expanded,
+        ]),
+        status: (rng.below(4) != 0).then(|| {
+            rng.pick(&[
+                "5.1.1", "4.2.2", "5.7.26", "5.7.515", "2.0.0", "9.9.9", "5..1",
+            ])
+            .to_string()
+        }),
+        smtp_code: (rng.below(2) == 0).then(|| rng.pick(&[550u16, 452, 554, 250, 0, 999])),
+        diagnostic: reply_text(rng).repeat(1 + rng.below(200)),
+    }
+}
+
+fn reading_input(rng: &mut Rng) -> Reading {
+    let report = match rng.below(8) {
+        0..=2 => Report::Delivery((0..1 + rng.below(4)).map(|_| status_input(rng)).collect()),
+        3 => Report::Complaint(Complaint {
+            address: (rng.below(3) != 0).then(|| status_input(rng).address.unwrap_or_default()),
+            feedback_type: rng.pick(&["abuse", "fraud", "", "x\u{0}"]).to_string(),
+        }),
+        4 => Report::Unsubscribe {
+            tag: tag_input(rng),
+        },
+        5 => Report::AutoReply,
+        6 => Report::Unrecognized { why: "x".into() },
+        _ => Report::NotAReport,
+    };
+    Reading {
+        report,
+        clues: Clues {
+            envelope_to: (0..rng.below(4)).map(|_| envelope_input(rng)).collect(),
+            message_ids: (0..rng.below(3)).map(|_| message_id_input(rng)).collect(),
+        },
+    }
+}
+
+/// What every plan must satisfy: a signed name only from a tag that verifies with this
+/// database's key, nobody when a tag is forged, bounded evidence, lower-case address keys.
+fn check_plan(keys: &Keys, reading: &Reading) {
+    let plan = matching::plan(keys, reading);
+    assert_eq!(plan, matching::plan(keys, reading), "not deterministic");
+    let expected_kind = match &reading.report {
+        Report::NotAReport => Plan::NotAReport,
+        Report::AutoReply => Plan::AutoReply,
+        Report::Unrecognized { .. } => Plan::Unrecognized,
+        _ => {
+            let Plan::Report { wanted, forged } = &plan else {
+                panic!("a report planned as {plan:?}");
+            };
+            if *forged {
+                assert!(
+                    wanted.is_empty(),
+                    "a forged report names someone: {wanted:?}"
+                );
+            }
+            if let Report::Delivery(statuses) = &reading.report {
+                assert!(wanted.len() <= statuses.len());
+            }
+            for item in wanted {
+                // No target at all (no tag, no Message-ID, no address) is fine: the store
+                // confirms nobody and the item is counted unmatched.
+                assert!(item.diagnostic.chars().count() <= 301, "unbounded evidence");
+                for target in &item.targets {
+                    match target {
+                        Target::Recipient {
+                            id,
+                            campaign: Some(campaign),
+                            campaign_tag,
+                        } => {
+                            // Only a tag that verifies names a campaign's recipient.
+                            let named = Named {
+                                campaign: *campaign,
+                                recipient: *id,
+                            };
+                            let signed = reading
+                                .clues
+                                .envelope_to
+                                .iter()
+                                .chain(match &reading.report {
+                                    Report::Unsubscribe { tag } => Some(tag),
+                                    _ => None,
+                                })
+                                .any(|text| verifies(text, named));
+                            assert!(signed, "{named:?} named by no valid tag in {reading:?}");
+                            assert_eq!(campaign_tag, &None);
+                        }
+                        Target::Recipient {
+                            id,
+                            campaign: None,
+                            campaign_tag,
+                        } => {
+                            let tag = campaign_tag.as_deref().expect("a Message-ID's tag");
+                            assert!(
+                                reading.clues.message_ids.iter().any(|text| {
+                                    herald::compose::parse_message_id(text) == Some((*id, tag))
+                                }),
+                                "recipient {id} named by no Message-ID in {reading:?}"
+                            );
+                        }
+                        Target::Address(address) => {
+                            assert!(
+                                !address.bytes().any(|b| b.is_ascii_uppercase()),
+                                "{address:?}"
+                            );
+                        }
+                    }
+                }
+            }
+            return;
+        }
+    };
+    assert_eq!(plan, expected_kind);
+}
+
+/// Whether some token inside `text` (an address's tag or a bare tag) verifies as `named`.
+fn verifies(text: &str, named: Named) -> bool {
+    let pieces = text.split(['+', '@', '<', '>', ' ', '\t']);
+    pieces.into_iter().any(|piece| {
+        let piece = piece.strip_prefix("u-").unwrap_or(piece);
+        herald::token::decode(&RETURN_SECRET, Purpose::ReturnPath, piece) == Ok(named)
+            || herald::token::decode(&LINK_SECRET, Purpose::Unsubscribe, piece) == Ok(named)
+    })
+}
+
+#[test]
+fn matching_names_a_recipient_only_through_a_tag_this_database_signed() {
+    let keys = matching_keys();
+    let mut named = 0;
+    let runs = fuzz("matching", 23, reading_input, |reading| {
+        check_plan(&keys, reading);
+        if let Plan::Report { wanted, .. } = matching::plan(&keys, reading)
+            && wanted.iter().any(|item| {
+                matches!(
+                    item.targets.first(),
+                    Some(Target::Recipient {
+                        campaign: Some(_),
+                        ..
+                    })
+                )
+            })
+        {
+            named += 1;
+        }
+    });
+    assert!(runs > 1_000, "only {runs} inputs");
+    // The generator does make valid tags, so the property above is not vacuous.
+    assert!(named > 0, "no input was named by a tag");
+}
+
+/// The same through the reader: whole reports with a mutated VERP address in Delivered-To,
+/// X-Original-To and To, read by `report::read` and planned, so the tag's way from the
+/// message's header to a name is fuzzed end to end.
+#[test]
+fn tags_read_from_reports_name_only_what_was_signed() {
+    let keys = matching_keys();
+    let mut named = 0;
+    let runs = fuzz(
+        "matching-read",
+        24,
+        |rng| {
+            let mut text = String::new();
+            for header in ["Delivered-To", "X-Original-To", "To"] {
+                if rng.below(3) != 0 {
+                    text.push_str(&format!("{header}: {}\r\n", envelope_input(rng)));
+                }
+            }
+            let failed = status_input(rng).address.unwrap_or_default();
+            text.push_str(&format!(
+                "From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+                 Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+                 --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n\
+                 Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+                 --b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{}>\r\n\r\n--b--\r\n",
+                message_id_input(rng)
+            ));
+            text.into_bytes()
+        },
+        |bytes| {
+            let reading = report::read(bytes);
+            check_plan(&keys, &reading);
+            if let Plan::Report { wanted, .. } = matching::plan(&keys, &reading)
+                && wanted.iter().any(|item| {
+                    matches!(
+                        item.targets.first(),
+                        Some(Target::Recipient {
+                            campaign: Some(_),
+                            ..
+                        })
+                    )
+                })
+            {
+                named += 1;
+            }
+        },
+    );
+    assert!(runs > 100, "only {runs} inputs");
+    assert!(named > 0, "no report was named by its tag");
 }
