@@ -189,19 +189,7 @@ pub fn suppression(db: Option<&Path>, action: SuppressionAction) -> Result<i32> 
         }
         SuppressionAction::Export { file } => {
             let list = store.suppressions()?;
-            let mut text = String::from("address,reason,at_ms,campaign,evidence\r\n");
-            for entry in &list {
-                let fields = [
-                    entry.address.clone(),
-                    entry.reason.as_str().to_string(),
-                    entry.at_ms.to_string(),
-                    entry.campaign.map(|c| c.to_string()).unwrap_or_default(),
-                    entry.evidence.clone(),
-                ];
-                let quoted: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
-                text.push_str(&quoted.join(","));
-                text.push_str("\r\n");
-            }
+            let text = crate::engine::suppression_file::to_csv(&list);
             std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
             writeln!(
                 out,
@@ -263,15 +251,6 @@ pub fn suppression(db: Option<&Path>, action: SuppressionAction) -> Result<i32> 
     Ok(exit::DONE)
 }
 
-/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
-}
-
 /// One RFC 4180 line (fields may be quoted; no line breaks inside fields).
 fn csv_line(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
@@ -299,7 +278,10 @@ mod tests {
     #[test]
     fn csv_fields_round_trip() {
         let fields = ["a@b.example", "say \"hi\", then", ""];
-        let line: Vec<String> = fields.iter().map(|f| super::csv_field(f)).collect();
+        let line: Vec<String> = fields
+            .iter()
+            .map(|f| crate::engine::suppression_file::field_of(f))
+            .collect();
         assert_eq!(super::csv_line(&line.join(",")), fields);
     }
 }

@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod service;
 mod shared;
 pub mod smtp;
+pub mod suppression_file;
 pub mod test_send;
 mod throttle;
 

@@ -3,6 +3,7 @@
 //! about SMTP, templates or the window: callers hand it plain data.
 
 mod feedback;
+mod feedback_view;
 mod global_suppression;
 mod import;
 mod results;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub use feedback::{Applied, Feedback, FeedbackCounts, FeedbackKind, MailboxCursor, Mailed};
+pub use feedback_view::{SuppressionPage, reason_label};
 pub use global_suppression::{Suppression, SuppressionReason};
 pub use import::{ImportRow, Importer};
 pub use results::{CampaignSummary, DomainRow, ReplyClass, ReplyGroup, TimeBucket};

@@ -14,10 +14,11 @@ use super::library_ui::LibraryView;
 use super::publish_ui::PublishView;
 use super::recipients_ui::{BLOCK_ROWS, RecipientsView};
 use super::results_ui::ResultsView;
+use super::suppression_ui::{self, SuppressionView};
 use super::theme;
-use crate::engine::service::{Answer, Document, Request, Service};
+use crate::engine::service::{Answer, BeforeStart, Document, Request, Service};
 use crate::engine::{Progress, RunState};
-use crate::store::{Counts, RecipientRow, ReplyClass, State};
+use crate::store::{Counts, FeedbackCounts, RecipientRow, ReplyClass, State};
 
 /// The views, in the order a campaign is made; the library comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -27,6 +28,8 @@ pub enum Tab {
     Recipients,
     Publish,
     Results,
+    /// The global suppression list (not tied to the open campaign).
+    Suppression,
 }
 
 /// What the user asked for; returned by the views, applied in one place.
@@ -70,6 +73,18 @@ pub enum Action {
     /// Make the next mailing from this campaign and open it.
     Duplicate(PathBuf),
     RefreshResults,
+    /// Read the campaign's bounce mailbox now.
+    CheckMailbox,
+    /// The user answered "Send anyway?" after a check before the start failed.
+    SendAnyway,
+    CancelStart,
+    RefreshSuppressions,
+    Suppress {
+        address: String,
+        note: String,
+    },
+    Unsuppress(String),
+    ExportSuppressions(PathBuf),
     /// The recipients table filtered as a figure of the results view counts them.
     ShowRecipients {
         state: Option<State>,
@@ -84,6 +99,8 @@ pub struct ViewContext<'a> {
     /// The campaign file; None for a campaign not saved yet.
     pub path: Option<&'a std::path::Path>,
     pub counts: Counts,
+    /// Complained and unsubscribed (and soft, blocked) for the open campaign.
+    pub feedback: FeedbackCounts,
     pub running: bool,
     pub progress: Option<&'a Progress>,
     /// The list's columns, for "insert field" (from the recipients view's last look at it).
@@ -99,6 +116,8 @@ pub struct Remembered {
     pub last_campaign: Option<PathBuf>,
     pub dark: bool,
     pub tab: Tab,
+    /// The window was once sized to its screen (later launches keep the user's size).
+    pub fitted_to_screen: bool,
 }
 
 impl Default for Remembered {
@@ -107,6 +126,7 @@ impl Default for Remembered {
             last_campaign: None,
             dark: true,
             tab: Tab::Library,
+            fitted_to_screen: false,
         }
     }
 }
@@ -124,8 +144,13 @@ pub struct HeraldApp {
     problems: Vec<String>,
     busy: Option<String>,
     counts: Counts,
+    feedback: FeedbackCounts,
     progress: Option<Progress>,
     running: bool,
+    /// A start stopped by a failed check, waiting for "Send anyway" or "Cancel".
+    ask_send_anyway: Option<BeforeStart>,
+    /// A start was asked and its answer has not come yet.
+    starting: bool,
     offered_resume: bool,
     after_save: Vec<Request>,
     /// A switch of campaign waiting for the user to say what becomes of unsaved edits.
@@ -137,6 +162,7 @@ pub struct HeraldApp {
     publish: PublishView,
     library: LibraryView,
     results: ResultsView,
+    suppression: SuppressionView,
     dialogs: Dialogs,
     toasts: egui_notify::Toasts,
     /// The last toast shown, for tests (toasts are painted, not in the accessibility tree).
@@ -181,8 +207,11 @@ impl HeraldApp {
             problems: Vec::new(),
             busy: None,
             counts: Counts::default(),
+            feedback: FeedbackCounts::default(),
             progress: None,
             running: false,
+            ask_send_anyway: None,
+            starting: false,
             offered_resume: false,
             after_save: Vec::new(),
             pending_switch: None,
@@ -192,6 +221,7 @@ impl HeraldApp {
             publish: PublishView::default(),
             library: LibraryView::default(),
             results: ResultsView::default(),
+            suppression: SuppressionView::default(),
             dialogs: Dialogs::system(ctx.clone()),
             toasts: egui_notify::Toasts::default(),
             last_toast: None,
@@ -283,6 +313,36 @@ impl HeraldApp {
         self.last_toast.as_deref()
     }
 
+    /// Whether a start waits for the user to say "Send anyway" or "Cancel".
+    pub fn is_asking_to_send_anyway(&self) -> bool {
+        self.ask_send_anyway.is_some()
+    }
+
+    /// What the last start checked first (mailbox, unsubscribe pull).
+    pub fn before_start(&self) -> Option<&BeforeStart> {
+        self.publish.before_start.as_ref()
+    }
+
+    /// The last "Check mailbox" result.
+    pub fn mailbox_result(&self) -> Option<&Result<Box<crate::inbox::Summary>, String>> {
+        self.publish.mailbox.as_ref()
+    }
+
+    pub fn feedback(&self) -> FeedbackCounts {
+        self.feedback
+    }
+
+    /// How many suppressed addresses match the view's search (None until read).
+    pub fn suppression_total(&self) -> Option<u64> {
+        self.suppression.total()
+    }
+
+    /// The feedback note of the table's row `index`, if it has one.
+    pub fn table_note(&self, index: u64) -> Option<&str> {
+        let row = self.recipients.table.row(index)?;
+        self.recipients.table.notes.get(&row.id).map(String::as_str)
+    }
+
     /// Whether a switch of campaign waits for the user to say what becomes of unsaved edits.
     pub fn is_asking_about_unsaved(&self) -> bool {
         self.pending_switch.is_some()
@@ -346,6 +406,7 @@ impl HeraldApp {
             }
             Purpose::NewCampaignFolder => self.library.set_folder(&path),
             Purpose::ExportResults => self.results.set_export_path(&path),
+            Purpose::ExportSuppressions => self.suppression.set_export_path(&path),
         }
     }
 
@@ -374,11 +435,14 @@ impl HeraldApp {
                 self.recipients.reset();
                 self.results.reset();
                 self.counts = Counts::default();
+                self.feedback = FeedbackCounts::default();
+                self.publish.reset_feedback();
                 self.offered_resume = false;
                 if self.tab == Tab::Library {
                     self.tab = Tab::Compose;
                 }
                 self.service.send(Request::Counts { path: path.clone() });
+                self.service.send(Request::Feedback { path: path.clone() });
                 self.service.send(Request::Validate { path });
                 self.apply(Action::PeekCsv);
             }
@@ -450,10 +514,16 @@ impl HeraldApp {
                 offset,
                 total,
                 rows,
-            } => self
-                .recipients
-                .table
-                .insert(generation, offset, total, rows),
+            } => {
+                // The feedback of the rows on screen follows in a request of its own.
+                let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
+                if !ids.is_empty() && generation == self.recipients.table.generation {
+                    self.service.send(Request::RowFeedback { ids, generation });
+                }
+                self.recipients
+                    .table
+                    .insert(generation, offset, total, rows);
+            }
             Answer::Preview(result) => self.compose.preview = Some(result),
             Answer::TestSent(result) => {
                 match &result {
@@ -463,6 +533,8 @@ impl HeraldApp {
                 self.compose.test_result = Some(result);
             }
             Answer::Started => {
+                self.starting = false;
+                self.busy = None;
                 self.running = true;
                 self.publish.clear_rates();
                 self.status = "sending".into();
@@ -479,6 +551,7 @@ impl HeraldApp {
                 self.recipients.refresh();
                 self.results.stale();
                 self.service.send(Request::Library);
+                self.refresh_feedback();
             }
             Answer::Resent(Ok(count)) => {
                 self.status = format!("{count} recipient(s) put back to pending");
@@ -509,6 +582,10 @@ impl HeraldApp {
             },
             Answer::Problem(problem) => {
                 self.busy = None;
+                if std::mem::take(&mut self.starting) {
+                    // Said beside the Start button, where it was asked.
+                    self.publish.start_error = Some(problem.clone());
+                }
                 self.problems = vec![problem];
             }
             Answer::Library(result) => self.library.campaigns = Some(result),
@@ -519,7 +596,87 @@ impl HeraldApp {
             }
             Answer::Created(Err(error)) => self.library.create_error = Some(error),
             Answer::Results(result) => self.results.data = Some(result),
+            Answer::BeforeStart(found) => self.before_start_found(*found),
+            Answer::MailboxChecked(result) => {
+                match &result {
+                    Ok(summary) => {
+                        self.toast_success(format!("Mailbox read: {} message(s)", summary.read))
+                    }
+                    Err(_) => self.toast_error("The mailbox could not be read".into()),
+                }
+                self.publish.mailbox_checked(result);
+                self.after_feedback_changed();
+            }
+            Answer::Feedback(counts) => self.feedback = counts,
+            Answer::RowFeedback { generation, notes } => {
+                if generation == self.recipients.table.generation {
+                    self.recipients.table.notes.extend(notes);
+                }
+            }
+            Answer::Suppressions(page) => self.suppression.page = Some(page),
+            Answer::SuppressionChanged(result) => {
+                if let Ok(text) = &result {
+                    self.toast_success(text.clone());
+                }
+                self.suppression.changed = Some(result);
+                self.apply(Action::RefreshSuppressions);
+            }
+            Answer::SuppressionsExported(result) => {
+                match &result {
+                    Ok(count) => self.toast_success(format!("Exported {count} address(es)")),
+                    Err(_) => self.toast_error("The export failed".into()),
+                }
+                self.suppression.export_result = Some(result);
+            }
         }
+    }
+
+    /// What Start checked before sending: shown on Publish; a failed check asks the user.
+    fn before_start_found(&mut self, found: BeforeStart) {
+        if found.failed() && !found.started {
+            self.starting = false;
+            self.busy = None;
+            self.status = "not sent yet: a check before sending failed".into();
+            self.ask_send_anyway = Some(found.clone());
+        } else if let Some(Ok(report)) = &found.pulled {
+            self.status = format!(
+                "pulled {} unsubscribe(s) from {}",
+                report.records, report.endpoint
+            );
+        }
+        if let Some(mailbox) = &found.mailbox {
+            self.publish.mailbox_checked(mailbox.clone().map(Box::new));
+        }
+        self.publish.before_start = Some(found);
+        self.after_feedback_changed();
+    }
+
+    /// Counts, feedback, table and results after the mailbox or a pull changed them.
+    fn after_feedback_changed(&mut self) {
+        if let Some(path) = self.path.clone() {
+            self.service.send(Request::Counts { path });
+        }
+        self.refresh_feedback();
+        self.results.stale();
+        self.recipients.refresh();
+        if self.tab == Tab::Suppression {
+            self.apply(Action::RefreshSuppressions);
+        }
+    }
+
+    fn refresh_feedback(&mut self) {
+        if let Some(path) = self.path.clone() {
+            self.service.send(Request::Feedback { path });
+        }
+    }
+
+    /// Asks for the checks and then the run, as `herald send` does.
+    fn start_checked(&mut self, path: PathBuf) {
+        self.problems.clear();
+        self.publish.start_error = None;
+        self.starting = true;
+        self.busy = Some("checking for bounces and unsubscribes before sending…".into());
+        self.after_saving(Request::StartChecked { path });
     }
 
     /// Sends `request` once the campaign on disk matches the window: saves first if edited.
@@ -564,6 +721,8 @@ impl HeraldApp {
                 // Untouched, the blank campaign has nothing to lose; edited, it is asked about.
                 self.saved = starter_document();
                 self.counts = Counts::default();
+                self.feedback = FeedbackCounts::default();
+                self.publish.reset_feedback();
                 self.compose.reset();
                 self.recipients.reset();
                 self.results.reset();
@@ -631,8 +790,7 @@ impl HeraldApp {
             }
             Action::Start => {
                 if let Some(path) = path {
-                    self.problems.clear();
-                    self.after_saving(Request::Start { path });
+                    self.start_checked(path);
                 } else {
                     self.problems = vec!["save the campaign first (File → Save as…)".into()];
                 }
@@ -642,7 +800,7 @@ impl HeraldApp {
                 if self.running {
                     self.service.send(Request::Resume);
                 } else if let Some(path) = path {
-                    self.after_saving(Request::Start { path });
+                    self.start_checked(path);
                 }
             }
             Action::Stop => self.service.send(Request::Stop),
@@ -705,6 +863,36 @@ impl HeraldApp {
                     self.service.send(Request::Results { path });
                 }
             }
+            Action::CheckMailbox => {
+                if let Some(path) = path {
+                    self.publish.mailbox_checking();
+                    self.after_saving(Request::CheckMailbox { path });
+                }
+            }
+            Action::SendAnyway => {
+                self.ask_send_anyway = None;
+                if let Some(path) = path {
+                    self.starting = true;
+                    self.status = "sending without the checks, as asked".into();
+                    self.service.send(Request::Start { path });
+                }
+            }
+            Action::CancelStart => {
+                self.ask_send_anyway = None;
+                self.status = "not sent: cancelled after a failed check".into();
+            }
+            Action::RefreshSuppressions => self.service.send(Request::Suppressions {
+                search: self.suppression.search.trim().to_string(),
+                limit: suppression_ui::SHOWN,
+            }),
+            Action::Suppress { address, note } => {
+                self.service.send(Request::Suppress { address, note })
+            }
+            Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
+            Action::ExportSuppressions(to) => {
+                self.suppression.export_result = None;
+                self.service.send(Request::ExportSuppressions { to });
+            }
             Action::ShowRecipients {
                 state,
                 reply,
@@ -721,6 +909,7 @@ impl HeraldApp {
         match tab {
             Tab::Recipients => self.apply(Action::PeekCsv),
             Tab::Library => self.service.send(Request::Library),
+            Tab::Suppression => self.apply(Action::RefreshSuppressions),
             Tab::Results if self.results.wants_data() => self.apply(Action::RefreshResults),
             _ => {}
         }
@@ -780,6 +969,15 @@ impl HeraldApp {
     }
 }
 
+/// An error message as the start of a sentence: "the endpoint…" → "The endpoint…".
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// What File → New starts from: a campaign that only needs a list and a relay.
 fn starter_document() -> Document {
     let mut doc = Document::default();
@@ -793,6 +991,7 @@ fn starter_document() -> Document {
 impl eframe::App for HeraldApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain();
+        self.fit_to_screen(ctx);
         let title = format!(
             "Herald — {}{}",
             self.campaign_name(),
@@ -828,6 +1027,33 @@ impl eframe::App for HeraldApp {
 }
 
 impl HeraldApp {
+    /// On the first launch, a window that is not maximized (no window manager honoured the
+    /// request, as under a bare X server) is made as large as its monitor. Later launches keep
+    /// the size the user left (eframe restores it).
+    fn fit_to_screen(&mut self, ctx: &egui::Context) {
+        if self.remembered.fitted_to_screen {
+            return;
+        }
+        let (monitor, maximized, inner) = ctx.input(|input| {
+            let viewport = input.viewport();
+            (
+                viewport.monitor_size,
+                viewport.maximized,
+                viewport.inner_rect,
+            )
+        });
+        let Some(monitor) = monitor.filter(|size| size.x > 0.0 && size.y > 0.0) else {
+            return;
+        };
+        self.remembered.fitted_to_screen = true;
+        let small = inner
+            .is_none_or(|rect| rect.width() < monitor.x * 0.95 || rect.height() < monitor.y * 0.9);
+        if maximized != Some(true) && small {
+            ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(0.0, 0.0)));
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(monitor));
+        }
+    }
+
     /// Draws the whole window; returns the actions asked for this frame.
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -838,7 +1064,7 @@ impl HeraldApp {
             self.status_bar_ui(ui);
         });
         egui::CentralPanel::default().show(ui, |ui| {
-            if !self.problems.is_empty() && self.tab != Tab::Library {
+            if !self.problems.is_empty() && !matches!(self.tab, Tab::Library | Tab::Suppression) {
                 self.problems_ui(ui);
             }
             let columns = self.recipients.columns();
@@ -846,6 +1072,7 @@ impl HeraldApp {
                 doc: &mut self.doc,
                 path: self.path.as_deref(),
                 counts: self.counts,
+                feedback: self.feedback,
                 running: self.running,
                 progress: self.progress.as_ref(),
                 columns: &columns,
@@ -857,11 +1084,49 @@ impl HeraldApp {
                 Tab::Recipients => self.recipients.ui(ui, &mut ctx),
                 Tab::Publish => self.publish.ui(ui, &mut ctx),
                 Tab::Results => self.results.ui(ui, &mut ctx),
+                Tab::Suppression => self.suppression.ui(ui, &mut ctx),
             };
             actions.extend(asked);
         });
         self.unsaved_ui(ui.ctx(), &mut actions);
+        self.send_anyway_ui(ui.ctx(), &mut actions);
         actions
+    }
+
+    /// Asks whether to send when a check before the start failed: mailing people who left is
+    /// what gets a sender junked, so the window never decides that alone (issue #15).
+    fn send_anyway_ui(&self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        let Some(found) = &self.ask_send_anyway else {
+            return;
+        };
+        egui::Modal::new(egui::Id::unique("send_anyway")).show(ctx, |ui| {
+            ui.set_max_width(520.0);
+            ui.heading("Send anyway?");
+            ui.add_space(4.0);
+            if let Some(Err(error)) = &found.pulled {
+                ui.label(format!("{}.", sentence(error)));
+                ui.label(
+                    "People who unsubscribed there since the last pull would be mailed again.",
+                );
+                ui.add_space(4.0);
+            }
+            if let Some(Err(error)) = &found.mailbox {
+                ui.label(format!("The bounce mailbox was not read: {error}."));
+                ui.label(
+                    "The latest bounces, complaints and unsubscribes by mail are not applied yet.",
+                );
+                ui.add_space(4.0);
+            }
+            ui.add_space(4.0);
+            ui.horizontal(|ui| {
+                if ui.button("Send anyway").clicked() {
+                    actions.push(Action::SendAnyway);
+                }
+                if ui.button("Cancel").clicked() {
+                    actions.push(Action::CancelStart);
+                }
+            });
+        });
     }
 
     /// Asks what becomes of unsaved edits before another campaign replaces them.
@@ -921,6 +1186,7 @@ impl HeraldApp {
                     ("Save           Ctrl+S", Action::Save),
                     ("Save as…", Action::Browse(Purpose::SaveCampaignAs)),
                     ("Campaigns", Action::Show(Tab::Library)),
+                    ("Suppression list", Action::Show(Tab::Suppression)),
                 ] {
                     if ui.button(label).clicked() {
                         actions.push(action);
@@ -980,6 +1246,7 @@ impl HeraldApp {
                 (Tab::Recipients, "Recipients"),
                 (Tab::Publish, "Publish"),
                 (Tab::Results, "Results"),
+                (Tab::Suppression, "Suppression list"),
             ] {
                 if ui.selectable_label(self.tab == tab, label).clicked() && self.tab != tab {
                     // Shown in this very frame (the panel below is drawn after the bar);
@@ -1003,10 +1270,11 @@ impl HeraldApp {
             ui.separator();
             let c = self.counts;
             ui.label(format!(
-                "{} recipients · {} sent · {} failed · {} pending",
+                "{} recipients · {} sent · {} failed · {} bounced · {} pending",
                 c.total(),
                 c.sent,
                 c.failed,
+                c.bounced,
                 c.pending + c.deferred
             ));
             ui.separator();

@@ -20,6 +20,7 @@ pub enum Purpose {
     Attachment,
     NewCampaignFolder,
     ExportResults,
+    ExportSuppressions,
 }
 
 /// Shows a chooser for `purpose` and returns the path chosen, or None (cancelled, or no
@@ -127,6 +128,10 @@ fn rfd_dialog(purpose: Purpose) -> Option<PathBuf> {
         Purpose::ExportResults => dialog
             .add_filter("CSV", &["csv"])
             .set_file_name("results.csv")
+            .save_file(),
+        Purpose::ExportSuppressions => dialog
+            .add_filter("CSV", &["csv"])
+            .set_file_name("suppressed.csv")
             .save_file(),
     }
 }

@@ -45,6 +45,13 @@ impl LibraryView {
             if ui.button("Refresh").clicked() {
                 actions.push(Action::RefreshLibrary);
             }
+            if ui
+                .button("Suppression list")
+                .on_hover_text("The addresses no campaign mails: bounces, complaints, unsubscribes")
+                .clicked()
+            {
+                actions.push(Action::Show(super::app::Tab::Suppression));
+            }
             let label = ui.label("Find");
             ui.add(
                 egui::TextEdit::singleline(&mut self.filter)

@@ -11,6 +11,7 @@ mod library_ui;
 mod publish_ui;
 mod recipients_ui;
 mod results_ui;
+mod suppression_ui;
 mod theme;
 
 use std::path::PathBuf;
@@ -27,7 +28,10 @@ pub fn run(campaign: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<()>
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Herald")
+            // The screen it is given (issue #14): maximized where a window manager honours
+            // it, and sized to the monitor on first launch where none does (see `app.rs`).
             .with_inner_size([1200.0, 800.0])
+            .with_maximized(true)
             .with_min_inner_size([800.0, 520.0]),
         persist_window: true,
         ..eframe::NativeOptions::default()

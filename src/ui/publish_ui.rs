@@ -1,7 +1,9 @@
 //! The Publish view: delivery mode, relays (with a connection test), options and throttling,
 //! and the run itself: start/pause/resume/stop, progress with ETA, a live chart of messages
 //! per second, per-route figures, the latest errors, and one-click resend of failures. Owns the
-//! chart's history, the relay tests' answers and the passwords being typed.
+//! chart's history, the relay tests' answers and the passwords being typed. Also what comes
+//! back (issue #13): "Check mailbox" with its last result and any warning about the sender,
+//! and what Start checked first (the mailbox, the unsubscribe pull).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,10 +11,11 @@ use std::path::{Path, PathBuf};
 use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{Action, ViewContext};
-use super::theme::state_color;
+use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
 use crate::campaign::{RawRelay, RelaySpec};
-use crate::engine::service::Document;
+use crate::engine::service::{BeforeStart, Document};
 use crate::engine::{Progress, RunState};
+use crate::inbox::Summary;
 use crate::store::State;
 
 #[derive(Default)]
@@ -21,6 +24,14 @@ pub struct PublishView {
     relay_tests: HashMap<String, Result<String, String>>,
     /// Passwords being typed, by relay index; never saved in the campaign or on disk.
     password_inputs: HashMap<usize, String>,
+    /// The last "Check mailbox" (or the read Start made first).
+    pub mailbox: Option<Result<Box<Summary>, String>>,
+    mailbox_at_ms: Option<i64>,
+    mailbox_busy: bool,
+    /// What the last Start checked before sending.
+    pub before_start: Option<BeforeStart>,
+    /// Why the last Start did not start, shown beside the button.
+    pub start_error: Option<String>,
 }
 
 impl PublishView {
@@ -30,6 +41,8 @@ impl PublishView {
             .id_salt("publish")
             .show(ui, |ui| {
                 run_ui(self, ui, ctx, &mut actions);
+                ui.separator();
+                feedback_ui(self, ui, ctx, &mut actions);
                 ui.separator();
                 ui.columns(2, |halves| {
                     let [left, right] = halves else {
@@ -50,6 +63,25 @@ impl PublishView {
                 self.rate_history.remove(0);
             }
         }
+    }
+
+    /// Another campaign: its mailbox and checks are not this one's.
+    pub fn reset_feedback(&mut self) {
+        self.mailbox = None;
+        self.mailbox_at_ms = None;
+        self.mailbox_busy = false;
+        self.before_start = None;
+        self.start_error = None;
+    }
+
+    pub fn mailbox_checking(&mut self) {
+        self.mailbox_busy = true;
+    }
+
+    pub fn mailbox_checked(&mut self, result: Result<Box<Summary>, String>) {
+        self.mailbox_busy = false;
+        self.mailbox_at_ms = Some(crate::store::now_ms());
+        self.mailbox = Some(result);
     }
 
     pub fn clear_rates(&mut self) {
@@ -163,7 +195,14 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
                 include_uncertain: false,
             });
         }
+        if let Some(error) = &view.start_error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
     });
+    next_step_ui(ui, ctx);
+    if let Some(found) = &view.before_start {
+        before_start_ui(ui, found);
+    }
     if counts.uncertain > 0 {
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.colored_label(
@@ -210,6 +249,7 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
         for state in [
             State::Sent,
             State::Failed,
+            State::Bounced,
             State::Pending,
             State::Deferred,
             State::Sending,
@@ -221,6 +261,14 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
                 format!("{} {}", counts.get(state), state.as_str()),
             );
         }
+        ui.colored_label(
+            COMPLAINED,
+            format!("{} complained", ctx.feedback.complained),
+        );
+        ui.colored_label(
+            UNSUBSCRIBED,
+            format!("{} unsubscribed", ctx.feedback.unsubscribed),
+        );
         if let Some(progress) = &progress {
             ui.separator();
             ui.strong(format!("{:.0} msg/s", progress.rate_per_sec));
@@ -319,6 +367,14 @@ fn delivery_ui(
     delivery.mode = Some(mode);
     ui.add_space(4.0);
     ui.strong("Relays");
+    let uses_relays = ctx.doc.raw.delivery.mode.as_deref() != Some("direct");
+    if ctx.doc.raw.relays.is_empty() && uses_relays {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.label(
+                "No relay yet. Press Add relay and enter your email provider's SMTP server                  (for example smtp.gmail.com, port 587, STARTTLS, your username), then Test                  connection. Or choose Direct (MX) to deliver to each recipient's mail server                  yourself.",
+            );
+        });
+    }
     let mut remove = None;
     for (index, relay) in ctx.doc.raw.relays.iter_mut().enumerate() {
         let name = relay
@@ -523,5 +579,133 @@ fn human_secs(secs: u64) -> String {
         0..60 => format!("{secs} s"),
         60..3_600 => format!("{} min {:02} s", secs / 60, secs % 60),
         _ => format!("{} h {:02} min", secs / 3_600, (secs % 3_600) / 60),
+    }
+}
+
+/// What to do before Start can work: said above the figures, where the user looks first.
+fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
+    let uses_relays = ctx.doc.raw.delivery.mode.as_deref() != Some("direct");
+    let step = if ctx.path.is_none() {
+        Some("Save the campaign first (File → Save as…): a run sends a saved campaign.")
+    } else if uses_relays && ctx.doc.raw.relays.is_empty() {
+        Some("Next: add the relay your mail goes through (Delivery, below), then press Start.")
+    } else if ctx.counts.total() == 0 {
+        Some("Next: import your list on the Recipients tab; Start sends to everyone in it.")
+    } else {
+        None
+    };
+    if let Some(step) = step {
+        ui.colored_label(ui.visuals().warn_fg_color, step);
+    }
+}
+
+/// What Start did first: the unsubscribes pulled and the mailbox read.
+fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
+    match &found.pulled {
+        Some(Ok(report)) => {
+            ui.label(format!(
+                "Before sending: {} new unsubscribe(s) pulled from {} ({} newly suppressed).",
+                report.records, report.endpoint, report.applied.suppressed
+            ));
+        }
+        Some(Err(error)) => {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Before sending, the unsubscribe pull failed: {error}"),
+            );
+        }
+        None => {}
+    }
+}
+
+/// The sentence a marketer reads about one mailbox check.
+pub fn summary_text(summary: &Summary) -> String {
+    format!(
+        "{} message(s) read: {} hard bounce(s), {} soft, {} blocked, {} complaint(s), \
+         {} unsubscribe(s), {} auto-repl(ies), {} unmatched, {} unrecognized.",
+        summary.read,
+        summary.hard,
+        summary.soft,
+        summary.blocked,
+        summary.complaints,
+        summary.unsubscribes,
+        summary.auto_replies,
+        summary.unmatched,
+        summary.unrecognized
+    )
+}
+
+/// What `[bounces]` needs, for a campaign that has none yet.
+const BOUNCES_EXAMPLE: &str = "[bounces]
+host = \"imap.example.com\"        # the mailbox bounces come back to
+username = \"bounces@example.com\"
+password_env = \"HERALD_BOUNCES_PASSWORD\"
+return_path = \"bounces@example.com\"";
+
+/// Bounces, complaints and unsubscribes: "Check mailbox", its last result and any warning
+/// about the sender; or, with no `[bounces]`, what to add to the campaign file.
+fn feedback_ui(
+    view: &PublishView,
+    ui: &mut egui::Ui,
+    ctx: &ViewContext<'_>,
+    actions: &mut Vec<Action>,
+) {
+    ui.heading("Bounces and unsubscribes");
+    let Some(bounces) = &ctx.doc.raw.bounces else {
+        ui.label(
+            "No bounce mailbox is set up, so bounces, spam complaints and unsubscribes by mail \
+             are not read. Add a [bounces] section to the campaign file, for example:",
+        );
+        ui.add(egui::Label::new(egui::RichText::new(BOUNCES_EXAMPLE).monospace()).selectable(true));
+        ui.weak(
+            "Herald then reads that mailbox before every send and when you press Check mailbox, \
+             and never deletes anything in it.",
+        );
+        return;
+    };
+    ui.horizontal(|ui| {
+        let ready = ctx.path.is_some() && !view.mailbox_busy;
+        if ui
+            .add_enabled(ready, egui::Button::new("Check mailbox"))
+            .on_hover_text("Read the bounce mailbox now and apply what came back")
+            .clicked()
+        {
+            actions.push(Action::CheckMailbox);
+        }
+        let account = match (&bounces.username, &bounces.host) {
+            (Some(user), Some(host)) => format!("{user} on {host}"),
+            (None, Some(host)) => host.clone(),
+            _ => "the [bounces] mailbox".to_string(),
+        };
+        if view.mailbox_busy {
+            ui.spinner();
+            ui.label(format!("Reading {account}…"));
+        } else {
+            ui.weak(account);
+        }
+        if let Some(Err(error)) = &view.mailbox {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+    });
+    if let Some(Ok(summary)) = &view.mailbox {
+        let when = view
+            .mailbox_at_ms
+            .map(|at| super::library_ui::ago(crate::store::now_ms(), at))
+            .unwrap_or_default();
+        ui.label(format!("Last check ({when}): {}", summary_text(summary)));
+        if summary.bounced + summary.suppressed > 0 {
+            ui.label(format!(
+                "{} recipient(s) marked bounced; {} address(es) added to the suppression list.",
+                summary.bounced, summary.suppressed
+            ));
+        }
+        for warning in &summary.warnings {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Sender warning: {warning}"),
+            );
+        }
+    } else if view.mailbox.is_none() && !view.mailbox_busy {
+        ui.weak("Not checked yet in this session: Start reads it first, or press Check mailbox.");
     }
 }

@@ -13,7 +13,7 @@ use super::dialogs::{Purpose, UNAVAILABLE};
 use super::theme::state_color;
 use crate::engine::ImportReport;
 use crate::engine::service::CsvPeek;
-use crate::store::{RecipientRow, ReplyClass, State};
+use crate::store::{RecipientId, RecipientRow, ReplyClass, State};
 
 const ROW_HEIGHT: f32 = 22.0;
 
@@ -26,6 +26,8 @@ pub struct TableCache {
     pub total: u64,
     pub blocks: HashMap<u64, Vec<RecipientRow>>,
     pub requested: HashSet<u64>,
+    /// What came back for the rows fetched (bounces, complaints, unsubscribes), by id.
+    pub notes: HashMap<RecipientId, String>,
 }
 
 impl TableCache {
@@ -39,6 +41,7 @@ impl TableCache {
         self.generation += 1;
         self.blocks.clear();
         self.requested.clear();
+        self.notes.clear();
     }
 
     /// A block the service answered; dropped when the filters changed since it was asked.
@@ -371,6 +374,7 @@ impl RecipientsView {
             .column(Column::exact(60.0))
             .column(Column::initial(110.0))
             .column(Column::initial(260.0).at_least(80.0))
+            .column(Column::initial(200.0).at_least(80.0))
             .column(Column::remainder().at_least(80.0))
             .header(ROW_HEIGHT, |mut header| {
                 for title in [
@@ -380,6 +384,7 @@ impl RecipientsView {
                     "Tries",
                     "Route",
                     "Last reply",
+                    "Came back",
                     "Fields",
                 ] {
                     header.col(|ui| {
@@ -409,6 +414,11 @@ impl RecipientsView {
                                 recipient.attempts.to_string(),
                                 recipient.route.clone().unwrap_or_default(),
                                 reply,
+                                self.table
+                                    .notes
+                                    .get(&recipient.id)
+                                    .cloned()
+                                    .unwrap_or_default(),
                                 compact_fields(&recipient.fields_json),
                             ];
                             let state = recipient.state;
@@ -416,6 +426,14 @@ impl RecipientsView {
                                 row.col(|ui| {
                                     if column == 2 {
                                         ui.colored_label(state_color(state), state.as_str());
+                                    } else if column == 6 && !text.is_empty() {
+                                        ui.add(
+                                            egui::Label::new(
+                                                egui::RichText::new(text)
+                                                    .color(state_color(State::Bounced)),
+                                            )
+                                            .truncate(),
+                                        );
                                     } else {
                                         ui.add(egui::Label::new(text).truncate());
                                     }

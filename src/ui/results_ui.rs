@@ -3,7 +3,8 @@
 //! domain, each figure a link to the recipients table filtered to those rows; a chart of the
 //! outcomes over time, for finished runs too (from the event log); and the export of every
 //! recipient's outcome. Owns the figures the service last sent; asks again when a run ends.
-//! New final states (bounced, complained, unsubscribed) join through [`SHOWN_STATES`].
+//! Bounced is a state (in [`SHOWN_STATES`]); complained and unsubscribed are what the
+//! campaign's mail put on the suppression list, shown beside them.
 
 use std::path::Path;
 
@@ -12,9 +13,9 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::library_ui::thousands;
-use super::theme::state_color;
+use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
 use crate::engine::service::ResultsData;
-use crate::store::{Counts, State, TimeBucket};
+use crate::store::{Counts, FeedbackCounts, State, TimeBucket};
 
 /// The headline figures, in the order a marketer reads them.
 const SHOWN_STATES: [(State, &str); 7] = [
@@ -106,7 +107,7 @@ impl ResultsView {
         egui::ScrollArea::vertical()
             .id_salt("results")
             .show(ui, |ui| {
-                headline_ui(ui, &data.counts, &mut actions);
+                headline_ui(ui, &data.counts, &data.feedback, &mut actions);
                 ui.add_space(8.0);
                 ui.columns(2, |halves| {
                     let [left, right] = halves else {
@@ -164,7 +165,12 @@ fn show_state(state: State) -> Action {
     }
 }
 
-fn headline_ui(ui: &mut egui::Ui, counts: &Counts, actions: &mut Vec<Action>) {
+fn headline_ui(
+    ui: &mut egui::Ui,
+    counts: &Counts,
+    feedback: &FeedbackCounts,
+    actions: &mut Vec<Action>,
+) {
     let attempted = counts.sent + counts.failed + counts.uncertain + counts.bounced;
     ui.horizontal_wrapped(|ui| {
         for (state, title) in SHOWN_STATES {
@@ -187,6 +193,38 @@ fn headline_ui(ui: &mut egui::Ui, counts: &Counts, actions: &mut Vec<Action>) {
                             "{:.1} % of those tried",
                             counts.sent as f64 * 100.0 / attempted as f64
                         ));
+                    }
+                });
+            });
+        }
+        for (title, figure, color, hover) in [
+            (
+                "Complained",
+                feedback.complained,
+                COMPLAINED,
+                "Marked as spam (feedback-loop reports): suppressed in every campaign",
+            ),
+            (
+                "Unsubscribed",
+                feedback.unsubscribed,
+                UNSUBSCRIBED,
+                "Asked to leave, by link or by mail: suppressed in every campaign",
+            ),
+        ] {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.set_min_width(110.0);
+                ui.vertical(|ui| {
+                    ui.weak(title);
+                    if ui
+                        .link(
+                            egui::RichText::new(thousands(figure))
+                                .size(22.0)
+                                .color(color),
+                        )
+                        .on_hover_text(format!("{hover}. Show the suppression list"))
+                        .clicked()
+                    {
+                        actions.push(Action::Show(super::app::Tab::Suppression));
                     }
                 });
             });

@@ -40,3 +40,8 @@ pub fn state_color(state: State) -> egui::Color32 {
         State::Skipped => egui::Color32::DARK_GRAY,
     }
 }
+
+/// Spam complaints: the figure a sender most needs to keep low.
+pub const COMPLAINED: egui::Color32 = egui::Color32::from_rgb(200, 70, 160);
+/// People who asked to leave.
+pub const UNSUBSCRIBED: egui::Color32 = egui::Color32::from_rgb(120, 130, 210);

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::files::{open_document, save_document};
 use crate::store::{
-    CampaignId, CampaignSummary, Counts, DomainRow, RecipientRow, ReplyClass, ReplyGroup, State,
-    Store, TimeBucket,
+    CampaignId, CampaignSummary, Counts, DomainRow, FeedbackCounts, RecipientRow, ReplyClass,
+    ReplyGroup, State, Store, TimeBucket,
 };
 
 /// How many destination domains the results list (the largest ones).
@@ -23,6 +23,8 @@ pub struct ResultsData {
     pub domains: Vec<DomainRow>,
     pub replies: Vec<ReplyGroup>,
     pub timeline: Vec<TimeBucket>,
+    /// Complained, unsubscribed, soft and blocked (bounced is a state, in `counts`).
+    pub feedback: FeedbackCounts,
 }
 
 /// The store's key for a campaign file: its canonical path (as `Campaign::load` makes it).
@@ -33,7 +35,7 @@ fn key_of(path: &Path) -> String {
         .into_owned()
 }
 
-fn find(store: &Store, path: &Path) -> Result<Option<CampaignId>, String> {
+pub(super) fn find(store: &Store, path: &Path) -> Result<Option<CampaignId>, String> {
     store
         .find_campaign(&key_of(path))
         .map_err(|error| error.to_string())
@@ -58,6 +60,7 @@ pub fn results(store: &Store, path: &Path) -> Result<ResultsData, String> {
         domains: store.domain_breakdown(id, RESULT_DOMAINS).map_err(text)?,
         replies: store.reply_breakdown(id).map_err(text)?,
         timeline: store.sends_over_time(id).map_err(text)?,
+        feedback: store.feedback_counts(id).map_err(text)?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! SQL, SMTP) happens here, never on the UI thread, and the window never waits on a lock the
 //! sender holds. Plain data in both directions.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -10,14 +11,19 @@ use std::time::Duration;
 
 use super::{Engine, Progress, Wake};
 use crate::campaign::{Campaign, RawCampaign, RelaySpec};
-use crate::store::{CampaignSummary, Counts, RecipientRow, ReplyClass, State};
+use crate::store::{
+    CampaignSummary, Counts, FeedbackCounts, RecipientId, RecipientRow, ReplyClass, State,
+    SuppressionPage,
+};
 
 mod campaigns;
+mod feedback;
 mod files;
 mod library;
 mod runs;
 
 pub use campaigns::{RESULT_DOMAINS, ResultsData, next_name};
+pub use feedback::BeforeStart;
 
 use library::Library;
 use runs::Runs;
@@ -115,6 +121,42 @@ pub enum Request {
         path: PathBuf,
         to: PathBuf,
     },
+    /// Start as `herald send` does: read the bounce mailbox and pull the unsubscribe endpoint
+    /// first (when the campaign has them); a check that fails stops the start and says so
+    /// ([`Answer::BeforeStart`]), and `Start` then sends anyway.
+    StartChecked {
+        path: PathBuf,
+    },
+    /// Read the campaign's `[bounces]` mailbox and apply what came back.
+    CheckMailbox {
+        path: PathBuf,
+    },
+    /// Bounced, complained and unsubscribed for the campaign (the Publish view's figures).
+    Feedback {
+        path: PathBuf,
+    },
+    /// The feedback events of these recipients (rows of the table on screen).
+    RowFeedback {
+        ids: Vec<RecipientId>,
+        generation: u64,
+    },
+    /// The global suppression list, searched (the first `limit` matches, newest first).
+    Suppressions {
+        search: String,
+        limit: u32,
+    },
+    /// Put an address on the global suppression list by hand.
+    Suppress {
+        address: String,
+        note: String,
+    },
+    Unsuppress {
+        address: String,
+    },
+    /// The whole global suppression list, to a CSV file.
+    ExportSuppressions {
+        to: PathBuf,
+    },
 }
 
 /// What the window edits: the campaign file and the text of its templates.
@@ -194,6 +236,18 @@ pub enum Answer {
     /// A campaign file written by `NewCampaign` or `Duplicate`.
     Created(Result<PathBuf, String>),
     Results(Result<Box<ResultsData>, String>),
+    /// What Start checked first; when `started` is false a check failed and nothing was sent.
+    BeforeStart(Box<BeforeStart>),
+    MailboxChecked(Result<Box<crate::inbox::Summary>, String>),
+    Feedback(FeedbackCounts),
+    RowFeedback {
+        generation: u64,
+        notes: HashMap<RecipientId, String>,
+    },
+    Suppressions(Result<SuppressionPage, String>),
+    /// An address added to or taken off the list: what happened, for people.
+    SuppressionChanged(Result<String, String>),
+    SuppressionsExported(Result<u64, String>),
 }
 
 /// The window's handle on the service thread.
@@ -216,6 +270,7 @@ impl Service {
             .spawn(move || {
                 let mut worker = Worker {
                     library: Library::new(db.clone()),
+                    db: db.clone(),
                     runs: Runs::new(engine, db, shared_progress, Arc::clone(&wake)),
                     answers: answer_tx,
                     wake,
@@ -251,6 +306,8 @@ impl Service {
 /// The service thread's state: the database side and the runs side, each in its own file.
 struct Worker {
     library: Library,
+    /// The database file, for the mailbox reader (which opens its own connection).
+    db: PathBuf,
     runs: Runs,
     answers: Sender<Answer>,
     wake: Wake,
@@ -373,6 +430,46 @@ impl Worker {
                     .store()
                     .and_then(|store| campaigns::export_all(store, &path, &to)),
             ),
+            Request::StartChecked { path } => return self.start_checked(&path),
+            Request::CheckMailbox { path } => {
+                Answer::MailboxChecked(feedback::check_mailbox(&path, &self.db).map(Box::new))
+            }
+            Request::Feedback { path } => match self
+                .library
+                .store()
+                .and_then(|store| feedback::counts(store, &path))
+            {
+                Ok(counts) => Answer::Feedback(counts),
+                Err(problem) => Answer::Problem(problem),
+            },
+            Request::RowFeedback { ids, generation } => match self
+                .library
+                .store()
+                .and_then(|store| feedback::notes(store, &ids))
+            {
+                Ok(notes) => Answer::RowFeedback { generation, notes },
+                Err(problem) => Answer::Problem(problem),
+            },
+            Request::Suppressions { search, limit } => Answer::Suppressions(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::page(store, &search, limit)),
+            ),
+            Request::Suppress { address, note } => Answer::SuppressionChanged(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::add(store, &address, &note)),
+            ),
+            Request::Unsuppress { address } => Answer::SuppressionChanged(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::remove(store, &address)),
+            ),
+            Request::ExportSuppressions { to } => Answer::SuppressionsExported(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::export(store, &to)),
+            ),
             Request::TestRelay { relay, helo } => {
                 let name = relay.name.clone();
                 Answer::RelayTested {
@@ -380,6 +477,35 @@ impl Worker {
                     result: self.runs.test_relay(&relay, &helo),
                 }
             }
+        })
+    }
+
+    /// The checks `herald send` makes, then the run when they passed. Says what the checks
+    /// found first, then that the run started (or why it could not).
+    fn start_checked(&mut self, path: &Path) -> Option<Answer> {
+        if self.runs.has_run() {
+            return Some(Answer::Problem(
+                "a campaign is already sending; stop it first".into(),
+            ));
+        }
+        let campaign = match load(path) {
+            Ok(campaign) => campaign,
+            Err(problem) => return Some(Answer::Problem(problem)),
+        };
+        let mut found = match feedback::before_start(&campaign, &self.db, &mut self.library) {
+            Ok(found) => found,
+            Err(problem) => return Some(Answer::Problem(problem)),
+        };
+        if found.failed() {
+            self.answer(Answer::BeforeStart(Box::new(found)));
+            return None;
+        }
+        let started = self.runs.start(path);
+        found.started = started.is_ok();
+        self.answer(Answer::BeforeStart(Box::new(found)));
+        Some(match started {
+            Ok(()) => Answer::Started,
+            Err(problem) => Answer::Problem(problem),
         })
     }
 
