@@ -40,6 +40,11 @@ impl Endpoint {
     /// Installs the key of Herald's database `db` as `herald unsubscribes secret` prints it,
     /// then starts the server on a free port.
     fn start(db: &Path) -> Endpoint {
+        Endpoint::start_with(db, &[])
+    }
+
+    /// [`Endpoint::start`] with more arguments (`--cert FILE --key FILE`).
+    fn start_with(db: &Path, extra: &[&std::ffi::OsStr]) -> Endpoint {
         let mut command = herald_command();
         command.args(["unsubscribes", "secret", "--db"]).arg(db);
         let ran = run(command, LIMIT);
@@ -52,6 +57,7 @@ impl Endpoint {
         let mut child = herald_command()
             .args(["unsubscribe-server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -63,6 +69,7 @@ impl Endpoint {
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
+            .or_else(|| line.trim().strip_prefix("listening on https://"))
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .expect("address");
@@ -146,7 +153,12 @@ fn request_bytes(addr: SocketAddr, raw: &[u8]) -> Reply {
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
         }
     }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    reply_of(&bytes)
+}
+
+/// A whole HTTP reply's status, head and body.
+fn reply_of(bytes: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(bytes).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split(' ')
@@ -777,4 +789,220 @@ fn the_window_and_cli_previews_show_the_signed_link_send_writes() {
     let named = token::decode(&endpoint.key, Purpose::Unsubscribe, token).expect("a signed token");
     assert!(named.campaign > 0 && named.recipient > 0, "{named:?}");
     assert_eq!(get(endpoint.addr, &format!("/u/{token}")).status, 200);
+}
+
+/// One request over TLS to `addr`, trusting only the CA in `ca` (the test's own rustls client,
+/// independent of Herald's pull), read to the server's close.
+fn https_request(addr: SocketAddr, ca: &Path, raw: &str) -> Reply {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(certificate.expect("CA PEM")).expect("CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("TLS client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    stream.write_all(raw.as_bytes()).expect("write over TLS");
+    let mut bytes = Vec::new();
+    // The server closes after answering (`Connection: close`); a missing close_notify is its
+    // business, the bytes read are the reply.
+    let _ = stream.read_to_end(&mut bytes);
+    reply_of(&bytes)
+}
+
+fn suppressed(db: &Path) -> Vec<String> {
+    let mut command = herald_command();
+    command
+        .args(["suppression", "list", "--json", "--db"])
+        .arg(db);
+    let ran = run(command, LIMIT);
+    ran.assert_code(0);
+    let list: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect("json");
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|entry| entry["address"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// `herald unsubscribe-server --cert --key` serves HTTPS with a certificate of its own (issue
+/// #15): Gmail's one-click POST over TLS records; Herald's pull trusts the endpoint only through
+/// `[unsubscribe] ca_file` — without it the pull stops with a sentence saying the certificate is
+/// not trusted, the send refuses, and nothing is recorded; with it the unsubscriber is
+/// suppressed.
+#[test]
+fn the_endpoint_serves_https_with_its_own_certificate_and_the_pull_trusts_only_its_ca_file() {
+    if support::tools::skip_if_missing(
+        (!Path::new("/usr/bin/openssl").exists())
+            .then(|| "openssl is not installed (the test makes its own CA with it)".to_string()),
+    ) {
+        return;
+    }
+    let tls = tempfile::tempdir().expect("tls dir");
+    support::postfix::make_certificates(tls.path());
+    let ca = tls.path().join("ca.pem");
+    let smtp = SmtpServer::start();
+    let shared = tempfile::tempdir().expect("db dir");
+    let db = shared.path().join("herald.db");
+    let cert = tls.path().join("server.pem");
+    let key = tls.path().join("server.key");
+    let endpoint = Endpoint::start_with(
+        &db,
+        &[
+            "--cert".as_ref(),
+            cert.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let base = format!("https://{}", endpoint.addr);
+    // The files swapped: a clear sentence naming the file, before anything listens.
+    let mut swapped = herald_command();
+    swapped
+        .args(["unsubscribe-server", "--listen", "127.0.0.1:0", "--data"])
+        .arg(endpoint._data.path())
+        .arg("--cert")
+        .arg(&key)
+        .arg("--key")
+        .arg(&cert);
+    let swapped = run(swapped, LIMIT);
+    swapped.assert_code(1);
+    assert!(
+        swapped
+            .stderr
+            .contains("the certificate file cannot be used: no CERTIFICATE block"),
+        "{}",
+        swapped.all()
+    );
+    let write_campaign = |dir: &Path, with_ca: bool| {
+        let ca_line = if with_ca {
+            format!("ca_file = \"{}\"\n", ca.display())
+        } else {
+            String::new()
+        };
+        let text = std::fs::read_to_string(dir.join("campaign.toml")).expect("campaign");
+        let head = text
+            .split("[unsubscribe]")
+            .next()
+            .expect("head")
+            .to_string();
+        std::fs::write(
+            dir.join("campaign.toml"),
+            format!(
+                "{head}[unsubscribe]\nurl = \"{base}/u/{{token}}\"\nendpoint = \"{base}\"\n{ca_line}"
+            ),
+        )
+        .expect("campaign");
+    };
+    let dir = signed_campaign(&emails(), smtp.port(), &base);
+    write_campaign(dir.path(), true);
+    herald(&["send"], &dir.campaign, &db, &[], LIMIT).assert_code(0);
+    let grace = smtp
+        .received()
+        .into_iter()
+        .find(|message| message.rcpt_to == ["grace@example.org"])
+        .expect("grace was mailed")
+        .data_str();
+    let url = link_in(&grace);
+    assert!(url.starts_with(&format!("{base}/u/")), "{url}");
+    let path = url.strip_prefix(&base).expect("path");
+    // RFC 8058 over https: the header that asks for one-click POST is now written.
+    assert_eq!(
+        header(&grace, "List-Unsubscribe-Post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(endpoint.addr).expect("connect");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let _ = plain.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // Gmail's one-click POST, over TLS.
+    let body = "List-Unsubscribe=One-Click";
+    let reply = https_request(
+        endpoint.addr,
+        &ca,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // Without ca_file: a clear sentence, nothing pulled, and the send refuses.
+    write_campaign(dir.path(), false);
+    let mut command = herald_command();
+    command
+        .args(["unsubscribes", "pull"])
+        .arg(&dir.campaign)
+        .arg("--db")
+        .arg(&db);
+    let refused = run(command, LIMIT);
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("certificate is not trusted: no known CA issued it")
+            && refused.stderr.contains("[unsubscribe] ca_file"),
+        "{}",
+        refused.all()
+    );
+    eprintln!("the pull without ca_file said: {}", refused.stderr.trim());
+    assert!(suppressed(&db).is_empty());
+    let smtp_b = SmtpServer::start();
+    let b = signed_campaign(&emails(), smtp_b.port(), &base);
+    write_campaign(b.path(), false);
+    let send_b = herald(&["send"], &b.campaign, &db, &[], LIMIT);
+    send_b.assert_code(1);
+    assert!(
+        send_b.stderr.contains("certificate is not trusted"),
+        "{}",
+        send_b.all()
+    );
+    assert_eq!(
+        smtp_b.received_count(),
+        0,
+        "campaign B mailed without its pull"
+    );
+
+    // With it: the record comes over HTTPS and grace is suppressed.
+    write_campaign(dir.path(), true);
+    let mut command = herald_command();
+    command
+        .args(["unsubscribes", "pull"])
+        .arg(&dir.campaign)
+        .arg("--db")
+        .arg(&db);
+    let pulled = run(command, LIMIT);
+    pulled.assert_code(0);
+    assert!(
+        pulled.stdout.contains("pulled 1 unsubscribe(s)")
+            && pulled.stdout.contains("1 newly suppressed"),
+        "{}",
+        pulled.all()
+    );
+    assert_eq!(suppressed(&db), ["grace@example.org"]);
 }

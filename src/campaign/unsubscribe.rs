@@ -1,7 +1,11 @@
 //! The `[unsubscribe]` section (issue #15): where signed one-click links point (`url`, with a
 //! `{token}` placeholder), and the endpoint Herald pulls recorded unsubscribes from before every
 //! send (`endpoint`, with an optional `token_env` naming the variable that holds the bearer
-//! secret; by default it is derived from the database's key, see the README). Pure validation.
+//! secret; by default it is derived from the database's key, see the README) and `ca_file`, the
+//! CA that issued the endpoint's certificate when it is not a public one (as for relays). Pure
+//! validation, apart from checking that the CA file exists.
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,9 +15,10 @@ pub struct RawUnsubscribe {
     pub url: Option<String>,
     pub endpoint: Option<String>,
     pub token_env: Option<String>,
+    pub ca_file: Option<String>,
 }
 
-pub(super) const UNSUBSCRIBE_KEYS: &[&str] = &["url", "endpoint", "token_env"];
+pub(super) const UNSUBSCRIBE_KEYS: &[&str] = &["url", "endpoint", "token_env", "ca_file"];
 
 /// The placeholder in `url` that each recipient's signed token replaces.
 pub const TOKEN_PLACEHOLDER: &str = "{token}";
@@ -27,6 +32,9 @@ pub struct UnsubscribeSpec {
     pub endpoint: Option<String>,
     /// The environment variable holding the pull's bearer secret, when not derived.
     pub token_env: Option<String>,
+    /// A PEM file of the CA that issued the endpoint's certificate, trusted for the pull
+    /// beside the public roots (relative paths are the campaign file's).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl UnsubscribeSpec {
@@ -41,6 +49,7 @@ impl UnsubscribeSpec {
 /// Validates the section; problems come back as (key, reason).
 pub(super) fn build(
     raw: &RawUnsubscribe,
+    base: &Path,
     env_is_set: &dyn Fn(&str) -> bool,
 ) -> (UnsubscribeSpec, Vec<(String, String)>) {
     let mut problems = Vec::new();
@@ -82,11 +91,33 @@ pub(super) fn build(
             "is set but unsubscribe.endpoint is not; name the endpoint to pull from".to_string(),
         ));
     }
+    let ca_file = raw.ca_file.as_deref().map(|file| {
+        let path = base.join(file.trim());
+        if file.trim().is_empty() {
+            problems.push((
+                "unsubscribe.ca_file".to_string(),
+                "is empty; give a file name".to_string(),
+            ));
+        } else if !path.is_file() {
+            problems.push((
+                "unsubscribe.ca_file".to_string(),
+                format!("the file does not exist ({})", path.display()),
+            ));
+        } else if endpoint.is_none() {
+            problems.push((
+                "unsubscribe.ca_file".to_string(),
+                "is set but unsubscribe.endpoint is not; the CA is for the endpoint's certificate"
+                    .to_string(),
+            ));
+        }
+        path
+    });
     (
         UnsubscribeSpec {
             url: url.map(str::to_string),
             endpoint: endpoint.map(str::to_string),
             token_env: token_env.map(str::to_string),
+            ca_file,
         },
         problems,
     )
@@ -127,6 +158,7 @@ mod tests {
             url: url.map(Into::into),
             endpoint: endpoint.map(Into::into),
             token_env: None,
+            ca_file: None,
         }
     }
 
@@ -137,6 +169,7 @@ mod tests {
                 Some("https://u.acme.example/u/{token}"),
                 Some("https://u.acme.example/"),
             ),
+            Path::new("."),
             &|_| true,
         );
         assert!(problems.is_empty(), "{problems:?}");
@@ -152,13 +185,15 @@ mod tests {
             "https://u.acme.example/u/{token} x",
             "http://localhost.evil.example/{token}",
         ] {
-            let (_, problems) = build(&raw(Some(bad), None), &|_| true);
+            let (_, problems) = build(&raw(Some(bad), None), Path::new("."), &|_| true);
             assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
             assert_eq!(problems[0].0, "unsubscribe.url");
         }
-        let (_, problems) = build(&raw(Some("http://127.0.0.1:8080/u/{token}"), None), &|_| {
-            true
-        });
+        let (_, problems) = build(
+            &raw(Some("http://127.0.0.1:8080/u/{token}"), None),
+            Path::new("."),
+            &|_| true,
+        );
         assert!(problems.is_empty(), "{problems:?}");
     }
 
@@ -166,10 +201,29 @@ mod tests {
     fn the_bearer_variable_must_be_set() {
         let mut section = raw(None, Some("https://u.acme.example"));
         section.token_env = Some("HERALD_PULL".into());
-        let (_, problems) = build(&section, &|_| false);
+        let (_, problems) = build(&section, Path::new("."), &|_| false);
         assert_eq!(problems[0].0, "unsubscribe.token_env");
-        let (spec, problems) = build(&section, &|_| true);
+        let (spec, problems) = build(&section, Path::new("."), &|_| true);
         assert!(problems.is_empty());
         assert_eq!(spec.token_env.as_deref(), Some("HERALD_PULL"));
+    }
+
+    #[test]
+    fn the_ca_file_must_exist_and_serve_an_endpoint() {
+        let dir = std::env::temp_dir();
+        let mut section = raw(None, Some("https://u.acme.example"));
+        section.ca_file = Some("surely-not-here-ca.pem".into());
+        let (_, problems) = build(&section, &dir, &|_| true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "unsubscribe.ca_file");
+        assert!(problems[0].1.contains("does not exist"), "{problems:?}");
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        section.ca_file = Some("Cargo.toml".into());
+        let (spec, problems) = build(&section, here, &|_| true);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(spec.ca_file, Some(here.join("Cargo.toml")));
+        section.endpoint = None;
+        let (_, problems) = build(&section, here, &|_| true);
+        assert_eq!(problems[0].0, "unsubscribe.ca_file");
     }
 }

@@ -233,7 +233,7 @@ fn build(
 
     let bounces = super::bounces::build(raw.bounces.as_ref(), base, env_is_set, c);
     let unsubscribe = raw.unsubscribe.as_ref().map(|section| {
-        let (spec, problems) = super::unsubscribe::build(section, env_is_set);
+        let (spec, problems) = super::unsubscribe::build(section, base, env_is_set);
         for (key, reason) in problems {
             c.add(key, reason);
         }

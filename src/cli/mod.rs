@@ -147,6 +147,13 @@ pub enum Command {
         /// The folder holding unsubscribe.key and the endpoint's database.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// Serve HTTPS with this certificate chain (PEM, e.g. fullchain.pem) instead of plain
+        /// HTTP behind a reverse proxy; needs --key.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The certificate's private key (PEM); needs --cert.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
     },
     /// The unsubscribe endpoint's key, and pulling its records.
     Unsubscribes {
@@ -201,7 +208,12 @@ pub fn run(cli: Cli) -> i32 {
             Some(which) => test_send(cli.db.as_deref(), &campaign, which, &to),
             None => return usage_error(&recipient),
         },
-        Command::UnsubscribeServer { listen, data } => unsubscribe::serve(&listen, &data),
+        Command::UnsubscribeServer {
+            listen,
+            data,
+            cert,
+            key,
+        } => unsubscribe::serve(&listen, &data, cert.as_deref().zip(key.as_deref())),
         Command::Unsubscribes { command } => unsubscribe::unsubscribes(cli.db.as_deref(), command),
     };
     match result {

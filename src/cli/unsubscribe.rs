@@ -22,12 +22,15 @@ pub enum UnsubscribesCommand {
     },
 }
 
-/// `herald unsubscribe-server --listen ADDR --data DIR`.
-pub fn serve(listen: &str, data: &Path) -> Result<i32> {
-    let server = Server::bind(listen, data)?;
+/// `herald unsubscribe-server --listen ADDR --data DIR [--cert FILE --key FILE]`.
+pub fn serve(listen: &str, data: &Path, tls: Option<(&Path, &Path)>) -> Result<i32> {
+    let mut server = Server::bind(listen, data)?;
+    if let Some((cert, key)) = tls {
+        server = server.with_certificate(cert, key)?;
+    }
     let addr = server.local_addr()?;
     // The one line a supervisor or a test reads to learn the port (with --listen …:0).
-    println!("listening on http://{addr}");
+    println!("listening on {}://{addr}", server.scheme());
     std::io::stdout().flush()?;
     server.run_until_signal()?;
     Ok(exit::DONE)

@@ -33,6 +33,15 @@ pub enum PullError {
     Status { endpoint: String, status: u16 },
     #[error("the unsubscribe endpoint {endpoint} sent a reply Herald cannot read: {reason}")]
     BadReply { endpoint: String, reason: String },
+    #[error(
+        "the unsubscribe endpoint's certificate is not trusted: {reason}; if a CA of your own issued it, name that CA's PEM file in [unsubscribe] ca_file ({endpoint})"
+    )]
+    Untrusted { endpoint: String, reason: String },
+    #[error("the CA file cannot be used: {reason} ({})", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("the pull's secret: the environment variable {0} is not set")]
     NoToken(String),
     #[error(transparent)]
@@ -72,6 +81,19 @@ pub fn pull(
         Some(name) => std::env::var(name).map_err(|_| PullError::NoToken(name.clone()))?,
         None => crate::token::pull_bearer(&store.secret(crate::token::UNSUBSCRIBE_KEY)?),
     };
+    let ca_pem = match &spec.ca_file {
+        Some(path) => {
+            let ca_error = |reason: String| PullError::CaFile {
+                path: path.clone(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|error| ca_error(error.to_string()))?;
+            // Refused here, with the file's name, rather than as a failed request.
+            crate::engine::smtp::verified_tls(Some(&pem)).map_err(ca_error)?;
+            Some(pem)
+        }
+        None => None,
+    };
     let unreachable = |reason: String| PullError::Unreachable {
         endpoint: endpoint.to_string(),
         reason,
@@ -88,7 +110,8 @@ pub fn pull(
         let since = store.unsubscribe_cursor(endpoint)?;
         let url = format!("{endpoint}/pull?since={since}&limit={PULL_PAGE}");
         let page = runtime.block_on(async {
-            tokio::time::timeout(REQUEST_TIMEOUT, get_page(endpoint, &url, bearer.trim()))
+            let request = get_page(endpoint, &url, bearer.trim(), ca_pem.as_deref());
+            tokio::time::timeout(REQUEST_TIMEOUT, request)
                 .await
                 .unwrap_or_else(|_| Err(unreachable("no answer within 15 s".into())))
         })?;
@@ -121,8 +144,14 @@ pub fn pull(
     Ok(Some(report))
 }
 
-/// One GET of `url` (on `endpoint`), its JSON body read into a page.
-async fn get_page(endpoint: &str, url: &str, bearer: &str) -> Result<PullPage, PullError> {
+/// One GET of `url` (on `endpoint`), its JSON body read into a page. Over https the server is
+/// authenticated against the public roots and `ca_pem`.
+async fn get_page(
+    endpoint: &str,
+    url: &str,
+    bearer: &str,
+    ca_pem: Option<&[u8]>,
+) -> Result<PullPage, PullError> {
     let unreachable = |reason: String| PullError::Unreachable {
         endpoint: endpoint.to_string(),
         reason,
@@ -164,13 +193,20 @@ async fn get_page(endpoint: &str, url: &str, bearer: &str) -> Result<PullPage, P
         .body(Empty::<Bytes>::new())
         .map_err(|error| unreachable(error.to_string()))?;
     let (status, body) = if https {
-        // The same trust as a relay's: Mozilla's roots, rustls with ring.
-        let tls = crate::engine::smtp::verified_tls(None).map_err(unreachable)?;
+        // The same trust as a relay's: Mozilla's roots plus `ca_file`, rustls on aws-lc-rs.
+        let tls = crate::engine::smtp::verified_tls(ca_pem).map_err(unreachable)?;
         let name = crate::engine::smtp::tls_server_name(&host).map_err(unreachable)?;
-        let stream = tls
-            .connect(name, stream)
-            .await
-            .map_err(|error| unreachable(format!("TLS: {error}")))?;
+        let stream = tls.connect(name, stream).await.map_err(|error| {
+            match crate::engine::smtp::tls_certificate_problem(&error) {
+                // Not "unreachable": the endpoint answered, and sending anyway would trust a
+                // server that may not be the user's.
+                Some(reason) => PullError::Untrusted {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                },
+                None => unreachable(format!("TLS: {error}")),
+            }
+        })?;
         exchange(TokioIo::new(stream), request, endpoint).await?
     } else {
         exchange(TokioIo::new(stream), request, endpoint).await?

@@ -7,9 +7,12 @@
 //!
 //! Bounded against slow or greedy clients: at most `MAX_CONNECTIONS` at once, request heads
 //! read within `HEAD_TIMEOUT` and at most `MAX_HEAD` bytes, bodies over `MAX_BODY` refused with
-//! 413, and a connection closed after `CONNECTION_TIMEOUT` whatever it is doing. Plain HTTP
-//! only: TLS is the reverse proxy's (certificate renewal belongs with the proxy that already
-//! does ACME; see the README). Logs carry campaign and recipient ids, never a token or address.
+//! 413, and a connection closed after `CONNECTION_TIMEOUT` whatever it is doing (a TLS
+//! handshake must also finish within `HEAD_TIMEOUT`). Plain HTTP behind the user's reverse
+//! proxy (which then owns the certificate and its renewal), or HTTPS with a certificate of its
+//! own (`--cert`/`--key`, PEM; rustls through the SMTP module's TLS setup, so one crypto
+//! provider serves the whole program). Logs carry campaign and recipient ids, never a token or
+//! address.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
 use super::{KEY_FILE, LOG_FILE, PULL_PAGE, PullPage, PulledRecord, key_from_hex, page};
+use crate::engine::smtp::{TlsAcceptor, TlsAcceptorError, tls_acceptor};
 use crate::store::{StoreError, UnsubscribeLog, now_ms};
 use crate::token::{self, Purpose};
 
@@ -59,6 +63,20 @@ pub enum ServerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the certificate file cannot be used: {reason} ({})", path.display())]
+    Certificate { path: PathBuf, reason: String },
+    #[error("the private key file cannot be used: {reason} ({})", path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error(
+        "the certificate and the private key do not make a pair: {reason} ({} and {})",
+        cert.display(),
+        key.display()
+    )]
+    Pair {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the server's runtime failed: {0}")]
@@ -75,6 +93,8 @@ struct Shared {
 pub struct Server {
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
+    /// Set: HTTPS with the endpoint's own certificate; None: plain HTTP (behind a proxy).
+    tls: Option<TlsAcceptor>,
 }
 
 /// Reads the key: `KEY_ENV` when set, else `KEY_FILE` in `data`.
@@ -112,7 +132,43 @@ impl Server {
                 bearer: token::pull_bearer(&key),
                 log: Mutex::new(log),
             }),
+            tls: None,
         })
+    }
+
+    /// Serves HTTPS with the certificate chain in `cert` (PEM, the server's certificate first,
+    /// e.g. certbot's fullchain.pem) and its private key in `key` (PEM).
+    pub fn with_certificate(mut self, cert: &Path, key: &Path) -> Result<Server, ServerError> {
+        let cert_pem = std::fs::read(cert).map_err(|error| ServerError::Certificate {
+            path: cert.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+        let key_pem = std::fs::read(key).map_err(|error| ServerError::Key {
+            path: key.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+        let acceptor = tls_acceptor(&cert_pem, &key_pem).map_err(|error| match error {
+            TlsAcceptorError::Certificate(reason) => ServerError::Certificate {
+                path: cert.to_path_buf(),
+                reason,
+            },
+            TlsAcceptorError::Key(reason) => ServerError::Key {
+                path: key.to_path_buf(),
+                reason,
+            },
+            TlsAcceptorError::Pair(reason) => ServerError::Pair {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                reason,
+            },
+        })?;
+        self.tls = Some(acceptor);
+        Ok(self)
+    }
+
+    /// "https" with a certificate of its own, else "http".
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
@@ -193,17 +249,46 @@ impl Server {
                 },
             };
             let service = TowerToHyperService::new(app.clone());
+            let tls = self.tls.clone();
             tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEAD_TIMEOUT)
-                    .max_buf_size(MAX_HEAD)
-                    .serve_connection(TokioIo::new(stream), service);
+                let work = async move {
+                    match tls {
+                        None => serve_http(TokioIo::new(stream), service).await,
+                        Some(acceptor) => {
+                            // A handshake is bounded like a request head.
+                            match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await
+                            {
+                                Ok(Ok(stream)) => serve_http(TokioIo::new(stream), service).await,
+                                // A client that does not trust the certificate, or speaks
+                                // plain HTTP to the HTTPS port: nothing to answer.
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%error, "TLS handshake failed");
+                                }
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            }
+                        }
+                    }
+                };
                 // A client that dribbles its body or keeps the connection forever is cut off.
-                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, work).await;
                 drop(permit);
             });
         }
+    }
+}
+
+/// One HTTP/1.1 connection over `io` (plain TCP or TLS), bounded in head size and time.
+async fn serve_http<I>(io: TokioIo<I>, service: TowerToHyperService<Router>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(io, service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
 

@@ -18,6 +18,11 @@ use lettre::Address;
 /// An address ready for the SMTP envelope.
 pub use lettre::Address as EnvelopeAddress;
 pub use session::{Message, Outcome, Session};
+/// The unsubscribe endpoint's own certificate (issue #15), with the same provider.
+pub(crate) use tls::{
+    Acceptor as TlsAcceptor, AcceptorError as TlsAcceptorError, acceptor as tls_acceptor,
+    certificate_problem as tls_certificate_problem,
+};
 /// HTTPS to the unsubscribe endpoint authenticates it as SMTP does a relay.
 pub(crate) use tls::{server_name as tls_server_name, verified as verified_tls};
 pub use wire::Capabilities;

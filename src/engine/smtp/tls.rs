@@ -3,7 +3,10 @@
 //! store (Mozilla's roots from webpki-roots plus the relay's own `ca_file`), and the
 //! unauthenticated configuration opportunistic STARTTLS uses in direct mode (RFC 7435:
 //! encryption without authentication still beats plain text). The only user of
-//! tokio-rustls; the session module (and the unsubscribe pull's HTTPS, issue #15) asks it for a configured connector and nothing else.
+//! tokio-rustls on the sending side; the session module (and the unsubscribe pull's HTTPS,
+//! issue #15) asks it for a configured connector and nothing else, and the unsubscribe endpoint
+//! for the acceptor of its own certificate (`herald unsubscribe-server --cert --key`), so the
+//! program has one rustls setup and one crypto provider.
 
 use std::sync::Arc;
 
@@ -13,9 +16,12 @@ use tokio_rustls::rustls::client::danger::{
 };
 use tokio_rustls::rustls::crypto::{CryptoProvider, aws_lc_rs};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+};
 
+pub(crate) use tokio_rustls::TlsAcceptor as Acceptor;
 pub(super) use tokio_rustls::TlsConnector as Connector;
 pub(super) use tokio_rustls::client::TlsStream;
 
@@ -48,6 +54,63 @@ pub(crate) fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// An acceptor serving the certificate chain `cert_pem` (the server's certificate first, as
+/// certbot's fullchain.pem has it) with the private key `key_pem` (PKCS#8, PKCS#1 or SEC1),
+/// speaking HTTP/1.1 only (RFC 7301 ALPN). The error says which file is wrong.
+pub(crate) fn acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<Acceptor, AcceptorError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| AcceptorError::Certificate(format!("not PEM: {error}")))?;
+    if chain.is_empty() {
+        return Err(AcceptorError::Certificate(
+            "no CERTIFICATE block in it".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|error| AcceptorError::Key(format!("no private key in it: {error}")))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| AcceptorError::Pair(error.to_string()))?
+        .with_no_client_auth()
+        // Also checks that the key belongs to the certificate.
+        .with_single_cert(chain, key)
+        .map_err(|error| AcceptorError::Pair(error.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Acceptor::from(Arc::new(config)))
+}
+
+/// Why [`acceptor`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AcceptorError {
+    /// The certificate file.
+    Certificate(String),
+    /// The key file.
+    Key(String),
+    /// The two together (a key that is not the certificate's, an unsupported key type).
+    Pair(String),
+}
+
+/// Why the server's certificate was refused, in words ("no known CA issued it"), when that is
+/// why a handshake failed; None when it failed otherwise (reset, protocol, timeout).
+pub(crate) fn certificate_problem(error: &std::io::Error) -> Option<String> {
+    let Some(rustls::Error::InvalidCertificate(problem)) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return None;
+    };
+    Some(match problem {
+        CertificateError::UnknownIssuer => "no known CA issued it".to_string(),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "it is not for this host name".to_string()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "it has expired".to_string()
+        }
+        other => format!("{other:?}"),
+    })
 }
 
 /// A connector that encrypts without authenticating the certificate (opportunistic STARTTLS
