@@ -61,3 +61,5 @@ click 45 50 1
 click 760 122 3
 import -window root "$out/compose.png"
 echo "screenshots written to $out"
+# The library, results, Publish after "Check mailbox" and the suppression list (their own run).
+HERALD="$herald" bash scripts/screenshots_feedback.sh

@@ -305,7 +305,15 @@ fn the_library_lists_campaigns_opens_one_in_a_click_and_duplicates() {
         app.library_len() == Some(2)
     });
     assert_eq!(harness.state().tab(), Tab::Library);
-    assert!(harness.query_by_label("campaign").is_some());
+    // A file called campaign.toml goes by its folder's name (issue #14: names people know).
+    let folder = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(harness.query_by_label(&folder).is_some());
+    assert!(harness.query_by_label("campaign").is_none());
     assert_eq!(
         harness.query_all_by_label("25").count(),
         4,

@@ -243,9 +243,8 @@ impl HeraldApp {
 
     pub fn campaign_name(&self) -> String {
         self.path
-            .as_ref()
-            .and_then(|path| path.file_stem())
-            .map(|stem| stem.to_string_lossy().into_owned())
+            .as_deref()
+            .map(super::library_ui::name_of)
             .unwrap_or_else(|| "new campaign".to_string())
     }
 
@@ -424,8 +423,8 @@ impl HeraldApp {
     fn absorb(&mut self, answer: Answer) {
         match answer {
             Answer::Opened(Ok((path, doc))) => {
-                self.status = format!("opened {}", path.display());
-                self.path_text = path.to_string_lossy().into_owned();
+                self.status = format!("opened {}", super::library_ui::shown_path(&path));
+                self.path_text = super::library_ui::shown_path(&path);
                 self.remembered.last_campaign = Some(path.clone());
                 self.path = Some(path.clone());
                 self.saved = (*doc).clone();
@@ -451,7 +450,7 @@ impl HeraldApp {
                 self.problems = vec![error];
             }
             Answer::Saved(Ok(path)) => {
-                self.status = format!("saved {}", path.display());
+                self.status = format!("saved {}", super::library_ui::shown_path(&path));
                 let name = path
                     .file_name()
                     .map(|name| name.to_string_lossy().into_owned())
@@ -459,7 +458,7 @@ impl HeraldApp {
                 self.toast_success(format!("Saved {name}"));
                 self.saved = self.doc.clone();
                 self.remembered.last_campaign = Some(path.clone());
-                self.path_text = path.to_string_lossy().into_owned();
+                self.path_text = super::library_ui::shown_path(&path);
                 self.path = Some(path);
                 for request in std::mem::take(&mut self.after_save) {
                     self.service.send(request);
@@ -590,7 +589,7 @@ impl HeraldApp {
             }
             Answer::Library(result) => self.library.campaigns = Some(result),
             Answer::Created(Ok(path)) => {
-                self.toast_success(format!("Created {}", path.display()));
+                self.toast_success(format!("Created {}", super::library_ui::shown_path(&path)));
                 self.service.send(Request::Library);
                 self.apply(Action::Open(path));
             }
@@ -731,7 +730,7 @@ impl HeraldApp {
                 self.tab = Tab::Compose;
             }
             Action::Open(path) => {
-                self.status = format!("opening {}", path.display());
+                self.status = format!("opening {}", super::library_ui::shown_path(&path));
                 self.service.send(Request::Open { path });
             }
             Action::Save => match path {
@@ -865,8 +864,10 @@ impl HeraldApp {
             }
             Action::CheckMailbox => {
                 if let Some(path) = path {
+                    // The mailbox settings are read from the file; the window does not edit them,
+                    // so nothing needs saving first.
                     self.publish.mailbox_checking();
-                    self.after_saving(Request::CheckMailbox { path });
+                    self.service.send(Request::CheckMailbox { path });
                 }
             }
             Action::SendAnyway => {
@@ -1198,21 +1199,25 @@ impl HeraldApp {
             ui.add(
                 egui::TextEdit::singleline(&mut self.path_text)
                     .hint_text("path/to/campaign.toml")
-                    .desired_width(ui.available_width().clamp(200.0, 420.0) - 260.0),
+                    .desired_width((ui.available_width() - 560.0).clamp(160.0, 480.0)),
             )
             .labelled_by(label.id);
             if ui.button("Open").clicked() {
                 if self.path_text.trim().is_empty() {
                     actions.push(Action::Browse(Purpose::OpenCampaign));
                 } else {
-                    actions.push(Action::Open(PathBuf::from(self.path_text.trim())));
+                    actions.push(Action::Open(super::library_ui::expand_home(
+                        self.path_text.trim(),
+                    )));
                 }
             }
             if ui.button("Save as").clicked() {
                 if self.path_text.trim().is_empty() {
                     actions.push(Action::Browse(Purpose::SaveCampaignAs));
                 } else {
-                    actions.push(Action::SaveAs(PathBuf::from(self.path_text.trim())));
+                    actions.push(Action::SaveAs(super::library_ui::expand_home(
+                        self.path_text.trim(),
+                    )));
                 }
             }
             if ui

@@ -92,8 +92,8 @@ impl LibraryView {
                     .iter()
                     .filter(|c| {
                         needle.is_empty()
-                            || c.name.to_lowercase().contains(&needle)
-                            || c.file.to_string_lossy().to_lowercase().contains(&needle)
+                            || name_of(&c.file).to_lowercase().contains(&needle)
+                            || shown_path(&c.file).to_lowercase().contains(&needle)
                     })
                     .collect();
                 campaigns_table_ui(ui, &shown, ctx.path, &mut actions);
@@ -138,7 +138,7 @@ impl LibraryView {
 }
 
 /// `~/x` → the home folder's `x`, as people type it.
-fn expand_home(text: &str) -> PathBuf {
+pub fn expand_home(text: &str) -> PathBuf {
     match (text.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(text),
@@ -161,6 +161,7 @@ fn campaigns_table_ui(
         .column(Column::initial(80.0))
         .column(Column::initial(80.0))
         .column(Column::initial(80.0))
+        .column(Column::initial(80.0))
         .column(Column::initial(120.0))
         .column(Column::initial(90.0))
         .column(Column::remainder().at_least(160.0))
@@ -170,6 +171,7 @@ fn campaigns_table_ui(
                 "Recipients",
                 "Sent",
                 "Failed",
+                "Bounced",
                 "To send",
                 "Last activity",
                 "",
@@ -189,15 +191,16 @@ fn campaigns_table_ui(
                 // Compared as written: the store keeps canonical paths, and the window does no
                 // file work to make its own one so.
                 let is_open = open == Some(campaign.file.as_path());
+                let name = name_of(&campaign.file);
                 row.col(|ui| {
                     let text = if is_open {
-                        egui::RichText::new(&campaign.name).strong()
+                        egui::RichText::new(&name).strong()
                     } else {
-                        egui::RichText::new(&campaign.name)
+                        egui::RichText::new(&name)
                     };
                     if ui
                         .link(text)
-                        .on_hover_text(format!("Open {}", campaign.file.display()))
+                        .on_hover_text(format!("Open {}", shown_path(&campaign.file)))
                         .clicked()
                     {
                         actions.push(Action::Open(campaign.file.clone()));
@@ -211,6 +214,9 @@ fn campaigns_table_ui(
                 });
                 row.col(|ui| {
                     ui.colored_label(state_color(State::Failed), thousands(c.failed));
+                });
+                row.col(|ui| {
+                    ui.colored_label(state_color(State::Bounced), thousands(c.bounced));
                 });
                 row.col(|ui| {
                     ui.label(thousands(c.pending + c.deferred + c.sending));
@@ -235,10 +241,8 @@ fn campaigns_table_ui(
                 });
                 row.col(|ui| {
                     ui.add(
-                        egui::Label::new(
-                            egui::RichText::new(campaign.file.to_string_lossy()).weak(),
-                        )
-                        .truncate(),
+                        egui::Label::new(egui::RichText::new(shown_path(&campaign.file)).weak())
+                            .truncate(),
                     );
                 });
             });
@@ -270,6 +274,36 @@ pub fn ago(now_ms: i64, at_ms: i64) -> String {
     }
 }
 
+/// A campaign's name as people call it: the file's name, or its folder's when the file has the
+/// name every new campaign gets (`~/Campaigns/spring-sale/campaign.toml` is "spring-sale").
+pub fn name_of(file: &Path) -> String {
+    let stem = file
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = file
+        .parent()
+        .and_then(Path::file_name)
+        .map(|name| name.to_string_lossy().into_owned());
+    match folder {
+        Some(folder) if stem.eq_ignore_ascii_case("campaign") && !folder.is_empty() => folder,
+        _ => stem,
+    }
+}
+
+/// A path as people read it: the home folder's files as `~/…` (the window shows where a
+/// campaign lives, not the machine's layout). [`expand_home`] reads it back.
+pub fn shown_path(path: &Path) -> String {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    match home
+        .as_deref()
+        .and_then(|home| path.strip_prefix(home).ok())
+    {
+        Some(rest) if !rest.as_os_str().is_empty() => format!("~/{}", rest.to_string_lossy()),
+        _ => path.to_string_lossy().into_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,5 +319,16 @@ mod tests {
         assert_eq!(ago(3 * 3_600_000, 0), "3 h ago");
         assert_eq!(ago(90_000_000, 0), "yesterday");
         assert_eq!(ago(5 * 86_400_000, 0), "5 days ago");
+        assert_eq!(
+            name_of(Path::new("/c/spring-sale/campaign.toml")),
+            "spring-sale"
+        );
+        assert_eq!(name_of(Path::new("/c/spring-sale/promo.toml")), "promo");
+        assert_eq!(name_of(Path::new("campaign.toml")), "campaign");
+        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+            let file = home.join("Campaigns/x/campaign.toml");
+            assert_eq!(shown_path(&file), "~/Campaigns/x/campaign.toml");
+            assert_eq!(expand_home(&shown_path(&file)), file);
+        }
     }
 }

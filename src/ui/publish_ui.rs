@@ -224,7 +224,7 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
             });
         });
     }
-    let done = counts.sent + counts.failed + counts.skipped + counts.uncertain;
+    let done = counts.sent + counts.failed + counts.bounced + counts.skipped + counts.uncertain;
     let fraction = if counts.total() == 0 {
         0.0
     } else {
@@ -276,16 +276,25 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
         }
     });
     let points: Vec<[f64; 2]> = view.rate_history.clone();
-    Plot::new("rate_plot")
-        .height(140.0)
-        .allow_scroll(false)
-        .allow_zoom(false)
-        .include_y(0.0)
-        .x_axis_label("seconds")
-        .y_axis_label("msg/s")
-        .show(ui, |plot| {
-            plot.line(Line::new("messages per second", PlotPoints::from(points)));
+    if points.is_empty() {
+        // An empty plot reads as a broken chart: say what it will show instead.
+        ui.weak(if running {
+            "Messages per second appear here as the run goes."
+        } else {
+            "Messages per second appear here while a run goes; the Results tab charts finished runs."
         });
+    } else {
+        Plot::new("rate_plot")
+            .height(140.0)
+            .allow_scroll(false)
+            .allow_zoom(false)
+            .include_y(0.0)
+            .x_axis_label("seconds")
+            .y_axis_label("msg/s")
+            .show(ui, |plot| {
+                plot.line(Line::new("messages per second", PlotPoints::from(points)));
+            });
+    }
     if let Some(progress) = &progress {
         if !progress.routes.is_empty() {
             egui::Grid::new("routes").striped(true).show(ui, |ui| {
@@ -364,7 +373,10 @@ fn delivery_ui(
         ui.radio_value(&mut mode, "direct".to_string(), "Direct (MX)");
         ui.radio_value(&mut mode, "mixed".to_string(), "Mixed");
     });
-    delivery.mode = Some(mode);
+    // Only what the user changed is written back: drawing must not make the campaign edited.
+    if delivery.mode.as_deref().unwrap_or("relay") != mode {
+        delivery.mode = Some(mode);
+    }
     ui.add_space(4.0);
     ui.strong("Relays");
     let uses_relays = ctx.doc.raw.delivery.mode.as_deref() != Some("direct");
@@ -473,7 +485,9 @@ fn relay_ui(ui: &mut egui::Ui, index: usize, relay: &mut RawRelay) {
                     ui.selectable_value(&mut security, choice.to_string(), choice);
                 }
             });
-        relay.security = Some(security);
+        if relay.security.as_deref().unwrap_or("starttls") != security {
+            relay.security = Some(security);
+        }
     });
     ui.horizontal(|ui| {
         text_cell(ui, "Username", &mut relay.username, 120.0);
@@ -569,7 +583,9 @@ fn options_ui(ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) {
             ui.radio_value(&mut policy, "resend".to_string(), "send again");
             ui.radio_value(&mut policy, "hold".to_string(), "hold for me");
         });
-        delivery.uncertain = Some(policy);
+        if delivery.uncertain.as_deref().unwrap_or("resend") != policy {
+            delivery.uncertain = Some(policy);
+        }
         ui.end_row();
     });
 }
@@ -692,7 +708,47 @@ fn feedback_ui(
             .mailbox_at_ms
             .map(|at| super::library_ui::ago(crate::store::now_ms(), at))
             .unwrap_or_default();
-        ui.label(format!("Last check ({when}): {}", summary_text(summary)));
+        ui.label(format!(
+            "Last check, {when}: {} message(s) read.",
+            summary.read
+        ))
+        .on_hover_text(summary_text(summary));
+        ui.horizontal_wrapped(|ui| {
+            for (title, figure, color) in [
+                ("Hard bounces", summary.hard, state_color(State::Bounced)),
+                ("Soft bounces", summary.soft, state_color(State::Deferred)),
+                ("Blocked", summary.blocked, state_color(State::Failed)),
+                ("Complaints", summary.complaints, COMPLAINED),
+                ("Unsubscribes", summary.unsubscribes, UNSUBSCRIBED),
+                (
+                    "Auto-replies",
+                    summary.auto_replies,
+                    ui.visuals().text_color(),
+                ),
+                (
+                    "Unmatched",
+                    summary.unmatched,
+                    ui.visuals().weak_text_color(),
+                ),
+                (
+                    "Unrecognized",
+                    summary.unrecognized,
+                    ui.visuals().weak_text_color(),
+                ),
+            ] {
+                egui::Frame::group(ui.style()).show(ui, |ui| {
+                    ui.set_min_width(84.0);
+                    ui.vertical(|ui| {
+                        ui.weak(title);
+                        ui.label(
+                            egui::RichText::new(figure.to_string())
+                                .size(18.0)
+                                .color(color),
+                        );
+                    });
+                });
+            }
+        });
         if summary.bounced + summary.suppressed > 0 {
             ui.label(format!(
                 "{} recipient(s) marked bounced; {} address(es) added to the suppression list.",
