@@ -589,3 +589,47 @@ fn publish_says_what_to_do_when_nothing_is_set_up() {
     );
     assert!(harness.query_by_label("Check mailbox").is_none());
 }
+
+#[test]
+fn resend_failed_makes_the_same_checks_and_asks_again() {
+    environment();
+    let smtp = SmtpServer::builder()
+        .attempt_rule(|rcpt, attempt| {
+            if rcpt == "grace@example.org" && attempt == 1 {
+                support::smtp_server::Reply::PolicyReject
+            } else {
+                support::smtp_server::Reply::Accept
+            }
+        })
+        .start();
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let dir = signed_campaign(smtp.port(), &endpoint);
+    let mut harness = harness(&dir.db, Some(&dir.campaign));
+    opened(&mut harness);
+    click_tab(&mut harness, "Publish");
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the question", |app| {
+        app.is_asking_to_send_anyway()
+    });
+    harness.get_by_label("Send anyway").click();
+    wait_until(&mut harness, "the first run to end", |app| {
+        let c = app.counts();
+        !app.is_running() && c.sent == 2 && c.failed == 1
+    });
+    harness.get_by_label("Resend failed (1)").click();
+    wait_until(&mut harness, "the question before the resend", |app| {
+        app.is_asking_to_send_anyway()
+    });
+    harness.get_by_label("Cancel").click();
+    for _ in 0..20 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!harness.state().is_running());
+    assert_eq!(smtp.received_count(), 2, "the resend went out after Cancel");
+    assert_eq!(
+        harness.state().counts().pending,
+        1,
+        "grace waits to be sent"
+    );
+}

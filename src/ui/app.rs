@@ -75,6 +75,11 @@ pub enum Action {
     RefreshResults,
     /// Read the campaign's bounce mailbox now.
     CheckMailbox,
+    /// Keep a password in the keyring under `name` (the bounce mailbox's `password_env`).
+    StoreSecret {
+        name: String,
+        password: String,
+    },
     /// The user answered "Send anyway?" after a check before the start failed.
     SendAnyway,
     CancelStart,
@@ -228,6 +233,9 @@ impl HeraldApp {
             title: String::new(),
         };
         app.service.send(Request::Library);
+        if app.tab == Tab::Suppression {
+            app.apply(Action::RefreshSuppressions);
+        }
         match campaign.or_else(|| app.remembered.last_campaign.clone()) {
             Some(path) => app.apply(Action::Open(path)),
             None => app.tab = Tab::Library,
@@ -439,6 +447,10 @@ impl HeraldApp {
                 self.offered_resume = false;
                 if self.tab == Tab::Library {
                     self.tab = Tab::Compose;
+                }
+                if self.tab == Tab::Results {
+                    // Reopened on Results (a later launch): its figures are asked for here.
+                    self.apply(Action::RefreshResults);
                 }
                 self.service.send(Request::Counts { path: path.clone() });
                 self.service.send(Request::Feedback { path: path.clone() });
@@ -869,6 +881,9 @@ impl HeraldApp {
                     self.publish.mailbox_checking();
                     self.service.send(Request::CheckMailbox { path });
                 }
+            }
+            Action::StoreSecret { name, password } => {
+                self.service.send(Request::StorePassword { name, password })
             }
             Action::SendAnyway => {
                 self.ask_send_anyway = None;

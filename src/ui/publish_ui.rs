@@ -32,6 +32,8 @@ pub struct PublishView {
     pub before_start: Option<BeforeStart>,
     /// Why the last Start did not start, shown beside the button.
     pub start_error: Option<String>,
+    /// The bounce mailbox's password being typed; never saved in the campaign or on disk.
+    mailbox_password: String,
 }
 
 impl PublishView {
@@ -661,7 +663,7 @@ return_path = \"bounces@example.com\"";
 /// Bounces, complaints and unsubscribes: "Check mailbox", its last result and any warning
 /// about the sender; or, with no `[bounces]`, what to add to the campaign file.
 fn feedback_ui(
-    view: &PublishView,
+    view: &mut PublishView,
     ui: &mut egui::Ui,
     ctx: &ViewContext<'_>,
     actions: &mut Vec<Action>,
@@ -763,5 +765,27 @@ fn feedback_ui(
         }
     } else if view.mailbox.is_none() && !view.mailbox_busy {
         ui.weak("Not checked yet in this session: Start reads it first, or press Check mailbox.");
+    }
+    if let Some(name) = bounces.password_env.clone().filter(|name| !name.is_empty()) {
+        ui.horizontal(|ui| {
+            let label = ui.label("Mailbox password");
+            ui.add(
+                egui::TextEdit::singleline(&mut view.mailbox_password)
+                    .password(true)
+                    .desired_width(160.0),
+            )
+            .labelled_by(label.id);
+            if ui
+                .button("Keep in keyring")
+                .on_hover_text(format!("Kept under {name}; never in the campaign file"))
+                .clicked()
+                && !view.mailbox_password.is_empty()
+            {
+                actions.push(Action::StoreSecret {
+                    name,
+                    password: std::mem::take(&mut view.mailbox_password),
+                });
+            }
+        });
     }
 }

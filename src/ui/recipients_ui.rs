@@ -121,8 +121,8 @@ impl RecipientsView {
             ui.vertical_centered(|ui| {
                 ui.heading("No recipients yet");
                 ui.label(
-                    "Choose your list above (a CSV file, as Mailchimp, Google Contacts or \
-                     Excel export it) and press Import.",
+                    "Choose your list above (a CSV or Excel file, as Mailchimp, Google \
+                     Contacts or Outlook export it) and press Import.",
                 );
             });
             // Ask for the first block anyway: its answer carries the total.

@@ -403,7 +403,17 @@ impl Worker {
             Request::Resend {
                 path,
                 include_uncertain,
-            } => Answer::Resent(self.resend(&path, include_uncertain)),
+            } => {
+                let resent = self.library.resend(&path, include_uncertain);
+                let start = matches!(resent, Ok(count) if count > 0) && !self.runs.has_run();
+                self.answer(Answer::Resent(resent));
+                // A resend is a send: the same checks first, as `herald resend` makes them.
+                return if start {
+                    self.start_checked(&path)
+                } else {
+                    None
+                };
+            }
             Request::MarkUncertainSent { path } => Answer::Resent(self.library.mark_sent(&path)),
             Request::ExportFailed { path, to } => {
                 Answer::Exported(self.library.export_failed(&path, &to))
@@ -507,15 +517,6 @@ impl Worker {
             Ok(()) => Answer::Started,
             Err(problem) => Answer::Problem(problem),
         })
-    }
-
-    /// Failed (and uncertain) recipients back to `pending`, then a run unless one is going.
-    fn resend(&mut self, path: &Path, include_uncertain: bool) -> Result<u64, String> {
-        let count = self.library.resend(path, include_uncertain)?;
-        if count > 0 && !self.runs.has_run() {
-            self.runs.start(path)?;
-        }
-        Ok(count)
     }
 }
 
