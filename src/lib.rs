@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod engine;
 pub mod inbox;
 pub mod recipients;
+pub mod render;
 pub mod store;
 pub mod token;
 pub mod ui;

@@ -83,6 +83,10 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("tokio_rustls", &["engine/smtp/tls.rs", "inbox/imap.rs"]),
     ("smtp_proto", &["engine/smtp/wire.rs"]),
     ("webpki_roots", &["engine/smtp/tls.rs", "inbox/imap.rs"]),
+    // The rendered preview (issue #14): litehtml and image draw it, webbrowser opens it.
+    ("litehtml", &["render/"]),
+    ("image::", &["render/"]),
+    ("webbrowser", &["render/browser.rs"]),
 ];
 
 #[test]

@@ -10,6 +10,7 @@ use crate::engine::service::PreviewData;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreviewTab {
+    Rendered,
     Text,
     Html,
     Headers,
@@ -28,6 +29,8 @@ pub struct ComposeView {
     pub preview_index: u64,
     pub preview: Option<Result<PreviewData, String>>,
     pub preview_tab: PreviewTab,
+    /// The "Rendered" tab: the message drawn as a mail client shows it.
+    pub rendered: super::rendered_ui::RenderedView,
     pub test_to: String,
     pub test_result: Option<Result<String, String>>,
     attachment_path: String,
@@ -41,6 +44,7 @@ impl Default for ComposeView {
             preview_index: 0,
             preview: None,
             preview_tab: PreviewTab::Text,
+            rendered: Default::default(),
             test_to: String::new(),
             test_result: None,
             attachment_path: String::new(),
@@ -254,6 +258,7 @@ impl ComposeView {
             None => {}
         }
         ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.preview_tab, PreviewTab::Rendered, "Rendered");
             ui.selectable_value(&mut self.preview_tab, PreviewTab::Text, "Text");
             ui.selectable_value(&mut self.preview_tab, PreviewTab::Html, "HTML source");
             ui.selectable_value(&mut self.preview_tab, PreviewTab::Headers, "Headers");
@@ -281,6 +286,10 @@ impl ComposeView {
                     preview.size_bytes as f64 / 1024.0
                 ));
                 let body = match self.preview_tab {
+                    PreviewTab::Rendered => {
+                        self.rendered.ui(ui, preview);
+                        return;
+                    }
                     PreviewTab::Text => preview.text.clone(),
                     PreviewTab::Html => preview
                         .html

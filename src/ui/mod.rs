@@ -10,6 +10,7 @@ pub mod dialogs;
 mod library_ui;
 mod publish_ui;
 mod recipients_ui;
+mod rendered_ui;
 mod results_ui;
 mod suppression_ui;
 mod theme;
@@ -17,6 +18,7 @@ mod theme;
 use std::path::PathBuf;
 
 pub use app::{Action, HeraldApp, Remembered, Tab, ViewContext};
+pub use rendered_ui::{PreviewWidth, RenderedView};
 
 /// Opens the window, optionally on a campaign file.
 pub fn run(campaign: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<()> {

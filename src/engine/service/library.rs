@@ -105,6 +105,7 @@ impl Library {
             text: preview.text,
             html: preview.html,
             size_bytes: preview.size_bytes,
+            inline_images: inline_images(&campaign),
         })
     }
     /// Failed (and, if asked, uncertain) recipients back to `pending`.
@@ -178,4 +179,18 @@ pub(super) fn csv_line(fields: &[&str]) -> String {
         })
         .collect();
     format!("{}\n", quoted.join(","))
+}
+
+/// The inline images by the Content-ID the message gives them (the file name, as
+/// `compose` names them); an unreadable file is left out and the preview shows its box empty.
+fn inline_images(campaign: &Campaign) -> Vec<(String, Vec<u8>)> {
+    campaign
+        .message
+        .inline
+        .iter()
+        .filter_map(|path| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            Some((name, std::fs::read(path).ok()?))
+        })
+        .collect()
 }

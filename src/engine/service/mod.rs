@@ -197,6 +197,8 @@ pub struct PreviewData {
     pub text: String,
     pub html: Option<String>,
     pub size_bytes: usize,
+    /// The campaign's inline images as (Content-ID, bytes), for the rendered preview's `cid:`.
+    pub inline_images: Vec<(String, Vec<u8>)>,
 }
 
 /// What the service answers.

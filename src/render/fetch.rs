@@ -1,0 +1,81 @@
+//! Remote images for the rendered preview, fetched only when the user asks ("Load remote
+//! images"): a bounded HTTP/1.0 GET over a plain TCP socket (time limits on connect, read and
+//! write, a size cap, no redirects followed, no cookies). `https` images are not fetched yet and
+//! stay placeholders. Runs on the render worker's thread, never the window's.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// An image larger than this is not a newsletter image; it stays a placeholder.
+pub const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("only http:// images are fetched for the preview, not {0}")]
+    Scheme(String),
+    #[error("the image address has no host: {0}")]
+    Host(String),
+    #[error("could not fetch the image: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server answered {0}")]
+    Status(String),
+    #[error("the image is larger than {MAX_IMAGE_BYTES} bytes")]
+    TooLarge,
+}
+
+/// GETs `url` (http only) and returns the body of a 200 answer.
+pub fn get(url: &str) -> Result<Vec<u8>, FetchError> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(FetchError::Scheme(url.to_string()));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(FetchError::Host(url.to_string()));
+    }
+    let target = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let address = target
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| FetchError::Host(url.to_string()))?;
+    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    // HTTP/1.0 (RFC 1945): no chunked answers, and the body ends where the stream does.
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: image/*\r\nConnection: close\r\n\r\n"
+    );
+    // One write: a server may answer (and close) as soon as it has the request's first line.
+    stream.write_all(request.as_bytes())?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_IMAGE_BYTES as u64 + 64 * 1024)
+        .read_to_end(&mut answer)?;
+    let Some(head_end) = answer.windows(4).position(|window| window == b"\r\n\r\n") else {
+        return Err(FetchError::Status("no complete answer".into()));
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]);
+    let status = head.lines().next().unwrap_or_default().to_string();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(FetchError::Status(status));
+    }
+    if head
+        .lines()
+        .any(|line| line.to_ascii_lowercase().starts_with("transfer-encoding:"))
+    {
+        return Err(FetchError::Status("a chunked answer".into()));
+    }
+    let body = answer.split_off(head_end + 4);
+    if body.len() > MAX_IMAGE_BYTES {
+        return Err(FetchError::TooLarge);
+    }
+    Ok(body)
+}

@@ -1,0 +1,283 @@
+//! The rendered preview (issue #14): one recipient's HTML drawn as a mail client would draw it,
+//! into an RGBA image the window shows as a texture. The only user of `litehtml` (a C++ layout
+//! engine, drawn with tiny-skia and cosmic-text) and of `image`. Remote images are never fetched
+//! unless the caller hands in a fetcher (as mail clients do, for privacy); `cid:` images come
+//! from the campaign's inline files and `data:` images from the HTML itself. Never touches egui,
+//! the store or the engine; `worker` runs renders off the window's thread, `browser` writes the
+//! same HTML for a real browser.
+
+pub mod browser;
+mod container;
+pub mod fetch;
+pub mod worker;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use container::ScalingContainer;
+
+/// The widths a marketer checks: a desktop client's reading pane and a phone.
+pub const DESKTOP_WIDTH_PX: u32 = 640;
+pub const PHONE_WIDTH_PX: u32 = 375;
+/// Taller documents are cut here (a 16,000 px newsletter is already twenty screens).
+pub const MAX_HEIGHT_PX: u32 = 16_000;
+
+/// One image the message carries inline, named by its Content-ID (Herald's is the file name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineImage {
+    pub content_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What to draw.
+#[derive(Debug, Clone)]
+pub struct RenderRequest {
+    pub html: String,
+    pub width_px: u32,
+    pub inline: Vec<InlineImage>,
+    /// Fetch `http(s)` images; when false they are drawn as placeholders and never requested.
+    pub remote_images: bool,
+}
+
+/// The drawn message: opaque RGBA rows of `width_px`, composited over white as clients show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub width_px: u32,
+    pub height_px: u32,
+    pub rgba: Vec<u8>,
+    /// Remote images drawn as placeholders (not fetched, or fetched and unreadable).
+    pub blocked_images: usize,
+    /// The document was taller than `MAX_HEIGHT_PX` and was cut.
+    pub cut: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    #[error("the HTML contains a NUL character, which no mail client shows")]
+    Nul,
+    #[error("the HTML could not be laid out")]
+    Layout,
+    #[error("the renderer failed on this HTML ({0})")]
+    Panicked(String),
+    #[error("the width must be between 100 and 4000 pixels, not {0}")]
+    Width(u32),
+}
+
+/// Renders with the given fetcher for remote images (called only when `remote_images` is set).
+/// A panic inside the renderer (a young crate over C++) becomes an error, never the window's.
+pub fn render_with(
+    request: &RenderRequest,
+    fetch_remote: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Rendered, RenderError> {
+    if !(100..=4000).contains(&request.width_px) {
+        return Err(RenderError::Width(request.width_px));
+    }
+    if request.html.contains('\0') {
+        return Err(RenderError::Nul);
+    }
+    match catch_unwind(AssertUnwindSafe(|| draw(request, fetch_remote))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            Err(RenderError::Panicked(message))
+        }
+    }
+}
+
+/// Renders with remote images fetched over plain HTTP(S) by `fetch::get` when asked.
+pub fn render(request: &RenderRequest) -> Result<Rendered, RenderError> {
+    render_with(request, &|url| match fetch::get(url) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            tracing::debug!(%error, url, "a remote image stays a placeholder");
+            None
+        }
+    })
+}
+
+/// Rules mail clients apply that litehtml's default stylesheet lacks. `align="center"` on a
+/// cell centres the tables inside it in every client (the HTML standard's legacy alignment),
+/// which is how nearly every newsletter centres its 600 px column.
+const CLIENT_CSS: &str = "\
+td[align=center] > table, th[align=center] > table, div[align=center] > table, \
+center > table, table[align=center] { margin-left: auto; margin-right: auto; }\n\
+td[align=right] > table, table[align=right] { margin-left: auto; }\n\
+img { max-width: 100%; }\n";
+
+fn draw(
+    request: &RenderRequest,
+    fetch_remote: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Rendered, RenderError> {
+    let width = request.width_px;
+    let cid = |id: &str| {
+        request
+            .inline
+            .iter()
+            .find(|image| image.content_id.eq_ignore_ascii_case(id))
+            .map(|image| image.bytes.clone())
+    };
+    let blocked = std::cell::Cell::new(0usize);
+    let placeholder = placeholder_png();
+    // Every remote `src` is answered: with the image when asked and it arrives, else with the
+    // placeholder, so blocked images keep their box and show the reader something is missing.
+    let remote = |url: &str| {
+        let is_remote =
+            url.starts_with("http://") || url.starts_with("https://") || url.starts_with("//");
+        if !is_remote {
+            return None;
+        }
+        let fetched = if request.remote_images {
+            fetch_remote(url)
+        } else {
+            None
+        };
+        let usable = fetched.filter(|bytes| image::load_from_memory(bytes).is_ok());
+        if usable.is_none() {
+            blocked.set(blocked.get() + 1);
+        }
+        Some(usable.unwrap_or_else(|| placeholder.clone()))
+    };
+    let prepared =
+        litehtml::email::prepare_email_html(request.html.as_bytes(), Some(&cid), Some(&remote));
+    let mut container = ScalingContainer::new(width, MAX_HEIGHT_PX);
+    for (uri, bytes) in &prepared.images {
+        container.load_image_data(uri, bytes);
+    }
+    let (height, cut) = {
+        let mut document =
+            litehtml::Document::from_html(&prepared.html, &mut container, None, Some(CLIENT_CSS))
+                .map_err(|_| RenderError::Layout)?;
+        let _content_width = document.render(width as f32);
+        let full = document.height().ceil().max(1.0) as u32;
+        let height = full.min(MAX_HEIGHT_PX);
+        document.draw(
+            litehtml::DrawContext::default(),
+            0.0,
+            0.0,
+            Some(litehtml::Position {
+                x: 0.0,
+                y: 0.0,
+                width: width as f32,
+                height: height as f32,
+            }),
+        );
+        (height, full > MAX_HEIGHT_PX)
+    };
+    let pixels = container.inner.pixels();
+    let used = (width as usize) * (height as usize) * 4;
+    let Some(pixels) = pixels.get(..used) else {
+        return Err(RenderError::Layout);
+    };
+    Ok(Rendered {
+        width_px: width,
+        height_px: height,
+        rgba: over_white(pixels),
+        blocked_images: blocked.get(),
+        cut,
+    })
+}
+
+/// tiny-skia draws premultiplied RGBA over transparency; a client's page is white beneath.
+fn over_white(premultiplied: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(premultiplied.len());
+    for pixel in premultiplied.chunks_exact(4) {
+        let [r, g, b, a] = [pixel[0], pixel[1], pixel[2], pixel[3]];
+        let white = 255 - a;
+        out.extend_from_slice(&[
+            r.saturating_add(white),
+            g.saturating_add(white),
+            b.saturating_add(white),
+            255,
+        ]);
+    }
+    out
+}
+
+/// A light grey box with a darker frame and a cross, stretched to the image's own size.
+fn placeholder_png() -> Vec<u8> {
+    let size = 48u32;
+    let mut img = image::RgbaImage::new(size, size);
+    for (x, y, pixel) in img.enumerate_pixels_mut() {
+        let frame = x == 0 || y == 0 || x == size - 1 || y == size - 1;
+        let cross = x == y || x + y == size - 1;
+        *pixel = if frame || cross {
+            image::Rgba([176, 182, 190, 255])
+        } else {
+            image::Rgba([233, 236, 240, 255])
+        };
+    }
+    encode_png(size, size, img.as_raw()).unwrap_or_default()
+}
+
+/// RGBA rows to PNG bytes (snapshots, placeholders).
+pub fn encode_png(width: u32, height: u32, rgba: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::write_buffer_with_format(
+        &mut out,
+        rgba,
+        width,
+        height,
+        image::ExtendedColorType::Rgba8,
+        image::ImageFormat::Png,
+    )
+    .map_err(|error| error.to_string())?;
+    Ok(out.into_inner())
+}
+
+/// PNG bytes to (width, height, RGBA rows).
+pub fn decode_png(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let img = image::load_from_memory(bytes).map_err(|error| error.to_string())?;
+    let rgba = img.to_rgba8();
+    Ok((rgba.width(), rgba.height(), rgba.into_raw()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(html: &str, width_px: u32) -> RenderRequest {
+        RenderRequest {
+            html: html.to_string(),
+            width_px,
+            inline: Vec::new(),
+            remote_images: false,
+        }
+    }
+
+    #[test]
+    fn a_background_colour_fills_the_page() {
+        let rendered = render(&request(
+            r#"<body style="margin:0"><div style="background:#ff0000;height:50px"></div></body>"#,
+            200,
+        ))
+        .unwrap();
+        assert_eq!(rendered.width_px, 200);
+        assert!(rendered.height_px >= 50);
+        assert_eq!(&rendered.rgba[..4], &[255, 0, 0, 255]);
+    }
+
+    #[test]
+    fn errors_are_sentences_not_panics() {
+        assert_eq!(render(&request("a\0b", 640)), Err(RenderError::Nul));
+        assert_eq!(
+            render(&request("<p>x</p>", 10)),
+            Err(RenderError::Width(10))
+        );
+    }
+
+    #[test]
+    fn remote_images_are_not_asked_for_when_off() {
+        let asked = std::cell::Cell::new(0);
+        let html = r#"<img src="https://tracker.example/p.png" width="20" height="20">"#;
+        let rendered = render_with(&request(html, 200), &|_| {
+            asked.set(asked.get() + 1);
+            None
+        })
+        .unwrap();
+        assert_eq!(asked.get(), 0);
+        assert_eq!(rendered.blocked_images, 1);
+    }
+}
