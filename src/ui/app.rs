@@ -686,7 +686,20 @@ impl HeraldApp {
         self.problems.clear();
         self.publish.start_error = None;
         self.starting = true;
-        self.busy = Some("checking for bounces and unsubscribes before sending…".into());
+        let raw = &self.doc.raw;
+        let pulls = raw
+            .unsubscribe
+            .as_ref()
+            .is_some_and(|spec| spec.endpoint.is_some());
+        self.busy = Some(
+            match (raw.bounces.is_some(), pulls) {
+                (true, true) => "reading the bounce mailbox and pulling unsubscribes…",
+                (true, false) => "reading the bounce mailbox before sending…",
+                (false, true) => "pulling new unsubscribes before sending…",
+                (false, false) => "starting…",
+            }
+            .into(),
+        );
         self.after_saving(Request::StartChecked { path });
     }
 

@@ -607,8 +607,12 @@ fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
         Some("Save the campaign first (File → Save as…): a run sends a saved campaign.")
     } else if uses_relays && ctx.doc.raw.relays.is_empty() {
         Some("Next: add the relay your mail goes through (Delivery, below), then press Start.")
-    } else if ctx.counts.total() == 0 {
-        Some("Next: import your list on the Recipients tab; Start sends to everyone in it.")
+    } else if ctx.counts.total() == 0
+        && ctx.doc.raw.recipients.csv.is_none()
+        && ctx.doc.raw.recipients.list.is_none()
+    {
+        // Start imports a named list itself; without one there is nobody to send to.
+        Some("Next: choose your list (CSV or Excel) on the Recipients tab, then press Start.")
     } else {
         None
     };
