@@ -50,6 +50,26 @@ fn find_tool(name: &str) -> Option<PathBuf> {
 
 struct Sink(Child);
 
+impl Sink {
+    /// The sink's CPU time so far (user + system), from `/proc/PID/stat`: the other half of
+    /// what a message costs this machine, which bounds what signing can reach on its cores.
+    fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).ok()?;
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |index: usize| fields.get(index)?.parse::<f64>().ok();
+        // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
+        let ticks_per_second = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok())
+            .unwrap_or(100.0);
+        Some((ticks(11)? + ticks(12)?) / ticks_per_second)
+    }
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -192,7 +212,7 @@ fn main() {
     let memory_recipients = env_number("HERALD_BENCH_MEMORY_RECIPIENTS", 200_000);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = start_sink(port);
+    let sink = start_sink(port);
     let campaign = write_campaign(dir.path(), messages, port);
     let size = message_size(&campaign);
     let campaign_arg = campaign.to_string_lossy().into_owned();
@@ -219,10 +239,14 @@ fn main() {
         &["import", &campaign_arg, "--db", &db],
         false,
     ));
+    let sink_before = sink.cpu_seconds();
     let (elapsed, peak, cpu) = timed_with_cpu(&mut herald_command(
         &["send", &campaign_arg, "--db", &db],
         true,
     ));
+    let sink_cpu = sink_before
+        .zip(sink.cpu_seconds())
+        .map(|(before, after)| after - before);
     let rate = messages as f64 / elapsed.as_secs_f64();
     let ratio = rate / reference_rate;
     println!("message size: {size} bytes; {messages} messages, 50 connections, same smtp-sink");
@@ -242,7 +266,12 @@ fn main() {
     );
 
     if env_number("HERALD_BENCH_DKIM", 1) > 0 {
-        signed_run(messages, port, rate, cpu, reference_rate);
+        let unsigned = Run {
+            rate,
+            herald_cpu: cpu,
+            sink_cpu,
+        };
+        signed_run(messages, &sink, port, &unsigned, reference_rate);
     }
 
     if memory_recipients > 0 {
@@ -275,15 +304,17 @@ fn main() {
     }
 }
 
-/// The same campaign signed with RSA-2048, against the unsigned run just made (`unsigned_rate`,
-/// `unsigned_cpu` seconds) and smtp-source.
-fn signed_run(
-    messages: usize,
-    port: u16,
-    unsigned_rate: f64,
-    unsigned_cpu: Option<f64>,
-    reference_rate: f64,
-) {
+/// One send's rate and the CPU seconds Herald and the sink spent on it.
+struct Run {
+    rate: f64,
+    herald_cpu: Option<f64>,
+    sink_cpu: Option<f64>,
+}
+
+/// The same campaign signed with RSA-2048, against the unsigned run just made and smtp-source.
+/// Besides the ratio it prints the ceiling this machine puts on it: its cores divided by the
+/// CPU a signed message costs Herald and the sink together, as a share of the unsigned rate.
+fn signed_run(messages: usize, sink: &Sink, port: u16, unsigned: &Run, reference_rate: f64) {
     let dir = tempfile::tempdir().unwrap();
     let campaign = write_campaign(dir.path(), messages, port);
     let key = dir.path().join("dkim.pem");
@@ -305,12 +336,16 @@ fn signed_run(
         &["import", &campaign_arg, "--db", &db],
         false,
     ));
+    let sink_before = sink.cpu_seconds();
     let (elapsed, _, cpu) = timed_with_cpu(&mut herald_command(
         &["send", &campaign_arg, "--db", &db],
         true,
     ));
+    let sink_cpu = sink_before
+        .zip(sink.cpu_seconds())
+        .map(|(before, after)| after - before);
     let rate = messages as f64 / elapsed.as_secs_f64();
-    let ratio = rate / unsigned_rate;
+    let ratio = rate / unsigned.rate;
     let per_message = |cpu: Option<f64>| {
         cpu.map(|seconds| format!("{:.0} µs", seconds * 1e6 / messages as f64))
             .unwrap_or_else(|| "?".into())
@@ -322,9 +357,24 @@ fn signed_run(
     );
     println!(
         "herald CPU per message: unsigned {}, signed {}",
-        per_message(unsigned_cpu),
+        per_message(unsigned.herald_cpu),
         per_message(cpu)
     );
+    println!(
+        "smtp-sink CPU per message: unsigned run {}, signed run {}",
+        per_message(unsigned.sink_cpu),
+        per_message(sink_cpu)
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    if let (Some(herald), Some(sink)) = (cpu, sink_cpu) {
+        let ceiling = cores * messages as f64 / (herald + sink);
+        println!(
+            "CPU ceiling for the signed run on {cores} cores: {ceiling:.0} msg/s = {:.2}x unsigned; \
+             the signed run reached {:.2} of it",
+            ceiling / unsigned.rate,
+            rate / ceiling
+        );
+    }
     println!(
         "ratio signed/unsigned: {ratio:.2} (target >= 0.70: {})",
         if ratio >= 0.7 { "met" } else { "NOT met" }
