@@ -64,7 +64,12 @@ impl Sink {
             .arg("CLK_TCK")
             .output()
             .ok()
-            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok())
+            .and_then(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or(100.0);
         Some((ticks(11)? + ticks(12)?) / ticks_per_second)
     }

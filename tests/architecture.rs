@@ -52,6 +52,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("rfd::", &["ui/dialogs"]),
     ("rhai", &["compose/template.rs"]),
     ("lettre", &["compose/", "engine/smtp"]),
+    ("hostname::", &["engine/smtp/session"]),
     ("hickory", &["engine/dns"]),
     ("csv::", &["recipients/"]),
     ("encoding_rs", &["recipients/"]),

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use lettre::Address;
-use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -77,12 +76,22 @@ pub struct Session {
     last_reply: Instant,
 }
 
+/// The EHLO name: the configured one, else this machine's host name, else an address literal
+/// (RFC 5321 §4.1.4: a client without an obvious name SHOULD give one).
 fn helo_name(helo: &str) -> String {
-    if helo.trim().is_empty() {
-        ClientId::default().to_string()
-    } else {
-        helo.trim().to_string()
+    if !helo.trim().is_empty() {
+        return helo.trim().to_string();
     }
+    hostname::get()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        })
+        .unwrap_or_else(|| "[127.0.0.1]".to_string())
 }
 
 fn lost_connecting(lost: Lost) -> ConnectError {
