@@ -63,3 +63,5 @@ import -window root "$out/compose.png"
 echo "screenshots written to $out"
 # The library, results, Publish after "Check mailbox" and the suppression list (their own run).
 HERALD="$herald" bash scripts/screenshots_feedback.sh
+# The rendered preview of a newsletter in Compose (its own window and campaign).
+HERALD="$herald" bash scripts/screenshots_rendered.sh

@@ -300,3 +300,12 @@ fn a_renderer_error_is_a_sentence_in_the_view() {
         "The rendered view could not be drawn: the HTML contains a NUL character",
     );
 }
+
+#[test]
+fn a_newsletter_taller_than_a_texture_shows_in_bands() {
+    // egui_kittest's largest texture side is 2,048 px; this page is 5,000 px tall.
+    let mut harness = view_harness(
+        r#"<body style="margin:0"><div style="height:5000px;background:#abcdef"></div></body>"#,
+    );
+    wait_for(&mut harness, "640 × 5000 px");
+}

@@ -1,7 +1,8 @@
 //! The render worker: one thread that draws previews and opens them in a browser, so the
 //! window's thread never lays out HTML or writes files. Jobs carry a generation; when several
 //! renders queue up (the user flicks through recipients or widths) only the newest is drawn, and
-//! the window drops any answer whose generation is no longer its own.
+//! the window drops any answer whose generation is no longer its own. Answers go to a `deliver`
+//! hook that runs on this thread, so the window can prepare its textures here too.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
@@ -34,18 +35,16 @@ pub enum Done {
 /// The window's handle on the worker thread; dropping it ends the thread.
 pub struct RenderWorker {
     jobs: Sender<Job>,
-    done: Receiver<Done>,
 }
 
 impl RenderWorker {
-    /// Starts the thread; `wake` is called after each answer (the window asks for a repaint).
-    pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+    /// Starts the thread; `deliver` gets each answer, on the worker's thread.
+    pub fn spawn(deliver: impl Fn(Done) + Send + 'static) -> std::io::Result<Self> {
         let (jobs, job_rx) = channel();
-        let (done_tx, done) = channel();
         std::thread::Builder::new()
             .name("render".into())
-            .spawn(move || work(&job_rx, &done_tx, &wake))?;
-        Ok(RenderWorker { jobs, done })
+            .spawn(move || work(&job_rx, &deliver))?;
+        Ok(RenderWorker { jobs })
     }
 
     pub fn render(&self, generation: u64, request: RenderRequest) {
@@ -59,14 +58,9 @@ impl RenderWorker {
     pub fn open_in_browser(&self, html: String, inline: Vec<InlineImage>) {
         let _ = self.jobs.send(Job::Open { html, inline });
     }
-
-    /// The next answer, if one is waiting (never blocks).
-    pub fn try_recv(&self) -> Option<Done> {
-        self.done.try_recv().ok()
-    }
 }
 
-fn work(jobs: &Receiver<Job>, done: &Sender<Done>, wake: &dyn Fn()) {
+fn work(jobs: &Receiver<Job>, deliver: &dyn Fn(Done)) {
     while let Ok(first) = jobs.recv() {
         // Keep every "open" and only the newest render of what queued up meanwhile.
         let mut latest = None;
@@ -89,11 +83,7 @@ fn work(jobs: &Receiver<Job>, done: &Sender<Done>, wake: &dyn Fn()) {
         }
         for open in opens {
             if let Job::Open { html, inline } = open {
-                let result = super::browser::open(&html, &inline);
-                if done.send(Done::Opened(result)).is_err() {
-                    return;
-                }
-                wake();
+                deliver(Done::Opened(super::browser::open(&html, &inline)));
             }
         }
         if let Some((generation, request)) = latest {
@@ -101,17 +91,11 @@ fn work(jobs: &Receiver<Job>, done: &Sender<Done>, wake: &dyn Fn()) {
             let result = super::render(&request).map_err(|error| error.to_string());
             let elapsed_ms = started.elapsed().as_millis() as u64;
             tracing::debug!(generation, elapsed_ms, "rendered the preview");
-            if done
-                .send(Done::Rendered {
-                    generation,
-                    result,
-                    elapsed_ms,
-                })
-                .is_err()
-            {
-                return;
-            }
-            wake();
+            deliver(Done::Rendered {
+                generation,
+                result,
+                elapsed_ms,
+            });
         }
     }
 }

@@ -5,6 +5,7 @@
 //! answers for anything it no longer shows.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::mpsc::{Receiver, channel};
 
 use crate::engine::service::PreviewData;
 use crate::render::worker::{Done, RenderWorker};
@@ -39,17 +40,56 @@ enum State {
     Failed(String),
 }
 
+/// A finished render made ready for upload on the worker's thread: the image cut into bands
+/// no taller than the GPU's largest texture side, already in egui's pixel type.
+struct Bands {
+    width_px: u32,
+    height_px: u32,
+    blocked_images: usize,
+    cut: bool,
+    images: Vec<egui::ColorImage>,
+}
+
+enum Arrived {
+    Rendered {
+        generation: u64,
+        result: Result<Bands, String>,
+        elapsed_ms: u64,
+    },
+    Opened(Result<std::path::PathBuf, String>),
+}
+
+fn bands(rendered: crate::render::Rendered, side: usize) -> Bands {
+    let width = rendered.width_px as usize;
+    let images = rendered
+        .rgba
+        .chunks(width * 4 * side)
+        .map(|rows| {
+            egui::ColorImage::from_rgba_unmultiplied([width, rows.len() / (width * 4)], rows)
+        })
+        .collect();
+    Bands {
+        width_px: rendered.width_px,
+        height_px: rendered.height_px,
+        blocked_images: rendered.blocked_images,
+        cut: rendered.cut,
+        images,
+    }
+}
+
 #[derive(Default)]
 pub struct RenderedView {
     pub width: PreviewWidth,
     pub remote_images: bool,
     worker: Option<RenderWorker>,
+    arrived: Option<Receiver<Arrived>>,
     /// The generation of the render this view waits for; older answers are dropped.
     generation: u64,
     /// What the last request drew (recipient, HTML, width, images), to ask again only on change.
     requested: Option<u64>,
     state: Option<State>,
-    texture: Option<egui::TextureHandle>,
+    /// The image in horizontal bands, each within the GPU's largest texture side.
+    textures: Vec<egui::TextureHandle>,
     /// What "Open in browser" did, in a sentence.
     pub browser_status: Option<Result<String, String>>,
 }
@@ -80,9 +120,32 @@ impl RenderedView {
 
     fn worker(&mut self, ctx: &egui::Context) -> Option<&RenderWorker> {
         if self.worker.is_none() {
-            let ctx = ctx.clone();
-            match RenderWorker::spawn(move || ctx.request_repaint()) {
-                Ok(worker) => self.worker = Some(worker),
+            let (tx, rx) = channel();
+            let repaint = ctx.clone();
+            // A newsletter is often taller than a texture may be (2,048 px on some GPUs).
+            let side = ctx.input(|input| input.max_texture_side).max(256);
+            let deliver = move |done: Done| {
+                let arrived = match done {
+                    Done::Rendered {
+                        generation,
+                        result,
+                        elapsed_ms,
+                    } => Arrived::Rendered {
+                        generation,
+                        result: result.map(|rendered| bands(rendered, side)),
+                        elapsed_ms,
+                    },
+                    Done::Opened(result) => Arrived::Opened(result),
+                };
+                if tx.send(arrived).is_ok() {
+                    repaint.request_repaint();
+                }
+            };
+            match RenderWorker::spawn(deliver) {
+                Ok(worker) => {
+                    self.worker = Some(worker);
+                    self.arrived = Some(rx);
+                }
                 Err(error) => {
                     self.state = Some(State::Failed(format!(
                         "the renderer could not start ({error})"
@@ -94,47 +157,47 @@ impl RenderedView {
         self.worker.as_ref()
     }
 
-    /// Takes the worker's answers: the awaited render becomes a texture, stale ones are dropped.
+    /// Takes the worker's answers: the awaited render becomes textures, stale ones are dropped.
     fn poll(&mut self, ctx: &egui::Context) {
-        let Some(worker) = &self.worker else {
+        let Some(arrived) = &self.arrived else {
             return;
         };
-        let mut answers = Vec::new();
-        while let Some(done) = worker.try_recv() {
-            answers.push(done);
-        }
-        for done in answers {
-            match done {
-                Done::Rendered {
+        let answers: Vec<Arrived> = arrived.try_iter().collect();
+        for answer in answers {
+            match answer {
+                Arrived::Rendered {
                     generation,
                     result,
                     elapsed_ms,
                 } if generation == self.generation => match result {
-                    Ok(rendered) => {
-                        let image = egui::ColorImage::from_rgba_unmultiplied(
-                            [rendered.width_px as usize, rendered.height_px as usize],
-                            &rendered.rgba,
-                        );
-                        self.texture = Some(ctx.load_texture(
-                            "rendered-preview",
-                            image,
-                            egui::TextureOptions::LINEAR,
-                        ));
+                    Ok(bands) => {
+                        self.textures = bands
+                            .images
+                            .into_iter()
+                            .enumerate()
+                            .map(|(band, image)| {
+                                ctx.load_texture(
+                                    format!("rendered-preview-{band}"),
+                                    image,
+                                    egui::TextureOptions::LINEAR,
+                                )
+                            })
+                            .collect();
                         self.state = Some(State::Ready {
-                            width_px: rendered.width_px,
-                            height_px: rendered.height_px,
-                            blocked_images: rendered.blocked_images,
-                            cut: rendered.cut,
+                            width_px: bands.width_px,
+                            height_px: bands.height_px,
+                            blocked_images: bands.blocked_images,
+                            cut: bands.cut,
                             elapsed_ms,
                         });
                     }
                     Err(error) => {
-                        self.texture = None;
+                        self.textures.clear();
                         self.state = Some(State::Failed(error));
                     }
                 },
-                Done::Rendered { .. } => {}
-                Done::Opened(result) => {
+                Arrived::Rendered { .. } => {}
+                Arrived::Opened(result) => {
                     self.browser_status = Some(
                         result.map(|path| format!("Opened {} in your browser", path.display())),
                     );
@@ -193,7 +256,7 @@ impl RenderedView {
                 worker.render(generation, request);
                 self.requested = Some(wanted);
                 self.state = Some(State::Rendering);
-                self.texture = None;
+                self.textures.clear();
             }
         }
         match self.state.as_ref().unwrap_or(&State::Idle) {
@@ -229,18 +292,19 @@ impl RenderedView {
                     line.push_str(" · cut at the first 16,000 px");
                 }
                 ui.weak(line);
-                if let Some(texture) = &self.texture {
-                    let size = egui::vec2(*width_px as f32, *height_px as f32);
-                    egui::ScrollArea::both()
-                        .id_salt("rendered_preview")
-                        .show(ui, |ui| {
+                egui::ScrollArea::both()
+                    .id_salt("rendered_preview")
+                    .show(ui, |ui| {
+                        ui.spacing_mut().item_spacing.y = 0.0;
+                        for texture in &self.textures {
+                            let size = texture.size_vec2();
                             ui.add(
                                 egui::Image::new((texture.id(), size))
                                     .fit_to_exact_size(size)
                                     .alt_text("The message as rendered"),
                             );
-                        });
-                }
+                        }
+                    });
             }
         }
     }
