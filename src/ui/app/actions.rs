@@ -1,0 +1,384 @@
+//! Applying what the user asked for: `apply` guards unsaved edits, then only says which area an
+//! action belongs to; each area's handler below changes the window's state and sends the
+//! service its request. The only code that talks to the service; it never waits for an answer.
+
+use std::path::PathBuf;
+
+use super::super::dialogs::Purpose;
+use super::super::library_ui::shown_path;
+use super::super::recipients_ui::BLOCK_ROWS;
+use super::super::suppression_ui;
+use super::{Action, HeraldApp, Tab, starter_document};
+use crate::engine::service::Request;
+use crate::store::{Counts, FeedbackCounts, ReplyClass, State};
+
+impl HeraldApp {
+    pub fn apply(&mut self, action: Action) {
+        if self.is_dirty() && self.pending_switch.is_none() && self.switches_campaign(&action) {
+            // Unsaved edits are never dropped silently: the window asks first.
+            self.pending_switch = Some(action);
+            return;
+        }
+        match action {
+            // The campaign file and the library.
+            Action::New => self.new_campaign(),
+            Action::Open(path) => self.open(path),
+            Action::Save => self.save_campaign(),
+            Action::SaveAs(path) => self.save_as(path),
+            Action::Browse(purpose) => self.dialogs.open(purpose),
+            Action::RefreshLibrary => self.service.send(Request::Library),
+            Action::NewCampaignIn(folder) => self.new_campaign_in(folder),
+            Action::Duplicate(path) => self.service.send(Request::Duplicate { path }),
+            // The window itself.
+            Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
+            Action::Show(tab) => self.show(tab),
+            // The list and the recipients table.
+            Action::PeekCsv => self.peek_list(),
+            Action::Import => self.import(),
+            Action::FetchRows(block) => self.fetch_rows(block),
+            Action::TableChanged => self.recipients.refresh(),
+            Action::ShowRecipients {
+                state,
+                reply,
+                search,
+            } => self.show_recipients(state, reply, search),
+            // Compose.
+            Action::Preview(index) => self.preview(index),
+            Action::TestSend(to) => self.test_send(to),
+            // Publish: relays, passwords and the run.
+            Action::TestRelay(index) => self.test_relay(index),
+            Action::StorePassword { index, password } => self.store_password(index, password),
+            Action::StoreSecret { name, password } => {
+                self.service.send(Request::StorePassword { name, password })
+            }
+            Action::Start => self.start(),
+            Action::Pause => self.service.send(Request::Pause),
+            Action::Resume => self.resume(),
+            Action::Stop => self.service.send(Request::Stop),
+            Action::SendAnyway => self.send_anyway(),
+            Action::CancelStart => self.cancel_start(),
+            Action::CheckMailbox => self.check_mailbox(),
+            // Results.
+            Action::RefreshResults => self.refresh_results(),
+            Action::Resend { include_uncertain } => self.for_campaign(|path| Request::Resend {
+                path,
+                include_uncertain,
+            }),
+            Action::MarkUncertainSent => {
+                self.for_campaign(|path| Request::MarkUncertainSent { path })
+            }
+            Action::ExportFailed(to) => {
+                self.for_campaign(|path| Request::ExportFailed { path, to })
+            }
+            Action::ExportAll(to) => self.for_campaign(|path| Request::ExportAll { path, to }),
+            // The suppression list.
+            Action::RefreshSuppressions => self.refresh_suppressions(),
+            Action::Suppress { address, note } => {
+                self.service.send(Request::Suppress { address, note })
+            }
+            Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
+            Action::ExportSuppressions(to) => self.export_suppressions(to),
+        }
+    }
+
+    /// Whether `action` leaves the campaign in the window for another one.
+    fn switches_campaign(&self, action: &Action) -> bool {
+        match action {
+            Action::New | Action::NewCampaignIn(_) => true,
+            Action::Open(path) => self.path.as_ref() != Some(path),
+            Action::Duplicate(path) => self.path.as_ref() == Some(path),
+            _ => false,
+        }
+    }
+
+    /// Sends the request `make` builds from the campaign file; nothing for an unsaved campaign.
+    fn for_campaign(&mut self, make: impl FnOnce(PathBuf) -> Request) {
+        if let Some(path) = self.path.clone() {
+            self.service.send(make(path));
+        }
+    }
+
+    /// Sends `request` once the campaign on disk matches the window: saves first if edited.
+    fn after_saving(&mut self, request: Request) {
+        match &self.path {
+            Some(path) if self.is_dirty() => {
+                self.after_save.push(request);
+                self.service.send(Request::Save {
+                    path: path.clone(),
+                    document: Box::new(self.doc.clone()),
+                });
+            }
+            Some(_) => self.service.send(request),
+            None => {
+                self.problems = vec!["save the campaign first (File → Save as…)".into()];
+            }
+        }
+    }
+
+    fn new_campaign(&mut self) {
+        self.path = None;
+        self.path_text.clear();
+        self.doc = starter_document();
+        // Untouched, the blank campaign has nothing to lose; edited, it is asked about.
+        self.saved = starter_document();
+        self.counts = Counts::default();
+        self.feedback = FeedbackCounts::default();
+        self.publish.reset_feedback();
+        self.compose.reset();
+        self.recipients.reset();
+        self.results.reset();
+        self.problems.clear();
+        self.status = "new campaign".into();
+        self.tab = Tab::Compose;
+    }
+
+    fn open(&mut self, path: PathBuf) {
+        self.status = format!("opening {}", shown_path(&path));
+        self.service.send(Request::Open { path });
+    }
+
+    fn new_campaign_in(&mut self, folder: PathBuf) {
+        self.library.create_error = None;
+        self.service.send(Request::NewCampaign { folder });
+    }
+
+    fn save_campaign(&mut self) {
+        match self.path.clone() {
+            Some(path) => self.service.send(Request::Save {
+                path,
+                document: Box::new(self.doc.clone()),
+            }),
+            None => self.dialogs.open(Purpose::SaveCampaignAs),
+        }
+    }
+
+    fn save_as(&mut self, path: PathBuf) {
+        self.service.send(Request::Save {
+            path: path.clone(),
+            document: Box::new(self.doc.clone()),
+        });
+        self.after_save.push(Request::Validate { path });
+    }
+
+    fn show(&mut self, tab: Tab) {
+        self.tab = tab;
+        match tab {
+            Tab::Recipients => self.apply(Action::PeekCsv),
+            Tab::Library => self.service.send(Request::Library),
+            Tab::Suppression => self.apply(Action::RefreshSuppressions),
+            Tab::Results if self.results.wants_data() => self.apply(Action::RefreshResults),
+            _ => {}
+        }
+    }
+
+    /// The recipients table, filtered as a figure of the results view counts them.
+    fn show_recipients(&mut self, state: Option<State>, reply: Option<ReplyClass>, search: String) {
+        self.recipients.filter_by(state, reply, search);
+        self.tab = Tab::Recipients;
+    }
+
+    /// A first look at the list the campaign names, found beside the campaign file.
+    fn peek_list(&mut self) {
+        let recipients = &self.doc.raw.recipients;
+        if let (Some(campaign), Some(csv)) = (
+            &self.path,
+            recipients.list.as_ref().or(recipients.csv.as_ref()),
+        ) {
+            let base = campaign.parent().map(PathBuf::from).unwrap_or_default();
+            // None: the service finds the column as an import would, and says how.
+            let email_column = self.doc.raw.recipients.email_column.clone();
+            self.service.send(Request::PeekCsv {
+                path: base.join(csv),
+                email_column,
+            });
+        }
+    }
+
+    fn import(&mut self) {
+        if let Some(path) = self.path.clone() {
+            self.busy = Some("importing…".into());
+            self.recipients.import_error = None;
+            self.after_saving(Request::Import { path });
+        } else {
+            self.recipients.import_error =
+                Some("Save the campaign first (Ctrl+S), then import its list.".into());
+        }
+    }
+
+    /// Rows of the recipients table from `block` on, as its filters select them.
+    fn fetch_rows(&mut self, block: u64) {
+        if let Some(path) = self.path.clone() {
+            let (state, search, reply) = self.recipients.filters();
+            self.service.send(Request::Page {
+                path,
+                state,
+                search,
+                reply,
+                offset: block * BLOCK_ROWS,
+                limit: BLOCK_ROWS as u32,
+                generation: self.recipients.table.generation,
+            });
+        }
+    }
+
+    fn preview(&mut self, index: u64) {
+        self.compose.preview_index = index;
+        if let Some(path) = self.path.clone() {
+            self.after_saving(Request::Preview { path, index });
+        }
+    }
+
+    fn test_send(&mut self, to: String) {
+        if let Some(path) = self.path.clone() {
+            self.compose.test_result = Some(Ok(format!("sending a test to {to}…")));
+            let index = self.compose.preview_index;
+            self.after_saving(Request::TestSend { path, index, to });
+        }
+    }
+
+    fn test_relay(&mut self, index: usize) {
+        let path = self.path.clone();
+        if let Some((relay, helo)) = super::super::publish_ui::relay_spec(&self.doc, path, index) {
+            self.publish.relay_testing(&relay.name);
+            self.service.send(Request::TestRelay { relay, helo });
+        }
+    }
+
+    /// Keeps relay `index`'s password in the keyring under its `password_env`, naming one
+    /// after the relay when it has none.
+    fn store_password(&mut self, index: usize, password: String) {
+        if password.is_empty() {
+            return;
+        }
+        let Some(relay) = self.doc.raw.relays.get_mut(index) else {
+            return;
+        };
+        let name = relay.password_env.clone().unwrap_or_else(|| {
+            let base = relay
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("relay {}", index + 1));
+            let cleaned: String = base
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("HERALD_{cleaned}_PASSWORD")
+        });
+        relay.password_env = Some(name.clone());
+        self.service.send(Request::StorePassword { name, password });
+    }
+
+    fn start(&mut self) {
+        if let Some(path) = self.path.clone() {
+            self.start_checked(path);
+        } else {
+            self.problems = vec!["save the campaign first (File → Save as…)".into()];
+        }
+    }
+
+    /// Resume goes on with the run in progress, or starts one (with its checks) for a
+    /// campaign that was interrupted.
+    fn resume(&mut self) {
+        if self.running {
+            self.service.send(Request::Resume);
+        } else if let Some(path) = self.path.clone() {
+            self.start_checked(path);
+        }
+    }
+
+    /// Asks for the checks and then the run, as `herald send` does.
+    fn start_checked(&mut self, path: PathBuf) {
+        self.problems.clear();
+        self.publish.start_error = None;
+        self.starting = true;
+        let raw = &self.doc.raw;
+        let pulls = raw
+            .unsubscribe
+            .as_ref()
+            .is_some_and(|spec| spec.endpoint.is_some());
+        self.busy = Some(
+            match (raw.bounces.is_some(), pulls) {
+                (true, true) => "reading the bounce mailbox and pulling unsubscribes…",
+                (true, false) => "reading the bounce mailbox before sending…",
+                (false, true) => "pulling new unsubscribes before sending…",
+                (false, false) => "starting…",
+            }
+            .into(),
+        );
+        self.after_saving(Request::StartChecked { path });
+    }
+
+    /// The user chose to send although a check before the start failed.
+    fn send_anyway(&mut self) {
+        self.ask_send_anyway = None;
+        if let Some(path) = self.path.clone() {
+            self.starting = true;
+            self.status = "sending without the checks, as asked".into();
+            self.service.send(Request::Start { path });
+        }
+    }
+
+    fn cancel_start(&mut self) {
+        self.ask_send_anyway = None;
+        self.status = "not sent: cancelled after a failed check".into();
+    }
+
+    fn check_mailbox(&mut self) {
+        if let Some(path) = self.path.clone() {
+            // The mailbox settings are read from the file; the window does not edit them,
+            // so nothing needs saving first.
+            self.publish.mailbox_checking();
+            self.service.send(Request::CheckMailbox { path });
+        }
+    }
+
+    fn refresh_results(&mut self) {
+        if let Some(path) = self.path.clone() {
+            self.results.loading();
+            self.service.send(Request::Results { path });
+        }
+    }
+
+    fn refresh_suppressions(&mut self) {
+        self.service.send(Request::Suppressions {
+            search: self.suppression.search.trim().to_string(),
+            limit: suppression_ui::SHOWN,
+        });
+    }
+
+    fn export_suppressions(&mut self, to: PathBuf) {
+        self.suppression.export_result = None;
+        self.service.send(Request::ExportSuppressions { to });
+    }
+
+    /// Ctrl+S save, Ctrl+O open, Ctrl+N new, Ctrl+P preview (Cmd on macOS).
+    pub(super) fn shortcuts(&mut self, ctx: &egui::Context) -> Vec<Action> {
+        use egui::{Key, KeyboardShortcut, Modifiers};
+        let mut actions = Vec::new();
+        let pressed = |key| {
+            ctx.input_mut(|input| {
+                input.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, key))
+            })
+        };
+        if pressed(Key::S) {
+            actions.push(Action::Save);
+        }
+        if pressed(Key::O) {
+            actions.push(Action::Browse(Purpose::OpenCampaign));
+        }
+        if pressed(Key::N) {
+            actions.push(Action::New);
+        }
+        if pressed(Key::P) {
+            actions.push(Action::Show(Tab::Compose));
+            actions.push(Action::Preview(self.compose.preview_index));
+        }
+        actions
+    }
+}
