@@ -344,6 +344,7 @@ impl Worker {
     /// Answers one request; pause, resume and stop have no answer (progress shows them).
     fn handle(&mut self, request: Request) -> Option<Answer> {
         Some(match request {
+            // Campaign files (no database).
             Request::Open { path } => {
                 Answer::Opened(files::open_document(&path).map(|doc| (path, Box::new(doc))))
             }
@@ -354,11 +355,16 @@ impl Worker {
             Request::PeekCsv { path, email_column } => {
                 Answer::Peeked(files::peek_csv(&path, email_column.as_deref()))
             }
+            Request::NewCampaign { folder } => Answer::Created(campaigns::new_campaign(&folder)),
+            Request::Duplicate { path } => Answer::Created(campaigns::duplicate(&path)),
+            // The library and one campaign's recipients.
+            Request::Library => Answer::Library(
+                self.library
+                    .store()
+                    .and_then(|store| campaigns::list(store)),
+            ),
             Request::Import { path } => Answer::Imported(self.library.import(&path)),
-            Request::Counts { path } => match self.library.counts(&path) {
-                Ok(counts) => Answer::Counts(counts),
-                Err(problem) => Answer::Problem(problem),
-            },
+            Request::Counts { path } => or_problem(self.library.counts(&path), Answer::Counts),
             Request::Page {
                 path,
                 state,
@@ -367,29 +373,49 @@ impl Worker {
                 offset,
                 limit,
                 generation,
-            } => match match reply {
-                Some(reply) => self
-                    .library
-                    .store()
-                    .and_then(|store| campaigns::reply_page(store, &path, reply, offset, limit)),
-                None => self.library.page(&path, state, &search, offset, limit),
-            } {
-                Ok((total, rows)) => Answer::Page {
+            } => or_problem(
+                self.page(&path, state, &search, reply, offset, limit),
+                |(total, rows)| Answer::Page {
                     generation,
                     offset,
                     total,
                     rows,
                 },
-                Err(problem) => Answer::Problem(problem),
-            },
+            ),
             Request::Preview { path, index } => Answer::Preview(self.library.preview(&path, index)),
+            Request::Results { path } => Answer::Results(
+                self.library
+                    .store()
+                    .and_then(|store| campaigns::results(store, &path))
+                    .map(Box::new),
+            ),
+            Request::ExportFailed { path, to } => {
+                Answer::Exported(self.library.export_failed(&path, &to))
+            }
+            Request::ExportAll { path, to } => Answer::Exported(
+                self.library
+                    .store()
+                    .and_then(|store| campaigns::export_all(store, &path, &to)),
+            ),
+            Request::MarkUncertainSent { path } => Answer::Resent(self.library.mark_sent(&path)),
+            // Sending: tests, secrets and the run.
             Request::TestSend { path, index, to } => {
                 Answer::TestSent(self.runs.test_send(&path, index, to))
             }
-            Request::Start { path } => match self.runs.start(&path) {
-                Ok(()) => Answer::Started,
-                Err(problem) => Answer::Problem(problem),
+            Request::TestRelay { relay, helo } => Answer::RelayTested {
+                name: relay.name.clone(),
+                result: self.runs.test_relay(&relay, &helo),
             },
+            Request::StorePassword { name, password } => Answer::PasswordStored {
+                result: super::secrets::store(&name, &password).map(|store| store.saved_text()),
+                name,
+            },
+            Request::Start { path } => or_problem(self.runs.start(&path), |()| Answer::Started),
+            Request::StartChecked { path } => return self.start_checked(&path),
+            Request::Resend {
+                path,
+                include_uncertain,
+            } => return self.resend(&path, include_uncertain),
             Request::Pause => {
                 self.runs.pause();
                 return None;
@@ -402,66 +428,22 @@ impl Worker {
                 self.runs.stop();
                 return None;
             }
-            Request::Resend {
-                path,
-                include_uncertain,
-            } => {
-                let resent = self.library.resend(&path, include_uncertain);
-                let start = matches!(resent, Ok(count) if count > 0) && !self.runs.has_run();
-                self.answer(Answer::Resent(resent));
-                // A resend is a send: the same checks first, as `herald resend` makes them.
-                return if start {
-                    self.start_checked(&path)
-                } else {
-                    None
-                };
-            }
-            Request::MarkUncertainSent { path } => Answer::Resent(self.library.mark_sent(&path)),
-            Request::ExportFailed { path, to } => {
-                Answer::Exported(self.library.export_failed(&path, &to))
-            }
-            Request::StorePassword { name, password } => Answer::PasswordStored {
-                result: super::secrets::store(&name, &password).map(|store| store.saved_text()),
-                name,
-            },
-            Request::Library => Answer::Library(
-                self.library
-                    .store()
-                    .and_then(|store| campaigns::list(store)),
-            ),
-            Request::NewCampaign { folder } => Answer::Created(campaigns::new_campaign(&folder)),
-            Request::Duplicate { path } => Answer::Created(campaigns::duplicate(&path)),
-            Request::Results { path } => Answer::Results(
-                self.library
-                    .store()
-                    .and_then(|store| campaigns::results(store, &path))
-                    .map(Box::new),
-            ),
-            Request::ExportAll { path, to } => Answer::Exported(
-                self.library
-                    .store()
-                    .and_then(|store| campaigns::export_all(store, &path, &to)),
-            ),
-            Request::StartChecked { path } => return self.start_checked(&path),
+            // Feedback: the bounce mailbox and the suppression list.
             Request::CheckMailbox { path } => {
                 Answer::MailboxChecked(feedback::check_mailbox(&path, &self.db).map(Box::new))
             }
-            Request::Feedback { path } => match self
-                .library
-                .store()
-                .and_then(|store| feedback::counts(store, &path))
-            {
-                Ok(counts) => Answer::Feedback(counts),
-                Err(problem) => Answer::Problem(problem),
-            },
-            Request::RowFeedback { ids, generation } => match self
-                .library
-                .store()
-                .and_then(|store| feedback::notes(store, &ids))
-            {
-                Ok(notes) => Answer::RowFeedback { generation, notes },
-                Err(problem) => Answer::Problem(problem),
-            },
+            Request::Feedback { path } => or_problem(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::counts(store, &path)),
+                Answer::Feedback,
+            ),
+            Request::RowFeedback { ids, generation } => or_problem(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::notes(store, &ids)),
+                |notes| Answer::RowFeedback { generation, notes },
+            ),
             Request::Suppressions { search, limit } => Answer::Suppressions(
                 self.library
                     .store()
@@ -482,14 +464,40 @@ impl Worker {
                     .store()
                     .and_then(|store| feedback::export(store, &to)),
             ),
-            Request::TestRelay { relay, helo } => {
-                let name = relay.name.clone();
-                Answer::RelayTested {
-                    name,
-                    result: self.runs.test_relay(&relay, &helo),
-                }
-            }
         })
+    }
+
+    /// One block of the recipients table (its total and rows): by reply class when one is
+    /// chosen, else by state and search.
+    fn page(
+        &mut self,
+        path: &Path,
+        state: Option<State>,
+        search: &str,
+        reply: Option<(State, ReplyClass)>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(u64, Vec<RecipientRow>), String> {
+        match reply {
+            Some(reply) => self
+                .library
+                .store()
+                .and_then(|store| campaigns::reply_page(store, path, reply, offset, limit)),
+            None => self.library.page(path, state, search, offset, limit),
+        }
+    }
+
+    /// Puts recipients back to pending, then starts them when nothing is sending.
+    fn resend(&mut self, path: &Path, include_uncertain: bool) -> Option<Answer> {
+        let resent = self.library.resend(path, include_uncertain);
+        let start = matches!(resent, Ok(count) if count > 0) && !self.runs.has_run();
+        self.answer(Answer::Resent(resent));
+        // A resend is a send: the same checks first, as `herald resend` makes them.
+        if start {
+            self.start_checked(path)
+        } else {
+            None
+        }
     }
 
     /// The checks `herald send` makes, then the run when they passed. Says what the checks
@@ -520,6 +528,11 @@ impl Worker {
             Err(problem) => Answer::Problem(problem),
         })
     }
+}
+
+/// The answer `ok` makes of a success, or the problem.
+fn or_problem<T>(result: Result<T, String>, ok: impl FnOnce(T) -> Answer) -> Answer {
+    result.map_or_else(Answer::Problem, ok)
 }
 
 /// Reads and validates a campaign file as the window's requests need it.
