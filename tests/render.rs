@@ -309,3 +309,24 @@ fn a_newsletter_taller_than_a_texture_shows_in_bands() {
     );
     wait_for(&mut harness, "640 × 5000 px");
 }
+
+#[test]
+fn a_stale_render_is_dropped_not_shown() {
+    let html = std::fs::read_to_string(samples().join("newsletter.html")).unwrap();
+    let mut harness = view_harness(&html);
+    wait_for(&mut harness, "640 ×");
+    // Phone, then back to Desktop before the phone render can have come back.
+    harness.get_by_label("Phone").click();
+    harness.step();
+    harness.get_by_label("Desktop").click();
+    harness.step();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.state().0.is_rendering() {
+        harness.step();
+        assert!(Instant::now() < deadline, "the render never came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.step();
+    assert!(harness.query_by_label_contains("640 ×").is_some());
+    assert!(harness.query_by_label_contains("375 ×").is_none());
+}

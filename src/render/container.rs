@@ -1,9 +1,13 @@
 //! litehtml's pixel-buffer container with one correction: an image is drawn at the size its
 //! box was laid out at (`<img width height>`, `max-width: 100%`, retina images shown at half
 //! size), not at its file's own size, which is all the stock container does. Every other call
-//! goes straight to the stock container.
+//! goes straight to the stock container. The pixel buffer is made at the document's laid-out
+//! height just before the first drawing call (the stock container builds clip masks the size of
+//! its whole buffer, so a buffer much taller than the page costs on every clip and image).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use litehtml::pixbuf::PixbufContainer;
 use litehtml::{
@@ -16,6 +20,8 @@ pub(super) struct ScalingContainer {
     pub(super) inner: PixbufContainer,
     originals: HashMap<String, image::RgbaImage>,
     scaled: HashSet<String>,
+    /// The buffer size to draw into, set between layout and drawing.
+    pub(super) draw_size: Rc<Cell<Option<(u32, u32)>>>,
 }
 
 impl ScalingContainer {
@@ -24,6 +30,16 @@ impl ScalingContainer {
             inner: PixbufContainer::new(width, height),
             originals: HashMap::new(),
             scaled: HashSet::new(),
+            draw_size: Rc::new(Cell::new(None)),
+        }
+    }
+
+    /// Makes the buffer the asked size once drawing starts (layout is over by then).
+    fn ready_to_draw(&mut self) {
+        if let Some((width, height)) = self.draw_size.take() {
+            if (self.inner.width(), self.inner.height()) != (width, height) {
+                self.inner.resize(width, height);
+            }
         }
     }
 
@@ -74,9 +90,11 @@ impl DocumentContainer for ScalingContainer {
         color: Color,
         pos: Position,
     ) {
+        self.ready_to_draw();
         self.inner.draw_text(hdc, text, font, color, pos)
     }
     fn draw_list_marker(&mut self, hdc: DrawContext, marker: &ListMarker) {
+        self.ready_to_draw();
         self.inner.draw_list_marker(hdc, marker)
     }
     fn load_image(&mut self, src: &str, baseurl: &str, redraw_on_ready: bool) {
@@ -86,6 +104,7 @@ impl DocumentContainer for ScalingContainer {
         self.inner.get_image_size(src, baseurl)
     }
     fn draw_image(&mut self, hdc: DrawContext, layer: &BackgroundLayer, url: &str, base_url: &str) {
+        self.ready_to_draw();
         let target = layer.origin_box();
         let (width, height) = (target.width.round() as u32, target.height.round() as u32);
         match self.sized(url, width, height) {
@@ -94,6 +113,7 @@ impl DocumentContainer for ScalingContainer {
         }
     }
     fn draw_solid_fill(&mut self, hdc: DrawContext, layer: &BackgroundLayer, color: Color) {
+        self.ready_to_draw();
         self.inner.draw_solid_fill(hdc, layer, color)
     }
     fn draw_linear_gradient(
@@ -102,6 +122,7 @@ impl DocumentContainer for ScalingContainer {
         layer: &BackgroundLayer,
         gradient: &LinearGradient,
     ) {
+        self.ready_to_draw();
         self.inner.draw_linear_gradient(hdc, layer, gradient)
     }
     fn draw_radial_gradient(
@@ -110,6 +131,7 @@ impl DocumentContainer for ScalingContainer {
         layer: &BackgroundLayer,
         gradient: &RadialGradient,
     ) {
+        self.ready_to_draw();
         self.inner.draw_radial_gradient(hdc, layer, gradient)
     }
     fn draw_conic_gradient(
@@ -118,6 +140,7 @@ impl DocumentContainer for ScalingContainer {
         layer: &BackgroundLayer,
         gradient: &ConicGradient,
     ) {
+        self.ready_to_draw();
         self.inner.draw_conic_gradient(hdc, layer, gradient)
     }
     fn draw_borders(
@@ -127,6 +150,7 @@ impl DocumentContainer for ScalingContainer {
         draw_pos: Position,
         root: bool,
     ) {
+        self.ready_to_draw();
         self.inner.draw_borders(hdc, borders, draw_pos, root)
     }
     fn set_caption(&mut self, caption: &str) {
@@ -142,9 +166,11 @@ impl DocumentContainer for ScalingContainer {
         self.inner.set_cursor(cursor)
     }
     fn set_clip(&mut self, pos: Position, radius: BorderRadiuses) {
+        self.ready_to_draw();
         self.inner.set_clip(pos, radius)
     }
     fn del_clip(&mut self) {
+        self.ready_to_draw();
         self.inner.del_clip()
     }
     fn get_viewport(&self) -> Position {

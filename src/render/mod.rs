@@ -20,6 +20,8 @@ pub const DESKTOP_WIDTH_PX: u32 = 640;
 pub const PHONE_WIDTH_PX: u32 = 375;
 /// Taller documents are cut here (a 16,000 px newsletter is already twenty screens).
 pub const MAX_HEIGHT_PX: u32 = 16_000;
+/// The screen height media queries see while the page is laid out.
+const VIEWPORT_HEIGHT_PX: u32 = 800;
 
 /// One image the message carries inline, named by its Content-ID (Herald's is the file name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +144,8 @@ fn draw(
     };
     let prepared =
         litehtml::email::prepare_email_html(request.html.as_bytes(), Some(&cid), Some(&remote));
-    let mut container = ScalingContainer::new(width, MAX_HEIGHT_PX);
+    let mut container = ScalingContainer::new(width, VIEWPORT_HEIGHT_PX);
+    let draw_size = container.draw_size.clone();
     for (uri, bytes) in &prepared.images {
         container.load_image_data(uri, bytes);
     }
@@ -153,6 +156,7 @@ fn draw(
         let _content_width = document.render(width as f32);
         let full = document.height().ceil().max(1.0) as u32;
         let height = full.min(MAX_HEIGHT_PX);
+        draw_size.set(Some((width, height)));
         document.draw(
             litehtml::DrawContext::default(),
             0.0,
@@ -166,6 +170,10 @@ fn draw(
         );
         (height, full > MAX_HEIGHT_PX)
     };
+    if draw_size.take().is_some() {
+        // Nothing was drawn (an empty page): a blank buffer of the page's size.
+        container.inner.resize(width, height);
+    }
     let pixels = container.inner.pixels();
     let used = (width as usize) * (height as usize) * 4;
     let Some(pixels) = pixels.get(..used) else {
