@@ -36,10 +36,10 @@ impl ScalingContainer {
 
     /// Makes the buffer the asked size once drawing starts (layout is over by then).
     fn ready_to_draw(&mut self) {
-        if let Some((width, height)) = self.draw_size.take() {
-            if (self.inner.width(), self.inner.height()) != (width, height) {
-                self.inner.resize(width, height);
-            }
+        if let Some((width, height)) = self.draw_size.take()
+            && (self.inner.width(), self.inner.height()) != (width, height)
+        {
+            self.inner.resize(width, height);
         }
     }
 
