@@ -265,11 +265,11 @@ fn wait_for(harness: &mut Harness<'_, State>, text: &str) {
 fn the_view_renders_at_desktop_width_then_phone_width() {
     let html = std::fs::read_to_string(samples().join("newsletter.html")).unwrap();
     let mut harness = view_harness(&html);
-    wait_for(&mut harness, "640 ×");
+    wait_for(&mut harness, "640 px wide");
     harness.get_by_label("Phone").click();
-    wait_for(&mut harness, "375 ×");
+    wait_for(&mut harness, "375 px wide");
     assert_eq!(harness.state().0.width, PreviewWidth::Phone);
-    assert!(harness.query_by_label_contains("640 ×").is_none());
+    assert!(harness.query_by_label_contains("640 px wide").is_none());
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn the_remote_images_toggle_loads_them_only_when_ticked() {
         assert!(Instant::now() < deadline, "the remote image never loaded");
         std::thread::sleep(Duration::from_millis(10));
     }
-    wait_for(&mut harness, "640 ×");
+    wait_for(&mut harness, "640 px wide");
     assert!(connections.load(Ordering::SeqCst) >= 1);
     assert!(harness.state().0.remote_images);
 }
@@ -307,14 +307,14 @@ fn a_newsletter_taller_than_a_texture_shows_in_bands() {
     let mut harness = view_harness(
         r#"<body style="margin:0"><div style="height:5000px;background:#abcdef"></div></body>"#,
     );
-    wait_for(&mut harness, "640 × 5000 px");
+    wait_for(&mut harness, "640 px wide, 5000 px tall");
 }
 
 #[test]
 fn a_stale_render_is_dropped_not_shown() {
     let html = std::fs::read_to_string(samples().join("newsletter.html")).unwrap();
     let mut harness = view_harness(&html);
-    wait_for(&mut harness, "640 ×");
+    wait_for(&mut harness, "640 px wide");
     // Phone, then back to Desktop before the phone render can have come back.
     harness.get_by_label("Phone").click();
     harness.step();
@@ -327,6 +327,29 @@ fn a_stale_render_is_dropped_not_shown() {
         std::thread::sleep(Duration::from_millis(5));
     }
     harness.step();
-    assert!(harness.query_by_label_contains("640 ×").is_some());
-    assert!(harness.query_by_label_contains("375 ×").is_none());
+    assert!(harness.query_by_label_contains("640 px wide").is_some());
+    assert!(harness.query_by_label_contains("375 px wide").is_none());
+}
+
+#[test]
+fn a_message_wider_than_the_phone_is_drawn_whole_and_said_so() {
+    let rendered = render::render(&sample_request("newsletter", render::PHONE_WIDTH_PX)).unwrap();
+    assert_eq!(rendered.viewport_px, 375);
+    assert_eq!(
+        rendered.width_px, 600,
+        "the fixed 600 px column is drawn whole"
+    );
+    let html = std::fs::read_to_string(samples().join("newsletter.html")).unwrap();
+    let mut harness = view_harness(&html);
+    wait_for(&mut harness, "640 px wide");
+    assert!(
+        harness
+            .query_by_label_contains("wider than this screen")
+            .is_none()
+    );
+    harness.get_by_label("Phone").click();
+    wait_for(
+        &mut harness,
+        "the message is 600 px wide, wider than this screen",
+    );
 }

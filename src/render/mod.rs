@@ -43,6 +43,10 @@ pub struct RenderRequest {
 /// The drawn message: opaque RGBA rows of `width_px`, composited over white as clients show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// The screen width the page was laid out for (what media queries saw).
+    pub viewport_px: u32,
+    /// The drawn width: wider than the screen when the message does not fit it (a fixed
+    /// 600 px table on a phone), drawn whole as a phone's client lets one scroll to it.
     pub width_px: u32,
     pub height_px: u32,
     pub rgba: Vec<u8>,
@@ -149,14 +153,15 @@ fn draw(
     for (uri, bytes) in &prepared.images {
         container.load_image_data(uri, bytes);
     }
-    let (height, cut) = {
+    let (drawn_width, height, cut) = {
         let mut document =
             litehtml::Document::from_html(&prepared.html, &mut container, None, Some(CLIENT_CSS))
                 .map_err(|_| RenderError::Layout)?;
-        let _content_width = document.render(width as f32);
+        let content_width = document.render(width as f32);
+        let drawn_width = (content_width.ceil() as u32).clamp(width, 4000);
         let full = document.height().ceil().max(1.0) as u32;
         let height = full.min(MAX_HEIGHT_PX);
-        draw_size.set(Some((width, height)));
+        draw_size.set(Some((drawn_width, height)));
         document.draw(
             litehtml::DrawContext::default(),
             0.0,
@@ -164,23 +169,24 @@ fn draw(
             Some(litehtml::Position {
                 x: 0.0,
                 y: 0.0,
-                width: width as f32,
+                width: drawn_width as f32,
                 height: height as f32,
             }),
         );
-        (height, full > MAX_HEIGHT_PX)
+        (drawn_width, height, full > MAX_HEIGHT_PX)
     };
     if draw_size.take().is_some() {
         // Nothing was drawn (an empty page): a blank buffer of the page's size.
-        container.inner.resize(width, height);
+        container.inner.resize(drawn_width, height);
     }
     let pixels = container.inner.pixels();
-    let used = (width as usize) * (height as usize) * 4;
+    let used = (drawn_width as usize) * (height as usize) * 4;
     let Some(pixels) = pixels.get(..used) else {
         return Err(RenderError::Layout);
     };
     Ok(Rendered {
-        width_px: width,
+        viewport_px: width,
+        width_px: drawn_width,
         height_px: height,
         rgba: over_white(pixels),
         blocked_images: blocked.get(),

@@ -31,6 +31,7 @@ enum State {
     Idle,
     Rendering,
     Ready {
+        viewport_px: u32,
         width_px: u32,
         height_px: u32,
         blocked_images: usize,
@@ -43,6 +44,7 @@ enum State {
 /// A finished render made ready for upload on the worker's thread: the image cut into bands
 /// no taller than the GPU's largest texture side, already in egui's pixel type.
 struct Bands {
+    viewport_px: u32,
     width_px: u32,
     height_px: u32,
     blocked_images: usize,
@@ -69,6 +71,7 @@ fn bands(rendered: crate::render::Rendered, side: usize) -> Bands {
         })
         .collect();
     Bands {
+        viewport_px: rendered.viewport_px,
         width_px: rendered.width_px,
         height_px: rendered.height_px,
         blocked_images: rendered.blocked_images,
@@ -184,6 +187,7 @@ impl RenderedView {
                             })
                             .collect();
                         self.state = Some(State::Ready {
+                            viewport_px: bands.viewport_px,
                             width_px: bands.width_px,
                             height_px: bands.height_px,
                             blocked_images: bands.blocked_images,
@@ -275,13 +279,21 @@ impl RenderedView {
                 ui.weak("The Text and HTML source views still show the message.");
             }
             State::Ready {
+                viewport_px,
                 width_px,
                 height_px,
                 blocked_images,
                 cut,
                 elapsed_ms,
             } => {
-                let mut line = format!("{width_px} × {height_px} px, drawn in {elapsed_ms} ms");
+                let mut line =
+                    format!("{viewport_px} px wide, {height_px} px tall, drawn in {elapsed_ms} ms");
+                if width_px > viewport_px {
+                    line.push_str(&format!(
+                        " · the message is {width_px} px wide, wider than this screen: \
+                         phones scroll it sideways or shrink it"
+                    ));
+                }
                 if *blocked_images > 0 {
                     line.push_str(&format!(
                         " · {blocked_images} remote image{} not loaded",
