@@ -12,7 +12,7 @@ use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{Action, ViewContext};
 use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
-use crate::campaign::{RawRelay, RelaySpec};
+use crate::campaign::{RawBounces, RawRelay, RelaySpec};
 use crate::engine::service::{BeforeStart, Document};
 use crate::engine::{Progress, RunState};
 use crate::inbox::Summary;
@@ -150,12 +150,40 @@ pub fn relay_spec(
     Some((relay, helo))
 }
 
+/// The run: its controls, what Start checked, uncertain recipients, progress, the rate chart,
+/// and per route figures and the latest errors while one goes.
 fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions: &mut Vec<Action>) {
+    run_controls_ui(view, ui, ctx, actions);
+    next_step_ui(ui, ctx);
+    if let Some(found) = &view.before_start {
+        before_start_ui(ui, found);
+    }
+    if ctx.counts.uncertain > 0 {
+        uncertain_ui(ui, ctx, actions);
+    }
+    progress_ui(ui, ctx);
+    rate_chart_ui(ui, &view.rate_history, ctx.running);
+    if let Some(progress) = ctx.progress {
+        if !progress.routes.is_empty() {
+            routes_ui(ui, progress);
+        }
+        if !progress.recent_errors.is_empty() {
+            recent_errors_ui(ui, progress);
+        }
+    }
+}
+
+/// Start, pause, resume, stop and resend failed, with why the last Start did not start.
+fn run_controls_ui(
+    view: &PublishView,
+    ui: &mut egui::Ui,
+    ctx: &ViewContext<'_>,
+    actions: &mut Vec<Action>,
+) {
     let running = ctx.running;
     let counts = ctx.counts;
-    let progress = ctx.progress.cloned();
     let paused = matches!(
-        progress.as_ref().map(|p| &p.state),
+        ctx.progress.map(|p| &p.state),
         Some(RunState::Paused { .. })
     );
     ui.horizontal(|ui| {
@@ -201,31 +229,38 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
     });
-    next_step_ui(ui, ctx);
-    if let Some(found) = &view.before_start {
-        before_start_ui(ui, found);
-    }
-    if counts.uncertain > 0 {
-        egui::Frame::group(ui.style()).show(ui, |ui| {
-            ui.colored_label(
-                state_color(State::Uncertain),
-                format!(
-                    "{} recipient(s) are uncertain: the connection dropped after their message was sent and before the server answered, so they may or may not have it.",
-                    counts.uncertain
-                ),
-            );
-            ui.horizontal(|ui| {
-                if ui.add_enabled(!running, egui::Button::new("Resend them")).clicked() {
-                    actions.push(Action::Resend {
-                        include_uncertain: true,
-                    });
-                }
-                if ui.add_enabled(!running, egui::Button::new("Mark them sent")).clicked() {
-                    actions.push(Action::MarkUncertainSent);
-                }
-            });
+}
+
+/// Recipients whose fate is unknown: resend them or mark them sent.
+fn uncertain_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions: &mut Vec<Action>) {
+    let running = ctx.running;
+    let counts = ctx.counts;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.colored_label(
+            state_color(State::Uncertain),
+            format!(
+                "{} recipient(s) are uncertain: the connection dropped after their message was sent and before the server answered, so they may or may not have it.",
+                counts.uncertain
+            ),
+        );
+        ui.horizontal(|ui| {
+            if ui.add_enabled(!running, egui::Button::new("Resend them")).clicked() {
+                actions.push(Action::Resend {
+                    include_uncertain: true,
+                });
+            }
+            if ui.add_enabled(!running, egui::Button::new("Mark them sent")).clicked() {
+                actions.push(Action::MarkUncertainSent);
+            }
         });
-    }
+    });
+}
+
+/// The share of the list done, with the ETA, and each state's count.
+fn progress_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
+    let running = ctx.running;
+    let counts = ctx.counts;
+    let progress = ctx.progress;
     let done = counts.sent + counts.failed + counts.bounced + counts.skipped + counts.uncertain;
     let fraction = if counts.total() == 0 {
         0.0
@@ -233,7 +268,6 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
         done as f32 / counts.total() as f32
     };
     let eta = progress
-        .as_ref()
         .filter(|_| running)
         .and_then(|p| p.eta_secs())
         .map(|secs| format!(" · ETA {}", human_secs(secs)))
@@ -271,13 +305,17 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
             UNSUBSCRIBED,
             format!("{} unsubscribed", ctx.feedback.unsubscribed),
         );
-        if let Some(progress) = &progress {
+        if let Some(progress) = progress {
             ui.separator();
             ui.strong(format!("{:.0} msg/s", progress.rate_per_sec));
             ui.label(progress.state.label());
         }
     });
-    let points: Vec<[f64; 2]> = view.rate_history.clone();
+}
+
+/// Messages per second during the run.
+fn rate_chart_ui(ui: &mut egui::Ui, rate_history: &[[f64; 2]], running: bool) {
+    let points: Vec<[f64; 2]> = rate_history.to_vec();
     if points.is_empty() {
         // An empty plot reads as a broken chart: say what it will show instead.
         ui.weak(if running {
@@ -297,67 +335,65 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
                 plot.line(Line::new("messages per second", PlotPoints::from(points)));
             });
     }
-    if let Some(progress) = &progress {
-        if !progress.routes.is_empty() {
-            egui::Grid::new("routes").striped(true).show(ui, |ui| {
-                for title in [
-                    "Route",
-                    "Sent",
-                    "Deferred",
-                    "Failed",
-                    "Connections",
-                    "Status",
-                ] {
-                    ui.strong(title);
-                }
-                ui.end_row();
-                for route in &progress.routes {
-                    ui.label(&route.name);
-                    ui.label(route.sent.to_string());
-                    ui.label(route.deferred.to_string());
-                    ui.label(route.failed.to_string());
-                    ui.label(route.connections.to_string());
-                    match &route.down {
-                        Some(reason) => ui.colored_label(
-                            state_color(State::Failed),
-                            format!("resting: {reason}"),
-                        ),
-                        None => ui.label("up"),
-                    };
-                    ui.end_row();
-                }
-            });
+}
+
+/// Each route's figures and whether it is resting.
+fn routes_ui(ui: &mut egui::Ui, progress: &Progress) {
+    egui::Grid::new("routes").striped(true).show(ui, |ui| {
+        for title in [
+            "Route",
+            "Sent",
+            "Deferred",
+            "Failed",
+            "Connections",
+            "Status",
+        ] {
+            ui.strong(title);
         }
-        if !progress.recent_errors.is_empty() {
-            ui.collapsing(
-                format!("Latest errors ({})", progress.recent_errors.len()),
-                |ui| {
-                    egui::ScrollArea::vertical()
-                        .id_salt("errors")
-                        .max_height(180.0)
-                        .show(ui, |ui| {
-                            for error in progress.recent_errors.iter().rev() {
-                                let code = error
-                                    .reply
-                                    .code
-                                    .map(|code| code.to_string())
-                                    .unwrap_or_default();
-                                ui.horizontal(|ui| {
-                                    ui.colored_label(
-                                        state_color(error.state),
-                                        error.state.as_str(),
-                                    );
-                                    ui.label(format!(
-                                        "{} via {}: {code} {}",
-                                        error.email, error.route, error.reply.text
-                                    ));
-                                });
-                            }
+        ui.end_row();
+        for route in &progress.routes {
+            ui.label(&route.name);
+            ui.label(route.sent.to_string());
+            ui.label(route.deferred.to_string());
+            ui.label(route.failed.to_string());
+            ui.label(route.connections.to_string());
+            match &route.down {
+                Some(reason) => {
+                    ui.colored_label(state_color(State::Failed), format!("resting: {reason}"))
+                }
+                None => ui.label("up"),
+            };
+            ui.end_row();
+        }
+    });
+}
+
+/// The run's latest errors, newest first.
+fn recent_errors_ui(ui: &mut egui::Ui, progress: &Progress) {
+    ui.collapsing(
+        format!("Latest errors ({})", progress.recent_errors.len()),
+        |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("errors")
+                .max_height(180.0)
+                .show(ui, |ui| {
+                    for error in progress.recent_errors.iter().rev() {
+                        let code = error
+                            .reply
+                            .code
+                            .map(|code| code.to_string())
+                            .unwrap_or_default();
+                        ui.horizontal(|ui| {
+                            ui.colored_label(state_color(error.state), error.state.as_str());
+                            ui.label(format!(
+                                "{} via {}: {code} {}",
+                                error.email, error.route, error.reply.text
+                            ));
                         });
-                },
-            );
-        }
-    }
+                    }
+                });
+        },
+    );
 }
 
 fn delivery_ui(
@@ -666,6 +702,7 @@ return_path = \"bounces@example.com\"";
 
 /// Bounces, complaints and unsubscribes: "Check mailbox", its last result and any warning
 /// about the sender; or, with no `[bounces]`, what to add to the campaign file.
+/// The bounce mailbox: check it now, what the last check found, and its password.
 fn feedback_ui(
     view: &mut PublishView,
     ui: &mut egui::Ui,
@@ -674,17 +711,41 @@ fn feedback_ui(
 ) {
     ui.heading("Bounces and unsubscribes");
     let Some(bounces) = &ctx.doc.raw.bounces else {
-        ui.label(
-            "No bounce mailbox is set up, so bounces, spam complaints and unsubscribes by mail \
-             are not read. Add a [bounces] section to the campaign file, for example:",
-        );
-        ui.add(egui::Label::new(egui::RichText::new(BOUNCES_EXAMPLE).monospace()).selectable(true));
-        ui.weak(
-            "Herald then reads that mailbox before every send and when you press Check mailbox, \
-             and never deletes anything in it.",
-        );
+        no_mailbox_ui(ui);
         return;
     };
+    check_mailbox_ui(view, ui, ctx, bounces, actions);
+    if let Some(Ok(summary)) = &view.mailbox {
+        last_check_ui(ui, summary, view.mailbox_at_ms);
+    } else if view.mailbox.is_none() && !view.mailbox_busy {
+        ui.weak("Not checked yet in this session: Start reads it first, or press Check mailbox.");
+    }
+    if let Some(name) = bounces.password_env.clone().filter(|name| !name.is_empty()) {
+        mailbox_password_ui(view, ui, name, actions);
+    }
+}
+
+/// What to add to the campaign file for bounces to be read.
+fn no_mailbox_ui(ui: &mut egui::Ui) {
+    ui.label(
+        "No bounce mailbox is set up, so bounces, spam complaints and unsubscribes by mail \
+         are not read. Add a [bounces] section to the campaign file, for example:",
+    );
+    ui.add(egui::Label::new(egui::RichText::new(BOUNCES_EXAMPLE).monospace()).selectable(true));
+    ui.weak(
+        "Herald then reads that mailbox before every send and when you press Check mailbox, \
+         and never deletes anything in it.",
+    );
+}
+
+/// "Check mailbox", the account it reads, and the last check's error.
+fn check_mailbox_ui(
+    view: &PublishView,
+    ui: &mut egui::Ui,
+    ctx: &ViewContext<'_>,
+    bounces: &RawBounces,
+    actions: &mut Vec<Action>,
+) {
     ui.horizontal(|ui| {
         let ready = ctx.path.is_some() && !view.mailbox_busy;
         if ui
@@ -709,87 +770,93 @@ fn feedback_ui(
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
     });
-    if let Some(Ok(summary)) = &view.mailbox {
-        let when = view
-            .mailbox_at_ms
-            .map(|at| super::library_ui::ago(crate::store::now_ms(), at))
-            .unwrap_or_default();
+}
+
+/// What the last check read, figure by figure, and the sender warnings it found.
+fn last_check_ui(ui: &mut egui::Ui, summary: &Summary, checked_at_ms: Option<i64>) {
+    let when = checked_at_ms
+        .map(|at| super::library_ui::ago(crate::store::now_ms(), at))
+        .unwrap_or_default();
+    ui.label(format!(
+        "Last check, {when}: {} message(s) read.",
+        summary.read
+    ))
+    .on_hover_text(summary_text(summary));
+    ui.horizontal_wrapped(|ui| {
+        for (title, figure, color) in [
+            ("Hard bounces", summary.hard, state_color(State::Bounced)),
+            ("Soft bounces", summary.soft, state_color(State::Deferred)),
+            ("Blocked", summary.blocked, state_color(State::Failed)),
+            ("Complaints", summary.complaints, COMPLAINED),
+            ("Unsubscribes", summary.unsubscribes, UNSUBSCRIBED),
+            (
+                "Auto-replies",
+                summary.auto_replies,
+                ui.visuals().text_color(),
+            ),
+            (
+                "Unmatched",
+                summary.unmatched,
+                ui.visuals().weak_text_color(),
+            ),
+            (
+                "Unrecognized",
+                summary.unrecognized,
+                ui.visuals().weak_text_color(),
+            ),
+        ] {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.set_min_width(84.0);
+                ui.vertical(|ui| {
+                    ui.weak(title);
+                    ui.label(
+                        egui::RichText::new(figure.to_string())
+                            .size(18.0)
+                            .color(color),
+                    );
+                });
+            });
+        }
+    });
+    if summary.bounced + summary.suppressed > 0 {
         ui.label(format!(
-            "Last check, {when}: {} message(s) read.",
-            summary.read
-        ))
-        .on_hover_text(summary_text(summary));
-        ui.horizontal_wrapped(|ui| {
-            for (title, figure, color) in [
-                ("Hard bounces", summary.hard, state_color(State::Bounced)),
-                ("Soft bounces", summary.soft, state_color(State::Deferred)),
-                ("Blocked", summary.blocked, state_color(State::Failed)),
-                ("Complaints", summary.complaints, COMPLAINED),
-                ("Unsubscribes", summary.unsubscribes, UNSUBSCRIBED),
-                (
-                    "Auto-replies",
-                    summary.auto_replies,
-                    ui.visuals().text_color(),
-                ),
-                (
-                    "Unmatched",
-                    summary.unmatched,
-                    ui.visuals().weak_text_color(),
-                ),
-                (
-                    "Unrecognized",
-                    summary.unrecognized,
-                    ui.visuals().weak_text_color(),
-                ),
-            ] {
-                egui::Frame::group(ui.style()).show(ui, |ui| {
-                    ui.set_min_width(84.0);
-                    ui.vertical(|ui| {
-                        ui.weak(title);
-                        ui.label(
-                            egui::RichText::new(figure.to_string())
-                                .size(18.0)
-                                .color(color),
-                        );
-                    });
-                });
-            }
-        });
-        if summary.bounced + summary.suppressed > 0 {
-            ui.label(format!(
-                "{} recipient(s) marked bounced; {} address(es) added to the suppression list.",
-                summary.bounced, summary.suppressed
-            ));
-        }
-        for warning in &summary.warnings {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                format!("Sender warning: {warning}"),
-            );
-        }
-    } else if view.mailbox.is_none() && !view.mailbox_busy {
-        ui.weak("Not checked yet in this session: Start reads it first, or press Check mailbox.");
+            "{} recipient(s) marked bounced; {} address(es) added to the suppression list.",
+            summary.bounced, summary.suppressed
+        ));
     }
-    if let Some(name) = bounces.password_env.clone().filter(|name| !name.is_empty()) {
-        ui.horizontal(|ui| {
-            let label = ui.label("Mailbox password");
-            ui.add(
-                egui::TextEdit::singleline(&mut view.mailbox_password)
-                    .password(true)
-                    .desired_width(160.0),
-            )
-            .labelled_by(label.id);
-            if ui
-                .button("Keep in keyring")
-                .on_hover_text(format!("Kept under {name}; never in the campaign file"))
-                .clicked()
-                && !view.mailbox_password.is_empty()
-            {
-                actions.push(Action::StoreSecret {
-                    name,
-                    password: std::mem::take(&mut view.mailbox_password),
-                });
-            }
-        });
+    for warning in &summary.warnings {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!("Sender warning: {warning}"),
+        );
     }
+}
+
+/// The bounce mailbox's password, kept in the keyring under `name`.
+fn mailbox_password_ui(
+    view: &mut PublishView,
+    ui: &mut egui::Ui,
+    name: String,
+    actions: &mut Vec<Action>,
+) {
+    ui.horizontal(|ui| {
+        let label = ui.label("Mailbox password");
+        ui.add(
+            egui::TextEdit::singleline(&mut view.mailbox_password)
+                .password(true)
+                .desired_width(160.0),
+        )
+        .labelled_by(label.id);
+        if ui
+            .button("Keep in keyring")
+            .on_hover_text(format!("Kept under {name}; never in the campaign file"))
+            .clicked()
+            && !view.mailbox_password.is_empty()
+        {
+            actions.push(Action::StoreSecret {
+                name,
+                password: std::mem::take(&mut view.mailbox_password),
+            });
+        }
+    });
 }
