@@ -11,6 +11,7 @@ use egui_extras::{Column, TableBuilder};
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::theme::state_color;
+use crate::campaign::RawRecipients;
 use crate::engine::ImportReport;
 use crate::engine::service::CsvPeek;
 use crate::store::{RecipientId, RecipientRow, ReplyClass, State};
@@ -140,64 +141,9 @@ impl RecipientsView {
         actions: &mut Vec<Action>,
     ) {
         ui.horizontal(|ui| {
-            let label = ui.label("List file");
             let recipients = &mut ctx.doc.raw.recipients;
-            // `list` and `csv` mean the same; edit whichever the file uses.
-            let key = if recipients.list.is_some() {
-                &mut recipients.list
-            } else {
-                &mut recipients.csv
-            };
-            let mut file = key.clone().unwrap_or_default();
-            let response = ui
-                .add(
-                    egui::TextEdit::singleline(&mut file)
-                        .hint_text("list.csv, contacts.xlsx or .ods")
-                        .desired_width(300.0),
-                )
-                .labelled_by(label.id);
-            if response.changed() {
-                *key = Some(file).filter(|file| !file.is_empty());
-            }
-            if ui.button("Browse…").clicked() {
-                actions.push(Action::Browse(Purpose::RecipientList));
-            }
-            let label = ui.label("Email column");
-            let peek = self.peek.as_ref().and_then(|peek| peek.as_ref().ok());
-            let headers = peek.map(|peek| peek.headers.clone()).unwrap_or_default();
-            let before = recipients.email_column.clone();
-            let mut column = before.clone();
-            if headers.is_empty() {
-                let mut text = column.clone().unwrap_or_default();
-                ui.add(
-                    egui::TextEdit::singleline(&mut text)
-                        .hint_text("found automatically")
-                        .desired_width(120.0),
-                )
-                .labelled_by(label.id);
-                column = Some(text).filter(|text| !text.trim().is_empty());
-            } else {
-                let automatic = match peek {
-                    Some(peek) if peek.email_column_found && before.is_none() => {
-                        format!("Automatic: {}", peek.email_header)
-                    }
-                    _ => "Automatic".to_string(),
-                };
-                egui::ComboBox::from_id_salt("email_column")
-                    .selected_text(column.clone().unwrap_or_else(|| automatic.clone()))
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut column, None, automatic);
-                        for header in &headers {
-                            ui.selectable_value(&mut column, Some(header.clone()), header);
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id);
-            }
-            if column != before {
-                recipients.email_column = column;
-                actions.push(Action::PeekCsv);
-            }
+            list_file_ui(ui, recipients, actions);
+            self.email_column_ui(ui, recipients, actions);
             if ui.button("Show first rows").clicked() {
                 actions.push(Action::PeekCsv);
             }
@@ -211,6 +157,58 @@ impl RecipientsView {
         if let Some(error) = &self.import_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
+        self.peek_ui(ui, ctx);
+    }
+
+    /// The email column: typed before the list was read, then chosen among its headers
+    /// ("Automatic" leaves it to the import).
+    fn email_column_ui(
+        &self,
+        ui: &mut egui::Ui,
+        recipients: &mut RawRecipients,
+        actions: &mut Vec<Action>,
+    ) {
+        let label = ui.label("Email column");
+        let peek = self.peek.as_ref().and_then(|peek| peek.as_ref().ok());
+        let headers = peek.map(|peek| peek.headers.clone()).unwrap_or_default();
+        let before = recipients.email_column.clone();
+        let mut column = before.clone();
+        if headers.is_empty() {
+            let mut text = column.clone().unwrap_or_default();
+            ui.add(
+                egui::TextEdit::singleline(&mut text)
+                    .hint_text("found automatically")
+                    .desired_width(120.0),
+            )
+            .labelled_by(label.id);
+            column = Some(text).filter(|text| !text.trim().is_empty());
+        } else {
+            let automatic = match peek {
+                Some(peek) if peek.email_column_found && before.is_none() => {
+                    format!("Automatic: {}", peek.email_header)
+                }
+                _ => "Automatic".to_string(),
+            };
+            egui::ComboBox::from_id_salt("email_column")
+                .selected_text(column.clone().unwrap_or_else(|| automatic.clone()))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut column, None, automatic);
+                    for header in &headers {
+                        ui.selectable_value(&mut column, Some(header.clone()), header);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        }
+        if column != before {
+            recipients.email_column = column;
+            actions.push(Action::PeekCsv);
+        }
+    }
+
+    /// What the first look at the list found: its error, a missing email column, or the
+    /// column found and the first rows.
+    fn peek_ui(&self, ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
         match &self.peek {
             Some(Err(error)) => {
                 ui.colored_label(ui.visuals().error_fg_color, error);
@@ -397,47 +395,10 @@ impl RecipientsView {
                     let index = row.index() as u64;
                     match self.table.row(index) {
                         Some(recipient) => {
-                            let reply = recipient
-                                .reply
-                                .as_ref()
-                                .map(|reply| {
-                                    let code =
-                                        reply.code.map(|code| code.to_string()).unwrap_or_default();
-                                    format!("{code} {}", reply.text).trim().to_string()
-                                })
-                                .or_else(|| recipient.skip_reason.clone())
-                                .unwrap_or_default();
-                            let cells = [
-                                recipient.line.to_string(),
-                                recipient.email.clone(),
-                                String::new(),
-                                recipient.attempts.to_string(),
-                                recipient.route.clone().unwrap_or_default(),
-                                reply,
-                                self.table
-                                    .notes
-                                    .get(&recipient.id)
-                                    .cloned()
-                                    .unwrap_or_default(),
-                                compact_fields(&recipient.fields_json),
-                            ];
-                            let state = recipient.state;
-                            for (column, text) in cells.into_iter().enumerate() {
-                                row.col(|ui| {
-                                    if column == 2 {
-                                        ui.colored_label(state_color(state), state.as_str());
-                                    } else if column == 6 && !text.is_empty() {
-                                        ui.add(
-                                            egui::Label::new(
-                                                egui::RichText::new(text)
-                                                    .color(state_color(State::Bounced)),
-                                            )
-                                            .truncate(),
-                                        );
-                                    } else {
-                                        ui.add(egui::Label::new(text).truncate());
-                                    }
-                                });
+                            let note = self.table.notes.get(&recipient.id);
+                            for (column, text) in row_cells(recipient, note).into_iter().enumerate()
+                            {
+                                row.col(|ui| cell_ui(ui, column, text, recipient.state));
                             }
                         }
                         None => {
@@ -452,6 +413,70 @@ impl RecipientsView {
         for index in wanted {
             self.want_row(index, actions);
         }
+    }
+}
+
+/// The list file, typed or chosen (`list` and `csv` mean the same; edit whichever the file
+/// uses).
+fn list_file_ui(ui: &mut egui::Ui, recipients: &mut RawRecipients, actions: &mut Vec<Action>) {
+    let label = ui.label("List file");
+    let key = if recipients.list.is_some() {
+        &mut recipients.list
+    } else {
+        &mut recipients.csv
+    };
+    let mut file = key.clone().unwrap_or_default();
+    let response = ui
+        .add(
+            egui::TextEdit::singleline(&mut file)
+                .hint_text("list.csv, contacts.xlsx or .ods")
+                .desired_width(300.0),
+        )
+        .labelled_by(label.id);
+    if response.changed() {
+        *key = Some(file).filter(|file| !file.is_empty());
+    }
+    if ui.button("Browse…").clicked() {
+        actions.push(Action::Browse(Purpose::RecipientList));
+    }
+}
+
+/// One recipient's cells, in the table's column order (the state's cell is drawn from the
+/// state itself).
+fn row_cells(recipient: &RecipientRow, note: Option<&String>) -> [String; 8] {
+    let reply = recipient
+        .reply
+        .as_ref()
+        .map(|reply| {
+            let code = reply.code.map(|code| code.to_string()).unwrap_or_default();
+            format!("{code} {}", reply.text).trim().to_string()
+        })
+        .or_else(|| recipient.skip_reason.clone())
+        .unwrap_or_default();
+    [
+        recipient.line.to_string(),
+        recipient.email.clone(),
+        String::new(),
+        recipient.attempts.to_string(),
+        recipient.route.clone().unwrap_or_default(),
+        reply,
+        note.cloned().unwrap_or_default(),
+        compact_fields(&recipient.fields_json),
+    ]
+}
+
+/// One cell: the state in its colour, what came back in the bounced colour, the rest plain;
+/// long text is truncated.
+fn cell_ui(ui: &mut egui::Ui, column: usize, text: String, state: State) {
+    if column == 2 {
+        ui.colored_label(state_color(state), state.as_str());
+    } else if column == 6 && !text.is_empty() {
+        ui.add(
+            egui::Label::new(egui::RichText::new(text).color(state_color(State::Bounced)))
+                .truncate(),
+        );
+    } else {
+        ui.add(egui::Label::new(text).truncate());
     }
 }
 
