@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use egui_extras::{Column, TableBuilder};
+use egui_extras::{Column, TableBuilder, TableRow};
 
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
@@ -187,66 +187,72 @@ fn campaigns_table_ui(
                 let Some(campaign) = campaigns.get(row.index()) else {
                     return;
                 };
-                let c = campaign.counts;
                 // Compared as written: the store keeps canonical paths, and the window does no
                 // file work to make its own one so.
                 let is_open = open == Some(campaign.file.as_path());
-                let name = name_of(&campaign.file);
-                row.col(|ui| {
-                    let text = if is_open {
-                        egui::RichText::new(&name).strong()
-                    } else {
-                        egui::RichText::new(&name)
-                    };
-                    if ui
-                        .link(text)
-                        .on_hover_text(format!("Open {}", shown_path(&campaign.file)))
-                        .clicked()
-                    {
-                        actions.push(Action::Open(campaign.file.clone()));
-                    }
-                });
-                row.col(|ui| {
-                    ui.label(thousands(c.total()));
-                });
-                row.col(|ui| {
-                    ui.colored_label(state_color(State::Sent), thousands(c.sent));
-                });
-                row.col(|ui| {
-                    ui.colored_label(state_color(State::Failed), thousands(c.failed));
-                });
-                row.col(|ui| {
-                    ui.colored_label(state_color(State::Bounced), thousands(c.bounced));
-                });
-                row.col(|ui| {
-                    ui.label(thousands(c.pending + c.deferred + c.sending));
-                });
-                row.col(|ui| {
-                    ui.label(
-                        campaign
-                            .last_activity_ms
-                            .map_or_else(|| "never".to_string(), |at| ago(now_ms, at)),
-                    );
-                });
-                row.col(|ui| {
-                    if ui
-                        .small_button("Duplicate")
-                        .on_hover_text(
-                            "The next mailing: a copy of this campaign, without its sends",
-                        )
-                        .clicked()
-                    {
-                        actions.push(Action::Duplicate(campaign.file.clone()));
-                    }
-                });
-                row.col(|ui| {
-                    ui.add(
-                        egui::Label::new(egui::RichText::new(shown_path(&campaign.file)).weak())
-                            .truncate(),
-                    );
-                });
+                campaign_row_ui(&mut row, campaign, is_open, now_ms, actions);
             });
         });
+}
+
+/// One campaign's row: its name (opens it), figures, last activity, Duplicate and its file.
+fn campaign_row_ui(
+    row: &mut TableRow<'_, '_>,
+    campaign: &CampaignSummary,
+    is_open: bool,
+    now_ms: i64,
+    actions: &mut Vec<Action>,
+) {
+    let c = campaign.counts;
+    let name = name_of(&campaign.file);
+    row.col(|ui| {
+        let text = if is_open {
+            egui::RichText::new(&name).strong()
+        } else {
+            egui::RichText::new(&name)
+        };
+        if ui
+            .link(text)
+            .on_hover_text(format!("Open {}", shown_path(&campaign.file)))
+            .clicked()
+        {
+            actions.push(Action::Open(campaign.file.clone()));
+        }
+    });
+    row.col(|ui| {
+        ui.label(thousands(c.total()));
+    });
+    row.col(|ui| {
+        ui.colored_label(state_color(State::Sent), thousands(c.sent));
+    });
+    row.col(|ui| {
+        ui.colored_label(state_color(State::Failed), thousands(c.failed));
+    });
+    row.col(|ui| {
+        ui.colored_label(state_color(State::Bounced), thousands(c.bounced));
+    });
+    row.col(|ui| {
+        ui.label(thousands(c.pending + c.deferred + c.sending));
+    });
+    row.col(|ui| {
+        ui.label(
+            campaign
+                .last_activity_ms
+                .map_or_else(|| "never".to_string(), |at| ago(now_ms, at)),
+        );
+    });
+    row.col(|ui| {
+        if ui
+            .small_button("Duplicate")
+            .on_hover_text("The next mailing: a copy of this campaign, without its sends")
+            .clicked()
+        {
+            actions.push(Action::Duplicate(campaign.file.clone()));
+        }
+    });
+    row.col(|ui| {
+        ui.add(egui::Label::new(egui::RichText::new(shown_path(&campaign.file)).weak()).truncate());
+    });
 }
 
 /// 1234567 → "1,234,567".
