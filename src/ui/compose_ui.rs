@@ -6,6 +6,7 @@
 
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
+use crate::campaign::{RawCampaign, RawMessage};
 use crate::engine::service::PreviewData;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,34 +101,19 @@ impl ComposeView {
         ctx: &mut ViewContext<'_>,
         actions: &mut Vec<Action>,
     ) {
-        let columns = ctx.columns;
-        let message = &mut ctx.doc.raw.message;
         ui.heading("Message");
-        field_ui(
-            ui,
-            "From",
-            "Acme News <news@acme.example>",
-            &mut message.from,
-        );
-        field_ui(
-            ui,
-            "Reply-To",
-            "help@acme.example (optional)",
-            &mut message.reply_to,
-        );
-        field_ui(
-            ui,
-            "Subject",
-            "{{ first_name }}, our November picks",
-            &mut message.subject,
-        );
-        field_ui(
-            ui,
-            "Unsubscribe",
-            "https://acme.example/u?e={{ url(email) }}",
-            &mut message.unsubscribe,
-        );
+        headers_ui(ui, &mut ctx.doc.raw.message);
         ui.add_space(6.0);
+        self.bodies_ui(ui, ctx);
+        ui.add_space(6.0);
+        self.attachments_ui(ui, ctx, actions);
+        ui.add_space(6.0);
+        dkim_ui(ui, &mut ctx.doc.raw);
+    }
+
+    /// The HTML body (with "Insert field" from the list's columns) and the text body.
+    fn bodies_ui(&mut self, ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) {
+        let columns = ctx.columns;
         let html_label = ui
             .horizontal(|ui| {
                 let label = ui.strong("HTML body");
@@ -169,7 +155,15 @@ impl ComposeView {
             8,
             &mut self.text_editor,
         );
-        ui.add_space(6.0);
+    }
+
+    /// The attachments: each with Remove, and a file typed or chosen to add.
+    fn attachments_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &mut ViewContext<'_>,
+        actions: &mut Vec<Action>,
+    ) {
         ui.strong("Attachments");
         let attachments = &mut ctx.doc.raw.message.attachments;
         let mut remove = None;
@@ -206,16 +200,6 @@ impl ComposeView {
         if ctx.dialog_failed == Some(Purpose::Attachment) {
             ui.colored_label(ui.visuals().warn_fg_color, UNAVAILABLE);
         }
-        ui.add_space(6.0);
-        ui.collapsing("DKIM signing", |ui| {
-            let dkim = ctx.doc.raw.dkim.get_or_insert_with(Default::default);
-            field_ui(ui, "Domain", "acme.example", &mut dkim.domain);
-            field_ui(ui, "Selector", "s1", &mut dkim.selector);
-            field_ui(ui, "Private key", "dkim.pem", &mut dkim.private_key);
-            if dkim.domain.is_none() && dkim.selector.is_none() && dkim.private_key.is_none() {
-                ctx.doc.raw.dkim = None;
-            }
-        });
     }
 
     fn preview_ui(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
@@ -305,6 +289,47 @@ impl ComposeView {
             }
         }
     }
+}
+
+/// From, Reply-To, Subject and the unsubscribe link.
+fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage) {
+    field_ui(
+        ui,
+        "From",
+        "Acme News <news@acme.example>",
+        &mut message.from,
+    );
+    field_ui(
+        ui,
+        "Reply-To",
+        "help@acme.example (optional)",
+        &mut message.reply_to,
+    );
+    field_ui(
+        ui,
+        "Subject",
+        "{{ first_name }}, our November picks",
+        &mut message.subject,
+    );
+    field_ui(
+        ui,
+        "Unsubscribe",
+        "https://acme.example/u?e={{ url(email) }}",
+        &mut message.unsubscribe,
+    );
+}
+
+/// The DKIM key's domain, selector and file; all three empty means no signing.
+fn dkim_ui(ui: &mut egui::Ui, raw: &mut RawCampaign) {
+    ui.collapsing("DKIM signing", |ui| {
+        let dkim = raw.dkim.get_or_insert_with(Default::default);
+        field_ui(ui, "Domain", "acme.example", &mut dkim.domain);
+        field_ui(ui, "Selector", "s1", &mut dkim.selector);
+        field_ui(ui, "Private key", "dkim.pem", &mut dkim.private_key);
+        if dkim.domain.is_none() && dkim.selector.is_none() && dkim.private_key.is_none() {
+            raw.dkim = None;
+        }
+    });
 }
 
 /// Where `needle` occurs in `text`, case-insensitively, as char ranges (what a text cursor
