@@ -5,6 +5,8 @@
 //! `HERALD_UPDATE_SNAPSHOTS=1 cargo test --test render` rewrites the snapshots.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::engine::service::PreviewData;
-use herald::render::{self, InlineImage, RenderRequest, Rendered};
+use herald::render::{self, InlineImage, RenderRequest, Rendered, fetch};
 use herald::ui::{PreviewWidth, RenderedView};
 
 /// A channel may differ by this much before a pixel counts as different.
@@ -352,4 +354,64 @@ fn a_message_wider_than_the_phone_is_drawn_whole_and_said_so() {
         &mut harness,
         "the message is 600 px wide, wider than this screen",
     );
+}
+
+#[test]
+fn https_images_are_fetched_with_their_certificate_checked() {
+    let openssl = std::process::Command::new("openssl")
+        .arg("version")
+        .output();
+    if support::tools::skip_if_missing(openssl.is_err().then(|| "openssl is not installed".into()))
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    support::postfix::make_certificates(dir.path());
+    std::fs::write(dir.path().join("red.png"), solid_png([220, 0, 0])).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // openssl's own TLS server, answering `GET /red.png HTTP/1.0` with the file (-WWW).
+    let mut server = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "s_server",
+            "-quiet",
+            "-WWW",
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+        ])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}/red.png");
+    let ca = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    let request = RenderRequest {
+        html: format!(
+            r#"<body style="margin:0"><img src="{url}" width="40" height="40" style="display:block"></body>"#
+        ),
+        width_px: 200,
+        inline: Vec::new(),
+        remote_images: true,
+    };
+    let trusted = render::render_with(&request, &|url| fetch::get_trusting(url, Some(&ca)).ok());
+    // Without the test's CA the certificate is a stranger's: no image, a placeholder.
+    let untrusted = fetch::get(&url);
+    let _ = server.kill();
+    let _ = server.wait();
+    let trusted = trusted.unwrap();
+    assert_eq!(trusted.blocked_images, 0);
+    assert_eq!(pixel(&trusted, 20, 20), [220, 0, 0]);
+    assert!(untrusted.is_err(), "an untrusted certificate was accepted");
 }

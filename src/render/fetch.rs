@@ -1,11 +1,16 @@
 //! Remote images for the rendered preview, fetched only when the user asks ("Load remote
-//! images"): a bounded HTTP/1.0 GET over a plain TCP socket (time limits on connect, read and
-//! write, a size cap, no redirects followed, no cookies). `https` images are not fetched yet and
-//! stay placeholders. Runs on the render worker's thread, never the window's.
+//! images"): a bounded HTTP/1.0 GET (time limits on connect, read and write, a size cap, no
+//! redirects followed, no cookies), over TLS for `https` with the program's one rustls setup
+//! (`engine::smtp`'s verified configuration: Mozilla's roots, certificates checked). Runs on the
+//! render worker's thread, never the window's.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
+
+use crate::engine::smtp::{
+    BlockingTlsConnection, BlockingTlsStream, tls_server_name, verified_tls_config,
+};
 
 /// An image larger than this is not a newsletter image; it stays a placeholder.
 pub const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -13,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("only http:// images are fetched for the preview, not {0}")]
+    #[error("only http:// and https:// images are fetched for the preview, not {0}")]
     Scheme(String),
     #[error("the image address has no host: {0}")]
     Host(String),
@@ -23,11 +28,22 @@ pub enum FetchError {
     Status(String),
     #[error("the image is larger than {MAX_IMAGE_BYTES} bytes")]
     TooLarge,
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
-/// GETs `url` (http only) and returns the body of a 200 answer.
+/// GETs `url` and returns the body of a 200 answer.
 pub fn get(url: &str) -> Result<Vec<u8>, FetchError> {
-    let Some(rest) = url.strip_prefix("http://") else {
+    get_trusting(url, None)
+}
+
+/// As `get`, also trusting the PEM certificate authority `ca_pem` for `https`.
+pub fn get_trusting(url: &str, ca_pem: Option<&[u8]>) -> Result<Vec<u8>, FetchError> {
+    let (tls, rest, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest, 80)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest, 443)
+    } else {
         return Err(FetchError::Scheme(url.to_string()));
     };
     let (authority, path) = match rest.find('/') {
@@ -37,28 +53,30 @@ pub fn get(url: &str) -> Result<Vec<u8>, FetchError> {
     if authority.is_empty() || authority.contains('@') {
         return Err(FetchError::Host(url.to_string()));
     }
-    let target = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, target) = match authority.rsplit_once(':') {
+        Some((host, _port)) => (host, authority.to_string()),
+        None => (authority, format!("{authority}:{default_port}")),
     };
     let address = target
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| FetchError::Host(url.to_string()))?;
-    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
+    let stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     // HTTP/1.0 (RFC 1945): no chunked answers, and the body ends where the stream does.
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: image/*\r\nConnection: close\r\n\r\n"
     );
-    // One write: a server may answer (and close) as soon as it has the request's first line.
-    stream.write_all(request.as_bytes())?;
-    let mut answer = Vec::new();
-    stream
-        .take(MAX_IMAGE_BYTES as u64 + 64 * 1024)
-        .read_to_end(&mut answer)?;
+    let answer = if tls {
+        let config = verified_tls_config(ca_pem).map_err(FetchError::Tls)?;
+        let name = tls_server_name(host).map_err(FetchError::Tls)?;
+        let connection = BlockingTlsConnection::new(config, name)
+            .map_err(|error| FetchError::Tls(error.to_string()))?;
+        exchange(BlockingTlsStream::new(connection, stream), &request)?
+    } else {
+        exchange(stream, &request)?
+    };
     let Some(head_end) = answer.windows(4).position(|window| window == b"\r\n\r\n") else {
         return Err(FetchError::Status("no complete answer".into()));
     };
@@ -73,9 +91,27 @@ pub fn get(url: &str) -> Result<Vec<u8>, FetchError> {
     {
         return Err(FetchError::Status("a chunked answer".into()));
     }
+    let mut answer = answer;
     let body = answer.split_off(head_end + 4);
     if body.len() > MAX_IMAGE_BYTES {
         return Err(FetchError::TooLarge);
     }
     Ok(body)
+}
+
+/// Writes the request and reads the answer to its end (HTTP/1.0: the server closes).
+fn exchange(mut stream: impl Read + Write, request: &str) -> Result<Vec<u8>, FetchError> {
+    // One write: a server may answer (and close) as soon as it has the request's first line.
+    stream.write_all(request.as_bytes())?;
+    let mut answer = Vec::new();
+    match stream
+        .take(MAX_IMAGE_BYTES as u64 + 64 * 1024)
+        .read_to_end(&mut answer)
+    {
+        Ok(_) => {}
+        // Many servers close without TLS's close_notify; the length check below still holds.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+        Err(error) => return Err(error.into()),
+    }
+    Ok(answer)
 }

@@ -23,6 +23,10 @@ pub(crate) use tls::{
     Acceptor as TlsAcceptor, AcceptorError as TlsAcceptorError, acceptor as tls_acceptor,
     certificate_problem as tls_certificate_problem,
 };
+pub(crate) use tls::{
+    ClientConnection as BlockingTlsConnection, StreamOwned as BlockingTlsStream,
+    verified_config as verified_tls_config,
+};
 /// HTTPS to the unsubscribe endpoint authenticates it as SMTP does a relay.
 pub(crate) use tls::{server_name as tls_server_name, verified as verified_tls};
 pub use wire::Capabilities;

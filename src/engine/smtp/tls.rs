@@ -4,7 +4,8 @@
 //! unauthenticated configuration opportunistic STARTTLS uses in direct mode (RFC 7435:
 //! encryption without authentication still beats plain text). The only user of
 //! tokio-rustls on the sending side; the session module (and the unsubscribe pull's HTTPS,
-//! issue #15) asks it for a configured connector and nothing else, and the unsubscribe endpoint
+//! issue #15, and the rendered preview's remote images, blocking) asks it for a configured
+//! connector and nothing else, and the unsubscribe endpoint
 //! for the acceptor of its own certificate (`herald unsubscribe-server --cert --key`), so the
 //! program has one rustls setup and one crypto provider.
 
@@ -24,6 +25,8 @@ use tokio_rustls::rustls::{
 pub(crate) use tokio_rustls::TlsAcceptor as Acceptor;
 pub(super) use tokio_rustls::TlsConnector as Connector;
 pub(super) use tokio_rustls::client::TlsStream;
+/// A blocking TLS client stream (the rendered preview's remote images run on a plain thread).
+pub(crate) use tokio_rustls::rustls::{ClientConnection, StreamOwned};
 
 /// The provider is named explicitly: another crate enabling a second rustls backend must not
 /// make `ClientConfig::builder()` ambiguous (it panics then).
@@ -31,8 +34,9 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(aws_lc_rs::default_provider())
 }
 
-/// A connector that authenticates the server against the public roots and `ca_pem`.
-pub(crate) fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
+/// The client configuration that authenticates the server against the public roots and
+/// `ca_pem`; also used blocking, by the rendered preview's remote images (`render/fetch.rs`).
+pub(crate) fn verified_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = ca_pem {
@@ -53,7 +57,12 @@ pub(crate) fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
         .map_err(|error| error.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(Arc::new(config))
+}
+
+/// A connector that authenticates the server against the public roots and `ca_pem`.
+pub(crate) fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
+    verified_config(ca_pem).map(TlsConnector::from)
 }
 
 /// An acceptor serving the certificate chain `cert_pem` (the server's certificate first, as
