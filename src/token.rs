@@ -116,6 +116,10 @@ pub fn decode(secret: &[u8; 32], purpose: Purpose, text: &str) -> Result<Named, 
     Ok(named)
 }
 
+/// The shortest pull bearer secret of the user's own (`--token-env` / `token_env`) that the
+/// endpoint and the pull accept: 24 random characters are far beyond guessing over HTTP.
+pub const MIN_PULL_BEARER: usize = 24;
+
 /// The bearer secret with which Herald pulls records from the unsubscribe endpoint: derived
 /// from the key the endpoint verifies tokens with, so one file installed on the server serves
 /// both, and a leaked bearer secret cannot be used to make tokens.

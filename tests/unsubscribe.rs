@@ -45,6 +45,11 @@ impl Endpoint {
 
     /// [`Endpoint::start`] with more arguments (`--cert FILE --key FILE`).
     fn start_with(db: &Path, extra: &[&std::ffi::OsStr]) -> Endpoint {
+        Endpoint::start_env(db, extra, &[])
+    }
+
+    /// [`Endpoint::start_with`] with environment variables for the server.
+    fn start_env(db: &Path, extra: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Endpoint {
         let mut command = herald_command();
         command.args(["unsubscribes", "secret", "--db"]).arg(db);
         let ran = run(command, LIMIT);
@@ -58,6 +63,7 @@ impl Endpoint {
             .args(["unsubscribe-server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -441,7 +447,9 @@ fn the_pull_needs_the_bearer_secret_and_pages_by_cursor() {
             .contains("www-authenticate: bearer")
     );
     assert_eq!(ask("Authorization: Bearer nope\r\n", "").status, 401);
-    let almost = format!("Authorization: Bearer {}0\r\n", &bearer[..63]);
+    // One hex digit off (a fixed "0" would be the bearer itself one time in sixteen).
+    let last = if bearer.ends_with('0') { '1' } else { '0' };
+    let almost = format!("Authorization: Bearer {}{last}\r\n", &bearer[..63]);
     assert_eq!(ask(&almost, "").status, 401);
     // The key itself is not the bearer secret.
     let key = format!(
@@ -548,6 +556,130 @@ fn a_pull_with_the_wrong_secret_stops_the_send() {
         refused.stderr
     );
     assert_eq!(smtp.received_count(), 0);
+}
+
+/// `herald unsubscribe-server --token-env NAME` takes the pull's bearer from that variable, so
+/// one secret of the user's own serves both sides: Herald's pull with `[unsubscribe] token_env`
+/// naming a variable with the same value succeeds; a wrong value is refused with a sentence
+/// naming the variable and suppresses nothing; the derived bearer no longer opens the pull; and
+/// the server will not start with the variable unset or short.
+#[test]
+fn a_bearer_of_ones_own_on_both_sides_pulls_and_a_wrong_one_is_refused() {
+    const VAR: &str = "HERALD_TEST_PULL_BEARER";
+    const SECRET: &str = "b4c0n-and-eggs-0f-thirty-two-chars";
+    let smtp = SmtpServer::start();
+    let shared = tempfile::tempdir().expect("db dir");
+    let db = shared.path().join("herald.db");
+    let endpoint = Endpoint::start_env(
+        &db,
+        &["--token-env".as_ref(), VAR.as_ref()],
+        &[(VAR, SECRET)],
+    );
+    let dir = signed_campaign(&emails(), smtp.port(), &endpoint.base());
+    let text = std::fs::read_to_string(&dir.campaign).expect("campaign");
+    let endpoint_line = format!("endpoint = \"{}\"\n", endpoint.base());
+    assert!(text.contains(&endpoint_line), "{text}");
+    let text = text.replace(
+        &endpoint_line,
+        &format!("{endpoint_line}token_env = \"{VAR}\"\n"),
+    );
+    std::fs::write(&dir.campaign, text).expect("campaign");
+
+    // The send pulls first, with the user's secret, and mails everyone.
+    let sent = herald(&["send"], &dir.campaign, &db, &[(VAR, SECRET)], LIMIT);
+    sent.assert_code(0);
+    assert!(
+        sent.stdout.contains("pulled 0 unsubscribe(s)"),
+        "{}",
+        sent.all()
+    );
+    let grace = smtp
+        .received()
+        .into_iter()
+        .find(|message| message.rcpt_to == ["grace@example.org"])
+        .expect("grace got the campaign")
+        .data_str();
+    let url = header(&grace, "List-Unsubscribe").expect("List-Unsubscribe");
+    let url = url.trim_start_matches('<').trim_end_matches('>');
+    let path = url.strip_prefix(&endpoint.base()).expect("path");
+    assert_eq!(one_click(endpoint.addr, path).status, 200);
+
+    // The bearer derived from the key is not the one this server takes.
+    let derived = request(
+        endpoint.addr,
+        &format!(
+            "GET /pull?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token::pull_bearer(&endpoint.key)
+        ),
+    );
+    assert_eq!(derived.status, 401);
+
+    let pull = |value: &str| {
+        let mut command = herald_command();
+        command
+            .args(["unsubscribes", "pull"])
+            .arg(&dir.campaign)
+            .arg("--db")
+            .arg(&db)
+            .env(VAR, value);
+        run(command, LIMIT)
+    };
+    let wrong = pull("not-the-secret-but-long-enough-32");
+    wrong.assert_code(1);
+    assert!(
+        wrong.stderr.contains("refused the pull's secret") && wrong.stderr.contains(VAR),
+        "{}",
+        wrong.stderr
+    );
+    assert!(
+        suppressed(&db).is_empty(),
+        "a refused pull suppressed someone"
+    );
+    let right = pull(SECRET);
+    right.assert_code(0);
+    assert!(
+        right.stdout.contains("pulled 1 unsubscribe(s)")
+            && right.stdout.contains("1 newly suppressed"),
+        "{}",
+        right.stdout
+    );
+    assert_eq!(suppressed(&db), ["grace@example.org"]);
+
+    // The server refuses to start on a secret that is missing, empty or short.
+    let data = tempfile::tempdir().expect("data");
+    std::fs::write(
+        data.path().join("unsubscribe.key"),
+        format!("{}\n", "ab".repeat(32)),
+    )
+    .expect("key");
+    for (value, problem) in [
+        (None, "is not set"),
+        (Some("  "), "is empty"),
+        (Some("short-secret"), "too short"),
+    ] {
+        let mut command = herald_command();
+        command
+            .args([
+                "unsubscribe-server",
+                "--listen",
+                "127.0.0.1:0",
+                "--token-env",
+                VAR,
+                "--data",
+            ])
+            .arg(data.path())
+            .env_remove(VAR);
+        if let Some(value) = value {
+            command.env(VAR, value);
+        }
+        let refused = run(command, LIMIT);
+        refused.assert_code(1);
+        assert!(
+            refused.stderr.contains(VAR) && refused.stderr.contains(problem),
+            "{value:?}: {}",
+            refused.all()
+        );
+    }
 }
 
 /// Where Debian's Chromium and ChromeDriver are, or why the browser check cannot run (which

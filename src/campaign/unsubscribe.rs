@@ -1,9 +1,10 @@
 //! The `[unsubscribe]` section (issue #15): where signed one-click links point (`url`, with a
 //! `{token}` placeholder), and the endpoint Herald pulls recorded unsubscribes from before every
 //! send (`endpoint`, with an optional `token_env` naming the variable that holds the bearer
-//! secret; by default it is derived from the database's key, see the README) and `ca_file`, the
-//! CA that issued the endpoint's certificate when it is not a public one (as for relays). Pure
-//! validation, apart from checking that the CA file exists.
+//! secret, the value the endpoint takes with `--token-env`; by default it is derived from the
+//! database's key, see the README) and `ca_file`, the CA that issued the endpoint's certificate
+//! when it is not a public one (as for relays). Pure validation, apart from checking that the
+//! CA file exists.
 
 use std::path::{Path, PathBuf};
 

@@ -154,6 +154,11 @@ pub enum Command {
         /// The certificate's private key (PEM); needs --cert.
         #[arg(long, value_name = "FILE", requires = "cert")]
         key: Option<PathBuf>,
+        /// Take the pull's bearer secret from this environment variable (at least 24
+        /// characters; Herald names the same value with [unsubscribe] token_env) instead of
+        /// deriving it from the key.
+        #[arg(long, value_name = "NAME")]
+        token_env: Option<String>,
     },
     /// The unsubscribe endpoint's key, and pulling its records.
     Unsubscribes {
@@ -213,7 +218,13 @@ pub fn run(cli: Cli) -> i32 {
             data,
             cert,
             key,
-        } => unsubscribe::serve(&listen, &data, cert.as_deref().zip(key.as_deref())),
+            token_env,
+        } => unsubscribe::serve(
+            &listen,
+            &data,
+            cert.as_deref().zip(key.as_deref()),
+            token_env.as_deref(),
+        ),
         Command::Unsubscribes { command } => unsubscribe::unsubscribes(cli.db.as_deref(), command),
     };
     match result {

@@ -22,9 +22,18 @@ pub enum UnsubscribesCommand {
     },
 }
 
-/// `herald unsubscribe-server --listen ADDR --data DIR [--cert FILE --key FILE]`.
-pub fn serve(listen: &str, data: &Path, tls: Option<(&Path, &Path)>) -> Result<i32> {
+/// `herald unsubscribe-server --listen ADDR --data DIR [--cert FILE --key FILE]
+/// [--token-env NAME]`.
+pub fn serve(
+    listen: &str,
+    data: &Path,
+    tls: Option<(&Path, &Path)>,
+    token_env: Option<&str>,
+) -> Result<i32> {
     let mut server = Server::bind(listen, data)?;
+    if let Some(name) = token_env {
+        server = server.with_bearer_from_env(name)?;
+    }
     if let Some((cert, key)) = tls {
         server = server.with_certificate(cert, key)?;
     }

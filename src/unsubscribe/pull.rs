@@ -25,10 +25,8 @@ const MAX_PAGES: usize = 1_000;
 pub enum PullError {
     #[error("the unsubscribe endpoint {endpoint} cannot be reached: {reason}")]
     Unreachable { endpoint: String, reason: String },
-    #[error(
-        "the unsubscribe endpoint {endpoint} refused the pull's secret (HTTP 401): is its key the one `herald unsubscribes secret` prints for this database?"
-    )]
-    Refused { endpoint: String },
+    #[error("the unsubscribe endpoint {endpoint} refused the pull's secret (HTTP 401): {hint}")]
+    Refused { endpoint: String, hint: String },
     #[error("the unsubscribe endpoint {endpoint} answered HTTP {status}")]
     Status { endpoint: String, status: u16 },
     #[error("the unsubscribe endpoint {endpoint} sent a reply Herald cannot read: {reason}")]
@@ -44,6 +42,11 @@ pub enum PullError {
     },
     #[error("the pull's secret: the environment variable {0} is not set")]
     NoToken(String),
+    #[error(
+        "the pull's secret: the environment variable {0} holds fewer than {min} characters, which the endpoint refuses",
+        min = crate::token::MIN_PULL_BEARER
+    )]
+    ShortToken(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -78,8 +81,21 @@ pub fn pull(
         return Ok(None);
     };
     let bearer = match &spec.token_env {
-        Some(name) => std::env::var(name).map_err(|_| PullError::NoToken(name.clone()))?,
+        Some(name) => {
+            let value = std::env::var(name).map_err(|_| PullError::NoToken(name.clone()))?;
+            if value.trim().chars().count() < crate::token::MIN_PULL_BEARER {
+                return Err(PullError::ShortToken(name.clone()));
+            }
+            value
+        }
         None => crate::token::pull_bearer(&store.secret(crate::token::UNSUBSCRIBE_KEY)?),
+    };
+    // What to check when the endpoint says no: the two ways of agreeing on the secret.
+    let hint = match &spec.token_env {
+        Some(name) => format!(
+            "does {name} hold the same value as the variable the server's --token-env names?"
+        ),
+        None => "is its key the one `herald unsubscribes secret` prints for this database (and is it started without --token-env)?".to_string(),
     };
     let ca_pem = match &spec.ca_file {
         Some(path) => {
@@ -110,7 +126,7 @@ pub fn pull(
         let since = store.unsubscribe_cursor(endpoint)?;
         let url = format!("{endpoint}/pull?since={since}&limit={PULL_PAGE}");
         let page = runtime.block_on(async {
-            let request = get_page(endpoint, &url, bearer.trim(), ca_pem.as_deref());
+            let request = get_page(endpoint, &url, bearer.trim(), ca_pem.as_deref(), &hint);
             tokio::time::timeout(REQUEST_TIMEOUT, request)
                 .await
                 .unwrap_or_else(|_| Err(unreachable("no answer within 15 s".into())))
@@ -151,6 +167,7 @@ async fn get_page(
     url: &str,
     bearer: &str,
     ca_pem: Option<&[u8]>,
+    hint: &str,
 ) -> Result<PullPage, PullError> {
     let unreachable = |reason: String| PullError::Unreachable {
         endpoint: endpoint.to_string(),
@@ -216,6 +233,7 @@ async fn get_page(
         401 | 403 => {
             return Err(PullError::Refused {
                 endpoint: endpoint.to_string(),
+                hint: hint.to_string(),
             });
         }
         status => {

@@ -77,6 +77,11 @@ pub enum ServerError {
         key: PathBuf,
         reason: String,
     },
+    #[error(
+        "the pull's bearer secret: the environment variable {name} {problem}; set it to a random secret of at least {min} characters, the same value as [unsubscribe] token_env's variable on Herald's side",
+        min = token::MIN_PULL_BEARER
+    )]
+    Bearer { name: String, problem: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the server's runtime failed: {0}")]
@@ -92,7 +97,7 @@ struct Shared {
 /// A bound endpoint, not yet serving.
 pub struct Server {
     listener: std::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: Shared,
     /// Set: HTTPS with the endpoint's own certificate; None: plain HTTP (behind a proxy).
     tls: Option<TlsAcceptor>,
 }
@@ -127,13 +132,34 @@ impl Server {
         listener.set_nonblocking(true).map_err(bind_error)?;
         Ok(Server {
             listener,
-            shared: Arc::new(Shared {
+            shared: Shared {
                 key,
                 bearer: token::pull_bearer(&key),
                 log: Mutex::new(log),
-            }),
+            },
             tls: None,
         })
+    }
+
+    /// Takes the pull's bearer secret from the environment variable `name` instead of deriving
+    /// it from the key, so that a user can set one secret of their own on both sides (Herald's
+    /// `[unsubscribe] token_env`). Refused when the variable is unset, empty or shorter than
+    /// `token::MIN_PULL_BEARER`: a short secret could be guessed through the pull endpoint.
+    pub fn with_bearer_from_env(mut self, name: &str) -> Result<Server, ServerError> {
+        let problem = |problem| ServerError::Bearer {
+            name: name.to_string(),
+            problem,
+        };
+        let value = std::env::var(name).map_err(|_| problem("is not set"))?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(problem("is empty"));
+        }
+        if value.chars().count() < token::MIN_PULL_BEARER {
+            return Err(problem("is too short"));
+        }
+        self.shared.bearer = value.to_string();
+        Ok(self)
     }
 
     /// Serves HTTPS with the certificate chain in `cert` (PEM, the server's certificate first,
@@ -225,7 +251,7 @@ impl Server {
     async fn serve(self, stop: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
         let listener =
             tokio::net::TcpListener::from_std(self.listener).map_err(ServerError::Runtime)?;
-        let app = router(self.shared);
+        let app = router(Arc::new(self.shared));
         let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         tokio::pin!(stop);
         loop {
