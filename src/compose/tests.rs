@@ -242,6 +242,7 @@ fn dkim_signatures_verify_with_dkimpy() {
         let (_dir, campaign) = campaign_with(
             "html = \"b.html\"\nreply_to = \"Hélène <help@acme.example>\"\nunsubscribe = \"https://acme.example/u?e={{ url(email) }}\"\n\
                  unsubscribe_mailto = \"mailto:unsub@acme.example?subject=unsubscribe\"\nattachments = [\"prix été.pdf\"]\n\
+                 feedback_id = \"nov:acme:news:herald\"\n\
                  [dkim]\ndomain = \"acme.example\"\nselector = \"s1\"\nprivate_key = \"key.pem\"",
             &[
                 (
@@ -265,9 +266,32 @@ fn dkim_signatures_verify_with_dkimpy() {
             "{text}"
         );
         assert!(text.contains("list-unsubscribe:"), "{text}");
-        // List-Id is signed too: a campaign that offers unsubscribing gets one by default.
-        assert!(text.contains("list-unsubscribe-post:list-id;"), "{text}");
+        // A campaign that offers unsubscribing gets a List-Id by default (signed: see below).
         assert!(text.contains("List-Id: <c.acme.example>"), "{text}");
+        assert!(text.contains("Feedback-ID: nov:acme:news:herald"), "{text}");
+        // Gmail reads Feedback-ID only when the signature covers it (as List-Id, RFC 2919):
+        // both names must be in the signature's h= tag (RFC 6376 §3.5), unfolded.
+        let head = text.split("\r\n\r\n").next().unwrap();
+        let signature: String = head
+            .split("\r\n")
+            .skip_while(|line| !line.starts_with("DKIM-Signature:"))
+            .enumerate()
+            .take_while(|(n, line)| *n == 0 || line.starts_with([' ', '\t']))
+            .map(|(_, line)| line.trim())
+            .collect();
+        let signed: Vec<&str> = signature
+            .split(';')
+            .find_map(|tag| tag.trim().strip_prefix("h="))
+            .unwrap_or_else(|| panic!("no h= tag in {signature}"))
+            .split(':')
+            .map(str::trim)
+            .collect();
+        assert!(signed.contains(&"feedback-id"), "{kind}: h={signed:?}");
+        assert!(signed.contains(&"list-id"), "{kind}: h={signed:?}");
+        assert!(
+            signed.contains(&"list-unsubscribe-post"),
+            "{kind}: h={signed:?}"
+        );
         let (ok, log) = dkimpy_verifies(&composed.bytes, key_type, &public);
         assert!(ok, "{kind}: dkimpy rejected the signature:\n{log}\n{text}");
         let mut tampered = composed.bytes.clone();
