@@ -275,6 +275,44 @@ fn check_of_the_example_campaign_renders_four_and_skips_two() {
     );
 }
 
+/// The example campaign's links never carry the recipient's address (issue #15: anyone could
+/// act for anyone by editing such a URL); its unsubscribe link is the signed one.
+#[test]
+fn the_example_campaigns_links_carry_no_address() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/example/campaign.toml");
+    let fixture = Fixture::new();
+    let run = fixture.herald(&["preview", example.to_str().unwrap(), "--recipient", "1"]);
+    run.assert_code(0);
+    // Quoted-printable soft breaks and escapes undone, so a link split over lines is whole.
+    let message = run
+        .stdout
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let links: Vec<&str> = message
+        .match_indices("https://")
+        .map(|(at, _)| {
+            let rest = &message[at..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    assert!(
+        links.iter().any(|link| link.contains("/picks")),
+        "{message}"
+    );
+    assert!(links.iter().any(|link| link.contains("/u/")), "{message}");
+    for link in &links {
+        let lower = link.to_ascii_lowercase();
+        assert!(
+            !lower.contains("ada%40") && !lower.contains("ada@") && !lower.contains("%40example"),
+            "a link carries the address: {link}"
+        );
+    }
+}
+
 #[test]
 fn check_lists_every_campaign_problem_at_once_by_key() {
     let fixture = Fixture::new();
