@@ -6,6 +6,11 @@
 // test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The one skip-or-fail decision for missing tools (fails under CI=true), without the rest of
+// tests/support.
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -806,7 +811,8 @@ fn a_text_file_as_database_is_refused() {
 /// Regression: a SQLite database of another program (user_version 0, tables of its own) was
 /// taken for a new Herald database and got Herald's tables added (or failed with raw SQL in the
 /// whole migration SQL. Expected: "not a Herald database", exit 1, the file left untouched.
-/// Needs the `sqlite3` shell to make the foreign database; skipped with a note without it.
+/// Needs the `sqlite3` shell to make the foreign database; skipped with a note without it, and
+/// failed without it under CI=true.
 #[test]
 fn another_programs_sqlite_database_is_refused_untouched() {
     let fixture = Fixture::new();
@@ -826,7 +832,9 @@ fn another_programs_sqlite_database_is_refused_untouched() {
         match Command::new("sqlite3").arg(&db).arg(sql).status() {
             Ok(status) => assert!(status.success()),
             Err(error) => {
-                eprintln!("skipped: sqlite3 is not available ({error})");
+                tools::skip_if_missing(Some(format!(
+                    "the sqlite3 shell is not available ({error}); .ci/run installs it"
+                )));
                 return;
             }
         }
@@ -851,7 +859,7 @@ fn another_programs_sqlite_database_is_refused_untouched() {
 }
 
 /// Holds the write lock with the `sqlite3` shell (no Rust SQLite dependency in tests); skipped
-/// with a note when `sqlite3` is not installed.
+/// with a note when `sqlite3` is not installed, failed under CI=true.
 #[test]
 fn a_locked_database_is_reported_as_locked() {
     let fixture = Fixture::new();
@@ -868,7 +876,9 @@ fn a_locked_database_is_reported_as_locked() {
     {
         Ok(child) => child,
         Err(error) => {
-            eprintln!("skipped: sqlite3 is not available ({error})");
+            tools::skip_if_missing(Some(format!(
+                "the sqlite3 shell is not available ({error}); .ci/run installs it"
+            )));
             return;
         }
     };
