@@ -160,10 +160,9 @@ async fn read_folder(
             match matching::plan(&keys, &reading) {
                 Plan::NotAReport => summary.not_reports += 1,
                 Plan::Unrecognized => summary.unrecognized += 1,
-                Plan::AutoReply => {
-                    summary.auto_replies += 1;
-                    handled.push(*uid);
-                }
+                // RFC 3834 auto-replies ("away until…") may matter to a person: counted, but
+                // left unread and unflagged, like mail that is not a report.
+                Plan::AutoReply => summary.auto_replies += 1,
                 Plan::Report {
                     wanted: items,
                     forged,
