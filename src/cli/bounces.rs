@@ -70,10 +70,20 @@ pub fn bounces(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
 }
 
 /// Reads the mailbox before a send, so the run honors yesterday's bounces and unsubscribes.
-/// A mailbox that cannot be read does not stop the send: the reason is printed.
-pub fn before_send(db_path: &Path, campaign: &crate::campaign::Campaign) {
+/// `Ok(None)` means go on; `Ok(Some(code))` means stop with that code. A mailbox that cannot be
+/// read stops the send, as an unreachable unsubscribe endpoint does: sending anyway would mail
+/// the people whose unsubscribes and complaints are waiting there. `--no-pull` sends anyway.
+pub fn before_send(
+    db_path: &Path,
+    campaign: &crate::campaign::Campaign,
+    no_pull: bool,
+) -> Result<Option<i32>> {
     if campaign.bounces.is_none() {
-        return;
+        return Ok(None);
+    }
+    if no_pull {
+        eprintln!("herald: warning: not reading the bounce mailbox (--no-pull)");
+        return Ok(None);
     }
     match inbox::check(campaign, db_path) {
         Ok(summary) => {
@@ -81,8 +91,15 @@ pub fn before_send(db_path: &Path, campaign: &crate::campaign::Campaign) {
             for warning in &summary.warnings {
                 println!("warning: {warning}");
             }
+            Ok(None)
         }
-        Err(error) => eprintln!("herald: the bounce mailbox was not read: {error}"),
+        Err(error) => {
+            eprintln!("herald: the bounce mailbox cannot be read: {error}");
+            eprintln!(
+                "herald: not sending, since people whose unsubscribes, complaints or bounces wait there would be mailed; fix [bounces], or send anyway with --no-pull"
+            );
+            Ok(Some(exit::ERROR))
+        }
     }
 }
 

@@ -74,7 +74,8 @@ pub enum Command {
     Send {
         #[arg(value_name = "CAMPAIGN.toml")]
         campaign: PathBuf,
-        /// Send without first pulling unsubscribes from [unsubscribe] endpoint.
+        /// Send without first reading the [bounces] mailbox or pulling unsubscribes from the
+        /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
     },
@@ -94,7 +95,8 @@ pub enum Command {
         /// Leave uncertain rows alone (by default they are resent too).
         #[arg(long)]
         failed_only: bool,
-        /// Send without first pulling unsubscribes from [unsubscribe] endpoint.
+        /// Send without first reading the [bounces] mailbox or pulling unsubscribes from the
+        /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
     },
@@ -497,7 +499,9 @@ fn send(
     let campaign = load(path)?;
     let db_path = database_path(db)?;
     // Yesterday's bounces and unsubscribes first, so this run skips them.
-    bounces::before_send(&db_path, &campaign);
+    if let Some(code) = bounces::before_send(&db_path, &campaign, no_pull)? {
+        return Ok(code);
+    }
     if let Some(code) = unsubscribe::before_send(&db_path, &campaign, no_pull)? {
         return Ok(code);
     }
