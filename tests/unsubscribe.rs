@@ -470,7 +470,7 @@ fn the_pull_needs_the_bearer_secret_and_pages_by_cursor() {
 }
 
 #[test]
-fn oversized_bodies_get_413_and_slow_clients_are_cut_off() {
+fn oversized_bodies_get_413_and_huge_heads_are_refused() {
     let shared = tempfile::tempdir().expect("db dir");
     let endpoint = Endpoint::start(&shared.path().join("herald.db"));
     let path = format!("/u/{}", endpoint.token(1, 1));
@@ -489,20 +489,6 @@ fn oversized_bodies_get_413_and_slow_clients_are_cut_off() {
     assert_eq!(reply.status, 413);
     assert!(endpoint.records().is_empty());
 
-    // A client that sends half a request head and waits is disconnected (10 s head timeout).
-    let started = Instant::now();
-    let mut slow = TcpStream::connect(endpoint.addr).expect("connect");
-    slow.set_read_timeout(Some(Duration::from_secs(40)))
-        .expect("timeout");
-    slow.write_all(b"GET /u/x HTTP/1.1\r\nHost: x\r\n")
-        .expect("write");
-    let mut rest = Vec::new();
-    let _ = slow.read_to_end(&mut rest);
-    let waited = started.elapsed();
-    assert!(
-        waited < Duration::from_secs(35),
-        "the slow client was kept {waited:?}"
-    );
     // A huge head is refused rather than buffered.
     let huge = format!(
         "GET /u/x HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
@@ -520,6 +506,83 @@ fn oversized_bodies_get_413_and_slow_clients_are_cut_off() {
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
         "{answer}"
+    );
+}
+
+/// Reads from `stream` until the server closes it (EOF or reset), for at most 60 s; returns what
+/// it sent and how long after `started` it closed.
+fn until_closed(mut stream: TcpStream, started: Instant) -> (Vec<u8>, Duration) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    (answer, started.elapsed())
+}
+
+/// A client that sends part of a request head and stalls is cut by the 10 s head timeout, not
+/// left to the 30 s connection limit (a bound on a protocol timeout, with wide margins).
+#[test]
+fn a_client_stalling_in_its_request_head_is_cut_at_the_head_timeout() {
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    let path = format!("/u/{}", endpoint.token(1, 1));
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(endpoint.addr).expect("connect");
+    slow.write_all(format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Ty").as_bytes())
+        .expect("write");
+    let (answer, waited) = until_closed(slow, started);
+    assert!(
+        waited >= Duration::from_secs(8) && waited < Duration::from_secs(20),
+        "the stalled head was cut after {waited:?} (head timeout 10 s, connection 30 s)"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    assert!(endpoint.records().is_empty());
+}
+
+/// A client that sends a whole head and then dribbles its body a byte at a time (it would take
+/// 100 s) is cut by the connection limit, and what it asked for is not recorded.
+#[test]
+fn a_client_dribbling_its_body_is_cut_and_records_nothing() {
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    let path = format!("/u/{}", endpoint.token(1, 1));
+    let body = format!("List-Unsubscribe=One-Click&pad={}", "x".repeat(174));
+    assert_eq!(body.len(), 205);
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(endpoint.addr).expect("connect");
+    slow.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let mut writer = slow.try_clone().expect("clone");
+    let dribble = std::thread::spawn(move || {
+        for byte in body.bytes() {
+            if writer.write_all(&[byte]).is_err() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        true
+    });
+    let (answer, waited) = until_closed(slow, started);
+    assert!(
+        waited < Duration::from_secs(40),
+        "the dribbling client was kept {waited:?} (connection limit 30 s)"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    assert!(endpoint.records().is_empty(), "a cut request was recorded");
+    let finished = dribble.join().expect("dribble thread");
+    assert!(
+        !finished,
+        "the whole body went out: the client was never cut"
     );
 }
 
