@@ -49,16 +49,18 @@ HOME="$work" "$herald" "$work/campaign.toml" --db "$work/herald.db" >/dev/null 2
 pids+=($!)
 sleep 6
 
-click() { xdotool mousemove "$1" "$2" click 1; sleep "${3:-1}"; }
-# Tabs sit at y=50: Compose, Recipients, Publish; Start is the first button of Publish.
-click 210 50
+# A press held for a moment: a click shorter than one frame can be missed.
+click() { xdotool mousemove "$1" "$2"; sleep 0.3; xdotool mousedown 1; sleep 0.2; xdotool mouseup 1; sleep "${3:-1}"; }
+# Tabs sit at y=50: Campaigns, Compose, Recipients, Publish, Results, Suppression list; Start is
+# the first button of Publish.
+click 300 50
 click 84 95 8
 import -window root "$out/publish.png"
-click 130 50 3
+click 222 50 3
 import -window root "$out/recipients.png"
-click 45 50 1
-# Render the first recipient in the preview pane.
-click 760 122 3
+click 136 50 1
+# Preview the first recipient (the Text view of the preview pane).
+click 799 122 4
 import -window root "$out/compose.png"
 echo "screenshots written to $out"
 # The library, results, Publish after "Check mailbox" and the suppression list (their own run).

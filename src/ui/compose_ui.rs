@@ -284,7 +284,11 @@ impl ComposeView {
                 egui::ScrollArea::vertical()
                     .id_salt("preview_body")
                     .show(ui, |ui| {
-                        ui.add(egui::Label::new(egui::RichText::new(body).monospace()).wrap());
+                        // A left-aligned layout: in the pane's justified one, egui spreads the
+                        // words of every wrapped line across the width.
+                        ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+                            ui.add(egui::Label::new(egui::RichText::new(body).monospace()).wrap());
+                        });
                     });
             }
         }
@@ -314,7 +318,7 @@ fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage) {
     field_ui(
         ui,
         "Unsubscribe",
-        "https://acme.example/u?e={{ url(email) }}",
+        "empty: the signed link of [unsubscribe] url",
         &mut message.unsubscribe,
     );
 }
