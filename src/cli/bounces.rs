@@ -219,8 +219,13 @@ pub fn suppression(db: Option<&Path>, action: SuppressionAction) -> Result<i32> 
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let text = text.trim_start_matches('\u{feff}');
-            let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-            let header = lines.next().map(csv_line).unwrap_or_default();
+            // (line number, fields), blank lines left out.
+            let mut lines = text
+                .lines()
+                .enumerate()
+                .filter(|(_, line)| !line.trim().is_empty())
+                .map(|(index, line)| (index + 1, csv_line(line)));
+            let (header_line, header) = lines.next().unwrap_or_default();
             let column = |names: &[&str]| {
                 header
                     .iter()
@@ -230,18 +235,29 @@ pub fn suppression(db: Option<&Path>, action: SuppressionAction) -> Result<i32> 
             let (address_column, reason_column, evidence_column, first) =
                 match column(&["address", "email", "email address", "e-mail"]) {
                     Some(index) => (index, column(&["reason"]), column(&["evidence"]), None),
-                    None => (0, None, None, Some(header.clone())),
+                    None => (0, None, None, Some((header_line, header.clone()))),
                 };
             let (mut added, mut invalid) = (0u64, 0u64);
             let now = now_ms();
-            for fields in first.into_iter().chain(lines.map(csv_line)) {
-                let Some(address) = fields.get(address_column) else {
-                    invalid += 1;
-                    continue;
-                };
-                let Ok(address) = key_of(address) else {
-                    invalid += 1;
-                    continue;
+            for (line, fields) in first.into_iter().chain(lines) {
+                let address = match fields.get(address_column).map(|field| key_of(field)) {
+                    Some(Ok(address)) => address,
+                    Some(Err(error)) => {
+                        eprintln!(
+                            "herald: {}, line {line}: {error}; not added",
+                            file.display()
+                        );
+                        invalid += 1;
+                        continue;
+                    }
+                    None => {
+                        eprintln!(
+                            "herald: {}, line {line}: no address column; not added",
+                            file.display()
+                        );
+                        invalid += 1;
+                        continue;
+                    }
                 };
                 let reason = reason_column
                     .and_then(|index| fields.get(index))
