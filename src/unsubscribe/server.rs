@@ -7,8 +7,9 @@
 //!
 //! Bounded against slow or greedy clients: at most `MAX_CONNECTIONS` at once, request heads
 //! read within `HEAD_TIMEOUT` and at most `MAX_HEAD` bytes, bodies over `MAX_BODY` refused with
-//! 413, and a connection closed after `CONNECTION_TIMEOUT` whatever it is doing (a TLS
-//! handshake must also finish within `HEAD_TIMEOUT`). Plain HTTP behind the user's reverse
+//! 413 and bodies not in within `BODY_TIMEOUT` with 408, and a connection closed after
+//! `CONNECTION_TIMEOUT` whatever it is doing (a TLS handshake must also finish within
+//! `HEAD_TIMEOUT`). Plain HTTP behind the user's reverse
 //! proxy (which then owns the certificate and its renewal), or HTTPS with a certificate of its
 //! own (`--cert`/`--key`, PEM; rustls through the SMTP module's TLS setup, so one crypto
 //! provider serves the whole program). Logs carry campaign and recipient ids, never a token or
@@ -20,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,8 @@ pub const MAX_BODY: usize = 4 * 1024;
 /// Largest request head (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's body may take once its head is in (a one-click body is one packet).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_CONNECTIONS: usize = 256;
 
@@ -418,10 +420,28 @@ async fn record(
     State(shared): State<Arc<Shared>>,
     UrlPath(text): UrlPath<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let Ok(named) = token::decode(&shared.key, Purpose::Unsubscribe, &text) else {
         return html(StatusCode::NOT_FOUND, page::invalid());
+    };
+    // hyper bounds the head's time but not the body's: a client dribbling its body is cut here,
+    // long before the connection limit.
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            let too_large = error
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            return if too_large {
+                html(StatusCode::PAYLOAD_TOO_LARGE, page::bad_request())
+            } else {
+                html(StatusCode::BAD_REQUEST, page::bad_request())
+            };
+        }
+        Err(_) => return html(StatusCode::REQUEST_TIMEOUT, page::bad_request()),
     };
     let Some(how) = one_click(&headers, &body) else {
         return html(StatusCode::BAD_REQUEST, page::bad_request());
