@@ -318,6 +318,42 @@ fn the_example_campaigns_links_carry_no_address() {
     }
 }
 
+/// `herald check` holds `[unsubscribe] token_env` to what `herald unsubscribe-server
+/// --token-env` accepts: a variable with fewer than 24 characters is a problem named by key, a
+/// long enough one passes.
+#[test]
+fn check_refuses_a_token_env_secret_the_endpoint_would_refuse() {
+    const VAR: &str = "HERALD_CLI_TEST_PULL_BEARER";
+    let fixture = Fixture::new();
+    fixture.write("list.csv", SIMPLE_CSV);
+    let campaign = fixture.campaign("c.toml", "list.csv");
+    let mut text = std::fs::read_to_string(&campaign).unwrap();
+    text.push_str(&format!(
+        "\n[unsubscribe]\nendpoint = \"https://u.acme.example\"\ntoken_env = \"{VAR}\"\n"
+    ));
+    std::fs::write(&campaign, text).unwrap();
+    let db = fixture.db();
+    let check = |value: &str| {
+        fixture.herald_raw(
+            &[
+                "--db",
+                db.to_str().unwrap(),
+                "check",
+                campaign.to_str().unwrap(),
+            ],
+            &[(VAR, value)],
+        )
+    };
+    let short = check("twenty-three-characters");
+    short.assert_code(1);
+    assert!(
+        short.stdout.contains("unsubscribe.token_env") && short.stdout.contains(VAR),
+        "{}",
+        short.all()
+    );
+    check("twenty-four-characters!!").assert_code(0);
+}
+
 #[test]
 fn check_lists_every_campaign_problem_at_once_by_key() {
     let fixture = Fixture::new();

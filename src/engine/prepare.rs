@@ -465,6 +465,20 @@ pub fn check(campaign: &Campaign) -> CheckReport {
     {
         report.problems.push(error.to_string());
     }
+    // The endpoint refuses to start on a shorter secret, and the pull refuses to send one: say
+    // so before the send does (loading already reported an unset variable).
+    if let Some(name) = campaign
+        .unsubscribe
+        .as_ref()
+        .and_then(|spec| spec.token_env.as_deref())
+        && let Ok(value) = std::env::var(name)
+        && value.trim().chars().count() < crate::token::MIN_PULL_BEARER
+    {
+        report.problems.push(format!(
+            "unsubscribe.token_env: the environment variable {name} holds fewer than {} characters; the endpoint's --token-env refuses such a secret",
+            crate::token::MIN_PULL_BEARER
+        ));
+    }
     let csv = match open_list(campaign) {
         Ok(csv) => csv,
         Err(error) => {
