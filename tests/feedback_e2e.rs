@@ -444,3 +444,93 @@ fn an_unreadable_mailbox_stops_the_send_unless_no_pull() {
     assert_eq!(smtp.received_count(), 1);
     assert_eq!(status(&dir.campaign, &dir.db)["sent"], 1);
 }
+
+/// Killed in the middle (issue #13, "Bad input and faults"): `herald bounces` over more reports
+/// than one batch is killed with SIGKILL as soon as its first batch has committed; run again, it
+/// ends in the same state as one uninterrupted run, and what the first run applied is not
+/// counted again.
+#[test]
+fn a_check_killed_after_its_first_batch_ends_in_the_same_state_when_run_again() {
+    if dovecot::skip() {
+        return;
+    }
+    const N: usize = 1200;
+    let emails = support::campaign::addresses(N);
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (dovecot, _smtp, dir) = start(&refs, "");
+    run(&["send"], &dir.campaign, &dir.db).assert_code(0);
+    assert_eq!(status(&dir.campaign, &dir.db)["sent"], N);
+    // Matched by the failed address (the envelope lost its tag): a hard bounce each.
+    for email in &emails {
+        dovecot.deliver("INBOX", &dsn("bounces@acme.example", email, "5.1.1", ""));
+    }
+    let mut command = herald_command();
+    command
+        .args(["bounces", "--json"])
+        .arg(&dir.campaign)
+        .arg("--db")
+        .arg(&dir.db)
+        .env(PASSWORD_ENV, dovecot::PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().expect("spawn herald");
+    let key = format!(
+        "imap://{}@127.0.0.1:{}/INBOX",
+        dovecot::USER,
+        dovecot.imaps_port
+    );
+    let deadline = std::time::Instant::now() + LIMIT;
+    let committed = loop {
+        let cursor = herald::store::Store::open(&dir.db)
+            .ok()
+            .and_then(|store| store.mailbox_cursor(&key).ok().flatten());
+        if let Some(cursor) = cursor.filter(|cursor| cursor.last_uid > 0) {
+            break cursor.last_uid;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "herald bounces ended before its first batch was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no batch committed");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let finished_before_kill = child.try_wait().expect("wait").is_some();
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        !finished_before_kill && (committed as usize) < N,
+        "the check finished before it could be killed (last UID {committed})"
+    );
+    let bounced_after_kill = status(&dir.campaign, &dir.db)["bounced"]
+        .as_u64()
+        .expect("bounced");
+    assert!(
+        bounced_after_kill > 0 && (bounced_after_kill as usize) < N,
+        "{bounced_after_kill} bounced after the kill"
+    );
+
+    let again = bounces_json(&dir.campaign, &dir.db);
+    assert_eq!(
+        again["hard"].as_u64(),
+        Some(N as u64 - bounced_after_kill),
+        "{again}"
+    );
+    assert_eq!(again["bounced"], again["hard"], "{again}");
+    assert_eq!(again["unmatched"], 0, "{again}");
+    let counts = status(&dir.campaign, &dir.db);
+    assert_eq!(
+        (counts["bounced"].as_u64(), counts["sent"].as_u64()),
+        (Some(N as u64), Some(0)),
+        "{counts}"
+    );
+    assert_eq!(suppressed(&dir.db).len(), N);
+    // Every report ends marked read, the killed batch's flags included; none is read again.
+    let messages = dovecot.messages("INBOX");
+    assert_eq!(messages.len(), N, "mail was deleted");
+    assert!(messages.iter().all(|(_, flags)| flags.contains('S')));
+    let third = bounces_json(&dir.campaign, &dir.db);
+    assert_eq!(
+        (third["read"].as_u64(), third["hard"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
