@@ -357,7 +357,7 @@ fn apply_one(
         FeedbackKind::Hard => Some(SuppressionReason::Bounced),
         FeedbackKind::Complaint => Some(SuppressionReason::Complained),
         FeedbackKind::Unsubscribe => Some(SuppressionReason::Unsubscribed),
-        FeedbackKind::Soft if soft_run(tx, &key, item.recipient)? >= soft_limit => {
+        FeedbackKind::Soft if soft_run(tx, &key)? >= soft_limit => {
             Some(SuppressionReason::SoftBounces)
         }
         FeedbackKind::Soft | FeedbackKind::Blocked | FeedbackKind::Delayed => None,
@@ -374,16 +374,18 @@ fn apply_one(
     Ok(applied)
 }
 
-/// How many of the address's mailings up to `recipient`, latest first, soft-bounced in a row:
-/// a mailing without a soft bounce is a delivery in between, and the count stops there.
-fn soft_run(tx: &Transaction<'_>, key: &str, recipient: RecipientId) -> Result<u32, StoreError> {
+/// How many of the address's mailings, latest first, soft-bounced in a row: a mailing without
+/// a soft bounce is a delivery in between, and the count stops there. It starts from the latest
+/// mailing, not from the one the report is about, so bounces read out of order (a later
+/// campaign's first) still add up.
+fn soft_run(tx: &Transaction<'_>, key: &str) -> Result<u32, StoreError> {
     let mut statement = tx.prepare_cached(&format!(
         "SELECT EXISTS (SELECT 1 FROM feedback f WHERE f.recipient_id = r.id AND f.kind = 'soft')
          FROM recipient r
-         WHERE coalesce(r.email_key, r.email) = ?1 AND r.id <= ?2 AND r.state IN {MAILED_STATES}
+         WHERE coalesce(r.email_key, r.email) = ?1 AND r.state IN {MAILED_STATES}
          ORDER BY r.id DESC"
     ))?;
-    let mut rows = statement.query(params![key, recipient])?;
+    let mut rows = statement.query(params![key])?;
     let mut run = 0;
     while let Some(row) = rows.next()? {
         if !row.get::<_, bool>(0)? {
@@ -508,6 +510,11 @@ mod tests {
         assert!(soft(&mut store, d).suppressed);
         let entry = store.global_suppression("x@example.org").unwrap().unwrap();
         assert_eq!(entry.reason, SuppressionReason::SoftBounces);
+        // Read out of order: the later mailing's bounce first, then the earlier one's.
+        let early = mailed_campaign(&mut store, "/6.toml", &["z@example.org"])[0];
+        let late = mailed_campaign(&mut store, "/7.toml", &["z@example.org"])[0];
+        assert!(!soft(&mut store, late).suppressed);
+        assert!(soft(&mut store, early).suppressed);
         // Blocked never suppresses.
         let e = mailed_campaign(&mut store, "/5.toml", &["y@example.org"])[0];
         let blocked = store
