@@ -539,3 +539,63 @@ fn postfixs_own_bounce_of_an_unknown_user_comes_back_through_dovecot_and_bounces
     assert_eq!(messages.len(), 1, "mail was deleted");
     assert!(messages[0].1.contains('S'), "the report is not marked read");
 }
+
+/// RFC 3501 §2.3.1.1: a new UIDVALIDITY means the old UIDs name other messages, so the folder is
+/// read again from the start; reports already applied change nothing the second time, and the
+/// new one is applied. Over plain IMAP (`security = "none"`), which the other tests do not use.
+#[test]
+fn a_new_uidvalidity_reads_the_folder_again_without_applying_anything_twice() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org", "bob@example.org"], |d| {
+        bounces_section(d, d.imap_port, "none", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let ada = return_path_of(&smtp, "ada@example.org");
+    let bob = return_path_of(&smtp, "bob@example.org");
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&ada, "ada@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    let first = bounces_json(&dir);
+    assert_eq!(
+        (first["read"].clone(), first["hard"].clone()),
+        (1.into(), 1.into()),
+        "{first}"
+    );
+    // Dovecot gives the folder a new UIDVALIDITY when its UID list is gone.
+    let maildir = dovecot.maildir();
+    for entry in std::fs::read_dir(&maildir).expect("maildir") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("dovecot-uidlist") || name.starts_with("dovecot.index") {
+            std::fs::remove_file(&path).expect("remove the uid list");
+        }
+    }
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&bob, "bob@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    let second = bounces_json(&dir);
+    assert_eq!(
+        second["read"], 2,
+        "both read again under the new UIDVALIDITY: {second}"
+    );
+    let status = status(&dir.campaign, &dir.db);
+    assert_eq!(status["bounced"], 2, "{status}");
+    let mut list = suppressed(&dir);
+    list.sort();
+    assert_eq!(
+        list,
+        [
+            ("ada@example.org".to_string(), "bounced".to_string()),
+            ("bob@example.org".to_string(), "bounced".to_string())
+        ]
+    );
+    // Nothing new: a third check reads nothing.
+    assert_eq!(bounces_json(&dir)["read"], 0);
+}
