@@ -12,8 +12,9 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::campaign::{RelayConf, addresses, campaign};
+use support::campaign::{RelayConf, addresses, campaign, campaign_with};
 use support::cli_run::{self, Ran};
+use support::dovecot::{self, Dovecot};
 use support::secret_service::{self, BareBus, SecretService};
 use support::smtp_server::SmtpServer;
 
@@ -167,4 +168,64 @@ fn an_empty_password_stores_nothing() {
     let ran = store_password(&unique_name("EMPTY"), "", &bus_less);
     ran.assert_code(1);
     assert!(ran.stderr.contains("no password given"), "{}", ran.all());
+}
+
+/// The bounce mailbox's password is looked up as a relay's is (issue #13, item 2): with no
+/// environment variable set, from the Secret Service. `herald send` reads the mailbox first and
+/// stops when it cannot, so a send that goes through has read it; `herald bounces` then applies
+/// a DSN delivered into the Dovecot that checks the password.
+#[test]
+fn the_bounce_mailbox_password_is_read_from_the_keyring() {
+    if secret_service::skip() || dovecot::skip() {
+        return;
+    }
+    let keyring = SecretService::start();
+    let name = unique_name("MAILBOX");
+    store_password(&name, dovecot::PASSWORD, &keyring.env()).assert_code(0);
+    let dovecot = Dovecot::start();
+    let server = SmtpServer::start();
+    let emails = vec!["ada@example.org".to_string()];
+    let bounces = format!(
+        "[bounces]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"tls\"\nusername = \"{}\"\n\
+         password_env = \"{name}\"\nca_file = \"{}\"\nreturn_path = \"bounces@acme.example\"\n",
+        dovecot.imaps_port,
+        dovecot::USER,
+        dovecot.ca_file().display()
+    );
+    let dir = campaign_with(
+        &emails,
+        &[RelayConf::new("relay", server.port())],
+        "",
+        &bounces,
+    );
+    let owned = keyring.env();
+    let env: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    let sent = cli_run::herald(&["send"], &dir.campaign, &dir.db, &env, LIMIT);
+    sent.assert_code(0);
+    let return_path = server
+        .received()
+        .first()
+        .map(|message| message.mail_from.clone())
+        .expect("the message was sent");
+    dovecot.deliver(
+        "INBOX",
+        format!(
+            "Return-Path: <>\r\nDelivered-To: {return_path}\r\nFrom: MAILER-DAEMON@mx.example.org\r\n\
+             To: {return_path}\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
+             Final-Recipient: rfc822; ada@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+             Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n--b--\r\n"
+        )
+        .as_bytes(),
+    );
+    let ran = cli_run::herald(&["bounces", "--json"], &dir.campaign, &dir.db, &env, LIMIT);
+    ran.assert_code(0);
+    let summary: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect("json");
+    assert_eq!(summary["read"], 1, "{summary}");
+    assert_eq!(summary["hard"], 1, "{summary}");
 }
