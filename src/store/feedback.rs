@@ -357,7 +357,7 @@ fn apply_one(
         FeedbackKind::Hard => Some(SuppressionReason::Bounced),
         FeedbackKind::Complaint => Some(SuppressionReason::Complained),
         FeedbackKind::Unsubscribe => Some(SuppressionReason::Unsubscribed),
-        FeedbackKind::Soft if soft_run(tx, &key)? >= soft_limit => {
+        FeedbackKind::Soft if soft_run(tx, &key, item.recipient)? >= soft_limit => {
             Some(SuppressionReason::SoftBounces)
         }
         FeedbackKind::Soft | FeedbackKind::Blocked | FeedbackKind::Delayed => None,
@@ -374,24 +374,31 @@ fn apply_one(
     Ok(applied)
 }
 
-/// How many of the address's mailings, latest first, soft-bounced in a row: a mailing without
-/// a soft bounce is a delivery in between, and the count stops there. It starts from the latest
-/// mailing, not from the one the report is about, so bounces read out of order (a later
-/// campaign's first) still add up.
-fn soft_run(tx: &Transaction<'_>, key: &str) -> Result<u32, StoreError> {
+/// How long the unbroken run of soft-bounced mailings that holds `recipient`'s is: a mailing
+/// without a soft bounce is a delivery in between and breaks the run. Mailings after the
+/// reported one count too, so bounces read out of order (a later campaign's first) still add
+/// up; one whose bounce has not come yet only ends the run on its own side.
+fn soft_run(tx: &Transaction<'_>, key: &str, recipient: RecipientId) -> Result<u32, StoreError> {
     let mut statement = tx.prepare_cached(&format!(
-        "SELECT EXISTS (SELECT 1 FROM feedback f WHERE f.recipient_id = r.id AND f.kind = 'soft')
+        "SELECT r.id, EXISTS (SELECT 1 FROM feedback f WHERE f.recipient_id = r.id AND f.kind = 'soft')
          FROM recipient r
          WHERE coalesce(r.email_key, r.email) = ?1 AND r.state IN {MAILED_STATES}
          ORDER BY r.id DESC"
     ))?;
     let mut rows = statement.query(params![key])?;
     let mut run = 0;
+    let mut passed = false;
     while let Some(row) = rows.next()? {
-        if !row.get::<_, bool>(0)? {
+        let (id, soft): (RecipientId, bool) = (row.get(0)?, row.get(1)?);
+        if soft {
+            run += 1;
+        } else if passed {
             break;
+        } else {
+            // A delivery after the reported mailing: the run that holds it starts below.
+            run = 0;
         }
-        run += 1;
+        passed |= id <= recipient;
     }
     Ok(run)
 }
@@ -515,6 +522,13 @@ mod tests {
         let late = mailed_campaign(&mut store, "/7.toml", &["z@example.org"])[0];
         assert!(!soft(&mut store, late).suppressed);
         assert!(soft(&mut store, early).suppressed);
+        // A bounce that comes after the next mailing went out still adds up: the next mailing
+        // is not between the two bounced ones.
+        let m1 = mailed_campaign(&mut store, "/8.toml", &["w@example.org"])[0];
+        let m2 = mailed_campaign(&mut store, "/9.toml", &["w@example.org"])[0];
+        let _m3 = mailed_campaign(&mut store, "/10.toml", &["w@example.org"]);
+        assert!(!soft(&mut store, m1).suppressed);
+        assert!(soft(&mut store, m2).suppressed);
         // Blocked never suppresses.
         let e = mailed_campaign(&mut store, "/5.toml", &["y@example.org"])[0];
         let blocked = store
