@@ -310,6 +310,17 @@ fn a_newsletter_taller_than_a_texture_shows_in_bands() {
         r#"<body style="margin:0"><div style="height:5000px;background:#abcdef"></div></body>"#,
     );
     wait_for(&mut harness, "640 px wide, 5000 px tall");
+    // 5,000 px in bands of at most 2,048: three textures.
+    assert_eq!(harness.state().0.bands(), 3);
+}
+
+#[test]
+fn a_message_wider_than_a_texture_says_so_instead_of_failing() {
+    // Wider than egui_kittest's largest texture side (2,048 px): before, the upload panicked.
+    let mut harness = view_harness(
+        r#"<body style="margin:0"><table width="3000"><tr><td>wide</td></tr></table></body>"#,
+    );
+    wait_for(&mut harness, "3000 px wide, wider than this screen");
 }
 
 #[test]

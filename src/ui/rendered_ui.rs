@@ -61,8 +61,16 @@ enum Arrived {
     Opened(Result<std::path::PathBuf, String>),
 }
 
-fn bands(rendered: crate::render::Rendered, side: usize) -> Bands {
+/// Cuts the page into horizontal bands within the GPU's largest texture side. A page wider than
+/// that side cannot be shown as one texture (egui refuses it): a sentence instead.
+fn bands(rendered: crate::render::Rendered, side: usize) -> Result<Bands, String> {
     let width = rendered.width_px as usize;
+    if width > side {
+        return Err(format!(
+            "This message is {width} px wide, wider than this screen's graphics can draw ({side} px). \
+             Open in browser shows it whole."
+        ));
+    }
     let images = rendered
         .rgba
         .chunks(width * 4 * side)
@@ -70,14 +78,14 @@ fn bands(rendered: crate::render::Rendered, side: usize) -> Bands {
             egui::ColorImage::from_rgba_unmultiplied([width, rows.len() / (width * 4)], rows)
         })
         .collect();
-    Bands {
+    Ok(Bands {
         viewport_px: rendered.viewport_px,
         width_px: rendered.width_px,
         height_px: rendered.height_px,
         blocked_images: rendered.blocked_images,
         cut: rendered.cut,
         images,
-    }
+    })
 }
 
 #[derive(Default)]
@@ -121,6 +129,11 @@ impl RenderedView {
         matches!(self.state, Some(State::Rendering))
     }
 
+    /// How many texture bands the shown render is drawn with.
+    pub fn bands(&self) -> usize {
+        self.textures.len()
+    }
+
     fn worker(&mut self, ctx: &egui::Context) -> Option<&RenderWorker> {
         if self.worker.is_none() {
             let (tx, rx) = channel();
@@ -135,7 +148,7 @@ impl RenderedView {
                         elapsed_ms,
                     } => Arrived::Rendered {
                         generation,
-                        result: result.map(|rendered| bands(rendered, side)),
+                        result: result.and_then(|rendered| bands(rendered, side)),
                         elapsed_ms,
                     },
                     Done::Opened(result) => Arrived::Opened(result),
