@@ -747,10 +747,18 @@ fn check_mailbox_ui(
     actions: &mut Vec<Action>,
 ) {
     ui.horizontal(|ui| {
-        let ready = ctx.path.is_some() && !view.mailbox_busy;
+        // Not while a run goes: the check holds the service (IMAP can take minutes on a slow
+        // server), and Pause and Stop must never wait behind it.
+        let ready = ctx.path.is_some() && !view.mailbox_busy && !ctx.running;
+        let hint = if ctx.running {
+            "The mailbox is read before each send; check it again once this run has ended"
+        } else {
+            "Read the bounce mailbox now and apply what came back"
+        };
         if ui
             .add_enabled(ready, egui::Button::new("Check mailbox"))
-            .on_hover_text("Read the bounce mailbox now and apply what came back")
+            .on_hover_text(hint)
+            .on_disabled_hover_text(hint)
             .clicked()
         {
             actions.push(Action::CheckMailbox);
