@@ -1,10 +1,11 @@
 //! The rendered preview (issue #14): one recipient's HTML drawn as a mail client would draw it,
 //! into an RGBA image the window shows as a texture. The only user of `litehtml` (a C++ layout
-//! engine, drawn with tiny-skia and cosmic-text) and of `image`. Remote images are never fetched
-//! unless the caller hands in a fetcher (as mail clients do, for privacy); `cid:` images come
-//! from the campaign's inline files and `data:` images from the HTML itself. Never touches egui,
-//! the store or the engine; `worker` runs renders off the window's thread, `browser` writes the
-//! same HTML for a real browser.
+//! engine, drawn with tiny-skia and cosmic-text) and of `image`. Remote images are fetched only
+//! when the request asks for them (`remote_images`, off by default, as mail clients do, for
+//! privacy); `cid:` images come from the campaign's inline files and `data:` images from the
+//! HTML itself. Never touches egui or the store, and of the engine borrows only `engine::smtp`'s
+//! verified TLS configuration (in `fetch`); `worker` runs renders off the window's thread,
+//! `browser` writes the same HTML for a real browser.
 
 pub mod browser;
 mod container;
@@ -98,10 +99,17 @@ pub fn render(request: &RenderRequest) -> Result<Rendered, RenderError> {
     render_with(request, &|url| match fetch::get(url) {
         Ok(bytes) => Some(bytes),
         Err(error) => {
-            tracing::debug!(%error, url, "a remote image stays a placeholder");
+            // The host only: tracking URLs often carry the recipient's address.
+            tracing::debug!(%error, host = url_host(url), "a remote image stays a placeholder");
             None
         }
     })
+}
+
+/// The host part of an http(s) URL, for logs.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("//").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 /// Rules mail clients apply that litehtml's default stylesheet lacks. `align="center"` on a
@@ -136,7 +144,11 @@ fn draw(
             return None;
         }
         let fetched = if request.remote_images {
-            fetch_remote(url)
+            // A scheme-relative URL, as a mail client resolves it: over https.
+            match url.strip_prefix("//") {
+                Some(rest) => fetch_remote(&format!("https://{rest}")),
+                None => fetch_remote(url),
+            }
         } else {
             None
         };
