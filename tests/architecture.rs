@@ -53,7 +53,6 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("rhai", &["compose/template.rs"]),
     ("lettre", &["compose/", "engine/smtp"]),
     ("hostname::", &["engine/smtp/session"]),
-    ("tempfile::", &["render/browser"]),
     ("hickory", &["engine/dns"]),
     ("csv::", &["recipients/"]),
     ("encoding_rs", &["recipients/"]),
