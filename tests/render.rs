@@ -426,3 +426,31 @@ fn https_images_are_fetched_with_their_certificate_checked() {
     assert_eq!(pixel(&trusted, 20, 20), [220, 0, 0]);
     assert!(untrusted.is_err(), "an untrusted certificate was accepted");
 }
+
+#[test]
+fn a_server_trickling_an_image_is_cut_at_the_fetch_deadline() {
+    // A byte every second keeps every read inside its 5 s limit; only the whole-fetch deadline
+    // (10 s) ends it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            use std::io::Write;
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: image/png\r\n\r\n");
+            for _ in 0..60 {
+                std::thread::sleep(Duration::from_secs(1));
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let started = Instant::now();
+    let fetched = fetch::get(&format!("http://127.0.0.1:{port}/pixel.png"));
+    let took = started.elapsed();
+    assert!(fetched.is_err(), "a trickled image was taken");
+    assert!(
+        took >= Duration::from_secs(8) && took < Duration::from_secs(20),
+        "cut after {took:?}"
+    );
+}

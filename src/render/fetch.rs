@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::engine::smtp::{
     BlockingTlsConnection, BlockingTlsStream, tls_server_name, verified_tls_config,
@@ -15,6 +15,9 @@ use crate::engine::smtp::{
 /// An image larger than this is not a newsletter image; it stays a placeholder.
 pub const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// The whole of one image's fetch: a server trickling a byte every few seconds would otherwise
+/// hold the render worker for as long as it likes.
+const TOTAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -57,11 +60,8 @@ pub fn get_trusting(url: &str, ca_pem: Option<&[u8]>) -> Result<Vec<u8>, FetchEr
         Some((host, _port)) => (host, authority.to_string()),
         None => (authority, format!("{authority}:{default_port}")),
     };
-    let address = target
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| FetchError::Host(url.to_string()))?;
-    let stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
+    let deadline = Instant::now() + TOTAL;
+    let stream = connect(&target, url)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     // HTTP/1.0 (RFC 1945): no chunked answers, and the body ends where the stream does.
@@ -73,9 +73,13 @@ pub fn get_trusting(url: &str, ca_pem: Option<&[u8]>) -> Result<Vec<u8>, FetchEr
         let name = tls_server_name(host).map_err(FetchError::Tls)?;
         let connection = BlockingTlsConnection::new(config, name)
             .map_err(|error| FetchError::Tls(error.to_string()))?;
-        exchange(BlockingTlsStream::new(connection, stream), &request)?
+        exchange(
+            BlockingTlsStream::new(connection, stream),
+            &request,
+            deadline,
+        )?
     } else {
-        exchange(stream, &request)?
+        exchange(stream, &request, deadline)?
     };
     let Some(head_end) = answer.windows(4).position(|window| window == b"\r\n\r\n") else {
         return Err(FetchError::Status("no complete answer".into()));
@@ -99,19 +103,54 @@ pub fn get_trusting(url: &str, ca_pem: Option<&[u8]>) -> Result<Vec<u8>, FetchEr
     Ok(body)
 }
 
-/// Writes the request and reads the answer to its end (HTTP/1.0: the server closes).
-fn exchange(mut stream: impl Read + Write, request: &str) -> Result<Vec<u8>, FetchError> {
+/// Connects to the first of the host's addresses that answers (IPv6 and IPv4 alike).
+fn connect(target: &str, url: &str) -> Result<TcpStream, FetchError> {
+    let mut last = None;
+    for address in target.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&address, TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.map_or_else(|| FetchError::Host(url.to_string()), FetchError::Io))
+}
+
+/// Writes the request and reads the answer to its end (HTTP/1.0: the server closes), within
+/// `deadline` as a whole.
+fn exchange(
+    mut stream: impl Read + Write,
+    request: &str,
+    deadline: Instant,
+) -> Result<Vec<u8>, FetchError> {
     // One write: a server may answer (and close) as soon as it has the request's first line.
     stream.write_all(request.as_bytes())?;
+    let limit = MAX_IMAGE_BYTES + 64 * 1024;
     let mut answer = Vec::new();
-    match stream
-        .take(MAX_IMAGE_BYTES as u64 + 64 * 1024)
-        .read_to_end(&mut answer)
-    {
-        Ok(_) => {}
-        // Many servers close without TLS's close_notify; the length check below still holds.
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
-        Err(error) => return Err(error.into()),
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        if Instant::now() > deadline {
+            return Err(FetchError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the image took longer than {} s", TOTAL.as_secs()),
+            )));
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => {
+                answer.extend_from_slice(&buffer[..read]);
+                if answer.len() > limit {
+                    return Err(FetchError::TooLarge);
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            // Many servers close without TLS's close_notify; the length check still holds.
+            Err(error)
+                if error.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() =>
+            {
+                break;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
     Ok(answer)
 }
