@@ -44,7 +44,7 @@ impl ScalingContainer {
     }
 
     pub(super) fn load_image_data(&mut self, url: &str, bytes: &[u8]) {
-        if let Ok(decoded) = image::load_from_memory(bytes) {
+        if let Ok(decoded) = super::decode_bounded(bytes) {
             self.originals.insert(url.to_string(), decoded.to_rgba8());
             self.inner.load_image_data(url, bytes);
         }
@@ -54,6 +54,11 @@ impl ScalingContainer {
     fn sized(&mut self, url: &str, width: u32, height: u32) -> Option<String> {
         let original = self.originals.get(url)?;
         if (original.width(), original.height()) == (width, height) || width == 0 || height == 0 {
+            return None;
+        }
+        // A box the HTML made huge (an image 50,000 px square) would allocate gigabytes here:
+        // beyond what the page can show, the image is left to litehtml as it is.
+        if u64::from(width) * u64::from(height) > super::MAX_IMAGE_PIXELS {
             return None;
         }
         let name = format!("{url}#herald-{width}x{height}");

@@ -106,6 +106,21 @@ pub fn render(request: &RenderRequest) -> Result<Rendered, RenderError> {
     })
 }
 
+/// The most pixels one image may have, decoded or scaled: 4,000 × 4,000 (64 MB of RGBA).
+const MAX_IMAGE_PIXELS: u64 = 4_000 * 4_000;
+
+/// Decodes an image within bounds (the image crate's default would allow 512 MB), so a hostile
+/// or careless file costs a placeholder, not the window's memory.
+fn decode_bounded(bytes: &[u8]) -> image::ImageResult<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16_000);
+    limits.max_image_height = Some(MAX_HEIGHT_PX);
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS * 4);
+    reader.limits(limits);
+    reader.decode()
+}
+
 /// The host part of an http(s) URL, for logs.
 fn url_host(url: &str) -> &str {
     let rest = url.split_once("//").map_or(url, |(_, rest)| rest);
@@ -152,7 +167,7 @@ fn draw(
         } else {
             None
         };
-        let usable = fetched.filter(|bytes| image::load_from_memory(bytes).is_ok());
+        let usable = fetched.filter(|bytes| decode_bounded(bytes).is_ok());
         if usable.is_none() {
             blocked.set(blocked.get() + 1);
         }
@@ -283,6 +298,14 @@ mod tests {
         assert_eq!(rendered.width_px, 200);
         assert!(rendered.height_px >= 50);
         assert_eq!(&rendered.rgba[..4], &[255, 0, 0, 255]);
+    }
+
+    #[test]
+    fn images_beyond_the_bounds_are_refused_not_decoded() {
+        let fits = encode_png(2, 2, &[255; 16]).unwrap();
+        assert!(decode_bounded(&fits).is_ok());
+        let wide = encode_png(16_001, 1, &vec![255; 16_001 * 4]).unwrap();
+        assert!(decode_bounded(&wide).is_err());
     }
 
     #[test]
