@@ -515,3 +515,16 @@ async fn a_non_ascii_local_part_fails_clearly_where_smtputf8_is_not_offered() {
     );
     assert_eq!(server.received_count(), 2);
 }
+
+#[tokio::test]
+async fn a_non_ascii_local_part_goes_in_the_chunking_flight_with_smtputf8() {
+    let server = SmtpServer::builder().chunking().start();
+    let mut session = Session::connect(&target(server.port()), timeouts())
+        .await
+        .unwrap();
+    let outcomes = send_with_unicode_recipient(&mut session).await;
+    let codes: Vec<_> = outcomes.iter().map(|(_, o)| code(o)).collect();
+    assert_eq!(codes, [Some(250), Some(250), Some(250)], "{outcomes:?}");
+    assert_eq!(server.received()[1].rcpt_to, ["jürgen@example.com"]);
+    assert!(server.verbs(1).iter().all(|verb| verb != "DATA"));
+}
