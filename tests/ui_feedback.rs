@@ -529,6 +529,27 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
             .is_none()
     );
 
+    // An address that bounced or asked to leave is not mailed again on one click: Remove asks
+    // first, and Keep leaves it on the list.
+    harness
+        .get_all_by_label("Remove")
+        .next()
+        .expect("a Remove")
+        .click();
+    for _ in 0..5 {
+        harness.step();
+    }
+    assert!(
+        harness.query_by_label("Mail again").is_some(),
+        "no confirmation asked"
+    );
+    harness.get_by_label("Keep").click();
+    for _ in 0..5 {
+        harness.step();
+    }
+    assert!(harness.query_by_label("Mail again").is_none());
+    assert_eq!(harness.state().suppression_total(), Some(2));
+
     let to: PathBuf = dir.path().join("suppressed.csv");
     harness.get_by_label("Export to").focus();
     harness

@@ -11,7 +11,9 @@ use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::library_ui::{ago, thousands};
 use super::theme::state_color;
-use crate::store::{State, SuppressionPage, SuppressionReason, reason_label};
+use crate::store::{
+    State, Suppression as SuppressionEntry, SuppressionPage, SuppressionReason, reason_label,
+};
 
 /// The most entries shown at once; the search narrows a longer list.
 pub const SHOWN: u32 = 500;
@@ -26,6 +28,9 @@ pub struct SuppressionView {
     pub changed: Option<Result<String, String>>,
     export_path: String,
     pub export_result: Option<Result<u64, String>>,
+    /// The address whose Remove was pressed and awaits "Mail again": someone who bounced,
+    /// complained or unsubscribed is never mailed again on one mis-click.
+    confirming: Option<String>,
 }
 
 impl SuppressionView {
@@ -111,7 +116,7 @@ impl SuppressionView {
                 } else {
                     ui.weak(format!("{} address(es)", thousands(page.total)));
                 }
-                table_ui(ui, page, &mut actions);
+                table_ui(ui, page, &mut self.confirming, &mut actions);
             }
         }
         actions
@@ -199,6 +204,44 @@ impl SuppressionView {
     }
 }
 
+/// "Remove", and for an address that asked to leave or bounced, "Mail again?" first.
+fn remove_ui(
+    ui: &mut egui::Ui,
+    entry: &SuppressionEntry,
+    confirming: &mut Option<String>,
+    actions: &mut Vec<Action>,
+) {
+    if confirming.as_deref() == Some(entry.address.as_str()) {
+        if ui
+            .small_button("Mail again")
+            .on_hover_text(format!(
+                "{} is on the list as {}: remove it anyway",
+                entry.address,
+                reason_label(entry.reason)
+            ))
+            .clicked()
+        {
+            actions.push(Action::Unsuppress(entry.address.clone()));
+            *confirming = None;
+        }
+        if ui.small_button("Keep").clicked() {
+            *confirming = None;
+        }
+        return;
+    }
+    if ui
+        .small_button("Remove")
+        .on_hover_text(format!("Mail {} again", entry.address))
+        .clicked()
+    {
+        if entry.reason == SuppressionReason::Manual {
+            actions.push(Action::Unsuppress(entry.address.clone()));
+        } else {
+            *confirming = Some(entry.address.clone());
+        }
+    }
+}
+
 fn reason_color(reason: SuppressionReason) -> egui::Color32 {
     match reason {
         SuppressionReason::Bounced | SuppressionReason::SoftBounces => state_color(State::Bounced),
@@ -208,7 +251,12 @@ fn reason_color(reason: SuppressionReason) -> egui::Color32 {
     }
 }
 
-fn table_ui(ui: &mut egui::Ui, page: &SuppressionPage, actions: &mut Vec<Action>) {
+fn table_ui(
+    ui: &mut egui::Ui,
+    page: &SuppressionPage,
+    confirming: &mut Option<String>,
+    actions: &mut Vec<Action>,
+) {
     let now_ms = crate::store::now_ms();
     TableBuilder::new(ui)
         .striped(true)
@@ -240,15 +288,7 @@ fn table_ui(ui: &mut egui::Ui, page: &SuppressionPage, actions: &mut Vec<Action>
                 row.col(|ui| {
                     ui.label(ago(now_ms, entry.at_ms));
                 });
-                row.col(|ui| {
-                    if ui
-                        .small_button("Remove")
-                        .on_hover_text(format!("Mail {} again", entry.address))
-                        .clicked()
-                    {
-                        actions.push(Action::Unsuppress(entry.address.clone()));
-                    }
-                });
+                row.col(|ui| remove_ui(ui, entry, confirming, actions));
                 row.col(|ui| {
                     ui.add(
                         egui::Label::new(egui::RichText::new(&entry.evidence).weak()).truncate(),
