@@ -599,3 +599,28 @@ fn a_new_uidvalidity_reads_the_folder_again_without_applying_anything_twice() {
     // Nothing new: a third check reads nothing.
     assert_eq!(bounces_json(&dir)["read"], 0);
 }
+
+/// A bounce Herald cannot read (no address, no code in it) is counted as unrecognized and left
+/// on the server exactly as it was, for a person to look at; it changes no recipient.
+#[test]
+fn an_unreadable_bounce_is_counted_unrecognized_and_left_unread() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, _smtp, dir) = setup(&["ada@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/samples/bounces/unreadable_bounce.eml");
+    dovecot.deliver("INBOX", &std::fs::read(sample).expect("sample"));
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["read"], 1, "{summary}");
+    assert_eq!(summary["unrecognized"], 1, "{summary}");
+    assert_eq!(summary["hard"], 0, "{summary}");
+    let messages = dovecot.messages("INBOX");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].1, "", "the unreadable bounce was flagged");
+    assert_eq!(status(&dir.campaign, &dir.db)["sent"], 1);
+    assert!(suppressed(&dir).is_empty());
+}
