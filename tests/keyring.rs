@@ -212,16 +212,12 @@ fn the_bounce_mailbox_password_is_read_from_the_keyring() {
         .expect("the message was sent");
     dovecot.deliver(
         "INBOX",
-        format!(
-            "Return-Path: <>\r\nDelivered-To: {return_path}\r\nFrom: MAILER-DAEMON@mx.example.org\r\n\
-             To: {return_path}\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n\
-             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
-             --b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n\
-             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
-             Final-Recipient: rfc822; ada@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\
-             Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n--b--\r\n"
-        )
-        .as_bytes(),
+        &dovecot::dsn(
+            &return_path,
+            "ada@example.org",
+            "5.1.1",
+            "550 5.1.1 no such user",
+        ),
     );
     let ran = cli_run::herald(&["bounces", "--json"], &dir.campaign, &dir.db, &env, LIMIT);
     ran.assert_code(0);

@@ -54,16 +54,25 @@ fn message(n: usize) -> Message {
 /// Sends messages `0..count` on one session, handing each over as soon as the session can
 /// write it; returns the outcomes in the order they were reported, with their message numbers.
 async fn send_all(session: &mut Session, count: usize) -> Vec<(usize, Outcome)> {
+    send_made(session, count, message).await
+}
+
+/// As [`send_all`], with messages made by `make`.
+async fn send_made(
+    session: &mut Session,
+    count: usize,
+    make: impl Fn(usize) -> Message,
+) -> Vec<(usize, Outcome)> {
     let mut outcomes = Vec::new();
     let mut handed = 1;
     session
         .send_many(
             0,
-            message(0),
+            make(0),
             || {
                 (handed < count).then(|| {
                     handed += 1;
-                    (handed - 1, message(handed - 1))
+                    (handed - 1, make(handed - 1))
                 })
             },
             |n, outcome| outcomes.push((n, outcome)),
@@ -448,29 +457,14 @@ async fn a_drop_after_bdat_last_is_uncertain() {
 
 /// Messages 0..3 with message 1 addressed to a non-ASCII local part.
 async fn send_with_unicode_recipient(session: &mut Session) -> Vec<(usize, Outcome)> {
-    let unicode = |n: usize| {
+    send_made(session, 3, |n| {
         let mut m = message(n);
         if n == 1 {
             m.to = address("jürgen@example.com");
         }
         m
-    };
-    let mut outcomes = Vec::new();
-    let mut handed = 1;
-    session
-        .send_many(
-            0,
-            unicode(0),
-            || {
-                (handed < 3).then(|| {
-                    handed += 1;
-                    (handed - 1, unicode(handed - 1))
-                })
-            },
-            |n, outcome| outcomes.push((n, outcome)),
-        )
-        .await;
-    outcomes
+    })
+    .await
 }
 
 #[tokio::test]

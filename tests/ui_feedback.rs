@@ -22,7 +22,7 @@ use herald::store::{State, Store, Suppression, SuppressionReason};
 use herald::ui::{HeraldApp, Remembered, Tab};
 use support::campaign::{RelayConf, campaign_with, closed_port};
 use support::cli_run::herald;
-use support::dovecot::{self, Dovecot};
+use support::dovecot::{self, Dovecot, dsn};
 use support::smtp_server::SmtpServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -276,22 +276,6 @@ fn an_unreachable_endpoint_asks_and_cancel_sends_nothing_while_send_anyway_sends
         !app.is_running() && app.counts().sent == 3
     });
     assert_eq!(smtp.received_count(), 3);
-}
-
-/// An RFC 3464 report as an MTA writes it, delivered to `return_path`.
-fn dsn(return_path: &str, failed: &str, status: &str, diagnostic: &str) -> Vec<u8> {
-    format!(
-        "Return-Path: <>\r\nDelivered-To: {return_path}\r\n\
-         From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {return_path}\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{status}.{failed}>\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status; boundary=\"RB\"\r\n\r\n\
-         --RB\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
-         --RB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
-         Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: {status}\r\n\
-         Diagnostic-Code: smtp; {diagnostic}\r\n\r\n--RB--\r\n"
-    )
-    .into_bytes()
 }
 
 #[test]

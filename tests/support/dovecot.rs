@@ -305,3 +305,20 @@ impl Drop for Dovecot {
         self.stop();
     }
 }
+
+/// A minimal RFC 3464 report as an MTA writes it, delivered to `return_path` (its own
+/// Message-ID differs per failed address and status).
+pub fn dsn(return_path: &str, failed: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\nDelivered-To: {return_path}\r\n\
+         From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {return_path}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{status}.{failed}>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"RB\"\r\n\r\n\
+         --RB\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
+         --RB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
+         Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; {diagnostic}\r\n\r\n--RB--\r\n"
+    )
+    .into_bytes()
+}

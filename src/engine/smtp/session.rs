@@ -446,16 +446,25 @@ impl Session {
         }
     }
 
+    /// A 421 to RSET or MAIL: the server ends the session before taking the message (RFC 5321
+    /// §3.8). On a reused session that costs the message nothing, as any loss before an
+    /// acknowledgement does; on a fresh one it is the message's attempt (see `not_attempted`).
+    fn closed_before_taking(&mut self, reply: &Raw, reused: bool) -> Outcome {
+        self.closed = true;
+        if reused {
+            Outcome::NotAttempted(reply.reply())
+        } else {
+            Outcome::Attempted(attempt_for_reply(reply.reply()))
+        }
+    }
+
     /// Reads the replies to a written envelope (RSET?, MAIL, RCPT, DATA) and decides.
     async fn read_envelope(&mut self, rset: bool, reused: bool) -> Result<Sent, Outcome> {
         let limit = self.timeouts.command;
         if rset {
             match self.wire.read(limit).await {
                 Err(lost) => return Err(self.not_attempted(reused, &lost, "RSET")),
-                Ok(raw) if raw.code == 421 => {
-                    self.closed = true;
-                    return Err(Outcome::NotAttempted(raw.reply()));
-                }
+                Ok(raw) if raw.code == 421 => return Err(self.closed_before_taking(&raw, true)),
                 Ok(_) => {}
             }
         }
@@ -464,13 +473,7 @@ impl Session {
             Ok(raw) => raw,
         };
         if mail.code == 421 {
-            // The server ends the session before taking this message.
-            self.closed = true;
-            return Err(if reused {
-                Outcome::NotAttempted(mail.reply())
-            } else {
-                Outcome::Attempted(attempt_for_reply(mail.reply()))
-            });
+            return Err(self.closed_before_taking(&mail, reused));
         }
         let rcpt = self.wire.read(limit).await;
         let data = match &rcpt {
@@ -698,10 +701,7 @@ impl Session {
                     Err(lost) => return uncertain(&lost),
                     // The server ends the session at the RSET that opened this message's
                     // flight: it took nothing of it (an RSET is only due on a reused session).
-                    Ok(raw) if raw.code == 421 => {
-                        self.closed = true;
-                        return Outcome::NotAttempted(raw.reply());
-                    }
+                    Ok(raw) if raw.code == 421 => return self.closed_before_taking(&raw, true),
                     Ok(_) => {}
                 }
             }
@@ -712,16 +712,9 @@ impl Session {
                             .map(Outcome::Attempted)
                             .unwrap_or_else(|| uncertain(&lost));
                     }
+                    // The chunk behind this MAIL was never read.
                     Ok(raw) if command == "MAIL" && raw.code == 421 => {
-                        // A 421 to MAIL closes the session before the message was taken (RFC
-                        // 5321 §3.8): the chunk behind it was never read. As in the DATA path,
-                        // that costs a reused session's message nothing.
-                        self.closed = true;
-                        return if reused {
-                            Outcome::NotAttempted(raw.reply())
-                        } else {
-                            Outcome::Attempted(attempt_for_reply(raw.reply()))
-                        };
+                        return self.closed_before_taking(&raw, reused);
                     }
                     Ok(raw) => {
                         self.closed |= raw.code == 421;
@@ -762,10 +755,7 @@ impl Session {
         if std::mem::take(&mut self.open_transaction) {
             match self.command("RSET", limit).await {
                 Err(lost) => return Err(self.not_attempted(reused, &lost, "RSET")),
-                Ok(raw) if raw.code == 421 => {
-                    self.closed = true;
-                    return Err(Outcome::NotAttempted(raw.reply()));
-                }
+                Ok(raw) if raw.code == 421 => return Err(self.closed_before_taking(&raw, true)),
                 Ok(_) => {}
             }
         }
@@ -773,13 +763,11 @@ impl Session {
             Err(lost) => return Err(self.not_attempted(reused, &lost, "MAIL")),
             Ok(raw) => raw,
         };
+        if mail.code == 421 {
+            return Err(self.closed_before_taking(&mail, reused));
+        }
         if !mail.positive() {
-            self.closed |= mail.code == 421;
-            return Err(if mail.code == 421 && reused {
-                Outcome::NotAttempted(mail.reply())
-            } else {
-                Outcome::Attempted(attempt_for_reply(mail.reply()))
-            });
+            return Err(Outcome::Attempted(attempt_for_reply(mail.reply())));
         }
         self.open_transaction = true;
         let rcpt = match self
