@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod cli;
 pub mod compose;
 pub mod delivery;
+pub mod dnsauth;
 pub mod engine;
 pub mod inbox;
 pub mod recipients;

@@ -54,6 +54,9 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("lettre", &["compose/", "engine/smtp"]),
     ("hostname::", &["engine/smtp/session"]),
     ("hickory", &["engine/dns"]),
+    // The deliverability check (issue #23): SPF and DMARC evaluation and organizational domains.
+    ("mail_auth", &["dnsauth/"]),
+    ("psl::", &["dnsauth/"]),
     ("csv::", &["recipients/"]),
     ("encoding_rs", &["recipients/"]),
     ("idna::", &["recipients/"]),
@@ -68,7 +71,8 @@ const BORDERS: &[(&str, &[&str])] = &[
     // The mailbox reader (inbox/) is async too: IMAP over tokio, on a runtime of its own; so is
     // the unsubscribe endpoint, which runs without the engine, and the pull, which finishes
     // before a run starts (issue #15).
-    ("tokio", &["engine/", "inbox/", "unsubscribe/"]),
+    // So is the deliverability check (dnsauth/), on a small runtime of its own.
+    ("tokio", &["engine/", "inbox/", "unsubscribe/", "dnsauth/"]),
     ("async_imap", &["inbox/imap"]),
     ("axum", &["unsubscribe/"]),
     ("hyper::", &["unsubscribe/"]),
@@ -120,6 +124,7 @@ fn core_modules_never_reach_into_the_edges() {
             "engine/",
             "inbox/",
             "unsubscribe/",
+            "dnsauth/",
             "delivery.rs",
             "token.rs",
         ]

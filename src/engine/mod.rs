@@ -6,7 +6,7 @@
 mod direct;
 mod direct_policy;
 mod dispatch;
-mod dns;
+pub mod dns;
 mod job;
 mod outcome;
 pub mod prepare;
