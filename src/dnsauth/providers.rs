@@ -79,9 +79,7 @@ pub fn provider_of(host: &str) -> Option<&'static Provider> {
             .iter()
             .any(|pattern| match pattern.strip_prefix('.') {
                 // SES's SMTP endpoints are email-smtp.REGION.amazonaws.com; other AWS hosts are not SES.
-                Some(suffix) if suffix == "amazonaws.com" => {
-                    host.starts_with("email-smtp.") && host.ends_with(pattern)
-                }
+                Some("amazonaws.com") => host.starts_with("email-smtp.") && host.ends_with(pattern),
                 Some(_) => host.ends_with(pattern),
                 None => host == *pattern,
             })

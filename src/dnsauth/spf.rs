@@ -233,7 +233,7 @@ fn finding(
         ))
         .fix(format!(
             "replace +all with -all (or ~all) after the terms for the servers that really send: {}",
-            suggest(record.map(|r| strip_all(r)).as_deref(), &term)
+            suggest(record.map(strip_all).as_deref(), &term)
         )),
         SpfResult::Pass => base
             .clone()
