@@ -599,11 +599,11 @@ mod tests {
         );
         assert_eq!(key.bits(), 8);
         // The same key inside a SubjectPublicKeyInfo (rsaEncryption OID, NULL parameters).
-        let mut spki = vec![0x30, 0x19, 0x30, 0x0D, 0x06, 0x09];
+        let mut spki = vec![0x30, 0x1D, 0x30, 0x0D, 0x06, 0x09];
         spki.extend([
             0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01, 0x05, 0x00,
         ]);
-        spki.extend([0x03, 0x0A, 0x00]);
+        spki.extend([0x03, 0x0C, 0x00]);
         spki.extend(pkcs1);
         assert_eq!(read_published_key(Some("rsa"), &spki).unwrap(), key);
         // Truncated records, wrong types and sizes are refused with a reason.
