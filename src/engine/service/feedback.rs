@@ -1,6 +1,7 @@
 //! The service's feedback side (issues #13, #15): "Check mailbox" (the same `inbox::check` that
 //! `herald bounces` runs), what Start does before a run (read the bounce mailbox and pull the
-//! unsubscribe endpoint, as `herald send` does, and say what failed instead of sending), the
+//! unsubscribe endpoint, as `herald send` does, check SPF, DKIM, DMARC and reverse DNS (issue
+//! #23), and say what failed instead of sending), the
 //! feedback counts and per-row notes the window shows, and the global suppression list for the
 //! Suppression view (search, add, remove, export). Runs on the service thread; the store does
 //! the SQL, `inbox` and `unsubscribe::pull` the network.
@@ -12,6 +13,7 @@ use super::campaigns;
 use super::library::Library;
 use super::load;
 use crate::campaign::Campaign;
+use crate::dnsauth::{self, Finding};
 use crate::inbox::{self, Summary};
 use crate::recipients::EmailAddress;
 use crate::store::{
@@ -29,6 +31,9 @@ pub struct BeforeStart {
     pub pulled: Option<Result<PullReport, String>>,
     /// The endpoint the pull asked (for the question the window asks when it failed).
     pub endpoint: Option<String>,
+    /// The deliverability check's findings (issue #23); a red one stops the start, as it stops
+    /// `herald send`.
+    pub dns: Vec<Finding>,
     /// Whether the run was started (false when a check failed).
     pub started: bool,
 }
@@ -36,7 +41,9 @@ pub struct BeforeStart {
 impl BeforeStart {
     /// Whether a check that was due failed.
     pub fn failed(&self) -> bool {
-        matches!(self.mailbox, Some(Err(_))) || matches!(self.pulled, Some(Err(_)))
+        matches!(self.mailbox, Some(Err(_)))
+            || matches!(self.pulled, Some(Err(_)))
+            || dnsauth::blocking(&self.dns).next().is_some()
     }
 }
 
@@ -51,13 +58,17 @@ pub(super) fn check_mailbox(path: &Path, db: &Path) -> Result<Summary, String> {
     inbox::check(&campaign, db).map_err(|error| error.to_string())
 }
 
-/// The checks `herald send` makes before a run, in the same order: the mailbox, then the pull.
+/// The checks `herald send` makes before a run, in the same order: the DNS, the mailbox, then
+/// the pull.
 pub(super) fn before_start(
     campaign: &Campaign,
     db: &Path,
     library: &mut Library,
 ) -> Result<BeforeStart, String> {
-    let mut found = BeforeStart::default();
+    let mut found = BeforeStart {
+        dns: dnsauth::check(campaign),
+        ..BeforeStart::default()
+    };
     if campaign.bounces.is_some() {
         found.mailbox = Some(inbox::check(campaign, db).map_err(|error| error.to_string()));
     }
