@@ -31,9 +31,9 @@ struct Source {
 
 pub async fn check(dns: &Dns, plan: &Plan) -> SpfOutcome {
     let domain = plan.envelope_domain.as_str();
-    // The record as published, for the findings; the evaluation's own lookup of the same
-    // name is then answered from the resolver's cache.
-    let published = dns.txt(domain).await;
+    // The record as published, for the findings, asked while the relays' addresses are; the
+    // evaluation's own lookup of the same name is then answered from the resolver's cache.
+    let (published, sources) = tokio::join!(dns.txt(domain), sources(dns, plan));
     let records: Vec<&String> = match &published {
         Ok(records) => records.iter().filter(|record| is_spf(record)).collect(),
         Err(_) => Vec::new(),
@@ -49,7 +49,6 @@ pub async fn check(dns: &Dns, plan: &Plan) -> SpfOutcome {
                 .join(" | "),
         ),
     };
-    let sources = sources(dns, plan).await;
     let mut findings = Vec::new();
     let mut all_pass = !sources.is_empty();
     for source in sources {
