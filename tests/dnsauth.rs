@@ -4,20 +4,17 @@
 //! Ed25519), DMARC (only at the organizational domain, `adkim=s` with a subdomain `d=`), a PTR
 //! that does not resolve back, and what `herald check` and `herald send` do with the findings:
 //! red stops a send, `--ignore-dns` goes on, an unreachable DNS is amber and stops nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::cli_run::herald;
+use crate::support::dkim::make_key;
+use crate::support::dns_server::{DnsServer, Zone};
+use crate::support::smtp_server::SmtpServer;
 use herald::campaign::Campaign;
 use herald::dnsauth::{self, Finding, Level, Mechanism};
-use support::cli_run::herald;
-use support::dkim::make_key;
-use support::dns_server::{DnsServer, Zone};
-use support::smtp_server::SmtpServer;
 
 const RELAY_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 

@@ -7,9 +7,6 @@
 //! the DNS (issue #23) and asks before sending past a red finding.
 
 // Test helpers fail the test loudly on a broken fixture, as tests/ui.rs does.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,14 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{RelayConf, campaign_with, closed_port};
+use crate::support::cli_run::herald;
+use crate::support::dovecot::{self, Dovecot, dsn};
+use crate::support::smtp_server::SmtpServer;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::store::{State, Store, Suppression, SuppressionReason};
 use herald::ui::{HeraldApp, Remembered, Tab};
-use support::campaign::{RelayConf, campaign_with, closed_port};
-use support::cli_run::herald;
-use support::dovecot::{self, Dovecot, dsn};
-use support::smtp_server::SmtpServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// The bounce mailbox's password, read by the service thread from the environment.
@@ -153,7 +150,7 @@ impl Endpoint {
 }
 
 /// A campaign pulling from `endpoint`, with signed links pointing at it.
-fn signed_campaign(smtp_port: u16, endpoint: &str) -> support::campaign::CampaignDir {
+fn signed_campaign(smtp_port: u16, endpoint: &str) -> crate::support::campaign::CampaignDir {
     campaign_with(
         &emails(),
         &[RelayConf::new("local", smtp_port)],
@@ -603,9 +600,9 @@ fn publish_says_what_to_do_when_nothing_is_set_up() {
 fn a_red_dns_finding_asks_before_start_and_send_anyway_sends() {
     environment();
     let smtp = SmtpServer::start();
-    let dns = support::dns_server::DnsServer::start(support::dns_server::Zone::new());
+    let dns = crate::support::dns_server::DnsServer::start(crate::support::dns_server::Zone::new());
     let keys = tempfile::tempdir().unwrap();
-    let (pem, _, _) = support::dkim::make_key(keys.path(), "pkcs1");
+    let (pem, _, _) = crate::support::dkim::make_key(keys.path(), "pkcs1");
     let sections = format!(
         "[dkim]\ndomain = \"acme.test\"\nselector = \"s1\"\nprivate_key = \"{}\"\n\n\
          [direct]\nnameservers = [\"{}\"]\ndns_timeout_secs = 1\n",
@@ -663,9 +660,9 @@ fn resend_failed_makes_the_same_checks_and_asks_again() {
     let smtp = SmtpServer::builder()
         .attempt_rule(|rcpt, attempt| {
             if rcpt == "grace@example.org" && attempt == 1 {
-                support::smtp_server::Reply::PolicyReject
+                crate::support::smtp_server::Reply::PolicyReject
             } else {
-                support::smtp_server::Reply::Accept
+                crate::support::smtp_server::Reply::Accept
             }
         })
         .start();
