@@ -68,6 +68,17 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with(None)
+    }
+
+    /// A Dovecot whose `USER` also signs in with SASL XOAUTH2 or OAUTHBEARER: its `oauth2`
+    /// passdb asks `introspection_url` (RFC 7662, POST, the URL carrying the resource server's
+    /// client id and secret) whether the bearer token is active and whose it is (`sub`).
+    pub fn start_oauth2(introspection_url: &str) -> Dovecot {
+        Dovecot::start_with(Some(introspection_url))
+    }
+
+    fn start_with(introspection_url: Option<&str>) -> Dovecot {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         // Dovecot's processes run as nobody and must reach the passwd file and the Maildir.
@@ -103,6 +114,29 @@ impl Dovecot {
         chmod(&root.join("passwd"), 0o644);
         let imap_port = free_port();
         let imaps_port = free_port();
+        let (mechanisms, oauth2_passdb) = match introspection_url {
+            None => ("plain login", String::new()),
+            Some(url) => {
+                let ext = root.join("oauth2.conf.ext");
+                std::fs::write(
+                    &ext,
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\n\
+                         username_attribute = sub\nactive_attribute = active\n\
+                         active_value = true\n"
+                    ),
+                )
+                .expect("oauth2 conf");
+                chmod(&ext, 0o644);
+                (
+                    "plain login xoauth2 oauthbearer",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+                        ext.display()
+                    ),
+                )
+            }
+        };
         let conf = format!(
             r#"
 protocols = imap
@@ -117,8 +151,8 @@ default_login_user = {internal}
 first_valid_uid = 0
 first_valid_gid = 0
 disable_plaintext_auth = no
-auth_mechanisms = plain login
-ssl = yes
+auth_mechanisms = {mechanisms}
+{oauth2_passdb}ssl = yes
 ssl_cert = <{root}/tls/server.pem
 ssl_key = <{root}/tls/server.key
 mail_location = maildir:~/Maildir
