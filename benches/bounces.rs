@@ -108,7 +108,7 @@ fn main() {
         .unwrap();
     let started = Instant::now();
     let fetched = runtime.block_on(async {
-        let mut mailbox = herald::inbox::imap::Mailbox::connect(&spec, dovecot::PASSWORD)
+        let mut mailbox = herald::inbox::imap::Mailbox::connect(&spec, &herald::inbox::imap::Login::Password(dovecot::PASSWORD.into()))
             .await
             .unwrap();
         mailbox.select("Reference").await.unwrap();

@@ -8,6 +8,7 @@ pub mod compose;
 pub mod delivery;
 pub mod engine;
 pub mod inbox;
+pub mod oauth2;
 pub mod recipients;
 pub mod render;
 pub mod store;

@@ -63,17 +63,20 @@ const BORDERS: &[(&str, &[&str])] = &[
     ("zbus::", &["engine/secrets"]),
     ("use aws_lc_rs", &["compose/dkim"]),
     ("hmac::", &["token.rs"]),
-    ("sha2::", &["token.rs"]),
+    ("sha2::", &["token.rs", "oauth2/signin.rs"]),
+    // OAuth2 (issue #22): PKCE's verifier and state come from the OS's randomness; the system
+    // browser opens the provider's sign-in page.
+    ("getrandom::", &["oauth2/signin.rs"]),
     ("mail_parser", &["inbox/report"]),
     // The mailbox reader (inbox/) is async too: IMAP over tokio, on a runtime of its own; so is
     // the unsubscribe endpoint, which runs without the engine, and the pull, which finishes
     // before a run starts (issue #15).
-    ("tokio", &["engine/", "inbox/", "unsubscribe/"]),
+    ("tokio", &["engine/", "inbox/", "unsubscribe/", "oauth2/"]),
     ("async_imap", &["inbox/imap"]),
     ("axum", &["unsubscribe/"]),
-    ("hyper::", &["unsubscribe/"]),
-    ("hyper_util", &["unsubscribe/"]),
-    ("http_body_util", &["unsubscribe/"]),
+    ("hyper::", &["unsubscribe/", "oauth2/"]),
+    ("hyper_util", &["unsubscribe/", "oauth2/"]),
+    ("http_body_util", &["unsubscribe/", "oauth2/"]),
     ("\"SELECT ", &["store/"]),
     ("INSERT INTO", &["store/"]),
     ("UPDATE recipient", &["store/"]),
@@ -87,7 +90,7 @@ const BORDERS: &[(&str, &[&str])] = &[
     // The rendered preview (issue #14): litehtml and image draw it, webbrowser opens it.
     ("litehtml", &["render/"]),
     ("image::", &["render/"]),
-    ("webbrowser", &["render/browser.rs"]),
+    ("webbrowser", &["render/browser.rs", "oauth2/signin.rs"]),
 ];
 
 #[test]

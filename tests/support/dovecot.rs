@@ -130,9 +130,12 @@ impl Dovecot {
                 chmod(&ext, 0o644);
                 (
                     "plain login xoauth2 oauthbearer",
+                    // The auth socket lets a Postfix smtpd hand SMTP AUTH to this Dovecot.
                     format!(
-                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
-                        ext.display()
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n\
+                         service auth {{\n  unix_listener {}/auth-client {{\n    mode = 0666\n  }}\n}}\n",
+                        ext.display(),
+                        root.display()
                     ),
                 )
             }
@@ -234,6 +237,12 @@ service pop3-login {{
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("Dovecot did not listen on {port}:\n{}", self.log());
+    }
+
+    /// The auth socket a Postfix smtpd can use for SASL (Dovecots started with
+    /// [`Dovecot::start_oauth2`] only).
+    pub fn auth_socket(&self) -> PathBuf {
+        self.root().join("auth-client")
     }
 
     pub fn root(&self) -> &Path {

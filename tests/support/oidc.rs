@@ -91,25 +91,22 @@ impl Provider {
         )
     }
 
-    fn curl(&self, args: &[&str]) -> (String, String) {
-        let jar = self.jar.path().join("cookies");
-        let jar = jar.to_str().expect("utf-8 path");
-        let output = Command::new("/usr/bin/curl")
-            .args(["-s", "-c", jar, "-b", jar, "-w", "\n%{url_effective}"])
-            .args(args)
-            .output()
-            .expect("run curl");
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        let (body, url) = text.rsplit_once('\n').unwrap_or((&text, ""));
-        (body.to_string(), url.to_string())
+    /// A browser (its own cookie jar) that can be moved to another thread.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            jar: self.jar.path().join("cookies"),
+        }
     }
 
-    /// Plays the browser on an authorization URL: follows the provider's redirects (sign-in and
-    /// consent happen there) up to and including the redirect to the app's loopback listener.
-    /// Returns the page the listener answered and the last URL.
-    pub fn browse(&self, url: &str) -> (String, String) {
-        self.curl(&["-L", "--max-redirs", "10", url])
+    fn curl(&self, args: &[&str]) -> (String, String) {
+        self.browser().curl(args)
     }
+
+    /// See [`Browser::browse`].
+    pub fn browse(&self, url: &str) -> (String, String) {
+        self.browser().browse(url)
+    }
+
 
     /// Approves a device code as its user would at `verification_uri_complete`: the provider's
     /// own pages (enter the code, confirm) then the sign-in. Returns the final page.
@@ -173,6 +170,34 @@ impl Provider {
         self.admin("issued", false)[grant_type]
             .as_u64()
             .unwrap_or(0)
+    }
+}
+
+/// curl with a cookie jar, playing the user's browser.
+#[derive(Clone)]
+pub struct Browser {
+    jar: PathBuf,
+}
+
+impl Browser {
+    fn curl(&self, args: &[&str]) -> (String, String) {
+        let jar = self.jar.to_str().expect("utf-8 path");
+        let output = Command::new("/usr/bin/curl")
+            .args(["-s", "-c", jar, "-b", jar, "-w", "\n%{url_effective}"])
+            .args(args)
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        let (body, url) = text.rsplit_once('\n').unwrap_or((&text, ""));
+        (body.to_string(), url.to_string())
+    }
+
+
+    /// Plays the browser on an authorization URL: follows the provider's redirects (sign-in and
+    /// consent happen there) up to and including the redirect to the app's loopback listener.
+    /// Returns the page the listener answered and the last URL.
+    pub fn browse(&self, url: &str) -> (String, String) {
+        self.curl(&["-L", "--max-redirs", "10", url])
     }
 }
 

@@ -1,0 +1,104 @@
+//! Refresh tokens in the operating system's keyring (through `engine::secrets`, which owns the
+//! keyring crate), split into pieces that fit every platform: Windows' Credential Manager keeps
+//! at most 2,560 bytes a credential and `keyring` stores a password there as UTF-16, so a piece
+//! is at most 1,000 characters (2,000 bytes); Microsoft's refresh tokens can be longer. Entry
+//! `oauth2:NAME:CLIENT` holds `pieces=N`; `…#1` to `…#N` hold the text. The head is written
+//! last, so a reader never sees a count whose pieces are not all there. Blocking calls; the
+//! caller runs them off the async threads.
+
+use crate::engine::secrets;
+
+/// Characters per keyring entry: 2,000 bytes as UTF-16, under Windows' 2,560.
+const PIECE_CHARS: usize = 1_000;
+/// More pieces than any token needs; a head claiming more is taken as damaged.
+const MAX_PIECES: usize = 64;
+
+/// The keyring name of a grant: the campaign's name for it and the app registration it
+/// belongs to, so two campaigns naming different apps alike do not share a token.
+pub fn entry_name(grant: &str, client_id: &str) -> String {
+    format!("oauth2:{grant}:{client_id}")
+}
+
+fn piece_name(entry: &str, index: usize) -> String {
+    format!("{entry}#{index}")
+}
+
+/// Stores `token` under `entry`; says where it went ("Saved in GNOME Keyring").
+pub fn save(entry: &str, token: &str) -> Result<secrets::KeyringStore, String> {
+    let chars: Vec<char> = token.chars().collect();
+    let pieces: Vec<String> = chars
+        .chunks(PIECE_CHARS)
+        .map(|piece| piece.iter().collect())
+        .collect();
+    if pieces.is_empty() || pieces.len() > MAX_PIECES {
+        return Err("the refresh token is empty or too long to keep".into());
+    }
+    for (index, piece) in pieces.iter().enumerate() {
+        secrets::store(&piece_name(entry, index + 1), piece)?;
+    }
+    let stored = secrets::store(entry, &format!("pieces={}", pieces.len()))?;
+    // Pieces of a longer token saved before would only go stale.
+    for index in pieces.len() + 1..=MAX_PIECES {
+        if !secrets::forget(&piece_name(entry, index)) {
+            break;
+        }
+    }
+    Ok(stored)
+}
+
+/// The token stored under `entry`, if whole.
+pub fn load(entry: &str) -> Option<String> {
+    let head = secrets::lookup(entry)?;
+    let count: usize = head.strip_prefix("pieces=")?.parse().ok()?;
+    if count == 0 || count > MAX_PIECES {
+        return None;
+    }
+    let mut token = String::new();
+    for index in 1..=count {
+        token.push_str(&secrets::lookup(&piece_name(entry, index))?);
+    }
+    Some(token)
+}
+
+/// Forgets the token under `entry`; says whether there was one.
+pub fn forget(entry: &str) -> bool {
+    let had = secrets::forget(entry);
+    for index in 1..=MAX_PIECES {
+        if !secrets::forget(&piece_name(entry, index)) && index > 1 {
+            break;
+        }
+    }
+    had
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_4_kb_token_comes_back_whole_in_pieces_windows_can_hold() {
+        let entry = entry_name(&format!("test-{}", std::process::id()), "client");
+        // 4,096 characters with some outside ASCII, as a UTF-16 store would count them.
+        let token: String = (0..4_096)
+            .map(|i| if i % 97 == 0 { 'é' } else { char::from(b'a' + (i % 26) as u8) })
+            .collect();
+        match save(&entry, &token) {
+            Ok(_) => {
+                assert_eq!(load(&entry).as_deref(), Some(token.as_str()));
+                for index in 1..=5 {
+                    if let Some(piece) = secrets::lookup(&piece_name(&entry, index)) {
+                        assert!(piece.encode_utf16().count() * 2 <= 2_560, "piece {index}");
+                    }
+                }
+                // A shorter token replaces it without stale pieces.
+                save(&entry, "short").unwrap();
+                assert_eq!(load(&entry).as_deref(), Some("short"));
+                assert!(secrets::lookup(&piece_name(&entry, 2)).is_none());
+                assert!(forget(&entry));
+                assert_eq!(load(&entry), None);
+            }
+            // No keyring at all on this machine: the error says so.
+            Err(error) => assert!(error.contains("keyring"), "{error}"),
+        }
+    }
+}
