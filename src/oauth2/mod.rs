@@ -266,11 +266,11 @@ impl Client {
     /// before this returns, so the old one is never the only copy.
     async fn refresh(&self, refresh_token: &str) -> Result<Tokens, OAuth2Error> {
         let endpoints = self.endpoints().await?;
-        let scope = self.scopes.join(" ");
+        // No scope: RFC 6749 §6 then grants what the user consented to, which may be less
+        // than was asked (a provider may drop offline_access), and asking again would fail.
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
-            ("scope", scope.as_str()),
         ];
         let tokens = self
             .token_request(&endpoints.token, &form)

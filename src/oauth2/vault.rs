@@ -34,9 +34,9 @@ pub fn save(entry: &str, token: &str) -> Result<secrets::KeyringStore, String> {
         return Err("the refresh token is empty or too long to keep".into());
     }
     for (index, piece) in pieces.iter().enumerate() {
-        secrets::store(&piece_name(entry, index + 1), piece)?;
+        secrets::store(&piece_name(entry, index + 1), piece).map_err(no_keyring)?;
     }
-    let stored = secrets::store(entry, &format!("pieces={}", pieces.len()))?;
+    let stored = secrets::store(entry, &format!("pieces={}", pieces.len())).map_err(no_keyring)?;
     // Pieces of a longer token saved before would only go stale.
     for index in pieces.len() + 1..=MAX_PIECES {
         if !secrets::forget(&piece_name(entry, index)) {
@@ -44,6 +44,17 @@ pub fn save(entry: &str, token: &str) -> Result<secrets::KeyringStore, String> {
         }
     }
     Ok(stored)
+}
+
+/// The keyring's refusal without its advice about environment variables, which cannot hold a
+/// refresh token that changes as it is used.
+fn no_keyring(error: String) -> String {
+    let reason = error
+        .split("; set the environment variable")
+        .next()
+        .unwrap_or(&error)
+        .to_string();
+    format!("{reason}; start GNOME Keyring or KWallet (a Secret Service) and sign in again")
 }
 
 /// The token stored under `entry`, if whole.

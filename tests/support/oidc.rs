@@ -52,6 +52,8 @@ pub struct Provider {
 impl Provider {
     /// Starts a provider whose access tokens live `access_ttl_secs`.
     pub fn start(access_ttl_secs: u64) -> Provider {
+        let jar = tempfile::tempdir().expect("jar dir");
+        let log = std::fs::File::create(jar.path().join("provider.log")).expect("log");
         let mut child = Command::new("/usr/bin/node")
             .arg(dir().join("provider.mjs"))
             .current_dir(dir())
@@ -60,22 +62,28 @@ impl Provider {
             .env("OIDC_USER", USER)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start node provider.mjs");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("provider's first line");
+        let mut reader = std::io::BufReader::new(stdout);
+        reader.read_line(&mut line).expect("provider's first line");
+        // The provider prints notices on stdout later; a closed pipe would kill it (EPIPE).
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let ready: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("provider said {line:?}"));
         let port = ready["port"].as_u64().expect("port") as u16;
         Provider {
             child,
             port,
-            jar: tempfile::tempdir().expect("jar dir"),
+            jar,
         }
+    }
+
+    /// What the provider wrote on stderr (warnings, crashes).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.jar.path().join("provider.log")).unwrap_or_default()
     }
 
     pub fn issuer(&self) -> String {
@@ -95,6 +103,7 @@ impl Provider {
     pub fn browser(&self) -> Browser {
         Browser {
             jar: self.jar.path().join("cookies"),
+            issuer: self.issuer(),
         }
     }
 
@@ -108,33 +117,9 @@ impl Provider {
     }
 
 
-    /// Approves a device code as its user would at `verification_uri_complete`: the provider's
-    /// own pages (enter the code, confirm) then the sign-in. Returns the final page.
+    /// See [`Browser::approve_device`].
     pub fn approve_device(&self, verification_uri_complete: &str, user_code: &str) -> String {
-        let xsrf = |page: &str| {
-            let start = page.find("name=\"xsrf\" value=\"").expect("xsrf field") + 19;
-            page[start..].split('"').next().expect("xsrf").to_string()
-        };
-        let (page, _) = self.curl(&[verification_uri_complete]);
-        let device = format!("{}/device", self.issuer());
-        let (page, _) = self.curl(&[
-            &device,
-            "-d",
-            &format!("xsrf={}", xsrf(&page)),
-            "-d",
-            &format!("user_code={user_code}"),
-        ]);
-        let (page, _) = self.curl(&[
-            "-L",
-            &device,
-            "-d",
-            &format!("xsrf={}", xsrf(&page)),
-            "-d",
-            &format!("user_code={user_code}"),
-            "-d",
-            "confirm=yes",
-        ]);
-        page
+        self.browser().approve_device(verification_uri_complete, user_code)
     }
 
     fn admin(&self, path: &str, post: bool) -> serde_json::Value {
@@ -177,6 +162,7 @@ impl Provider {
 #[derive(Clone)]
 pub struct Browser {
     jar: PathBuf,
+    issuer: String,
 }
 
 impl Browser {
@@ -198,6 +184,35 @@ impl Browser {
     /// Returns the page the listener answered and the last URL.
     pub fn browse(&self, url: &str) -> (String, String) {
         self.curl(&["-L", "--max-redirs", "10", url])
+    }
+
+    /// Approves a device code as its user would at `verification_uri_complete`: the provider's
+    /// own pages (enter the code, confirm) then the sign-in. Returns the final page.
+    pub fn approve_device(&self, verification_uri_complete: &str, user_code: &str) -> String {
+        let xsrf = |page: &str| {
+            let start = page.find("name=\"xsrf\" value=\"").expect("xsrf field") + 19;
+            page[start..].split('"').next().expect("xsrf").to_string()
+        };
+        let (page, _) = self.curl(&[verification_uri_complete]);
+        let device = format!("{}/device", self.issuer);
+        let (page, _) = self.curl(&[
+            &device,
+            "-d",
+            &format!("xsrf={}", xsrf(&page)),
+            "-d",
+            &format!("user_code={user_code}"),
+        ]);
+        let (page, _) = self.curl(&[
+            "-L",
+            &device,
+            "-d",
+            &format!("xsrf={}", xsrf(&page)),
+            "-d",
+            &format!("user_code={user_code}"),
+            "-d",
+            "confirm=yes",
+        ]);
+        page
     }
 }
 
