@@ -469,3 +469,88 @@ fn a_revoked_grant_pauses_the_relay_with_sign_in_again_and_a_new_sign_in_finishe
     }
     drop(folder.dir);
 }
+
+#[test]
+fn a_4_kb_refresh_token_is_kept_in_pieces_that_fit_windows_credential_manager() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let entry = oauth2::vault::entry_name(&grant_name(), "client");
+    // Microsoft's refresh tokens can pass 2,560 bytes; this one has non-ASCII too.
+    let token: String = (0..4_096)
+        .map(|i| if i % 97 == 0 { 'é' } else { char::from(b'a' + (i % 26) as u8) })
+        .collect();
+    let store = oauth2::vault::save(&entry, &token).unwrap();
+    assert!(store.survives_reboot(), "{store:?}");
+    assert_eq!(oauth2::vault::load(&entry).as_deref(), Some(token.as_str()));
+    let mut pieces = 0;
+    while let Some(piece) = herald::engine::secrets::lookup(&format!("{entry}#{}", pieces + 1)) {
+        // Windows stores a password as UTF-16 in at most 2,560 bytes.
+        assert!(piece.encode_utf16().count() * 2 <= 2_560);
+        pieces += 1;
+    }
+    assert_eq!(pieces, 5);
+    // A rotated, shorter token leaves no stale piece behind; signing out leaves nothing.
+    oauth2::vault::save(&entry, "short").unwrap();
+    assert_eq!(oauth2::vault::load(&entry).as_deref(), Some("short"));
+    assert!(herald::engine::secrets::lookup(&format!("{entry}#2")).is_none());
+    assert!(oauth2::vault::forget(&entry));
+    assert_eq!(oauth2::vault::load(&entry), None);
+}
+
+#[test]
+fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
+    use std::io::BufRead;
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &["someone@herald.test".to_string()],
+        &format!(
+            "{}[[relay]]\nname = \"old\"\nhost = \"smtp.office365.com\"\nusername = \"u\"\npassword_env = \"HERALD_TEST_OLD_PW\"\n\n{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    let limit = Duration::from_secs(60);
+    let env = [("HERALD_TEST_OLD_PW", "x")];
+    let check = support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
+    let said = check.all();
+    assert!(said.contains(&format!("oauth2.{grant}: nobody has signed in yet; run `herald signin")), "{said}");
+    assert!(said.contains("warning: relay \"old\" signs in to smtp.office365.com with a password"), "{said}");
+    assert!(said.contains("end of December 2026"), "{said}");
+
+    let mut child = support::cli_run::herald_command()
+        .arg("signin")
+        .arg(&folder.campaign)
+        .args(["--oauth2", &grant, "--no-browser"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("http://"))
+        .expect("the sign-in address");
+    let (page, _) = provider.browse(&url);
+    assert!(page.contains("You can close this window"), "{page}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(rest.contains(&format!("Signed in to {grant} as {}.", oidc::USER)), "{rest:?}");
+
+    let check = support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
+    assert!(!check.all().contains("nobody has signed in"), "{}", check.all());
+    let out = support::cli_run::herald_command()
+        .arg("signout")
+        .arg(&folder.campaign)
+        .args(["--oauth2", &grant])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("Signed out of {grant}")), "{said}");
+}

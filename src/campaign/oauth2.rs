@@ -352,6 +352,85 @@ mod tests {
         );
     }
 
+    fn parse(relay: &str, rest: &str) -> Result<crate::campaign::Campaign, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["body.html", "list.csv"] {
+            std::fs::write(dir.path().join(file), "x").unwrap();
+        }
+        let text = format!(
+            "[message]\nfrom = \"a@acme.example\"\nsubject = \"s\"\nhtml = \"body.html\"\n\
+             [recipients]\ncsv = \"list.csv\"\n[[relay]]\nname = \"m365\"\nhost = \"smtp.office365.com\"\n{relay}\n{rest}"
+        );
+        super::super::validate::parse(&text, &dir.path().join("c.toml"), &|name| name == "PW")
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn the_campaign_keys_are_read_as_the_issue_fixes_them() {
+        let campaign = parse(
+            "username = \"news@acme.example\"\noauth2 = \"acme-m365\"",
+            "[bounces]\nhost = \"outlook.office365.com\"\nusername = \"news@acme.example\"\noauth2 = \"acme-m365\"\n\
+             [oauth2.acme-m365]\nprovider = \"microsoft\"\nclient_id = \"abc\"\n",
+        )
+        .unwrap();
+        let grant = campaign.grant("acme-m365").unwrap();
+        assert_eq!(
+            grant.provider,
+            OAuth2Provider::Microsoft {
+                tenant: "organizations".into()
+            }
+        );
+        assert_eq!(campaign.relays[0].oauth2.as_deref(), Some("acme-m365"));
+        assert_eq!(campaign.grant_uses("acme-m365"), [Use::Sending, Use::Mailbox]);
+        assert!(
+            grant
+                .scopes_for(&campaign.grant_uses("acme-m365"))
+                .contains(&"https://outlook.office.com/IMAP.AccessAsUser.All".to_string())
+        );
+    }
+
+    #[test]
+    fn wrong_grants_are_named_with_their_keys() {
+        for (relay, rest, expected) in [
+            (
+                "username = \"u\"\npassword_env = \"PW\"\noauth2 = \"g\"",
+                "[oauth2.g]\nprovider = \"google\"\nclient_id = \"c\"",
+                "relay[1].oauth2: is set beside password_env; keep one",
+            ),
+            (
+                "username = \"u\"\noauth2 = \"missing\"",
+                "",
+                "relay[1].oauth2: names [oauth2.missing], which the file does not have",
+            ),
+            (
+                "oauth2 = \"g\"",
+                "[oauth2.g]\nprovider = \"google\"\nclient_id = \"c\"",
+                "relay[1].username: is missing; XOAUTH2 signs in as",
+            ),
+            (
+                "username = \"u\"\noauth2 = \"g\"",
+                "[oauth2.g]\nprovider = \"oidc\"\nclient_id = \"c\"\nissuer = \"http://idp.example\"",
+                "oauth2.g.issuer: \"http://idp.example\" must start with https://",
+            ),
+            (
+                "username = \"u\"\noauth2 = \"g\"",
+                "[oauth2.g]\nprovider = \"yahoo\"\nclient_id = \"c\"",
+                "oauth2.g.provider: \"yahoo\" is not a choice",
+            ),
+            (
+                "username = \"u\"\noauth2 = \"g\"",
+                "[oauth2.g]\nprovider = \"google\"\nclient_id = \"c\"\nsecret = \"x\"",
+                "oauth2.g.secret: unknown key",
+            ),
+        ] {
+            let problems = parse(relay, rest).unwrap_err();
+            assert!(
+                problems.iter().any(|problem| problem.starts_with(expected)),
+                "{expected:?} not in {problems:?}"
+            );
+        }
+    }
+
     #[test]
     fn known_hosts_with_a_password_are_named_with_the_dates() {
         let warning = password_host_warning("relay \"m365\"", "SMTP.Office365.com").unwrap();

@@ -16,7 +16,7 @@
 mod http;
 pub mod sasl;
 mod signin;
-mod vault;
+pub mod vault;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -81,35 +81,3 @@ pub fn forget(entry: &str) -> bool {
     }
     had
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_4_kb_token_comes_back_whole_in_pieces_windows_can_hold() {
-        let entry = entry_name(&format!("test-{}", std::process::id()), "client");
-        // 4,096 characters with some outside ASCII, as a UTF-16 store would count them.
-        let token: String = (0..4_096)
-            .map(|i| if i % 97 == 0 { 'é' } else { char::from(b'a' + (i % 26) as u8) })
-            .collect();
-        match save(&entry, &token) {
-            Ok(_) => {
-                assert_eq!(load(&entry).as_deref(), Some(token.as_str()));
-                for index in 1..=5 {
-                    if let Some(piece) = secrets::lookup(&piece_name(&entry, index)) {
-                        assert!(piece.encode_utf16().count() * 2 <= 2_560, "piece {index}");
-                    }
-                }
-                // A shorter token replaces it without stale pieces.
-                save(&entry, "short").unwrap();
-                assert_eq!(load(&entry).as_deref(), Some("short"));
-                assert!(secrets::lookup(&piece_name(&entry, 2)).is_none());
-                assert!(forget(&entry));
-                assert_eq!(load(&entry), None);
-            }
-            // No keyring at all on this machine: the error says so.
-            Err(error) => assert!(error.contains("keyring"), "{error}"),
-        }
-    }
-}
