@@ -34,7 +34,9 @@ struct Keyring {
 
 fn keyring() -> Keyring {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -158,28 +160,48 @@ fn pkce_sign_in_through_the_loopback_keeps_the_refresh_token_and_takes_one_redir
     let grant = grant_name();
     let folder = folder(
         &[],
-        &format!("{}{}", idle_relay(&grant), oauth2_section(&grant, &provider)),
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
     );
     let (result, page, last_url) = sign_in(&provider, client(&folder, &grant), |url| {
         // What the browser is sent to: PKCE S256 and a state (RFC 7636, RFC 6749 §10.12).
         assert!(url.contains("code_challenge_method=S256"), "{url}");
         assert!(url.contains("&state="), "{url}");
-        assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"), "{url}");
+        assert!(
+            url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+            "{url}"
+        );
         url.to_string()
     });
     let signed_in = result.unwrap_or_else(|error| panic!("sign-in failed: {error}"));
     assert_eq!(signed_in.who.as_deref(), Some(oidc::USER));
-    assert!(signed_in.scopes.iter().any(|scope| scope == "mail"), "{:?}", signed_in.scopes);
+    assert!(
+        signed_in.scopes.iter().any(|scope| scope == "mail"),
+        "{:?}",
+        signed_in.scopes
+    );
     // The page says that and nothing else: no code, no token, no address.
     assert!(page.contains("You can close this window."), "{page}");
-    assert!(!page.contains(oidc::USER) && !page.contains("code"), "{page}");
-    assert!(last_url.contains("code="), "the browser ended at {last_url}");
+    assert!(
+        !page.contains(oidc::USER) && !page.contains("code"),
+        "{page}"
+    );
+    assert!(
+        last_url.contains("code="),
+        "the browser ended at {last_url}"
+    );
     let client = client(&folder, &grant);
     assert!(client.is_signed_in());
     assert_eq!(provider.issued("authorization_code"), 1);
     // The listener took its one redirect and closed: the same redirect again finds nobody.
     let (again, _) = provider.browser().browse(&last_url);
-    assert!(!again.contains("close this window"), "a second redirect was served: {again}");
+    assert!(
+        !again.contains("close this window"),
+        "a second redirect was served: {again}"
+    );
     // Signing out forgets it.
     assert!(client.sign_out());
     assert!(!client.is_signed_in());
@@ -195,7 +217,11 @@ fn a_forged_state_and_a_refusal_at_the_provider_stop_the_sign_in_with_a_sentence
     let grant = grant_name();
     let folder = folder(
         &[],
-        &format!("{}{}", idle_relay(&grant), oauth2_section(&grant, &provider)),
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
     );
     // A redirect Herald did not start: the right listener, a code, the wrong state.
     let (result, page, _) = sign_in(&provider, client(&folder, &grant), |url| {
@@ -219,7 +245,10 @@ fn a_forged_state_and_a_refusal_at_the_provider_stop_the_sign_in_with_a_sentence
     provider.deny_next();
     let (result, _, _) = sign_in(&provider, client(&folder, &grant), str::to_string);
     let error = result.unwrap_err().to_string();
-    assert!(error.contains("declined at the provider (access_denied)"), "{error}");
+    assert!(
+        error.contains("declined at the provider (access_denied)"),
+        "{error}"
+    );
     assert!(!client(&folder, &grant).is_signed_in());
 }
 
@@ -233,7 +262,11 @@ fn device_sign_in_polls_until_the_user_approves() {
     let grant = grant_name();
     let folder = folder(
         &[],
-        &format!("{}{}", idle_relay(&grant), oauth2_section(&grant, &provider)),
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
     );
     let client = client(&folder, &grant);
     let issuer = provider.issuer();
@@ -263,9 +296,7 @@ fn provider_approver(
     user_code: String,
 ) -> std::thread::JoinHandle<(String, String)> {
     let browser = provider.browser();
-    std::thread::spawn(move || {
-        (browser.approve_device(&complete, &user_code), String::new())
-    })
+    std::thread::spawn(move || (browser.approve_device(&complete, &user_code), String::new()))
 }
 
 fn mailbox_section(grant: &str, dovecot: &Dovecot) -> String {
@@ -387,24 +418,45 @@ fn a_campaign_sends_through_xoauth2_refreshing_once_for_all_sessions_and_loses_n
     let mut run = run;
     let deadline = Instant::now() + Duration::from_secs(300);
     while !run.is_over() {
-        assert!(Instant::now() < deadline, "run did not end: {:?}", run.progress());
+        assert!(
+            Instant::now() < deadline,
+            "run did not end: {:?}",
+            run.progress()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let progress = run.wait();
     assert_eq!(progress.counts.sent, count as u64, "{progress:?}");
     assert_eq!(progress.counts.failed, 0);
-    assert_eq!(progress.counts.deferred, 0, "no attempt was spent on a refused token");
+    assert_eq!(
+        progress.counts.deferred, 0,
+        "no attempt was spent on a refused token"
+    );
     // Sessions: at least count / messages_per_connection; refreshes: a handful for the run.
     let refreshes = provider.issued("refresh_token");
     // Postfix logs one "connect from" per session and one sasl_method per message taken.
     let log = postfix.log();
     let sessions = log.matches(" connect from ").count();
     assert_eq!(log.matches("sasl_method=XOAUTH2").count(), count);
-    eprintln!("{sessions} authenticated sessions, {refreshes} refreshes, cell {}", cell.refreshes());
+    eprintln!(
+        "{sessions} authenticated sessions, {refreshes} refreshes, cell {}",
+        cell.refreshes()
+    );
     assert!(sessions >= count / 5, "{sessions} sessions");
-    assert!(refreshes >= 2, "the dead tokens were replaced ({refreshes})");
-    assert!(refreshes * 10 <= sessions as u64, "{refreshes} refreshes for {sessions} sessions");
-    assert_eq!(postfix.wait_for_mail("inbox", count, Duration::from_secs(60)).len(), count);
+    assert!(
+        refreshes >= 2,
+        "the dead tokens were replaced ({refreshes})"
+    );
+    assert!(
+        refreshes * 10 <= sessions as u64,
+        "{refreshes} refreshes for {sessions} sessions"
+    );
+    assert_eq!(
+        postfix
+            .wait_for_mail("inbox", count, Duration::from_secs(60))
+            .len(),
+        count
+    );
 }
 
 #[test]
@@ -430,26 +482,37 @@ fn a_revoked_grant_pauses_the_relay_with_sign_in_again_and_a_new_sign_in_finishe
     let engine = Engine::new().unwrap();
     let campaign = Campaign::load(&folder.campaign).unwrap();
     let mut run = engine.start(campaign, &folder.db, RunOptions::default());
-    wait_until("some sent", Duration::from_secs(120), || run.progress().counts.sent >= 20);
+    wait_until("some sent", Duration::from_secs(120), || {
+        run.progress().counts.sent >= 20
+    });
     // Consent withdrawn at the provider: refresh tokens and access tokens are gone.
     provider.revoke_grants();
-    wait_until("the run pausing for the user", Duration::from_secs(120), || {
-        matches!(run.progress().state, RunState::Paused { .. })
-    });
+    wait_until(
+        "the run pausing for the user",
+        Duration::from_secs(120),
+        || matches!(run.progress().state, RunState::Paused { .. }),
+    );
     let progress = run.progress();
     let RunState::Paused { reason, .. } = &progress.state else {
         unreachable!()
     };
     let reason = reason.clone().unwrap_or_default();
     assert!(reason.contains("Sign in again to m365"), "{reason}");
-    assert_eq!(progress.counts.failed, 0, "nobody is failed for a revoked sign-in");
+    assert_eq!(
+        progress.counts.failed, 0,
+        "nobody is failed for a revoked sign-in"
+    );
     assert!(progress.counts.sent < count as u64);
     // The user signs in again; the run goes on and finishes with everybody.
     signed_in(&provider, client(&folder, &grant));
     run.resume();
     let deadline = Instant::now() + Duration::from_secs(300);
     while !run.is_over() {
-        assert!(Instant::now() < deadline, "run did not end: {:?}", run.progress());
+        assert!(
+            Instant::now() < deadline,
+            "run did not end: {:?}",
+            run.progress()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let progress = run.wait();
@@ -462,7 +525,9 @@ fn a_revoked_grant_pauses_the_relay_with_sign_in_again_and_a_new_sign_in_finishe
     for file in [&folder.db, &folder.campaign] {
         let bytes = std::fs::read(file).unwrap();
         assert!(
-            !bytes.windows(refresh.len()).any(|window| window == refresh.as_bytes()),
+            !bytes
+                .windows(refresh.len())
+                .any(|window| window == refresh.as_bytes()),
             "the refresh token is in {}",
             file.display()
         );
@@ -479,7 +544,13 @@ fn a_4_kb_refresh_token_is_kept_in_pieces_that_fit_windows_credential_manager() 
     let entry = oauth2::vault::entry_name(&grant_name(), "client");
     // Microsoft's refresh tokens can pass 2,560 bytes; this one has non-ASCII too.
     let token: String = (0..4_096)
-        .map(|i| if i % 97 == 0 { 'é' } else { char::from(b'a' + (i % 26) as u8) })
+        .map(|i| {
+            if i % 97 == 0 {
+                'é'
+            } else {
+                char::from(b'a' + (i % 26) as u8)
+            }
+        })
         .collect();
     let store = oauth2::vault::save(&entry, &token).unwrap();
     assert!(store.survives_reboot(), "{store:?}");
@@ -520,8 +591,16 @@ fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
     let env = [("HERALD_TEST_OLD_PW", "x")];
     let check = support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
     let said = check.all();
-    assert!(said.contains(&format!("oauth2.{grant}: nobody has signed in yet; run `herald signin")), "{said}");
-    assert!(said.contains("warning: relay \"old\" signs in to smtp.office365.com with a password"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "oauth2.{grant}: nobody has signed in yet; run `herald signin"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("warning: relay \"old\" signs in to smtp.office365.com with a password"),
+        "{said}"
+    );
     assert!(said.contains("end of December 2026"), "{said}");
 
     let mut child = support::cli_run::herald_command()
@@ -541,10 +620,17 @@ fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
     assert!(page.contains("You can close this window"), "{page}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(child.wait().unwrap().success(), "{rest:?}");
-    assert!(rest.contains(&format!("Signed in to {grant} as {}.", oidc::USER)), "{rest:?}");
+    assert!(
+        rest.contains(&format!("Signed in to {grant} as {}.", oidc::USER)),
+        "{rest:?}"
+    );
 
     let check = support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
-    assert!(!check.all().contains("nobody has signed in"), "{}", check.all());
+    assert!(
+        !check.all().contains("nobody has signed in"),
+        "{}",
+        check.all()
+    );
     let out = support::cli_run::herald_command()
         .arg("signout")
         .arg(&folder.campaign)

@@ -51,7 +51,11 @@ impl Campaign {
     /// What the grant `name` serves in this campaign (sending, the mailbox, or both).
     pub fn grant_uses(&self, name: &str) -> Vec<OAuth2Use> {
         let mut uses = Vec::new();
-        if self.relays.iter().any(|relay| relay.oauth2.as_deref() == Some(name)) {
+        if self
+            .relays
+            .iter()
+            .any(|relay| relay.oauth2.as_deref() == Some(name))
+        {
             uses.push(OAuth2Use::Sending);
         }
         if self

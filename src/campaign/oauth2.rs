@@ -38,10 +38,14 @@ pub(super) const OAUTH2_KEYS: &[&str] = &[
 pub enum OAuth2Provider {
     /// Microsoft identity platform (Entra ID); `tenant` is "organizations", "common", a domain
     /// or a tenant id.
-    Microsoft { tenant: String },
+    Microsoft {
+        tenant: String,
+    },
     Google,
     /// Any OpenID provider: endpoints from `ISSUER/.well-known/openid-configuration`.
-    Oidc { issuer: String },
+    Oidc {
+        issuer: String,
+    },
 }
 
 impl OAuth2Provider {
@@ -138,7 +142,9 @@ fn acceptable_issuer(url: &str) -> bool {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
     };
     host == "localhost"
         || host
@@ -381,7 +387,10 @@ mod tests {
             }
         );
         assert_eq!(campaign.relays[0].oauth2.as_deref(), Some("acme-m365"));
-        assert_eq!(campaign.grant_uses("acme-m365"), [Use::Sending, Use::Mailbox]);
+        assert_eq!(
+            campaign.grant_uses("acme-m365"),
+            [Use::Sending, Use::Mailbox]
+        );
         assert!(
             grant
                 .scopes_for(&campaign.grant_uses("acme-m365"))

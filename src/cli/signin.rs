@@ -21,7 +21,11 @@ fn client(campaign_path: &Path, grant: &str) -> Result<(Campaign, Client)> {
         let known: Vec<&str> = campaign.oauth2.iter().map(|g| g.name.as_str()).collect();
         bail!(
             "the campaign has no [oauth2.{grant}] section (it has: {})",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         );
     }
     let client = Client::for_campaign(&campaign, grant)?;

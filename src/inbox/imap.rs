@@ -273,24 +273,21 @@ impl Mailbox {
                 }
             }
         };
-        let session =
-            match tokio::time::timeout(COMMAND_TIMEOUT, signing_in)
-                .await
-            {
-                Ok(Ok(session)) => session,
-                Ok(Err((error, _))) => {
-                    return Err(InboxError::Login {
-                        username: spec.username.clone(),
-                        reason: error.to_string(),
-                    });
-                }
-                Err(_) => {
-                    return Err(InboxError::Login {
-                        username: spec.username.clone(),
-                        reason: "no answer to LOGIN".into(),
-                    });
-                }
-            };
+        let session = match tokio::time::timeout(COMMAND_TIMEOUT, signing_in).await {
+            Ok(Ok(session)) => session,
+            Ok(Err((error, _))) => {
+                return Err(InboxError::Login {
+                    username: spec.username.clone(),
+                    reason: error.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(InboxError::Login {
+                    username: spec.username.clone(),
+                    reason: "no answer to LOGIN".into(),
+                });
+            }
+        };
         let mut mailbox = Mailbox {
             session,
             can_move: false,

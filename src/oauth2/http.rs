@@ -196,7 +196,10 @@ mod tests {
 
     #[test]
     fn forms_and_queries_round_trip() {
-        let form = encode_form(&[("scope", "openid email"), ("redirect_uri", "http://127.0.0.1:5/")]);
+        let form = encode_form(&[
+            ("scope", "openid email"),
+            ("redirect_uri", "http://127.0.0.1:5/"),
+        ]);
         assert_eq!(
             form,
             "scope=openid%20email&redirect_uri=http%3A%2F%2F127.0.0.1%3A5%2F"

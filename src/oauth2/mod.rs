@@ -31,7 +31,9 @@ pub use signin::{DeviceCode, DeviceSignIn, LoopbackSignIn, SignedIn, open_browse
 
 /// Runs `work` on a runtime of its own, for callers outside one (the CLI, the window's service
 /// thread), as the mailbox reader does.
-pub fn block_on<T>(work: impl std::future::Future<Output = Result<T, OAuth2Error>>) -> Result<T, OAuth2Error> {
+pub fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, OAuth2Error>>,
+) -> Result<T, OAuth2Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,7 +51,9 @@ pub const MIN_LIFE: Duration = Duration::from_secs(5 * 60);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OAuth2Error {
     /// Nobody has signed in to this grant on this computer yet.
-    #[error("nobody is signed in to \"{grant}\" yet; run `herald signin CAMPAIGN.toml --oauth2 {grant}`")]
+    #[error(
+        "nobody is signed in to \"{grant}\" yet; run `herald signin CAMPAIGN.toml --oauth2 {grant}`"
+    )]
     NotSignedIn { grant: String },
     /// The provider refused the refresh token (`invalid_grant`: revoked, password changed,
     /// consent withdrawn, expired).
@@ -149,7 +153,10 @@ impl Client {
         }
         let ca_pem = match &spec.ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|error| {
-                refused(format!("could not read ca_file {}: {error}", path.display()))
+                refused(format!(
+                    "could not read ca_file {}: {error}",
+                    path.display()
+                ))
             })?),
             None => None,
         };
@@ -205,10 +212,7 @@ impl Client {
                     .await
                     .map_err(|reason| self.unreachable(reason))?;
                 if reply.status != 200 {
-                    return Err(self.unreachable(format!(
-                        "{url} answered HTTP {}",
-                        reply.status
-                    )));
+                    return Err(self.unreachable(format!("{url} answered HTTP {}", reply.status)));
                 }
                 let found: Discovery = serde_json::from_slice(&reply.body).map_err(|error| {
                     self.unreachable(format!("{url} is not a discovery document: {error}"))
@@ -244,7 +248,8 @@ impl Client {
             return Ok(Tokens {
                 access: tokens.access_token,
                 // RFC 6749 §5.1 leaves expires_in optional; an hour is what providers give.
-                expires_at: Instant::now() + Duration::from_secs(tokens.expires_in.unwrap_or(3_600)),
+                expires_at: Instant::now()
+                    + Duration::from_secs(tokens.expires_in.unwrap_or(3_600)),
                 refresh: tokens.refresh_token,
                 scope: tokens.scope,
                 id_token: tokens.id_token,
@@ -272,20 +277,22 @@ impl Client {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ];
-        let tokens = self
-            .token_request(&endpoints.token, &form)
-            .await
-            .map_err(|error| match error {
-                Ok((code, description)) if code == "invalid_grant" => OAuth2Error::SignInAgain {
-                    grant: self.grant.clone(),
-                    reason: describe(&code, &description),
-                },
-                Ok((code, description)) => OAuth2Error::Refused {
-                    grant: self.grant.clone(),
-                    reason: describe(&code, &description),
-                },
-                Err(error) => error,
-            })?;
+        let tokens =
+            self.token_request(&endpoints.token, &form)
+                .await
+                .map_err(|error| match error {
+                    Ok((code, description)) if code == "invalid_grant" => {
+                        OAuth2Error::SignInAgain {
+                            grant: self.grant.clone(),
+                            reason: describe(&code, &description),
+                        }
+                    }
+                    Ok((code, description)) => OAuth2Error::Refused {
+                        grant: self.grant.clone(),
+                        reason: describe(&code, &description),
+                    },
+                    Err(error) => error,
+                })?;
         if let Some(rotated) = &tokens.refresh
             && rotated != refresh_token
         {
@@ -442,7 +449,9 @@ impl Grant {
     /// The process's token cell for `client`'s grant, made on first use.
     pub fn shared(client: Client) -> Arc<Grant> {
         let key = cell_key(&client);
-        let mut cells = CELLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cells = CELLS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cells.retain(|(_, cell)| cell.strong_count() > 0);
         if let Some(cell) = cells
             .iter()
@@ -504,7 +513,9 @@ impl Grant {
     pub async fn rejected(&self, token: &str) -> Result<String, OAuth2Error> {
         let mut cell = self.cell.lock().await;
         match &cell.access {
-            Some(access) if access.token != token && access.expires_at > Instant::now() + MIN_LIFE => {
+            Some(access)
+                if access.token != token && access.expires_at > Instant::now() + MIN_LIFE =>
+            {
                 Ok(access.token.clone())
             }
             _ => {
@@ -547,7 +558,6 @@ impl Grant {
             }
         }
     }
-
 }
 
 #[cfg(test)]

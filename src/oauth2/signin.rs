@@ -51,10 +51,7 @@ pub fn open_browser(url: &str) -> Result<(), String> {
 }
 
 /// Saves the refresh token a sign-in brought and says who signed in.
-async fn finish_tokens(
-    client: &Client,
-    tokens: Tokens,
-) -> Result<SignedIn, OAuth2Error> {
+async fn finish_tokens(client: &Client, tokens: Tokens) -> Result<SignedIn, OAuth2Error> {
     let Some(refresh) = tokens.refresh else {
         return Err(OAuth2Error::Refused {
             grant: client.grant.clone(),
@@ -93,11 +90,16 @@ type Decision = Result<String, OAuth2Error>;
 impl LoopbackSignIn {
     /// Binds the listener and builds the authorization URL. `login_hint` pre-fills the
     /// account at the provider (the relay's username).
-    pub async fn start(client: Client, login_hint: Option<&str>) -> Result<LoopbackSignIn, OAuth2Error> {
+    pub async fn start(
+        client: Client,
+        login_hint: Option<&str>,
+    ) -> Result<LoopbackSignIn, OAuth2Error> {
         let endpoints = client.endpoints().await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
-            .map_err(|error| OAuth2Error::Aborted(format!("could not listen on 127.0.0.1: {error}")))?;
+            .map_err(|error| {
+                OAuth2Error::Aborted(format!("could not listen on 127.0.0.1: {error}"))
+            })?;
         let port = listener
             .local_addr()
             .map_err(|error| OAuth2Error::Aborted(error.to_string()))?
@@ -125,7 +127,11 @@ impl LoopbackSignIn {
             query.push(("access_type", "offline"));
             query.push(("prompt", "consent"));
         }
-        let separator = if endpoints.authorization.contains('?') { '&' } else { '?' };
+        let separator = if endpoints.authorization.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         let url = format!(
             "{}{separator}{}",
             endpoints.authorization,
@@ -184,28 +190,28 @@ impl LoopbackSignIn {
     /// Serves connections until one carries a decision: a good code, or a refusal.
     async fn redirect(&self) -> Decision {
         loop {
-            let (stream, _) = self
-                .listener
-                .accept()
-                .await
-                .map_err(|error| OAuth2Error::Aborted(format!("the sign-in listener failed: {error}")))?;
+            let (stream, _) = self.listener.accept().await.map_err(|error| {
+                OAuth2Error::Aborted(format!("the sign-in listener failed: {error}"))
+            })?;
             let decided: Arc<Mutex<Option<Decision>>> = Arc::new(Mutex::new(None));
             let slot = Arc::clone(&decided);
             let state = self.state.clone();
             let grant = self.client.grant.clone();
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let (status, page, decision) = judge(&request, &state, &grant);
-                if let Some(decision) = decision {
-                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(decision);
-                }
-                let response = hyper::Response::builder()
-                    .status(status)
-                    .header(hyper::header::CONTENT_TYPE, "text/html; charset=utf-8")
-                    .header(hyper::header::CACHE_CONTROL, "no-store")
-                    .body(Full::new(Bytes::from(page)))
-                    .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())));
-                async move { Ok::<_, Infallible>(response) }
-            });
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (status, page, decision) = judge(&request, &state, &grant);
+                    if let Some(decision) = decision {
+                        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(decision);
+                    }
+                    let response = hyper::Response::builder()
+                        .status(status)
+                        .header(hyper::header::CONTENT_TYPE, "text/html; charset=utf-8")
+                        .header(hyper::header::CACHE_CONTROL, "no-store")
+                        .body(Full::new(Bytes::from(page)))
+                        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())));
+                    async move { Ok::<_, Infallible>(response) }
+                },
+            );
             let serve = hyper::server::conn::http1::Builder::new()
                 .keep_alive(false)
                 .header_read_timeout(Duration::from_secs(10))
@@ -213,7 +219,10 @@ impl LoopbackSignIn {
                 .serve_connection(TokioIo::new(stream), service);
             // One request per connection; a connection that says nothing is dropped.
             let _ = tokio::time::timeout(Duration::from_secs(15), serve).await;
-            let decision = decided.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let decision = decided
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             if let Some(decision) = decision {
                 return decision;
             }
@@ -248,7 +257,9 @@ fn judge(
     if get("state") != Some(state) {
         return (
             400,
-            page("This sign-in was not started by Herald, so it was refused. You can close this window."),
+            page(
+                "This sign-in was not started by Herald, so it was refused. You can close this window.",
+            ),
             Some(Err(OAuth2Error::Aborted(format!(
                 "The sign-in to \"{grant}\" was refused: the browser came back from a sign-in Herald did not start (its state did not match). Nothing was saved; run signin again."
             )))),
@@ -326,7 +337,10 @@ impl DeviceSignIn {
             });
         };
         let scope = client.scopes.join(" ");
-        let mut form = vec![("client_id", client.client_id.as_str()), ("scope", scope.as_str())];
+        let mut form = vec![
+            ("client_id", client.client_id.as_str()),
+            ("scope", scope.as_str()),
+        ];
         if let Some(secret) = &client.client_secret {
             form.push(("client_secret", secret));
         }
@@ -377,7 +391,9 @@ impl DeviceSignIn {
                 Ok(tokens) => return finish_tokens(&self.client, tokens).await,
                 Err(Ok((code, _))) if code == "authorization_pending" => {}
                 // §3.5: slow down by 5 seconds, for this and every later request.
-                Err(Ok((code, _))) if code == "slow_down" => self.interval += Duration::from_secs(5),
+                Err(Ok((code, _))) if code == "slow_down" => {
+                    self.interval += Duration::from_secs(5)
+                }
                 Err(Ok((code, _))) if code == "expired_token" => return Err(self.expired()),
                 Err(Ok((code, _))) if code == "access_denied" => {
                     return Err(OAuth2Error::Aborted(format!(

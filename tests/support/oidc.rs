@@ -74,11 +74,7 @@ impl Provider {
         let ready: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("provider said {line:?}"));
         let port = ready["port"].as_u64().expect("port") as u16;
-        Provider {
-            child,
-            port,
-            jar,
-        }
+        Provider { child, port, jar }
     }
 
     /// What the provider wrote on stderr (warnings, crashes).
@@ -116,10 +112,10 @@ impl Provider {
         self.browser().browse(url)
     }
 
-
     /// See [`Browser::approve_device`].
     pub fn approve_device(&self, verification_uri_complete: &str, user_code: &str) -> String {
-        self.browser().approve_device(verification_uri_complete, user_code)
+        self.browser()
+            .approve_device(verification_uri_complete, user_code)
     }
 
     fn admin(&self, path: &str, post: bool) -> serde_json::Value {
@@ -177,7 +173,6 @@ impl Browser {
         let (body, url) = text.rsplit_once('\n').unwrap_or((&text, ""));
         (body.to_string(), url.to_string())
     }
-
 
     /// Plays the browser on an authorization URL: follows the provider's redirects (sign-in and
     /// consent happen there) up to and including the redirect to the app's loopback listener.
