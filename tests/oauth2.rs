@@ -8,22 +8,17 @@
 //! for all its sessions, nobody failed when every token is invalidated mid-run; a revoked grant
 //! pauses the relay with "Sign in again" and a new sign-in lets the run finish.
 
-// Test helpers (outside `#[test]` functions) fail the test loudly on a broken fixture.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::dovecot::Dovecot;
+use crate::support::oidc::{self, Provider};
+use crate::support::postfix::{self, Postfix, PostfixOptions};
+use crate::support::secret_service::SecretService;
 use herald::campaign::Campaign;
 use herald::engine::{Engine, RunOptions, RunState};
 use herald::oauth2::{self, Client, DeviceSignIn, Grant, LoopbackSignIn, OAuth2Error, SignedIn};
-use support::dovecot::Dovecot;
-use support::oidc::{self, Provider};
-use support::postfix::{self, Postfix, PostfixOptions};
-use support::secret_service::SecretService;
 
 /// The keyring the refresh tokens go to: a real Secret Service on a private bus, one per test.
 /// Tests here run one at a time (they share this process's environment, which names the bus).
@@ -54,7 +49,7 @@ fn keyring() -> Keyring {
 
 /// Whether the parts these tests need are missing (and, outside CI, the test should return).
 fn skip() -> bool {
-    oidc::skip() || support::secret_service::skip()
+    oidc::skip() || crate::support::secret_service::skip()
 }
 
 /// A grant name no other test (or earlier run) uses, so keyring entries never collide.
@@ -310,7 +305,7 @@ fn mailbox_section(grant: &str, dovecot: &Dovecot) -> String {
 
 #[test]
 fn the_bounce_mailbox_is_read_with_xoauth2_and_a_refused_token_is_refreshed_once() {
-    if skip() || support::dovecot::skip() {
+    if skip() || crate::support::dovecot::skip() {
         return;
     }
     let _keyring = keyring();
@@ -386,7 +381,7 @@ fn wait_until(what: &str, limit: Duration, test: impl Fn() -> bool) {
 #[test]
 fn a_campaign_sends_through_xoauth2_refreshing_once_for_all_sessions_and_loses_nobody_when_tokens_die()
  {
-    if skip() || support::dovecot::skip() || postfix::skip(false) {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
         return;
     }
     let _keyring = keyring();
@@ -461,7 +456,7 @@ fn a_campaign_sends_through_xoauth2_refreshing_once_for_all_sessions_and_loses_n
 
 #[test]
 fn a_revoked_grant_pauses_the_relay_with_sign_in_again_and_a_new_sign_in_finishes_the_run() {
-    if skip() || support::dovecot::skip() || postfix::skip(false) {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
         return;
     }
     let _keyring = keyring();
@@ -589,7 +584,8 @@ fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
     );
     let limit = Duration::from_secs(60);
     let env = [("HERALD_TEST_OLD_PW", "x")];
-    let check = support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
+    let check =
+        crate::support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
     let said = check.all();
     assert!(
         said.contains(&format!(
@@ -603,7 +599,7 @@ fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
     );
     assert!(said.contains("end of December 2026"), "{said}");
 
-    let mut child = support::cli_run::herald_command()
+    let mut child = crate::support::cli_run::herald_command()
         .arg("signin")
         .arg(&folder.campaign)
         .args(["--oauth2", &grant, "--no-browser"])
@@ -625,13 +621,14 @@ fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
         "{rest:?}"
     );
 
-    let check = support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
+    let check =
+        crate::support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
     assert!(
         !check.all().contains("nobody has signed in"),
         "{}",
         check.all()
     );
-    let out = support::cli_run::herald_command()
+    let out = crate::support::cli_run::herald_command()
         .arg("signout")
         .arg(&folder.campaign)
         .args(["--oauth2", &grant])

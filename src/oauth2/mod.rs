@@ -161,7 +161,7 @@ impl Client {
             None => None,
         };
         let client_secret = match &spec.client_secret_env {
-            Some(var) => Some(crate::engine::secrets::lookup(var).ok_or_else(|| {
+            Some(var) => Some(crate::credentials::lookup(var).ok_or_else(|| {
                 refused(format!(
                     "the client secret is not set (environment variable {var})"
                 ))
@@ -305,7 +305,7 @@ impl Client {
     pub(crate) async fn save(
         &self,
         refresh: String,
-    ) -> Result<crate::engine::secrets::KeyringStore, OAuth2Error> {
+    ) -> Result<crate::credentials::KeyringStore, OAuth2Error> {
         let entry = self.entry.clone();
         let saved = tokio::task::spawn_blocking(move || vault::save(&entry, &refresh))
             .await

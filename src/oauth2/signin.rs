@@ -17,7 +17,7 @@ use serde::Deserialize;
 use sha2::Digest;
 
 use super::{Client, Endpoints, OAuth2Error, Tokens, http, who};
-use crate::engine::secrets::KeyringStore;
+use crate::credentials::KeyringStore;
 
 /// The page the browser lands on after a good sign-in. Nothing else: no token, no address.
 const CLOSE_PAGE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Herald</title></head><body><p>You can close this window.</p></body></html>";

@@ -1,4 +1,4 @@
-//! Refresh tokens in the operating system's keyring (through `engine::secrets`, which owns the
+//! Refresh tokens in the operating system's keyring (through `credentials`, which owns the
 //! keyring crate), split into pieces that fit every platform: Windows' Credential Manager keeps
 //! at most 2,560 bytes a credential and `keyring` stores a password there as UTF-16, so a piece
 //! is at most 1,000 characters (2,000 bytes); Microsoft's refresh tokens can be longer. Entry
@@ -6,7 +6,7 @@
 //! last, so a reader never sees a count whose pieces are not all there. Blocking calls; the
 //! caller runs them off the async threads.
 
-use crate::engine::secrets;
+use crate::credentials as secrets;
 
 /// Characters per keyring entry: 2,000 bytes as UTF-16, under Windows' 2,560.
 const PIECE_CHARS: usize = 1_000;
