@@ -551,7 +551,7 @@ fn a_4_kb_refresh_token_is_kept_in_pieces_that_fit_windows_credential_manager() 
     assert!(store.survives_reboot(), "{store:?}");
     assert_eq!(oauth2::vault::load(&entry).as_deref(), Some(token.as_str()));
     let mut pieces = 0;
-    while let Some(piece) = herald::engine::secrets::lookup(&format!("{entry}#{}", pieces + 1)) {
+    while let Some(piece) = herald::credentials::lookup(&format!("{entry}#{}", pieces + 1)) {
         // Windows stores a password as UTF-16 in at most 2,560 bytes.
         assert!(piece.encode_utf16().count() * 2 <= 2_560);
         pieces += 1;
@@ -560,7 +560,7 @@ fn a_4_kb_refresh_token_is_kept_in_pieces_that_fit_windows_credential_manager() 
     // A rotated, shorter token leaves no stale piece behind; signing out leaves nothing.
     oauth2::vault::save(&entry, "short").unwrap();
     assert_eq!(oauth2::vault::load(&entry).as_deref(), Some("short"));
-    assert!(herald::engine::secrets::lookup(&format!("{entry}#2")).is_none());
+    assert!(herald::credentials::lookup(&format!("{entry}#2")).is_none());
     assert!(oauth2::vault::forget(&entry));
     assert_eq!(oauth2::vault::load(&entry), None);
 }
