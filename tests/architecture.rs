@@ -73,7 +73,10 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     // `rustls::crypto::aws_lc_rs` anywhere else too.
     ("aws_lc_rs", &["compose/dkim", "tls.rs"]),
     ("hmac::", &["token.rs"]),
-    ("sha2::", &["token.rs"]),
+    ("sha2::", &["token.rs", "oauth2/signin.rs"]),
+    // OAuth2 (issue #22): PKCE's verifier and state come from the OS's randomness; the system
+    // browser opens the provider's sign-in page.
+    ("getrandom::", &["oauth2/signin.rs"]),
     ("mail_parser", &["inbox/report"]),
     // Async code: the engine's runtime, the mailbox reader's and the unsubscribe endpoint's
     // own, and the HTTP client's (its blocking entry makes one for the call). `tls.rs` names
@@ -87,21 +90,29 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
             "http.rs",
             "tls.rs",
             "dnsauth/",
+            "oauth2/",
         ],
     ),
     ("async_imap", &["inbox/imap"]),
     ("axum", &["unsubscribe/"]),
-    // hyper serves the unsubscribe endpoint and is the one HTTP client.
-    ("hyper::", &["unsubscribe/", "http.rs"]),
-    ("hyper_util", &["unsubscribe/", "http.rs"]),
-    ("http_body_util", &["unsubscribe/", "http.rs"]),
+    // hyper serves the unsubscribe endpoint and OAuth2's loopback redirect (issue #22), and
+    // is the one HTTP client.
+    ("hyper::", &["unsubscribe/", "http.rs", "oauth2/signin.rs"]),
+    (
+        "hyper_util",
+        &["unsubscribe/", "http.rs", "oauth2/signin.rs"],
+    ),
+    (
+        "http_body_util",
+        &["unsubscribe/", "http.rs", "oauth2/signin.rs"],
+    ),
     ("rustls", &["tls.rs"]),
     ("smtp_proto", &["engine/smtp/wire.rs"]),
     ("webpki_roots", &["tls.rs"]),
     // The rendered preview (issue #14): litehtml and image draw it, webbrowser opens it.
     ("litehtml", &["render/"]),
     ("image::", &["render/"]),
-    ("webbrowser", &["render/browser.rs"]),
+    ("webbrowser", &["render/browser.rs", "oauth2/signin.rs"]),
 ];
 
 /// SQL stays in `store`.
@@ -145,6 +156,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("csvfile.rs", &[]),
     ("credentials/", &[]),
     ("http.rs", &["tls"]),
+    ("oauth2/", &["campaign", "credentials", "http"]),
     ("token.rs", &["delivery"]),
     ("campaign/", &["delivery"]),
     ("recipients/", &["campaign", "delivery"]),
@@ -165,6 +177,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "compose",
             "credentials",
             "delivery",
+            "oauth2",
             "identity",
             "import",
             "recipients",
@@ -179,6 +192,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "campaign",
             "compose",
             "credentials",
+            "oauth2",
             "delivery",
             "identity",
             "recipients",

@@ -19,6 +19,7 @@ mod fuzz;
 mod interop;
 mod keyring;
 mod lists;
+mod oauth2;
 mod pipelining;
 mod render;
 mod runs;

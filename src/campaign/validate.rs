@@ -189,6 +189,7 @@ fn build(
     let delivery = build_delivery(&raw, c);
     let direct = build_direct(&raw, delivery.mode, c);
     let relays = build_relays(&raw, base, env_is_set, c);
+    let oauth2 = super::oauth2::build(&raw.oauth2, base, c);
     match delivery.mode {
         Mode::Relay if relays.is_empty() => c.add(
             "relay",
@@ -231,7 +232,7 @@ fn build(
         }
     });
 
-    let bounces = super::bounces::build(raw.bounces.as_ref(), base, env_is_set, c);
+    let bounces = super::bounces::build(raw.bounces.as_ref(), &raw.oauth2, base, env_is_set, c);
     let unsubscribe = raw.unsubscribe.as_ref().map(|section| {
         let (spec, problems) = super::unsubscribe::build(section, base, env_is_set);
         for (key, reason) in problems {
@@ -257,6 +258,7 @@ fn build(
         dkim,
         bounces,
         unsubscribe,
+        oauth2,
     }
 }
 
@@ -605,7 +607,16 @@ fn build_relays(
                 Security::StartTls => 587,
                 Security::Tls => 465,
             };
-            if let Some(var) = &relay.password_env {
+            if let Some(grant) = &relay.oauth2 {
+                super::oauth2::check_reference(
+                    c,
+                    &key,
+                    grant,
+                    relay.password_env.as_deref(),
+                    relay.username.as_deref(),
+                    &raw.oauth2,
+                );
+            } else if let Some(var) = &relay.password_env {
                 if relay.username.is_none() {
                     c.add(format!("{key}.password_env"), "is set but username is missing");
                 }
@@ -628,6 +639,7 @@ fn build_relays(
                 security,
                 username: relay.username.clone(),
                 password_env: relay.password_env.clone(),
+                oauth2: relay.oauth2.clone(),
                 ca_file: relay
                     .ca_file
                     .as_deref()

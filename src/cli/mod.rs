@@ -1,5 +1,5 @@
 //! The headless commands (`check`, `import`, `status`, `send`, `resend`, `preview`,
-//! `test-send`, `password`, `unsubscribe-server`, `unsubscribes`) and their terminal
+//! `test-send`, `password`, `signin`, `signout`, `unsubscribe-server`, `unsubscribes`) and their terminal
 //! output. The only module that prints to stdout. Never holds logic the window also needs: that
 //! lives in the engine, and both call it.
 #![allow(clippy::print_stdout)]
@@ -7,6 +7,7 @@
 mod bounces;
 mod deliverability;
 mod password;
+mod signin;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -145,6 +146,28 @@ pub enum Command {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Sign in to the campaign's [oauth2.NAME] grant (Microsoft, Google or an OpenID
+    /// provider) so its relays and mailbox can sign in without a password. Opens the browser.
+    Signin {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        /// The [oauth2.NAME] section to sign in to.
+        #[arg(long = "oauth2", value_name = "NAME")]
+        grant: String,
+        /// Sign in with a code typed on any device (RFC 8628), for machines without a browser.
+        #[arg(long)]
+        device: bool,
+        /// Print the sign-in address instead of opening the browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Forget the sign-in of the campaign's [oauth2.NAME] grant on this computer.
+    Signout {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        #[arg(long = "oauth2", value_name = "NAME")]
+        grant: String,
+    },
     /// Send one recipient's message to ADDRESS through the campaign's first reachable relay.
     TestSend {
         #[arg(value_name = "CAMPAIGN.toml")]
@@ -197,6 +220,13 @@ pub fn run(cli: Cli) -> i32 {
         } => check(&campaign, json, ignore_dns),
         Command::Import { campaign } => import(cli.db.as_deref(), &campaign),
         Command::Password { name } => password::password(&name),
+        Command::Signin {
+            campaign,
+            grant,
+            device,
+            no_browser,
+        } => signin::signin(&campaign, &grant, device, no_browser),
+        Command::Signout { campaign, grant } => signin::signout(&campaign, &grant),
         Command::Status { campaign, json } => status(cli.db.as_deref(), &campaign, json),
         Command::Send {
             campaign,

@@ -136,6 +136,7 @@ pub fn relay_spec(
         security,
         username: raw.username.clone(),
         password_env: raw.password_env.clone(),
+        oauth2: raw.oauth2.clone(),
         ca_file: raw.ca_file.as_ref().map(|file| base.join(file)),
         weight: 1,
         max_connections: 1,
