@@ -4,6 +4,10 @@
 //! cannot go on. Each round goes through a few stages in order (the writer's health, the user's
 //! control, the throttles, claiming, dealing); a stage either lets the round go on or ends it.
 //! Whatever it holds claimed when the run pauses or ends goes back to `pending`.
+//!
+//! A claim is synced to disk before any of its messages leaves (issue #24), which costs an
+//! fsync per batch. In relay mode the next batch is therefore claimed in the background once
+//! half of the current one is dealt, so that the fsync overlaps sending instead of stalling it.
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
@@ -12,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::direct::Direct;
 use super::job::Job;
@@ -73,6 +78,8 @@ struct Dispatcher {
     sleep: PeriodicSleep,
     picker: WeightedPicker,
     claim_size: u32,
+    /// Relay mode: the next batch, being claimed (and synced) while the buffer is dealt.
+    next_claim: Option<JoinHandle<Result<Vec<Claimed>, String>>>,
     /// Direct mode keeps a wider window of claimed recipients so that each domain's queue
     /// holds enough of them for one connection to carry many messages.
     direct_window: usize,
@@ -98,6 +105,7 @@ impl Dispatcher {
             sleep: PeriodicSleep::new(delivery.sleep_every, delivery.sleep_seconds),
             picker: WeightedPicker::new(shared.relays.len()),
             claim_size: (u32::from(delivery.connections) * 2).clamp(16, 1_000),
+            next_claim: None,
             direct_window: (usize::from(delivery.connections) * 32).clamp(256, 4_000),
             shown: RunState::Starting,
             shared,
@@ -114,7 +122,7 @@ impl Dispatcher {
                 break state;
             }
         };
-        self.release_claimed();
+        self.release_claimed().await;
         while let Ok(job) = self.bounced.try_recv() {
             self.shared.release(job);
         }
@@ -148,8 +156,14 @@ impl Dispatcher {
         }
     }
 
-    /// Gives every claimed job the dispatcher holds back to `pending`.
-    fn release_claimed(&mut self) {
+    /// Gives every claimed job the dispatcher holds back to `pending`, a batch still being
+    /// claimed in the background included.
+    async fn release_claimed(&mut self) {
+        if let Some(next) = self.next_claim.take()
+            && let Ok(rows) = join_claim(next).await
+        {
+            self.take_claimed(rows);
+        }
         for job in self.buffer.drain(..).chain(self.held.drain(..)) {
             self.shared.release(job);
         }
@@ -181,7 +195,7 @@ impl Dispatcher {
         let Some(reason) = direct.blocked() else {
             return ControlFlow::Continue(());
         };
-        self.release_claimed();
+        self.release_claimed().await;
         direct.release_all(&self.shared);
         self.show(RunState::Paused {
             reason: Some(reason),
@@ -198,7 +212,7 @@ impl Dispatcher {
             Control::Run => ControlFlow::Continue(()),
             Control::Stop => end(RunState::Stopped),
             Control::Pause => {
-                self.release_claimed();
+                self.release_claimed().await;
                 if let Some(direct) = &self.direct {
                     direct.release_all(&self.shared);
                 }
@@ -250,7 +264,7 @@ impl Dispatcher {
         if unavailable.down.iter().all(|(_, needs_user)| *needs_user) {
             return self.pause_for_user(unavailable).await;
         }
-        self.release_claimed();
+        self.release_claimed().await;
         let retry_in = unavailable.soonest.unwrap_or(Duration::from_secs(1));
         self.show(RunState::Waiting {
             reason: format!("no relay is reachable ({})", unavailable.reasons()),
@@ -287,6 +301,7 @@ impl Dispatcher {
             .saturating_sub(self.held.len());
         let window_full = self.direct.is_some() && in_flight >= self.direct_window;
         if !self.buffer.is_empty() {
+            self.claim_ahead();
             return ControlFlow::Continue(());
         }
         if window_full {
@@ -301,13 +316,34 @@ impl Dispatcher {
         } else {
             self.claim_size
         };
-        let claimed = match self.claim(claim_size).await {
+        let next = match self.next_claim.take() {
+            Some(next) => next,
+            None => self.claim(claim_size),
+        };
+        let claimed = match join_claim(next).await {
             Ok(rows) => rows,
             Err(reason) => return end(RunState::Failed { reason }),
         };
         if claimed.is_empty() && self.held.is_empty() {
             return self.nothing_claimable().await;
         }
+        self.take_claimed(claimed);
+        ControlFlow::Continue(())
+    }
+
+    /// Relay mode: once half of the buffer is dealt, starts claiming the next batch, which
+    /// `fill` takes when the buffer runs out.
+    fn claim_ahead(&mut self) {
+        if self.direct.is_none()
+            && self.next_claim.is_none()
+            && self.buffer.len() <= (self.claim_size / 2) as usize
+        {
+            self.next_claim = Some(self.claim(self.claim_size));
+        }
+    }
+
+    /// Counts claimed rows as outstanding and queues them for dealing.
+    fn take_claimed(&mut self, claimed: Vec<Claimed>) {
         self.shared
             .outstanding
             .fetch_add(claimed.len(), Ordering::SeqCst);
@@ -319,25 +355,21 @@ impl Dispatcher {
                 to_relay,
             });
         }
-        ControlFlow::Continue(())
     }
 
-    /// Claims up to `count` due recipients (the claim is committed before this returns).
-    async fn claim(&self, count: u32) -> Result<Vec<Claimed>, String> {
+    /// Starts claiming up to `count` due recipients on a blocking thread; the claim is
+    /// committed and synced to disk before the task returns its rows.
+    fn claim(&self, count: u32) -> JoinHandle<Result<Vec<Claimed>, String>> {
         let store = Arc::clone(&self.store);
         let id = self.shared.campaign_id;
-        let claimed = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut store = store
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            store.claim(id, now_ms(), count)
+            store
+                .claim(id, now_ms(), count)
+                .map_err(|error| error.to_string())
         })
-        .await;
-        match claimed {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(error) => Err(format!("the claim task failed: {error}")),
-        }
     }
 
     /// Relay mode: always. Mixed mode: a recipient a relay already tried stays with the relays.
@@ -517,7 +549,7 @@ impl Dispatcher {
     /// Waiting will not fix a wrong password: hand the decision to the user, and on resume try
     /// every relay again.
     async fn pause_for_user(&mut self, unavailable: Unavailable) -> Stage {
-        self.release_claimed();
+        self.release_claimed().await;
         self.show(RunState::Paused {
             reason: Some(unavailable.reasons()),
             needs_user: true,
@@ -594,6 +626,16 @@ async fn idle_decision(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>) -> Idle 
         }
         Ok(Err(reason)) => Idle::Failed(reason),
         Err(error) => Idle::Failed(error.to_string()),
+    }
+}
+
+/// The rows of a claim started by [`Dispatcher::claim`], once committed.
+async fn join_claim(
+    claim: JoinHandle<Result<Vec<Claimed>, String>>,
+) -> Result<Vec<Claimed>, String> {
+    match claim.await {
+        Ok(claimed) => claimed,
+        Err(error) => Err(format!("the claim task failed: {error}")),
     }
 }
 
