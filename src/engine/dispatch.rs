@@ -6,8 +6,10 @@
 //! Whatever it holds claimed when the run pauses or ends goes back to `pending`.
 //!
 //! A claim is synced to disk before any of its messages leaves (issue #24), which costs an
-//! fsync per batch. In relay mode the next batch is therefore claimed in the background once
-//! half of the current one is dealt, so that the fsync overlaps sending instead of stalling it.
+//! fsync per batch. In relay mode batches therefore grow with the run's pace to about
+//! [`CLAIM_SPAN`] of sending (group commit: one fsync for all of them), and the next batch is
+//! claimed in the background once half of the current one is dealt, so that the fsync overlaps
+//! sending instead of stalling it.
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
@@ -27,6 +29,15 @@ use crate::store::{Claimed, Store, now_ms};
 
 /// The most relay-bound recipients mixed mode sets aside while no relay can take them.
 const MAX_HELD: usize = 10_000;
+
+/// Relay mode: how much sending one claim batch covers at the run's pace. Each batch costs an
+/// fsync, and what is claimed when Herald dies or the power goes comes back `uncertain`: 50 ms
+/// keeps the fsyncs to about 20 a second at any speed and the claimed rows to what the writer
+/// may hold unrecorded anyway (its batches are 100 ms).
+const CLAIM_SPAN: Duration = Duration::from_millis(50);
+
+/// The largest claim batch.
+const MAX_CLAIM: u32 = 1_000;
 
 /// Runs the dispatcher until the run is over; returns the run's final state.
 pub(super) async fn dispatch(
@@ -78,6 +89,11 @@ struct Dispatcher {
     sleep: PeriodicSleep,
     picker: WeightedPicker,
     claim_size: u32,
+    /// The smallest claim batch (2 × connections, at least 16); relay mode grows `claim_size`
+    /// from it with the run's pace.
+    min_claim: u32,
+    /// Relay mode: when the last batch was taken for dealing, and its size.
+    last_taken: Option<(Instant, usize)>,
     /// Relay mode: the next batch, being claimed (and synced) while the buffer is dealt.
     next_claim: Option<JoinHandle<Result<Vec<Claimed>, String>>>,
     /// Direct mode keeps a wider window of claimed recipients so that each domain's queue
@@ -104,7 +120,9 @@ impl Dispatcher {
             bucket: TokenBucket::per_hour(delivery.rate_per_hour, now),
             sleep: PeriodicSleep::new(delivery.sleep_every, delivery.sleep_seconds),
             picker: WeightedPicker::new(shared.relays.len()),
-            claim_size: (u32::from(delivery.connections) * 2).clamp(16, 1_000),
+            claim_size: (u32::from(delivery.connections) * 2).clamp(16, MAX_CLAIM),
+            min_claim: (u32::from(delivery.connections) * 2).clamp(16, MAX_CLAIM),
+            last_taken: None,
             next_claim: None,
             direct_window: (usize::from(delivery.connections) * 32).clamp(256, 4_000),
             shown: RunState::Starting,
@@ -327,8 +345,21 @@ impl Dispatcher {
         if claimed.is_empty() && self.held.is_empty() {
             return self.nothing_claimable().await;
         }
+        if self.direct.is_none() {
+            self.pace_claims(Instant::now(), claimed.len());
+        }
         self.take_claimed(claimed);
         ControlFlow::Continue(())
+    }
+
+    /// Relay mode: sizes the next claim to [`CLAIM_SPAN`] at the pace the last batch was dealt
+    /// (a batch is taken when the one before it ran out), never below `min_claim`.
+    fn pace_claims(&mut self, now: Instant, taken: usize) {
+        if let Some((since, dealt)) = self.last_taken {
+            self.claim_size = claim_size_for(dealt, now.saturating_duration_since(since))
+                .clamp(self.min_claim, MAX_CLAIM);
+        }
+        self.last_taken = Some((now, taken));
     }
 
     /// Relay mode: once half of the buffer is dealt, starts claiming the next batch, which
@@ -629,6 +660,12 @@ async fn idle_decision(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>) -> Idle 
     }
 }
 
+/// How many recipients `dealt` in `took` make [`CLAIM_SPAN`] of sending (unclamped).
+fn claim_size_for(dealt: usize, took: Duration) -> u32 {
+    let per_second = dealt as f64 / took.as_secs_f64().max(0.001);
+    (per_second * CLAIM_SPAN.as_secs_f64()).min(f64::from(u32::MAX)) as u32
+}
+
 /// The rows of a claim started by [`Dispatcher::claim`], once committed.
 async fn join_claim(
     claim: JoinHandle<Result<Vec<Claimed>, String>>,
@@ -683,7 +720,19 @@ impl WeightedPicker {
 
 #[cfg(test)]
 mod tests {
-    use super::WeightedPicker;
+    use std::time::Duration;
+
+    use super::{WeightedPicker, claim_size_for};
+
+    #[test]
+    fn claims_cover_fifty_milliseconds_of_sending() {
+        // 100 dealt in 10 ms is 10,000 a second: 500 in 50 ms.
+        assert_eq!(claim_size_for(100, Duration::from_millis(10)), 500);
+        // 16 dealt in 80 ms is 200 a second: 10 (the caller raises it to its floor).
+        assert_eq!(claim_size_for(16, Duration::from_millis(80)), 10);
+        // No time measured is counted as 1 ms, not as infinity.
+        assert_eq!(claim_size_for(16, Duration::ZERO), 800);
+    }
 
     #[test]
     fn weights_share_the_traffic() {
