@@ -92,8 +92,10 @@ struct Dispatcher {
     /// The smallest claim batch (2 × connections, at least 16); relay mode grows `claim_size`
     /// from it with the run's pace.
     min_claim: u32,
-    /// Relay mode: when the last batch was taken for dealing, and its size.
-    last_taken: Option<(Instant, usize)>,
+    /// Every claimed row taken for dealing so far: less `outstanding`, the rows done with.
+    taken_total: usize,
+    /// Relay mode: when the last batch was taken, and how many rows were done with then.
+    last_paced: Option<(Instant, usize)>,
     /// Relay mode: the next batch, being claimed (and synced) while the buffer is dealt.
     next_claim: Option<JoinHandle<Result<Vec<Claimed>, String>>>,
     /// Direct mode keeps a wider window of claimed recipients so that each domain's queue
@@ -122,7 +124,8 @@ impl Dispatcher {
             picker: WeightedPicker::new(shared.relays.len()),
             claim_size: (u32::from(delivery.connections) * 2).clamp(16, MAX_CLAIM),
             min_claim: (u32::from(delivery.connections) * 2).clamp(16, MAX_CLAIM),
-            last_taken: None,
+            taken_total: 0,
+            last_paced: None,
             next_claim: None,
             direct_window: (usize::from(delivery.connections) * 32).clamp(256, 4_000),
             shown: RunState::Starting,
@@ -346,20 +349,24 @@ impl Dispatcher {
             return self.nothing_claimable().await;
         }
         if self.direct.is_none() {
-            self.pace_claims(Instant::now(), claimed.len());
+            self.pace_claims(Instant::now());
         }
         self.take_claimed(claimed);
         ControlFlow::Continue(())
     }
 
-    /// Relay mode: sizes the next claim to [`CLAIM_SPAN`] at the pace the last batch was dealt
-    /// (a batch is taken when the one before it ran out), never below `min_claim`.
-    fn pace_claims(&mut self, now: Instant, taken: usize) {
-        if let Some((since, dealt)) = self.last_taken {
-            self.claim_size = claim_size_for(dealt, now.saturating_duration_since(since))
+    /// Relay mode: sizes the next claim to [`CLAIM_SPAN`] at the pace rows were done with (sent,
+    /// failed, deferred, released) since the last batch, never below `min_claim`. Done, not
+    /// dealt: dealing into the workers' empty queues at the start is no measure of sending.
+    fn pace_claims(&mut self, now: Instant) {
+        let outstanding = self.shared.outstanding.load(Ordering::SeqCst);
+        let done = self.taken_total.saturating_sub(outstanding);
+        if let Some((since, done_then)) = self.last_paced {
+            let finished = done.saturating_sub(done_then);
+            self.claim_size = claim_size_for(finished, now.saturating_duration_since(since))
                 .clamp(self.min_claim, MAX_CLAIM);
         }
-        self.last_taken = Some((now, taken));
+        self.last_paced = Some((now, done));
     }
 
     /// Relay mode: once half of the buffer is dealt, starts claiming the next batch, which
@@ -375,6 +382,7 @@ impl Dispatcher {
 
     /// Counts claimed rows as outstanding and queues them for dealing.
     fn take_claimed(&mut self, claimed: Vec<Claimed>) {
+        self.taken_total += claimed.len();
         self.shared
             .outstanding
             .fetch_add(claimed.len(), Ordering::SeqCst);
@@ -660,9 +668,10 @@ async fn idle_decision(shared: &Arc<Shared>, store: &Arc<Mutex<Store>>) -> Idle 
     }
 }
 
-/// How many recipients `dealt` in `took` make [`CLAIM_SPAN`] of sending (unclamped).
-fn claim_size_for(dealt: usize, took: Duration) -> u32 {
-    let per_second = dealt as f64 / took.as_secs_f64().max(0.001);
+/// How many recipients make [`CLAIM_SPAN`] of sending when `done` were done with in `took`
+/// (unclamped).
+fn claim_size_for(done: usize, took: Duration) -> u32 {
+    let per_second = done as f64 / took.as_secs_f64().max(0.001);
     (per_second * CLAIM_SPAN.as_secs_f64()).min(f64::from(u32::MAX)) as u32
 }
 
