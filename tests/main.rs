@@ -20,6 +20,7 @@ mod interop;
 mod keyring;
 mod lists;
 mod pipelining;
+mod power_loss;
 mod render;
 mod runs;
 mod security;

@@ -4,23 +4,19 @@
 //! The outcome: a simulated power cut (a FUSE filesystem that drops unsynced writes, see
 //! `support/powercut.rs`) at random points of a send, then a second send; nobody is lost, and
 //! everybody the server received twice was `uncertain` after the cut.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
+use crate::support::cli_run::{herald, herald_command};
+use crate::support::powercut::{self, PowerCutFs};
+use crate::support::smtp_server::{Reply, SmtpServer};
+use crate::support::tools::skip_if_missing;
 use herald::campaign::Campaign;
 use herald::store::{State, Store};
-use support::campaign::{CampaignDir, RelayConf, addresses, campaign};
-use support::cli_run::{herald, herald_command};
-use support::powercut::{self, PowerCutFs};
-use support::smtp_server::{Reply, SmtpServer};
-use support::tools::skip_if_missing;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -259,7 +255,7 @@ fn claims_are_synced_before_their_messages_leave() {
         .arg("--db")
         .arg(&dir.db)
         .env_remove("HERALD_LOG");
-    support::cli_run::run(command, LIMIT).assert_code(0);
+    crate::support::cli_run::run(command, LIMIT).assert_code(0);
     assert_eq!(server.rcpt_counts().len(), total);
     let text = std::fs::read_to_string(&trace).expect("trace");
     let calls = read_trace(&text, server.port());
@@ -312,7 +308,7 @@ impl Dice {
 fn sending_rows(campaign_file: &Path, db: &Path) -> (HashSet<String>, HashSet<String>) {
     let mut store = Store::open(db).expect("the database opens after the cut");
     let campaign = Campaign::load_for_reading(campaign_file).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
+    let id = herald::identity::campaign_id(&mut store, &campaign).expect("id");
     let rows = |state| {
         store
             .page(id, Some(state), None, 0, 1_000_000)
@@ -455,7 +451,7 @@ fn commits_that_decide_sending_survive_a_power_cut() {
 
     let fs = PowerCutFs::mount(&backing, &dir.path().join("mnt"));
     let mut store = Store::open(&fs.mount.join("herald.db")).expect("open on the mount");
-    let id = herald::engine::campaign_id(&mut store, &campaign_file).expect("id");
+    let id = herald::identity::campaign_id(&mut store, &campaign_file).expect("id");
     assert_eq!(store.counts(id).unwrap().failed, 3);
     let filter = herald::store::ResendFilter {
         include_failed: true,
@@ -500,7 +496,7 @@ fn commits_that_decide_sending_survive_a_power_cut() {
     drop(store);
 
     let mut store = Store::open(&durable_db).expect("the database opens after the cut");
-    let id = herald::engine::campaign_id(&mut store, &campaign_file).expect("id");
+    let id = herald::identity::campaign_id(&mut store, &campaign_file).expect("id");
     let counts = store.counts(id).unwrap();
     assert_eq!(
         (counts.pending, counts.failed),
