@@ -21,6 +21,7 @@ mod keyring;
 mod lists;
 mod oauth2;
 mod pipelining;
+mod power_loss;
 mod render;
 mod runs;
 mod security;

@@ -161,18 +161,15 @@ fn leave_wal(conn: &Connection) -> Result<Journal, StoreError> {
     Ok(Journal::Rollback)
 }
 
-/// Puts a connection that [`leave_wal`] switched back to WAL and `synchronous = NORMAL`. Called
+/// Puts a connection that [`leave_wal`] switched back to WAL (keeping `synchronous = FULL`, the
+/// store's setting, see `Store::open`). Called
 /// after the import's transaction ended either way, so a failure is only logged: nothing is
-/// lost, the connection just keeps the rollback journal (and FULL) until the next `Store::open`.
+/// lost, the connection just keeps the rollback journal until the next `Store::open`.
 fn back_to_wal(conn: &Connection) {
     match conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
         row.get::<_, String>(0)
     }) {
-        Ok(mode) if mode == "wal" => {
-            if let Err(error) = conn.pragma_update(None, "synchronous", "NORMAL") {
-                tracing::warn!(%error, "after an import: could not set synchronous = NORMAL");
-            }
-        }
+        Ok(mode) if mode == "wal" => {}
         Ok(mode) => tracing::warn!(mode, "after an import: the database did not return to WAL"),
         Err(error) => tracing::warn!(%error, "after an import: could not return to WAL"),
     }

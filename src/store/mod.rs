@@ -159,13 +159,16 @@ impl Store {
     fn prepare(mut conn: Connection, path: &Path) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         schema::ensure_ours(&conn)?;
-        // WAL lets the window read while the engine writes; NORMAL loses nothing on a crash of
-        // Herald itself, only possibly the last commits on power loss (see ARCHITECTURE.md).
+        // WAL lets the window read while the engine writes. FULL syncs the WAL at every commit
+        // of this connection, so whatever a `Store` commits (a claim, a resend, a suppression,
+        // a mailbox cursor) survives a power cut before the caller acts on it (issue #24); the
+        // fsync also carries every earlier commit of other connections. Only the batched
+        // writer opts out (`Writer::spawn`): its transitions are made durable by the next claim.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if mode != "wal" && mode != "memory" {
             tracing::warn!(mode, "the database could not switch to WAL");
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -32_768)?;
         schema::migrate(&mut conn)?;
@@ -367,8 +370,10 @@ impl Store {
     }
 
     /// Claims up to `limit` recipients that are due (pending, or deferred whose time has come),
-    /// marking them `sending` and committing before returning: a claim is durable before its
-    /// message leaves.
+    /// marking them `sending` and committing before returning. The commit is synced to disk
+    /// (`synchronous = FULL`, one fsync for the whole batch), so a claim is durable before its
+    /// message leaves: after a power cut the row is `sending`, which the next run names
+    /// `uncertain`, and never `pending` again (issue #24).
     pub fn claim(
         &mut self,
         campaign: CampaignId,

@@ -330,7 +330,10 @@ fn an_import_alone_uses_a_rollback_journal_then_returns_to_wal() {
         .conn
         .query_row("PRAGMA synchronous", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(synchronous, 1, "NORMAL again after the import");
+    assert_eq!(
+        synchronous, 2,
+        "FULL, the store's setting, after the import (issue #24)"
+    );
     assert_eq!(import(&mut store, c, &["a@x.example"]), (1, 0));
     assert_eq!(journal_mode(&store), "wal");
 }

@@ -2,6 +2,12 @@
 //! in one transaction per batch (at least every 100 ms or every 1,000 transitions). Batching is
 //! what lets thousands of messages a second be tracked one by one; the bound on a batch is what
 //! bounds the duplicates a crash can cause.
+//!
+//! Its commits are the one thing in the store left lazy on power loss (`synchronous = NORMAL`):
+//! a lost `sent` leaves the row `sending`, claimed by a commit that was synced before the
+//! message left, and the next run names it `uncertain`. The next claim's fsync (or a checkpoint)
+//! makes the writer's earlier commits durable along with it (issue #24), and the writer syncs
+//! the WAL itself once when it ends, so a finished run's last outcomes do not wait for either.
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -40,12 +46,17 @@ impl Writer {
     /// Opens a second connection to the database at `path` and starts the writer thread.
     pub fn spawn(path: &Path) -> Result<(Writer, WriterThread), StoreError> {
         let store = Store::open(path)?;
+        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let (commands, receiver) = mpsc::channel();
         let failure = Arc::new(Mutex::new(None));
         let seen = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
             .name("herald-store-writer".into())
-            .spawn(move || run(store, receiver, &seen))
+            .spawn(move || {
+                let path = store.path.clone();
+                run(store, receiver, &seen);
+                sync_wal(&path);
+            })
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
                 source,
@@ -141,6 +152,18 @@ fn run(mut store: Store, commands: Receiver<Command>, shared_failure: &Mutex<Opt
         if disconnected {
             return;
         }
+    }
+}
+
+/// Syncs the WAL of the database at `path` (a file of its own next to it, `-wal`), making every
+/// commit so far durable. A WAL that is gone was checkpointed into the database, synced.
+fn sync_wal(path: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::File::open(&wal).and_then(|file| file.sync_data()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(%error, "could not sync the last delivery states to disk"),
     }
 }
 

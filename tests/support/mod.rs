@@ -9,6 +9,7 @@ pub mod dovecot;
 pub mod mail;
 pub mod oidc;
 pub mod postfix;
+pub mod powercut;
 pub mod run;
 pub mod secret_service;
 pub mod sheets;
