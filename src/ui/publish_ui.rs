@@ -355,8 +355,9 @@ fn progress_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     } else {
         done as f32 / counts.total() as f32
     };
+    // No ETA while paused or stopping: nothing is on its way, so no time can be promised.
     let eta = progress
-        .filter(|_| running)
+        .filter(|p| running && !matches!(p.state, RunState::Paused { .. } | RunState::Stopping))
         .and_then(|p| p.eta_secs())
         .map(|secs| format!(" · ETA {}", human_secs(secs)))
         .unwrap_or_default();

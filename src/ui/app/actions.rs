@@ -177,12 +177,13 @@ impl HeraldApp {
     /// Closing as the user chose: the edits saved (the close goes on once the save
     /// succeeded) or given up, then the run stopped.
     fn close(&mut self, save: bool) {
-        if save && self.is_dirty() {
-            if let Some(path) = self.path.clone() {
-                self.closing = Closing::Saving;
-                self.save_to(path);
-                return;
-            }
+        if save
+            && self.is_dirty()
+            && let Some(path) = self.path.clone()
+        {
+            self.closing = Closing::Saving;
+            self.save_to(path);
+            return;
         }
         // The edits are given up.
         self.saved = self.doc.clone();
