@@ -293,6 +293,38 @@ fn closing_during_a_run_says_what_happens_and_stops_it_first() {
     assert_eq!(server.received_count() as u64, counts.sent);
 }
 
+/// Issue #20, item 2: a stop held up by a relay that stopped answering can be cut short.
+#[test]
+fn close_now_does_not_wait_for_a_relay_that_stopped_answering() {
+    let server = SmtpServer::builder().rule(|_| Reply::Hang).start();
+    let dir = campaign(
+        &addresses(3),
+        &[RelayConf::new("main", server.port())],
+        "connections = 1\ncommand_timeout_secs = 60",
+    );
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Publish");
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "a message under way", |app| {
+        app.progress().is_some_and(|p| p.counts.sending > 0)
+    });
+    request_close(&mut harness);
+    wait_for_label(&mut harness, "Close and stop sending");
+    harness.get_by_label("Close and stop sending").click();
+    wait_for_label(&mut harness, "Stopping the send");
+    assert_eq!(harness.state().closing(), Closing::Stopping);
+    // The dialog is centred again once its new, shorter content was measured.
+    harness.run_steps(2);
+    harness.get_by_label("Close now").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().closing(), Closing::Closed);
+    assert!(
+        harness.state().is_running(),
+        "the stop did not hang after all"
+    );
+}
+
 /// Issue #20, item 3: Resend failed sends through the relay on screen (saved first), as
 /// Start does; a relay's "connected to" is not shown once its settings changed.
 #[test]

@@ -91,6 +91,9 @@ pub enum Action {
     },
     /// The close was called off: back to editing (or watching the run).
     KeepOpen,
+    /// Close without waiting any longer for the run to stop (a relay that does not answer):
+    /// the messages under way are then found uncertain on the next open.
+    CloseNow,
     /// The user answered "Send anyway?" after a check before the start failed.
     SendAnyway,
     CancelStart,

@@ -33,6 +33,7 @@ impl HeraldApp {
             Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
             Action::Close { save } => self.close(save),
             Action::KeepOpen => self.closing = Closing::Open,
+            Action::CloseNow => self.closing = Closing::Ready,
             Action::Show(tab) => self.show(tab),
             // The list and the recipients table.
             Action::PeekCsv => self.peek_list(),

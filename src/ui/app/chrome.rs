@@ -108,6 +108,20 @@ impl HeraldApp {
                     ui.spinner();
                     ui.label(waiting);
                 });
+                if self.closing == Closing::Stopping {
+                    ui.add_space(4.0);
+                    // A relay that stopped answering can hold the stop for minutes.
+                    if ui
+                        .button("Close now")
+                        .on_hover_text(
+                            "The messages under way are marked uncertain when this campaign is \
+                             opened again",
+                        )
+                        .clicked()
+                    {
+                        actions.push(Action::CloseNow);
+                    }
+                }
                 return;
             }
             let dirty = self.is_dirty();
