@@ -493,3 +493,28 @@ fn pause_stop_and_duplicate_leave_no_contradicting_status() {
 fn is_enabled(harness: &Harness<'_, HeraldApp>, label: &str) -> bool {
     !harness.get_by_label(label).accesskit_node().is_disabled()
 }
+
+/// Issue #20, what a marketer expects: the subject line has its own "Insert field", and a
+/// new campaign names no email column, so a Mailchimp export's "Email Address" is found.
+#[test]
+fn the_subject_inserts_fields_and_a_new_campaign_finds_the_email_column_itself() {
+    let dir = campaign(&addresses(2), &[RelayConf::new("main", 2525)], "");
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    harness.get_by_label("Insert field in subject").click();
+    wait_for_label(&mut harness, "first_name");
+    harness.get_by_label("first_name").click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().document().raw.message.subject.as_deref(),
+        Some("Hi {{ first_name }}{{ first_name }}")
+    );
+
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::N);
+    wait_for_label(&mut harness, "Discard changes");
+    harness.get_by_label("Discard changes").click();
+    wait_until(&mut harness, "the new campaign", |app| {
+        app.campaign_path().is_none()
+    });
+    assert_eq!(harness.state().document().raw.recipients.email_column, None);
+}

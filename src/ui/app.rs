@@ -475,7 +475,7 @@ fn starter_document() -> Document {
     doc.raw.message.from = Some("Your Name <you@example.com>".into());
     doc.raw.message.subject = Some("Hello {{ first_name }}".into());
     doc.html = "<p>Hello {{ first_name }},</p>\n<p>…</p>\n".into();
-    doc.raw.recipients.email_column = Some("email".into());
+    // No email column named: the import finds it ("Email Address" in a Mailchimp export).
     doc
 }
 
