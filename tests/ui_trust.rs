@@ -501,7 +501,12 @@ fn the_subject_inserts_fields_and_a_new_campaign_finds_the_email_column_itself()
     let dir = campaign(&addresses(2), &[RelayConf::new("main", 2525)], "");
     let mut harness = harness(&dir);
     opened(&mut harness);
-    harness.get_by_label("Insert field in subject").click();
+    // The subject's comes first (the HTML body has one too).
+    harness
+        .get_all_by_label("Insert field")
+        .next()
+        .unwrap()
+        .click();
     wait_for_label(&mut harness, "first_name");
     harness.get_by_label("first_name").click();
     harness.run_steps(2);

@@ -337,9 +337,10 @@ fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage, columns: &[String]) {
             "Subject",
             "{{ first_name }}, our November picks",
             &mut message.subject,
-            (ui.available_width() - 190.0).max(120.0),
+            // Room for the label before and the "Insert field" button after.
+            (ui.available_width() - 220.0).max(120.0),
         );
-        insert_field_ui(ui, "Insert field in subject", columns, |field| {
+        insert_field_ui(ui, "Insert field", columns, |field| {
             message.subject.get_or_insert_default().push_str(field);
         });
     });
