@@ -125,12 +125,12 @@ impl HeraldApp {
         self.remembered.last_campaign = Some(path.clone());
         self.path_text = shown_path(&path);
         self.path = Some(path.clone());
-        // What the file says changed: its problems are found again (before the requests that
-        // waited, so a problem a start meets is not replaced by the check's).
-        self.service.send(Request::Validate { path });
         for request in std::mem::take(&mut self.after_save) {
             self.service.send(request);
         }
+        // What the file says changed: its problems are found again (after the requests that
+        // waited, so that a start is not held up by the check).
+        self.service.send(Request::Validate { path });
         if self.closing == Closing::Saving {
             self.close_after_saving();
         }
@@ -143,6 +143,12 @@ impl HeraldApp {
         self.problems = result.err().unwrap_or_default();
         if self.problems.is_empty() {
             self.status = "the campaign is valid".into();
+        }
+        // Why the last start did not start stays in the box until the next start.
+        if let Some(error) = &self.publish.start_error
+            && !self.problems.contains(error)
+        {
+            self.problems.push(error.clone());
         }
     }
 
