@@ -1,19 +1,16 @@
 //! The relay engine against real SMTP servers over TCP: every recipient delivered once, replies
 //! mapped to states, weights, failover, timeouts, pause/resume/stop, throttling, uncertain
 //! deliveries, kill -9 and SIGTERM, resend. Issue #3.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{RelayConf, addresses, campaign, closed_port};
+use crate::support::run::{LIMIT, counts, finish, row, start, wait_for};
+use crate::support::smtp_server::{Reply, SmtpServer};
 use herald::engine::{Engine, RunState};
 use herald::store::{State, Store};
-use support::campaign::{RelayConf, addresses, campaign, closed_port};
-use support::run::{LIMIT, counts, finish, row, start, wait_for};
-use support::smtp_server::{Reply, SmtpServer};
 
 #[test]
 fn every_recipient_gets_exactly_one_personalized_message() {
@@ -444,42 +441,30 @@ fn stop_keeps_every_row_and_the_next_run_resumes() {
 }
 
 #[test]
-fn rate_limits_pace_the_campaign() {
-    let server = SmtpServer::start();
-    let dir = campaign(
-        &addresses(12),
-        &[RelayConf::new("main", server.port())],
-        "connections = 4\nrate_per_hour = 36000",
-    );
-    let started = Instant::now();
-    let engine = Engine::new().unwrap();
-    let last = finish(&mut start(&engine, &dir));
-    assert_eq!(last.counts.sent, 12);
-    // 10 a second: twelve messages cannot all go out in under one second.
-    assert!(
-        started.elapsed() >= Duration::from_millis(1_000),
-        "{:?}",
-        started.elapsed()
-    );
-}
-
-#[test]
-fn relay_rate_limits_pace_that_relay() {
-    let server = SmtpServer::start();
-    let dir = campaign(
-        &addresses(12),
-        &[RelayConf::new("slow", server.port()).extra("rate_per_hour = 36000")],
-        "connections = 4",
-    );
-    let started = Instant::now();
-    let engine = Engine::new().unwrap();
-    let last = finish(&mut start(&engine, &dir));
-    assert_eq!(last.counts.sent, 12);
-    assert!(
-        started.elapsed() >= Duration::from_millis(1_000),
-        "{:?}",
-        started.elapsed()
-    );
+fn rate_limits_pace_the_campaign_and_each_relay() {
+    // (case, the relay's extra keys, the campaign's [delivery] keys): 10 a second either way,
+    // so twelve messages cannot all go out in under one second.
+    let cases = [
+        ("campaign", "", "connections = 4\nrate_per_hour = 36000"),
+        ("relay", "rate_per_hour = 36000", "connections = 4"),
+    ];
+    for (case, relay_extra, delivery) in cases {
+        let server = SmtpServer::start();
+        let dir = campaign(
+            &addresses(12),
+            &[RelayConf::new("main", server.port()).extra(relay_extra)],
+            delivery,
+        );
+        let started = Instant::now();
+        let engine = Engine::new().unwrap();
+        let last = finish(&mut start(&engine, &dir));
+        assert_eq!(last.counts.sent, 12, "{case}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1_000),
+            "{case}: {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[test]

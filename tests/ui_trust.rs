@@ -2,17 +2,14 @@
 //! egui_kittest: no lost work (paste, an emptied Text body, closing with unsaved edits or
 //! during a run), what is sent is what the window shows (every send saves first; a relay test
 //! is not shown for settings it did not test), and status that does not contradict itself.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
+use crate::support::smtp_server::{Reply, SmtpServer};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use herald::ui::{Closing, HeraldApp, Remembered, Tab};
-use support::campaign::{CampaignDir, RelayConf, addresses, campaign};
-use support::smtp_server::{Reply, SmtpServer};
 
 fn harness(dir: &CampaignDir) -> Harness<'static, HeraldApp> {
     let db = dir.db.clone();

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bounces;
+mod deliverability;
 mod password;
 
 use std::io::{IsTerminal, Write};
@@ -13,9 +14,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::app;
+use crate::app::{Counts, Database, RecipientRef, ResendFilter};
 use crate::campaign::Campaign;
-use crate::engine::{self, Engine, RunOptions, RunState};
-use crate::store::{Counts, RecipientRef, ResendFilter, Store};
+use crate::engine::{Engine, RunOptions, RunState};
 
 mod unsubscribe;
 
@@ -52,10 +54,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the campaign and render every message; sends nothing. Exit 1 listing every problem.
+    /// Validate the campaign, render every message and check its DNS (SPF, DKIM, DMARC,
+    /// reverse DNS); sends nothing. Exit 1 listing every problem.
     Check {
         #[arg(value_name = "CAMPAIGN.toml")]
         campaign: PathBuf,
+        /// Print one JSON object: the problems, warnings, counts and DNS findings.
+        #[arg(long)]
+        json: bool,
+        /// Report DNS problems without counting them as problems (exit 0 if nothing else is wrong).
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Import (or re-import) the recipient list into the state database.
     Import {
@@ -78,6 +87,9 @@ pub enum Command {
         /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
+        /// Send even when the DNS check finds SPF, DKIM, DMARC or reverse DNS problems.
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Put failed (and uncertain) recipients back to pending, then send.
     Resend {
@@ -99,6 +111,9 @@ pub enum Command {
         /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
+        /// Send even when the DNS check finds SPF, DKIM, DMARC or reverse DNS problems.
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Print one recipient's message exactly as it will be sent, with a summary.
     Preview {
@@ -175,11 +190,19 @@ pub fn run(cli: Cli) -> i32 {
         return exit::USAGE;
     };
     let result = match command {
-        Command::Check { campaign } => check(&campaign),
+        Command::Check {
+            campaign,
+            json,
+            ignore_dns,
+        } => check(&campaign, json, ignore_dns),
         Command::Import { campaign } => import(cli.db.as_deref(), &campaign),
         Command::Password { name } => password::password(&name),
         Command::Status { campaign, json } => status(cli.db.as_deref(), &campaign, json),
-        Command::Send { campaign, no_pull } => send(cli.db.as_deref(), &campaign, None, no_pull),
+        Command::Send {
+            campaign,
+            no_pull,
+            ignore_dns,
+        } => send(cli.db.as_deref(), &campaign, None, no_pull, ignore_dns),
         Command::Resend {
             campaign,
             codes,
@@ -187,6 +210,7 @@ pub fn run(cli: Cli) -> i32 {
             domain,
             failed_only,
             no_pull,
+            ignore_dns,
         } => {
             let filter = ResendFilter {
                 include_failed: true,
@@ -195,7 +219,13 @@ pub fn run(cli: Cli) -> i32 {
                 route,
                 domain: domain.map(|domain| domain.to_ascii_lowercase()),
             };
-            send(cli.db.as_deref(), &campaign, Some(filter), no_pull)
+            send(
+                cli.db.as_deref(),
+                &campaign,
+                Some(filter),
+                no_pull,
+                ignore_dns,
+            )
         }
         Command::Bounces { campaign, json } => bounces::bounces(cli.db.as_deref(), &campaign, json),
         Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
@@ -257,8 +287,7 @@ fn usage_error(recipient: &str) -> i32 {
 
 fn preview(db: Option<&Path>, path: &Path, which: &RecipientRef, summary: bool) -> Result<i32> {
     let campaign = load(path)?;
-    let mut store = open_store(db)?;
-    let preview = engine::prepare::preview(&campaign, &mut store, which)?;
+    let preview = open_database(db)?.preview(&campaign, which)?;
     let mut out = std::io::stdout().lock();
     if let Some(reason) = &preview.skipped {
         writeln!(
@@ -313,13 +342,8 @@ fn test_send(db: Option<&Path>, path: &Path, which: RecipientRef, to: &str) -> R
     let db_path = database_path(db)?;
     let engine = Engine::new()?;
     let options = RunOptions::default();
-    let sent = engine.block_on(engine::test_send::test_send(
-        campaign,
-        db_path,
-        which,
-        to.to_string(),
-        options.passwords,
-    ))?;
+    let sent =
+        app::test_send::test_send(&engine, &campaign, &db_path, &which, to, options.passwords)?;
     println!(
         "sent {} ({} bytes) to {} through {}: {} {}",
         sent.message_id,
@@ -336,7 +360,10 @@ fn test_send(db: Option<&Path>, path: &Path, which: RecipientRef, to: &str) -> R
 }
 
 fn load(path: &Path) -> Result<Campaign> {
-    Ok(Campaign::load_with(path, &engine::secrets::is_available)?)
+    Ok(Campaign::load_with(
+        path,
+        &crate::credentials::is_available,
+    )?)
 }
 
 fn load_for_reading(path: &Path) -> Result<Campaign> {
@@ -348,18 +375,45 @@ pub fn database_path(db: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = db {
         return Ok(path.to_path_buf());
     }
-    crate::store::default_path().context("could not find your data directory; pass --db PATH")
+    app::default_path().context("could not find your data directory; pass --db PATH")
 }
 
-fn open_store(db: Option<&Path>) -> Result<Store> {
+fn open_database(db: Option<&Path>) -> Result<Database> {
     let path = database_path(db)?;
-    Store::open(&path).with_context(|| format!("opening the state database {}", path.display()))
+    Database::open(&path).with_context(|| format!("opening the state database {}", path.display()))
 }
 
-fn check(path: &Path) -> Result<i32> {
+fn check(path: &Path, json: bool, ignore_dns: bool) -> Result<i32> {
     let campaign = load(path)?;
-    let report = engine::check(&campaign);
+    let report = app::check(&campaign);
+    let findings = crate::dnsauth::check(&campaign);
+    let dns_problems = if ignore_dns {
+        0
+    } else {
+        crate::dnsauth::blocking(&findings).count()
+    };
+    let problems = report.problems.len() + dns_problems;
     let mut out = std::io::stdout().lock();
+    if json {
+        let object = serde_json::json!({
+            "ok": problems == 0,
+            "problems": report.problems,
+            "warnings": report.warnings,
+            "recipients": report.recipients,
+            "rendered": report.rendered,
+            "skipped": report.skipped,
+            "largest_bytes": report.largest_bytes,
+            "email_column": report.email_column,
+            "format": report.format,
+            "dns": deliverability::findings_json(&findings),
+        });
+        writeln!(out, "{object}")?;
+        return Ok(if problems == 0 {
+            exit::DONE
+        } else {
+            exit::ERROR
+        });
+    }
     if let (Some(format), Some(column)) = (&report.format, &report.email_column) {
         writeln!(out, "list: {format}; email column: {column}")?;
     }
@@ -369,7 +423,8 @@ fn check(path: &Path) -> Result<i32> {
     for problem in &report.problems {
         writeln!(out, "problem: {problem}")?;
     }
-    if report.problems.is_empty() {
+    deliverability::write_findings(&mut out, &findings)?;
+    if problems == 0 {
         writeln!(
             out,
             "ok: {} recipient(s), {} message(s) rendered, {} skipped; largest message {} KB",
@@ -380,23 +435,14 @@ fn check(path: &Path) -> Result<i32> {
         )?;
         Ok(exit::DONE)
     } else {
-        writeln!(
-            out,
-            "{} problem(s) found; nothing was sent",
-            report.problems.len()
-        )?;
+        writeln!(out, "{problems} problem(s) found; nothing was sent")?;
         Ok(exit::ERROR)
     }
 }
 
 fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
     let campaign = load_for_reading(path)?;
-    let mut store = open_store(db)?;
-    let (id, report) = engine::import(&mut store, &campaign)?;
-    let counts = match report.counts {
-        Some(counts) => counts,
-        None => store.counts(id)?,
-    };
+    let (report, counts) = open_database(db)?.import(&campaign)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -433,11 +479,7 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
     let db_path = database_path(db)?;
     // No database yet means nothing imported: say so without creating one.
     let (counts, feedback) = if db_path.exists() {
-        let store = open_store(Some(&db_path))?;
-        match store.find_campaign(&engine::campaign_key(&campaign))? {
-            Some(id) => (store.counts(id)?, store.feedback_counts(id)?),
-            None => Default::default(),
-        }
+        open_database(Some(&db_path))?.status(&campaign)?
     } else {
         Default::default()
     };
@@ -452,7 +494,7 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
             counts.bounced, feedback.complained, feedback.unsubscribed
         )?;
     } else {
-        for state in crate::store::State::ALL {
+        for state in app::State::ALL {
             writeln!(out, "{:<10} {:>9}", state.as_str(), counts.get(state))?;
         }
         writeln!(out, "{:<10} {:>9}", "total", counts.total())?;
@@ -495,20 +537,20 @@ fn send(
     path: &Path,
     resend: Option<ResendFilter>,
     no_pull: bool,
+    ignore_dns: bool,
 ) -> Result<i32> {
     let campaign = load(path)?;
     let db_path = database_path(db)?;
-    // Yesterday's bounces and unsubscribes first, so this run skips them.
-    if let Some(code) = bounces::before_send(&db_path, &campaign, no_pull)? {
+    // Issue #23: what receivers will make of this mail, before any of it leaves.
+    if let Some(code) = deliverability::before_send(&campaign, ignore_dns)? {
         return Ok(code);
     }
-    if let Some(code) = unsubscribe::before_send(&db_path, &campaign, no_pull)? {
+    // Yesterday's bounces and unsubscribes first, so this run skips them.
+    if let Some(code) = before_send(&db_path, &campaign, no_pull)? {
         return Ok(code);
     }
     if let Some(filter) = resend {
-        let mut store = open_store(Some(&db_path))?;
-        let id = engine::campaign_id(&mut store, &campaign)?;
-        let count = store.resend(id, &filter)?;
+        let count = open_database(Some(&db_path))?.resend(&campaign, &filter)?;
         println!("{count} recipient(s) put back to pending");
     }
     let engine = Engine::new()?;
@@ -578,6 +620,54 @@ fn send(
         RunState::Stopped => exit::INTERRUPTED,
         _ => exit::ERROR,
     })
+}
+
+/// The checks before a send (`app::presend`), printed. `Ok(None)` means go on; `Ok(Some(code))`
+/// means stop with that code. `--no-pull` skips them, with a warning for each.
+fn before_send(db_path: &Path, campaign: &Campaign, no_pull: bool) -> Result<Option<i32>> {
+    let endpoint = campaign
+        .unsubscribe
+        .as_ref()
+        .and_then(|spec| spec.endpoint.as_deref());
+    if no_pull {
+        if campaign.bounces.is_some() {
+            eprintln!("herald: warning: not reading the bounce mailbox (--no-pull)");
+        }
+        if let Some(endpoint) = endpoint {
+            eprintln!("herald: warning: not pulling unsubscribes from {endpoint} (--no-pull)");
+        }
+        return Ok(None);
+    }
+    if campaign.bounces.is_none() && endpoint.is_none() {
+        return Ok(None);
+    }
+    let found = open_database(Some(db_path))?.before_send(campaign);
+    match &found.mailbox {
+        Some(Ok(summary)) => {
+            println!("bounce mailbox: {}", bounces::summary_line(summary));
+            for warning in &summary.warnings {
+                println!("warning: {warning}");
+            }
+        }
+        Some(Err(error)) => {
+            eprintln!("herald: the bounce mailbox cannot be read: {error}");
+            eprintln!(
+                "herald: not sending, since people whose unsubscribes, complaints or bounces wait there would be mailed; fix [bounces], or send anyway with --no-pull"
+            );
+        }
+        None => {}
+    }
+    match &found.pulled {
+        Some(Ok(report)) => println!("{}", unsubscribe::report_line(report)),
+        Some(Err(error)) => {
+            eprintln!("herald: warning: {error}");
+            eprintln!(
+                "herald: not sending, since people who unsubscribed there would be mailed; fix the endpoint, or send anyway with --no-pull"
+            );
+        }
+        None => {}
+    }
+    Ok(found.failed().then_some(exit::ERROR))
 }
 
 fn human_secs(secs: u64) -> String {

@@ -12,11 +12,11 @@ use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{Action, ViewContext};
 use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
+use crate::app::State;
+use crate::app::service::{BeforeStart, Document};
 use crate::campaign::{RawBounces, RawRelay, RelaySpec};
-use crate::engine::service::{BeforeStart, Document};
 use crate::engine::{Progress, RunState};
 use crate::inbox::Summary;
-use crate::store::State;
 
 #[derive(Default)]
 pub struct PublishView {
@@ -86,7 +86,7 @@ impl PublishView {
 
     pub fn mailbox_checked(&mut self, result: Result<Box<Summary>, String>) {
         self.mailbox_busy = false;
-        self.mailbox_at_ms = Some(crate::store::now_ms());
+        self.mailbox_at_ms = Some(crate::app::now_ms());
         self.mailbox = Some(result);
     }
 
@@ -756,8 +756,9 @@ fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     }
 }
 
-/// What Start did first: the unsubscribes pulled and the mailbox read.
+/// What Start did first: the DNS checked, the unsubscribes pulled and the mailbox read.
 fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
+    dns_findings_ui(ui, &found.dns);
     match &found.pulled {
         Some(Ok(report)) => {
             ui.label(format!(
@@ -772,6 +773,41 @@ fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
             );
         }
         None => {}
+    }
+}
+
+/// The deliverability check's findings (issue #23): one line each, green, amber or red, with
+/// the record seen and the fix for those that are not green.
+fn dns_findings_ui(ui: &mut egui::Ui, findings: &[crate::dnsauth::Finding]) {
+    use crate::dnsauth::Level;
+    if findings.is_empty() {
+        return;
+    }
+    ui.label("Before sending, the DNS receivers read:");
+    for finding in findings {
+        let color = match finding.level {
+            Level::Green => egui::Color32::from_rgb(0x2e, 0x8b, 0x57),
+            Level::Amber => ui.visuals().warn_fg_color,
+            Level::Red => ui.visuals().error_fg_color,
+        };
+        ui.colored_label(
+            color,
+            format!(
+                "{} {}: {}",
+                finding.mechanism.label(),
+                finding.subject,
+                finding.summary
+            ),
+        );
+        if finding.level == Level::Green {
+            continue;
+        }
+        if let Some(record) = &finding.record {
+            ui.small(format!("Record: {record}"));
+        }
+        if let Some(fix) = &finding.fix {
+            ui.small(format!("Fix: {fix}"));
+        }
     }
 }
 
@@ -882,7 +918,7 @@ fn check_mailbox_ui(
 /// What the last check read, figure by figure, and the sender warnings it found.
 fn last_check_ui(ui: &mut egui::Ui, summary: &Summary, checked_at_ms: Option<i64>) {
     let when = checked_at_ms
-        .map(|at| super::library_ui::ago(crate::store::now_ms(), at))
+        .map(|at| super::library_ui::ago(crate::app::now_ms(), at))
         .unwrap_or_default();
     ui.label(format!(
         "Last check, {when}: {} message(s) read.",
