@@ -32,4 +32,5 @@ mod tidy;
 mod tls_auth;
 mod ui;
 mod ui_feedback;
+mod ui_trust;
 mod unsubscribe;

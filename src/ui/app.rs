@@ -84,6 +84,16 @@ pub enum Action {
         name: String,
         password: String,
     },
+    /// Close the window as asked: after saving the edits (or discarding them), and after
+    /// stopping the run if one goes.
+    Close {
+        save: bool,
+    },
+    /// The close was called off: back to editing (or watching the run).
+    KeepOpen,
+    /// Close without waiting any longer for the run to stop (a relay that does not answer):
+    /// the messages under way are then found uncertain on the next open.
+    CloseNow,
     /// The user answered "Send anyway?" after a check before the start failed.
     SendAnyway,
     CancelStart,
@@ -116,6 +126,24 @@ pub struct ViewContext<'a> {
     pub columns: &'a [String],
     /// The control whose file chooser could not open: it says so and offers its text box.
     pub dialog_failed: Option<Purpose>,
+}
+
+/// Closing the window (issue #20): unsaved edits and a run under way are asked about first,
+/// then saved and stopped as the user chose, and only then does the window go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Nobody asked to close.
+    Open,
+    /// The close was held back: "Save changes / Discard / Keep editing" (or "Stop and close").
+    Asking,
+    /// Saving as asked; closes (after stopping the run, if one goes) once saved.
+    Saving,
+    /// Stopping the run; closes when it has ended.
+    Stopping,
+    /// Everything asked is done: the window closes on the next frame.
+    Ready,
+    /// The close was sent; a further close request is let through.
+    Closed,
 }
 
 /// What the window remembers between sessions (eframe persistence).
@@ -166,6 +194,8 @@ pub struct HeraldApp {
     pending_switch: Option<Action>,
     /// A switch to make once the save under way has succeeded.
     switch_after_save: Option<Action>,
+    /// Where closing the window stands: asked, waiting for a save or for the run to stop.
+    closing: Closing,
     compose: ComposeView,
     recipients: RecipientsView,
     publish: PublishView,
@@ -226,6 +256,7 @@ impl HeraldApp {
             after_save: Vec::new(),
             pending_switch: None,
             switch_after_save: None,
+            closing: Closing::Open,
             compose: ComposeView::default(),
             recipients: RecipientsView::default(),
             publish: PublishView::default(),
@@ -360,6 +391,11 @@ impl HeraldApp {
         self.pending_switch.is_some()
     }
 
+    /// Where closing the window stands.
+    pub fn closing(&self) -> Closing {
+        self.closing
+    }
+
     fn toast_success(&mut self, text: String) {
         self.toast(text, "•", theme::state_color(State::Sent));
     }
@@ -440,13 +476,14 @@ fn starter_document() -> Document {
     doc.raw.message.from = Some("Your Name <you@example.com>".into());
     doc.raw.message.subject = Some("Hello {{ first_name }}".into());
     doc.html = "<p>Hello {{ first_name }},</p>\n<p>…</p>\n".into();
-    doc.raw.recipients.email_column = Some("email".into());
+    // No email column named: the import finds it ("Email Address" in a Mailchimp export).
     doc
 }
 
 impl eframe::App for HeraldApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain();
+        self.close_requested(ctx);
         self.fit_to_screen(ctx);
         let title = format!(
             "Herald — {}{}",
@@ -457,7 +494,7 @@ impl eframe::App for HeraldApp {
             self.title = title.clone();
             ctx.send_viewport_cmd(egui::ViewportCommand::Title(title));
         }
-        if self.running || self.dialogs.is_open() {
+        if self.running || self.dialogs.is_open() || self.closing != Closing::Open {
             // Progress arrives on a watch, and a chooser's answer on a channel, not as
             // answers that wake the window: keep looking while either is under way.
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
@@ -483,6 +520,30 @@ impl eframe::App for HeraldApp {
 }
 
 impl HeraldApp {
+    /// The window's close button (or Alt+F4): held back while edits are unsaved or a run
+    /// goes, so that the user decides (eframe lets a close request be cancelled).
+    fn close_requested(&mut self, ctx: &egui::Context) {
+        if self.closing == Closing::Ready {
+            self.closing = Closing::Closed;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        if !ctx.input(|input| input.viewport().close_requested()) {
+            return;
+        }
+        match self.closing {
+            Closing::Closed => {}
+            Closing::Open if !self.is_dirty() && !self.running => self.closing = Closing::Closed,
+            // Asked already, or saving and stopping as asked: the close waits for that.
+            _ => {
+                ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+                if self.closing == Closing::Open {
+                    self.closing = Closing::Asking;
+                }
+            }
+        }
+    }
+
     /// On the first launch, a window that is not maximized (no window manager honoured the
     /// request, as under a bare X server) is made as large as its monitor. Later launches keep
     /// the size the user left (eframe restores it).
@@ -545,6 +606,7 @@ impl HeraldApp {
             actions.extend(asked);
         });
         self.unsaved_ui(ui.ctx(), &mut actions);
+        self.close_ui(ui.ctx(), &mut actions);
         self.send_anyway_ui(ui.ctx(), &mut actions);
         actions
     }

@@ -58,17 +58,47 @@ impl Default for ComposeView {
 /// A labelled one-line text field bound to an optional campaign value.
 fn field_ui(ui: &mut egui::Ui, label: &str, hint: &str, value: &mut Option<String>) {
     ui.horizontal(|ui| {
-        let label = ui.add_sized([90.0, 20.0], egui::Label::new(label));
-        let mut text = value.clone().unwrap_or_default();
-        let response = ui
-            .add(
-                egui::TextEdit::singleline(&mut text)
-                    .hint_text(hint)
-                    .desired_width(f32::INFINITY),
-            )
-            .labelled_by(label.id);
-        if response.changed() {
-            *value = Some(text).filter(|text| !text.is_empty());
+        text_field_ui(ui, label, hint, value, f32::INFINITY);
+    });
+}
+
+fn text_field_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    hint: &str,
+    value: &mut Option<String>,
+    width: f32,
+) {
+    let label = ui.add_sized([90.0, 20.0], egui::Label::new(label));
+    let mut text = value.clone().unwrap_or_default();
+    let response = ui
+        .add(
+            egui::TextEdit::singleline(&mut text)
+                .hint_text(hint)
+                .desired_width(width),
+        )
+        .labelled_by(label.id);
+    if response.changed() {
+        *value = Some(text).filter(|text| !text.is_empty());
+    }
+}
+
+/// "Insert field": the list's columns (and `email`), each appended to `target` as `{{ name }}`.
+fn insert_field_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    columns: &[String],
+    mut insert: impl FnMut(&str),
+) {
+    ui.menu_button(label, |ui| {
+        for name in std::iter::once("email").chain(columns.iter().map(String::as_str)) {
+            if ui.button(name).clicked() {
+                insert(&format!("{{{{ {name} }}}}"));
+                ui.close();
+            }
+        }
+        if columns.is_empty() {
+            ui.label("Import a list to see its columns");
         }
     });
 }
@@ -102,7 +132,7 @@ impl ComposeView {
         actions: &mut Vec<Action>,
     ) {
         ui.heading("Message");
-        headers_ui(ui, &mut ctx.doc.raw.message);
+        headers_ui(ui, &mut ctx.doc.raw.message, ctx.columns);
         ui.add_space(6.0);
         self.bodies_ui(ui, ctx);
         ui.add_space(6.0);
@@ -117,16 +147,8 @@ impl ComposeView {
         let html_label = ui
             .horizontal(|ui| {
                 let label = ui.strong("HTML body");
-                ui.menu_button("Insert field", |ui| {
-                    for name in std::iter::once("email").chain(columns.iter().map(String::as_str)) {
-                        if ui.button(name).clicked() {
-                            ctx.doc.html.push_str(&format!("{{{{ {name} }}}}"));
-                            ui.close();
-                        }
-                    }
-                    if columns.is_empty() {
-                        ui.label("Import a list to see its columns");
-                    }
+                insert_field_ui(ui, "Insert field", columns, |field| {
+                    ctx.doc.html.push_str(field);
                 });
                 label.id
             })
@@ -295,8 +317,8 @@ impl ComposeView {
     }
 }
 
-/// From, Reply-To, Subject and the unsubscribe link.
-fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage) {
+/// From, Reply-To, Subject (with its own "Insert field", issue #20) and the unsubscribe link.
+fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage, columns: &[String]) {
     field_ui(
         ui,
         "From",
@@ -309,12 +331,19 @@ fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage) {
         "help@acme.example (optional)",
         &mut message.reply_to,
     );
-    field_ui(
-        ui,
-        "Subject",
-        "{{ first_name }}, our November picks",
-        &mut message.subject,
-    );
+    ui.horizontal(|ui| {
+        text_field_ui(
+            ui,
+            "Subject",
+            "{{ first_name }}, our November picks",
+            &mut message.subject,
+            // Room for the label before and the "Insert field" button after.
+            (ui.available_width() - 220.0).max(120.0),
+        );
+        insert_field_ui(ui, "Insert field", columns, |field| {
+            message.subject.get_or_insert_default().push_str(field);
+        });
+    });
     field_ui(
         ui,
         "Unsubscribe",

@@ -17,7 +17,7 @@ mod theme;
 
 use std::path::PathBuf;
 
-pub use app::{Action, HeraldApp, Remembered, Tab, ViewContext};
+pub use app::{Action, Closing, HeraldApp, Remembered, Tab, ViewContext};
 pub use rendered_ui::{PreviewWidth, RenderedView};
 
 /// Opens the window, optionally on a campaign file.

@@ -21,7 +21,10 @@ use crate::inbox::Summary;
 #[derive(Default)]
 pub struct PublishView {
     rate_history: Vec<[f64; 2]>,
-    relay_tests: HashMap<String, Result<String, String>>,
+    /// Each relay's last connection test, with the settings it tested: a result is shown
+    /// only while the relay on screen still has them (issue #20: "connected to" stayed green
+    /// after the port changed).
+    relay_tests: HashMap<String, (RawRelay, Result<String, String>)>,
     /// Passwords being typed, by relay index; never saved in the campaign or on disk.
     password_inputs: HashMap<usize, String>,
     /// The last "Check mailbox" (or the read Start made first).
@@ -74,6 +77,7 @@ impl PublishView {
         self.mailbox_busy = false;
         self.before_start = None;
         self.start_error = None;
+        self.relay_tests.clear();
     }
 
     pub fn mailbox_checking(&mut self) {
@@ -90,13 +94,15 @@ impl PublishView {
         self.rate_history.clear();
     }
 
-    pub fn relay_testing(&mut self, name: &str) {
+    pub fn relay_testing(&mut self, name: &str, relay: RawRelay) {
         self.relay_tests
-            .insert(name.to_string(), Ok("testing…".into()));
+            .insert(name.to_string(), (relay, Ok("testing…".into())));
     }
 
     pub fn relay_tested(&mut self, name: String, result: Result<String, String>) {
-        self.relay_tests.insert(name, result);
+        if let Some((_, shown)) = self.relay_tests.get_mut(&name) {
+            *shown = result;
+        }
     }
 }
 
@@ -174,7 +180,77 @@ fn run_ui(view: &PublishView, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions:
     }
 }
 
-/// Start, pause, resume, stop and resend failed, with why the last Start did not start.
+/// Where the campaign stands for the run buttons: which of Start and Resume sending applies,
+/// and the sentence that says why (issue #20: both were lit with no hint of the difference).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStage {
+    /// Nothing imported yet: Start imports the list and sends.
+    NotImported,
+    /// Nobody sent to yet: Start.
+    Fresh { left: u64 },
+    /// Sent in part and stopped (or interrupted): Resume sending goes on.
+    Interrupted { left: u64 },
+    /// Everyone has been sent to: neither.
+    Done,
+    /// A run goes (`paused` or not).
+    Running { paused: bool },
+}
+
+impl RunStage {
+    pub fn of(counts: &crate::store::Counts, running: bool, paused: bool) -> RunStage {
+        let left = counts.pending + counts.deferred + counts.sending;
+        let done = counts.total().saturating_sub(left);
+        match () {
+            _ if running => RunStage::Running { paused },
+            _ if counts.total() == 0 => RunStage::NotImported,
+            _ if left == 0 => RunStage::Done,
+            _ if done == 0 => RunStage::Fresh { left },
+            _ => RunStage::Interrupted { left },
+        }
+    }
+
+    /// What the buttons do now, in a sentence.
+    pub fn hint(&self) -> String {
+        match self {
+            RunStage::NotImported => {
+                "Start imports the list and sends to everyone on it.".to_string()
+            }
+            RunStage::Fresh { left } => format!("Start sends to the {left} recipient(s)."),
+            RunStage::Interrupted { left } => format!(
+                "Sent in part: Resume sending goes on with the {left} recipient(s) not sent \
+                 yet; those already sent are not mailed again."
+            ),
+            RunStage::Done => "Nobody is left to send to. To mail the list again, Duplicate \
+                               this campaign on the Campaigns tab."
+                .to_string(),
+            RunStage::Running { paused: true } => {
+                "Paused: nothing more is sent until Resume.".to_string()
+            }
+            RunStage::Running { paused: false } => String::new(),
+        }
+    }
+}
+
+/// Why "Resend failed" is grey, when it is.
+fn resend_hint(counts: &crate::store::Counts, running: bool) -> Option<String> {
+    if counts.failed > 0 {
+        return running.then(|| "Resend failed waits for the run to end.".to_string());
+    }
+    let waiting = counts.deferred;
+    (waiting > 0).then(|| {
+        format!(
+            "No failures to resend: {waiting} recipient(s) wait out a retry delay{}.",
+            if running {
+                " and are retried by this run"
+            } else {
+                "; Resume sending retries them"
+            }
+        )
+    })
+}
+
+/// Start, pause, resume, stop and resend failed, with what they would do and why the last
+/// Start did not start.
 fn run_controls_ui(
     view: &PublishView,
     ui: &mut egui::Ui,
@@ -187,11 +263,13 @@ fn run_controls_ui(
         ctx.progress.map(|p| &p.state),
         Some(RunState::Paused { .. })
     );
+    let stage = RunStage::of(&counts, running, paused);
     ui.horizontal(|ui| {
         ui.heading("Run");
         ui.add_space(12.0);
+        let startable = matches!(stage, RunStage::NotImported | RunStage::Fresh { .. });
         if ui
-            .add_enabled(!running, egui::Button::new("Start"))
+            .add_enabled(startable, egui::Button::new("Start"))
             .clicked()
         {
             actions.push(Action::Start);
@@ -202,8 +280,10 @@ fn run_controls_ui(
         {
             actions.push(Action::Pause);
         }
-        let resumable = (running && paused)
-            || (!running && counts.pending + counts.deferred + counts.sending > 0);
+        let resumable = matches!(
+            stage,
+            RunStage::Running { paused: true } | RunStage::Interrupted { .. }
+        );
         let resume_label = if running { "Resume" } else { "Resume sending" };
         if ui
             .add_enabled(resumable, egui::Button::new(resume_label))
@@ -230,6 +310,14 @@ fn run_controls_ui(
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
     });
+    let hints: Vec<String> = [Some(stage.hint()), resend_hint(&counts, running)]
+        .into_iter()
+        .flatten()
+        .filter(|hint| !hint.is_empty())
+        .collect();
+    if !hints.is_empty() {
+        ui.weak(hints.join(" "));
+    }
 }
 
 /// Recipients whose fate is unknown: resend them or mark them sent.
@@ -268,8 +356,9 @@ fn progress_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     } else {
         done as f32 / counts.total() as f32
     };
+    // No ETA while paused or stopping: nothing is on its way, so no time can be promised.
     let eta = progress
-        .filter(|_| running)
+        .filter(|p| running && !matches!(p.state, RunState::Paused { .. } | RunState::Stopping))
         .and_then(|p| p.eta_secs())
         .map(|secs| format!(" · ETA {}", human_secs(secs)))
         .unwrap_or_default();
@@ -308,8 +397,15 @@ fn progress_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
         );
         if let Some(progress) = progress {
             ui.separator();
-            ui.strong(format!("{:.0} msg/s", progress.rate_per_sec));
-            ui.label(progress.state.label());
+            // A rate only while messages flow: "10 msg/s stopped" contradicted itself.
+            if running && matches!(progress.state, RunState::Running) {
+                ui.strong(format!("{:.0} msg/s", progress.rate_per_sec));
+                ui.label(progress.state.label());
+            } else if running {
+                ui.label(progress.state.label());
+            } else {
+                ui.label(format!("last run {}", progress.state.label()));
+            }
         }
     });
 }
@@ -458,10 +554,13 @@ fn delivery_ui(
                     remove = Some(index);
                 }
                 match view.relay_tests.get(&name) {
-                    Some(Ok(text)) => {
+                    Some((tested, _)) if tested != &*relay => {
+                        ui.weak("Changed since the last test: press Test connection again.");
+                    }
+                    Some((_, Ok(text))) => {
                         ui.colored_label(state_color(State::Sent), text);
                     }
-                    Some(Err(text)) => {
+                    Some((_, Err(text))) => {
                         ui.colored_label(state_color(State::Failed), text);
                     }
                     None => {}

@@ -8,7 +8,7 @@ use super::super::dialogs::Purpose;
 use super::super::library_ui::shown_path;
 use super::super::recipients_ui::BLOCK_ROWS;
 use super::super::suppression_ui;
-use super::{Action, HeraldApp, Tab, starter_document};
+use super::{Action, Closing, HeraldApp, Tab, starter_document};
 use crate::app::service::Request;
 use crate::app::{Counts, FeedbackCounts, ReplyClass, State};
 
@@ -31,6 +31,9 @@ impl HeraldApp {
             Action::Duplicate(path) => self.service.send(Request::Duplicate { path }),
             // The window itself.
             Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
+            Action::Close { save } => self.close(save),
+            Action::KeepOpen => self.closing = Closing::Open,
+            Action::CloseNow => self.closing = Closing::Ready,
             Action::Show(tab) => self.show(tab),
             // The list and the recipients table.
             Action::PeekCsv => self.peek_list(),
@@ -51,19 +54,16 @@ impl HeraldApp {
             Action::StoreSecret { name, password } => {
                 self.service.send(Request::StorePassword { name, password })
             }
-            Action::Start => self.start(),
-            Action::Pause => self.service.send(Request::Pause),
+            Action::Start => self.start_checked(),
+            Action::Pause => self.pause(),
             Action::Resume => self.resume(),
-            Action::Stop => self.service.send(Request::Stop),
+            Action::Stop => self.stop(),
             Action::SendAnyway => self.send_anyway(),
             Action::CancelStart => self.cancel_start(),
             Action::CheckMailbox => self.check_mailbox(),
             // Results.
             Action::RefreshResults => self.refresh_results(),
-            Action::Resend { include_uncertain } => self.for_campaign(|path| Request::Resend {
-                path,
-                include_uncertain,
-            }),
+            Action::Resend { include_uncertain } => self.resend(include_uncertain),
             Action::MarkUncertainSent => {
                 self.for_campaign(|path| Request::MarkUncertainSent { path })
             }
@@ -99,20 +99,38 @@ impl HeraldApp {
     }
 
     /// Sends `request` once the campaign on disk matches the window: saves first if edited.
-    fn after_saving(&mut self, request: Request) {
-        match &self.path {
-            Some(path) if self.is_dirty() => {
-                self.after_save.push(request);
-                self.service.send(Request::Save {
-                    path: path.clone(),
-                    document: Box::new(self.doc.clone()),
-                });
-            }
-            Some(_) => self.service.send(request),
-            None => {
-                self.problems = vec!["save the campaign first (File → Save as…)".into()];
-            }
+    /// Every action that sends mail (Start, Resume, Resend, Send anyway, the test send) and
+    /// every preview comes through here, so what goes out is what the window shows (issue
+    /// #20: a resend once went through the saved relay, not the one on screen). A campaign
+    /// never saved is not sent: the window asks for a file first.
+    fn after_saving(&mut self, request: impl FnOnce(PathBuf) -> Request) {
+        let Some(path) = self.path.clone() else {
+            self.busy = None;
+            self.starting = false;
+            self.problems = vec!["save the campaign first (File → Save as…)".into()];
+            self.dialogs.open(Purpose::SaveCampaignAs);
+            return;
+        };
+        if self.is_dirty() {
+            self.after_save.push(request(path.clone()));
+            self.save_to(path);
+        } else {
+            self.service.send(request(path));
         }
+    }
+
+    /// Writes the document to `path`. An empty Text body means "derived from the HTML"
+    /// (issue #20): its key leaves the campaign file, so neither the preview, the send nor a
+    /// duplicate picks up the text that was there before.
+    fn save_to(&mut self, path: PathBuf) {
+        if self.doc.text.trim().is_empty() {
+            self.doc.text.clear();
+            self.doc.raw.message.text = None;
+        }
+        self.service.send(Request::Save {
+            path,
+            document: Box::new(self.doc.clone()),
+        });
     }
 
     fn new_campaign(&mut self) {
@@ -124,6 +142,10 @@ impl HeraldApp {
         self.counts = Counts::default();
         self.feedback = FeedbackCounts::default();
         self.publish.reset_feedback();
+        if !self.running {
+            self.progress = None;
+            self.publish.clear_rates();
+        }
         self.compose.reset();
         self.recipients.reset();
         self.results.reset();
@@ -144,20 +166,39 @@ impl HeraldApp {
 
     fn save_campaign(&mut self) {
         match self.path.clone() {
-            Some(path) => self.service.send(Request::Save {
-                path,
-                document: Box::new(self.doc.clone()),
-            }),
+            Some(path) => self.save_to(path),
             None => self.dialogs.open(Purpose::SaveCampaignAs),
         }
     }
 
     fn save_as(&mut self, path: PathBuf) {
-        self.service.send(Request::Save {
-            path: path.clone(),
-            document: Box::new(self.doc.clone()),
-        });
-        self.after_save.push(Request::Validate { path });
+        self.save_to(path);
+    }
+
+    /// Closing as the user chose: the edits saved (the close goes on once the save
+    /// succeeded) or given up, then the run stopped.
+    fn close(&mut self, save: bool) {
+        if save
+            && self.is_dirty()
+            && let Some(path) = self.path.clone()
+        {
+            self.closing = Closing::Saving;
+            self.save_to(path);
+            return;
+        }
+        // The edits are given up.
+        self.saved = self.doc.clone();
+        self.close_after_saving();
+    }
+
+    /// The edits are safe: the run (if one goes) is stopped, then the window closes.
+    pub(super) fn close_after_saving(&mut self) {
+        if self.running {
+            self.closing = Closing::Stopping;
+            self.stop();
+        } else {
+            self.closing = Closing::Ready;
+        }
     }
 
     fn show(&mut self, tab: Tab) {
@@ -195,10 +236,10 @@ impl HeraldApp {
     }
 
     fn import(&mut self) {
-        if let Some(path) = self.path.clone() {
+        if self.path.is_some() {
             self.busy = Some("importing…".into());
             self.recipients.import_error = None;
-            self.after_saving(Request::Import { path });
+            self.after_saving(|path| Request::Import { path });
         } else {
             self.recipients.import_error =
                 Some("Save the campaign first (Ctrl+S), then import its list.".into());
@@ -223,23 +264,24 @@ impl HeraldApp {
 
     fn preview(&mut self, index: u64) {
         self.compose.preview_index = index;
-        if let Some(path) = self.path.clone() {
-            self.after_saving(Request::Preview { path, index });
+        if self.path.is_some() {
+            self.after_saving(|path| Request::Preview { path, index });
         }
     }
 
     fn test_send(&mut self, to: String) {
-        if let Some(path) = self.path.clone() {
+        if self.path.is_some() {
             self.compose.test_result = Some(Ok(format!("sending a test to {to}…")));
-            let index = self.compose.preview_index;
-            self.after_saving(Request::TestSend { path, index, to });
         }
+        let index = self.compose.preview_index;
+        self.after_saving(|path| Request::TestSend { path, index, to });
     }
 
     fn test_relay(&mut self, index: usize) {
         let path = self.path.clone();
         if let Some((relay, helo)) = super::super::publish_ui::relay_spec(&self.doc, path, index) {
-            self.publish.relay_testing(&relay.name);
+            let tested = self.doc.raw.relays.get(index).cloned().unwrap_or_default();
+            self.publish.relay_testing(&relay.name, tested);
             self.service.send(Request::TestRelay { relay, helo });
         }
     }
@@ -274,26 +316,44 @@ impl HeraldApp {
         self.service.send(Request::StorePassword { name, password });
     }
 
-    fn start(&mut self) {
-        if let Some(path) = self.path.clone() {
-            self.start_checked(path);
-        } else {
-            self.problems = vec!["save the campaign first (File → Save as…)".into()];
-        }
+    fn pause(&mut self) {
+        self.status = "paused: nothing more is sent until Resume".into();
+        self.service.send(Request::Pause);
+    }
+
+    fn stop(&mut self) {
+        self.status = "stopping: the messages under way are finished first".into();
+        self.service.send(Request::Stop);
     }
 
     /// Resume goes on with the run in progress, or starts one (with its checks) for a
-    /// campaign that was interrupted.
+    /// campaign that was interrupted. A paused run keeps the settings it started with: edits
+    /// are saved first all the same, and the status says when they apply.
     fn resume(&mut self) {
         if self.running {
-            self.service.send(Request::Resume);
-        } else if let Some(path) = self.path.clone() {
-            self.start_checked(path);
+            self.status = if self.is_dirty() {
+                "resumed; your changes are saved and apply from the next start (a run \
+                 keeps the settings it started with)"
+            } else {
+                "resumed"
+            }
+            .into();
+            self.after_saving(|_| Request::Resume);
+        } else {
+            self.start_checked();
         }
     }
 
+    /// Resend failed (and uncertain) recipients: a send like Start, so saved first.
+    fn resend(&mut self, include_uncertain: bool) {
+        self.after_saving(|path| Request::Resend {
+            path,
+            include_uncertain,
+        });
+    }
+
     /// Asks for the checks and then the run, as `herald send` does.
-    fn start_checked(&mut self, path: PathBuf) {
+    fn start_checked(&mut self) {
         self.problems.clear();
         self.publish.start_error = None;
         self.starting = true;
@@ -311,17 +371,15 @@ impl HeraldApp {
             }
             .into(),
         );
-        self.after_saving(Request::StartChecked { path });
+        self.after_saving(|path| Request::StartChecked { path });
     }
 
     /// The user chose to send although a check before the start failed.
     fn send_anyway(&mut self) {
         self.ask_send_anyway = None;
-        if let Some(path) = self.path.clone() {
-            self.starting = true;
-            self.status = "sending without the checks, as asked".into();
-            self.service.send(Request::Start { path });
-        }
+        self.starting = true;
+        self.status = "sending without the checks, as asked".into();
+        self.after_saving(|path| Request::Start { path });
     }
 
     fn cancel_start(&mut self) {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::super::library_ui::shown_path;
-use super::{Action, HeraldApp, Tab};
+use super::{Action, Closing, HeraldApp, Tab};
 use crate::app::service::{Answer, BeforeStart, Document, Request};
 use crate::app::{AppError, Counts, ErrorKind, FeedbackCounts, RecipientRow};
 use crate::engine::RunState;
@@ -82,6 +82,11 @@ impl HeraldApp {
         self.counts = Counts::default();
         self.feedback = FeedbackCounts::default();
         self.publish.reset_feedback();
+        if !self.running {
+            // The last run shown was another campaign's (a duplicate starts with none).
+            self.progress = None;
+            self.publish.clear_rates();
+        }
         self.offered_resume = false;
         if self.tab == Tab::Library {
             self.tab = Tab::Compose;
@@ -103,6 +108,12 @@ impl HeraldApp {
             Err(error) => {
                 self.after_save.clear();
                 self.switch_after_save = None;
+                if self.closing == Closing::Saving {
+                    // Not saved, so not closed: the error is on screen to act on.
+                    self.closing = Closing::Open;
+                }
+                self.starting = false;
+                self.busy = None;
                 self.status = "could not save".into();
                 self.toast_error("Could not save: see the problem above".into());
                 self.problems = vec![error];
@@ -118,9 +129,15 @@ impl HeraldApp {
         self.saved = self.doc.clone();
         self.remembered.last_campaign = Some(path.clone());
         self.path_text = shown_path(&path);
-        self.path = Some(path);
+        self.path = Some(path.clone());
         for request in std::mem::take(&mut self.after_save) {
             self.service.send(request);
+        }
+        // What the file says changed: its problems are found again (after the requests that
+        // waited, so that a start is not held up by the check).
+        self.service.send(Request::Validate { path });
+        if self.closing == Closing::Saving {
+            self.close_after_saving();
         }
         if let Some(action) = self.switch_after_save.take() {
             self.apply(action);
@@ -131,6 +148,12 @@ impl HeraldApp {
         self.problems = result.err().unwrap_or_default();
         if self.problems.is_empty() {
             self.status = "the campaign is valid".into();
+        }
+        // Why the last start did not start stays in the box until the next start.
+        if let Some(error) = &self.publish.start_error
+            && !self.problems.contains(error)
+        {
+            self.problems.push(error.clone());
         }
     }
 
@@ -159,6 +182,8 @@ impl HeraldApp {
                 self.counts = counts;
                 self.recipients.refresh();
                 self.service.send(Request::Library);
+                // "The list has no recipients" and its kind are answered again.
+                self.revalidate();
             }
             Err(error) => {
                 self.status = "import failed".into();
@@ -205,6 +230,8 @@ impl HeraldApp {
             Ok(saved) => {
                 self.status = format!("password {name}: {saved}");
                 self.toast_success(self.status.clone());
+                // "Password not set" is answered again now that the keyring has it.
+                self.revalidate();
             }
             Err(error) => self.problems = vec![error],
         }
@@ -235,12 +262,15 @@ impl HeraldApp {
         self.busy = None;
         self.running = true;
         self.publish.clear_rates();
-        self.status = "sending".into();
+        self.status = "run started".into();
     }
 
     /// The run's last progress: what it changed is read again everywhere.
     fn run_ended(&mut self, progress: crate::engine::Progress) {
         self.running = false;
+        if self.closing == Closing::Stopping {
+            self.closing = Closing::Ready;
+        }
         self.counts = progress.counts;
         self.status = format!("run {}", progress.state.label());
         match &progress.state {
@@ -344,6 +374,13 @@ impl HeraldApp {
         self.recipients.refresh();
         if self.tab == Tab::Suppression {
             self.apply(Action::RefreshSuppressions);
+        }
+    }
+
+    /// The campaign's problems, found again from the file after what they depend on changed.
+    fn revalidate(&mut self) {
+        if let Some(path) = self.path.clone() {
+            self.service.send(Request::Validate { path });
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::{Action, HeraldApp, Tab};
+use super::{Action, Closing, HeraldApp, Tab};
 use crate::ui::dialogs::Purpose;
 
 impl HeraldApp {
@@ -97,6 +97,82 @@ impl HeraldApp {
             Some(2) => self.pending_switch = None,
             _ => {}
         }
+    }
+
+    /// Asks what becomes of unsaved edits and of a run under way before the window closes;
+    /// while the save or the stop asked for goes on, says so.
+    pub(super) fn close_ui(&self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        let waiting = match self.closing {
+            Closing::Asking => None,
+            Closing::Saving => Some("Saving, then closing…"),
+            Closing::Stopping => Some(
+                "Stopping the send: the messages under way are finished first, then the window \
+                 closes…",
+            ),
+            Closing::Open | Closing::Ready | Closing::Closed => return,
+        };
+        egui::Modal::new(egui::Id::unique("close_window")).show(ctx, |ui| {
+            ui.set_max_width(560.0);
+            ui.heading("Close Herald?");
+            ui.add_space(4.0);
+            if let Some(waiting) = waiting {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(waiting);
+                });
+                if self.closing == Closing::Stopping {
+                    ui.add_space(4.0);
+                    // A relay that stopped answering can hold the stop for minutes.
+                    if ui
+                        .button("Close now")
+                        .on_hover_text(
+                            "The messages under way are marked uncertain when this campaign is \
+                             opened again",
+                        )
+                        .clicked()
+                    {
+                        actions.push(Action::CloseNow);
+                    }
+                }
+                return;
+            }
+            let dirty = self.is_dirty();
+            if dirty {
+                ui.label(format!(
+                    "{} has changes that are not saved yet.",
+                    self.campaign_name()
+                ));
+            }
+            if self.running {
+                ui.label(run_on_close(self.counts));
+            }
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                let stop = if self.running {
+                    " and stop sending"
+                } else {
+                    ""
+                };
+                if dirty {
+                    if self.path.is_some() && ui.button("Save changes").clicked() {
+                        actions.push(Action::Close { save: true });
+                    }
+                    if ui.button("Discard changes").clicked() {
+                        actions.push(Action::Close { save: false });
+                    }
+                    if ui.button("Keep editing").clicked() {
+                        actions.push(Action::KeepOpen);
+                    }
+                } else {
+                    if ui.button(format!("Close{stop}")).clicked() {
+                        actions.push(Action::Close { save: false });
+                    }
+                    if ui.button("Keep sending").clicked() {
+                        actions.push(Action::KeepOpen);
+                    }
+                }
+            });
+        });
     }
 
     pub(super) fn top_bar_ui(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
@@ -249,6 +325,18 @@ fn file_menu_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
             }
         }
     });
+}
+
+/// What closing does to the run under way, for the marketer deciding.
+fn run_on_close(counts: crate::store::Counts) -> String {
+    let left = counts.pending + counts.deferred + counts.sending;
+    format!(
+        "A send is under way ({left} of {} recipients not sent yet). Closing stops it: the \
+         messages being delivered now are finished first and nobody else is mailed. Open \
+         this campaign again and press Resume sending to go on where it stopped; those \
+         already sent are not mailed again.",
+        counts.total()
+    )
 }
 
 /// An error message as the start of a sentence: "the endpoint…" → "The endpoint…".
