@@ -264,6 +264,26 @@ service pop3-login {{
         let _ = std::os::unix::fs::chown(&path, Some(self.owner.0), Some(self.owner.1));
     }
 
+    /// Drops `count` copies of one message into `folder`'s `new/` as hard links of a single
+    /// file, so that a thousand 10 MB messages cost 10 MB of disk (Dovecot reads each by its
+    /// own name).
+    pub fn deliver_links(&self, folder: &str, raw: &[u8], count: usize) {
+        let dir = self.folder_dir(folder);
+        let original = self.root().join("original.eml");
+        std::fs::write(&original, raw).expect("write mail");
+        let _ = std::os::unix::fs::chown(&original, Some(self.owner.0), Some(self.owner.1));
+        for _ in 0..count {
+            let n = self.serial.get() + 1;
+            self.serial.set(n);
+            let name = format!(
+                "{}.M{n}P{}.herald-test",
+                1_700_000_000 + n,
+                std::process::id()
+            );
+            std::fs::hard_link(&original, dir.join("new").join(name)).expect("link mail");
+        }
+    }
+
     /// Each message of `folder` with its Maildir flags (the letters after ":2,"; "" for none),
     /// sorted by content.
     pub fn messages(&self, folder: &str) -> Vec<(String, String)> {

@@ -12,5 +12,6 @@ pub mod postfix;
 pub mod run;
 pub mod secret_service;
 pub mod sheets;
+pub mod slow_clients;
 pub mod smtp_server;
 pub mod tools;
