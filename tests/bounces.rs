@@ -711,3 +711,45 @@ fn big_messages_are_counted_too_large_and_left_alone_while_the_reports_apply() {
         "{again}"
     );
 }
+
+/// Issue #21: a message the server cannot give (here a Maildir file Dovecot may not read, so
+/// its FETCH fails) is tried once more alone, then passed and named; the reports on both sides
+/// of it are applied, and the next check goes on after it instead of failing on it again.
+#[test]
+fn a_message_the_server_cannot_give_is_passed_and_named_and_blocks_nothing() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org", "bob@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let ada = return_path_of(&smtp, "ada@example.org");
+    let bob = return_path_of(&smtp, "bob@example.org");
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&ada, "ada@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    dovecot.deliver("INBOX", FRIENDLY);
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&bob, "bob@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    dovecot.make_unreadable("INBOX", "lunch?");
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["hard"], 2, "{summary}\n{}", dovecot.log());
+    assert_eq!(summary["bounced"], 2, "{summary}");
+    assert_eq!(summary["not_fetched"], 1, "{summary}");
+    let passed = summary["passed"].as_array().expect("passed");
+    assert_eq!(passed.len(), 1, "{summary}");
+    assert!(
+        passed[0].as_str().unwrap_or_default().starts_with("UID 2:"),
+        "{summary}"
+    );
+    let again = bounces_json(&dir);
+    assert_eq!(
+        (again["read"].clone(), again["not_fetched"].clone()),
+        (0.into(), 0.into()),
+        "{again}"
+    );
+}

@@ -46,6 +46,8 @@ pub const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// Each message of a fetch must arrive within this plus its size at `SLOWEST_BYTES_PER_SEC`.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
 const SLOWEST_BYTES_PER_SEC: u64 = 64 * 1024;
+/// Each size of a size listing must arrive within this of the one before.
+const SIZE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A plain or TLS connection.
 enum Stream {
@@ -318,27 +320,46 @@ impl Mailbox {
         Ok(uids)
     }
 
-    /// The size of each of `uids` (RFC 3501 §2.3.4 `RFC822.SIZE`), ascending by UID; a UID
-    /// the server gives no size for (expunged meanwhile, or unreadable) is left out.
-    pub async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, InboxError> {
+    /// The size of each of `uids` (RFC 3501 §2.3.4 `RFC822.SIZE`), as they arrive, each within
+    /// `SIZE_TIMEOUT` of the one before; and the failure that ended the answer early, after
+    /// which the session must not be used again. A UID the server gives no size for (expunged
+    /// meanwhile, or unreadable: Dovecot then ends the session) is absent.
+    pub async fn sizes(&mut self, uids: &[u32]) -> (Vec<(u32, u32)>, Option<InboxError>) {
+        let mut sizes = Vec::new();
         if uids.is_empty() {
-            return Ok(Vec::new());
+            return (sizes, None);
         }
         let set = uid_set(uids);
-        let session = &mut self.session;
-        let fetched = timed("UID FETCH (RFC822.SIZE)", COMMAND_TIMEOUT, async move {
-            let stream = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
-            stream.try_collect::<Vec<_>>().await
-        })
-        .await?;
-        let mut sizes: Vec<(u32, u32)> = fetched
-            .into_iter()
-            .filter_map(|fetch| Some((fetch.uid?, fetch.size?)))
-            .filter(|(uid, _)| uids.contains(uid))
-            .collect();
+        let what = "UID FETCH (RFC822.SIZE)";
+        let started = timed(
+            what,
+            COMMAND_TIMEOUT,
+            self.session.uid_fetch(&set, "(UID RFC822.SIZE)"),
+        )
+        .await;
+        let mut stream = match started {
+            Ok(stream) => stream,
+            Err(error) => return (sizes, Some(error)),
+        };
+        loop {
+            match tokio::time::timeout(SIZE_TIMEOUT, stream.try_next()).await {
+                Ok(Ok(Some(fetch))) => {
+                    if let (Some(uid), Some(size)) = (fetch.uid, fetch.size) {
+                        if uids.contains(&uid) && !sizes.iter().any(|(u, _)| *u == uid) {
+                            sizes.push((uid, size));
+                        }
+                    }
+                }
+                Ok(Ok(None)) => break,
+                Ok(Err(error)) => return (sizes, Some(failed(what, error.to_string()))),
+                Err(_) => {
+                    let reason = format!("no size within {} s", SIZE_TIMEOUT.as_secs());
+                    return (sizes, Some(failed(what, reason)));
+                }
+            }
+        }
         sizes.sort_unstable();
-        sizes.dedup_by_key(|(uid, _)| *uid);
-        Ok(sizes)
+        (sizes, None)
     }
 
     /// The messages of `batch` (UIDs with their sizes), without setting \Seen (RFC 3501
@@ -396,19 +417,10 @@ impl Mailbox {
                     fetched.push((uid, raw));
                 }
                 Ok(Ok(None)) => return (fetched, None),
-                Ok(Err(error)) => {
-                    let error = InboxError::Imap {
-                        what: "UID FETCH".into(),
-                        reason: error.to_string(),
-                    };
-                    return (fetched, Some(error));
-                }
+                Ok(Err(error)) => return (fetched, Some(failed("UID FETCH", error.to_string()))),
                 Err(_) => {
-                    let error = InboxError::Imap {
-                        what: "UID FETCH".into(),
-                        reason: format!("a message did not arrive within {} s", limit.as_secs()),
-                    };
-                    return (fetched, Some(error));
+                    let reason = format!("a message did not arrive within {} s", limit.as_secs());
+                    return (fetched, Some(failed("UID FETCH", reason)));
                 }
             }
         }
@@ -461,6 +473,13 @@ impl Mailbox {
     /// Says goodbye (RFC 3501 §6.1.3); errors here change nothing.
     pub async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
+
+fn failed(what: &str, reason: String) -> InboxError {
+    InboxError::Imap {
+        what: what.to_string(),
+        reason,
     }
 }
 

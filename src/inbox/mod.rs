@@ -148,48 +148,103 @@ struct Fetched {
     passed: Vec<(u32, String)>,
 }
 
-/// Fetches `batch`; after a failure, logs in again and fetches each message still missing
-/// alone, so that one slow or unreadable message costs only itself.
+/// Why a message the server left out of an answer (without failing) is passed.
+const NOT_GIVEN: &str = "the server did not give it (deleted meanwhile, or unreadable)";
+
+/// Fetches `batch`. Messages missing from the answer (it failed, or the server left them out)
+/// are asked again on a fresh connection: the first of them alone — passed if it fails alone
+/// too — and the rest together, until none is missing; servers answer in UID order and stop at
+/// a message they cannot give, so one bad or slow message costs itself and a few round trips.
 async fn fetch_batch(
     mailbox: &mut imap::Mailbox,
     login: &Login<'_>,
     batch: &imap::Batch,
 ) -> Result<Fetched, InboxError> {
-    let (mut messages, failure) = mailbox.fetch(&batch.messages, batch.part).await;
+    let (mut messages, mut failure) = mailbox.fetch(&batch.messages, batch.part).await;
     let mut passed = Vec::new();
-    if failure.is_some() {
+    let mut pending = missing(&batch.messages, &messages);
+    while let Some(&(uid, size)) = pending.first() {
         *mailbox = login.again().await?;
-    }
-    let missing: Vec<(u32, u32)> = batch
-        .messages
-        .iter()
-        .filter(|(uid, _)| !messages.iter().any(|(got, _)| got == uid))
-        .copied()
-        .collect();
-    let alone = batch.messages.len() == 1;
-    for (uid, size) in missing {
-        let (mut one, failure) = if alone {
-            (Vec::new(), failure.as_ref().map(ToString::to_string))
-        } else {
-            let (one, failure) = mailbox.fetch(&[(uid, size)], batch.part).await;
-            if failure.is_some() {
-                *mailbox = login.again().await?;
-            }
-            (one, failure.map(|error| error.to_string()))
-        };
-        match one.pop() {
+        let (mut alone, lone_failure) = mailbox.fetch(&[(uid, size)], batch.part).await;
+        match alone.pop() {
             Some(message) => messages.push(message),
             None => {
-                let reason = failure.unwrap_or_else(|| {
-                    "the server did not give it (deleted meanwhile, or unreadable)".into()
-                });
+                let reason = lone_failure
+                    .as_ref()
+                    .or(failure.as_ref())
+                    .map_or_else(|| NOT_GIVEN.to_string(), ToString::to_string);
                 tracing::warn!(uid, %reason, "a message was passed");
                 passed.push((uid, reason));
             }
         }
+        let rest = pending.get(1..).unwrap_or_default().to_vec();
+        if rest.is_empty() {
+            break;
+        }
+        if lone_failure.is_some() {
+            *mailbox = login.again().await?;
+        }
+        let (more, more_failure) = mailbox.fetch(&rest, batch.part).await;
+        pending = missing(&rest, &more);
+        messages.extend(more);
+        failure = more_failure;
     }
     messages.sort_by_key(|(uid, _)| *uid);
     Ok(Fetched { messages, passed })
+}
+
+/// The messages of `asked` that are not in `got`.
+fn missing<T>(asked: &[(u32, u32)], got: &[(u32, T)]) -> Vec<(u32, u32)> {
+    asked
+        .iter()
+        .filter(|(uid, _)| !got.iter().any(|(have, _)| have == uid))
+        .copied()
+        .collect()
+}
+
+/// The sizes of `group`, asked again in the same way as `fetch_batch` asks for messages: a UID
+/// whose size the server will not give even alone on a fresh connection is passed.
+async fn sizes_of(
+    mailbox: &mut imap::Mailbox,
+    login: &Login<'_>,
+    group: &[u32],
+) -> Result<(Vec<(u32, u32)>, Vec<(u32, String)>), InboxError> {
+    let (mut sizes, mut failure) = mailbox.sizes(group).await;
+    let mut passed = Vec::new();
+    let lacking = |asked: &[u32], got: &[(u32, u32)]| -> Vec<u32> {
+        asked
+            .iter()
+            .filter(|uid| !got.iter().any(|(have, _)| have == *uid))
+            .copied()
+            .collect()
+    };
+    let mut pending = lacking(group, &sizes);
+    while let Some(&uid) = pending.first() {
+        *mailbox = login.again().await?;
+        let (alone, lone_failure) = mailbox.sizes(&[uid]).await;
+        if alone.is_empty() {
+            let reason = lone_failure
+                .as_ref()
+                .or(failure.as_ref())
+                .map_or_else(|| NOT_GIVEN.to_string(), ToString::to_string);
+            tracing::warn!(uid, %reason, "a message was passed");
+            passed.push((uid, reason));
+        }
+        sizes.extend(alone);
+        let rest = pending.get(1..).unwrap_or_default().to_vec();
+        if rest.is_empty() {
+            break;
+        }
+        if lone_failure.is_some() {
+            *mailbox = login.again().await?;
+        }
+        let (more, more_failure) = mailbox.sizes(&rest).await;
+        pending = lacking(&rest, &more);
+        sizes.extend(more);
+        failure = more_failure;
+    }
+    sizes.sort_unstable();
+    Ok((sizes, passed))
 }
 
 /// Adds a sentence naming a passed message, up to `MAX_NAMED` of them.
@@ -298,12 +353,12 @@ async fn read_folder(
     };
     let uids = mailbox.uids_after(check.cursor.last_uid).await?;
     for group in uids.chunks(SIZES_PER_COMMAND) {
-        let sizes = mailbox.sizes(group).await?;
-        for uid in group.iter().filter(|uid| !sizes.iter().any(|(u, _)| u == *uid)) {
+        let (sizes, passed) = sizes_of(mailbox, &check.login, group).await?;
+        for (uid, reason) in passed {
             check.summary.not_fetched += 1;
             name_passed(
                 &mut check.summary,
-                format!("UID {uid}: the server gave no size (deleted meanwhile, or unreadable)"),
+                format!("UID {uid}: no size: {reason}; passed, left as it was"),
             );
         }
         for batch in imap::batches(&sizes) {

@@ -284,6 +284,24 @@ service pop3-login {{
         }
     }
 
+    /// Makes the message of `folder` containing `text` unreadable to Dovecot (mode 000; the
+    /// test runs as root, Dovecot's mail processes as nobody), as a damaged file would be.
+    pub fn make_unreadable(&self, folder: &str, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        for sub in ["new", "cur"] {
+            let dir = self.folder_dir(folder).join(sub);
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                if body.contains(text) {
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0))
+                        .expect("chmod");
+                    return;
+                }
+            }
+        }
+        panic!("no message with {text:?} in {folder}");
+    }
+
     /// Each message of `folder` with its Maildir flags (the letters after ":2,"; "" for none),
     /// sorted by content.
     pub fn messages(&self, folder: &str) -> Vec<(String, String)> {
