@@ -652,12 +652,7 @@ fn big_messages_are_counted_too_large_and_left_alone_while_the_reports_apply() {
         return;
     }
     let (dovecot, smtp, dir) = setup(&["ada@example.org", "bob@example.org"], |d| {
-        bounces_section(
-            d,
-            d.imaps_port,
-            "tls",
-            "processed_folder = \"Processed\"",
-        )
+        bounces_section(d, d.imaps_port, "tls", "processed_folder = \"Processed\"")
     });
     dovecot.create_folder("Processed");
     run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
@@ -696,9 +691,17 @@ fn big_messages_are_counted_too_large_and_left_alone_while_the_reports_apply() {
     assert_eq!(status(&dir.campaign, &dir.db)["bounced"], 2);
     // The big ones stay in the inbox as they were; the reports moved, marked read.
     let inbox = dovecot.messages("INBOX");
-    assert_eq!(inbox.len(), 3, "{:?}", inbox.iter().map(|m| &m.1).collect::<Vec<_>>());
+    assert_eq!(
+        inbox.len(),
+        3,
+        "{:?}",
+        inbox.iter().map(|m| &m.1).collect::<Vec<_>>()
+    );
     for (body, flags) in &inbox {
-        assert!(body.contains("Subject: pictures"), "a report was left behind");
+        assert!(
+            body.contains("Subject: pictures"),
+            "a report was left behind"
+        );
         assert_eq!(flags, "", "a big message was flagged");
     }
     let processed = dovecot.messages("Processed");

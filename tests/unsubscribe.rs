@@ -608,7 +608,9 @@ fn one_click_within(addr: SocketAddr, path: &str, limit: Duration) -> Option<Rep
     let mut chunk = [0u8; 4096];
     loop {
         let left = limit.checked_sub(started.elapsed())?;
-        stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),

@@ -286,11 +286,7 @@ fn header_field(raw: &[u8], name: &str) -> Option<String> {
         value.push(' ');
         value.push_str(more.trim());
     }
-    let value: String = value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(80)
-        .collect();
+    let value: String = value.chars().filter(|c| !c.is_control()).take(80).collect();
     (!value.is_empty()).then_some(value)
 }
 
@@ -415,7 +411,10 @@ impl Check<'_> {
         let summary = &mut self.summary;
         for (uid, reason) in &fetched.passed {
             summary.not_fetched += 1;
-            name_passed(summary, format!("UID {uid}: {reason}; passed, left as it was"));
+            name_passed(
+                summary,
+                format!("UID {uid}: {reason}; passed, left as it was"),
+            );
         }
         let mut handled = Vec::new();
         let mut wanted = Vec::new();

@@ -317,7 +317,9 @@ impl Server {
                     match tls {
                         None => serve_http(TokioIo::new(stream), app, phase, head_timeout).await,
                         Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => serve_http(TokioIo::new(stream), app, phase, head_timeout).await,
+                            Ok(stream) => {
+                                serve_http(TokioIo::new(stream), app, phase, head_timeout).await
+                            }
                             // A client that does not trust the certificate, or speaks
                             // plain HTTP to the HTTPS port: nothing to answer.
                             Err(error) => tracing::debug!(%error, "TLS handshake failed"),
