@@ -174,7 +174,8 @@ fn main() {
             .unwrap();
         mailbox.select("Reference").await.unwrap();
         let uids = mailbox.uids_after(0).await.unwrap();
-        let sizes = mailbox.sizes(&uids).await.unwrap();
+        let (sizes, failure) = mailbox.sizes(&uids).await;
+        assert!(failure.is_none(), "{failure:?}");
         let mut count = 0;
         for batch in herald::inbox::imap::batches(&sizes) {
             let (fetched, failure) = mailbox.fetch(&batch.messages, batch.part).await;

@@ -344,10 +344,11 @@ impl Mailbox {
         loop {
             match tokio::time::timeout(SIZE_TIMEOUT, stream.try_next()).await {
                 Ok(Ok(Some(fetch))) => {
-                    if let (Some(uid), Some(size)) = (fetch.uid, fetch.size) {
-                        if uids.contains(&uid) && !sizes.iter().any(|(u, _)| *u == uid) {
-                            sizes.push((uid, size));
-                        }
+                    if let (Some(uid), Some(size)) = (fetch.uid, fetch.size)
+                        && uids.contains(&uid)
+                        && !sizes.iter().any(|(u, _)| *u == uid)
+                    {
+                        sizes.push((uid, size));
                     }
                 }
                 Ok(Ok(None)) => break,

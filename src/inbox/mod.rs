@@ -361,11 +361,11 @@ async fn read_folder(
             check.batch(mailbox, &batch).await?;
         }
         // Past the group's last UID, messages without a size included.
-        if let Some(&end) = group.last() {
-            if end > check.cursor.last_uid {
-                check.cursor.last_uid = end;
-                check.store.set_mailbox_cursor(&check.key, &check.cursor)?;
-            }
+        if let Some(&end) = group.last()
+            && end > check.cursor.last_uid
+        {
+            check.cursor.last_uid = end;
+            check.store.set_mailbox_cursor(&check.key, &check.cursor)?;
         }
     }
     let Check {

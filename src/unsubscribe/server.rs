@@ -296,10 +296,12 @@ impl Server {
             let stream = match accepted {
                 Ok((stream, _peer)) => stream,
                 Err(error) => {
-                    // Out of file descriptors and the like: make room by closing the oldest
-                    // idle connection, and go on accepting (the kernel keeps the waiting ones).
+                    // Out of file descriptors: make room by closing the oldest idle connection
+                    // and go on accepting (the kernel keeps the waiting ones meanwhile).
                     tracing::warn!(%error, "accept failed");
-                    if let Ok(mut connections) = open.lock() {
+                    if out_of_descriptors(&error)
+                        && let Ok(mut connections) = open.lock()
+                    {
                         shed_one(&mut connections);
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -337,6 +339,12 @@ impl Server {
             });
         }
     }
+}
+
+/// EMFILE (24: this process's limit) or ENFILE (23: the system's), the same numbers on Linux,
+/// the BSDs and macOS.
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
 }
 
 /// Where a connection is: waiting for a request head since an instant (after its opening or its

@@ -293,7 +293,7 @@ service pop3-login {{
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
                 if body.contains(text) {
-                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0))
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o000))
                         .expect("chmod");
                     return;
                 }
