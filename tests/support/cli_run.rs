@@ -2,7 +2,6 @@
 //! command with a time limit (killed if it runs over), its exit code and output; status as JSON;
 //! a recipient's row; the message Herald's own composer builds for a recipient (what the binary
 //! sent, up to the Date header and MIME boundaries). Test-only.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -112,7 +111,7 @@ pub fn status(campaign: &Path, db: &Path) -> serde_json::Value {
 pub fn row(campaign: &Path, db: &Path, email: &str) -> RecipientRow {
     let mut store = Store::open(db).expect("db");
     let campaign = Campaign::load_for_reading(campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
+    let id = herald::identity::campaign_id(&mut store, &campaign).expect("id");
     store
         .find_recipient(id, &RecipientRef::Email(email.to_string()))
         .expect("query")

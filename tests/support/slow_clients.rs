@@ -3,7 +3,6 @@
 //! head a byte a second and never finishing it, the others sending nothing at all, each opened
 //! again when the server closes it (as an attacker would) unless told otherwise. One thread
 //! drives them all over non-blocking sockets. Test-only; stopped when dropped.
-#![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
