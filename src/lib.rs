@@ -9,6 +9,7 @@ pub mod compose;
 pub mod credentials;
 pub mod csvfile;
 pub mod delivery;
+pub mod dnsauth;
 pub mod engine;
 pub mod http;
 pub mod identity;

@@ -57,6 +57,9 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     ("lettre", &["compose/", "engine/smtp"]),
     ("hostname::", &["engine/smtp/session"]),
     ("hickory", &["engine/dns"]),
+    // The deliverability check (issue #23): SPF and DMARC evaluation and organizational domains.
+    ("mail_auth", &["dnsauth/"]),
+    ("psl::", &["dnsauth/"]),
     // Lists are read by `recipients` (delimiters, encodings); files Herald writes and reads
     // back by `csvfile`.
     ("csv::", &["recipients/", "csvfile.rs"]),
@@ -74,10 +77,17 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     ("mail_parser", &["inbox/report"]),
     // Async code: the engine's runtime, the mailbox reader's and the unsubscribe endpoint's
     // own, and the HTTP client's (its blocking entry makes one for the call). `tls.rs` names
-    // tokio-rustls.
+    // tokio-rustls. The deliverability check (dnsauth/) runs on a small runtime of its own.
     (
         "tokio",
-        &["engine/", "inbox/", "unsubscribe/", "http.rs", "tls.rs"],
+        &[
+            "engine/",
+            "inbox/",
+            "unsubscribe/",
+            "http.rs",
+            "tls.rs",
+            "dnsauth/",
+        ],
     ),
     ("async_imap", &["inbox/imap"]),
     ("axum", &["unsubscribe/"]),
@@ -182,6 +192,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
         &["campaign", "delivery", "http", "store", "tls", "token"],
     ),
     ("render/", &["http"]),
+    // The deliverability check asks through direct mode's resolver (engine::dns).
+    ("dnsauth/", &["campaign", "compose", "recipients", "engine"]),
 ];
 
 #[test]

@@ -13,6 +13,7 @@ mod bounces;
 mod cli;
 mod compose;
 mod direct;
+mod dnsauth;
 mod feedback_e2e;
 mod fuzz;
 mod interop;

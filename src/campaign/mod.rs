@@ -143,6 +143,9 @@ pub struct DirectSpec {
     pub backoff_pause_secs: u32,
     /// The user's limits per destination domain, over the shipped presets.
     pub domains: Vec<DomainLimitsSpec>,
+    /// The address mail leaves from, as receivers see it (`[direct] public_ip`); None: learned
+    /// from the outgoing interface when that address is public.
+    pub public_ip: Option<std::net::IpAddr>,
 }
 
 /// `[[direct.domain]]`: limits for one recipient domain (ASCII or Unicode form).

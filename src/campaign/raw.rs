@@ -83,6 +83,10 @@ pub struct RawDirect {
     pub tls_fallback: Option<bool>,
     pub dns_timeout_secs: Option<i64>,
     pub backoff_pause_secs: Option<i64>,
+    /// This machine's public address, for the SPF and reverse-DNS checks (issue #23) when the
+    /// outgoing interface's address is a private one behind NAT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
     #[serde(default, rename = "domain", skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<RawDirectDomain>,
 }
@@ -165,6 +169,7 @@ const DIRECT_KEYS: &[&str] = &[
     "tls_fallback",
     "dns_timeout_secs",
     "backoff_pause_secs",
+    "public_ip",
     "domain",
 ];
 const DIRECT_DOMAIN_KEYS: &[&str] = &[

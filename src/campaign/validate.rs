@@ -488,6 +488,18 @@ fn build_direct(raw: &RawCampaign, mode: Mode, c: &mut Collector) -> DirectSpec 
             }
         })
         .collect();
+    let public_ip = direct.public_ip.as_deref().and_then(|text| {
+        let parsed = text.trim().parse::<IpAddr>().ok();
+        if parsed.is_none() {
+            c.add(
+                "direct.public_ip",
+                format!(
+                    "\"{text}\" is not an IP address; give the address receivers see mail come from"
+                ),
+            );
+        }
+        parsed
+    });
     let mut seen = std::collections::HashSet::new();
     let domains = direct
         .domains
@@ -542,6 +554,7 @@ fn build_direct(raw: &RawCampaign, mode: Mode, c: &mut Collector) -> DirectSpec 
             60,
         ),
         domains,
+        public_ip,
     }
 }
 
@@ -783,6 +796,15 @@ password_env = "UNSET_VAR"
         );
         let campaign = parse_in(dir.path(), &direct_ok).unwrap();
         assert_eq!(campaign.direct.nameservers.len(), 2);
+        assert_eq!(campaign.direct.public_ip, None);
+        let with_ip = format!("{direct_ok}public_ip = \"192.0.2.7\"\n");
+        let campaign = parse_in(dir.path(), &with_ip).unwrap();
+        assert_eq!(campaign.direct.public_ip, "192.0.2.7".parse().ok());
+        let bad_ip = format!("{direct_ok}public_ip = \"mail.acme.example\"\n");
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &bad_ip)),
+            vec!["direct.public_ip"]
+        );
         assert_eq!(campaign.direct.nameservers[1].port(), 53);
         assert!(!campaign.direct.tls_fallback);
         assert_eq!(campaign.direct.port, 25);

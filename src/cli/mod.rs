@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bounces;
+mod deliverability;
 mod password;
 
 use std::io::{IsTerminal, Write};
@@ -53,10 +54,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the campaign and render every message; sends nothing. Exit 1 listing every problem.
+    /// Validate the campaign, render every message and check its DNS (SPF, DKIM, DMARC,
+    /// reverse DNS); sends nothing. Exit 1 listing every problem.
     Check {
         #[arg(value_name = "CAMPAIGN.toml")]
         campaign: PathBuf,
+        /// Print one JSON object: the problems, warnings, counts and DNS findings.
+        #[arg(long)]
+        json: bool,
+        /// Report DNS problems without counting them as problems (exit 0 if nothing else is wrong).
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Import (or re-import) the recipient list into the state database.
     Import {
@@ -79,6 +87,9 @@ pub enum Command {
         /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
+        /// Send even when the DNS check finds SPF, DKIM, DMARC or reverse DNS problems.
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Put failed (and uncertain) recipients back to pending, then send.
     Resend {
@@ -100,6 +111,9 @@ pub enum Command {
         /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
+        /// Send even when the DNS check finds SPF, DKIM, DMARC or reverse DNS problems.
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Print one recipient's message exactly as it will be sent, with a summary.
     Preview {
@@ -184,11 +198,19 @@ pub fn run(cli: Cli) -> i32 {
         return exit::USAGE;
     };
     let result = match command {
-        Command::Check { campaign } => check(&campaign),
+        Command::Check {
+            campaign,
+            json,
+            ignore_dns,
+        } => check(&campaign, json, ignore_dns),
         Command::Import { campaign } => import(cli.db.as_deref(), &campaign),
         Command::Password { name } => password::password(&name),
         Command::Status { campaign, json } => status(cli.db.as_deref(), &campaign, json),
-        Command::Send { campaign, no_pull } => send(cli.db.as_deref(), &campaign, None, no_pull),
+        Command::Send {
+            campaign,
+            no_pull,
+            ignore_dns,
+        } => send(cli.db.as_deref(), &campaign, None, no_pull, ignore_dns),
         Command::Resend {
             campaign,
             codes,
@@ -196,6 +218,7 @@ pub fn run(cli: Cli) -> i32 {
             domain,
             failed_only,
             no_pull,
+            ignore_dns,
         } => {
             let filter = ResendFilter {
                 include_failed: true,
@@ -204,7 +227,13 @@ pub fn run(cli: Cli) -> i32 {
                 route,
                 domain: domain.map(|domain| domain.to_ascii_lowercase()),
             };
-            send(cli.db.as_deref(), &campaign, Some(filter), no_pull)
+            send(
+                cli.db.as_deref(),
+                &campaign,
+                Some(filter),
+                no_pull,
+                ignore_dns,
+            )
         }
         Command::Bounces { campaign, json } => bounces::bounces(cli.db.as_deref(), &campaign, json),
         Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
@@ -368,10 +397,37 @@ fn open_database(db: Option<&Path>) -> Result<Database> {
     Database::open(&path).with_context(|| format!("opening the state database {}", path.display()))
 }
 
-fn check(path: &Path) -> Result<i32> {
+fn check(path: &Path, json: bool, ignore_dns: bool) -> Result<i32> {
     let campaign = load(path)?;
     let report = app::check(&campaign);
+    let findings = crate::dnsauth::check(&campaign);
+    let dns_problems = if ignore_dns {
+        0
+    } else {
+        crate::dnsauth::blocking(&findings).count()
+    };
+    let problems = report.problems.len() + dns_problems;
     let mut out = std::io::stdout().lock();
+    if json {
+        let object = serde_json::json!({
+            "ok": problems == 0,
+            "problems": report.problems,
+            "warnings": report.warnings,
+            "recipients": report.recipients,
+            "rendered": report.rendered,
+            "skipped": report.skipped,
+            "largest_bytes": report.largest_bytes,
+            "email_column": report.email_column,
+            "format": report.format,
+            "dns": deliverability::findings_json(&findings),
+        });
+        writeln!(out, "{object}")?;
+        return Ok(if problems == 0 {
+            exit::DONE
+        } else {
+            exit::ERROR
+        });
+    }
     if let (Some(format), Some(column)) = (&report.format, &report.email_column) {
         writeln!(out, "list: {format}; email column: {column}")?;
     }
@@ -381,7 +437,8 @@ fn check(path: &Path) -> Result<i32> {
     for problem in &report.problems {
         writeln!(out, "problem: {problem}")?;
     }
-    if report.problems.is_empty() {
+    deliverability::write_findings(&mut out, &findings)?;
+    if problems == 0 {
         writeln!(
             out,
             "ok: {} recipient(s), {} message(s) rendered, {} skipped; largest message {} KB",
@@ -392,11 +449,7 @@ fn check(path: &Path) -> Result<i32> {
         )?;
         Ok(exit::DONE)
     } else {
-        writeln!(
-            out,
-            "{} problem(s) found; nothing was sent",
-            report.problems.len()
-        )?;
+        writeln!(out, "{problems} problem(s) found; nothing was sent")?;
         Ok(exit::ERROR)
     }
 }
@@ -498,9 +551,14 @@ fn send(
     path: &Path,
     resend: Option<ResendFilter>,
     no_pull: bool,
+    ignore_dns: bool,
 ) -> Result<i32> {
     let campaign = load(path)?;
     let db_path = database_path(db)?;
+    // Issue #23: what receivers will make of this mail, before any of it leaves.
+    if let Some(code) = deliverability::before_send(&campaign, ignore_dns)? {
+        return Ok(code);
+    }
     // Yesterday's bounces and unsubscribes first, so this run skips them.
     if let Some(code) = before_send(&db_path, &campaign, no_pull)? {
         return Ok(code);

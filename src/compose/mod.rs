@@ -19,7 +19,7 @@ use lettre::message::{Attachment, Mailbox, Mailboxes};
 
 use crate::campaign::Campaign;
 
-pub use dkim::{DkimError, DkimSigner, SIGNED_HEADERS};
+pub use dkim::{DkimError, DkimSigner, PublicKey, SIGNED_HEADERS, read_published_key};
 pub use feedback::{Feedback, UNSUBSCRIBE_PREFIX, campaign_tag, campaign_tag_of, parse_message_id};
 pub use html_text::html_to_text;
 pub use lint::{bare_ip_links, mostly_images};

@@ -657,8 +657,9 @@ fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     }
 }
 
-/// What Start did first: the unsubscribes pulled and the mailbox read.
+/// What Start did first: the DNS checked, the unsubscribes pulled and the mailbox read.
 fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
+    dns_findings_ui(ui, &found.dns);
     match &found.pulled {
         Some(Ok(report)) => {
             ui.label(format!(
@@ -673,6 +674,41 @@ fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
             );
         }
         None => {}
+    }
+}
+
+/// The deliverability check's findings (issue #23): one line each, green, amber or red, with
+/// the record seen and the fix for those that are not green.
+fn dns_findings_ui(ui: &mut egui::Ui, findings: &[crate::dnsauth::Finding]) {
+    use crate::dnsauth::Level;
+    if findings.is_empty() {
+        return;
+    }
+    ui.label("Before sending, the DNS receivers read:");
+    for finding in findings {
+        let color = match finding.level {
+            Level::Green => egui::Color32::from_rgb(0x2e, 0x8b, 0x57),
+            Level::Amber => ui.visuals().warn_fg_color,
+            Level::Red => ui.visuals().error_fg_color,
+        };
+        ui.colored_label(
+            color,
+            format!(
+                "{} {}: {}",
+                finding.mechanism.label(),
+                finding.subject,
+                finding.summary
+            ),
+        );
+        if finding.level == Level::Green {
+            continue;
+        }
+        if let Some(record) = &finding.record {
+            ui.small(format!("Record: {record}"));
+        }
+        if let Some(fix) = &finding.fix {
+            ui.small(format!("Fix: {fix}"));
+        }
     }
 }
 
