@@ -622,3 +622,134 @@ fn an_unreadable_bounce_is_counted_unrecognized_and_left_unread() {
     assert_eq!(status(&dir.campaign, &dir.db)["sent"], 1);
     assert!(suppressed(&dir).is_empty());
 }
+
+/// A stranger's message of `bytes`: a photo attached as base64 lines.
+fn big_message(bytes: usize, subject: &str) -> Vec<u8> {
+    let mut raw = format!(
+        "From: Stranger <someone@example.net>\r\nTo: bounces@acme.example\r\nSubject: {subject}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+         --B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    let line = format!("{}\r\n", "QUJD".repeat(19));
+    while raw.len() + line.len() < bytes {
+        raw.extend_from_slice(line.as_bytes());
+    }
+    raw.extend_from_slice(b"--B--\r\n");
+    raw
+}
+
+/// Issue #21: big messages in the bounce folder (here three of 6 MB, between real reports) neither stop the check nor cost their size: each is read only in part, counted
+/// `too_large`, named, and left exactly as it was (not flagged, not moved), while the reports
+/// around them are applied; the next check fetches none of them again.
+#[test]
+fn big_messages_are_counted_too_large_and_left_alone_while_the_reports_apply() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org", "bob@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "processed_folder = \"Processed\"")
+    });
+    dovecot.create_folder("Processed");
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let ada = return_path_of(&smtp, "ada@example.org");
+    let bob = return_path_of(&smtp, "bob@example.org");
+    const SIX_MB: usize = 6 * 1024 * 1024;
+    dovecot.deliver("INBOX", &big_message(SIX_MB, "pictures one"));
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&ada, "ada@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    // Two copies of one, as hard links of one file (as the benchmark's thousand are).
+    dovecot.deliver_links("INBOX", &big_message(SIX_MB, "pictures two"), 2);
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&bob, "bob@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["read"], 2, "{summary}");
+    assert_eq!(summary["hard"], 2, "{summary}");
+    assert_eq!(summary["bounced"], 2, "{summary}");
+    assert_eq!(summary["too_large"], 3, "{summary}");
+    assert_eq!(summary["not_fetched"], 0, "{summary}");
+    let passed = summary["passed"].as_array().expect("passed");
+    assert_eq!(passed.len(), 3, "{summary}");
+    for (line, subject) in passed
+        .iter()
+        .zip(["pictures one", "pictures two", "pictures two"])
+    {
+        let line = line.as_str().unwrap_or_default();
+        assert!(
+            line.contains(subject) && line.contains("over the 2 MB bound"),
+            "{line}"
+        );
+    }
+    assert_eq!(status(&dir.campaign, &dir.db)["bounced"], 2);
+    // The big ones stay in the inbox as they were; the reports moved, marked read.
+    let inbox = dovecot.messages("INBOX");
+    assert_eq!(
+        inbox.len(),
+        3,
+        "{:?}",
+        inbox.iter().map(|m| &m.1).collect::<Vec<_>>()
+    );
+    for (body, flags) in &inbox {
+        assert!(
+            body.contains("Subject: pictures"),
+            "a report was left behind"
+        );
+        assert_eq!(flags, "", "a big message was flagged");
+    }
+    let processed = dovecot.messages("Processed");
+    assert_eq!(processed.len(), 2);
+    // The cursor passed them: nothing is fetched again.
+    let again = bounces_json(&dir);
+    assert_eq!(
+        (again["read"].clone(), again["too_large"].clone()),
+        (0.into(), 0.into()),
+        "{again}"
+    );
+}
+
+/// Issue #21: a message the server cannot give (here a Maildir file Dovecot may not read, so
+/// its FETCH fails) is tried once more alone, then passed and named; the reports on both sides
+/// of it are applied, and the next check goes on after it instead of failing on it again.
+#[test]
+fn a_message_the_server_cannot_give_is_passed_and_named_and_blocks_nothing() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org", "bob@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let ada = return_path_of(&smtp, "ada@example.org");
+    let bob = return_path_of(&smtp, "bob@example.org");
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&ada, "ada@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    dovecot.deliver("INBOX", FRIENDLY);
+    dovecot.deliver(
+        "INBOX",
+        &dsn(&bob, "bob@example.org", "5.1.1", "550 5.1.1 no such user"),
+    );
+    dovecot.make_unreadable("INBOX", "lunch?");
+    let summary = bounces_json(&dir);
+    assert_eq!(summary["hard"], 2, "{summary}\n{}", dovecot.log());
+    assert_eq!(summary["bounced"], 2, "{summary}");
+    assert_eq!(summary["not_fetched"], 1, "{summary}");
+    let passed = summary["passed"].as_array().expect("passed");
+    assert_eq!(passed.len(), 1, "{summary}");
+    assert!(
+        passed[0].as_str().unwrap_or_default().starts_with("UID 2:"),
+        "{summary}"
+    );
+    let again = bounces_json(&dir);
+    assert_eq!(
+        (again["read"].clone(), again["not_fetched"].clone()),
+        (0.into(), 0.into()),
+        "{again}"
+    );
+}

@@ -63,6 +63,9 @@ pub fn bounces(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
         for warning in &summary.warnings {
             writeln!(out, "warning: {warning}")?;
         }
+        for passed in &summary.passed {
+            writeln!(out, "passed: {passed}")?;
+        }
     }
     Ok(exit::DONE)
 }
@@ -70,7 +73,8 @@ pub fn bounces(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
 pub fn summary_line(summary: &Summary) -> String {
     format!(
         "{} read: {} hard, {} soft, {} blocked, {} delayed, {} complaint(s), {} unsubscribe(s), \
-         {} auto-repl(ies), {} unmatched, {} unrecognized; {} bounced, {} suppressed",
+         {} auto-repl(ies), {} unmatched, {} unrecognized, {} too large, {} not fetched; \
+         {} bounced, {} suppressed",
         summary.read,
         summary.hard,
         summary.soft,
@@ -81,6 +85,8 @@ pub fn summary_line(summary: &Summary) -> String {
         summary.auto_replies,
         summary.unmatched,
         summary.unrecognized,
+        summary.too_large,
+        summary.not_fetched,
         summary.bounced,
         summary.suppressed
     )
@@ -99,6 +105,9 @@ pub fn summary_json(summary: &Summary) -> String {
         "unmatched": summary.unmatched,
         "unrecognized": summary.unrecognized,
         "not_reports": summary.not_reports,
+        "too_large": summary.too_large,
+        "not_fetched": summary.not_fetched,
+        "passed": summary.passed,
         "bounced": summary.bounced,
         "suppressed": summary.suppressed,
         "warnings": summary.warnings,

@@ -199,6 +199,14 @@ pub enum Command {
         /// deriving it from the key.
         #[arg(long, value_name = "NAME")]
         token_env: Option<String>,
+        /// Open connections before each new one closes the oldest idle one (slow or silent
+        /// clients lose their place; the server never stops accepting).
+        #[arg(long, value_name = "N", default_value_t = crate::unsubscribe::server::MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Seconds a connection has to deliver a whole request head (after its TLS handshake or
+        /// its previous answer) before it is closed.
+        #[arg(long, value_name = "SECS", default_value_t = crate::unsubscribe::server::HEAD_TIMEOUT.as_secs())]
+        head_timeout_secs: u64,
     },
     /// The unsubscribe endpoint's key, and pulling its records.
     Unsubscribes {
@@ -281,11 +289,17 @@ pub fn run(cli: Cli) -> i32 {
             cert,
             key,
             token_env,
+            max_connections,
+            head_timeout_secs,
         } => unsubscribe::serve(
             &listen,
             &data,
             cert.as_deref().zip(key.as_deref()),
             token_env.as_deref(),
+            unsubscribe::Bounds {
+                max_connections,
+                head_timeout: std::time::Duration::from_secs(head_timeout_secs),
+            },
         ),
         Command::Unsubscribes { command } => unsubscribe::unsubscribes(cli.db.as_deref(), command),
     };
@@ -677,6 +691,9 @@ fn before_send(db_path: &Path, campaign: &Campaign, no_pull: bool) -> Result<Opt
             println!("bounce mailbox: {}", bounces::summary_line(summary));
             for warning in &summary.warnings {
                 println!("warning: {warning}");
+            }
+            for passed in &summary.passed {
+                println!("passed: {passed}");
             }
         }
         Some(Err(error)) => {

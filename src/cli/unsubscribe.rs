@@ -21,15 +21,24 @@ pub enum UnsubscribesCommand {
     },
 }
 
+/// How many connections the endpoint keeps and how long each has for its request head.
+pub struct Bounds {
+    pub max_connections: usize,
+    pub head_timeout: std::time::Duration,
+}
+
 /// `herald unsubscribe-server --listen ADDR --data DIR [--cert FILE --key FILE]
-/// [--token-env NAME]`.
+/// [--token-env NAME] [--max-connections N] [--head-timeout-secs SECS]`.
 pub fn serve(
     listen: &str,
     data: &Path,
     tls: Option<(&Path, &Path)>,
     token_env: Option<&str>,
+    bounds: Bounds,
 ) -> Result<i32> {
-    let mut server = Server::bind(listen, data)?;
+    let mut server = Server::bind(listen, data)?
+        .with_max_connections(bounds.max_connections)
+        .with_head_timeout(bounds.head_timeout);
     if let Some(name) = token_env {
         server = server.with_bearer_from_env(name)?;
     }

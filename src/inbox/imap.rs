@@ -1,10 +1,13 @@
 //! The bounce mailbox over IMAP4rev1 (RFC 3501): connect (implicit TLS, STARTTLS, or plain
 //! text only when the campaign says `security = "none"`; certificates verified against the
 //! web's roots plus the campaign's `ca_file`), log in, select the folder, list UIDs after the
-//! last one handled, fetch messages in batches with `BODY.PEEK[]` (so nothing is marked read by
-//! reading it), and flag handled ones \Seen or move them to the processed folder. The only user
-//! of `async-imap`; its TLS is the program's one `tls` module, trusted as a relay is. It never
-//! deletes and never expunges: not a single command here removes mail. Every step has a timeout.
+//! last one handled, learn their sizes (`RFC822.SIZE`), fetch messages in batches bounded in
+//! count and bytes with `BODY.PEEK[]` (so nothing is marked read by reading it) — only the head
+//! and the start of the body of a message over `MAX_MESSAGE_BYTES` — each message under a
+//! deadline of its own, and flag handled ones \Seen or move them to the processed folder. The
+//! only user of `async-imap`; its TLS is the program's one `tls` module, trusted as a relay is.
+//! It never deletes and never expunges: not a single command here removes mail. Every step has
+//! a timeout.
 
 use std::fmt;
 use std::pin::Pin;
@@ -26,6 +29,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// RFC 9051 §5.4 asks servers to wait at least 30 minutes on an idle client; a command's reply
 /// that takes longer than this is a dead connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Messages over this size are read only in part (issue #21): no bounce, complaint or
+/// unsubscribe request needs more, and a stranger's 50 MB message must cost neither the check's
+/// time nor its memory.
+pub const MAX_MESSAGE_BYTES: u32 = 2 * 1024 * 1024;
+/// What is read of a message over the bound: this much of its header section and as much of
+/// its body (RFC 3501 §6.4.5: a partial fetch `<0.N>`).
+pub const PART_BYTES: u32 = 64 * 1024;
+/// Messages fetched with one command, and the bytes they may add up to (sizes as the server
+/// states them; a message read in part counts for its parts).
+pub const BATCH_MESSAGES: usize = 200;
+pub const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// Each message of a fetch must arrive within this plus its size at `SLOWEST_BYTES_PER_SEC`.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
+const SLOWEST_BYTES_PER_SEC: u64 = 64 * 1024;
+/// Each size of a size listing must arrive within this of the one before.
+const SIZE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A plain or TLS connection.
 enum Stream {
@@ -315,22 +335,111 @@ impl Mailbox {
         Ok(uids)
     }
 
-    /// The raw messages of `uids`, without setting \Seen (RFC 3501 §6.4.5: BODY.PEEK).
-    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, InboxError> {
+    /// The size of each of `uids` (RFC 3501 §2.3.4 `RFC822.SIZE`), as they arrive, each within
+    /// `SIZE_TIMEOUT` of the one before; and the failure that ended the answer early, after
+    /// which the session must not be used again. A UID the server gives no size for (expunged
+    /// meanwhile, or unreadable: Dovecot then ends the session) is absent.
+    pub async fn sizes(&mut self, uids: &[u32]) -> (Vec<(u32, u32)>, Option<InboxError>) {
+        let mut sizes = Vec::new();
         if uids.is_empty() {
-            return Ok(Vec::new());
+            return (sizes, None);
         }
         let set = uid_set(uids);
-        let session = &mut self.session;
-        let fetched = timed("UID FETCH", COMMAND_TIMEOUT, async move {
-            let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-            stream.try_collect::<Vec<_>>().await
-        })
-        .await?;
-        Ok(fetched
-            .into_iter()
-            .filter_map(|fetch| Some((fetch.uid?, fetch.body()?.to_vec())))
-            .collect())
+        let what = "UID FETCH (RFC822.SIZE)";
+        let started = timed(
+            what,
+            COMMAND_TIMEOUT,
+            self.session.uid_fetch(&set, "(UID RFC822.SIZE)"),
+        )
+        .await;
+        let mut stream = match started {
+            Ok(stream) => stream,
+            Err(error) => return (sizes, Some(error)),
+        };
+        loop {
+            match tokio::time::timeout(SIZE_TIMEOUT, stream.try_next()).await {
+                Ok(Ok(Some(fetch))) => {
+                    if let (Some(uid), Some(size)) = (fetch.uid, fetch.size)
+                        && uids.contains(&uid)
+                        && !sizes.iter().any(|(u, _)| *u == uid)
+                    {
+                        sizes.push((uid, size));
+                    }
+                }
+                Ok(Ok(None)) => break,
+                Ok(Err(error)) => return (sizes, Some(failed(what, error.to_string()))),
+                Err(_) => {
+                    let reason = format!("no size within {} s", SIZE_TIMEOUT.as_secs());
+                    return (sizes, Some(failed(what, reason)));
+                }
+            }
+        }
+        sizes.sort_unstable();
+        (sizes, None)
+    }
+
+    /// The messages of `batch` (UIDs with their sizes), without setting \Seen (RFC 3501
+    /// §6.4.5: BODY.PEEK): whole, or with `part` their first `PART_BYTES` of header section and
+    /// of body, one after the other. Each message must arrive within its own deadline. Returns
+    /// what arrived, and the failure that ended the fetch early: after a failure the session is
+    /// in an unknown state and must not be used again. A message the server leaves out of a
+    /// complete answer (RFC 3501 lets it answer NO for the ones it cannot read) is simply
+    /// absent.
+    pub async fn fetch(
+        &mut self,
+        batch: &[(u32, u32)],
+        part: bool,
+    ) -> (Vec<(u32, Vec<u8>)>, Option<InboxError>) {
+        let mut fetched = Vec::new();
+        let Some(largest) = batch.iter().map(|(_, size)| *size).max() else {
+            return (fetched, None);
+        };
+        let uids: Vec<u32> = batch.iter().map(|(uid, _)| *uid).collect();
+        let set = uid_set(&uids);
+        let items = if part {
+            format!("(UID BODY.PEEK[HEADER]<0.{PART_BYTES}> BODY.PEEK[TEXT]<0.{PART_BYTES}>)")
+        } else {
+            "(UID BODY.PEEK[])".to_string()
+        };
+        let cost = if part { 2 * PART_BYTES } else { largest };
+        let limit = message_timeout(cost);
+        let started = timed(
+            "UID FETCH",
+            COMMAND_TIMEOUT,
+            self.session.uid_fetch(&set, &items),
+        )
+        .await;
+        let mut stream = match started {
+            Ok(stream) => stream,
+            Err(error) => return (fetched, Some(error)),
+        };
+        loop {
+            match tokio::time::timeout(limit, stream.try_next()).await {
+                Ok(Ok(Some(fetch))) => {
+                    let Some(uid) = fetch.uid.filter(|uid| uids.contains(uid)) else {
+                        // An unsolicited FETCH (flags changed by another client): not ours.
+                        continue;
+                    };
+                    let raw = if part {
+                        let mut raw = fetch.header().unwrap_or_default().to_vec();
+                        raw.extend_from_slice(fetch.text().unwrap_or_default());
+                        raw
+                    } else {
+                        match fetch.body() {
+                            Some(body) => body.to_vec(),
+                            None => continue,
+                        }
+                    };
+                    fetched.push((uid, raw));
+                }
+                Ok(Ok(None)) => return (fetched, None),
+                Ok(Err(error)) => return (fetched, Some(failed("UID FETCH", error.to_string()))),
+                Err(_) => {
+                    let reason = format!("a message did not arrive within {} s", limit.as_secs());
+                    return (fetched, Some(failed("UID FETCH", reason)));
+                }
+            }
+        }
     }
 
     /// Marks `uids` read and, when `processed` is set, moves them there (or, on a server
@@ -383,6 +492,64 @@ impl Mailbox {
     }
 }
 
+fn failed(what: &str, reason: String) -> InboxError {
+    InboxError::Imap {
+        what: what.to_string(),
+        reason,
+    }
+}
+
+/// How long one message of `bytes` may take to arrive: a fixed allowance for the server and the
+/// round trip, plus its size at a slow link's rate.
+fn message_timeout(bytes: u32) -> Duration {
+    MESSAGE_TIMEOUT + Duration::from_secs(u64::from(bytes) / SLOWEST_BYTES_PER_SEC)
+}
+
+/// One fetch command's worth of messages: consecutive UIDs (so the cursor can pass them in
+/// order), all read whole or all read in part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// UIDs with their sizes, ascending.
+    pub messages: Vec<(u32, u32)>,
+    /// Read only in part: every message here is over `MAX_MESSAGE_BYTES`.
+    pub part: bool,
+}
+
+/// Cuts `sizes` (ascending by UID) into batches of at most `BATCH_MESSAGES` messages and
+/// `BATCH_BYTES` bytes, a new one wherever whole reading and partial reading alternate. A
+/// message alone may exceed nothing: the largest read whole is `MAX_MESSAGE_BYTES`.
+pub fn batches(sizes: &[(u32, u32)]) -> Vec<Batch> {
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in sizes {
+        let part = size > MAX_MESSAGE_BYTES;
+        let cost = if part {
+            2 * u64::from(PART_BYTES)
+        } else {
+            u64::from(size)
+        };
+        let fits = batches.last().is_some_and(|batch| {
+            batch.part == part
+                && batch.messages.len() < BATCH_MESSAGES
+                && bytes + cost <= BATCH_BYTES
+        });
+        match batches.last_mut() {
+            Some(batch) if fits => {
+                batch.messages.push((uid, size));
+                bytes += cost;
+            }
+            _ => {
+                batches.push(Batch {
+                    messages: vec![(uid, size)],
+                    part,
+                });
+                bytes = cost;
+            }
+        }
+    }
+    batches
+}
+
 /// An IMAP sequence set of UIDs, runs written as ranges: `3:7,9,12:13`.
 pub fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
@@ -408,6 +575,38 @@ pub fn uid_set(uids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{BATCH_BYTES, BATCH_MESSAGES, MAX_MESSAGE_BYTES, batches};
+
+    /// (batch lengths, partial?) of the batches of `sizes`, UIDs 1, 2, 3….
+    fn shape(sizes: &[u32]) -> Vec<(usize, bool)> {
+        let numbered: Vec<(u32, u32)> = (1..).zip(sizes.iter().copied()).collect();
+        let cut = batches(&numbered);
+        let flat: Vec<(u32, u32)> = cut.iter().flat_map(|b| b.messages.clone()).collect();
+        assert_eq!(flat, numbered, "every message once, in UID order");
+        cut.iter().map(|b| (b.messages.len(), b.part)).collect()
+    }
+
+    #[test]
+    fn batches_are_bounded_in_count_and_bytes_and_never_mix_partial_reads() {
+        const MB: u32 = 1024 * 1024;
+        let big = MAX_MESSAGE_BYTES + 1;
+        assert_eq!(shape(&[]), []);
+        assert_eq!(shape(&[5_000; 3]), [(3, false)]);
+        assert_eq!(
+            shape(&vec![1_000; BATCH_MESSAGES + 1]),
+            [(BATCH_MESSAGES, false), (1, false)]
+        );
+        // 2 MB each: four fit in 8 MB.
+        assert_eq!(shape(&[2 * MB; 9]), [(4, false), (4, false), (1, false)]);
+        assert_eq!(BATCH_BYTES, 8 * u64::from(MB));
+        // Big ones cost their parts (128 KB), not their 50 MB.
+        assert_eq!(
+            shape(&[1_000, 50 * MB, 50 * MB, 1_000, big]),
+            [(1, false), (2, true), (1, false), (1, true)]
+        );
+        assert_eq!(shape(&[50 * MB; 70]), [(64, true), (6, true)]);
+    }
+
     #[test]
     fn uid_sets_write_runs_as_ranges() {
         for (uids, expected) in [

@@ -1,9 +1,13 @@
 //! Reading mail back (issue #13): bounces, complaints, auto-replies and unsubscribe requests from
 //! the campaign's mailbox. `report` reads a message into data (pure, fuzzed); `matching` names the
 //! recipient through the store; the IMAP client (`imap`) only fetches and flags, and never
-//! deletes. This file drives one check: batches of UIDs after the stored cursor are fetched,
-//! read, matched and applied in one store transaction each, and only then flagged. Reading mail
-//! is not sending mail: nothing here uses the engine's sessions.
+//! deletes. This file drives one check: the UIDs after the stored cursor and their sizes are
+//! listed, then batches of them (bounded in count and bytes) are fetched, read, matched and
+//! applied in one store transaction each, and only then flagged. A message over
+//! `imap::MAX_MESSAGE_BYTES` is read only in part, counted `too_large` and left as it was; one
+//! that does not arrive in its time or that the server will not give is fetched again alone on a
+//! fresh connection and, failing that, passed and named, so no message can stop every later check
+//! (issue #21). Reading mail is not sending mail: nothing here uses the engine's sessions.
 
 pub mod imap;
 pub mod matching;
@@ -18,8 +22,10 @@ use crate::store::{FeedbackKind, MailboxCursor, Store, StoreError};
 
 use matching::{Keys, Plan};
 
-/// Messages fetched and applied per round trip and transaction.
-pub const BATCH: usize = 200;
+/// UIDs whose sizes are asked with one command.
+const SIZES_PER_COMMAND: usize = 1_000;
+/// Messages named in a summary's `passed` (the counts go on).
+const MAX_NAMED: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
@@ -75,6 +81,14 @@ pub struct Summary {
     pub unrecognized: u64,
     /// Not reports at all: left exactly as they were.
     pub not_reports: u64,
+    /// Over `imap::MAX_MESSAGE_BYTES`: read only in part and left exactly as they were.
+    pub too_large: u64,
+    /// Not given by the server in time, or at all, even alone on a fresh connection: passed
+    /// (the next check does not try them again) and left as they were.
+    pub not_fetched: u64,
+    /// One sentence per message passed (too large or not fetched), naming it for a person to
+    /// look at; at most `MAX_NAMED`.
+    pub passed: Vec<String>,
     /// Recipients that became `bounced`.
     pub bounced: u64,
     /// Addresses added to the suppression list.
@@ -99,17 +113,18 @@ pub async fn check_async(campaign: &Campaign, db: &Path) -> Result<Summary, Inbo
         return Err(InboxError::NotConfigured);
     };
     // Connect before touching the database: a wrong password changes nothing.
-    let mut mailbox = match &spec.oauth2 {
+    let (mut mailbox, login) = match &spec.oauth2 {
         Some(grant) => connect_oauth2(campaign, spec, grant).await?,
         None => {
             let password =
                 secrets::lookup(&spec.password_env).ok_or_else(|| InboxError::NoPassword {
                     name: spec.password_env.clone(),
                 })?;
-            imap::Mailbox::connect(spec, &imap::Login::Password(password)).await?
+            let login = imap::Login::Password(password);
+            (imap::Mailbox::connect(spec, &login).await?, login)
         }
     };
-    let result = read_folder(&mut mailbox, campaign, spec, db).await;
+    let result = read_folder(&mut mailbox, campaign, spec, &login, db).await;
     mailbox.logout().await;
     result
 }
@@ -120,17 +135,189 @@ async fn connect_oauth2(
     campaign: &Campaign,
     spec: &BouncesSpec,
     grant: &str,
-) -> Result<imap::Mailbox, InboxError> {
+) -> Result<(imap::Mailbox, imap::Login), InboxError> {
     let grant = crate::oauth2::Grant::shared(crate::oauth2::Client::for_campaign(campaign, grant)?);
     let token = grant.access_token().await?;
-    match imap::Mailbox::connect(spec, &imap::Login::Bearer(token.clone())).await {
+    let login = imap::Login::Bearer(token.clone());
+    match imap::Mailbox::connect(spec, &login).await {
         Err(InboxError::Login { reason, .. }) => {
             tracing::info!(%reason, "the IMAP server refused an access token believed valid; refreshing once");
-            let fresh = grant.rejected(&token).await?;
-            imap::Mailbox::connect(spec, &imap::Login::Bearer(fresh)).await
+            let login = imap::Login::Bearer(grant.rejected(&token).await?);
+            Ok((imap::Mailbox::connect(spec, &login).await?, login))
         }
-        other => other,
+        other => other.map(|mailbox| (mailbox, login)),
     }
+}
+
+/// What a check needs to log in again after a fetch failed.
+struct Login<'a> {
+    spec: &'a BouncesSpec,
+    login: &'a imap::Login,
+    uid_validity: u32,
+}
+
+impl Login<'_> {
+    /// A fresh session on the same folder, refused when the folder's UIDVALIDITY changed
+    /// meanwhile (the UIDs in hand would name other messages; the next check reads again).
+    async fn again(&self) -> Result<imap::Mailbox, InboxError> {
+        let mut mailbox = imap::Mailbox::connect(self.spec, self.login).await?;
+        let selected = mailbox.select(&self.spec.folder).await?;
+        if selected.uid_validity != self.uid_validity {
+            return Err(InboxError::Imap {
+                what: "SELECT".into(),
+                reason: "the folder's UIDVALIDITY changed during the check".into(),
+            });
+        }
+        Ok(mailbox)
+    }
+}
+
+/// What came of one batch: the messages to read, and the ones passed with the reason.
+struct Fetched {
+    messages: Vec<(u32, Vec<u8>)>,
+    passed: Vec<(u32, String)>,
+}
+
+/// Why a message the server left out of an answer (without failing) is passed.
+const NOT_GIVEN: &str = "the server did not give it (deleted meanwhile, or unreadable)";
+
+/// Fetches `batch`. Messages missing from the answer (it failed, or the server left them out)
+/// are asked again on a fresh connection: the first of them alone — passed if it fails alone
+/// too — and the rest together, until none is missing; servers answer in UID order and stop at
+/// a message they cannot give, so one bad or slow message costs itself and a few round trips.
+async fn fetch_batch(
+    mailbox: &mut imap::Mailbox,
+    login: &Login<'_>,
+    batch: &imap::Batch,
+) -> Result<Fetched, InboxError> {
+    let (mut messages, mut failure) = mailbox.fetch(&batch.messages, batch.part).await;
+    let mut passed = Vec::new();
+    let mut pending = missing(&batch.messages, &messages);
+    while let Some(&(uid, size)) = pending.first() {
+        *mailbox = login.again().await?;
+        let (mut alone, lone_failure) = mailbox.fetch(&[(uid, size)], batch.part).await;
+        match alone.pop() {
+            Some(message) => messages.push(message),
+            None => {
+                let reason = lone_failure
+                    .as_ref()
+                    .or(failure.as_ref())
+                    .map_or_else(|| NOT_GIVEN.to_string(), ToString::to_string);
+                tracing::warn!(uid, %reason, "a message was passed");
+                passed.push((uid, reason));
+            }
+        }
+        let rest = pending.get(1..).unwrap_or_default().to_vec();
+        if rest.is_empty() {
+            break;
+        }
+        if lone_failure.is_some() {
+            *mailbox = login.again().await?;
+        }
+        let (more, more_failure) = mailbox.fetch(&rest, batch.part).await;
+        pending = missing(&rest, &more);
+        messages.extend(more);
+        failure = more_failure;
+    }
+    messages.sort_by_key(|(uid, _)| *uid);
+    Ok(Fetched { messages, passed })
+}
+
+/// The messages of `asked` that are not in `got`.
+fn missing<T>(asked: &[(u32, u32)], got: &[(u32, T)]) -> Vec<(u32, u32)> {
+    asked
+        .iter()
+        .filter(|(uid, _)| !got.iter().any(|(have, _)| have == uid))
+        .copied()
+        .collect()
+}
+
+/// The sizes of `group`, asked again in the same way as `fetch_batch` asks for messages: a UID
+/// whose size the server will not give even alone on a fresh connection is passed.
+async fn sizes_of(
+    mailbox: &mut imap::Mailbox,
+    login: &Login<'_>,
+    group: &[u32],
+) -> Result<(Vec<(u32, u32)>, Vec<(u32, String)>), InboxError> {
+    let (mut sizes, mut failure) = mailbox.sizes(group).await;
+    let mut passed = Vec::new();
+    let lacking = |asked: &[u32], got: &[(u32, u32)]| -> Vec<u32> {
+        asked
+            .iter()
+            .filter(|uid| !got.iter().any(|(have, _)| have == *uid))
+            .copied()
+            .collect()
+    };
+    let mut pending = lacking(group, &sizes);
+    while let Some(&uid) = pending.first() {
+        *mailbox = login.again().await?;
+        let (alone, lone_failure) = mailbox.sizes(&[uid]).await;
+        if alone.is_empty() {
+            let reason = lone_failure
+                .as_ref()
+                .or(failure.as_ref())
+                .map_or_else(|| NOT_GIVEN.to_string(), ToString::to_string);
+            tracing::warn!(uid, %reason, "a message was passed");
+            passed.push((uid, reason));
+        }
+        sizes.extend(alone);
+        let rest = pending.get(1..).unwrap_or_default().to_vec();
+        if rest.is_empty() {
+            break;
+        }
+        if lone_failure.is_some() {
+            *mailbox = login.again().await?;
+        }
+        let (more, more_failure) = mailbox.sizes(&rest).await;
+        pending = lacking(&rest, &more);
+        sizes.extend(more);
+        failure = more_failure;
+    }
+    sizes.sort_unstable();
+    Ok((sizes, passed))
+}
+
+/// Adds a sentence naming a passed message, up to `MAX_NAMED` of them.
+fn name_passed(summary: &mut Summary, sentence: String) {
+    if summary.passed.len() < MAX_NAMED {
+        summary.passed.push(sentence);
+    }
+}
+
+/// "UID 7 (10.5 MB, from …, "…")": a message read in part, named by its header section.
+fn describe_large(uid: u32, size: u32, part: &[u8]) -> String {
+    let field = |name: &str| {
+        header_field(part, name)
+            .map(|value| format!(", {} {value}", name.to_ascii_lowercase()))
+            .unwrap_or_default()
+    };
+    format!(
+        "UID {uid} ({:.1} MB{}{}): over the {} MB bound, read only in part and left as it was",
+        f64::from(size) / 1_048_576.0,
+        field("From"),
+        field("Subject"),
+        imap::MAX_MESSAGE_BYTES / 1_048_576
+    )
+}
+
+/// The first `name:` field of a header section, unfolded, printable, at most 80 characters.
+fn header_field(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let mut lines = text.split("\r\n").take_while(|line| !line.is_empty());
+    let first = lines.find(|line| {
+        line.len() > name.len()
+            && line.is_char_boundary(name.len())
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && line[name.len()..].starts_with(':')
+    })?;
+    let mut value = first[name.len() + 1..].trim().to_string();
+    // RFC 5322 §2.2.3: a line starting with white space continues the field.
+    for more in lines.take_while(|line| line.starts_with([' ', '\t'])) {
+        value.push(' ');
+        value.push_str(more.trim());
+    }
+    let value: String = value.chars().filter(|c| !c.is_control()).take(80).collect();
+    (!value.is_empty()).then_some(value)
 }
 
 /// The key of a folder's cursor in the store: account, server and folder.
@@ -148,6 +335,7 @@ async fn read_folder(
     mailbox: &mut imap::Mailbox,
     campaign: &Campaign,
     spec: &BouncesSpec,
+    login: &imap::Login,
     db: &Path,
 ) -> Result<Summary, InboxError> {
     let mut store = Store::open(db)?;
@@ -176,16 +364,105 @@ async fn read_folder(
         cursor.unfinished.clear();
         store.set_mailbox_cursor(&key, &cursor)?;
     }
-    let mut summary = Summary::default();
-    let uids = mailbox.uids_after(cursor.last_uid).await?;
-    for chunk in uids.chunks(BATCH) {
-        let fetched = mailbox.fetch(chunk).await?;
+    let mut check = Check {
+        store,
+        keys,
+        key,
+        spec,
+        login: Login {
+            spec,
+            login,
+            uid_validity: cursor.uid_validity,
+        },
+        cursor,
+        summary: Summary::default(),
+    };
+    let uids = mailbox.uids_after(check.cursor.last_uid).await?;
+    for group in uids.chunks(SIZES_PER_COMMAND) {
+        let (sizes, passed) = sizes_of(mailbox, &check.login, group).await?;
+        for (uid, reason) in passed {
+            check.summary.not_fetched += 1;
+            name_passed(
+                &mut check.summary,
+                format!("UID {uid}: no size: {reason}; passed, left as it was"),
+            );
+        }
+        for batch in imap::batches(&sizes) {
+            check.batch(mailbox, &batch).await?;
+        }
+        // Past the group's last UID, messages without a size included.
+        if let Some(&end) = group.last()
+            && end > check.cursor.last_uid
+        {
+            check.cursor.last_uid = end;
+            check.store.set_mailbox_cursor(&check.key, &check.cursor)?;
+        }
+    }
+    let Check {
+        mut store,
+        key,
+        cursor,
+        summary,
+        ..
+    } = check;
+    if uids.is_empty() {
+        // Keeps a new UIDVALIDITY even when the folder is empty.
+        store.set_mailbox_cursor(&key, &cursor)?;
+    }
+    tracing::info!(
+        read = summary.read,
+        hard = summary.hard,
+        "bounce mailbox read"
+    );
+    Ok(summary)
+}
+
+/// One check under way: the store, the keys, and the cursor and counts so far.
+struct Check<'a> {
+    store: Store,
+    keys: Keys,
+    /// The folder's key in the store (`mailbox_key`).
+    key: String,
+    spec: &'a BouncesSpec,
+    login: Login<'a>,
+    cursor: MailboxCursor,
+    summary: Summary,
+}
+
+impl Check<'_> {
+    /// Fetches one batch, reads and applies it, and commits its effects with the cursor past
+    /// its last UID, then flags what was handled.
+    async fn batch(
+        &mut self,
+        mailbox: &mut imap::Mailbox,
+        batch: &imap::Batch,
+    ) -> Result<(), InboxError> {
+        let fetched = fetch_batch(mailbox, &self.login, batch).await?;
+        let summary = &mut self.summary;
+        for (uid, reason) in &fetched.passed {
+            summary.not_fetched += 1;
+            name_passed(
+                summary,
+                format!("UID {uid}: {reason}; passed, left as it was"),
+            );
+        }
         let mut handled = Vec::new();
         let mut wanted = Vec::new();
-        for (uid, raw) in &fetched {
+        for (uid, raw) in &fetched.messages {
+            if batch.part {
+                // Too large to be a report worth reading: named for a person, never flagged.
+                summary.too_large += 1;
+                let size = batch
+                    .messages
+                    .iter()
+                    .find(|(u, _)| u == uid)
+                    .map_or(0, |(_, size)| *size);
+                name_passed(summary, describe_large(*uid, size, raw));
+                continue;
+            }
             summary.read += 1;
             let reading = report::read(raw);
-            match matching::plan(&keys, &reading) {
+            match matching::plan(&self.keys, &reading) {
                 Plan::NotAReport => summary.not_reports += 1,
                 Plan::Unrecognized => summary.unrecognized += 1,
                 // RFC 3834 auto-replies ("away until…") may matter to a person: counted, but
@@ -201,8 +478,10 @@ async fn read_folder(
                 }
             }
         }
+        // The raw messages are no longer needed: the batch's memory goes before the store's.
+        drop(fetched);
         let refs: Vec<&matching::Wanted> = wanted.iter().collect();
-        let resolved = matching::resolve(&store, &refs)?;
+        let resolved = matching::resolve(&self.store, &refs)?;
         let mut items = Vec::new();
         for (wanted, found) in wanted.iter().zip(resolved) {
             match found {
@@ -219,11 +498,16 @@ async fn read_folder(
         }
         // The batch, its effects and the cursor past it commit together.
         let next = MailboxCursor {
-            uid_validity: cursor.uid_validity,
-            last_uid: chunk.last().copied().unwrap_or(cursor.last_uid),
+            uid_validity: self.cursor.uid_validity,
+            last_uid: batch
+                .messages
+                .last()
+                .map_or(self.cursor.last_uid, |(uid, _)| *uid),
             unfinished: handled.clone(),
         };
-        let applied = store.apply_feedback(&key, &next, &items, spec.soft_limit)?;
+        let applied = self
+            .store
+            .apply_feedback(&self.key, &next, &items, self.spec.soft_limit)?;
         for (item, applied) in items.iter().zip(&applied) {
             summary.bounced += u64::from(applied.bounced);
             summary.suppressed += u64::from(applied.suppressed);
@@ -237,19 +521,12 @@ async fn read_folder(
             };
             *slot += 1;
         }
-        cursor = next;
-        mailbox.mark_handled(&handled, processed).await?;
-        cursor.unfinished.clear();
-        store.set_mailbox_cursor(&key, &cursor)?;
+        self.cursor = next;
+        mailbox
+            .mark_handled(&handled, self.spec.processed_folder.as_deref())
+            .await?;
+        self.cursor.unfinished.clear();
+        self.store.set_mailbox_cursor(&self.key, &self.cursor)?;
+        Ok(())
     }
-    if uids.is_empty() {
-        // Keeps a new UIDVALIDITY even when the folder is empty.
-        store.set_mailbox_cursor(&key, &cursor)?;
-    }
-    tracing::info!(
-        read = summary.read,
-        hard = summary.hard,
-        "bounce mailbox read"
-    );
-    Ok(summary)
 }

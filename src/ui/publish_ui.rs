@@ -816,7 +816,8 @@ fn dns_findings_ui(ui: &mut egui::Ui, findings: &[crate::dnsauth::Finding]) {
 pub fn summary_text(summary: &Summary) -> String {
     format!(
         "{} message(s) read: {} hard bounce(s), {} soft, {} blocked, {} complaint(s), \
-         {} unsubscribe(s), {} auto-repl(ies), {} unmatched, {} unrecognized.",
+         {} unsubscribe(s), {} auto-repl(ies), {} unmatched, {} unrecognized, {} too large, \
+         {} not fetched.",
         summary.read,
         summary.hard,
         summary.soft,
@@ -825,7 +826,9 @@ pub fn summary_text(summary: &Summary) -> String {
         summary.unsubscribes,
         summary.auto_replies,
         summary.unmatched,
-        summary.unrecognized
+        summary.unrecognized,
+        summary.too_large,
+        summary.not_fetched
     )
 }
 
@@ -973,6 +976,9 @@ fn last_check_ui(ui: &mut egui::Ui, summary: &Summary, checked_at_ms: Option<i64
             ui.visuals().warn_fg_color,
             format!("Sender warning: {warning}"),
         );
+    }
+    for passed in &summary.passed {
+        ui.weak(format!("Left in the mailbox: {passed}"));
     }
 }
 

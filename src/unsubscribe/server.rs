@@ -5,16 +5,21 @@
 //! are verified with the database's unsubscribe key (`KEY_FILE` in the data folder), so a
 //! forged, edited or truncated link gets a 4xx and records nothing.
 //!
-//! Bounded against slow or greedy clients: at most `MAX_CONNECTIONS` at once, request heads
-//! read within `HEAD_TIMEOUT` and at most `MAX_HEAD` bytes, bodies over `MAX_BODY` refused with
-//! 413 and bodies not in within `BODY_TIMEOUT` with 408, and a connection closed after
-//! `CONNECTION_TIMEOUT` whatever it is doing (a TLS handshake must also finish within
-//! `HEAD_TIMEOUT`). Plain HTTP behind the user's reverse
+//! Bounded against slow or greedy clients without ever ceasing to accept (issue #21): a
+//! connection must deliver a whole request head (after its TLS handshake, or after its previous
+//! answer) within `HEAD_TIMEOUT` and in at most `MAX_HEAD` bytes, or it is closed; bodies over
+//! `MAX_BODY` are refused with 413 and bodies not in within `BODY_TIMEOUT` with 408; a
+//! connection is closed after `CONNECTION_TIMEOUT` whatever it is doing. At most
+//! `MAX_CONNECTIONS` are open: a new one beyond that (or one the system has no file descriptor
+//! for) closes the oldest idle connection, one that is not in the middle of a request, so slow
+//! clients cost each other their places and never a provider's one-click POST. Nothing here
+//! counts per address: behind a reverse proxy every client has the proxy's. Plain HTTP behind the user's reverse
 //! proxy (which then owns the certificate and its renewal), or HTTPS with a certificate of its
 //! own (`--cert`/`--key`, PEM; rustls through the SMTP module's TLS setup, so one crypto
 //! provider serves the whole program). Logs carry campaign and recipient ids, never a token or
 //! address.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,6 +32,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use super::{KEY_FILE, LOG_FILE, PULL_PAGE, PullPage, PulledRecord, key_from_hex, page};
 use crate::store::{StoreError, UnsubscribeLog, now_ms};
@@ -39,11 +46,16 @@ use crate::token::{self, Purpose};
 pub const MAX_BODY: usize = 4 * 1024;
 /// Largest request head (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to deliver a whole request head, counted from its opening
+/// (TLS handshake included) or from its previous answer. Mailbox providers send RFC 8058's POST
+/// in one go with short timeouts of their own; a client that has not said what it wants by then
+/// is slow or idle, and holds a place a real request may need.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request's body may take once its head is in (a one-click body is one packet).
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
-pub const MAX_CONNECTIONS: usize = 256;
+/// Open connections before the oldest idle one is closed for each new one.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// The environment variable that may hold the key instead of the key file.
 pub const KEY_ENV: &str = "HERALD_UNSUBSCRIBE_KEY";
@@ -104,6 +116,10 @@ pub struct Server {
     shared: Shared,
     /// Set: HTTPS with the endpoint's own certificate; None: plain HTTP (behind a proxy).
     tls: Option<TlsAcceptor>,
+    /// Open connections before the oldest idle one is shed.
+    max_connections: usize,
+    /// The time for a whole request head.
+    head_timeout: Duration,
 }
 
 /// Reads the key: `KEY_ENV` when set, else `KEY_FILE` in `data`.
@@ -142,7 +158,23 @@ impl Server {
                 log: Mutex::new(log),
             },
             tls: None,
+            max_connections: MAX_CONNECTIONS,
+            head_timeout: HEAD_TIMEOUT,
         })
+    }
+
+    /// Gives a connection `limit` (at least 1 s; `HEAD_TIMEOUT` unless told) to deliver a whole
+    /// request head.
+    pub fn with_head_timeout(mut self, limit: Duration) -> Server {
+        self.head_timeout = limit.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Sheds the oldest idle connection once `max` are open (at least 1; `MAX_CONNECTIONS`
+    /// unless told).
+    pub fn with_max_connections(mut self, max: usize) -> Server {
+        self.max_connections = max.max(1);
+        self
     }
 
     /// Takes the pull's bearer secret from the environment variable `name` instead of deriving
@@ -256,65 +288,189 @@ impl Server {
         let listener =
             tokio::net::TcpListener::from_std(self.listener).map_err(ServerError::Runtime)?;
         let app = router(Arc::new(self.shared));
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let open = Arc::new(Mutex::new(Connections::default()));
         tokio::pin!(stop);
         loop {
-            let permit = tokio::select! {
+            let accepted = tokio::select! {
                 _ = &mut stop => return Ok(()),
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return Ok(()),
-                },
+                accepted = listener.accept() => accepted,
             };
-            let (stream, _peer) = tokio::select! {
-                _ = &mut stop => return Ok(()),
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait a little, keep serving.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors: make room by closing the oldest idle connection
+                    // and go on accepting (the kernel keeps the waiting ones meanwhile).
+                    tracing::warn!(%error, "accept failed");
+                    if out_of_descriptors(&error)
+                        && let Ok(mut connections) = open.lock()
+                    {
+                        shed_one(&mut connections);
                     }
-                },
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
             };
-            let service = TowerToHyperService::new(app.clone());
+            let (slot, guard) = shed_and_open(&open, self.max_connections);
             let tls = self.tls.clone();
+            let app = app.clone();
+            let head_timeout = self.head_timeout;
             tokio::spawn(async move {
+                let _open = guard;
+                let phase = Arc::clone(&slot.phase);
                 let work = async move {
                     match tls {
-                        None => serve_http(TokioIo::new(stream), service).await,
-                        Some(acceptor) => {
-                            // A handshake is bounded like a request head.
-                            match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await
-                            {
-                                Ok(Ok(stream)) => serve_http(TokioIo::new(stream), service).await,
-                                // A client that does not trust the certificate, or speaks
-                                // plain HTTP to the HTTPS port: nothing to answer.
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%error, "TLS handshake failed");
-                                }
-                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                        None => serve_http(TokioIo::new(stream), app, phase, head_timeout).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                serve_http(TokioIo::new(stream), app, phase, head_timeout).await
                             }
-                        }
+                            // A client that does not trust the certificate, or speaks
+                            // plain HTTP to the HTTPS port: nothing to answer.
+                            Err(error) => tracing::debug!(%error, "TLS handshake failed"),
+                        },
                     }
                 };
-                // A client that dribbles its body or keeps the connection forever is cut off.
-                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, work).await;
-                drop(permit);
+                tokio::select! {
+                    // A client that dribbles its body or keeps the connection forever is cut off.
+                    _ = tokio::time::timeout(CONNECTION_TIMEOUT, work) => {}
+                    () = head_deadline(slot.phase.subscribe(), head_timeout) => {
+                        tracing::debug!("no whole request head in time: closed");
+                    }
+                    () = slot.shed.notified() => tracing::debug!("closed to make room"),
+                }
             });
         }
     }
 }
 
-/// One HTTP/1.1 connection over `io` (plain TCP or TLS), bounded in head size and time.
-async fn serve_http<I>(io: TokioIo<I>, service: TowerToHyperService<Router>)
-where
+/// EMFILE (24: this process's limit) or ENFILE (23: the system's), the same numbers on Linux,
+/// the BSDs and macOS.
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+/// Where a connection is: waiting for a request head since an instant (after its opening or its
+/// previous answer), or answering a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Waiting(Instant),
+    Busy,
+}
+
+/// One open connection as the accept loop sees it.
+struct Slot {
+    phase: Arc<watch::Sender<Phase>>,
+    /// Told when the connection is shed to make room.
+    shed: Notify,
+}
+
+/// The open connections by the order they were opened (ids only grow), so the first idle one is
+/// the oldest idle one.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: BTreeMap<u64, Arc<Slot>>,
+}
+
+/// Removes its connection from the open ones when the connection's task ends, however it ends.
+struct Registered {
+    open: Arc<Mutex<Connections>>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut connections) = self.open.lock() {
+            connections.open.remove(&self.id);
+        }
+    }
+}
+
+/// Closes the oldest idle connection, or the oldest busy one when none is idle; false when
+/// none is open.
+fn shed_one(connections: &mut Connections) -> bool {
+    let idle = connections
+        .open
+        .iter()
+        .find(|(_, slot)| matches!(*slot.phase.borrow(), Phase::Waiting(_)))
+        .map(|(id, _)| *id);
+    let Some(id) = idle.or_else(|| connections.open.keys().next().copied()) else {
+        return false;
+    };
+    if let Some(slot) = connections.open.remove(&id) {
+        // `notify_one` keeps the wake-up for a task not waiting yet.
+        slot.shed.notify_one();
+    }
+    true
+}
+
+/// Makes room for one more connection (shedding the oldest idle ones while `max` are open) and
+/// registers it, waiting for its head from now.
+fn shed_and_open(open: &Arc<Mutex<Connections>>, max: usize) -> (Arc<Slot>, Registered) {
+    let (phase, _) = watch::channel(Phase::Waiting(Instant::now()));
+    let slot = Arc::new(Slot {
+        phase: Arc::new(phase),
+        shed: Notify::new(),
+    });
+    let mut id = u64::MAX;
+    if let Ok(mut connections) = open.lock() {
+        while connections.open.len() >= max && shed_one(&mut connections) {}
+        id = connections.next;
+        connections.next += 1;
+        connections.open.insert(id, Arc::clone(&slot));
+    }
+    (
+        slot,
+        Registered {
+            open: Arc::clone(open),
+            id,
+        },
+    )
+}
+
+/// Ends when the connection has waited `limit` for a whole request head; never while a request
+/// is being answered.
+async fn head_deadline(mut phase: watch::Receiver<Phase>, limit: Duration) {
+    loop {
+        let current = *phase.borrow_and_update();
+        let changed = match current {
+            Phase::Busy => phase.changed().await,
+            Phase::Waiting(since) => tokio::select! {
+                () = tokio::time::sleep_until(since + limit) => return,
+                changed = phase.changed() => changed,
+            },
+        };
+        if changed.is_err() {
+            // The connection is gone; its task ends through the other branches.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// One HTTP/1.1 connection over `io` (plain TCP or TLS), bounded in head size and time; each
+/// request marks the connection busy until its answer is ready.
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    app: Router,
+    phase: Arc<watch::Sender<Phase>>,
+    head_timeout: Duration,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let inner = TowerToHyperService::new(app);
+    let service = hyper::service::service_fn(move |request| {
+        phase.send_replace(Phase::Busy);
+        let answer = hyper::service::Service::call(&inner, request);
+        let phase = Arc::clone(&phase);
+        async move {
+            let response = answer.await;
+            phase.send_replace(Phase::Waiting(Instant::now()));
+            response
+        }
+    });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(head_timeout)
         .max_buf_size(MAX_HEAD)
         .serve_connection(io, service);
     if let Err(error) = connection.await {

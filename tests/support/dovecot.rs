@@ -306,6 +306,44 @@ service pop3-login {{
         let _ = std::os::unix::fs::chown(&path, Some(self.owner.0), Some(self.owner.1));
     }
 
+    /// Drops `count` copies of one message into `folder`'s `new/` as hard links of a single
+    /// file, so that a thousand 10 MB messages cost 10 MB of disk (Dovecot reads each by its
+    /// own name).
+    pub fn deliver_links(&self, folder: &str, raw: &[u8], count: usize) {
+        let dir = self.folder_dir(folder);
+        let original = self.root().join("original.eml");
+        std::fs::write(&original, raw).expect("write mail");
+        let _ = std::os::unix::fs::chown(&original, Some(self.owner.0), Some(self.owner.1));
+        for _ in 0..count {
+            let n = self.serial.get() + 1;
+            self.serial.set(n);
+            let name = format!(
+                "{}.M{n}P{}.herald-test",
+                1_700_000_000 + n,
+                std::process::id()
+            );
+            std::fs::hard_link(&original, dir.join("new").join(name)).expect("link mail");
+        }
+    }
+
+    /// Makes the message of `folder` containing `text` unreadable to Dovecot (mode 000; the
+    /// test runs as root, Dovecot's mail processes as nobody), as a damaged file would be.
+    pub fn make_unreadable(&self, folder: &str, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        for sub in ["new", "cur"] {
+            let dir = self.folder_dir(folder).join(sub);
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                if body.contains(text) {
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o000))
+                        .expect("chmod");
+                    return;
+                }
+            }
+        }
+        panic!("no message with {text:?} in {folder}");
+    }
+
     /// Each message of `folder` with its Maildir flags (the letters after ":2,"; "" for none),
     /// sorted by content.
     pub fn messages(&self, folder: &str) -> Vec<(String, String)> {

@@ -13,5 +13,6 @@ pub mod powercut;
 pub mod run;
 pub mod secret_service;
 pub mod sheets;
+pub mod slow_clients;
 pub mod smtp_server;
 pub mod tools;
