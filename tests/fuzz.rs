@@ -815,7 +815,8 @@ fn the_token_parser_accepts_only_what_was_signed() {
 // a tag this database signed names a recipient of a campaign, a bad tag names nobody, and
 // Message-IDs and addresses never pass for a signed name.
 
-use herald::inbox::matching::{self, Keys, Plan, Target};
+use herald::compose::HeraldId;
+use herald::inbox::matching::{self, Keys, Plan, Proof, Target};
 use herald::inbox::report::{Action, Clues, Complaint, Reading, RecipientStatus};
 use herald::token::{Named, Purpose};
 
@@ -891,6 +892,21 @@ fn envelope_input(rng: &mut Rng) -> String {
 }
 
 fn message_id_input(rng: &mut Rng) -> String {
+    // Keyed ids (issue #21): this database's, another's, for SIGNED or someone else, mutated.
+    if rng.below(3) == 0 {
+        let secret = if rng.below(2) == 0 {
+            RETURN_SECRET
+        } else {
+            LINK_SECRET
+        };
+        let recipient = if rng.below(2) == 0 {
+            SIGNED.recipient
+        } else {
+            rng.below(1_000_000) as i64
+        };
+        let id = herald::compose::message_id(&secret, SIGNED.campaign, recipient, "acme.example");
+        return token_input(rng, &id);
+    }
     let tag = herald::compose::campaign_tag(rng.pick(&["/a.toml", "/b.toml"]));
     let id = rng.pick(&[
         "90210",
@@ -955,6 +971,7 @@ fn reading_input(rng: &mut Rng) -> Reading {
         clues: Clues {
             envelope_to: (0..rng.below(4)).map(|_| envelope_input(rng)).collect(),
             message_ids: (0..rng.below(3)).map(|_| message_id_input(rng)).collect(),
+            return_paths: (0..rng.below(2)).map(|_| envelope_input(rng)).collect(),
         },
     }
 }
@@ -981,52 +998,62 @@ fn check_plan(keys: &Keys, reading: &Reading) {
             if let Report::Delivery(statuses) = &reading.report {
                 assert!(wanted.len() <= statuses.len());
             }
+            let first = wanted.first().map(|item| item.proof.clone());
             for item in wanted {
                 // No target at all (no tag, no Message-ID, no address) is fine: the store
-                // confirms nobody and the item is counted unmatched.
+                // confirms nobody and the report is counted unmatched.
                 assert!(item.diagnostic.chars().count() <= 301, "unbounded evidence");
-                for target in &item.targets {
-                    match target {
-                        Target::Recipient {
-                            id,
-                            campaign: Some(campaign),
-                            campaign_tag,
-                        } => {
-                            // Only a tag that verifies names a campaign's recipient.
-                            let named = Named {
-                                campaign: *campaign,
-                                recipient: *id,
-                            };
-                            let signed = reading
-                                .clues
-                                .envelope_to
-                                .iter()
-                                .chain(match &reading.report {
-                                    Report::Unsubscribe { tag } => Some(tag),
-                                    _ => None,
-                                })
-                                .any(|text| verifies(text, named));
-                            assert!(signed, "{named:?} named by no valid tag in {reading:?}");
-                            assert_eq!(campaign_tag, &None);
-                        }
-                        Target::Recipient {
-                            id,
-                            campaign: None,
-                            campaign_tag,
-                        } => {
-                            let tag = campaign_tag.as_deref().expect("a Message-ID's tag");
-                            assert!(
-                                reading.clues.message_ids.iter().any(|text| {
-                                    herald::compose::parse_message_id(text) == Some((*id, tag))
-                                }),
-                                "recipient {id} named by no Message-ID in {reading:?}"
-                            );
-                        }
-                        Target::Address(address) => {
-                            assert!(
-                                !address.bytes().any(|b| b.is_ascii_uppercase()),
-                                "{address:?}"
-                            );
+                match &item.proof {
+                    Proof::Verified {
+                        campaign,
+                        recipient,
+                        ..
+                    } => {
+                        // Only a tag or keyed Message-ID this database signed names a
+                        // recipient, and a report names one recipient only (issue #21).
+                        let named = Named {
+                            campaign: *campaign,
+                            recipient: *recipient,
+                        };
+                        let clues = &reading.clues;
+                        let signed = clues
+                            .envelope_to
+                            .iter()
+                            .chain(&clues.return_paths)
+                            .chain(match &reading.report {
+                                Report::Unsubscribe { tag } => Some(tag),
+                                _ => None,
+                            })
+                            .any(|text| verifies(text, named))
+                            || clues.message_ids.iter().any(|id| id_verifies(id, named));
+                        assert!(
+                            signed,
+                            "{named:?} named by no valid tag or id in {reading:?}"
+                        );
+                        assert_eq!(Some(&item.proof), first.as_ref(), "two people named");
+                    }
+                    Proof::Unverified(targets) => {
+                        for target in targets {
+                            match target {
+                                Target::UnkeyedId { id, campaign_tag } => {
+                                    assert!(
+                                        reading.clues.message_ids.iter().any(|text| {
+                                            herald::compose::parse_message_id(text)
+                                                == Some(HeraldId::Unkeyed {
+                                                    recipient: *id,
+                                                    campaign_tag: campaign_tag.as_str(),
+                                                })
+                                        }),
+                                        "recipient {id} named by no Message-ID in {reading:?}"
+                                    );
+                                }
+                                Target::Address(address) => {
+                                    assert!(
+                                        !address.bytes().any(|b| b.is_ascii_uppercase()),
+                                        "{address:?}"
+                                    );
+                                }
+                            }
                         }
                     }
                 }
@@ -1035,6 +1062,16 @@ fn check_plan(keys: &Keys, reading: &Reading) {
         }
     };
     assert_eq!(plan, expected_kind);
+}
+
+/// Whether `text` is a keyed Message-ID this database made for `named`.
+fn id_verifies(text: &str, named: Named) -> bool {
+    match herald::compose::parse_message_id(text) {
+        Some(HeraldId::Keyed(token)) => {
+            herald::token::decode(&RETURN_SECRET, Purpose::MessageId, token) == Ok(named)
+        }
+        _ => false,
+    }
 }
 
 /// Whether some token inside `text` (an address's tag or a bare tag) verifies as `named`.
@@ -1054,15 +1091,9 @@ fn matching_names_a_recipient_only_through_a_tag_this_database_signed() {
     let runs = fuzz("matching", 23, reading_input, |reading| {
         check_plan(&keys, reading);
         if let Plan::Report { wanted, .. } = matching::plan(&keys, reading)
-            && wanted.iter().any(|item| {
-                matches!(
-                    item.targets.first(),
-                    Some(Target::Recipient {
-                        campaign: Some(_),
-                        ..
-                    })
-                )
-            })
+            && wanted
+                .iter()
+                .any(|item| matches!(item.proof, Proof::Verified { .. }))
         {
             named += 1;
         }
@@ -1104,15 +1135,9 @@ fn tags_read_from_reports_name_only_what_was_signed() {
             let reading = report::read(bytes);
             check_plan(&keys, &reading);
             if let Plan::Report { wanted, .. } = matching::plan(&keys, &reading)
-                && wanted.iter().any(|item| {
-                    matches!(
-                        item.targets.first(),
-                        Some(Target::Recipient {
-                            campaign: Some(_),
-                            ..
-                        })
-                    )
-                })
+                && wanted
+                    .iter()
+                    .any(|item| matches!(item.proof, Proof::Verified { .. }))
             {
                 named += 1;
             }

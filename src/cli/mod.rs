@@ -95,6 +95,10 @@ pub enum Command {
         /// Leave uncertain rows alone (by default they are resent too).
         #[arg(long)]
         failed_only: bool,
+        /// Also resend rows whose address was refused as dead ("no such user", 5.1.x) and put
+        /// on the suppression list for it; takes those addresses off the list (issue #21).
+        #[arg(long)]
+        include_hard: bool,
         /// Send without first reading the [bounces] mailbox or pulling unsubscribes from the
         /// [unsubscribe] endpoint.
         #[arg(long)]
@@ -118,6 +122,10 @@ pub enum Command {
         /// Print one JSON object of counts.
         #[arg(long)]
         json: bool,
+        /// Apply the unverified reports held from earlier checks (listed by `herald bounces`),
+        /// without reading the mailbox again.
+        #[arg(long)]
+        apply_unverified: bool,
     },
     /// The suppression list every campaign honors.
     Suppression {
@@ -186,18 +194,24 @@ pub fn run(cli: Cli) -> i32 {
             route,
             domain,
             failed_only,
+            include_hard,
             no_pull,
         } => {
             let filter = ResendFilter {
                 include_failed: true,
                 include_uncertain: !failed_only,
+                include_hard,
                 reply_patterns: codes,
                 route,
                 domain: domain.map(|domain| domain.to_ascii_lowercase()),
             };
             send(cli.db.as_deref(), &campaign, Some(filter), no_pull)
         }
-        Command::Bounces { campaign, json } => bounces::bounces(cli.db.as_deref(), &campaign, json),
+        Command::Bounces {
+            campaign,
+            json,
+            apply_unverified,
+        } => bounces::bounces(cli.db.as_deref(), &campaign, json, apply_unverified),
         Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
         Command::Preview {
             campaign,
@@ -448,8 +462,8 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
         object.pop();
         writeln!(
             out,
-            "{object},\"bounced\":{},\"complained\":{},\"unsubscribed\":{}}}",
-            counts.bounced, feedback.complained, feedback.unsubscribed
+            "{object},\"bounced\":{},\"complained\":{},\"unsubscribed\":{},\"unverified\":{}}}",
+            counts.bounced, feedback.complained, feedback.unsubscribed, feedback.unverified
         )?;
     } else {
         for state in crate::store::State::ALL {
@@ -458,6 +472,9 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
         writeln!(out, "{:<10} {:>9}", "total", counts.total())?;
         writeln!(out, "{:<10} {:>9}", "complained", feedback.complained)?;
         writeln!(out, "{:<10} {:>9}", "unsubscribed", feedback.unsubscribed)?;
+        if feedback.unverified > 0 {
+            writeln!(out, "{:<10} {:>9}", "unverified", feedback.unverified)?;
+        }
     }
     Ok(exit::DONE)
 }
@@ -510,6 +527,16 @@ fn send(
         let id = engine::campaign_id(&mut store, &campaign)?;
         let count = store.resend(id, &filter)?;
         println!("{count} recipient(s) put back to pending");
+        let hard = if filter.include_hard {
+            0
+        } else {
+            store.hard_failed(id)?
+        };
+        if hard > 0 {
+            println!(
+                "{hard} recipient(s) refused as dead addresses (no such user or domain) left out; --include-hard resends them"
+            );
+        }
     }
     let engine = Engine::new()?;
     let mut run = engine.start(campaign, &db_path, RunOptions::default());

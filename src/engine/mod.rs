@@ -239,12 +239,14 @@ async fn run_campaign(
             return failed(format!("the message cannot be built: {}", list.join("; ")));
         }
     };
-    // VERP (issue #13): each message's envelope sender names its recipient.
+    // VERP (issue #13): each message's envelope sender names its recipient; its Message-ID
+    // is keyed, so a report returning it proves which message it is about (issue #21).
     let feedback = {
         let mut store = store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        prepare::feedback_for(&mut store, &campaign, campaign_id)
+        prepare::key_message_ids(&mut composer, &mut store, campaign_id)
+            .and_then(|()| prepare::feedback_for(&mut store, &campaign, campaign_id))
     };
     match feedback {
         Ok(Some(feedback)) => composer.set_feedback(feedback),

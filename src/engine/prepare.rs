@@ -553,6 +553,15 @@ fn deliverability(
     if campaign.bounces.is_none() && campaign.delivery.mode != crate::campaign::Mode::Direct {
         warn(report, "no bounce mailbox ([bounces]): relays accept nearly everything and report failures later by mail; without [bounces] Herald never reads them and later campaigns keep mailing dead addresses".into());
     }
+    // Issue #21: without a VERP return path a report proves it concerns your mail only when it
+    // returns the message's Message-ID; the rest anyone could have written.
+    if campaign
+        .bounces
+        .as_ref()
+        .is_some_and(|bounces| bounces.return_path.is_none())
+    {
+        warn(report, "no [bounces] return_path: reports then carry no VERP tag, so most can only be matched unverified (by the failed address, which anyone can write): they are held for you to apply with herald bounces --apply-unverified instead of applied; set return_path so bounces prove they are about your mail".into());
+    }
     match &campaign.dkim {
         None => warn(
             report,
@@ -836,6 +845,17 @@ pub fn sign_links(
     Ok(())
 }
 
+/// Gives `composer` the database's return-path key for its Message-IDs (issue #21).
+pub fn key_message_ids(
+    composer: &mut Composer,
+    store: &mut Store,
+    campaign: CampaignId,
+) -> Result<(), StoreError> {
+    let secret = store.secret(RETURN_PATH_SECRET)?;
+    composer.key_message_ids(secret, campaign);
+    Ok(())
+}
+
 /// Renders recipient `which` as it will be sent. Imports the list first when the campaign has
 /// none yet (as `send` would), since the Message-ID comes from the recipient's row.
 pub fn preview(
@@ -861,6 +881,7 @@ pub fn preview_with(
 ) -> Result<Preview, PreviewError> {
     let id = campaign_id(store, campaign)?;
     sign_links(composer, store, id).map_err(PreviewError::Keys)?;
+    key_message_ids(composer, store, id).map_err(PreviewError::Keys)?;
     // The preview shows the envelope and List-Unsubscribe as they will be sent; a key that
     // cannot be read stops it rather than showing an envelope `send` would not use (issue #13).
     if let Some(feedback) = feedback_for(store, campaign, id).map_err(PreviewError::Keys)? {

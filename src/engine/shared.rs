@@ -119,6 +119,7 @@ impl Shared {
             next_attempt_at_ms: 0,
             route: None,
             reply: None,
+            dead_address: false,
         });
         self.outstanding.fetch_sub(1, Ordering::SeqCst);
         self.event(Event::Released);

@@ -66,8 +66,14 @@ pub struct Summary {
     pub complaints: u64,
     pub unsubscribes: u64,
     pub auto_replies: u64,
-    /// Reports (or parts of reports) that named nobody Herald mailed, forged ones included.
+    /// Reports that named nobody Herald mailed (or, unproven, several people), forged ones
+    /// included.
     pub unmatched: u64,
+    /// Of those, reports whose VERP tag or keyed Message-ID did not verify.
+    pub forged: u64,
+    /// Reports that named someone Herald mailed without proving they concern its mail (no
+    /// VERP tag, no keyed Message-ID): held for the user, not applied (issue #21).
+    pub unverified: u64,
     /// Looked like reports but could not be read: left unread in the mailbox.
     pub unrecognized: u64,
     /// Not reports at all: left exactly as they were.
@@ -153,7 +159,7 @@ async fn read_folder(
     for chunk in uids.chunks(BATCH) {
         let fetched = mailbox.fetch(chunk).await?;
         let mut handled = Vec::new();
-        let mut wanted = Vec::new();
+        let mut reports: Vec<Vec<matching::Wanted>> = Vec::new();
         for (uid, raw) in &fetched {
             summary.read += 1;
             let reading = report::read(raw);
@@ -167,23 +173,24 @@ async fn read_folder(
                     wanted: items,
                     forged,
                 } => {
-                    summary.unmatched += u64::from(forged);
-                    wanted.extend(items);
+                    summary.forged += u64::from(forged);
+                    reports.push(items);
                     handled.push(*uid);
                 }
             }
         }
-        let refs: Vec<&matching::Wanted> = wanted.iter().collect();
-        let resolved = matching::resolve(&store, &refs)?;
+        let resolved = matching::resolve(&store, &reports)?;
         let mut items = Vec::new();
-        for (wanted, found) in wanted.iter().zip(resolved) {
-            match found {
-                Some(feedback) => items.push(feedback),
-                None => summary.unmatched += 1,
+        let mut held = Vec::new();
+        for (wanted, found) in reports.iter().zip(resolved) {
+            if found.unmatched() {
+                summary.unmatched += 1;
             }
-            if wanted.kind == FeedbackKind::Blocked {
-                let warning =
-                    matching::sender_warning(wanted.status.as_deref(), &wanted.diagnostic);
+            items.extend(found.apply);
+            held.extend(found.hold);
+            // A block names the sender's trouble whoever the report is about: warn either way.
+            for piece in wanted.iter().filter(|w| w.kind == FeedbackKind::Blocked) {
+                let warning = matching::sender_warning(piece.status.as_deref(), &piece.diagnostic);
                 if !summary.warnings.contains(&warning) {
                     summary.warnings.push(warning);
                 }
@@ -195,7 +202,9 @@ async fn read_folder(
             last_uid: chunk.last().copied().unwrap_or(cursor.last_uid),
             unfinished: handled.clone(),
         };
-        let applied = store.apply_feedback(&key, &next, &items, spec.soft_limit)?;
+        let (applied, new_held) =
+            store.apply_feedback(&key, &next, &items, &held, spec.soft_limit)?;
+        summary.unverified += new_held;
         for (item, applied) in items.iter().zip(&applied) {
             summary.bounced += u64::from(applied.bounced);
             summary.suppressed += u64::from(applied.suppressed);

@@ -60,9 +60,13 @@ impl HeraldApp {
             Action::CheckMailbox => self.check_mailbox(),
             // Results.
             Action::RefreshResults => self.refresh_results(),
-            Action::Resend { include_uncertain } => self.for_campaign(|path| Request::Resend {
+            Action::Resend {
+                include_uncertain,
+                include_hard,
+            } => self.for_campaign(|path| Request::Resend {
                 path,
                 include_uncertain,
+                include_hard,
             }),
             Action::MarkUncertainSent => {
                 self.for_campaign(|path| Request::MarkUncertainSent { path })
