@@ -220,7 +220,7 @@ fn forged_reports_change_nobody_until_the_user_applies_them() {
     run(&["send"], &dir.campaign, &dir.db).assert_code(0);
     let (_, mallory_id) = sent_to(&smtp, MALLORY);
     let (mallory_path, _) = sent_to(&smtp, MALLORY);
-    assert!(mallory_id.ends_with(".herald@acme.example"), "{mallory_id}");
+    assert!(mallory_id.contains(".herald@"), "{mallory_id}");
     let made_up: Vec<String> = std::iter::once(FRANK.to_string())
         .chain((0..998).map(|n| format!("nobody{n}@made-up.example")))
         .collect();
