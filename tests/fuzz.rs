@@ -978,7 +978,8 @@ fn reading_input(rng: &mut Rng) -> Reading {
 
 /// What every plan must satisfy: a signed name only from a tag that verifies with this
 /// database's key, nobody when a tag is forged, bounded evidence, lower-case address keys.
-fn check_plan(keys: &Keys, reading: &Reading) {
+/// Checks the plan of `reading` and returns it (the callers count what it names).
+fn check_plan(keys: &Keys, reading: &Reading) -> Plan {
     let plan = matching::plan(keys, reading);
     assert_eq!(plan, matching::plan(keys, reading), "not deterministic");
     let expected_kind = match &reading.report {
@@ -1058,10 +1059,11 @@ fn check_plan(keys: &Keys, reading: &Reading) {
                     }
                 }
             }
-            return;
+            return plan;
         }
     };
     assert_eq!(plan, expected_kind);
+    plan
 }
 
 /// Whether `text` is a keyed Message-ID this database made for `named`.
@@ -1089,8 +1091,7 @@ fn matching_names_a_recipient_only_through_a_tag_this_database_signed() {
     let keys = matching_keys();
     let mut named = 0;
     let runs = fuzz("matching", 23, reading_input, |reading| {
-        check_plan(&keys, reading);
-        if let Plan::Report { wanted, .. } = matching::plan(&keys, reading)
+        if let Plan::Report { wanted, .. } = check_plan(&keys, reading)
             && wanted
                 .iter()
                 .any(|item| matches!(item.proof, Proof::Verified { .. }))
@@ -1133,8 +1134,7 @@ fn tags_read_from_reports_name_only_what_was_signed() {
         },
         |bytes| {
             let reading = report::read(bytes);
-            check_plan(&keys, &reading);
-            if let Plan::Report { wanted, .. } = matching::plan(&keys, &reading)
+            if let Plan::Report { wanted, .. } = check_plan(&keys, &reading)
                 && wanted
                     .iter()
                     .any(|item| matches!(item.proof, Proof::Verified { .. }))
