@@ -345,8 +345,14 @@ fn forged_reports_change_nobody_until_the_user_applies_them() {
             .contains("it lists 999 addresses"),
         "{frank}"
     );
-    let counts = status(&dir.campaign, &dir.db);
-    assert_eq!(counts["unverified"], 4, "{counts}");
+    let text = run(&["status"], &dir.campaign, &dir.db);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|line| line.split_whitespace().collect::<Vec<_>>() == ["unverified", "4"]),
+        "{}",
+        text.all()
+    );
 
     // The plain output says what waits and how to apply it; nothing new is read.
     let text = run(&["bounces"], &dir.campaign, &dir.db);
@@ -390,7 +396,12 @@ fn forged_reports_change_nobody_until_the_user_applies_them() {
             (MALLORY, "bounced"),
         ])
     );
-    assert_eq!(status(&dir.campaign, &dir.db)["unverified"], 0);
+    assert!(
+        !run(&["status"], &dir.campaign, &dir.db)
+            .stdout
+            .contains("unverified"),
+        "nothing is held any more"
+    );
     let again = json_of(&run(
         &["bounces", "--apply-unverified", "--json"],
         &dir.campaign,

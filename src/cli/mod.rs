@@ -462,8 +462,8 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
         object.pop();
         writeln!(
             out,
-            "{object},\"bounced\":{},\"complained\":{},\"unsubscribed\":{},\"unverified\":{}}}",
-            counts.bounced, feedback.complained, feedback.unsubscribed, feedback.unverified
+            "{object},\"bounced\":{},\"complained\":{},\"unsubscribed\":{}}}",
+            counts.bounced, feedback.complained, feedback.unsubscribed
         )?;
     } else {
         for state in crate::store::State::ALL {
