@@ -810,10 +810,11 @@ fn the_token_parser_accepts_only_what_was_signed() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Matching a report to a recipient (issue #13, item 4): the VERP tag in the address a report
-// came back to, Herald's Message-ID, the failed address. Whatever a stranger writes there, only
-// a tag this database signed names a recipient of a campaign, a bad tag names nobody, and
-// Message-IDs and addresses never pass for a signed name.
+// Matching a report to a recipient (issues #13 and #21): the VERP tag in the address a report
+// came back to or in the returned Return-Path, Herald's keyed Message-ID, the failed address.
+// Whatever a stranger writes there, only a tag or keyed Message-ID this database signed names a
+// recipient (verified, one per report), a bad one names nobody, and unkeyed Message-IDs and
+// addresses are only ever unverified candidates.
 
 use herald::compose::HeraldId;
 use herald::inbox::matching::{self, Keys, Plan, Proof, Target};
