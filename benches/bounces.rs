@@ -8,13 +8,14 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/mod.rs"]
+#[allow(dead_code)] // each bench uses a part of the tests' helpers
 mod support;
 
 use std::time::Instant;
 
 use herald::campaign::Campaign;
 use herald::compose::Feedback;
-use herald::engine::prepare::{RETURN_PATH_SECRET, UNSUBSCRIBE_SECRET, campaign_id};
+use herald::identity::{RETURN_PATH_SECRET, UNSUBSCRIBE_SECRET, campaign_id};
 use herald::store::{ImportRow, State, Store, Transition};
 use support::campaign::{RelayConf, campaign_with};
 use support::dovecot::{self, Dovecot};

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/mod.rs"]
+#[allow(dead_code)] // each bench uses a part of the tests' helpers
 mod support;
 
 use std::net::Ipv4Addr;

@@ -22,6 +22,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/sheets.rs"]
+#[allow(dead_code)] // each bench uses a part of the tests' helpers
 mod sheets;
 
 use std::io::{BufWriter, Write};

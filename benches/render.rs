@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use herald::engine::service::PreviewData;
+use herald::app::service::PreviewData;
 use herald::render::{self, InlineImage, RenderRequest};
 use herald::ui::{PreviewWidth, RenderedView};
 

@@ -11,6 +11,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/mod.rs"]
+#[allow(dead_code)] // each bench uses a part of the tests' helpers
 mod support;
 
 use std::collections::HashMap;
@@ -243,7 +244,7 @@ fn main() {
     // temporarily refused one whose attempts ran out (the relay restart can cost one).
     let mut store = herald::store::Store::open(&db).unwrap();
     let loaded = herald::campaign::Campaign::load(&campaign).unwrap();
-    let id = herald::engine::campaign_id(&mut store, &loaded).unwrap();
+    let id = herald::identity::campaign_id(&mut store, &loaded).unwrap();
     let mut lost = Vec::new();
     let mut exhausted = 0;
     for n in 0..total {

@@ -113,7 +113,7 @@ fn main() {
     let store = herald::store::Store::open(&store_path).unwrap();
     let loaded = herald::campaign::Campaign::load_for_reading(&campaign_path).unwrap();
     let campaign_id = store
-        .find_campaign(&herald::engine::prepare::campaign_key(&loaded))
+        .find_campaign(&herald::identity::campaign_key(&loaded))
         .unwrap()
         .unwrap();
     let filters = [
@@ -147,7 +147,7 @@ fn library_bench(store_path: &std::path::Path, campaign_path: &std::path::Path, 
     let mut store = herald::store::Store::open(store_path).unwrap();
     let loaded = herald::campaign::Campaign::load_for_reading(campaign_path).unwrap();
     let big = store
-        .find_campaign(&herald::engine::prepare::campaign_key(&loaded))
+        .find_campaign(&herald::identity::campaign_key(&loaded))
         .unwrap()
         .unwrap();
     if store.library().unwrap().len() < 50 {

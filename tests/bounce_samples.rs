@@ -5,7 +5,6 @@
 //! the failed addresses with their codes and class, the Message-IDs and envelope addresses
 //! that name the mailing. Each sample is read as written (LF) and as IMAP serves it (CRLF).
 //! Every file in the folder must have an expectation, so none is silently untested. Issue #13.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

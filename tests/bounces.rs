@@ -7,17 +7,14 @@
 //! changes nothing; handled mail moves to the processed folder.
 
 // Test helpers (outside `#[test]` functions) fail the test loudly on a broken fixture.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
-use support::cli_run::{Ran, herald, herald_command, status};
-use support::dovecot::{self, Dovecot};
-use support::smtp_server::SmtpServer;
+use crate::support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
+use crate::support::cli_run::{Ran, herald, herald_command, status};
+use crate::support::dovecot::{self, Dovecot};
+use crate::support::smtp_server::SmtpServer;
 
 const PASSWORD_ENV: &str = "HERALD_TEST_IMAP_PASSWORD";
 const LIMIT: Duration = Duration::from_secs(120);
@@ -120,7 +117,7 @@ fn suppressed(dir: &CampaignDir) -> Vec<(String, String)> {
     command
         .args(["suppression", "list", "--json", "--db"])
         .arg(&dir.db);
-    let ran = support::cli_run::run(command, LIMIT);
+    let ran = crate::support::cli_run::run(command, LIMIT);
     ran.assert_code(0);
     let list: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect("json");
     list.as_array()
@@ -379,13 +376,13 @@ fn handled_mail_moves_to_the_processed_folder_over_starttls() {
 /// `sqlite3` shell to damage the key.
 #[test]
 fn a_damaged_return_path_key_stops_the_preview_with_a_clear_message() {
-    if support::tools::skip_if_missing(
+    if crate::support::tools::skip_if_missing(
         (!Path::new("/usr/bin/sqlite3").exists())
             .then(|| "the sqlite3 shell is not installed (Debian package `sqlite3`)".to_string()),
     ) {
         return;
     }
-    let dir = support::campaign::campaign_with(
+    let dir = crate::support::campaign::campaign_with(
         &["ada@example.org".to_string()],
         &[RelayConf::new("relay", closed_port())],
         "",
@@ -428,17 +425,18 @@ fn a_damaged_return_path_key_stops_the_preview_with_a_clear_message() {
 /// bounced and suppressed. The recipient Postfix does know stays `sent`.
 #[test]
 fn postfixs_own_bounce_of_an_unknown_user_comes_back_through_dovecot_and_bounces_the_recipient() {
-    if dovecot::skip() || support::postfix::skip(false) {
+    if dovecot::skip() || crate::support::postfix::skip(false) {
         return;
     }
     let dovecot = Dovecot::start();
-    let postfix = support::postfix::Postfix::start(&support::postfix::PostfixOptions {
-        mailboxes: vec!["ada".into()],
-        bounce_unknown: true,
-        maildirs: vec![("bounces@acme.example".into(), dovecot.maildir())],
-        ..Default::default()
-    });
-    let domain = support::postfix::DOMAIN;
+    let postfix =
+        crate::support::postfix::Postfix::start(&crate::support::postfix::PostfixOptions {
+            mailboxes: vec!["ada".into()],
+            bounce_unknown: true,
+            maildirs: vec![("bounces@acme.example".into(), dovecot.maildir())],
+            ..Default::default()
+        });
+    let domain = crate::support::postfix::DOMAIN;
     let ada = format!("ada@{domain}");
     let ghost = format!("ghost@{domain}");
     let dir = campaign_with(
@@ -482,10 +480,10 @@ fn postfixs_own_bounce_of_an_unknown_user_comes_back_through_dovecot_and_bounces
         .and_then(|rest| rest.strip_suffix("@acme.example"))
         .unwrap_or_else(|| panic!("not a VERP return path: {delivered_to}"));
     // The tag Postfix returned the report to is the one Herald signed for ghost.
-    let ghost_row = support::cli_run::row(&dir.campaign, &dir.db, &ghost);
+    let ghost_row = crate::support::cli_run::row(&dir.campaign, &dir.db, &ghost);
     let secret = herald::store::Store::open(&dir.db)
         .expect("db")
-        .secret(herald::engine::prepare::RETURN_PATH_SECRET)
+        .secret(herald::identity::RETURN_PATH_SECRET)
         .expect("secret");
     let named = herald::token::decode(&secret, herald::token::Purpose::ReturnPath, tag)
         .expect("a tag this database signed");
@@ -499,7 +497,7 @@ fn postfixs_own_bounce_of_an_unknown_user_comes_back_through_dovecot_and_bounces
         }),
         return_secret: secret,
         unsubscribe_secret: store
-            .secret(herald::engine::prepare::UNSUBSCRIBE_SECRET)
+            .secret(herald::identity::UNSUBSCRIBE_SECRET)
             .expect("secret"),
     };
     drop(store);
@@ -532,7 +530,7 @@ fn postfixs_own_bounce_of_an_unknown_user_comes_back_through_dovecot_and_bounces
         (Some(1), Some(1)),
         "{counts}"
     );
-    let ghost_row = support::cli_run::row(&dir.campaign, &dir.db, &ghost);
+    let ghost_row = crate::support::cli_run::row(&dir.campaign, &dir.db, &ghost);
     assert_eq!(ghost_row.state, herald::store::State::Bounced);
     assert_eq!(suppressed(&dir), [(ghost, "bounced".to_string())]);
     let messages = dovecot.messages("INBOX");

@@ -4,12 +4,6 @@
 //! Nothing here sends mail.
 // Test helpers (outside `#[test]` functions, where clippy.toml already allows them) fail the
 // test by panicking, like the tests themselves.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-// The one skip-or-fail decision for missing tools (fails under CI=true), without the rest of
-// tests/support.
-#[path = "support/tools.rs"]
-mod tools;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -868,7 +862,7 @@ fn another_programs_sqlite_database_is_refused_untouched() {
         match Command::new("sqlite3").arg(&db).arg(sql).status() {
             Ok(status) => assert!(status.success()),
             Err(error) => {
-                tools::skip_if_missing(Some(format!(
+                crate::support::tools::skip_if_missing(Some(format!(
                     "the sqlite3 shell is not available ({error}); .ci/run installs it"
                 )));
                 return;
@@ -912,7 +906,7 @@ fn a_locked_database_is_reported_as_locked() {
     {
         Ok(child) => child,
         Err(error) => {
-            tools::skip_if_missing(Some(format!(
+            crate::support::tools::skip_if_missing(Some(format!(
                 "the sqlite3 shell is not available ({error}); .ci/run installs it"
             )));
             return;

@@ -3,21 +3,18 @@
 //! package) and DKIM verifier (dkimpy, Debian's python3-dkim): headers, parts, attachments,
 //! inline images, List-Unsubscribe, signatures. Also suppression at import and before sending,
 //! script skips, the field check, deliverability warnings, bad input, preview and test send.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use crate::support::dkim::{dkim_verifies, make_key};
+use crate::support::run::finish;
+use crate::support::smtp_server::{Received, SmtpServer};
 use herald::campaign::Campaign;
 use herald::engine::{Engine, Progress, RunOptions, RunState};
 use herald::store::{Counts, RecipientRef, RecipientRow, State, Store};
 use serde_json::Value;
-use support::dkim::{dkim_verifies, make_key};
-use support::run::finish;
-use support::smtp_server::{Received, SmtpServer};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -55,7 +52,7 @@ fn send(fixture: &Fixture) -> Progress {
 fn store_of(fixture: &Fixture) -> (Store, i64) {
     let mut store = Store::open(&fixture.db).unwrap();
     let campaign = Campaign::load(&fixture.campaign).unwrap();
-    let id = herald::engine::campaign_id(&mut store, &campaign).unwrap();
+    let id = herald::identity::campaign_id(&mut store, &campaign).unwrap();
     (store, id)
 }
 
@@ -387,9 +384,8 @@ fn suppressed_recipients_are_skipped_at_import_and_before_send() {
     // Dee unsubscribes after the import: the claim that would send her sees the stored list.
     {
         let (mut store, id) = store_of(&fixture);
-        let entries = herald::engine::prepare::parse_suppression(
-            "cy@example.org\nblocked.example\ndee@example.org\n",
-        );
+        let entries =
+            herald::import::parse_suppression("cy@example.org\nblocked.example\ndee@example.org\n");
         assert_eq!(
             entries,
             vec!["cy@example.org", "@blocked.example", "dee@example.org"]
@@ -720,7 +716,7 @@ fn preview_and_test_send_through_the_binary() {
     let counts = counts(&fixture);
     assert_eq!((counts.pending, counts.sent), (2, 0));
 
-    let down = fixture_without_dkim_on(support::campaign::closed_port());
+    let down = fixture_without_dkim_on(crate::support::campaign::closed_port());
     let out = herald(
         &down,
         &[

@@ -3,20 +3,17 @@
 //! `[direct] port` points at): MX preference and fallback, A fallback, null MX, NXDOMAIN, DNS
 //! timeouts, twenty MX hosts, CNAME and address-literal MX, IDN, one lookup per domain, the
 //! per-domain cap, adaptive backoff, port 25 blocked, and mixed-mode routing. Issue #4.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
+use crate::support::dns_server::{DnsServer, Zone};
+use crate::support::run::{counts, finish, row, start, wait_for};
+use crate::support::smtp_server::{Reply, SmtpServer, SmtpServerBuilder};
 use herald::engine::{Engine, RunState};
 use herald::store::{State, Store};
-use support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
-use support::dns_server::{DnsServer, Zone};
-use support::run::{counts, finish, row, start, wait_for};
-use support::smtp_server::{Reply, SmtpServer, SmtpServerBuilder};
 
 /// 127.0.`net`.`host`: each test takes its own `net` so that servers of parallel tests sharing
 /// a port number never collide.

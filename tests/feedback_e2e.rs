@@ -10,17 +10,14 @@
 //! replaced by the ones this run used.
 
 // Test helpers (outside `#[test]` functions) fail the test loudly on a broken fixture.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
-use support::cli_run::{Ran, herald, herald_command, row, status};
-use support::dovecot::{self, Dovecot};
-use support::smtp_server::SmtpServer;
+use crate::support::campaign::{CampaignDir, RelayConf, campaign_with, closed_port};
+use crate::support::cli_run::{Ran, herald, herald_command, row, status};
+use crate::support::dovecot::{self, Dovecot};
+use crate::support::smtp_server::SmtpServer;
 
 const PASSWORD_ENV: &str = "HERALD_TEST_IMAP_PASSWORD";
 const LIMIT: Duration = Duration::from_secs(120);
@@ -57,7 +54,7 @@ fn suppressed(db: &Path) -> Vec<(String, String)> {
     command
         .args(["suppression", "list", "--json", "--db"])
         .arg(db);
-    let ran = support::cli_run::run(command, LIMIT);
+    let ran = crate::support::cli_run::run(command, LIMIT);
     ran.assert_code(0);
     let list: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect("json");
     let mut pairs: Vec<(String, String)> = list
@@ -478,7 +475,7 @@ fn a_check_killed_after_its_first_batch_ends_in_the_same_state_when_run_again() 
         return;
     }
     const N: usize = 1200;
-    let emails = support::campaign::addresses(N);
+    let emails = crate::support::campaign::addresses(N);
     let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
     let (dovecot, smtp, dir) = start(&refs, "");
     run(&["send"], &dir.campaign, &dir.db).assert_code(0);

@@ -8,18 +8,13 @@
 //! recipient; those that name someone are held until `--apply-unverified`. Genuine ones (a
 //! valid tag in the envelope or in the returned Return-Path, a keyed Message-ID) apply at once.
 
-// Test helpers (outside `#[test]` functions) fail the test loudly on a broken fixture.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::campaign::{CampaignDir, RelayConf, campaign_with};
-use support::cli_run::{Ran, herald, herald_command, row, status};
-use support::dovecot::{self, Dovecot};
-use support::smtp_server::{Reply, SmtpServer};
+use crate::support::campaign::{CampaignDir, RelayConf, campaign_with};
+use crate::support::cli_run::{Ran, herald, herald_command, row, status};
+use crate::support::dovecot::{self, Dovecot};
+use crate::support::smtp_server::{Reply, SmtpServer};
 
 const PASSWORD_ENV: &str = "HERALD_TEST_IMAP_PASSWORD";
 const LIMIT: Duration = Duration::from_secs(120);
@@ -56,7 +51,7 @@ fn suppressed(db: &Path) -> Vec<(String, String)> {
     command
         .args(["suppression", "list", "--json", "--db"])
         .arg(db);
-    let list = json_of(&support::cli_run::run(command, LIMIT));
+    let list = json_of(&crate::support::cli_run::run(command, LIMIT));
     let mut pairs: Vec<(String, String)> = list
         .as_array()
         .expect("array")
@@ -415,7 +410,10 @@ fn forged_reports_change_nobody_until_the_user_applies_them() {
 fn check_says_reports_are_unverified_without_a_return_path() {
     let dir = campaign_with(
         &[ALICE.to_string()],
-        &[RelayConf::new("relay", support::campaign::closed_port())],
+        &[RelayConf::new(
+            "relay",
+            crate::support::campaign::closed_port(),
+        )],
         "",
         &format!(
             "[bounces]\nhost = \"127.0.0.1\"\nusername = \"bounces\"\n\
@@ -455,7 +453,7 @@ fn a_send_time_no_such_user_is_suppressed_and_resend_skips_it_unless_asked() {
     command
         .args(["suppression", "list", "--json", "--db"])
         .arg(&dir.db);
-    let list = json_of(&support::cli_run::run(command, LIMIT));
+    let list = json_of(&crate::support::cli_run::run(command, LIMIT));
     let list = list.as_array().expect("array");
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["address"], "gone@example.org");
@@ -515,6 +513,6 @@ fn a_send_time_no_such_user_is_suppressed_and_resend_skips_it_unless_asked() {
     command
         .args(["suppression", "list", "--json", "--db"])
         .arg(&dir.db);
-    let list = json_of(&support::cli_run::run(command, LIMIT));
+    let list = json_of(&crate::support::cli_run::run(command, LIMIT));
     assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
 }

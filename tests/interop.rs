@@ -6,18 +6,15 @@
 //! (550 5.1.1 for an unknown mailbox) must land in the recipient's state, and one session must
 //! survive a rejection. Skipped, saying why, where Postfix is not installed or we are not root.
 //! Issue #7.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::cli_run::{composed_for, herald, row, status};
-use support::dns_server::{DnsServer, Zone};
-use support::mail::{assert_same_message, header, strip_trace};
-use support::postfix::{DOMAIN, Postfix, PostfixOptions, skip};
+use crate::support::cli_run::{composed_for, herald, row, status};
+use crate::support::dns_server::{DnsServer, Zone};
+use crate::support::mail::{assert_same_message, header, strip_trace};
+use crate::support::postfix::{DOMAIN, Postfix, PostfixOptions, skip};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const DELIVERY: Duration = Duration::from_secs(30);
@@ -317,7 +314,7 @@ fn dkim_signatures_survive_postfix_and_pass_an_independent_verifier() {
     }
     let postfix = postfix_for(&["ada", "bob"]);
     let keys = tempfile::tempdir().unwrap();
-    let (pem, key_type, public) = support::dkim::make_key(keys.path(), "pkcs8");
+    let (pem, key_type, public) = crate::support::dkim::make_key(keys.path(), "pkcs8");
     let route = format!(
         "{}\n[dkim]\ndomain = \"acme.example\"\nselector = \"s1\"\nprivate_key = \"dkim.pem\"\n",
         relay_section(postfix.smtp_port)
@@ -334,7 +331,7 @@ fn dkim_signatures_survive_postfix_and_pass_an_independent_verifier() {
         assert_eq!(messages.len(), 1, "{local}");
         let message = &messages[0];
         assert!(message.contains("DKIM-Signature:"), "{message}");
-        let (ok, log) = support::dkim::dkim_verifies(message.as_bytes(), key_type, &public);
+        let (ok, log) = crate::support::dkim::dkim_verifies(message.as_bytes(), key_type, &public);
         assert!(
             ok,
             "dkimpy rejected the signature on {local}'s message as delivered:\n{log}"
@@ -343,17 +340,17 @@ fn dkim_signatures_survive_postfix_and_pass_an_independent_verifier() {
 }
 
 /// Issue #12: these tests printed "skipped" and passed when a tool was missing, CI included.
-/// One decision (`support::tools`) serves them all: skip on a developer's machine, fail in CI.
+/// One decision (`crate::support::tools`) serves them all: skip on a developer's machine, fail in CI.
 #[test]
 fn a_missing_tool_skips_locally_and_fails_under_ci() {
-    assert!(!support::tools::decide(None, true));
-    assert!(!support::tools::decide(None, false));
-    assert!(support::tools::decide(
+    assert!(!crate::support::tools::decide(None, true));
+    assert!(!crate::support::tools::decide(None, false));
+    assert!(crate::support::tools::decide(
         Some("postfix is not installed".into()),
         false
     ));
     let under_ci = std::panic::catch_unwind(|| {
-        support::tools::decide(Some("postfix is not installed".into()), true)
+        crate::support::tools::decide(Some("postfix is not installed".into()), true)
     });
     assert!(
         under_ci.is_err(),

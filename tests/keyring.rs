@@ -4,19 +4,16 @@
 //! `herald send` authenticates to the test SMTP server with the password read back from it.
 //! Without a Secret Service the password goes to the kernel's store, and the output says it is
 //! kept only until reboot.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::campaign::{RelayConf, addresses, campaign, campaign_with};
-use support::cli_run::{self, Ran};
-use support::dovecot::{self, Dovecot};
-use support::secret_service::{self, BareBus, SecretService};
-use support::smtp_server::SmtpServer;
+use crate::support::campaign::{RelayConf, addresses, campaign, campaign_with};
+use crate::support::cli_run::{self, Ran};
+use crate::support::dovecot::{self, Dovecot};
+use crate::support::secret_service::{self, BareBus, SecretService};
+use crate::support::smtp_server::SmtpServer;
 
 const LIMIT: Duration = Duration::from_secs(90);
 

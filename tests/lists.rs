@@ -1,20 +1,17 @@
 //! Lists as marketers have them (issue #14, item 5): the email column found without being told,
 //! and .xlsx / .ods sheets imported with the same validation, de-duplication and reasons per
 //! row as the same rows in a CSV. Sheets are written by the tests themselves
-//! (`support::sheets`); imports go into a real SQLite store, and the CLI tests run the real
+//! (`crate::support::sheets`); imports go into a real SQLite store, and the CLI tests run the real
 //! binary.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::cli_run;
+use crate::support::sheets::{Cell, Rows, text, write_ods, write_xlsx};
 use herald::campaign::Campaign;
 use herald::recipients::{self, FoundBy, ImportError};
 use herald::store::{RecipientRow, Store};
-use support::cli_run;
-use support::sheets::{Cell, Rows, text, write_ods, write_xlsx};
 
 /// The rows every format carries: a header a Mailchimp export would have, then a valid row, an
 /// invalid address, a duplicate (other capitals), an empty row, numbers and dates in cells.
@@ -87,10 +84,10 @@ fn import(
     dir: &Path,
     store: &mut Store,
     list: &str,
-) -> (herald::engine::ImportReport, Vec<RecipientRow>) {
+) -> (herald::import::ImportReport, Vec<RecipientRow>) {
     let file = campaign_file(dir, &format!("{list}.toml"), list, "");
     let campaign = Campaign::load_for_reading(&file).unwrap();
-    let (id, report) = herald::engine::import(store, &campaign).unwrap();
+    let (id, report) = herald::import::import(store, &campaign).unwrap();
     let rows = store.page_at(id, None, None, 0, 1000).unwrap();
     (report, rows)
 }
@@ -196,7 +193,7 @@ fn a_malformed_sheet_is_refused_with_a_clear_error_and_nothing_is_imported() {
     for list in ["cut.xlsx", "renamed.xlsx", "junk.ods"] {
         let file = campaign_file(dir.path(), &format!("{list}.toml"), list, "");
         let campaign = Campaign::load_for_reading(&file).unwrap();
-        let error = herald::engine::import(&mut store, &campaign).unwrap_err();
+        let error = herald::import::import(&mut store, &campaign).unwrap_err();
         let message = error.to_string();
         assert!(
             message
@@ -204,7 +201,7 @@ fn a_malformed_sheet_is_refused_with_a_clear_error_and_nothing_is_imported() {
             "{list}: {message}"
         );
         assert!(message.ends_with(&format!("{list})")), "{list}: {message}");
-        let id = herald::engine::campaign_id(&mut store, &campaign).unwrap();
+        let id = herald::identity::campaign_id(&mut store, &campaign).unwrap();
         assert_eq!(store.counts(id).unwrap().total(), 0, "{list}");
     }
 }

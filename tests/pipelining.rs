@@ -3,18 +3,15 @@
 //! message), a drop after a "." costs the message pipelined behind it no attempt, a 421 after
 //! N messages loses nobody, and a relay (or an MX host in direct mode) that accepts some
 //! connections and never greets them stalls only those connections.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{RelayConf, addresses, campaign, campaign_with};
+use crate::support::dns_server::{DnsServer, Zone};
+use crate::support::run::{finish, row, start};
+use crate::support::smtp_server::{Reply, SmtpServer};
 use herald::engine::{Engine, RunState};
-use support::campaign::{RelayConf, addresses, campaign, campaign_with};
-use support::dns_server::{DnsServer, Zone};
-use support::run::{finish, row, start};
-use support::smtp_server::{Reply, SmtpServer};
 
 #[test]
 fn a_relay_session_writes_the_next_message_behind_each_final_dot() {

@@ -2,20 +2,17 @@
 //! binary and a real SMTP server over TCP (issue #12): a second run of a campaign that is being
 //! sent refuses and names the first, a `kill -9`'d run's lock goes with its process so the next
 //! run recovers its rows, and rows are not held in `sending` while no relay is reachable.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::campaign::{RelayConf, addresses, campaign, closed_port};
+use crate::support::cli_run::{Ran, run};
+use crate::support::run::{LIMIT, counts, finish, start, wait_for};
+use crate::support::smtp_server::{Reply, SmtpServer};
 use herald::engine::{Engine, RunState};
-use support::campaign::{RelayConf, addresses, campaign, closed_port};
-use support::cli_run::{Ran, run};
-use support::run::{LIMIT, counts, finish, start, wait_for};
-use support::smtp_server::{Reply, SmtpServer};
 
-fn send_command(dir: &support::campaign::CampaignDir) -> Command {
+fn send_command(dir: &crate::support::campaign::CampaignDir) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     command
         .env_remove("HERALD_DB")

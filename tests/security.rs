@@ -4,16 +4,13 @@
 //! campaign or a recipient list controls can add a header (subject, sender name, attachment
 //! name, custom header names and values, unsubscribe link); the template sandbox stops runaway
 //! scripts and cannot read files. Issue #7.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::{Duration, Instant};
 
-use support::campaign::{RelayConf, addresses, campaign};
-use support::cli_run::{herald, row, status};
-use support::mail::headers;
-use support::smtp_server::{Reply, SmtpServer};
+use crate::support::campaign::{RelayConf, addresses, campaign};
+use crate::support::cli_run::{herald, row, status};
+use crate::support::mail::headers;
+use crate::support::smtp_server::{Reply, SmtpServer};
 
 const LIMIT: Duration = Duration::from_secs(120);
 

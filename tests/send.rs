@@ -1,19 +1,16 @@
 //! The relay engine against real SMTP servers over TCP: every recipient delivered once, replies
 //! mapped to states, weights, failover, timeouts, pause/resume/stop, throttling, uncertain
 //! deliveries, kill -9 and SIGTERM, resend. Issue #3.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{RelayConf, addresses, campaign, closed_port};
+use crate::support::run::{LIMIT, counts, finish, row, start, wait_for};
+use crate::support::smtp_server::{Reply, SmtpServer};
 use herald::engine::{Engine, RunState};
 use herald::store::{State, Store};
-use support::campaign::{RelayConf, addresses, campaign, closed_port};
-use support::run::{LIMIT, counts, finish, row, start, wait_for};
-use support::smtp_server::{Reply, SmtpServer};
 
 #[test]
 fn every_recipient_gets_exactly_one_personalized_message() {

@@ -4,15 +4,12 @@
 //! durability rule when the server drops the connection after a final "." with the next
 //! message already written, 421 after N messages, slow replies, servers without PIPELINING, and
 //! CHUNKING's `BDAT n LAST`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::smtp_server::{Reply, SmtpServer};
 use herald::campaign::Security;
 use herald::engine::smtp::{Attempt, EnvelopeAddress, Message, Outcome, Session, Target, Timeouts};
-use support::smtp_server::{Reply, SmtpServer};
 
 fn target(port: u16) -> Target {
     Target {

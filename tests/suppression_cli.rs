@@ -5,22 +5,19 @@
 //! relays has no `[bounces]` mailbox.
 
 // Test helpers (outside `#[test]` functions) fail the test loudly on a broken fixture.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::campaign::{RelayConf, campaign_with, closed_port};
-use support::cli_run::{Ran, herald, herald_command};
+use crate::support::campaign::{RelayConf, campaign_with, closed_port};
+use crate::support::cli_run::{Ran, herald, herald_command};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn suppression(db: &Path, args: &[&str]) -> Ran {
     let mut command = herald_command();
     command.arg("suppression").args(args).arg("--db").arg(db);
-    support::cli_run::run(command, LIMIT)
+    crate::support::cli_run::run(command, LIMIT)
 }
 
 /// (address, reason, evidence) of every entry, sorted.
@@ -63,7 +60,8 @@ fn add_remove_export_and_import_round_trip_and_refuse_bad_addresses() {
     let bad = suppression(&db, &["add", "not an address", "--reason", "x"]);
     bad.assert_code(1);
     assert!(
-        bad.stderr.contains("\"not an address\" is not an address"),
+        bad.stderr
+            .contains("\"not an address\" is not an email address"),
         "{}",
         bad.all()
     );
@@ -127,7 +125,7 @@ fn add_remove_export_and_import_round_trip_and_refuse_bad_addresses() {
         partly.stderr.contains("line 3")
             && partly
                 .stderr
-                .contains("\"not-an-address\" is not an address"),
+                .contains("\"not-an-address\" is not an email address"),
         "{}",
         partly.all()
     );

@@ -5,19 +5,16 @@
 //! message and sends nothing, that a wrong password rests the relay and pauses for the user
 //! without failing anybody, and that implicit TLS works. Skipped, saying why, where Postfix or
 //! sasl2-bin is not installed or we are not root. Issue #7.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::cli_run::{Ran, herald, status};
+use crate::support::mail::header;
+use crate::support::postfix::{Postfix, PostfixOptions, skip};
 use herald::campaign::Campaign;
 use herald::engine::{Engine, RunOptions, RunState};
-use support::cli_run::{Ran, herald, status};
-use support::mail::header;
-use support::postfix::{Postfix, PostfixOptions, skip};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const USER: &str = "news@herald.test";

@@ -1,17 +1,14 @@
 //! The window driven headless through egui_kittest's accessibility tree: tabs, compose, import,
 //! a real send to the scriptable SMTP server, pause/resume and resend of failures, checking what
 //! the user would see and what the server received. Issue #6.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
+use crate::support::smtp_server::{Reply, SmtpServer};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::ui::{HeraldApp, Remembered, Tab};
-use support::campaign::{CampaignDir, RelayConf, addresses, campaign};
-use support::smtp_server::{Reply, SmtpServer};
 
 fn harness(dir: &CampaignDir) -> Harness<'static, HeraldApp> {
     let db = dir.db.clone();
@@ -315,7 +312,7 @@ fn send_test_delivers_one_rendered_message_to_the_given_address() {
 fn import_into(db: &std::path::Path, campaign: &std::path::Path) {
     let mut store = herald::store::Store::open(db).unwrap();
     let loaded = herald::campaign::Campaign::load_for_reading(campaign).unwrap();
-    herald::engine::import(&mut store, &loaded).unwrap();
+    herald::import::import(&mut store, &loaded).unwrap();
 }
 
 fn harness_on_library(db: std::path::PathBuf) -> Harness<'static, HeraldApp> {

@@ -6,9 +6,6 @@
 //! the Suppression view searches, adds, removes and exports the global list.
 
 // Test helpers fail the test loudly on a broken fixture, as tests/ui.rs does.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{RelayConf, campaign_with, closed_port};
+use crate::support::cli_run::herald;
+use crate::support::dovecot::{self, Dovecot, dsn};
+use crate::support::smtp_server::SmtpServer;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::store::{State, Store, Suppression, SuppressionReason};
 use herald::ui::{HeraldApp, Remembered, Tab};
-use support::campaign::{RelayConf, campaign_with, closed_port};
-use support::cli_run::herald;
-use support::dovecot::{self, Dovecot, dsn};
-use support::smtp_server::SmtpServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// The bounce mailbox's password, read by the service thread from the environment.
@@ -152,7 +149,7 @@ impl Endpoint {
 }
 
 /// A campaign pulling from `endpoint`, with signed links pointing at it.
-fn signed_campaign(smtp_port: u16, endpoint: &str) -> support::campaign::CampaignDir {
+fn signed_campaign(smtp_port: u16, endpoint: &str) -> crate::support::campaign::CampaignDir {
     campaign_with(
         &emails(),
         &[RelayConf::new("local", smtp_port)],
@@ -624,9 +621,9 @@ fn resend_failed_makes_the_same_checks_and_asks_again() {
     let smtp = SmtpServer::builder()
         .attempt_rule(|rcpt, attempt| {
             if rcpt == "grace@example.org" && attempt == 1 {
-                support::smtp_server::Reply::PolicyReject
+                crate::support::smtp_server::Reply::PolicyReject
             } else {
-                support::smtp_server::Reply::Accept
+                crate::support::smtp_server::Reply::Accept
             }
         })
         .start();

@@ -4,9 +4,6 @@
 //! anyone, and a headless Chromium with JavaScript off pressing the confirmation page's button.
 
 // Test helpers fail the test loudly on a broken fixture, as tests/send.rs does.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::campaign::{RelayConf, campaign_with, closed_port};
+use crate::support::cli_run::{herald, herald_command, run, status};
+use crate::support::smtp_server::SmtpServer;
 use herald::token::{self, Named, Purpose};
-use support::campaign::{RelayConf, campaign_with, closed_port};
-use support::cli_run::{herald, herald_command, run, status};
-use support::smtp_server::SmtpServer;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -203,7 +200,7 @@ fn signed_campaign(
     emails: &[String],
     smtp_port: u16,
     endpoint: &str,
-) -> support::campaign::CampaignDir {
+) -> crate::support::campaign::CampaignDir {
     let dir = campaign_with(
         emails,
         &[RelayConf::new("local", smtp_port)],
@@ -758,7 +755,7 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
         return Some((chromium, driver));
     }
     let reason = "Debian's chromium and chromium-driver are not installed (.ci/run installs them)";
-    support::tools::skip_if_missing(Some(reason.to_string()));
+    crate::support::tools::skip_if_missing(Some(reason.to_string()));
     None
 }
 
@@ -926,9 +923,9 @@ fn the_window_and_cli_previews_show_the_signed_link_send_writes() {
     let cli_link = link_in(&shown.stdout);
 
     // The window's service, asked as the Compose view asks (index 1 = the second row).
-    let service = herald::engine::service::Service::start(db.clone(), std::sync::Arc::new(|| {}))
+    let service = herald::app::service::Service::start(db.clone(), std::sync::Arc::new(|| {}))
         .expect("service");
-    service.send(herald::engine::service::Request::Preview {
+    service.send(herald::app::service::Request::Preview {
         path: dir.campaign.clone(),
         index: 1,
     });
@@ -938,7 +935,7 @@ fn the_window_and_cli_previews_show_the_signed_link_send_writes() {
             .answers()
             .into_iter()
             .find_map(|answer| match answer {
-                herald::engine::service::Answer::Preview(result) => Some(result),
+                herald::app::service::Answer::Preview(result) => Some(result),
                 _ => None,
             });
         if let Some(result) = answer {
@@ -1041,14 +1038,14 @@ fn suppressed(db: &Path) -> Vec<String> {
 /// suppressed.
 #[test]
 fn the_endpoint_serves_https_with_its_own_certificate_and_the_pull_trusts_only_its_ca_file() {
-    if support::tools::skip_if_missing(
+    if crate::support::tools::skip_if_missing(
         (!Path::new("/usr/bin/openssl").exists())
             .then(|| "openssl is not installed (the test makes its own CA with it)".to_string()),
     ) {
         return;
     }
     let tls = tempfile::tempdir().expect("tls dir");
-    support::postfix::make_certificates(tls.path());
+    crate::support::postfix::make_certificates(tls.path());
     let ca = tls.path().join("ca.pem");
     let smtp = SmtpServer::start();
     let shared = tempfile::tempdir().expect("db dir");

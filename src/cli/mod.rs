@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::app;
+use crate::app::{Counts, Database, RecipientRef, ResendFilter};
 use crate::campaign::Campaign;
-use crate::engine::{self, Engine, RunOptions, RunState};
-use crate::store::{Counts, RecipientRef, ResendFilter, Store};
+use crate::engine::{Engine, RunOptions, RunState};
 
 mod unsubscribe;
 
@@ -271,8 +272,7 @@ fn usage_error(recipient: &str) -> i32 {
 
 fn preview(db: Option<&Path>, path: &Path, which: &RecipientRef, summary: bool) -> Result<i32> {
     let campaign = load(path)?;
-    let mut store = open_store(db)?;
-    let preview = engine::prepare::preview(&campaign, &mut store, which)?;
+    let preview = open_database(db)?.preview(&campaign, which)?;
     let mut out = std::io::stdout().lock();
     if let Some(reason) = &preview.skipped {
         writeln!(
@@ -327,13 +327,8 @@ fn test_send(db: Option<&Path>, path: &Path, which: RecipientRef, to: &str) -> R
     let db_path = database_path(db)?;
     let engine = Engine::new()?;
     let options = RunOptions::default();
-    let sent = engine.block_on(engine::test_send::test_send(
-        campaign,
-        db_path,
-        which,
-        to.to_string(),
-        options.passwords,
-    ))?;
+    let sent =
+        app::test_send::test_send(&engine, &campaign, &db_path, &which, to, options.passwords)?;
     println!(
         "sent {} ({} bytes) to {} through {}: {} {}",
         sent.message_id,
@@ -350,7 +345,10 @@ fn test_send(db: Option<&Path>, path: &Path, which: RecipientRef, to: &str) -> R
 }
 
 fn load(path: &Path) -> Result<Campaign> {
-    Ok(Campaign::load_with(path, &engine::secrets::is_available)?)
+    Ok(Campaign::load_with(
+        path,
+        &crate::credentials::is_available,
+    )?)
 }
 
 fn load_for_reading(path: &Path) -> Result<Campaign> {
@@ -362,17 +360,17 @@ pub fn database_path(db: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = db {
         return Ok(path.to_path_buf());
     }
-    crate::store::default_path().context("could not find your data directory; pass --db PATH")
+    app::default_path().context("could not find your data directory; pass --db PATH")
 }
 
-fn open_store(db: Option<&Path>) -> Result<Store> {
+fn open_database(db: Option<&Path>) -> Result<Database> {
     let path = database_path(db)?;
-    Store::open(&path).with_context(|| format!("opening the state database {}", path.display()))
+    Database::open(&path).with_context(|| format!("opening the state database {}", path.display()))
 }
 
 fn check(path: &Path) -> Result<i32> {
     let campaign = load(path)?;
-    let report = engine::check(&campaign);
+    let report = app::check(&campaign);
     let mut out = std::io::stdout().lock();
     if let (Some(format), Some(column)) = (&report.format, &report.email_column) {
         writeln!(out, "list: {format}; email column: {column}")?;
@@ -405,12 +403,7 @@ fn check(path: &Path) -> Result<i32> {
 
 fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
     let campaign = load_for_reading(path)?;
-    let mut store = open_store(db)?;
-    let (id, report) = engine::import(&mut store, &campaign)?;
-    let counts = match report.counts {
-        Some(counts) => counts,
-        None => store.counts(id)?,
-    };
+    let (report, counts) = open_database(db)?.import(&campaign)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -447,11 +440,7 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
     let db_path = database_path(db)?;
     // No database yet means nothing imported: say so without creating one.
     let (counts, feedback) = if db_path.exists() {
-        let store = open_store(Some(&db_path))?;
-        match store.find_campaign(&engine::campaign_key(&campaign))? {
-            Some(id) => (store.counts(id)?, store.feedback_counts(id)?),
-            None => Default::default(),
-        }
+        open_database(Some(&db_path))?.status(&campaign)?
     } else {
         Default::default()
     };
@@ -466,7 +455,7 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
             counts.bounced, feedback.complained, feedback.unsubscribed
         )?;
     } else {
-        for state in crate::store::State::ALL {
+        for state in app::State::ALL {
             writeln!(out, "{:<10} {:>9}", state.as_str(), counts.get(state))?;
         }
         writeln!(out, "{:<10} {:>9}", "total", counts.total())?;
@@ -516,21 +505,17 @@ fn send(
     let campaign = load(path)?;
     let db_path = database_path(db)?;
     // Yesterday's bounces and unsubscribes first, so this run skips them.
-    if let Some(code) = bounces::before_send(&db_path, &campaign, no_pull)? {
-        return Ok(code);
-    }
-    if let Some(code) = unsubscribe::before_send(&db_path, &campaign, no_pull)? {
+    if let Some(code) = before_send(&db_path, &campaign, no_pull)? {
         return Ok(code);
     }
     if let Some(filter) = resend {
-        let mut store = open_store(Some(&db_path))?;
-        let id = engine::campaign_id(&mut store, &campaign)?;
-        let count = store.resend(id, &filter)?;
+        let mut database = open_database(Some(&db_path))?;
+        let count = database.resend(&campaign, &filter)?;
         println!("{count} recipient(s) put back to pending");
         let hard = if filter.include_hard {
             0
         } else {
-            store.hard_failed(id)?
+            database.hard_failed(&campaign)?
         };
         if hard > 0 {
             println!(
@@ -605,6 +590,60 @@ fn send(
         RunState::Stopped => exit::INTERRUPTED,
         _ => exit::ERROR,
     })
+}
+
+/// The checks before a send (`app::presend`), printed. `Ok(None)` means go on; `Ok(Some(code))`
+/// means stop with that code. `--no-pull` skips them, with a warning for each.
+fn before_send(db_path: &Path, campaign: &Campaign, no_pull: bool) -> Result<Option<i32>> {
+    let endpoint = campaign
+        .unsubscribe
+        .as_ref()
+        .and_then(|spec| spec.endpoint.as_deref());
+    if no_pull {
+        if campaign.bounces.is_some() {
+            eprintln!("herald: warning: not reading the bounce mailbox (--no-pull)");
+        }
+        if let Some(endpoint) = endpoint {
+            eprintln!("herald: warning: not pulling unsubscribes from {endpoint} (--no-pull)");
+        }
+        return Ok(None);
+    }
+    if campaign.bounces.is_none() && endpoint.is_none() {
+        return Ok(None);
+    }
+    let found = open_database(Some(db_path))?.before_send(campaign);
+    match &found.mailbox {
+        Some(Ok(summary)) => {
+            println!("bounce mailbox: {}", bounces::summary_line(summary));
+            if summary.unverified > 0 {
+                println!(
+                    "note: {} report(s) do not prove they concern your mail and were not applied; see herald bounces",
+                    summary.unverified
+                );
+            }
+            for warning in &summary.warnings {
+                println!("warning: {warning}");
+            }
+        }
+        Some(Err(error)) => {
+            eprintln!("herald: the bounce mailbox cannot be read: {error}");
+            eprintln!(
+                "herald: not sending, since people whose unsubscribes, complaints or bounces wait there would be mailed; fix [bounces], or send anyway with --no-pull"
+            );
+        }
+        None => {}
+    }
+    match &found.pulled {
+        Some(Ok(report)) => println!("{}", unsubscribe::report_line(report)),
+        Some(Err(error)) => {
+            eprintln!("herald: warning: {error}");
+            eprintln!(
+                "herald: not sending, since people who unsubscribed there would be mailed; fix the endpoint, or send anyway with --no-pull"
+            );
+        }
+        None => {}
+    }
+    Ok(found.failed().then_some(exit::ERROR))
 }
 
 fn human_secs(secs: u64) -> String {

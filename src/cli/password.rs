@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, Result, bail};
 
 use super::exit;
-use crate::engine::secrets;
+use crate::credentials as secrets;
 
 pub fn password(name: &str) -> Result<i32> {
     let name = name.trim();

@@ -4,11 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 
-use super::{exit, load_for_reading, open_store};
-use crate::campaign::Campaign;
+use super::{exit, load_for_reading, open_database};
 use crate::unsubscribe::{self, pull::PullReport, server::Server};
 
 #[derive(Debug, Subcommand)]
@@ -48,8 +47,7 @@ pub fn serve(
 pub fn unsubscribes(db: Option<&Path>, command: UnsubscribesCommand) -> Result<i32> {
     match command {
         UnsubscribesCommand::Secret => {
-            let mut store = open_store(db)?;
-            let key = store.secret(crate::token::UNSUBSCRIBE_KEY)?;
+            let key = open_database(db)?.unsubscribe_key()?;
             println!("{}", unsubscribe::key_to_hex(&key));
             Ok(exit::DONE)
         }
@@ -63,8 +61,7 @@ pub fn unsubscribes(db: Option<&Path>, command: UnsubscribesCommand) -> Result<i
             {
                 anyhow::bail!("the campaign names no endpoint to pull from (unsubscribe.endpoint)");
             }
-            let mut store = open_store(db)?;
-            let report = unsubscribe::pull::pull(campaign.unsubscribe.as_ref(), &mut store)?;
+            let report = open_database(db)?.pull_unsubscribes(&campaign)?;
             if let Some(report) = report {
                 println!("{}", report_line(&report));
             }
@@ -73,7 +70,7 @@ pub fn unsubscribes(db: Option<&Path>, command: UnsubscribesCommand) -> Result<i
     }
 }
 
-fn report_line(report: &PullReport) -> String {
+pub(super) fn report_line(report: &PullReport) -> String {
     format!(
         "pulled {} unsubscribe(s) from {}: {} newly suppressed, {} already, {} unknown here",
         report.records,
@@ -82,35 +79,4 @@ fn report_line(report: &PullReport) -> String {
         report.applied.already,
         report.applied.unknown
     )
-}
-
-/// The pull before a send. `Ok(None)` means go on; `Ok(Some(code))` means stop with that code.
-pub fn before_send(db: &Path, campaign: &Campaign, no_pull: bool) -> Result<Option<i32>> {
-    let Some(endpoint) = campaign
-        .unsubscribe
-        .as_ref()
-        .and_then(|spec| spec.endpoint.as_deref())
-    else {
-        return Ok(None);
-    };
-    if no_pull {
-        eprintln!("herald: warning: not pulling unsubscribes from {endpoint} (--no-pull)");
-        return Ok(None);
-    }
-    let mut store = crate::store::Store::open(db)
-        .with_context(|| format!("opening the state database {}", db.display()))?;
-    match unsubscribe::pull::pull(campaign.unsubscribe.as_ref(), &mut store) {
-        Ok(Some(report)) => {
-            println!("{}", report_line(&report));
-            Ok(None)
-        }
-        Ok(None) => Ok(None),
-        Err(error) => {
-            eprintln!("herald: warning: {error}");
-            eprintln!(
-                "herald: not sending, since people who unsubscribed there would be mailed; fix the endpoint, or send anyway with --no-pull"
-            );
-            Ok(Some(exit::ERROR))
-        }
-    }
 }

@@ -1,43 +1,37 @@
-//! The engine: everything that turns a campaign into deliveries. Preparation (import, check) is
-//! synchronous; sending runs on the engine's own tokio runtime, is driven by commands on a
-//! [`RunHandle`] and reports [`Progress`] on a watch channel, waking its watcher through a
-//! callback. The only async code in Herald. Knows nothing of the window or the terminal.
+//! The sending engine: everything that turns a campaign into deliveries, and nothing else.
+//! Sending runs on the engine's own tokio runtime, is driven by commands on a [`RunHandle`] and
+//! reports [`Progress`] on a watch channel, waking its watcher through a callback. Knows nothing
+//! of the window, the terminal or the application layer above it (`app`), which decides when to
+//! run; the mailbox reader, the unsubscribe endpoint and the HTTP client are async too, each on
+//! a runtime of its own.
 
 mod direct;
 mod direct_policy;
 mod dispatch;
 mod dns;
 mod job;
+mod launch;
 mod outcome;
-pub mod prepare;
 mod progress;
 mod run;
 mod run_lock;
-pub mod secrets;
-pub mod service;
 mod shared;
 pub mod smtp;
-pub mod suppression_file;
 pub mod test_send;
 mod throttle;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::watch;
 
 pub use outcome::enhanced_status;
-pub use prepare::{
-    CheckReport, ImportReport, PrepareError, campaign_id, campaign_key, check, import,
-};
 pub use progress::{ErrorEntry, Progress, RouteProgress, RunState};
 pub use shared::Control;
 
-use crate::campaign::{Campaign, Mode, UncertainPolicy};
-use crate::compose::Composer;
-use crate::store::{Store, Writer};
+use crate::campaign::Campaign;
 
 /// Called when there is new progress to show (the window passes `ctx.request_repaint`).
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
@@ -65,7 +59,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            passwords: Arc::new(secrets::lookup),
+            passwords: Arc::new(crate::credentials::lookup),
             wake: Arc::new(|| {}),
         }
     }
@@ -149,7 +143,7 @@ impl Engine {
             let span = tracing::info_span!("campaign", name = %campaign.name);
             let _entered = span.enter();
             let final_progress =
-                run_campaign(campaign, db, control_rx, &progress_tx, &options).await;
+                launch::run_campaign(campaign, db, control_rx, &progress_tx, &options).await;
             progress_tx.send_replace(final_progress);
             (options.wake)();
             let _ = done_tx.send(());
@@ -208,246 +202,4 @@ fn failed(reason: impl Into<String>) -> Progress {
         },
         ..Progress::default()
     }
-}
-
-async fn run_campaign(
-    campaign: Campaign,
-    db: PathBuf,
-    control: watch::Receiver<Control>,
-    progress_tx: &watch::Sender<Progress>,
-    options: &RunOptions,
-) -> Progress {
-    // Opening, importing and recovering touch the disk: keep them off the async threads.
-    let prepared = {
-        let campaign = campaign.clone();
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || prepare_run(&campaign, &db)).await
-    };
-    // Held to the end of this function: until then no other run of the campaign can start.
-    let (store, campaign_id, recovered, _run_lock, link_key) = match prepared {
-        Ok(Ok(prepared)) => prepared,
-        Ok(Err(reason)) => return failed(reason),
-        Err(error) => return failed(error.to_string()),
-    };
-    let mut composer = match Composer::new(&campaign) {
-        Ok(mut composer) => {
-            composer.sign_links(link_key, campaign_id);
-            composer
-        }
-        Err(problems) => {
-            let list = problems.iter().map(ToString::to_string).collect::<Vec<_>>();
-            return failed(format!("the message cannot be built: {}", list.join("; ")));
-        }
-    };
-    // VERP (issue #13): each message's envelope sender names its recipient; its Message-ID
-    // is keyed, so a report returning it proves which message it is about (issue #21).
-    let feedback = {
-        let mut store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        prepare::key_message_ids(&mut composer, &mut store, campaign_id)
-            .and_then(|()| prepare::feedback_for(&mut store, &campaign, campaign_id))
-    };
-    match feedback {
-        Ok(Some(feedback)) => composer.set_feedback(feedback),
-        Ok(None) => {}
-        Err(error) => return failed(error.to_string()),
-    }
-    let from = match composer_sender(&campaign) {
-        Ok(from) => from,
-        Err(reason) => return failed(reason),
-    };
-    // Direct mode uses no relay even when the file lists some (they may be kept for later).
-    let relay_campaign = if campaign.delivery.mode == Mode::Direct {
-        Campaign {
-            relays: Vec::new(),
-            ..campaign.clone()
-        }
-    } else {
-        campaign.clone()
-    };
-    let (relays, senders) = match shared::make_relays(&relay_campaign, options.passwords.as_ref()) {
-        Ok(made) => made,
-        Err(reason) => return failed(reason),
-    };
-    let direct = if campaign.delivery.mode == Mode::Relay {
-        None
-    } else {
-        match direct::Direct::new(&campaign, relays.len()) {
-            Ok(direct) => Some(Arc::new(direct)),
-            Err(reason) => return failed(reason),
-        }
-    };
-    let (writer, writer_thread) = match Writer::spawn(&db) {
-        Ok(made) => made,
-        Err(error) => return failed(error.to_string()),
-    };
-    let counts = {
-        let store = store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        store.counts(campaign_id)
-    };
-    let counts = match counts {
-        Ok(counts) => counts,
-        Err(error) => return failed(error.to_string()),
-    };
-    let (events, mut event_rx) = mpsc::unbounded_channel();
-    let (bounced_tx, bounced_rx) = mpsc::unbounded_channel();
-    let delivery = campaign.delivery.clone();
-    let shared = Arc::new(shared::Shared {
-        campaign_id,
-        timeouts: smtp::Timeouts {
-            connect: Duration::from_secs(u64::from(delivery.connect_timeout_secs)),
-            command: Duration::from_secs(u64::from(delivery.command_timeout_secs)),
-            data: Duration::from_secs(u64::from(delivery.data_timeout_secs)),
-        },
-        connections: Arc::new(Semaphore::new(usize::from(delivery.connections))),
-        delivery,
-        composer,
-        from,
-        writer: writer.clone(),
-        events,
-        control,
-        relays,
-        outstanding: AtomicUsize::new(0),
-        bounced: bounced_tx,
-    });
-
-    // The aggregator folds events into progress and publishes at most ten times a second.
-    let names = shared
-        .relays
-        .iter()
-        .map(|relay| relay.target.route.clone())
-        .collect();
-    let mut aggregator = progress::Aggregator::new(counts, names, recovered);
-    aggregator.apply(progress::Event::State(RunState::Running));
-    let publisher = {
-        let progress_tx = progress_tx.clone();
-        let wake = Arc::clone(&options.wake);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PUBLISH_EVERY);
-            loop {
-                tokio::select! {
-                    event = event_rx.recv() => match event {
-                        Some(event) => aggregator.apply(event),
-                        None => break,
-                    },
-                    _ = tick.tick() => {
-                        progress_tx.send_replace(aggregator.snapshot());
-                        wake();
-                    }
-                }
-            }
-            aggregator
-        })
-    };
-
-    let mut workers = Vec::new();
-    for (route, relay) in shared.relays.iter().enumerate() {
-        for _ in 0..relay.workers {
-            workers.push(tokio::spawn(run::work(Arc::clone(&shared), route)));
-        }
-    }
-    let outcome = dispatch::dispatch(
-        Arc::clone(&shared),
-        direct.clone(),
-        Arc::clone(&store),
-        senders,
-        bounced_rx,
-    )
-    .await;
-    if outcome != RunState::Finished {
-        shared.event(progress::Event::State(RunState::Stopping));
-    }
-    if let Some(direct) = &direct {
-        direct.shut_down(&shared).await;
-    }
-    for worker in workers {
-        let _ = worker.await;
-    }
-    drop(shared);
-    let final_state = {
-        let store = Arc::clone(&store);
-        tokio::task::spawn_blocking(move || {
-            let flushed = writer.flush();
-            drop(writer);
-            writer_thread.join();
-            let counts = store
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .counts(campaign_id);
-            (flushed, counts)
-        })
-        .await
-    };
-    let mut aggregator = match publisher.await {
-        Ok(aggregator) => aggregator,
-        Err(error) => return failed(error.to_string()),
-    };
-    let mut last = aggregator.snapshot();
-    last.state = outcome;
-    match final_state {
-        Ok((flushed, counts)) => {
-            if let Ok(counts) = counts {
-                last.counts = counts;
-            }
-            if let Err(error) = flushed
-                && !matches!(last.state, RunState::Failed { .. })
-            {
-                last.state = RunState::Failed {
-                    reason: error.to_string(),
-                };
-            }
-        }
-        Err(error) => {
-            last.state = RunState::Failed {
-                reason: error.to_string(),
-            };
-        }
-    }
-    last
-}
-
-/// What a run starts from: its store, its campaign, how many rows it recovered as in flight,
-/// the lock that keeps other runs of the campaign out while it lives, and the unsubscribe
-/// links' key.
-type Prepared = (Arc<Mutex<Store>>, i64, u64, run_lock::RunLock, [u8; 32]);
-
-/// Opens the store, takes the campaign's run lock, imports the list on first run and recovers
-/// rows a previous run left in flight.
-fn prepare_run(campaign: &Campaign, db: &Path) -> Result<Prepared, String> {
-    let mut store = Store::open(db).map_err(|error| error.to_string())?;
-    let id = campaign_id(&mut store, campaign).map_err(|error| error.to_string())?;
-    // Before anything else touches the rows: while another run lives, its rows in `sending`
-    // are in flight, not left over (issue #12). The OS drops the lock when a run dies.
-    let lock = run_lock::RunLock::acquire(db, id).map_err(|error| error.to_string())?;
-    let counts = store.counts(id).map_err(|error| error.to_string())?;
-    if counts.total() == 0 {
-        import(&mut store, campaign).map_err(|error| error.to_string())?;
-    }
-    let resend = campaign.delivery.uncertain == UncertainPolicy::Resend;
-    let recovered = store
-        .recover_in_flight(id, resend)
-        .map_err(|error| error.to_string())?;
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "rows were left in sending by a run that did not finish; they are uncertain"
-        );
-    }
-    let secret = store
-        .secret(crate::token::UNSUBSCRIBE_KEY)
-        .map_err(|error| error.to_string())?;
-    Ok((Arc::new(Mutex::new(store)), id, recovered, lock, secret))
-}
-
-fn composer_sender(campaign: &Campaign) -> Result<smtp::EnvelopeAddress, String> {
-    let from = campaign.message.from.trim();
-    let address = match (from.rfind('<'), from.rfind('>')) {
-        (Some(open), Some(close)) if open < close => from.get(open + 1..close).unwrap_or(from),
-        _ => from,
-    };
-    smtp::envelope_address(address.trim())
-        .map_err(|reason| format!("the sender address \"{address}\" is not valid: {reason}"))
 }

@@ -1,17 +1,24 @@
-//! Test sends: recipient N's message, rendered and signed exactly as the campaign will send it,
-//! delivered to one address the user gives (the envelope changes, the headers do not), through
-//! the campaign's first relay that answers. Touches no recipient's state: a test send is not a
-//! delivery. Direct-to-MX test sends are not available yet.
+//! Test sends: a message the application layer rendered and signed exactly as the campaign will
+//! send it (`app::test_send`), delivered to one address the user gives (the envelope changes, the
+//! headers do not), through the campaign's first relay that answers. Touches no recipient's
+//! state: a test send is not a delivery. Direct-to-MX test sends are not available yet.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::outcome::Attempt;
-use super::prepare::{Preview, PreviewError, preview};
 use super::smtp::{Session, Timeouts, envelope_address};
 use super::{Passwords, shared};
 use crate::campaign::{Campaign, Mode};
-use crate::store::{RecipientRef, Reply, Store};
+use crate::delivery::Reply;
+
+/// The rendered message to send as a test.
+#[derive(Debug, Clone, Default)]
+pub struct TestMessage {
+    pub raw: Vec<u8>,
+    pub envelope_from: String,
+    pub message_id: String,
+    pub size_bytes: usize,
+}
 
 /// What the server said to a test message it accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,14 +33,8 @@ pub struct TestSent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestSendError {
-    #[error(transparent)]
-    Preview(#[from] PreviewError),
     #[error("\"{address}\" is not an address to send the test to: {reason}")]
     BadAddress { address: String, reason: String },
-    #[error(
-        "recipient {email} is skipped by the personalization script ({reason}); there is no message to send"
-    )]
-    Skipped { email: String, reason: String },
     #[error(
         "test sends go through a relay; direct mode has none and direct test sends are not available yet"
     )]
@@ -53,58 +54,35 @@ fn reply_text(reply: &Reply) -> String {
     }
 }
 
-/// Sends recipient `which`'s message to `to` through the first relay that answers. Runs the
-/// store work on a blocking thread; spawn it on the engine's runtime (the CLI uses
-/// [`super::Engine::block_on`]).
+/// Sends `message` to `to` through the first relay that answers. Spawn it on the engine's
+/// runtime (the application layer uses [`super::Engine::block_on`]).
 pub async fn test_send(
-    campaign: Campaign,
-    db: PathBuf,
-    which: RecipientRef,
-    to: String,
+    campaign: &Campaign,
+    message: TestMessage,
+    to: &str,
     passwords: Passwords,
 ) -> Result<TestSent, TestSendError> {
     if campaign.delivery.mode == Mode::Direct || campaign.relays.is_empty() {
         return Err(TestSendError::DirectMode);
     }
     let recipient = envelope_address(to.trim()).map_err(|reason| TestSendError::BadAddress {
-        address: to.clone(),
+        address: to.to_string(),
         reason,
     })?;
-    let rendered = {
-        let campaign = campaign.clone();
-        tokio::task::spawn_blocking(move || -> Result<Preview, TestSendError> {
-            let mut store = Store::open(&db).map_err(PreviewError::from)?;
-            Ok(preview(&campaign, &mut store, &which)?)
-        })
-        .await
-        .map_err(|error| TestSendError::Setup(error.to_string()))??
-    };
-    if let Some(reason) = rendered.skipped {
-        return Err(TestSendError::Skipped {
-            email: rendered.email,
-            reason,
-        });
-    }
-    let from = envelope_address(&rendered.envelope_from).map_err(|reason| {
+    let from = envelope_address(&message.envelope_from).map_err(|reason| {
         TestSendError::Setup(format!(
             "the sender address \"{}\" is not valid: {reason}",
-            rendered.envelope_from
+            message.envelope_from
         ))
     })?;
     let (relays, _) =
-        shared::make_relays(&campaign, passwords.as_ref()).map_err(TestSendError::Setup)?;
+        shared::make_relays(campaign, passwords.as_ref()).map_err(TestSendError::Setup)?;
     let delivery = &campaign.delivery;
     let timeouts = Timeouts {
         connect: Duration::from_secs(u64::from(delivery.connect_timeout_secs)),
         command: Duration::from_secs(u64::from(delivery.command_timeout_secs)),
         data: Duration::from_secs(u64::from(delivery.data_timeout_secs)),
     };
-    let message_id = rendered
-        .headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("Message-ID"))
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
     let mut failures = Vec::new();
     for relay in &relays {
         let target = &relay.target;
@@ -115,14 +93,14 @@ pub async fn test_send(
                 continue;
             }
         };
-        let offer = session.send(&from, &recipient, &rendered.raw).await;
+        let offer = session.send(&from, &recipient, &message.raw).await;
         session.quit().await;
         return match offer.attempt {
             Attempt::Accepted(reply) => Ok(TestSent {
                 route: target.route.clone(),
                 to: recipient.to_string(),
-                message_id,
-                size_bytes: rendered.size_bytes,
+                message_id: message.message_id,
+                size_bytes: message.size_bytes,
                 reply,
             }),
             Attempt::Temporary(reply) | Attempt::Permanent(reply) | Attempt::Uncertain(reply) => {

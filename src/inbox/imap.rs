@@ -3,13 +3,12 @@
 //! web's roots plus the campaign's `ca_file`), log in, select the folder, list UIDs after the
 //! last one handled, fetch messages in batches with `BODY.PEEK[]` (so nothing is marked read by
 //! reading it), and flag handled ones \Seen or move them to the processed folder. The only user
-//! of `async-imap`, and a user of `tokio-rustls` beside the SMTP sessions' TLS (its own trust
-//! store and connector, sharing nothing with sending). It never deletes and never expunges: not a
-//! single command here removes mail. Every step has a timeout.
+//! of `async-imap`; its TLS is the program's one `tls` module, trusted as a relay is. It never
+//! deletes and never expunges: not a single command here removes mail. Every step has a timeout.
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,11 +16,9 @@ use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 
 use crate::campaign::{BouncesSpec, Security};
+use crate::tls::{self, TlsStream};
 
 use super::InboxError;
 
@@ -103,45 +100,32 @@ async fn timed<T, E: fmt::Display>(
     }
 }
 
-fn tls_connector(spec: &BouncesSpec) -> Result<tokio_rustls::TlsConnector, InboxError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(file) = &spec.ca_file {
-        let bad = |reason: String| InboxError::CaFile {
+/// The mailbox's TLS trusts what a relay's does: Mozilla's roots plus `ca_file` (the `tls` module).
+fn tls_connector(spec: &BouncesSpec) -> Result<tls::Connector, InboxError> {
+    let ca_pem = match &spec.ca_file {
+        Some(file) => Some(std::fs::read(file).map_err(|error| InboxError::CaFile {
+            path: file.clone(),
+            reason: error.to_string(),
+        })?),
+        None => None,
+    };
+    tls::verified(ca_pem.as_deref()).map_err(|reason| match &spec.ca_file {
+        Some(file) => InboxError::CaFile {
             path: file.clone(),
             reason,
-        };
-        let certificates = CertificateDer::pem_file_iter(file)
-            .map_err(|error| bad(error.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| bad(error.to_string()))?;
-        if certificates.is_empty() {
-            return Err(bad("no certificate in the file".into()));
-        }
-        for certificate in certificates {
-            roots
-                .add(certificate)
-                .map_err(|error| bad(error.to_string()))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| InboxError::Tls {
-        host: spec.host.clone(),
-        reason: error.to_string(),
-    })?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        },
+        None => InboxError::Tls {
+            host: spec.host.clone(),
+            reason,
+        },
+    })
 }
 
 async fn handshake(spec: &BouncesSpec, tcp: TcpStream) -> Result<Stream, InboxError> {
     let connector = tls_connector(spec)?;
-    let name = ServerName::try_from(spec.host.clone()).map_err(|error| InboxError::Tls {
+    let name = tls::server_name(&spec.host).map_err(|reason| InboxError::Tls {
         host: spec.host.clone(),
-        reason: error.to_string(),
+        reason,
     })?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
         Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),

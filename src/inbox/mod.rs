@@ -12,8 +12,8 @@ pub mod report;
 use std::path::{Path, PathBuf};
 
 use crate::campaign::{BouncesSpec, Campaign};
-use crate::engine::prepare::{RETURN_PATH_SECRET, UNSUBSCRIBE_SECRET, campaign_id};
-use crate::engine::secrets;
+use crate::credentials as secrets;
+use crate::identity::{RETURN_PATH_SECRET, UNSUBSCRIBE_SECRET, campaign_id};
 use crate::store::{FeedbackKind, MailboxCursor, Store, StoreError};
 
 use matching::{Keys, Plan};

@@ -28,7 +28,7 @@ pub use results::{CampaignSummary, DomainRow, ReplyClass, ReplyGroup, TimeBucket
 pub use suppression::SUPPRESSED;
 pub use unsubscribe_log::{LoggedUnsubscribe, UnsubscribeLog};
 pub use unsubscribe_pull::{AppliedUnsubscribes, PulledUnsubscribe};
-pub use writer::{Writer, WriterError};
+pub use writer::{Writer, WriterError, WriterThread};
 
 // The delivery vocabulary lives in `crate::delivery`; these re-exports keep the old paths.
 pub use crate::delivery::{Counts, Reply, State, now_ms};

@@ -20,9 +20,9 @@ use super::recipients_ui::RecipientsView;
 use super::results_ui::ResultsView;
 use super::suppression_ui::SuppressionView;
 use super::theme;
+use crate::app::service::{BeforeStart, Document, Request, Service};
+use crate::app::{Counts, FeedbackCounts, RecipientRow, ReplyClass, State};
 use crate::engine::Progress;
-use crate::engine::service::{BeforeStart, Document, Request, Service};
-use crate::store::{Counts, FeedbackCounts, RecipientRow, ReplyClass, State};
 
 /// The views, in the order a campaign is made; the library comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -205,7 +205,8 @@ impl HeraldApp {
     ) -> Result<HeraldApp, String> {
         theme::apply(&ctx, remembered.dark);
         let wake_ctx = ctx.clone();
-        let service = Service::start(db, Arc::new(move || wake_ctx.request_repaint()))?;
+        let service = Service::start(db, Arc::new(move || wake_ctx.request_repaint()))
+            .map_err(|error| error.to_string())?;
         let mut app = HeraldApp {
             service,
             tab: remembered.tab,

@@ -6,8 +6,8 @@
 
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
+use crate::app::service::PreviewData;
 use crate::campaign::{RawCampaign, RawMessage};
-use crate::engine::service::PreviewData;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreviewTab {

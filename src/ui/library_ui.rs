@@ -11,7 +11,7 @@ use egui_extras::{Column, TableBuilder, TableRow};
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::theme::state_color;
-use crate::store::{CampaignSummary, State};
+use crate::app::{CampaignSummary, State};
 
 #[derive(Default)]
 pub struct LibraryView {
@@ -151,7 +151,7 @@ fn campaigns_table_ui(
     open: Option<&Path>,
     actions: &mut Vec<Action>,
 ) {
-    let now_ms = crate::store::now_ms();
+    let now_ms = crate::app::now_ms();
     TableBuilder::new(ui)
         .striped(true)
         .resizable(true)

@@ -24,7 +24,7 @@ pub use rendered_ui::{PreviewWidth, RenderedView};
 pub fn run(campaign: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<()> {
     let db = match db {
         Some(db) => db,
-        None => crate::store::default_path()
+        None => crate::app::default_path()
             .ok_or_else(|| anyhow::anyhow!("could not find your data directory; pass --db PATH"))?,
     };
     let options = eframe::NativeOptions {

@@ -12,11 +12,11 @@ use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{Action, ViewContext};
 use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
+use crate::app::State;
+use crate::app::service::{BeforeStart, Document};
 use crate::campaign::{RawBounces, RawRelay, RelaySpec};
-use crate::engine::service::{BeforeStart, Document};
 use crate::engine::{Progress, RunState};
 use crate::inbox::Summary;
-use crate::store::State;
 
 #[derive(Default)]
 pub struct PublishView {
@@ -82,7 +82,7 @@ impl PublishView {
 
     pub fn mailbox_checked(&mut self, result: Result<Box<Summary>, String>) {
         self.mailbox_busy = false;
-        self.mailbox_at_ms = Some(crate::store::now_ms());
+        self.mailbox_at_ms = Some(crate::app::now_ms());
         self.mailbox = Some(result);
     }
 
@@ -810,7 +810,7 @@ fn check_mailbox_ui(
 /// What the last check read, figure by figure, and the sender warnings it found.
 fn last_check_ui(ui: &mut egui::Ui, summary: &Summary, checked_at_ms: Option<i64>) {
     let when = checked_at_ms
-        .map(|at| super::library_ui::ago(crate::store::now_ms(), at))
+        .map(|at| super::library_ui::ago(crate::app::now_ms(), at))
         .unwrap_or_default();
     ui.label(format!(
         "Last check, {when}: {} message(s) read.",

@@ -11,10 +11,10 @@ use egui_extras::{Column, TableBuilder};
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::theme::state_color;
+use crate::app::service::CsvPeek;
+use crate::app::{RecipientId, RecipientRow, ReplyClass, State};
 use crate::campaign::RawRecipients;
-use crate::engine::ImportReport;
-use crate::engine::service::CsvPeek;
-use crate::store::{RecipientId, RecipientRow, ReplyClass, State};
+use crate::import::ImportReport;
 
 const ROW_HEIGHT: f32 = 22.0;
 

@@ -7,7 +7,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::mpsc::{Receiver, channel};
 
-use crate::engine::service::PreviewData;
+use crate::app::service::PreviewData;
 use crate::render::worker::{Done, RenderWorker};
 use crate::render::{DESKTOP_WIDTH_PX, InlineImage, PHONE_WIDTH_PX, RenderRequest};
 

@@ -14,8 +14,8 @@ use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::library_ui::thousands;
 use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
-use crate::engine::service::ResultsData;
-use crate::store::{Counts, FeedbackCounts, State, TimeBucket};
+use crate::app::service::ResultsData;
+use crate::app::{Counts, FeedbackCounts, State, TimeBucket};
 
 /// The headline figures, in the order a marketer reads them.
 const SHOWN_STATES: [(State, &str); 7] = [

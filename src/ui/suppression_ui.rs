@@ -11,7 +11,7 @@ use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::library_ui::{ago, thousands};
 use super::theme::state_color;
-use crate::store::{
+use crate::app::{
     State, Suppression as SuppressionEntry, SuppressionPage, SuppressionReason, reason_label,
 };
 
@@ -257,7 +257,7 @@ fn table_ui(
     confirming: &mut Option<String>,
     actions: &mut Vec<Action>,
 ) {
-    let now_ms = crate::store::now_ms();
+    let now_ms = crate::app::now_ms();
     TableBuilder::new(ui)
         .striped(true)
         .resizable(true)

@@ -1,7 +1,7 @@
 //! The look: light and dark visuals with a little more air than egui's defaults, and the
 //! colours that carry meaning (sent, failed, pending) in one place.
 
-use crate::store::State;
+use crate::app::State;
 
 pub fn apply(ctx: &egui::Context, dark: bool) {
     let mut visuals = if dark {

@@ -6,12 +6,9 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-
 use super::{PULL_PAGE, PullPage};
 use crate::campaign::UnsubscribeSpec;
+use crate::http::{self, HttpError};
 use crate::store::{AppliedUnsubscribes, PulledUnsubscribe, Store, StoreError};
 
 /// How long one request may take, connection and TLS included.
@@ -105,7 +102,7 @@ pub fn pull(
             };
             let pem = std::fs::read(path).map_err(|error| ca_error(error.to_string()))?;
             // Refused here, with the file's name, rather than as a failed request.
-            crate::engine::smtp::verified_tls(Some(&pem)).map_err(ca_error)?;
+            crate::tls::verified(Some(&pem)).map_err(ca_error)?;
             Some(pem)
         }
         None => None,
@@ -126,10 +123,7 @@ pub fn pull(
         let since = store.unsubscribe_cursor(endpoint)?;
         let url = format!("{endpoint}/pull?since={since}&limit={PULL_PAGE}");
         let page = runtime.block_on(async {
-            let request = get_page(endpoint, &url, bearer.trim(), ca_pem.as_deref(), &hint);
-            tokio::time::timeout(REQUEST_TIMEOUT, request)
-                .await
-                .unwrap_or_else(|_| Err(unreachable("no answer within 15 s".into())))
+            get_page(endpoint, &url, bearer.trim(), ca_pem.as_deref(), &hint).await
         })?;
         let records: Vec<PulledUnsubscribe> = page
             .records
@@ -161,7 +155,7 @@ pub fn pull(
 }
 
 /// One GET of `url` (on `endpoint`), its JSON body read into a page. Over https the server is
-/// authenticated against the public roots and `ca_pem`.
+/// authenticated against the public roots and `ca_pem` (the `http` module).
 async fn get_page(
     endpoint: &str,
     url: &str,
@@ -169,66 +163,30 @@ async fn get_page(
     ca_pem: Option<&[u8]>,
     hint: &str,
 ) -> Result<PullPage, PullError> {
-    let unreachable = |reason: String| PullError::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason,
+    let request = http::Request::get(url)
+        .header("authorization", format!("Bearer {bearer}"))
+        .header("accept", "application/json");
+    let limits = http::Limits {
+        total: REQUEST_TIMEOUT,
+        max_body: MAX_REPLY,
     };
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|error: hyper::http::uri::InvalidUri| unreachable(error.to_string()))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err(unreachable("the endpoint must be an http(s) URL".into())),
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| unreachable("the endpoint names no host".into()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let authority = uri
-        .authority()
-        .map(|authority| authority.as_str().to_string())
-        .unwrap_or_else(|| host.clone());
-    let path = uri
-        .path_and_query()
-        .map(|pq| pq.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    let answer = http::send(request, ca_pem, limits)
         .await
-        .map_err(|error| unreachable(error.to_string()))?;
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, authority)
-        .header(hyper::header::AUTHORIZATION, format!("Bearer {bearer}"))
-        .header(hyper::header::ACCEPT, "application/json")
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("herald/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Empty::<Bytes>::new())
-        .map_err(|error| unreachable(error.to_string()))?;
-    let (status, body) = if https {
-        // The same trust as a relay's: Mozilla's roots plus `ca_file`, rustls on aws-lc-rs.
-        let tls = crate::engine::smtp::verified_tls(ca_pem).map_err(unreachable)?;
-        let name = crate::engine::smtp::tls_server_name(&host).map_err(unreachable)?;
-        let stream = tls.connect(name, stream).await.map_err(|error| {
-            match crate::engine::smtp::tls_certificate_problem(&error) {
-                // Not "unreachable": the endpoint answered, and sending anyway would trust a
-                // server that may not be the user's.
-                Some(reason) => PullError::Untrusted {
-                    endpoint: endpoint.to_string(),
-                    reason,
-                },
-                None => unreachable(format!("TLS: {error}")),
-            }
+        .map_err(|error| match error {
+            HttpError::Untrusted(reason) => PullError::Untrusted {
+                endpoint: endpoint.to_string(),
+                reason,
+            },
+            HttpError::TooLarge(_) | HttpError::Protocol(_) => PullError::BadReply {
+                endpoint: endpoint.to_string(),
+                reason: error.to_string(),
+            },
+            other => PullError::Unreachable {
+                endpoint: endpoint.to_string(),
+                reason: other.to_string(),
+            },
         })?;
-        exchange(TokioIo::new(stream), request, endpoint).await?
-    } else {
-        exchange(TokioIo::new(stream), request, endpoint).await?
-    };
-    match status {
+    match answer.status {
         200 => {}
         401 | 403 => {
             return Err(PullError::Refused {
@@ -243,42 +201,8 @@ async fn get_page(
             });
         }
     }
-    serde_json::from_slice(&body).map_err(|error| PullError::BadReply {
+    serde_json::from_slice(&answer.body).map_err(|error| PullError::BadReply {
         endpoint: endpoint.to_string(),
         reason: error.to_string(),
     })
-}
-
-/// Sends `request` on an HTTP/1.1 connection over `io` and reads the status and the body.
-async fn exchange<T>(
-    io: TokioIo<T>,
-    request: hyper::Request<Empty<Bytes>>,
-    endpoint: &str,
-) -> Result<(u16, Bytes), PullError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let unreachable = |reason: String| PullError::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason,
-    };
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|error| unreachable(error.to_string()))?;
-    let driver = tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|error| unreachable(error.to_string()))?;
-    let status = response.status().as_u16();
-    let body = Limited::new(response.into_body(), MAX_REPLY)
-        .collect()
-        .await
-        .map_err(|error| PullError::BadReply {
-            endpoint: endpoint.to_string(),
-            reason: error.to_string(),
-        })?
-        .to_bytes();
-    driver.abort();
-    Ok((status, body))
 }

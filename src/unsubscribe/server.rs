@@ -29,8 +29,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
 use super::{KEY_FILE, LOG_FILE, PULL_PAGE, PullPage, PulledRecord, key_from_hex, page};
-use crate::engine::smtp::{TlsAcceptor, TlsAcceptorError, tls_acceptor};
 use crate::store::{StoreError, UnsubscribeLog, now_ms};
+use crate::tls::{
+    Acceptor as TlsAcceptor, AcceptorError as TlsAcceptorError, acceptor as tls_acceptor,
+};
 use crate::token::{self, Purpose};
 
 /// Largest request body: a one-click body is 26 bytes; a page's form post a few more.

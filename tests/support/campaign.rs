@@ -1,6 +1,5 @@
 //! Builds campaign folders for integration tests: a campaign file, a CSV of recipients and
 //! templates, with the relays and delivery options a test needs.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,6 @@
 //! command with a time limit (killed if it runs over), its exit code and output; status as JSON;
 //! a recipient's row; the message Herald's own composer builds for a recipient (what the binary
 //! sent, up to the Date header and MIME boundaries). Test-only.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -112,7 +111,7 @@ pub fn status(campaign: &Path, db: &Path) -> serde_json::Value {
 pub fn row(campaign: &Path, db: &Path, email: &str) -> RecipientRow {
     let mut store = Store::open(db).expect("db");
     let campaign = Campaign::load_for_reading(campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
+    let id = herald::identity::campaign_id(&mut store, &campaign).expect("id");
     store
         .find_recipient(id, &RecipientRef::Email(email.to_string()))
         .expect("query")
@@ -130,8 +129,8 @@ pub fn composed_for(campaign: &Path, db: &Path, email: &str) -> String {
     };
     // Keyed Message-IDs (issue #21), with the database's key as a run uses it.
     let mut store = Store::open(db).expect("db");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
-    herald::engine::prepare::key_message_ids(&mut composer, &mut store, id).expect("key");
+    let id = herald::identity::campaign_id(&mut store, &campaign).expect("id");
+    herald::identity::key_composer(&mut composer, &mut store, &campaign, id).expect("key");
     let composed = composer
         .compose(&RecipientData {
             id: row.id,

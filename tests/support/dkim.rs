@@ -1,7 +1,7 @@
 //! DKIM helpers for integration tests: keys made by `openssl` at test time (no key is ever
 //! committed) and verification by an independent implementation, Debian's python3-dkim
 //! (dkimpy), with the public key handed over instead of a DNS lookup.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
 use std::path::Path;

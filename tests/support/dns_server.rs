@@ -4,7 +4,6 @@
 //! it receives so a test can prove how many lookups Herald made. Also a "silent" server that
 //! takes queries and never answers. Owns its thread and tokio runtime, like the SMTP server.
 //! Test-only.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};

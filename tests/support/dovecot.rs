@@ -7,7 +7,6 @@
 //! folder on the way searchable by nobody. Tests drop messages into the Maildir and read the
 //! flags Dovecot wrote into file names. Stopped (SIGTERM, then SIGKILL) when dropped.
 //! Test-only; needs Debian's `dovecot-imapd` and `openssl`.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

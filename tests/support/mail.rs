@@ -3,7 +3,6 @@
 //! taken off the top, MIME boundaries (random per composition) renamed in order of appearance,
 //! and the Date header (the time of composition) set aside. Everything else must match byte for
 //! byte. Also small header readers for assertions. Test-only.
-#![allow(dead_code)]
 
 /// Header names a receiving MTA adds in front of the message.
 const TRACE: &[&str] = &["return-path", "delivered-to", "received", "x-original-to"];

@@ -1,6 +1,5 @@
 //! Shared helpers of the integration tests: the scriptable SMTP server, the test DNS server and campaign
 //! fixtures.
-#![allow(dead_code)]
 
 pub mod campaign;
 pub mod cli_run;

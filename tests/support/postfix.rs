@@ -8,7 +8,6 @@
 //! destination goes to the `error` transport. Stopped (`postfix stop`, then killed by pid if it
 //! lingers) when dropped, so a failing test leaves no daemon behind. Test-only; needs root and
 //! Debian's `postfix` (plus `openssl`, and `sasl2-bin` for AUTH).
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Driving the engine from integration tests: start a campaign's run, wait for its end or for a
 //! state (failing the test instead of hanging), and read rows and counts back from the store.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
@@ -48,14 +48,14 @@ pub fn wait_for(run: &RunHandle, what: &str, test: impl Fn(&Progress) -> bool) -
 pub fn counts(dir: &CampaignDir) -> Counts {
     let mut store = Store::open(&dir.db).expect("db");
     let campaign = Campaign::load(&dir.campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
+    let id = herald::identity::campaign_id(&mut store, &campaign).expect("id");
     store.counts(id).expect("counts")
 }
 
 pub fn row(dir: &CampaignDir, email: &str) -> RecipientRow {
     let mut store = Store::open(&dir.db).expect("db");
     let campaign = Campaign::load(&dir.campaign).expect("campaign");
-    let id = herald::engine::campaign_id(&mut store, &campaign).expect("id");
+    let id = herald::identity::campaign_id(&mut store, &campaign).expect("id");
     store
         .find_recipient(id, &RecipientRef::Email(email.to_string()))
         .expect("query")

@@ -7,7 +7,6 @@
 //! [`SecretService::restart`] stops both and starts them again on the same keyring files: what
 //! a reboot does to a desktop session. Test-only; needs Debian's `dbus-daemon` and
 //! `gnome-keyring` (`.ci/run` installs them).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -69,11 +68,6 @@ impl SecretService {
         };
         service.launch();
         service
-    }
-
-    /// The `DBUS_SESSION_BUS_ADDRESS` of the bus.
-    pub fn address(&self) -> &str {
-        &self.address
     }
 
     /// Environment for a process that should use this session (and nothing of the machine's).

@@ -3,7 +3,6 @@
 //! included) and .ods by hand (a zip of `mimetype`, a manifest and `content.xml`, as
 //! LibreOffice writes them; no Rust ODS writer is as well kept, and the format is small enough
 //! to write in full sight). Test-only.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::Path;

@@ -5,7 +5,6 @@
 //! answers each recipient
 //! according to rules the test sets, and records what it accepted so the test can assert on
 //! it. Test-only: it trusts its peer, keeps everything in memory and is not a mail server.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io;
@@ -192,21 +191,6 @@ impl SmtpServerBuilder {
         self
     }
 
-    /// Wait this long after accepting a connection before sending the greeting.
-    pub fn greeting_delay(mut self, d: Duration) -> Self {
-        self.config.greeting_delay = d;
-        self
-    }
-
-    /// Greet with this reply instead of `220 herald-test ESMTP`. With a code other than 220
-    /// the session refuses everything: 421 closes at once, any other code answers QUIT with
-    /// 221 and every other command with `503 5.5.1` until the client leaves.
-    pub fn greeting(mut self, code: u16, text: &str) -> Self {
-        self.config.greeting_code = code;
-        self.config.greeting_text = text.to_owned();
-        self
-    }
-
     /// Wait this long before every reply to a command (a slow server).
     pub fn reply_delay(mut self, d: Duration) -> Self {
         self.config.reply_delay = d;
@@ -356,6 +340,7 @@ impl SmtpServer {
     }
 
     /// The address it listens on (127.0.0.1:port).
+    #[allow(dead_code)] // for the benches (benches/direct.rs)
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -442,13 +427,10 @@ impl SmtpServer {
         true
     }
 
-    /// Close the listener and every session (including hanging ones), and join the thread.
-    pub fn stop(mut self) {
-        self.shutdown_now();
-    }
-
-    /// Like [`stop`](Self::stop), then returns every message received: nothing can arrive
-    /// between the last read and the shutdown (the soak run's relay restart needs that).
+    /// Closes the listener and every session (including hanging ones), joins the thread, then
+    /// returns every message received: nothing can arrive between the last read and the
+    /// shutdown (the soak run's relay restart needs that).
+    #[allow(dead_code)] // for the benches (benches/soak.rs)
     pub fn stop_and_collect(mut self) -> Vec<Received> {
         self.shutdown_now();
         self.received()

@@ -2,7 +2,6 @@
 //! decision: where the tool is missing they skip with a reason on a developer's machine, but
 //! when `CI=true` they fail, so that a broken install step in `.ci/run` can never turn CI green
 //! with part of the suite skipped (issue #12). Test-only.
-#![allow(dead_code)]
 
 /// Whether this run is CI's (`CI=true`, as `.ci/run` exports it).
 pub fn in_ci() -> bool {

@@ -5,12 +5,11 @@
 //! RCPT and DATA go out behind the previous message's final "." (or, with CHUNKING, MAIL, RCPT,
 //! `BDAT n LAST` and the content in one flight). Every reply is read in order and attributed to
 //! its command and message, and each message ends in one [`Outcome`]. Knows nothing of the
-//! store or the campaign; TLS lives in `tls.rs`, lettre is used only for envelope addresses.
+//! store or the campaign; TLS comes from the `tls` leaf module, lettre is used only for envelope addresses.
 
 use std::time::Duration;
 
 mod session;
-mod tls;
 mod wire;
 
 use lettre::Address;
@@ -18,17 +17,6 @@ use lettre::Address;
 /// An address ready for the SMTP envelope.
 pub use lettre::Address as EnvelopeAddress;
 pub use session::{Message, Outcome, Session};
-/// The unsubscribe endpoint's own certificate (issue #15), with the same provider.
-pub(crate) use tls::{
-    Acceptor as TlsAcceptor, AcceptorError as TlsAcceptorError, acceptor as tls_acceptor,
-    certificate_problem as tls_certificate_problem,
-};
-pub(crate) use tls::{
-    ClientConnection as BlockingTlsConnection, StreamOwned as BlockingTlsStream,
-    verified_config as verified_tls_config,
-};
-/// HTTPS to the unsubscribe endpoint authenticates it as SMTP does a relay.
-pub(crate) use tls::{server_name as tls_server_name, verified as verified_tls};
 pub use wire::Capabilities;
 
 pub use super::outcome::Attempt;

@@ -17,12 +17,12 @@ use lettre::Address;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::tls;
 use super::wire::{Capabilities, Lost, Raw, Stream, Wire};
 use super::{ConnectError, Offer, Target, Timeouts, crlf_only};
 use crate::campaign::Security;
 use crate::engine::outcome::{Attempt, attempt_for_reply, local_reply};
 use crate::store::Reply;
+use crate::tls;
 
 /// Most bytes of commands written ahead of their replies (Postfix's client uses the same
 /// bound): well inside one TCP window, so a server that reads slowly cannot deadlock us.

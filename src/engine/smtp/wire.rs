@@ -12,9 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::tls::TlsStream;
 use crate::engine::outcome::reply;
 use crate::store::Reply;
+use crate::tls::TlsStream;
 
 /// Longest reply line we accept.
 const MAX_LINE: usize = 4096;

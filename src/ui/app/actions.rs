@@ -9,8 +9,8 @@ use super::super::library_ui::shown_path;
 use super::super::recipients_ui::BLOCK_ROWS;
 use super::super::suppression_ui;
 use super::{Action, HeraldApp, Tab, starter_document};
-use crate::engine::service::Request;
-use crate::store::{Counts, FeedbackCounts, ReplyClass, State};
+use crate::app::service::Request;
+use crate::app::{Counts, FeedbackCounts, ReplyClass, State};
 
 impl HeraldApp {
     pub fn apply(&mut self, action: Action) {

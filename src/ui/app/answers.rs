@@ -6,10 +6,15 @@ use std::path::PathBuf;
 
 use super::super::library_ui::shown_path;
 use super::{Action, HeraldApp, Tab};
+use crate::app::service::{Answer, BeforeStart, Document, Request};
+use crate::app::{AppError, Counts, ErrorKind, FeedbackCounts, RecipientRow};
 use crate::engine::RunState;
-use crate::engine::service::{Answer, BeforeStart, Document, Request};
 use crate::inbox::Summary;
-use crate::store::{Counts, FeedbackCounts, RecipientRow};
+
+/// The sentence of a service error, for the views that only show it; `problem` acts on its kind.
+fn text<T>(result: Result<T, AppError>) -> Result<T, String> {
+    result.map_err(|error| error.to_string())
+}
 
 impl HeraldApp {
     pub(super) fn absorb(&mut self, answer: Answer) {
@@ -18,15 +23,15 @@ impl HeraldApp {
             Answer::Opened(Ok((path, doc))) => self.opened(path, doc),
             Answer::Opened(Err(error)) => {
                 self.status = "could not open the campaign".into();
-                self.problems = vec![error];
+                self.problems = vec![error.to_string()];
             }
-            Answer::Saved(result) => self.saved_answer(result),
+            Answer::Saved(result) => self.saved_answer(text(result)),
             Answer::Validated(result) => self.validated(result),
-            Answer::Library(result) => self.library.campaigns = Some(result),
-            Answer::Created(result) => self.created(result),
+            Answer::Library(result) => self.library.campaigns = Some(text(result)),
+            Answer::Created(result) => self.created(text(result)),
             // The list and the recipients table.
-            Answer::Peeked(result) => self.recipients.peek = Some(result),
-            Answer::Imported(result) => self.imported(result),
+            Answer::Peeked(result) => self.recipients.peek = Some(text(result)),
+            Answer::Imported(result) => self.imported(text(result)),
             Answer::Counts(counts) => self.counted(counts),
             Answer::Page {
                 generation,
@@ -40,25 +45,25 @@ impl HeraldApp {
                 }
             }
             // Compose.
-            Answer::Preview(result) => self.compose.preview = Some(result),
-            Answer::TestSent(result) => self.test_sent(result),
+            Answer::Preview(result) => self.compose.preview = Some(text(result)),
+            Answer::TestSent(result) => self.test_sent(text(result)),
             // Publish: relays, passwords and the run.
-            Answer::RelayTested { name, result } => self.publish.relay_tested(name, result),
-            Answer::PasswordStored { name, result } => self.password_stored(name, result),
+            Answer::RelayTested { name, result } => self.publish.relay_tested(name, text(result)),
+            Answer::PasswordStored { name, result } => self.password_stored(name, text(result)),
             Answer::BeforeStart(found) => self.before_start_found(*found),
             Answer::Started => self.started(),
             Answer::RunEnded(progress) => self.run_ended(progress),
             Answer::Problem(problem) => self.problem(problem),
             // Results.
-            Answer::Resent(result) => self.resent(result),
-            Answer::Exported(result) => self.exported(result),
-            Answer::Results(result) => self.results.data = Some(result),
+            Answer::Resent(result) => self.resent(text(result)),
+            Answer::Exported(result) => self.exported(text(result)),
+            Answer::Results(result) => self.results.data = Some(text(result)),
             // Feedback: the bounce mailbox and the suppression list.
-            Answer::MailboxChecked(result) => self.mailbox_checked(result),
+            Answer::MailboxChecked(result) => self.mailbox_checked(text(result)),
             Answer::Feedback(counts) => self.feedback = counts,
-            Answer::Suppressions(page) => self.suppression.page = Some(page),
-            Answer::SuppressionChanged(result) => self.suppression_changed(result),
-            Answer::SuppressionsExported(result) => self.suppressions_exported(result),
+            Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
+            Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
+            Answer::SuppressionsExported(result) => self.suppressions_exported(text(result)),
         }
     }
 
@@ -141,7 +146,7 @@ impl HeraldApp {
         }
     }
 
-    fn imported(&mut self, result: Result<(crate::engine::ImportReport, Counts), String>) {
+    fn imported(&mut self, result: Result<(crate::import::ImportReport, Counts), String>) {
         self.busy = None;
         match result {
             Ok((report, counts)) => {
@@ -249,13 +254,33 @@ impl HeraldApp {
         self.refresh_feedback();
     }
 
-    fn problem(&mut self, problem: String) {
+    /// A request failed: the sentence where it was asked, and what the user can do about it by
+    /// its kind (read from the error, never from its text).
+    fn problem(&mut self, error: AppError) {
         self.busy = None;
+        let sentence = error.to_string();
         if std::mem::take(&mut self.starting) {
             // Said beside the Start button, where it was asked.
-            self.publish.start_error = Some(problem.clone());
+            self.publish.start_error = Some(sentence.clone());
         }
-        self.problems = vec![problem];
+        match error.kind {
+            ErrorKind::DiskFull => self.toast_error(
+                "The disk is full: free some space, then try again. Nothing was lost.".into(),
+            ),
+            // Passwords are entered beside the relays, on Publish.
+            ErrorKind::Credentials => {
+                self.tab = Tab::Publish;
+                self.toast_error(
+                    "A password or sign-in was refused: enter it again on Publish.".into(),
+                );
+            }
+            ErrorKind::Busy => self.toast_error(
+                "Another program holds the database; close it (or the other Herald) and try again."
+                    .into(),
+            ),
+            _ => {}
+        }
+        self.problems = vec![sentence];
     }
 
     fn resent(&mut self, result: Result<u64, String>) {

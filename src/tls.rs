@@ -1,13 +1,11 @@
-//! TLS for SMTP sessions (RFC 3207 STARTTLS and RFC 8314 implicit TLS) over rustls with the
-//! aws-lc-rs provider (the program's one crypto library; DKIM signs with it too): the trust
-//! store (Mozilla's roots from webpki-roots plus the relay's own `ca_file`), and the
-//! unauthenticated configuration opportunistic STARTTLS uses in direct mode (RFC 7435:
-//! encryption without authentication still beats plain text). The only user of
-//! tokio-rustls on the sending side; the session module (and the unsubscribe pull's HTTPS,
-//! issue #15, and the rendered preview's remote images, blocking) asks it for a configured
-//! connector and nothing else, and the unsubscribe endpoint
-//! for the acceptor of its own certificate (`herald unsubscribe-server --cert --key`), so the
-//! program has one rustls setup and one crypto provider.
+//! TLS, a capability with one owner (a leaf: imports nothing of Herald's): rustls with the
+//! aws-lc-rs provider (the program's one crypto library; DKIM signs with it too), the trust store
+//! (Mozilla's roots from webpki-roots plus a user's own `ca_file`), and the unauthenticated
+//! configuration opportunistic STARTTLS uses in direct mode (RFC 7435: encryption without
+//! authentication still beats plain text). SMTP sessions (RFC 3207 STARTTLS, RFC 8314 implicit
+//! TLS), the mailbox reader's IMAP, the HTTP client (`http`) and the unsubscribe endpoint's own
+//! certificate all ask it for a configured connector or acceptor and nothing else, so the
+//! program has one rustls setup, one crypto provider and one notion of "trusted".
 
 use std::sync::Arc;
 
@@ -22,11 +20,10 @@ use tokio_rustls::rustls::{
     self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
 };
 
-pub(crate) use tokio_rustls::TlsAcceptor as Acceptor;
-pub(super) use tokio_rustls::TlsConnector as Connector;
-pub(super) use tokio_rustls::client::TlsStream;
-/// A blocking TLS client stream (the rendered preview's remote images run on a plain thread).
-pub(crate) use tokio_rustls::rustls::{ClientConnection, StreamOwned};
+pub use tokio_rustls::TlsAcceptor as Acceptor;
+pub use tokio_rustls::TlsConnector as Connector;
+pub use tokio_rustls::client::TlsStream;
+pub use tokio_rustls::server::TlsStream as ServerTlsStream;
 
 /// The provider is named explicitly: another crate enabling a second rustls backend must not
 /// make `ClientConfig::builder()` ambiguous (it panics then).
@@ -36,7 +33,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The client configuration that authenticates the server against the public roots and
 /// `ca_pem`; also used blocking, by the rendered preview's remote images (`render/fetch.rs`).
-pub(crate) fn verified_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, String> {
+pub fn verified_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = ca_pem {
@@ -61,14 +58,14 @@ pub(crate) fn verified_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>
 }
 
 /// A connector that authenticates the server against the public roots and `ca_pem`.
-pub(crate) fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
+pub fn verified(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
     verified_config(ca_pem).map(TlsConnector::from)
 }
 
 /// An acceptor serving the certificate chain `cert_pem` (the server's certificate first, as
 /// certbot's fullchain.pem has it) with the private key `key_pem` (PKCS#8, PKCS#1 or SEC1),
 /// speaking HTTP/1.1 only (RFC 7301 ALPN). The error says which file is wrong.
-pub(crate) fn acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<Acceptor, AcceptorError> {
+pub fn acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<Acceptor, AcceptorError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| AcceptorError::Certificate(format!("not PEM: {error}")))?;
@@ -92,7 +89,7 @@ pub(crate) fn acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<Acceptor, Acce
 
 /// Why [`acceptor`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AcceptorError {
+pub enum AcceptorError {
     /// The certificate file.
     Certificate(String),
     /// The key file.
@@ -103,7 +100,7 @@ pub(crate) enum AcceptorError {
 
 /// Why the server's certificate was refused, in words ("no known CA issued it"), when that is
 /// why a handshake failed; None when it failed otherwise (reset, protocol, timeout).
-pub(crate) fn certificate_problem(error: &std::io::Error) -> Option<String> {
+pub fn certificate_problem(error: &std::io::Error) -> Option<String> {
     let Some(rustls::Error::InvalidCertificate(problem)) = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -125,7 +122,7 @@ pub(crate) fn certificate_problem(error: &std::io::Error) -> Option<String> {
 /// A connector that encrypts without authenticating the certificate (opportunistic STARTTLS
 /// to MX hosts, which rarely present a certificate for the name we looked up). Handshake
 /// signatures are still checked, so the session key belongs to whoever holds the certificate.
-pub(super) fn unverified() -> Result<TlsConnector, String> {
+pub fn unverified() -> Result<TlsConnector, String> {
     let provider = provider();
     let verifier = Arc::new(AnyCertificate(Arc::clone(&provider)));
     let config = ClientConfig::builder_with_provider(provider)
@@ -138,7 +135,7 @@ pub(super) fn unverified() -> Result<TlsConnector, String> {
 }
 
 /// The name TLS is negotiated for (SNI and, when verified, the certificate's name).
-pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|error| format!("{host}: {error}"))
 }
 

@@ -1,7 +1,8 @@
-//! Relay passwords: looked up in the process environment first, then in the operating system's
+//! Credentials, a capability with one owner (a leaf: imports nothing of Herald's): relay and
+//! mailbox passwords, looked up in the process environment first, then in the operating system's
 //! keyring (where the window, or `herald password`, stores what the user types), under service
 //! "herald" and the name the campaign's `password_env` gives. Owns the `keyring` and `zbus`
-//! crates. Never logs or returns a password anywhere but to the SMTP session that needs it.
+//! crates; OAuth2 grants (their refresh tokens live in the same keyring) belong here too. Never logs or returns a password anywhere but to the SMTP session that needs it.
 //!
 //! On Linux the keyring is the Secret Service (GNOME Keyring, KWallet, KeePassXC…), which keeps
 //! passwords on disk; only when none runs on the session bus does a password go to the kernel's

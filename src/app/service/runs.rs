@@ -2,6 +2,7 @@
 //! window, and the one-off jobs that need the engine's runtime (a test send, a relay test).
 //! Starts at most one run at a time from the window.
 
+use crate::app::{AppError, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -82,7 +83,7 @@ impl Runs {
         }
     }
 
-    pub(super) fn start(&mut self, path: &Path) -> Result<(), String> {
+    pub(super) fn start(&mut self, path: &Path) -> Result<(), AppError> {
         if self.run.as_ref().is_some_and(|run| !run.is_over()) {
             return Err("a campaign is already sending; stop it first".into());
         }
@@ -101,17 +102,18 @@ impl Runs {
         path: &Path,
         index: u64,
         to: String,
-    ) -> Result<String, String> {
+    ) -> Result<String, AppError> {
         let campaign = load(path)?;
         let db = self.db.clone();
         let passwords = RunOptions::default().passwords;
-        let sent = self.engine.block_on(crate::engine::test_send::test_send(
-            campaign,
-            db,
-            RecipientRef::Index(index),
-            to,
+        let sent = crate::app::test_send::test_send(
+            &self.engine,
+            &campaign,
+            &db,
+            &RecipientRef::Index(index),
+            &to,
             passwords,
-        ));
+        );
         match sent {
             Ok(sent) => Ok(format!(
                 "sent to {} through {}: {} {}",
@@ -123,10 +125,10 @@ impl Runs {
                     .unwrap_or_default(),
                 sent.reply.text
             )),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(error.into()),
         }
     }
-    pub(super) fn test_relay(&mut self, relay: &RelaySpec, helo: &str) -> Result<String, String> {
+    pub(super) fn test_relay(&mut self, relay: &RelaySpec, helo: &str) -> Result<String, AppError> {
         let credentials = match (&relay.username, &relay.password_env) {
             (Some(user), Some(var)) => {
                 let password = std::env::var(var).map_err(|_| {
@@ -137,7 +139,7 @@ impl Runs {
             _ => None,
         };
         let ca_pem = match &relay.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|error| error.to_string())?),
+            Some(path) => Some(std::fs::read(path).map_err(AppError::from)?),
             None => None,
         };
         let target = Target {
@@ -172,7 +174,11 @@ impl Runs {
                         }
                     ))
                 }
-                Err(error) => Err(error.to_string()),
+                // A refused login is the user's to fix; the rest is the network's.
+                Err(error) if error.needs_user() => {
+                    Err(AppError::new(ErrorKind::Credentials, error.to_string()))
+                }
+                Err(error) => Err(AppError::new(ErrorKind::Network, error.to_string())),
             }
         })
     }

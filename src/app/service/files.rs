@@ -2,13 +2,14 @@
 //! it back, validating it, and peeking at the first rows of a CSV for the import dialog. Plain
 //! functions over paths; no store, no engine.
 
+use crate::app::{AppError, ErrorKind};
 use std::path::Path;
 
 use super::{CsvPeek, Document};
 use crate::campaign::{Campaign, RawCampaign};
 use crate::recipients;
 
-pub(super) fn open_document(path: &Path) -> Result<Document, String> {
+pub(super) fn open_document(path: &Path) -> Result<Document, AppError> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("could not read {}: {error}", path.display()))?;
     let raw = RawCampaign::from_toml(&text)
@@ -26,7 +27,7 @@ pub(super) fn open_document(path: &Path) -> Result<Document, String> {
     })
 }
 
-pub(super) fn save_document(path: &Path, document: &Document) -> Result<(), String> {
+pub(super) fn save_document(path: &Path, document: &Document) -> Result<(), AppError> {
     let base = path.parent().unwrap_or(Path::new("."));
     let mut raw = document.raw.clone();
     let stem = path
@@ -52,14 +53,18 @@ pub(super) fn save_document(path: &Path, document: &Document) -> Result<(), Stri
             .map_err(|error| format!("could not write {name}: {error}"))?;
     }
     let text = raw.to_toml()?;
-    std::fs::write(path, text)
-        .map_err(|error| format!("could not write {}: {error}", path.display()))
+    std::fs::write(path, text).map_err(|error| {
+        AppError::new(
+            ErrorKind::File,
+            format!("could not write {}: {error}", path.display()),
+        )
+    })
 }
 
 pub(super) fn validate(path: &Path) -> Result<(), Vec<String>> {
-    match Campaign::load_with(path, &crate::engine::secrets::is_available) {
+    match Campaign::load_with(path, &crate::credentials::is_available) {
         Ok(campaign) => {
-            let report = crate::engine::check(&campaign);
+            let report = crate::app::check(&campaign);
             if report.problems.is_empty() {
                 Ok(())
             } else {
@@ -73,7 +78,7 @@ pub(super) fn validate(path: &Path) -> Result<(), Vec<String>> {
     }
 }
 
-pub(super) fn peek_csv(path: &Path, email_column: Option<&str>) -> Result<CsvPeek, String> {
+pub(super) fn peek_csv(path: &Path, email_column: Option<&str>) -> Result<CsvPeek, AppError> {
     let csv = match recipients::open(path, email_column) {
         Ok(csv) => csv,
         Err(
@@ -86,7 +91,7 @@ pub(super) fn peek_csv(path: &Path, email_column: Option<&str>) -> Result<CsvPee
                 ..CsvPeek::default()
             });
         }
-        Err(error) => return Err(error.to_string()),
+        Err(error) => return Err(AppError::new(ErrorKind::File, error.to_string())),
     };
     let headers = csv.headers().to_vec();
     let columns = csv.columns().to_vec();

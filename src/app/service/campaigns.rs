@@ -4,6 +4,7 @@
 //! export of every recipient's outcome. Runs on the service thread, never on the window's;
 //! reads through `store`, writes only the files the user asked for, and never overwrites one.
 
+use crate::app::AppError;
 use std::path::{Path, PathBuf};
 
 use super::files::{open_document, save_document};
@@ -35,18 +36,16 @@ fn key_of(path: &Path) -> String {
         .into_owned()
 }
 
-pub(super) fn find(store: &Store, path: &Path) -> Result<Option<CampaignId>, String> {
-    store
-        .find_campaign(&key_of(path))
-        .map_err(|error| error.to_string())
+pub(super) fn find(store: &Store, path: &Path) -> Result<Option<CampaignId>, AppError> {
+    store.find_campaign(&key_of(path)).map_err(AppError::from)
 }
 
-pub fn list(store: &Store) -> Result<Vec<CampaignSummary>, String> {
-    store.library().map_err(|error| error.to_string())
+pub fn list(store: &Store) -> Result<Vec<CampaignSummary>, AppError> {
+    store.library().map_err(AppError::from)
 }
 
 /// The results of the campaign in `path`: empty figures when nothing was imported yet.
-pub fn results(store: &Store, path: &Path) -> Result<ResultsData, String> {
+pub fn results(store: &Store, path: &Path) -> Result<ResultsData, AppError> {
     let Some(id) = find(store, path)? else {
         return Ok(ResultsData {
             file: path.to_path_buf(),
@@ -72,7 +71,7 @@ pub fn reply_page(
     (state, class): (State, ReplyClass),
     offset: u64,
     limit: u32,
-) -> Result<(u64, Vec<RecipientRow>), String> {
+) -> Result<(u64, Vec<RecipientRow>), AppError> {
     let Some(id) = find(store, path)? else {
         return Ok((0, Vec::new()));
     };
@@ -85,26 +84,35 @@ pub fn reply_page(
 }
 
 /// Writes every recipient's outcome (all states, import order) to a CSV file.
-pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, String> {
+pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, AppError> {
     let Some(id) = find(store, path)? else {
         return Err("nothing to export yet: import the list first".into());
     };
-    let mut out = String::from(
-        "line,email,state,attempts,route,code,status,reply,skip_reason,updated_at_ms\n",
-    );
+    let mut out = crate::csvfile::line(&[
+        "line",
+        "email",
+        "state",
+        "attempts",
+        "route",
+        "code",
+        "status",
+        "reply",
+        "skip_reason",
+        "updated_at_ms",
+    ]);
     let mut after = 0;
     let mut count = 0;
     loop {
         let rows = store
             .page(id, None, None, after, 2_000)
-            .map_err(|error| error.to_string())?;
+            .map_err(AppError::from)?;
         let Some(last) = rows.last() else {
             break;
         };
         after = last.id;
         for row in &rows {
             let reply = row.reply.clone().unwrap_or_default();
-            out.push_str(&super::library::csv_line(&[
+            out.push_str(&crate::csvfile::line(&[
                 &row.line.to_string(),
                 &row.email,
                 row.state.as_str(),
@@ -171,7 +179,7 @@ const STARTER_LIST: &str = "email,first_name\n";
 
 /// Writes a ready campaign into `folder` (created if needed): campaign.toml, body.html,
 /// body.txt and an empty list.csv. Refuses a folder that already holds any of them.
-pub fn new_campaign(folder: &Path) -> Result<PathBuf, String> {
+pub fn new_campaign(folder: &Path) -> Result<PathBuf, AppError> {
     let files = [
         ("campaign.toml", STARTER_TOML),
         ("body.html", STARTER_HTML),
@@ -182,7 +190,8 @@ pub fn new_campaign(folder: &Path) -> Result<PathBuf, String> {
         return Err(format!(
             "{} already holds a {name}: choose an empty folder, or open that campaign",
             folder.display()
-        ));
+        )
+        .into());
     }
     std::fs::create_dir_all(folder)
         .map_err(|error| format!("could not create {}: {error}", folder.display()))?;
@@ -223,7 +232,7 @@ pub fn next_name(path: &Path) -> PathBuf {
 /// Makes the next mailing from the campaign in `path`: a new campaign file beside it with
 /// copies of its templates, the same list and settings, and no delivery state (a new file is a
 /// new campaign for the store).
-pub fn duplicate(path: &Path) -> Result<PathBuf, String> {
+pub fn duplicate(path: &Path) -> Result<PathBuf, AppError> {
     let mut document = open_document(path)?;
     let target = next_name(path);
     // The copies get the new campaign's names, so editing one mailing never changes the other.
@@ -264,7 +273,12 @@ mod tests {
         let document = open_document(&path).unwrap();
         assert!(document.html.contains("{{ first_name }}"));
         assert_eq!(document.raw.recipients.csv.as_deref(), Some("list.csv"));
-        assert!(new_campaign(&folder).unwrap_err().contains("already holds"));
+        assert!(
+            new_campaign(&folder)
+                .unwrap_err()
+                .to_string()
+                .contains("already holds")
+        );
 
         let copy = duplicate(&path).unwrap();
         assert_eq!(copy, folder.join("campaign-2.toml"));

@@ -2,12 +2,13 @@
 //! window's reads (counts, pages of the recipients table, previews, the failed-recipients
 //! export) and its few writes (import, resend, marking uncertain rows sent). Never starts a run.
 
+use crate::app::AppError;
 use std::path::{Path, PathBuf};
 
 use super::{PreviewData, load};
 use crate::campaign::Campaign;
-use crate::engine::prepare;
 use crate::store::{CampaignId, Counts, RecipientRef, RecipientRow, ResendFilter, State, Store};
+use crate::{identity, import};
 
 pub(super) struct Library {
     db: PathBuf,
@@ -19,37 +20,34 @@ impl Library {
         Library { db, store: None }
     }
 
-    pub(super) fn store(&mut self) -> Result<&mut Store, String> {
+    pub(super) fn store(&mut self) -> Result<&mut Store, AppError> {
         if self.store.is_none() {
-            self.store = Some(Store::open(&self.db).map_err(|error| error.to_string())?);
+            self.store = Some(Store::open(&self.db).map_err(AppError::from)?);
         }
         self.store
             .as_mut()
-            .ok_or_else(|| "the database is not open".to_string())
+            .ok_or_else(|| AppError::other("the database is not open"))
     }
-    pub(super) fn campaign_id(&mut self, campaign: &Campaign) -> Result<CampaignId, String> {
+    pub(super) fn campaign_id(&mut self, campaign: &Campaign) -> Result<CampaignId, AppError> {
         let store = self.store()?;
-        prepare::campaign_id(store, campaign).map_err(|error| error.to_string())
+        identity::campaign_id(store, campaign).map_err(AppError::from)
     }
     pub(super) fn import(
         &mut self,
         path: &Path,
-    ) -> Result<(prepare::ImportReport, Counts), String> {
+    ) -> Result<(import::ImportReport, Counts), AppError> {
         let campaign = load(path)?;
         let store = self.store()?;
-        let (id, report) = prepare::import(store, &campaign).map_err(|error| error.to_string())?;
-        let counts = store.counts(id).map_err(|error| error.to_string())?;
+        let (id, report) = import::import(store, &campaign).map_err(AppError::from)?;
+        let counts = store.counts(id).map_err(AppError::from)?;
         Ok((report, counts))
     }
-    pub(super) fn counts(&mut self, path: &Path) -> Result<Counts, String> {
+    pub(super) fn counts(&mut self, path: &Path) -> Result<Counts, AppError> {
         let campaign = load(path)?;
-        let key = prepare::campaign_key(&campaign);
+        let key = identity::campaign_key(&campaign);
         let store = self.store()?;
-        match store
-            .find_campaign(&key)
-            .map_err(|error| error.to_string())?
-        {
-            Some(id) => store.counts(id).map_err(|error| error.to_string()),
+        match store.find_campaign(&key).map_err(AppError::from)? {
+            Some(id) => store.counts(id).map_err(AppError::from),
             None => Ok(Counts::default()),
         }
     }
@@ -60,36 +58,34 @@ impl Library {
         search: &str,
         offset: u64,
         limit: u32,
-    ) -> Result<(u64, Vec<RecipientRow>), String> {
+    ) -> Result<(u64, Vec<RecipientRow>), AppError> {
         let campaign = load(path)?;
-        let key = prepare::campaign_key(&campaign);
+        let key = identity::campaign_key(&campaign);
         let store = self.store()?;
-        let Some(id) = store
-            .find_campaign(&key)
-            .map_err(|error| error.to_string())?
-        else {
+        let Some(id) = store.find_campaign(&key).map_err(AppError::from)? else {
             return Ok((0, Vec::new()));
         };
         let search = Some(search).filter(|text| !text.trim().is_empty());
         let total = store
             .count_matching(id, state, search)
-            .map_err(|error| error.to_string())?;
+            .map_err(AppError::from)?;
         let rows = store
             .page_at(id, state, search, offset, limit)
-            .map_err(|error| error.to_string())?;
+            .map_err(AppError::from)?;
         Ok((total, rows))
     }
     /// Recipient `index`'s message exactly as `herald preview` shows it (one code path).
-    pub(super) fn preview(&mut self, path: &Path, index: u64) -> Result<PreviewData, String> {
+    pub(super) fn preview(&mut self, path: &Path, index: u64) -> Result<PreviewData, AppError> {
         let campaign = load(path)?;
         let store = self.store()?;
-        let preview = prepare::preview(&campaign, store, &RecipientRef::Index(index))
-            .map_err(|error| error.to_string())?;
+        let preview = crate::app::preview(&campaign, store, &RecipientRef::Index(index))
+            .map_err(AppError::from)?;
         if let Some(reason) = preview.skipped {
             return Err(format!(
                 "the personalization script skips {}: {reason}",
                 preview.email
-            ));
+            )
+            .into());
         }
         let headers = preview
             .headers
@@ -114,7 +110,7 @@ impl Library {
         path: &Path,
         include_uncertain: bool,
         include_hard: bool,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, AppError> {
         let campaign = load(path)?;
         let id = self.campaign_id(&campaign)?;
         let filter = ResendFilter {
@@ -123,37 +119,37 @@ impl Library {
             include_hard,
             ..ResendFilter::default()
         };
-        self.store()?
-            .resend(id, &filter)
-            .map_err(|error| error.to_string())
+        self.store()?.resend(id, &filter).map_err(AppError::from)
     }
 
-    pub(super) fn mark_sent(&mut self, path: &Path) -> Result<u64, String> {
+    pub(super) fn mark_sent(&mut self, path: &Path) -> Result<u64, AppError> {
         let campaign = load(path)?;
         let id = self.campaign_id(&campaign)?;
         self.store()?
             .mark_uncertain_sent(id)
-            .map_err(|error| error.to_string())
+            .map_err(AppError::from)
     }
-    pub(super) fn export_failed(&mut self, path: &Path, to: &Path) -> Result<u64, String> {
+    pub(super) fn export_failed(&mut self, path: &Path, to: &Path) -> Result<u64, AppError> {
         let campaign = load(path)?;
         let id = self.campaign_id(&campaign)?;
         let store = self.store()?;
-        let mut out = String::from("email,state,attempts,route,code,status,reply\n");
+        let mut out = crate::csvfile::line(&[
+            "email", "state", "attempts", "route", "code", "status", "reply",
+        ]);
         let mut after = 0;
         let mut count = 0;
         for state in [State::Failed, State::Uncertain] {
             loop {
                 let rows = store
                     .page(id, Some(state), None, after, 1_000)
-                    .map_err(|error| error.to_string())?;
+                    .map_err(AppError::from)?;
                 let Some(last) = rows.last() else {
                     break;
                 };
                 after = last.id;
                 for row in &rows {
                     let reply = row.reply.clone().unwrap_or_default();
-                    out.push_str(&csv_line(&[
+                    out.push_str(&crate::csvfile::line(&[
                         &row.email,
                         row.state.as_str(),
                         &row.attempts.to_string(),
@@ -171,20 +167,6 @@ impl Library {
             .map_err(|error| format!("could not write {}: {error}", to.display()))?;
         Ok(count)
     }
-}
-
-pub(super) fn csv_line(fields: &[&str]) -> String {
-    let quoted: Vec<String> = fields
-        .iter()
-        .map(|field| {
-            if field.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", field.replace('"', "\"\""))
-            } else {
-                (*field).to_string()
-            }
-        })
-        .collect();
-    format!("{}\n", quoted.join(","))
 }
 
 /// The inline images by the Content-ID the message gives them (the file name, as

@@ -3,14 +3,15 @@
 //! SQL, SMTP) happens here, never on the UI thread, and the window never waits on a lock the
 //! sender holds. Plain data in both directions.
 
+use crate::app::AppError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Engine, Progress, Wake};
 use crate::campaign::{Campaign, RawCampaign, RelaySpec};
+use crate::engine::{Engine, Progress, Wake};
 use crate::store::{
     CampaignSummary, Counts, FeedbackCounts, RecipientId, RecipientRow, ReplyClass, State,
     SuppressionPage,
@@ -22,8 +23,8 @@ mod files;
 mod library;
 mod runs;
 
+pub use crate::app::presend::BeforeStart;
 pub use campaigns::{RESULT_DOMAINS, ResultsData, next_name};
-pub use feedback::BeforeStart;
 
 use library::Library;
 use runs::Runs;
@@ -206,11 +207,11 @@ pub struct PreviewData {
 /// What the service answers.
 #[derive(Debug, Clone)]
 pub enum Answer {
-    Opened(Result<(PathBuf, Box<Document>), String>),
-    Saved(Result<PathBuf, String>),
+    Opened(Result<(PathBuf, Box<Document>), AppError>),
+    Saved(Result<PathBuf, AppError>),
     Validated(Result<(), Vec<String>>),
-    Peeked(Result<CsvPeek, String>),
-    Imported(Result<(super::ImportReport, Counts), String>),
+    Peeked(Result<CsvPeek, AppError>),
+    Imported(Result<(crate::import::ImportReport, Counts), AppError>),
     Counts(Counts),
     Page {
         generation: u64,
@@ -218,40 +219,40 @@ pub enum Answer {
         total: u64,
         rows: Vec<RecipientRow>,
     },
-    Preview(Result<PreviewData, String>),
-    TestSent(Result<String, String>),
+    Preview(Result<PreviewData, AppError>),
+    TestSent(Result<String, AppError>),
     Started,
     /// The last progress of a run that ended.
     RunEnded(Progress),
-    Resent(Result<u64, String>),
-    Exported(Result<u64, String>),
+    Resent(Result<u64, AppError>),
+    Exported(Result<u64, AppError>),
     RelayTested {
         name: String,
-        result: Result<String, String>,
+        result: Result<String, AppError>,
     },
     /// `Ok` says where it went: "Saved in GNOME Keyring", "Saved until reboot (no Secret
     /// Service running)".
     PasswordStored {
         name: String,
-        result: Result<String, String>,
+        result: Result<String, AppError>,
     },
-    Problem(String),
-    Library(Result<Vec<CampaignSummary>, String>),
+    Problem(AppError),
+    Library(Result<Vec<CampaignSummary>, AppError>),
     /// A campaign file written by `NewCampaign` or `Duplicate`.
-    Created(Result<PathBuf, String>),
-    Results(Result<Box<ResultsData>, String>),
+    Created(Result<PathBuf, AppError>),
+    Results(Result<Box<ResultsData>, AppError>),
     /// What Start checked first; when `started` is false a check failed and nothing was sent.
     BeforeStart(Box<BeforeStart>),
-    MailboxChecked(Result<Box<crate::inbox::Summary>, String>),
+    MailboxChecked(Result<Box<crate::inbox::Summary>, AppError>),
     Feedback(FeedbackCounts),
     RowFeedback {
         generation: u64,
         notes: HashMap<RecipientId, String>,
     },
-    Suppressions(Result<SuppressionPage, String>),
+    Suppressions(Result<SuppressionPage, AppError>),
     /// An address added to or taken off the list: what happened, for people.
-    SuppressionChanged(Result<String, String>),
-    SuppressionsExported(Result<u64, String>),
+    SuppressionChanged(Result<String, AppError>),
+    SuppressionsExported(Result<u64, AppError>),
 }
 
 /// The window's handle on the service thread.
@@ -263,8 +264,8 @@ pub struct Service {
 
 impl Service {
     /// Starts the service thread over the database at `db`.
-    pub fn start(db: PathBuf, wake: Wake) -> Result<Service, String> {
-        let engine = Engine::new().map_err(|error| error.to_string())?;
+    pub fn start(db: PathBuf, wake: Wake) -> Result<Service, AppError> {
+        let engine = Engine::new().map_err(|error| AppError::other(error.to_string()))?;
         let (requests, request_rx) = mpsc::channel();
         let (answer_tx, answers) = mpsc::channel();
         let progress = Arc::new(Mutex::new(None));
@@ -281,7 +282,7 @@ impl Service {
                 };
                 worker.serve(&request_rx);
             })
-            .map_err(|error| error.to_string())?;
+            .map_err(AppError::from)?;
         Ok(Service {
             requests,
             answers,
@@ -409,7 +410,9 @@ impl Worker {
                 result: self.runs.test_relay(&relay, &helo),
             },
             Request::StorePassword { name, password } => Answer::PasswordStored {
-                result: super::secrets::store(&name, &password).map(|store| store.saved_text()),
+                result: crate::credentials::store(&name, &password)
+                    .map(|store| store.saved_text())
+                    .map_err(|error| AppError::new(crate::app::ErrorKind::Credentials, error)),
                 name,
             },
             Request::Start { path } => or_problem(self.runs.start(&path), |()| Answer::Started),
@@ -480,7 +483,7 @@ impl Worker {
         reply: Option<(State, ReplyClass)>,
         offset: u64,
         limit: u32,
-    ) -> Result<(u64, Vec<RecipientRow>), String> {
+    ) -> Result<(u64, Vec<RecipientRow>), AppError> {
         match reply {
             Some(reply) => self
                 .library
@@ -539,11 +542,11 @@ impl Worker {
 }
 
 /// The answer `ok` makes of a success, or the problem.
-fn or_problem<T>(result: Result<T, String>, ok: impl FnOnce(T) -> Answer) -> Answer {
+fn or_problem<T>(result: Result<T, AppError>, ok: impl FnOnce(T) -> Answer) -> Answer {
     result.map_or_else(Answer::Problem, ok)
 }
 
 /// Reads and validates a campaign file as the window's requests need it.
-fn load(path: &Path) -> Result<Campaign, String> {
-    Campaign::load_with(path, &super::secrets::is_available).map_err(|error| error.to_string())
+fn load(path: &Path) -> Result<Campaign, AppError> {
+    Campaign::load_with(path, &crate::credentials::is_available).map_err(AppError::from)
 }

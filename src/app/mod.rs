@@ -1,0 +1,31 @@
+//! The application layer: the use cases the window and the CLI both call, so each decision is
+//! made once — check a campaign, preview and test-send a recipient, the checks before a send
+//! (the bounce mailbox, the unsubscribe pull), starting runs, resending, the suppression list and
+//! its files, the library and results. Front ends only parse, draw and print. Below it: `engine`
+//! (sending only), `inbox` (reading mail back), `unsubscribe` (the endpoint and its pull), and
+//! the leaves (`import`, `identity`, `tls`, `http`, `credentials`, `store`, ...), none of which
+//! imports this module. `service` is the window's adapter: a thread answering its requests by
+//! calling the same functions the CLI calls.
+
+pub mod check;
+mod database;
+mod error;
+pub mod presend;
+pub mod preview;
+pub mod service;
+pub mod suppression;
+pub mod test_send;
+
+pub use check::{CheckReport, check};
+pub use database::Database;
+pub use error::{AppError, ErrorKind};
+pub use preview::{Preview, PreviewError, preview};
+
+/// The plain words the front ends show and pass back: the delivery vocabulary, and the shapes of
+/// the store's answers. Front ends take them from here, never from `store`.
+pub use crate::delivery::{Counts, Reply, State, now_ms};
+pub use crate::store::{
+    CampaignSummary, DomainRow, FeedbackCounts, RecipientId, RecipientRef, RecipientRow,
+    ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage, SuppressionReason,
+    TimeBucket, default_path, reason_label,
+};

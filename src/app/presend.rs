@@ -1,0 +1,54 @@
+//! The checks before a send, made the same way for `herald send`/`resend` and the window's
+//! Start: read the bounce mailbox (yesterday's bounces, complaints and unsubscribes first, so
+//! this run skips them), then pull the unsubscribe endpoint. A check that fails stops the send:
+//! the CLI exits unless `--no-pull`, the window asks, since mailing people who left is what gets
+//! a sender junked.
+
+use std::path::Path;
+
+use crate::campaign::Campaign;
+use crate::inbox::{self, Summary};
+use crate::store::Store;
+use crate::unsubscribe::pull::{self, PullReport};
+
+/// What the checks before a send found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BeforeStart {
+    /// The bounce mailbox, when the campaign has `[bounces]`.
+    pub mailbox: Option<Result<Summary, String>>,
+    /// The unsubscribe endpoint's pull, when the campaign has `[unsubscribe] endpoint`.
+    pub pulled: Option<Result<PullReport, String>>,
+    /// The endpoint the pull asked (for the question asked when it failed).
+    pub endpoint: Option<String>,
+    /// Whether the run was started (false when a check failed).
+    pub started: bool,
+}
+
+impl BeforeStart {
+    /// Whether a check that was due failed.
+    pub fn failed(&self) -> bool {
+        matches!(self.mailbox, Some(Err(_))) || matches!(self.pulled, Some(Err(_)))
+    }
+}
+
+/// Runs the checks the campaign calls for, in order: the mailbox, then the pull.
+pub fn before_send(campaign: &Campaign, db: &Path, store: &mut Store) -> BeforeStart {
+    let mut found = BeforeStart::default();
+    if campaign.bounces.is_some() {
+        found.mailbox = Some(inbox::check(campaign, db).map_err(|error| error.to_string()));
+    }
+    if let Some(endpoint) = campaign
+        .unsubscribe
+        .as_ref()
+        .and_then(|spec| spec.endpoint.clone())
+    {
+        let pulled = pull::pull(campaign.unsubscribe.as_ref(), store)
+            .map_err(|error| error.to_string())
+            .and_then(|report| {
+                report.ok_or_else(|| "the campaign names no unsubscribe endpoint".to_string())
+            });
+        found.pulled = Some(pulled);
+        found.endpoint = Some(endpoint);
+    }
+    found
+}
