@@ -524,7 +524,7 @@ fn send(
         }
     }
     let engine = Engine::new()?;
-    let mut run = engine.start(campaign, &db_path, RunOptions::default());
+    let mut run = engine.start(campaign, &db_path, app::run_options());
     engine.stop_on_signals(&run);
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);

@@ -93,15 +93,6 @@ pub(super) fn skip(shared: &Shared, route: usize, job: &Job, reason: &str) {
     });
 }
 
-/// Whether a server's permanent refusal says the address is dead (no such user, no such
-/// domain, address rejected): the classes the report reader calls hard (issue #21). Only a
-/// server's own reply counts: a local failure (DNS, TLS, the message) names no mailbox.
-fn refuses_as_dead(reply: &crate::store::Reply) -> bool {
-    reply.code.is_some_and(|code| (500..600).contains(&code))
-        && crate::inbox::report::classify_reply(reply.code, reply.enhanced.as_deref(), &reply.text)
-            == crate::inbox::report::Class::Hard
-}
-
 pub(super) fn finish(
     shared: &Shared,
     route: usize,
@@ -112,7 +103,7 @@ pub(super) fn finish(
     let decision = decide(&attempt, job.claimed.attempts, &shared.delivery);
     let uncertain = matches!(attempt, Attempt::Uncertain(_));
     let dead_address = decision.state == State::Failed
-        && matches!(&attempt, Attempt::Permanent(reply) if refuses_as_dead(reply));
+        && matches!(&attempt, Attempt::Permanent(reply) if (shared.dead_address)(reply));
     let reply = match attempt {
         Attempt::Accepted(reply)
         | Attempt::Temporary(reply)

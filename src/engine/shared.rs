@@ -99,6 +99,8 @@ pub(super) struct Shared {
     /// Claimed and not yet finished (sent, deferred, failed, released).
     pub outstanding: AtomicUsize,
     pub bounced: mpsc::UnboundedSender<Job>,
+    /// Whether a permanent refusal says the address is dead (`RunOptions::dead_address`).
+    pub dead_address: super::DeadAddress,
 }
 
 impl Shared {

@@ -17,7 +17,7 @@ mod fields;
 mod mime;
 mod text;
 
-pub use classify::{classify, classify_reply};
+pub use classify::{classify, classify_reply, refused_as_dead};
 
 /// One message read from the mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
