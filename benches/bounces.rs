@@ -110,9 +110,12 @@ fn main() {
         .unwrap();
     let started = Instant::now();
     let fetched = runtime.block_on(async {
-        let mut mailbox = herald::inbox::imap::Mailbox::connect(&spec, dovecot::PASSWORD)
-            .await
-            .unwrap();
+        let mut mailbox = herald::inbox::imap::Mailbox::connect(
+            &spec,
+            &herald::inbox::imap::Login::Password(dovecot::PASSWORD.into()),
+        )
+        .await
+        .unwrap();
         mailbox.select("Reference").await.unwrap();
         let uids = mailbox.uids_after(0).await.unwrap();
         let mut count = 0;

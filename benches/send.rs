@@ -246,7 +246,7 @@ fn main() {
     ));
     let sink_before = sink.cpu_seconds();
     let (elapsed, peak, cpu) = timed_with_cpu(&mut herald_command(
-        &["send", &campaign_arg, "--db", &db],
+        &["send", &campaign_arg, "--db", &db, "--ignore-dns"],
         true,
     ));
     let sink_cpu = sink_before
@@ -289,7 +289,7 @@ fn main() {
             false,
         ));
         let (elapsed, peak) = timed(&mut herald_command(
-            &["send", &campaign_arg, "--db", &db],
+            &["send", &campaign_arg, "--db", &db, "--ignore-dns"],
             true,
         ));
         let peak_mib = peak.map(|kib| kib as f64 / 1024.0);
@@ -343,7 +343,7 @@ fn signed_run(messages: usize, sink: &Sink, port: u16, unsigned: &Run, reference
     ));
     let sink_before = sink.cpu_seconds();
     let (elapsed, _, cpu) = timed_with_cpu(&mut herald_command(
-        &["send", &campaign_arg, "--db", &db],
+        &["send", &campaign_arg, "--db", &db, "--ignore-dns"],
         true,
     ));
     let sink_cpu = sink_before

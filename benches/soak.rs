@@ -55,6 +55,7 @@ fn spawn(campaign: &Path, db: &Path) -> Child {
         .arg(campaign)
         .arg("--db")
         .arg(db)
+        .arg("--ignore-dns")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -57,6 +57,9 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     ("lettre", &["compose/", "engine/smtp"]),
     ("hostname::", &["engine/smtp/session"]),
     ("hickory", &["engine/dns"]),
+    // The deliverability check (issue #23): SPF and DMARC evaluation and organizational domains.
+    ("mail_auth", &["dnsauth/"]),
+    ("psl::", &["dnsauth/"]),
     // Lists are read by `recipients` (delimiters, encodings); files Herald writes and reads
     // back by `csvfile`.
     ("csv::", &["recipients/", "csvfile.rs"]),
@@ -70,28 +73,46 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     // `rustls::crypto::aws_lc_rs` anywhere else too.
     ("aws_lc_rs", &["compose/dkim", "tls.rs"]),
     ("hmac::", &["token.rs"]),
-    ("sha2::", &["token.rs"]),
+    ("sha2::", &["token.rs", "oauth2/signin.rs"]),
+    // OAuth2 (issue #22): PKCE's verifier and state come from the OS's randomness; the system
+    // browser opens the provider's sign-in page.
+    ("getrandom::", &["oauth2/signin.rs"]),
     ("mail_parser", &["inbox/report"]),
     // Async code: the engine's runtime, the mailbox reader's and the unsubscribe endpoint's
     // own, and the HTTP client's (its blocking entry makes one for the call). `tls.rs` names
-    // tokio-rustls.
+    // tokio-rustls. The deliverability check (dnsauth/) runs on a small runtime of its own.
     (
         "tokio",
-        &["engine/", "inbox/", "unsubscribe/", "http.rs", "tls.rs"],
+        &[
+            "engine/",
+            "inbox/",
+            "unsubscribe/",
+            "http.rs",
+            "tls.rs",
+            "dnsauth/",
+            "oauth2/",
+        ],
     ),
     ("async_imap", &["inbox/imap"]),
     ("axum", &["unsubscribe/"]),
-    // hyper serves the unsubscribe endpoint and is the one HTTP client.
-    ("hyper::", &["unsubscribe/", "http.rs"]),
-    ("hyper_util", &["unsubscribe/", "http.rs"]),
-    ("http_body_util", &["unsubscribe/", "http.rs"]),
+    // hyper serves the unsubscribe endpoint and OAuth2's loopback redirect (issue #22), and
+    // is the one HTTP client.
+    ("hyper::", &["unsubscribe/", "http.rs", "oauth2/signin.rs"]),
+    (
+        "hyper_util",
+        &["unsubscribe/", "http.rs", "oauth2/signin.rs"],
+    ),
+    (
+        "http_body_util",
+        &["unsubscribe/", "http.rs", "oauth2/signin.rs"],
+    ),
     ("rustls", &["tls.rs"]),
     ("smtp_proto", &["engine/smtp/wire.rs"]),
     ("webpki_roots", &["tls.rs"]),
     // The rendered preview (issue #14): litehtml and image draw it, webbrowser opens it.
     ("litehtml", &["render/"]),
     ("image::", &["render/"]),
-    ("webbrowser", &["render/browser.rs"]),
+    ("webbrowser", &["render/browser.rs", "oauth2/signin.rs"]),
 ];
 
 /// SQL stays in `store`.
@@ -135,6 +156,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("csvfile.rs", &[]),
     ("credentials/", &[]),
     ("http.rs", &["tls"]),
+    ("oauth2/", &["campaign", "credentials", "http"]),
     ("token.rs", &["delivery"]),
     ("campaign/", &["delivery"]),
     ("recipients/", &["campaign", "delivery"]),
@@ -155,6 +177,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "compose",
             "credentials",
             "delivery",
+            "oauth2",
             "identity",
             "import",
             "recipients",
@@ -169,6 +192,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "campaign",
             "compose",
             "credentials",
+            "oauth2",
             "delivery",
             "identity",
             "recipients",
@@ -182,6 +206,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
         &["campaign", "delivery", "http", "store", "tls", "token"],
     ),
     ("render/", &["http"]),
+    // The deliverability check asks through direct mode's resolver (engine::dns).
+    ("dnsauth/", &["campaign", "compose", "recipients", "engine"]),
 ];
 
 #[test]

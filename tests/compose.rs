@@ -489,7 +489,11 @@ fn check_warns_about_deliverability() {
          [dkim]\ndomain = \"mailer.example\"\nselector = \"s1\"\nprivate_key = \"dkim.pem\"\n",
         1,
     );
-    let out = herald(&fixture, &["check", fixture.campaign.to_str().unwrap()]);
+    // acme.example's DNS is not this test's: its findings (issue #23) must not fail the check.
+    let out = herald(
+        &fixture,
+        &["check", "--ignore-dns", fixture.campaign.to_str().unwrap()],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     for expected in [

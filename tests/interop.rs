@@ -325,7 +325,16 @@ fn dkim_signatures_survive_postfix_and_pass_an_independent_verifier() {
     ];
     let fixture = fixture(&rows, "relay", &route);
     std::fs::write(fixture.dir.path().join("dkim.pem"), pem).unwrap();
-    herald(&["send"], &fixture.campaign(), &fixture.db(), &[], LIMIT).assert_code(0);
+    // acme.example's DNS does not hold this test's key: the DNS check (issue #23) would stop
+    // the send, and this test is about the signature Postfix delivers.
+    herald(
+        &["send", "--ignore-dns"],
+        &fixture.campaign(),
+        &fixture.db(),
+        &[],
+        LIMIT,
+    )
+    .assert_code(0);
     for local in ["ada", "bob"] {
         let messages = postfix.wait_for_mail(local, 1, DELIVERY);
         assert_eq!(messages.len(), 1, "{local}");

@@ -441,42 +441,30 @@ fn stop_keeps_every_row_and_the_next_run_resumes() {
 }
 
 #[test]
-fn rate_limits_pace_the_campaign() {
-    let server = SmtpServer::start();
-    let dir = campaign(
-        &addresses(12),
-        &[RelayConf::new("main", server.port())],
-        "connections = 4\nrate_per_hour = 36000",
-    );
-    let started = Instant::now();
-    let engine = Engine::new().unwrap();
-    let last = finish(&mut start(&engine, &dir));
-    assert_eq!(last.counts.sent, 12);
-    // 10 a second: twelve messages cannot all go out in under one second.
-    assert!(
-        started.elapsed() >= Duration::from_millis(1_000),
-        "{:?}",
-        started.elapsed()
-    );
-}
-
-#[test]
-fn relay_rate_limits_pace_that_relay() {
-    let server = SmtpServer::start();
-    let dir = campaign(
-        &addresses(12),
-        &[RelayConf::new("slow", server.port()).extra("rate_per_hour = 36000")],
-        "connections = 4",
-    );
-    let started = Instant::now();
-    let engine = Engine::new().unwrap();
-    let last = finish(&mut start(&engine, &dir));
-    assert_eq!(last.counts.sent, 12);
-    assert!(
-        started.elapsed() >= Duration::from_millis(1_000),
-        "{:?}",
-        started.elapsed()
-    );
+fn rate_limits_pace_the_campaign_and_each_relay() {
+    // (case, the relay's extra keys, the campaign's [delivery] keys): 10 a second either way,
+    // so twelve messages cannot all go out in under one second.
+    let cases = [
+        ("campaign", "", "connections = 4\nrate_per_hour = 36000"),
+        ("relay", "rate_per_hour = 36000", "connections = 4"),
+    ];
+    for (case, relay_extra, delivery) in cases {
+        let server = SmtpServer::start();
+        let dir = campaign(
+            &addresses(12),
+            &[RelayConf::new("main", server.port()).extra(relay_extra)],
+            delivery,
+        );
+        let started = Instant::now();
+        let engine = Engine::new().unwrap();
+        let last = finish(&mut start(&engine, &dir));
+        assert_eq!(last.counts.sent, 12, "{case}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1_000),
+            "{case}: {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[test]

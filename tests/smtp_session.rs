@@ -374,57 +374,69 @@ async fn chunking_sends_one_bdat_last_without_dot_stuffing() {
     assert!(server.flushes() <= 8 + 6, "{}", server.flushes());
 }
 
-#[tokio::test]
-async fn a_421_to_mail_on_a_reused_chunking_session_costs_the_message_nothing() {
-    let server = SmtpServer::builder()
-        .chunking()
-        .max_messages_per_session(2)
-        .start();
-    let mut session = Session::connect(&target(server.port()), timeouts())
-        .await
-        .unwrap();
-    let outcomes = send_all(&mut session, 5).await;
-    assert!(!session.usable());
-    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
-    for (_, outcome) in &outcomes[..2] {
-        assert!(matches!(outcome, Outcome::Attempted(Attempt::Accepted(_))));
-    }
-    // MAIL, RCPT and the whole chunk went out in one flight; the server's 421 to MAIL means
-    // it read none of the rest, so the message goes back unspent rather than temporary.
-    assert!(
-        matches!(&outcomes[2].1, Outcome::NotAttempted(reply) if reply.code == Some(421)),
-        "{:?}",
-        outcomes[2]
-    );
-    assert_eq!(server.received_count(), 2);
-    assert_eq!(server.rcpt_attempts().get("r2@example.com"), None);
+/// What one message of a 421 scenario must come to.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Accepted,
+    Refused(u16),
+    /// Back to the dispatcher unspent: the server closed before reading any of it.
+    Unspent,
 }
 
 #[tokio::test]
-async fn a_421_to_rset_on_a_chunking_session_costs_the_next_message_nothing() {
-    let server = SmtpServer::builder()
-        .chunking()
-        .close_at_rset()
-        .rule(|rcpt| match rcpt {
-            "r0@example.com" => Reply::PermFail,
-            _ => Reply::Accept,
-        })
-        .start();
-    let mut session = Session::connect(&target(server.port()), timeouts())
-        .await
-        .unwrap();
-    let outcomes = send_all(&mut session, 3).await;
-    assert!(!session.usable());
-    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
-    assert_eq!(code(&outcomes[0].1), Some(550));
-    // The refused RCPT left MAIL's transaction open, so the next flight began with RSET; the
-    // server closed there, before reading the message.
-    assert!(
-        matches!(&outcomes[1].1, Outcome::NotAttempted(reply) if reply.code == Some(421)),
-        "{:?}",
-        outcomes[1]
-    );
-    assert_eq!(server.received_count(), 0);
+async fn a_421_on_a_reused_chunking_session_costs_the_message_nothing() {
+    // (case, the server, messages offered, what each came to, messages the server kept, a
+    // recipient the server never even read).
+    // "mail": MAIL, RCPT and the whole chunk went out in one flight; the 421 to MAIL means the
+    // server read none of the rest. "rset": the refused RCPT left MAIL's transaction open, so
+    // the next flight began with RSET, and the server closed there, before the message.
+    let cases = [
+        (
+            "mail",
+            SmtpServer::builder().chunking().max_messages_per_session(2),
+            5,
+            vec![Expect::Accepted, Expect::Accepted, Expect::Unspent],
+            2,
+            Some("r2@example.com"),
+        ),
+        (
+            "rset",
+            SmtpServer::builder()
+                .chunking()
+                .close_at_rset()
+                .rule(|rcpt| match rcpt {
+                    "r0@example.com" => Reply::PermFail,
+                    _ => Reply::Accept,
+                }),
+            3,
+            vec![Expect::Refused(550), Expect::Unspent],
+            0,
+            None,
+        ),
+    ];
+    for (case, builder, offered, expected, kept, unread) in cases {
+        let server = builder.start();
+        let mut session = Session::connect(&target(server.port()), timeouts())
+            .await
+            .unwrap();
+        let outcomes = send_all(&mut session, offered).await;
+        assert!(!session.usable(), "{case}");
+        assert_eq!(outcomes.len(), expected.len(), "{case}: {outcomes:?}");
+        for ((_, outcome), expect) in outcomes.iter().zip(&expected) {
+            let met = match expect {
+                Expect::Accepted => matches!(outcome, Outcome::Attempted(Attempt::Accepted(_))),
+                Expect::Refused(wanted) => code(outcome) == Some(*wanted),
+                Expect::Unspent => {
+                    matches!(outcome, Outcome::NotAttempted(reply) if reply.code == Some(421))
+                }
+            };
+            assert!(met, "{case}: {outcome:?} is not {expect:?}");
+        }
+        assert_eq!(server.received_count(), kept, "{case}");
+        if let Some(unread) = unread {
+            assert_eq!(server.rcpt_attempts().get(unread), None, "{case}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! `unsubscribe-server` on loopback) and skips who left; an unreachable endpoint asks "Send
 //! anyway?" and Cancel sends nothing while Send anyway sends; "Check mailbox" reads a real
 //! Dovecot and shows the result, the sender warning, the bounced count and each row's feedback;
-//! the Suppression view searches, adds, removes and exports the global list.
+//! the Suppression view searches, adds, removes and exports the global list. Start also checks
+//! the DNS (issue #23) and asks before sending past a red finding.
 
 // Test helpers fail the test loudly on a broken fixture, as tests/ui.rs does.
 
@@ -613,6 +614,70 @@ fn publish_says_what_to_do_when_nothing_is_set_up() {
         "the section to add is shown"
     );
     assert!(harness.query_by_label("Check mailbox").is_none());
+}
+
+/// Issue #23: Start checks the DNS as `herald send` does. The campaign signs for acme.test,
+/// whose DNS (the test server, over real UDP) has no key record: a red finding, so the window
+/// asks, names the record to publish, and sends only when told to.
+#[test]
+fn a_red_dns_finding_asks_before_start_and_send_anyway_sends() {
+    environment();
+    let smtp = SmtpServer::start();
+    let dns = crate::support::dns_server::DnsServer::start(crate::support::dns_server::Zone::new());
+    let keys = tempfile::tempdir().unwrap();
+    let (pem, _, _) = crate::support::dkim::make_key(keys.path(), "pkcs1");
+    let sections = format!(
+        "[dkim]\ndomain = \"acme.test\"\nselector = \"s1\"\nprivate_key = \"{}\"\n\n\
+         [direct]\nnameservers = [\"{}\"]\ndns_timeout_secs = 1\n",
+        keys.path().join("dkim.pem").display(),
+        dns.addr()
+    );
+    std::fs::write(keys.path().join("dkim.pem"), pem).unwrap();
+    let dir = campaign_with(
+        &emails(),
+        &[RelayConf::new("primary", smtp.port())],
+        "",
+        &sections,
+    );
+    let mut harness = harness(&dir.db, Some(&dir.campaign));
+    opened(&mut harness);
+    click_tab(&mut harness, "Publish");
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the question", |app| {
+        app.is_asking_to_send_anyway()
+    });
+    // The dialog and Publish's list of findings both name it, with the record to publish.
+    assert!(
+        harness
+            .query_all_by_label_contains("DKIM s1._domainkey.acme.test: there is no DKIM record")
+            .count()
+            >= 2,
+        "the dialog and Publish name the finding"
+    );
+    assert!(
+        harness
+            .query_all_by_label_contains(
+                "Fix: publish a TXT record at s1._domainkey.acme.test: v=DKIM1; k=rsa; p="
+            )
+            .count()
+            >= 1,
+        "the record to publish is shown"
+    );
+    harness.get_by_label("Cancel").click();
+    harness.run_steps(3);
+    for _ in 0..20 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!harness.state().is_running());
+    assert_eq!(smtp.received_count(), 0, "Cancel sent mail");
+
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the question again", |app| {
+        app.is_asking_to_send_anyway()
+    });
+    harness.get_by_label("Send anyway").click();
+    wait_until(&mut harness, "the mail", |_| smtp.received_count() == 3);
 }
 
 #[test]

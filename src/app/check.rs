@@ -53,6 +53,9 @@ pub fn check(campaign: &Campaign) -> CheckReport {
     {
         report.problems.push(error.to_string());
     }
+    let (problems, warnings) = crate::oauth2::check(campaign);
+    report.problems.extend(problems);
+    report.warnings.extend(warnings);
     // The endpoint refuses to start on a shorter secret, and the pull refuses to send one: say
     // so before the send does (loading already reported an unset variable).
     if let Some(name) = campaign

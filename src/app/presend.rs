@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::campaign::Campaign;
+use crate::dnsauth::{self, Finding};
 use crate::inbox::{self, Summary};
 use crate::store::Store;
 use crate::unsubscribe::pull::{self, PullReport};
@@ -20,6 +21,9 @@ pub struct BeforeStart {
     pub pulled: Option<Result<PullReport, String>>,
     /// The endpoint the pull asked (for the question asked when it failed).
     pub endpoint: Option<String>,
+    /// The deliverability check's findings (issue #23), for the window's Start (the CLI prints
+    /// its own, `cli/deliverability.rs`); a red one stops the start as it stops `herald send`.
+    pub dns: Vec<Finding>,
     /// Whether the run was started (false when a check failed).
     pub started: bool,
 }
@@ -27,7 +31,9 @@ pub struct BeforeStart {
 impl BeforeStart {
     /// Whether a check that was due failed.
     pub fn failed(&self) -> bool {
-        matches!(self.mailbox, Some(Err(_))) || matches!(self.pulled, Some(Err(_)))
+        matches!(self.mailbox, Some(Err(_)))
+            || matches!(self.pulled, Some(Err(_)))
+            || dnsauth::blocking(&self.dns).next().is_some()
     }
 }
 

@@ -19,6 +19,8 @@ pub struct RawBounces {
     pub security: Option<String>,
     pub username: Option<String>,
     pub password_env: Option<String>,
+    /// Names an `[oauth2.NAME]` section to sign in with instead of a password.
+    pub oauth2: Option<String>,
     pub ca_file: Option<String>,
     pub folder: Option<String>,
     pub processed_folder: Option<String>,
@@ -32,6 +34,7 @@ pub(super) const BOUNCES_KEYS: &[&str] = &[
     "security",
     "username",
     "password_env",
+    "oauth2",
     "ca_file",
     "folder",
     "processed_folder",
@@ -47,8 +50,11 @@ pub struct BouncesSpec {
     /// Implicit TLS (993) by default; STARTTLS (143); plain text only when asked for.
     pub security: Security,
     pub username: String,
-    /// The environment variable (or keyring entry) holding the mailbox password.
+    /// The environment variable (or keyring entry) holding the mailbox password; empty when
+    /// the mailbox signs in with `oauth2`.
     pub password_env: String,
+    /// The `[oauth2.NAME]` grant the mailbox signs in with instead (SASL XOAUTH2).
+    pub oauth2: Option<String>,
     pub ca_file: Option<PathBuf>,
     /// The folder bounces arrive in ("INBOX" unless set).
     pub folder: String,
@@ -79,6 +85,7 @@ impl ReturnPath {
 
 pub(super) fn build(
     raw: Option<&RawBounces>,
+    grants: &std::collections::BTreeMap<String, super::RawOAuth2>,
     base: &Path,
     env_is_set: &dyn Fn(&str) -> bool,
     c: &mut Collector,
@@ -122,7 +129,19 @@ pub(super) fn build(
         );
         String::new()
     });
+    let oauth2 = text(&raw.oauth2);
+    if let Some(grant) = &oauth2 {
+        super::oauth2::check_reference(
+            c,
+            "bounces",
+            grant,
+            raw.password_env.as_deref(),
+            Some(username.as_str()),
+            grants,
+        );
+    }
     let password_env = match text(&raw.password_env) {
+        _ if oauth2.is_some() => String::new(),
         Some(name) => {
             if !env_is_set(&name) {
                 c.add(
@@ -182,6 +201,7 @@ pub(super) fn build(
         security,
         username,
         password_env,
+        oauth2,
         ca_file: raw
             .ca_file
             .as_deref()

@@ -4,6 +4,7 @@
 
 mod bounces;
 mod duration;
+mod oauth2;
 mod raw;
 mod unsubscribe;
 mod validate;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use bounces::{BouncesSpec, RawBounces, ReturnPath};
 pub use duration::{format_duration, parse_duration};
+pub use oauth2::{OAuth2Provider, OAuth2Spec, RawOAuth2, Use as OAuth2Use, password_host_warning};
 pub use raw::{
     RawCampaign, RawDelivery, RawDirect, RawDirectDomain, RawDkim, RawMessage, RawRecipients,
     RawRelay,
@@ -36,6 +38,35 @@ pub struct Campaign {
     pub bounces: Option<BouncesSpec>,
     /// `[unsubscribe]`: signed one-click links and the endpoint pulled before each send.
     pub unsubscribe: Option<UnsubscribeSpec>,
+    /// `[oauth2.NAME]`: the OAuth2 grants relays and the mailbox sign in with (issue #22).
+    pub oauth2: Vec<OAuth2Spec>,
+}
+
+impl Campaign {
+    /// The `[oauth2.NAME]` section called `name`.
+    pub fn grant(&self, name: &str) -> Option<&OAuth2Spec> {
+        self.oauth2.iter().find(|grant| grant.name == name)
+    }
+
+    /// What the grant `name` serves in this campaign (sending, the mailbox, or both).
+    pub fn grant_uses(&self, name: &str) -> Vec<OAuth2Use> {
+        let mut uses = Vec::new();
+        if self
+            .relays
+            .iter()
+            .any(|relay| relay.oauth2.as_deref() == Some(name))
+        {
+            uses.push(OAuth2Use::Sending);
+        }
+        if self
+            .bounces
+            .as_ref()
+            .is_some_and(|bounces| bounces.oauth2.as_deref() == Some(name))
+        {
+            uses.push(OAuth2Use::Mailbox);
+        }
+        uses
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +174,9 @@ pub struct DirectSpec {
     pub backoff_pause_secs: u32,
     /// The user's limits per destination domain, over the shipped presets.
     pub domains: Vec<DomainLimitsSpec>,
+    /// The address mail leaves from, as receivers see it (`[direct] public_ip`); None: learned
+    /// from the outgoing interface when that address is public.
+    pub public_ip: Option<std::net::IpAddr>,
 }
 
 /// `[[direct.domain]]`: limits for one recipient domain (ASCII or Unicode form).
@@ -184,6 +218,8 @@ pub struct RelaySpec {
     /// The name of the environment variable holding the password; the password itself is
     /// never stored in the campaign.
     pub password_env: Option<String>,
+    /// The `[oauth2.NAME]` grant it signs in with instead (SASL XOAUTH2), by name.
+    pub oauth2: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub weight: u32,
     pub max_connections: u32,

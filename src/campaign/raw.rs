@@ -24,6 +24,9 @@ pub struct RawCampaign {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounces: Option<super::bounces::RawBounces>,
     pub unsubscribe: Option<super::unsubscribe::RawUnsubscribe>,
+    /// `[oauth2.NAME]` sections (issue #22), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub oauth2: BTreeMap<String, super::oauth2::RawOAuth2>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -83,6 +86,10 @@ pub struct RawDirect {
     pub tls_fallback: Option<bool>,
     pub dns_timeout_secs: Option<i64>,
     pub backoff_pause_secs: Option<i64>,
+    /// This machine's public address, for the SPF and reverse-DNS checks (issue #23) when the
+    /// outgoing interface's address is a private one behind NAT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
     #[serde(default, rename = "domain", skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<RawDirectDomain>,
 }
@@ -104,6 +111,8 @@ pub struct RawRelay {
     pub security: Option<String>,
     pub username: Option<String>,
     pub password_env: Option<String>,
+    /// Names an `[oauth2.NAME]` section to sign in with instead of a password.
+    pub oauth2: Option<String>,
     pub ca_file: Option<String>,
     pub weight: Option<i64>,
     pub max_connections: Option<i64>,
@@ -165,6 +174,7 @@ const DIRECT_KEYS: &[&str] = &[
     "tls_fallback",
     "dns_timeout_secs",
     "backoff_pause_secs",
+    "public_ip",
     "domain",
 ];
 const DIRECT_DOMAIN_KEYS: &[&str] = &[
@@ -180,6 +190,7 @@ const RELAY_KEYS: &[&str] = &[
     "security",
     "username",
     "password_env",
+    "oauth2",
     "ca_file",
     "weight",
     "max_connections",
@@ -201,6 +212,18 @@ pub fn unknown_keys(table: &toml::Table) -> Vec<(String, &'static [&'static str]
             "dkim" => DKIM_KEYS,
             "bounces" => super::bounces::BOUNCES_KEYS,
             "unsubscribe" => super::unsubscribe::UNSUBSCRIBE_KEYS,
+            // `[oauth2.NAME]`: one table per grant, each with the grant's keys.
+            "oauth2" => {
+                if let toml::Value::Table(grants) = value {
+                    for (name, grant) in grants {
+                        if let toml::Value::Table(grant) = grant {
+                            let path = format!("oauth2.{name}");
+                            collect_unknown(&path, grant, super::oauth2::OAUTH2_KEYS, &mut found);
+                        }
+                    }
+                }
+                continue;
+            }
             _ => {
                 found.push((key.clone(), TOP_KEYS));
                 continue;

@@ -189,6 +189,7 @@ fn build(
     let delivery = build_delivery(&raw, c);
     let direct = build_direct(&raw, delivery.mode, c);
     let relays = build_relays(&raw, base, env_is_set, c);
+    let oauth2 = super::oauth2::build(&raw.oauth2, base, c);
     match delivery.mode {
         Mode::Relay if relays.is_empty() => c.add(
             "relay",
@@ -231,7 +232,7 @@ fn build(
         }
     });
 
-    let bounces = super::bounces::build(raw.bounces.as_ref(), base, env_is_set, c);
+    let bounces = super::bounces::build(raw.bounces.as_ref(), &raw.oauth2, base, env_is_set, c);
     let unsubscribe = raw.unsubscribe.as_ref().map(|section| {
         let (spec, problems) = super::unsubscribe::build(section, base, env_is_set);
         for (key, reason) in problems {
@@ -257,6 +258,7 @@ fn build(
         dkim,
         bounces,
         unsubscribe,
+        oauth2,
     }
 }
 
@@ -488,6 +490,18 @@ fn build_direct(raw: &RawCampaign, mode: Mode, c: &mut Collector) -> DirectSpec 
             }
         })
         .collect();
+    let public_ip = direct.public_ip.as_deref().and_then(|text| {
+        let parsed = text.trim().parse::<IpAddr>().ok();
+        if parsed.is_none() {
+            c.add(
+                "direct.public_ip",
+                format!(
+                    "\"{text}\" is not an IP address; give the address receivers see mail come from"
+                ),
+            );
+        }
+        parsed
+    });
     let mut seen = std::collections::HashSet::new();
     let domains = direct
         .domains
@@ -542,6 +556,7 @@ fn build_direct(raw: &RawCampaign, mode: Mode, c: &mut Collector) -> DirectSpec 
             60,
         ),
         domains,
+        public_ip,
     }
 }
 
@@ -592,7 +607,16 @@ fn build_relays(
                 Security::StartTls => 587,
                 Security::Tls => 465,
             };
-            if let Some(var) = &relay.password_env {
+            if let Some(grant) = &relay.oauth2 {
+                super::oauth2::check_reference(
+                    c,
+                    &key,
+                    grant,
+                    relay.password_env.as_deref(),
+                    relay.username.as_deref(),
+                    &raw.oauth2,
+                );
+            } else if let Some(var) = &relay.password_env {
                 if relay.username.is_none() {
                     c.add(format!("{key}.password_env"), "is set but username is missing");
                 }
@@ -615,6 +639,7 @@ fn build_relays(
                 security,
                 username: relay.username.clone(),
                 password_env: relay.password_env.clone(),
+                oauth2: relay.oauth2.clone(),
                 ca_file: relay
                     .ca_file
                     .as_deref()
@@ -783,6 +808,15 @@ password_env = "UNSET_VAR"
         );
         let campaign = parse_in(dir.path(), &direct_ok).unwrap();
         assert_eq!(campaign.direct.nameservers.len(), 2);
+        assert_eq!(campaign.direct.public_ip, None);
+        let with_ip = format!("{direct_ok}public_ip = \"192.0.2.7\"\n");
+        let campaign = parse_in(dir.path(), &with_ip).unwrap();
+        assert_eq!(campaign.direct.public_ip, "192.0.2.7".parse().ok());
+        let bad_ip = format!("{direct_ok}public_ip = \"mail.acme.example\"\n");
+        assert_eq!(
+            problem_keys(parse_in(dir.path(), &bad_ip)),
+            vec!["direct.public_ip"]
+        );
         assert_eq!(campaign.direct.nameservers[1].port(), 53);
         assert!(!campaign.direct.tls_fallback);
         assert_eq!(campaign.direct.port, 25);

@@ -1,11 +1,13 @@
 //! The headless commands (`check`, `import`, `status`, `send`, `resend`, `preview`,
-//! `test-send`, `password`, `unsubscribe-server`, `unsubscribes`) and their terminal
+//! `test-send`, `password`, `signin`, `signout`, `unsubscribe-server`, `unsubscribes`) and their terminal
 //! output. The only module that prints to stdout. Never holds logic the window also needs: that
 //! lives in the engine, and both call it.
 #![allow(clippy::print_stdout)]
 
 mod bounces;
+mod deliverability;
 mod password;
+mod signin;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -53,10 +55,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the campaign and render every message; sends nothing. Exit 1 listing every problem.
+    /// Validate the campaign, render every message and check its DNS (SPF, DKIM, DMARC,
+    /// reverse DNS); sends nothing. Exit 1 listing every problem.
     Check {
         #[arg(value_name = "CAMPAIGN.toml")]
         campaign: PathBuf,
+        /// Print one JSON object: the problems, warnings, counts and DNS findings.
+        #[arg(long)]
+        json: bool,
+        /// Report DNS problems without counting them as problems (exit 0 if nothing else is wrong).
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Import (or re-import) the recipient list into the state database.
     Import {
@@ -79,6 +88,9 @@ pub enum Command {
         /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
+        /// Send even when the DNS check finds SPF, DKIM, DMARC or reverse DNS problems.
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Put failed (and uncertain) recipients back to pending, then send.
     Resend {
@@ -104,6 +116,9 @@ pub enum Command {
         /// [unsubscribe] endpoint.
         #[arg(long)]
         no_pull: bool,
+        /// Send even when the DNS check finds SPF, DKIM, DMARC or reverse DNS problems.
+        #[arg(long)]
+        ignore_dns: bool,
     },
     /// Print one recipient's message exactly as it will be sent, with a summary.
     Preview {
@@ -138,6 +153,28 @@ pub enum Command {
     Password {
         #[arg(value_name = "NAME")]
         name: String,
+    },
+    /// Sign in to the campaign's [oauth2.NAME] grant (Microsoft, Google or an OpenID
+    /// provider) so its relays and mailbox can sign in without a password. Opens the browser.
+    Signin {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        /// The [oauth2.NAME] section to sign in to.
+        #[arg(long = "oauth2", value_name = "NAME")]
+        grant: String,
+        /// Sign in with a code typed on any device (RFC 8628), for machines without a browser.
+        #[arg(long)]
+        device: bool,
+        /// Print the sign-in address instead of opening the browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Forget the sign-in of the campaign's [oauth2.NAME] grant on this computer.
+    Signout {
+        #[arg(value_name = "CAMPAIGN.toml")]
+        campaign: PathBuf,
+        #[arg(long = "oauth2", value_name = "NAME")]
+        grant: String,
     },
     /// Send one recipient's message to ADDRESS through the campaign's first reachable relay.
     TestSend {
@@ -184,11 +221,26 @@ pub fn run(cli: Cli) -> i32 {
         return exit::USAGE;
     };
     let result = match command {
-        Command::Check { campaign } => check(&campaign),
+        Command::Check {
+            campaign,
+            json,
+            ignore_dns,
+        } => check(&campaign, json, ignore_dns),
         Command::Import { campaign } => import(cli.db.as_deref(), &campaign),
         Command::Password { name } => password::password(&name),
+        Command::Signin {
+            campaign,
+            grant,
+            device,
+            no_browser,
+        } => signin::signin(&campaign, &grant, device, no_browser),
+        Command::Signout { campaign, grant } => signin::signout(&campaign, &grant),
         Command::Status { campaign, json } => status(cli.db.as_deref(), &campaign, json),
-        Command::Send { campaign, no_pull } => send(cli.db.as_deref(), &campaign, None, no_pull),
+        Command::Send {
+            campaign,
+            no_pull,
+            ignore_dns,
+        } => send(cli.db.as_deref(), &campaign, None, no_pull, ignore_dns),
         Command::Resend {
             campaign,
             codes,
@@ -197,6 +249,7 @@ pub fn run(cli: Cli) -> i32 {
             failed_only,
             include_hard,
             no_pull,
+            ignore_dns,
         } => {
             let filter = ResendFilter {
                 include_failed: true,
@@ -206,7 +259,13 @@ pub fn run(cli: Cli) -> i32 {
                 route,
                 domain: domain.map(|domain| domain.to_ascii_lowercase()),
             };
-            send(cli.db.as_deref(), &campaign, Some(filter), no_pull)
+            send(
+                cli.db.as_deref(),
+                &campaign,
+                Some(filter),
+                no_pull,
+                ignore_dns,
+            )
         }
         Command::Bounces {
             campaign,
@@ -368,10 +427,37 @@ fn open_database(db: Option<&Path>) -> Result<Database> {
     Database::open(&path).with_context(|| format!("opening the state database {}", path.display()))
 }
 
-fn check(path: &Path) -> Result<i32> {
+fn check(path: &Path, json: bool, ignore_dns: bool) -> Result<i32> {
     let campaign = load(path)?;
     let report = app::check(&campaign);
+    let findings = crate::dnsauth::check(&campaign);
+    let dns_problems = if ignore_dns {
+        0
+    } else {
+        crate::dnsauth::blocking(&findings).count()
+    };
+    let problems = report.problems.len() + dns_problems;
     let mut out = std::io::stdout().lock();
+    if json {
+        let object = serde_json::json!({
+            "ok": problems == 0,
+            "problems": report.problems,
+            "warnings": report.warnings,
+            "recipients": report.recipients,
+            "rendered": report.rendered,
+            "skipped": report.skipped,
+            "largest_bytes": report.largest_bytes,
+            "email_column": report.email_column,
+            "format": report.format,
+            "dns": deliverability::findings_json(&findings),
+        });
+        writeln!(out, "{object}")?;
+        return Ok(if problems == 0 {
+            exit::DONE
+        } else {
+            exit::ERROR
+        });
+    }
     if let (Some(format), Some(column)) = (&report.format, &report.email_column) {
         writeln!(out, "list: {format}; email column: {column}")?;
     }
@@ -381,7 +467,8 @@ fn check(path: &Path) -> Result<i32> {
     for problem in &report.problems {
         writeln!(out, "problem: {problem}")?;
     }
-    if report.problems.is_empty() {
+    deliverability::write_findings(&mut out, &findings)?;
+    if problems == 0 {
         writeln!(
             out,
             "ok: {} recipient(s), {} message(s) rendered, {} skipped; largest message {} KB",
@@ -392,11 +479,7 @@ fn check(path: &Path) -> Result<i32> {
         )?;
         Ok(exit::DONE)
     } else {
-        writeln!(
-            out,
-            "{} problem(s) found; nothing was sent",
-            report.problems.len()
-        )?;
+        writeln!(out, "{problems} problem(s) found; nothing was sent")?;
         Ok(exit::ERROR)
     }
 }
@@ -501,9 +584,14 @@ fn send(
     path: &Path,
     resend: Option<ResendFilter>,
     no_pull: bool,
+    ignore_dns: bool,
 ) -> Result<i32> {
     let campaign = load(path)?;
     let db_path = database_path(db)?;
+    // Issue #23: what receivers will make of this mail, before any of it leaves.
+    if let Some(code) = deliverability::before_send(&campaign, ignore_dns)? {
+        return Ok(code);
+    }
     // Yesterday's bounces and unsubscribes first, so this run skips them.
     if let Some(code) = before_send(&db_path, &campaign, no_pull)? {
         return Ok(code);

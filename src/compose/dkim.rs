@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 use base64::Engine as _;
@@ -195,6 +196,38 @@ impl DkimSigner {
         }
     }
 
+    pub fn selector(&self) -> &str {
+        &self.selector
+    }
+
+    /// The public half of the key, in the form [`read_published_key`] gives a DNS record's, so
+    /// the deliverability check can tell whether DNS holds this key (issue #23).
+    pub fn public_key(&self) -> PublicKey {
+        match &self.key {
+            Key::Rsa(key) => {
+                read_rsa_public_key(key.public_key().as_ref()).unwrap_or(PublicKey::Rsa {
+                    modulus: Vec::new(),
+                    exponent: Vec::new(),
+                })
+            }
+            Key::Ed25519(key) => PublicKey::Ed25519(key.public_key().as_ref().to_vec()),
+        }
+    }
+
+    /// The TXT record to publish at `selector._domainkey.domain`: for RSA the
+    /// SubjectPublicKeyInfo (what `openssl -pubout` writes, and all verifiers read; OpenDKIM
+    /// reads only that form), for Ed25519 the raw key (RFC 8463 §4).
+    pub fn dns_record(&self) -> String {
+        let p = match &self.key {
+            Key::Rsa(key) => match key.public_key().as_der() {
+                Ok(spki) => BASE64.encode(spki.as_ref()),
+                Err(_) => BASE64.encode(key.public_key().as_ref()),
+            },
+            Key::Ed25519(key) => BASE64.encode(key.public_key().as_ref()),
+        };
+        format!("v=DKIM1; k={}; p={p}", self.public_key().kind())
+    }
+
     /// Signs `message` (headers, blank line, body, CRLF line ends) and returns the
     /// `DKIM-Signature` header field, folded, ending in CRLF, to put in front of the message.
     pub fn sign(&self, message: &[u8], timestamp: i64) -> Result<String, DkimError> {
@@ -264,6 +297,120 @@ impl DkimSigner {
         header.push_str("\r\n");
         Ok(header)
     }
+}
+
+/// A DKIM public key, as the private key implies it or as a DNS record publishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// The modulus and exponent, big-endian without leading zeros: how a key is published
+    /// (PKCS#1 RSAPublicKey or SubjectPublicKeyInfo) does not change them.
+    Rsa { modulus: Vec<u8>, exponent: Vec<u8> },
+    /// The raw 32-byte key (RFC 8463 §4).
+    Ed25519(Vec<u8>),
+}
+
+impl PublicKey {
+    /// `k=` of the DNS record.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PublicKey::Rsa { .. } => "rsa",
+            PublicKey::Ed25519(_) => "ed25519",
+        }
+    }
+
+    /// The RSA modulus size in bits (256 for Ed25519, whose strength is not a size question).
+    pub fn bits(&self) -> usize {
+        match self {
+            PublicKey::Rsa { modulus, .. } => match modulus.first() {
+                Some(first) => (modulus.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+                None => 0,
+            },
+            PublicKey::Ed25519(_) => 256,
+        }
+    }
+}
+
+/// Reads the key of a DKIM DNS record: `k=` (RFC 6376 §3.6.1: rsa when absent) and the decoded
+/// `p=`. RSA keys are accepted as SubjectPublicKeyInfo (what `openssl -pubout` writes and most
+/// guides publish) or as a bare PKCS#1 RSAPublicKey; Ed25519 keys are the raw 32 bytes.
+pub fn read_published_key(kind: Option<&str>, p: &[u8]) -> Result<PublicKey, String> {
+    match kind.map(str::trim).unwrap_or("rsa") {
+        kind if kind.eq_ignore_ascii_case("rsa") => read_rsa_public_key(p).ok_or_else(|| {
+            "p= is not an RSA public key (a truncated or mangled record?)".to_string()
+        }),
+        kind if kind.eq_ignore_ascii_case("ed25519") => {
+            if p.len() == 32 {
+                Ok(PublicKey::Ed25519(p.to_vec()))
+            } else {
+                Err(format!(
+                    "p= holds {} bytes; an Ed25519 key is 32 (RFC 8463)",
+                    p.len()
+                ))
+            }
+        }
+        other => Err(format!("k={other} is not a key type DKIM verifiers know")),
+    }
+}
+
+/// One DER element: (tag, contents, the rest after it). Definite lengths only, as DER has.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (length, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let length = rest[..count]
+            .iter()
+            .fold(0usize, |acc, byte| (acc << 8) | usize::from(*byte));
+        (length, &rest[count..])
+    };
+    if rest.len() < length {
+        return None;
+    }
+    Some((tag, &rest[..length], &rest[length..]))
+}
+
+const DER_SEQUENCE: u8 = 0x30;
+const DER_INTEGER: u8 = 0x02;
+const DER_BIT_STRING: u8 = 0x03;
+
+/// RSAPublicKey (RFC 8017 §A.1.1), or one wrapped in a SubjectPublicKeyInfo (RFC 5280 §4.1).
+fn read_rsa_public_key(der: &[u8]) -> Option<PublicKey> {
+    let (tag, body, _) = der_element(der)?;
+    if tag != DER_SEQUENCE {
+        return None;
+    }
+    let (first_tag, first, rest) = der_element(body)?;
+    if first_tag == DER_SEQUENCE {
+        // SubjectPublicKeyInfo: the algorithm, then the key as a BIT STRING whose first byte
+        // counts the unused bits (0 for a DER structure).
+        let (bits_tag, bits, _) = der_element(rest)?;
+        let (&unused, key) = bits.split_first()?;
+        if bits_tag != DER_BIT_STRING || unused != 0 {
+            return None;
+        }
+        return read_rsa_public_key(key);
+    }
+    let (exponent_tag, exponent, _) = der_element(rest)?;
+    if first_tag != DER_INTEGER || exponent_tag != DER_INTEGER {
+        return None;
+    }
+    let strip = |bytes: &[u8]| {
+        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+        bytes[start..].to_vec()
+    };
+    let modulus = strip(first);
+    if modulus.is_empty() {
+        return None;
+    }
+    Some(PublicKey::Rsa {
+        modulus,
+        exponent: strip(exponent),
+    })
 }
 
 /// Header block (without the blank line) and body.
@@ -434,6 +581,53 @@ mod tests {
         assert_eq!(fields.len(), 3);
         assert_eq!(fields[1], b"Subject: x\r\n y");
         assert_eq!(field_name(fields[2]), "To");
+    }
+
+    #[test]
+    fn published_keys_are_read_in_both_rsa_forms() {
+        // A toy RSAPublicKey: n = 0x00C5 (leading zero as DER writes it), e = 65537.
+        let pkcs1 = [
+            0x30, 0x09, 0x02, 0x02, 0x00, 0xC5, 0x02, 0x03, 0x01, 0x00, 0x01,
+        ];
+        let key = read_published_key(None, &pkcs1).unwrap();
+        assert_eq!(
+            key,
+            PublicKey::Rsa {
+                modulus: vec![0xC5],
+                exponent: vec![1, 0, 1]
+            }
+        );
+        assert_eq!(key.bits(), 8);
+        // The same key inside a SubjectPublicKeyInfo (rsaEncryption OID, NULL parameters).
+        let mut spki = vec![0x30, 0x1D, 0x30, 0x0D, 0x06, 0x09];
+        spki.extend([
+            0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01, 0x05, 0x00,
+        ]);
+        spki.extend([0x03, 0x0C, 0x00]);
+        spki.extend(pkcs1);
+        assert_eq!(read_published_key(Some("rsa"), &spki).unwrap(), key);
+        // Truncated records, wrong types and sizes are refused with a reason.
+        assert!(read_published_key(None, &spki[..spki.len() - 3]).is_err());
+        assert!(read_published_key(Some("ed25519"), &[1; 31]).is_err());
+        assert!(read_published_key(Some("dsa"), &[1; 32]).is_err());
+        assert_eq!(
+            read_published_key(Some("ed25519"), &[1; 32])
+                .unwrap()
+                .bits(),
+            256
+        );
+    }
+
+    #[test]
+    fn the_signers_public_key_is_what_dns_should_hold() {
+        let seed = BASE64.encode([9u8; 32]);
+        let signer = DkimSigner::from_pem("acme.example", "s1", seed.as_bytes()).unwrap();
+        let published = BASE64.decode(signer.public_key_base64()).unwrap();
+        assert_eq!(
+            read_published_key(Some("ed25519"), &published).unwrap(),
+            signer.public_key()
+        );
+        assert_eq!(signer.selector(), "s1");
     }
 
     #[test]

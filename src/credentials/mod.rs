@@ -65,6 +65,17 @@ pub fn store(name: &str, password: &str) -> Result<KeyringStore, String> {
     platform::store(name, password).map_err(|error| no_keyring(name, &error))
 }
 
+/// Removes what the keyring holds under `name` (every store it may be in); says whether
+/// something was there. The environment is left alone.
+pub fn forget(name: &str) -> bool {
+    platform::forget(name)
+}
+
+fn delete(entry: &keyring::Entry) -> bool {
+    let _guard = KEYRING.lock().unwrap_or_else(PoisonError::into_inner);
+    entry.delete_credential().is_ok()
+}
+
 /// Where [`store`] would keep a password now.
 pub fn current_store() -> KeyringStore {
     platform::current_store()
@@ -107,7 +118,7 @@ mod platform {
     use zbus::blocking::fdo::DBusProxy;
     use zbus::names::BusName;
 
-    use super::{KeyringStore, SERVICE, get, off_thread, set_and_check};
+    use super::{KeyringStore, SERVICE, delete, get, off_thread, set_and_check};
 
     /// Finding out whether a Secret Service runs: a local D-Bus answers in milliseconds.
     const PROBE_LIMIT: Duration = Duration::from_secs(5);
@@ -214,6 +225,19 @@ mod platform {
         Ok(KeyringStore::UntilReboot { why })
     }
 
+    pub(super) fn forget(name: &str) -> bool {
+        let mut found = false;
+        if secret_service().is_ok() {
+            let owned = name.to_string();
+            found = off_thread(WRITE_LIMIT, move || {
+                secret_service_entry(&owned).map(|entry| delete(&entry))
+            })
+            .unwrap_or(false);
+        }
+        let kernel = kernel_entry(name).is_ok_and(|entry| delete(&entry));
+        found || kernel
+    }
+
     pub(super) fn current_store() -> KeyringStore {
         match secret_service() {
             Ok(provider) => KeyringStore::SecretService { provider },
@@ -224,7 +248,13 @@ mod platform {
 
 #[cfg(not(target_os = "linux"))]
 mod platform {
-    use super::{KeyringStore, SERVICE, get, set_and_check};
+    use super::{KeyringStore, SERVICE, delete, get, set_and_check};
+
+    pub(super) fn forget(name: &str) -> bool {
+        keyring::Entry::new(SERVICE, name)
+            .ok()
+            .is_some_and(|entry| delete(&entry))
+    }
 
     pub(super) fn lookup(name: &str) -> Option<String> {
         keyring::Entry::new(SERVICE, name)

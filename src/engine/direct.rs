@@ -653,15 +653,7 @@ async fn carry(
             close(session, permit).await;
             return false;
         }
-        // The domain's own pace, on top of the campaign's.
-        loop {
-            let wait = domain.lock().bucket.wait_time(Instant::now());
-            if wait.is_zero() {
-                break;
-            }
-            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
-        }
-        domain.lock().bucket.take(Instant::now());
+        wait_for_pace(domain).await;
         let build = |job: &Job| match compose_for(shared, &job.claimed) {
             Ok((from, to, data)) => Some(Message { from, to, data }),
             Err(not_built) => {
@@ -712,30 +704,7 @@ async fn carry(
                 }
             };
             carried.fetch_add(1, Ordering::SeqCst);
-            let signal = match &attempt {
-                Attempt::Accepted(_) => Signal::Success,
-                Attempt::Temporary(reply) if reply.code == Some(421) => Signal::Closing,
-                Attempt::Temporary(_) => Signal::Temporary,
-                Attempt::Permanent(_) | Attempt::Uncertain(_) => Signal::Neutral,
-            };
-            let (now_paused, description) = {
-                let mut state = domain.lock();
-                let now = Instant::now();
-                let now_paused = state.backoff.observe(signal, now);
-                let description = state.backoff.describe(limits.connections, now);
-                (now_paused.map(|_| state.backoff.paused_until), description)
-            };
-            direct.settle(shared, domain, job, attempt, host);
-            match description {
-                Some(reason) => shared.event(Event::RouteDown {
-                    route: domain.route,
-                    reason,
-                }),
-                None => shared.event(Event::RouteUp {
-                    route: domain.route,
-                }),
-            }
-            if let Some(Some(until)) = now_paused {
+            if let Some(until) = observe(direct, shared, domain, host, limits, job, attempt) {
                 *lock(&paused) = Some(until);
             }
         };
@@ -774,6 +743,55 @@ async fn carry(
             return reconnect_or_end(domain);
         }
     }
+}
+
+/// Waits until the domain's own pace (on top of the campaign's) allows a message, and takes it.
+async fn wait_for_pace(domain: &Domain) {
+    loop {
+        let wait = domain.lock().bucket.wait_time(Instant::now());
+        if wait.is_zero() {
+            break;
+        }
+        tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+    }
+    domain.lock().bucket.take(Instant::now());
+}
+
+/// Feeds one message's outcome to the domain's backoff, records it, and reports the route's
+/// health; returns until when the domain must now pause, if it must.
+fn observe(
+    direct: &Direct,
+    shared: &Shared,
+    domain: &Domain,
+    host: &str,
+    limits: Limits,
+    job: Job,
+    attempt: Attempt,
+) -> Option<Instant> {
+    let signal = match &attempt {
+        Attempt::Accepted(_) => Signal::Success,
+        Attempt::Temporary(reply) if reply.code == Some(421) => Signal::Closing,
+        Attempt::Temporary(_) => Signal::Temporary,
+        Attempt::Permanent(_) | Attempt::Uncertain(_) => Signal::Neutral,
+    };
+    let (paused_until, description) = {
+        let mut state = domain.lock();
+        let now = Instant::now();
+        let now_paused = state.backoff.observe(signal, now);
+        let description = state.backoff.describe(limits.connections, now);
+        (now_paused.map(|_| state.backoff.paused_until), description)
+    };
+    direct.settle(shared, domain, job, attempt, host);
+    match description {
+        Some(reason) => shared.event(Event::RouteDown {
+            route: domain.route,
+            reason,
+        }),
+        None => shared.event(Event::RouteUp {
+            route: domain.route,
+        }),
+    }
+    paused_until.flatten()
 }
 
 /// After a session ended early: go on if recipients are left, else give the slot back.

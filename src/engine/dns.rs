@@ -71,41 +71,8 @@ impl MxResolver {
     /// A resolver asking `nameservers` (UDP, then TCP for long answers), or the system's
     /// configured ones when the list is empty.
     pub fn new(nameservers: &[SocketAddr], timeout_secs: u32) -> Result<MxResolver, ResolverError> {
-        let mut options = ResolverOpts::default();
-        options.timeout = Duration::from_secs(u64::from(timeout_secs.max(1)));
-        options.attempts = 1;
-        // IPv4 first: most MX hosts have it, and many hosts have no working IPv6 route.
-        options.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
-        // Our own cache keys by domain; hickory's stays small and only spares repeated hosts.
-        options.cache_size = 1_024;
-        let builder = if nameservers.is_empty() {
-            let mut builder =
-                TokioResolver::builder_tokio().map_err(|error| ResolverError(error.to_string()))?;
-            let system = builder.options_mut();
-            system.timeout = options.timeout;
-            system.attempts = options.attempts;
-            system.ip_strategy = options.ip_strategy;
-            builder
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|server| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = server.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = server.port();
-                    NameServerConfig::new(server.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            let config = ResolverConfig::from_parts(None, vec![], servers);
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-                .with_options(options)
-        };
-        let resolver = builder
-            .build()
-            .map_err(|error| ResolverError(error.to_string()))?;
         Ok(MxResolver {
-            resolver,
+            resolver: build_resolver(nameservers, timeout_secs)?,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -282,6 +249,85 @@ impl MxResolver {
                 })
             })
             .collect()
+    }
+}
+
+/// The hickory resolver direct mode uses: `nameservers` (UDP, then TCP for long answers), or
+/// the system's configured ones when the list is empty. The deliverability checks (`dnsauth`)
+/// ask through the same one, so `[direct] nameservers` points both at a DNS of the user's own
+/// (issue #23 §3). Its small answer cache is what makes a name asked twice in one check cost one
+/// round trip.
+pub fn build_resolver(
+    nameservers: &[SocketAddr],
+    timeout_secs: u32,
+) -> Result<TokioResolver, ResolverError> {
+    let mut options = ResolverOpts::default();
+    options.timeout = Duration::from_secs(u64::from(timeout_secs.max(1)));
+    options.attempts = 1;
+    // IPv4 first: most MX hosts have it, and many hosts have no working IPv6 route.
+    options.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+    // Our own cache keys by domain; hickory's stays small and only spares repeated hosts.
+    options.cache_size = 1_024;
+    let builder = if nameservers.is_empty() {
+        let mut builder =
+            TokioResolver::builder_tokio().map_err(|error| ResolverError(error.to_string()))?;
+        let system = builder.options_mut();
+        system.timeout = options.timeout;
+        system.attempts = options.attempts;
+        system.ip_strategy = options.ip_strategy;
+        builder
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|server| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = server.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = server.port();
+                NameServerConfig::new(server.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        let config = ResolverConfig::from_parts(None, vec![], servers);
+        TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(options)
+    };
+    builder
+        .build()
+        .map_err(|error| ResolverError(error.to_string()))
+}
+
+/// Why a TXT lookup gave no records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxtError {
+    /// The name does not exist or has no TXT record: an answer, not a failure.
+    NotFound,
+    /// No usable answer (timeout, SERVFAIL, refused, no network): nothing is known.
+    Failed(String),
+}
+
+/// The TXT records at `name`, each one's character-strings joined without separators, as SPF
+/// (RFC 7208 §3.3) and DKIM (RFC 6376 §3.6.2.2) read them. Bytes that are not UTF-8 are
+/// replaced, which no record of either kind contains.
+pub async fn txt_records(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, TxtError> {
+    let fqdn = format!("{}.", name.trim_end_matches('.'));
+    match resolver.txt_lookup(fqdn.as_str()).await {
+        Ok(lookup) => Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part))
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect()),
+        Err(error) if error.is_nx_domain() || error.is_no_records_found() => {
+            Err(TxtError::NotFound)
+        }
+        Err(error) => Err(TxtError::Failed(describe(name, "TXT", &error))),
     }
 }
 

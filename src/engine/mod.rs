@@ -8,7 +8,7 @@
 mod direct;
 mod direct_policy;
 mod dispatch;
-mod dns;
+pub mod dns;
 mod job;
 mod launch;
 mod outcome;

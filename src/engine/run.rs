@@ -212,7 +212,7 @@ async fn open_session(
     let span =
         tracing::info_span!("connection", route = %relay.target.route, host = %relay.target.host);
     let _entered = span.enter();
-    match Session::connect(&relay.target, shared.timeouts).await {
+    match relay.connect(shared.timeouts).await {
         Ok(session) => {
             relay.open.fetch_add(1, Ordering::SeqCst);
             shared.event(Event::Connections { route, delta: 1 });

@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::job::Job;
 use super::progress::Event;
-use super::smtp::{EnvelopeAddress, Target, Timeouts};
+use super::smtp::{ConnectError, Credentials, EnvelopeAddress, Session, Target, Timeouts};
 use super::throttle::TokenBucket;
 use crate::campaign::{Campaign, DeliverySpec};
 use crate::compose::Composer;
@@ -27,6 +27,8 @@ pub enum Control {
 /// A relay's health and limits, shared by the dispatcher and the relay's workers.
 pub(super) struct Relay {
     pub target: Target,
+    /// The username and token cell of a relay that signs in with OAuth2 (issue #22).
+    pub oauth2: Option<(String, Arc<crate::oauth2::Grant>)>,
     pub weight: u32,
     pub workers: u32,
     health: Mutex<Health>,
@@ -48,6 +50,56 @@ struct Health {
 }
 
 impl Relay {
+    /// Opens a session, signing in with the relay's password or an access token from its
+    /// grant's shared cell. A token the server refuses though we believed it valid is
+    /// refreshed once and the connection tried again; nothing is charged to any recipient.
+    pub(super) async fn connect(&self, timeouts: Timeouts) -> Result<Session, ConnectError> {
+        let Some((user, grant)) = &self.oauth2 else {
+            return Session::connect(&self.target, timeouts).await;
+        };
+        let token = grant
+            .access_token()
+            .await
+            .map_err(|error| self.oauth2_error(error))?;
+        let mut target = self.target.clone();
+        target.credentials = Some(Credentials::Bearer {
+            user: user.clone(),
+            token: token.clone(),
+        });
+        match Session::connect(&target, timeouts).await {
+            Err(ConnectError::Auth(reason)) => {
+                tracing::info!(%reason, "the relay refused an access token believed valid; refreshing once");
+                let fresh = grant
+                    .rejected(&token)
+                    .await
+                    .map_err(|error| self.oauth2_error(error))?;
+                target.credentials = Some(Credentials::Bearer {
+                    user: user.clone(),
+                    token: fresh,
+                });
+                Session::connect(&target, timeouts).await
+            }
+            other => other,
+        }
+    }
+
+    /// A grant's failure as a connection failure: one that needs the user pauses the relay
+    /// like a wrong password ("Sign in again to m365"); an unreachable provider is waited out.
+    fn oauth2_error(&self, error: crate::oauth2::OAuth2Error) -> ConnectError {
+        use crate::oauth2::OAuth2Error;
+        let route = &self.target.route;
+        match error {
+            OAuth2Error::SignInAgain { grant, reason } => ConnectError::Auth(format!(
+                "Sign in again to {route}: the provider no longer accepts the sign-in of [oauth2.{grant}] ({reason}); run `herald signin CAMPAIGN.toml --oauth2 {grant}`"
+            )),
+            OAuth2Error::NotSignedIn { grant } => ConnectError::Auth(format!(
+                "Sign in to {route} first: nobody is signed in to [oauth2.{grant}] on this computer; run `herald signin CAMPAIGN.toml --oauth2 {grant}`"
+            )),
+            OAuth2Error::Unreachable { .. } => ConnectError::Network(error.to_string()),
+            other => ConnectError::Auth(other.to_string()),
+        }
+    }
+
     pub(super) fn resting(&self, now: Instant) -> Option<(Instant, String, bool)> {
         let health = self
             .health
@@ -138,9 +190,20 @@ pub(super) fn make_relays(
     let mut relays = Vec::new();
     let mut senders = Vec::new();
     for spec in &campaign.relays {
+        let oauth2 = match (&spec.username, &spec.oauth2) {
+            (Some(user), Some(grant)) => {
+                let client = crate::oauth2::Client::for_campaign(campaign, grant)
+                    .map_err(|error| format!("relay \"{}\": {error}", spec.name))?;
+                Some((user.clone(), crate::oauth2::Grant::shared(client)))
+            }
+            _ => None,
+        };
         let credentials = match (&spec.username, &spec.password_env) {
             (Some(user), Some(var)) => match passwords(var) {
-                Some(password) => Some((user.clone(), password)),
+                Some(password) => Some(Credentials::Plain {
+                    user: user.clone(),
+                    password,
+                }),
                 None => {
                     return Err(format!(
                         "the password for relay \"{}\" is not set (environment variable {var})",
@@ -177,6 +240,7 @@ pub(super) fn make_relays(
                 address: None,
                 opportunistic_tls: None,
             },
+            oauth2,
             weight: spec.weight,
             workers,
             health: Mutex::new(Health::default()),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::outcome::Attempt;
-use super::smtp::{Session, Timeouts, envelope_address};
+use super::smtp::{Timeouts, envelope_address};
 use super::{Passwords, shared};
 use crate::campaign::{Campaign, Mode};
 use crate::delivery::Reply;
@@ -86,7 +86,7 @@ pub async fn test_send(
     let mut failures = Vec::new();
     for relay in &relays {
         let target = &relay.target;
-        let mut session = match Session::connect(target, timeouts).await {
+        let mut session = match relay.connect(timeouts).await {
             Ok(session) => session,
             Err(error) => {
                 failures.push(format!("{}: {error}", target.route));

@@ -165,6 +165,28 @@ pub struct Mailbox {
     can_move: bool,
 }
 
+/// How the mailbox signs in: LOGIN with a password, or AUTHENTICATE XOAUTH2 with an OAuth2
+/// access token (issue #22). Tokens and passwords never reach a log line.
+pub enum Login {
+    Password(String),
+    Bearer(String),
+}
+
+/// SASL XOAUTH2 for async-imap: the initial response on the first (empty) challenge; a second
+/// challenge is the server's error (base64 JSON), answered with an empty response so the
+/// server can finish with NO (RFC 7628 §3.2.3).
+struct XOAuth2 {
+    response: Option<String>,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.response.take().unwrap_or_default()
+    }
+}
+
 /// What SELECT says about the folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Selected {
@@ -174,7 +196,7 @@ pub struct Selected {
 impl Mailbox {
     /// Connects and logs in. A wrong password or an unreachable server is an error and nothing
     /// else happens.
-    pub async fn connect(spec: &BouncesSpec, password: &str) -> Result<Mailbox, InboxError> {
+    pub async fn connect(spec: &BouncesSpec, login: &Login) -> Result<Mailbox, InboxError> {
         let address = (spec.host.as_str(), spec.port);
         let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
             Ok(Ok(tcp)) => tcp,
@@ -224,24 +246,32 @@ impl Mailbox {
                 client
             }
         };
-        let session =
-            match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&spec.username, password))
-                .await
-            {
-                Ok(Ok(session)) => session,
-                Ok(Err((error, _))) => {
-                    return Err(InboxError::Login {
-                        username: spec.username.clone(),
-                        reason: error.to_string(),
-                    });
+        let signing_in = async {
+            match login {
+                Login::Password(password) => client.login(&spec.username, password).await,
+                Login::Bearer(token) => {
+                    let sasl = XOAuth2 {
+                        response: Some(crate::oauth2::sasl::xoauth2_raw(&spec.username, token)),
+                    };
+                    client.authenticate("XOAUTH2", sasl).await
                 }
-                Err(_) => {
-                    return Err(InboxError::Login {
-                        username: spec.username.clone(),
-                        reason: "no answer to LOGIN".into(),
-                    });
-                }
-            };
+            }
+        };
+        let session = match tokio::time::timeout(COMMAND_TIMEOUT, signing_in).await {
+            Ok(Ok(session)) => session,
+            Ok(Err((error, _))) => {
+                return Err(InboxError::Login {
+                    username: spec.username.clone(),
+                    reason: error.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(InboxError::Login {
+                    username: spec.username.clone(),
+                    reason: "no answer to LOGIN".into(),
+                });
+            }
+        };
         let mut mailbox = Mailbox {
             session,
             can_move: false,

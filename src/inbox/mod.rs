@@ -49,6 +49,9 @@ pub enum InboxError {
     Imap { what: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Signing in to the mailbox's OAuth2 grant failed (not signed in, refused, unreachable).
+    #[error("the bounce mailbox: {0}")]
+    OAuth2(#[from] crate::oauth2::OAuth2Error),
     #[error("could not start the mailbox reader: {0}")]
     Runtime(String),
 }
@@ -101,14 +104,39 @@ pub async fn check_async(campaign: &Campaign, db: &Path) -> Result<Summary, Inbo
     let Some(spec) = &campaign.bounces else {
         return Err(InboxError::NotConfigured);
     };
-    let password = secrets::lookup(&spec.password_env).ok_or_else(|| InboxError::NoPassword {
-        name: spec.password_env.clone(),
-    })?;
     // Connect before touching the database: a wrong password changes nothing.
-    let mut mailbox = imap::Mailbox::connect(spec, &password).await?;
+    let mut mailbox = match &spec.oauth2 {
+        Some(grant) => connect_oauth2(campaign, spec, grant).await?,
+        None => {
+            let password =
+                secrets::lookup(&spec.password_env).ok_or_else(|| InboxError::NoPassword {
+                    name: spec.password_env.clone(),
+                })?;
+            imap::Mailbox::connect(spec, &imap::Login::Password(password)).await?
+        }
+    };
     let result = read_folder(&mut mailbox, campaign, spec, db).await;
     mailbox.logout().await;
     result
+}
+
+/// Signs in with the grant's access token (the run's shared token cell). A refusal of a token
+/// believed valid refreshes once and tries again (issue #22).
+async fn connect_oauth2(
+    campaign: &Campaign,
+    spec: &BouncesSpec,
+    grant: &str,
+) -> Result<imap::Mailbox, InboxError> {
+    let grant = crate::oauth2::Grant::shared(crate::oauth2::Client::for_campaign(campaign, grant)?);
+    let token = grant.access_token().await?;
+    match imap::Mailbox::connect(spec, &imap::Login::Bearer(token.clone())).await {
+        Err(InboxError::Login { reason, .. }) => {
+            tracing::info!(%reason, "the IMAP server refused an access token believed valid; refreshing once");
+            let fresh = grant.rejected(&token).await?;
+            imap::Mailbox::connect(spec, &imap::Login::Bearer(fresh)).await
+        }
+        other => other,
+    }
 }
 
 /// The key of a folder's cursor in the store: account, server and folder.

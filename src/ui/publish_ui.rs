@@ -136,6 +136,7 @@ pub fn relay_spec(
         security,
         username: raw.username.clone(),
         password_env: raw.password_env.clone(),
+        oauth2: raw.oauth2.clone(),
         ca_file: raw.ca_file.as_ref().map(|file| base.join(file)),
         weight: 1,
         max_connections: 1,
@@ -679,8 +680,9 @@ fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     }
 }
 
-/// What Start did first: the unsubscribes pulled and the mailbox read.
+/// What Start did first: the DNS checked, the unsubscribes pulled and the mailbox read.
 fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
+    dns_findings_ui(ui, &found.dns);
     match &found.pulled {
         Some(Ok(report)) => {
             ui.label(format!(
@@ -700,6 +702,41 @@ fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
 
 /// What an unverified report is, for the window's hover texts (issue #21).
 pub const UNVERIFIED_HOVER: &str = "Reports that name a recipient without proving they concern your mail (no VERP tag, no keyed Message-ID): anyone who knows an address can write one, so they are held, not applied. Review and apply them with: herald bounces CAMPAIGN.toml, then --apply-unverified";
+
+/// The deliverability check's findings (issue #23): one line each, green, amber or red, with
+/// the record seen and the fix for those that are not green.
+fn dns_findings_ui(ui: &mut egui::Ui, findings: &[crate::dnsauth::Finding]) {
+    use crate::dnsauth::Level;
+    if findings.is_empty() {
+        return;
+    }
+    ui.label("Before sending, the DNS receivers read:");
+    for finding in findings {
+        let color = match finding.level {
+            Level::Green => egui::Color32::from_rgb(0x2e, 0x8b, 0x57),
+            Level::Amber => ui.visuals().warn_fg_color,
+            Level::Red => ui.visuals().error_fg_color,
+        };
+        ui.colored_label(
+            color,
+            format!(
+                "{} {}: {}",
+                finding.mechanism.label(),
+                finding.subject,
+                finding.summary
+            ),
+        );
+        if finding.level == Level::Green {
+            continue;
+        }
+        if let Some(record) = &finding.record {
+            ui.small(format!("Record: {record}"));
+        }
+        if let Some(fix) = &finding.fix {
+            ui.small(format!("Fix: {fix}"));
+        }
+    }
+}
 
 /// The sentence a marketer reads about one mailbox check.
 pub fn summary_text(summary: &Summary) -> String {

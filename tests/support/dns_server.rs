@@ -1,6 +1,7 @@
-//! An authoritative DNS server for Herald's integration tests: hickory-server with one in-memory
-//! zone (`test.`), on 127.0.0.1 over real UDP and TCP, answering MX, A, CNAME and TXT records
-//! the test adds (null MX included; names not in the zone get NXDOMAIN). It counts the queries
+//! An authoritative DNS server for Herald's integration tests: hickory-server with in-memory
+//! zones (`test.`, and `in-addr.arpa.` for reverse names), on 127.0.0.1 over real UDP and TCP,
+//! answering MX, A, CNAME, TXT and PTR records the test adds (null MX included; names not in a
+//! zone get NXDOMAIN, names outside both zones REFUSED). It counts the queries
 //! it receives so a test can prove how many lookups Herald made. Also a "silent" server that
 //! takes queries and never answers. Owns its thread and tokio runtime, like the SMTP server.
 //! Test-only.
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::rr::rdata::{A, CNAME, MX, SOA, TXT};
+use hickory_server::proto::rr::rdata::{A, CNAME, MX, PTR, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
@@ -22,6 +23,9 @@ use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::sync::oneshot;
 
 const ORIGIN: &str = "test.";
+const REVERSE: &str = "in-addr.arpa.";
+/// RFC 1035 §3.3: a character-string holds at most 255 bytes.
+const STRING_MAX: usize = 255;
 const TTL: u32 = 300;
 
 fn name(text: &str) -> Name {
@@ -82,11 +86,39 @@ impl Zone {
         self
     }
 
-    pub fn txt(mut self, domain: &str, text: &str) -> Zone {
+    /// A TXT record; text longer than one character-string is split into several, which
+    /// readers join (RFC 7208 §3.3, RFC 6376 §3.6.2.2).
+    pub fn txt(self, domain: &str, text: &str) -> Zone {
+        let parts: Vec<String> = text
+            .as_bytes()
+            .chunks(STRING_MAX)
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        self.txt_strings(domain, &parts)
+    }
+
+    /// A TXT record made of exactly these character-strings.
+    pub fn txt_strings(mut self, domain: &str, parts: &[&str]) -> Zone {
+        assert!(
+            parts.iter().all(|part| part.len() <= STRING_MAX),
+            "dns test server: a TXT string holds at most 255 bytes"
+        );
         self.records.push(Record::from_rdata(
             name(domain),
             TTL,
-            RData::TXT(TXT::new(vec![text.to_string()])),
+            RData::TXT(TXT::new(parts.iter().map(|p| p.to_string()).collect())),
+        ));
+        self
+    }
+
+    /// The reverse name of `ip` (`d.c.b.a.in-addr.arpa PTR host`).
+    pub fn ptr(mut self, ip: Ipv4Addr, host: &str) -> Zone {
+        let [a, b, c, d] = ip.octets();
+        self.records.push(Record::from_rdata(
+            name(&format!("{d}.{c}.{b}.{a}.{REVERSE}")),
+            TTL,
+            RData::PTR(PTR(name(host))),
         ));
         self
     }
@@ -143,27 +175,34 @@ impl DnsServer {
     pub fn start(zone: Zone) -> DnsServer {
         let (udp, tcp) = bind_pair();
         let addr = udp.local_addr().expect("dns test server: local addr");
-        let mut handler: InMemoryZoneHandler =
-            InMemoryZoneHandler::empty(name(ORIGIN), ZoneType::Primary, AxfrPolicy::Deny);
-        let soa = SOA::new(
-            name("ns.test."),
-            name("hostmaster.test."),
-            1,
-            3_600,
-            600,
-            86_400,
-            60,
-        );
-        assert!(handler.upsert_mut(Record::from_rdata(name(ORIGIN), TTL, RData::SOA(soa)), 1));
-        for record in zone.records {
-            assert!(
-                handler.upsert_mut(record, 1),
-                "dns test server: record refused"
-            );
-        }
+        let reverse = name(REVERSE);
+        let (reverse_records, forward_records): (Vec<Record>, Vec<Record>) = zone
+            .records
+            .into_iter()
+            .partition(|record| reverse.zone_of(&record.name));
         let mut catalog = Catalog::new();
-        let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
-        catalog.upsert(LowerName::new(&name(ORIGIN)), vec![handler]);
+        for (origin, records) in [(ORIGIN, forward_records), (REVERSE, reverse_records)] {
+            let mut handler: InMemoryZoneHandler =
+                InMemoryZoneHandler::empty(name(origin), ZoneType::Primary, AxfrPolicy::Deny);
+            let soa = SOA::new(
+                name("ns.test."),
+                name("hostmaster.test."),
+                1,
+                3_600,
+                600,
+                86_400,
+                60,
+            );
+            assert!(handler.upsert_mut(Record::from_rdata(name(origin), TTL, RData::SOA(soa)), 1));
+            for record in records {
+                assert!(
+                    handler.upsert_mut(record, 1),
+                    "dns test server: record refused"
+                );
+            }
+            let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+            catalog.upsert(LowerName::new(&name(origin)), vec![handler]);
+        }
         let log: Log = Arc::default();
         let counting = Counting {
             catalog,

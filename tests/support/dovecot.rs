@@ -67,6 +67,17 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with(None)
+    }
+
+    /// A Dovecot whose `USER` also signs in with SASL XOAUTH2 or OAUTHBEARER: its `oauth2`
+    /// passdb asks `introspection_url` (RFC 7662, POST, the URL carrying the resource server's
+    /// client id and secret) whether the bearer token is active and whose it is (`sub`).
+    pub fn start_oauth2(introspection_url: &str) -> Dovecot {
+        Dovecot::start_with(Some(introspection_url))
+    }
+
+    fn start_with(introspection_url: Option<&str>) -> Dovecot {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         // Dovecot's processes run as nobody and must reach the passwd file and the Maildir.
@@ -102,6 +113,32 @@ impl Dovecot {
         chmod(&root.join("passwd"), 0o644);
         let imap_port = free_port();
         let imaps_port = free_port();
+        let (mechanisms, oauth2_passdb) = match introspection_url {
+            None => ("plain login", String::new()),
+            Some(url) => {
+                let ext = root.join("oauth2.conf.ext");
+                std::fs::write(
+                    &ext,
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\n\
+                         username_attribute = sub\nactive_attribute = active\n\
+                         active_value = true\n"
+                    ),
+                )
+                .expect("oauth2 conf");
+                chmod(&ext, 0o644);
+                (
+                    "plain login xoauth2 oauthbearer",
+                    // The auth socket lets a Postfix smtpd hand SMTP AUTH to this Dovecot.
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n\
+                         service auth {{\n  unix_listener {}/auth-client {{\n    mode = 0666\n  }}\n}}\n",
+                        ext.display(),
+                        root.display()
+                    ),
+                )
+            }
+        };
         let conf = format!(
             r#"
 protocols = imap
@@ -116,8 +153,8 @@ default_login_user = {internal}
 first_valid_uid = 0
 first_valid_gid = 0
 disable_plaintext_auth = no
-auth_mechanisms = plain login
-ssl = yes
+auth_mechanisms = {mechanisms}
+{oauth2_passdb}ssl = yes
 ssl_cert = <{root}/tls/server.pem
 ssl_key = <{root}/tls/server.key
 mail_location = maildir:~/Maildir
@@ -199,6 +236,12 @@ service pop3-login {{
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("Dovecot did not listen on {port}:\n{}", self.log());
+    }
+
+    /// The auth socket a Postfix smtpd can use for SASL (Dovecots started with
+    /// [`Dovecot::start_oauth2`] only).
+    pub fn auth_socket(&self) -> PathBuf {
+        self.root().join("auth-client")
     }
 
     pub fn root(&self) -> &Path {

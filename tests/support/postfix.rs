@@ -106,6 +106,10 @@ pub struct PostfixOptions {
     /// Dovecot serves), extensions included: with `recipient_delimiter = +`,
     /// `local+TAG@domain` lands there too, as a VERP return path does.
     pub maildirs: Vec<(String, PathBuf)>,
+    /// SMTP AUTH through a Dovecot's auth socket (`smtpd_sasl_type = dovecot`) instead of
+    /// Cyrus: whatever mechanisms that Dovecot offers (XOAUTH2 and OAUTHBEARER with its oauth2
+    /// passdb), verified by Dovecot.
+    pub dovecot_sasl: Option<PathBuf>,
 }
 
 /// A running Postfix instance.
@@ -147,7 +151,13 @@ impl Postfix {
                     "smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\nsmtpd_sasl_local_domain = {DOMAIN}\n"
                 )
             }
-            None => String::new(),
+            None => match &options.dovecot_sasl {
+                Some(socket) => format!(
+                    "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\n",
+                    socket.display()
+                ),
+                None => String::new(),
+            },
         };
         let mut vmailbox = String::new();
         for local in &options.mailboxes {
@@ -214,7 +224,7 @@ smtpd_discard_ehlo_keywords = {discard}
         let smtp_port = free_port();
         let submission_port = free_port();
         let smtps_port = free_port();
-        let auth = if options.sasl.is_some() {
+        let auth = if options.sasl.is_some() || options.dovecot_sasl.is_some() {
             "-o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
         } else {
             ""

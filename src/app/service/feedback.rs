@@ -35,11 +35,11 @@ pub(super) fn before_start(
     db: &Path,
     library: &mut Library,
 ) -> Result<BeforeStart, AppError> {
-    Ok(crate::app::presend::before_send(
-        campaign,
-        db,
-        library.store()?,
-    ))
+    // Issue #23: the DNS first, as `herald send` checks it first.
+    let dns = crate::dnsauth::check(campaign);
+    let mut found = crate::app::presend::before_send(campaign, db, library.store()?);
+    found.dns = dns;
+    Ok(found)
 }
 
 /// What came back for the campaign in `path` (zeros before its first import).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::load;
 use crate::campaign::RelaySpec;
-use crate::engine::smtp::{Session, Target, Timeouts};
+use crate::engine::smtp::{Credentials, Session, Target, Timeouts};
 use crate::engine::{Engine, Progress, RunHandle, RunOptions, Wake};
 use crate::store::RecipientRef;
 
@@ -134,7 +134,10 @@ impl Runs {
                 let password = std::env::var(var).map_err(|_| {
                     format!("the environment variable {var} (the password) is not set")
                 })?;
-                Some((user.clone(), password))
+                Some(Credentials::Plain {
+                    user: user.clone(),
+                    password,
+                })
             }
             _ => None,
         };

@@ -22,6 +22,26 @@ pub use wire::Capabilities;
 pub use super::outcome::Attempt;
 use crate::campaign::Security;
 
+/// How a session signs in (Stalwart's shape): the session knows nothing of where a token came
+/// from, only which SASL mechanism carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// AUTH PLAIN (RFC 4616) or LOGIN.
+    Plain { user: String, password: String },
+    /// An OAuth2 access token: AUTH XOAUTH2, or OAUTHBEARER (RFC 7628) when only that is offered.
+    Bearer { user: String, token: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    // Hand-written so no password or token can reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Plain { user, .. } => write!(f, "Plain({user})"),
+            Credentials::Bearer { user, .. } => write!(f, "Bearer({user})"),
+        }
+    }
+}
+
 /// Where and how to connect.
 #[derive(Clone)]
 pub struct Target {
@@ -32,7 +52,7 @@ pub struct Target {
     pub security: Security,
     /// Our name in EHLO.
     pub helo: String,
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<Credentials>,
     /// Extra CA certificates (PEM) to trust, for private relays.
     pub ca_pem: Option<Vec<u8>>,
     /// Connect to this address instead of resolving `host` (direct mode resolves MX hosts

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::wire::{Capabilities, Lost, Raw, Stream, Wire};
-use super::{ConnectError, Offer, Target, Timeouts, crlf_only};
+use super::{ConnectError, Credentials, Offer, Target, Timeouts, crlf_only};
 use crate::campaign::Security;
 use crate::engine::outcome::{Attempt, attempt_for_reply, local_reply};
 use crate::store::Reply;
@@ -108,6 +108,21 @@ fn lost_text(at: &str, lost: &Lost) -> String {
         Lost::Timeout(limit) => format!("no reply to {at} within {} s", limit.as_secs()),
         other => format!("connection lost at {at}: {other}"),
     }
+}
+
+/// A refused AUTH in words a marketer understands, for Microsoft 365's known refusals; the
+/// server's own text stays in brackets for whoever helps them.
+fn explain_refusal(reply: &str) -> String {
+    let sentence = if reply.contains("5.7.139") {
+        "SMTP AUTH is turned off for this mailbox or the whole Microsoft 365 tenant. An administrator must switch it on (Microsoft 365 admin center: the user's Mail settings, \"Authenticated SMTP\"; or PowerShell: Set-CASMailbox -SmtpClientAuthenticationDisabled $false)"
+    } else if reply.contains("5.7.30") {
+        "Microsoft 365 no longer accepts a password here (Basic authentication is off for client submission); sign in with OAuth2: oauth2 = \"NAME\" on the relay and `herald signin`"
+    } else if reply.contains("5.7.3") && reply.starts_with("535") {
+        "Microsoft 365 refused the sign-in: the password or token is wrong, or this account may not send as itself through SMTP"
+    } else {
+        return reply.to_string();
+    };
+    format!("{sentence} [{reply}]")
 }
 
 fn refused(raw: &Raw) -> String {
@@ -228,8 +243,8 @@ impl Session {
             let connector = tls::verified(target.ca_pem.as_deref()).map_err(ConnectError::Tls)?;
             session.starttls(connector, &target.host, &helo).await?;
         }
-        if let Some((user, password)) = &target.credentials
-            && let Err(error) = session.authenticate(user, password).await
+        if let Some(credentials) = &target.credentials
+            && let Err(error) = session.authenticate(credentials, target).await
         {
             session.quit().await;
             return Err(error);
@@ -301,8 +316,58 @@ impl Session {
         self.hello(helo).await
     }
 
+    /// Signs in with a password or a bearer token.
+    async fn authenticate(
+        &mut self,
+        credentials: &Credentials,
+        target: &Target,
+    ) -> Result<(), ConnectError> {
+        match credentials {
+            Credentials::Plain { user, password } => self.authenticate_plain(user, password).await,
+            Credentials::Bearer { user, token } => {
+                self.authenticate_bearer(user, token, &target.host, target.port)
+                    .await
+            }
+        }
+    }
+
+    /// AUTH XOAUTH2 with the initial response (RFC 4954 §4), or OAUTHBEARER (RFC 7628) when the
+    /// server offers only that. A failure may come as a `334` carrying an error (base64 JSON):
+    /// RFC 7628 §3.2.3 asks the client to answer it with an empty line (XOAUTH2 servers expect
+    /// the same), after which the server sends its `535`.
+    async fn authenticate_bearer(
+        &mut self,
+        user: &str,
+        token: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<(), ConnectError> {
+        let limit = self.timeouts.command;
+        let line = if self.capabilities.auth_xoauth2 || !self.capabilities.auth_oauthbearer {
+            if !self.capabilities.auth_xoauth2 {
+                return Err(ConnectError::Auth(
+                    "the server offers neither AUTH XOAUTH2 nor AUTH OAUTHBEARER, so it cannot sign in with OAuth2".into(),
+                ));
+            }
+            format!("AUTH XOAUTH2 {}", crate::oauth2::sasl::xoauth2(user, token))
+        } else {
+            format!(
+                "AUTH OAUTHBEARER {}",
+                crate::oauth2::sasl::oauthbearer(user, host, port, token)
+            )
+        };
+        let mut reply = self.command(&line, limit).await.map_err(lost_connecting)?;
+        if reply.code == 334 {
+            reply = self.command("", limit).await.map_err(lost_connecting)?;
+        }
+        if reply.code != 235 {
+            return Err(ConnectError::Auth(explain_refusal(&refused(&reply))));
+        }
+        Ok(())
+    }
+
     /// AUTH PLAIN (RFC 4616) or LOGIN, whichever the server offers, PLAIN first.
-    async fn authenticate(&mut self, user: &str, password: &str) -> Result<(), ConnectError> {
+    async fn authenticate_plain(&mut self, user: &str, password: &str) -> Result<(), ConnectError> {
         let limit = self.timeouts.command;
         let b64 = base64::engine::general_purpose::STANDARD;
         let failed = |raw: &Raw| ConnectError::Auth(refused(raw));
@@ -335,7 +400,7 @@ impl Session {
             ));
         };
         if done.code != 235 {
-            return Err(failed(&done));
+            return Err(ConnectError::Auth(explain_refusal(&refused(&done))));
         }
         Ok(())
     }

@@ -91,6 +91,10 @@ pub struct Capabilities {
     pub smtputf8: bool,
     pub auth_plain: bool,
     pub auth_login: bool,
+    /// SASL XOAUTH2 (Google's and Microsoft's bearer mechanism).
+    pub auth_xoauth2: bool,
+    /// SASL OAUTHBEARER (RFC 7628).
+    pub auth_oauthbearer: bool,
 }
 
 impl Capabilities {
@@ -103,6 +107,8 @@ impl Capabilities {
                 smtputf8: ehlo.has_capability(EXT_SMTP_UTF8),
                 auth_plain: ehlo.auth() & smtp_proto::AUTH_PLAIN != 0,
                 auth_login: ehlo.auth() & smtp_proto::AUTH_LOGIN != 0,
+                auth_xoauth2: ehlo.auth() & smtp_proto::AUTH_XOAUTH2 != 0,
+                auth_oauthbearer: ehlo.auth() & smtp_proto::AUTH_OAUTHBEARER != 0,
             },
             Err(error) => {
                 tracing::debug!(?error, "EHLO reply not understood; using no extension");

@@ -26,6 +26,18 @@ impl HeraldApp {
                 );
                 ui.add_space(4.0);
             }
+            for finding in crate::dnsauth::blocking(&found.dns) {
+                ui.label(format!(
+                    "{} {}: {}.",
+                    finding.mechanism.label(),
+                    finding.subject,
+                    finding.summary
+                ));
+                if let Some(fix) = &finding.fix {
+                    ui.small(format!("Fix: {fix}"));
+                }
+                ui.add_space(4.0);
+            }
             if let Some(Err(error)) = &found.mailbox {
                 ui.label(format!("The bounce mailbox was not read: {error}."));
                 ui.label(

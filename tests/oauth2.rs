@@ -1,0 +1,639 @@
+//! OAuth2 sign-in for relays and the bounce mailbox (issue #22), against real parts over TCP: a
+//! real OpenID provider (npm `oidc-provider`, tests/support/oidc.rs), Dovecot's `oauth2` passdb
+//! checking each bearer token by RFC 7662 introspection, and a Postfix whose SMTP AUTH goes to
+//! that Dovecot (`smtpd_sasl_type = dovecot`). The test plays the browser with curl. Each test
+//! proves one outcome: PKCE sign-in through the loopback; a forged state, a second redirect and
+//! a refusal at the provider stop with a sentence; the device grant; the mailbox read with
+//! XOAUTH2, a refused token refreshed once; a campaign sent through XOAUTH2 with one refresh
+//! for all its sessions, nobody failed when every token is invalidated mid-run; a revoked grant
+//! pauses the relay with "Sign in again" and a new sign-in lets the run finish.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::dovecot::Dovecot;
+use crate::support::oidc::{self, Provider};
+use crate::support::postfix::{self, Postfix, PostfixOptions};
+use crate::support::secret_service::SecretService;
+use herald::campaign::Campaign;
+use herald::engine::{Engine, RunOptions, RunState};
+use herald::oauth2::{self, Client, DeviceSignIn, Grant, LoopbackSignIn, OAuth2Error, SignedIn};
+
+/// The keyring the refresh tokens go to: a real Secret Service on a private bus, one per test.
+/// Tests here run one at a time (they share this process's environment, which names the bus).
+struct Keyring {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    _service: SecretService,
+}
+
+fn keyring() -> Keyring {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let service = SecretService::start();
+    for (name, value) in service.env() {
+        // SAFETY: the tests of this binary hold SERIAL while they use the environment.
+        unsafe { std::env::set_var(name, value) };
+    }
+    Keyring {
+        _serial: serial,
+        _service: service,
+    }
+}
+
+/// Whether the parts these tests need are missing (and, outside CI, the test should return).
+fn skip() -> bool {
+    oidc::skip() || crate::support::secret_service::skip()
+}
+
+/// A grant name no other test (or earlier run) uses, so keyring entries never collide.
+fn grant_name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "test{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A relay that signs in with `grant` (never connected to by the sign-in tests).
+fn idle_relay(grant: &str) -> String {
+    format!(
+        "[[relay]]\nname = \"m365\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nusername = \"{}\"\noauth2 = \"{grant}\"\n\n",
+        oidc::USER
+    )
+}
+
+fn oauth2_section(grant: &str, provider: &Provider) -> String {
+    format!(
+        "[oauth2.{grant}]\nprovider = \"oidc\"\nclient_id = \"{}\"\nissuer = \"{}\"\nscopes = [\"openid\", \"email\", \"mail\", \"offline_access\"]\n",
+        oidc::CLIENT_ID,
+        provider.issuer()
+    )
+}
+
+/// A campaign folder: `emails` as recipients, relays and sections as given (whole TOML text).
+struct Folder {
+    dir: tempfile::TempDir,
+    campaign: PathBuf,
+    db: PathBuf,
+}
+
+fn folder(emails: &[String], rest: &str) -> Folder {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("email\n");
+    for email in emails {
+        csv.push_str(email);
+        csv.push('\n');
+    }
+    std::fs::write(dir.path().join("list.csv"), csv).unwrap();
+    std::fs::write(dir.path().join("body.txt"), "Hello {{ email }}\n").unwrap();
+    let text = format!(
+        "[message]\nfrom = \"News <news@herald.test>\"\nsubject = \"Hi\"\ntext = \"body.txt\"\n\n\
+         [recipients]\ncsv = \"list.csv\"\n\n{rest}"
+    );
+    let campaign = dir.path().join("campaign.toml");
+    std::fs::write(&campaign, text).unwrap();
+    let db = dir.path().join("herald.db");
+    Folder { dir, campaign, db }
+}
+
+fn client(folder: &Folder, grant: &str) -> Client {
+    let campaign = Campaign::load_for_reading(&folder.campaign).unwrap();
+    Client::for_campaign(&campaign, grant).unwrap()
+}
+
+/// Signs in through the loopback listener with curl as the browser. Returns the outcome and
+/// the page the browser ended on, and the last URL it visited.
+fn sign_in(
+    provider: &Provider,
+    client: Client,
+    visit: impl FnOnce(&str) -> String + Send + 'static,
+) -> (Result<SignedIn, OAuth2Error>, String, String) {
+    let browser = provider.browser();
+    let mut seen = (String::new(), String::new());
+    let result = oauth2::block_on(async {
+        let signin = LoopbackSignIn::start(client, None).await?;
+        let url = visit(signin.url());
+        let handle = std::thread::spawn(move || browser.browse(&url));
+        let result = signin.finish(Duration::from_secs(60)).await;
+        seen = tokio_join(handle).await;
+        Ok(result)
+    })
+    .unwrap();
+    (result, seen.0, seen.1)
+}
+
+/// Waits for a browser thread without blocking the runtime the listener runs on.
+async fn tokio_join(handle: std::thread::JoinHandle<(String, String)>) -> (String, String) {
+    while !handle.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.join().unwrap()
+}
+
+fn signed_in(provider: &Provider, client: Client) -> SignedIn {
+    let (result, page, _) = sign_in(provider, client, str::to_string);
+    let signed_in = result.unwrap_or_else(|error| panic!("sign-in failed: {error}"));
+    assert!(page.contains("You can close this window"), "{page}");
+    signed_in
+}
+
+#[test]
+fn pkce_sign_in_through_the_loopback_keeps_the_refresh_token_and_takes_one_redirect() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    let (result, page, last_url) = sign_in(&provider, client(&folder, &grant), |url| {
+        // What the browser is sent to: PKCE S256 and a state (RFC 7636, RFC 6749 §10.12).
+        assert!(url.contains("code_challenge_method=S256"), "{url}");
+        assert!(url.contains("&state="), "{url}");
+        assert!(
+            url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+            "{url}"
+        );
+        url.to_string()
+    });
+    let signed_in = result.unwrap_or_else(|error| panic!("sign-in failed: {error}"));
+    assert_eq!(signed_in.who.as_deref(), Some(oidc::USER));
+    assert!(
+        signed_in.scopes.iter().any(|scope| scope == "mail"),
+        "{:?}",
+        signed_in.scopes
+    );
+    // The page says that and nothing else: no code, no token, no address.
+    assert!(page.contains("You can close this window."), "{page}");
+    assert!(
+        !page.contains(oidc::USER) && !page.contains("code"),
+        "{page}"
+    );
+    assert!(
+        last_url.contains("code="),
+        "the browser ended at {last_url}"
+    );
+    let client = client(&folder, &grant);
+    assert!(client.is_signed_in());
+    assert_eq!(provider.issued("authorization_code"), 1);
+    // The listener took its one redirect and closed: the same redirect again finds nobody.
+    let (again, _) = provider.browser().browse(&last_url);
+    assert!(
+        !again.contains("close this window"),
+        "a second redirect was served: {again}"
+    );
+    // Signing out forgets it.
+    assert!(client.sign_out());
+    assert!(!client.is_signed_in());
+}
+
+#[test]
+fn a_forged_state_and_a_refusal_at_the_provider_stop_the_sign_in_with_a_sentence() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    // A redirect Herald did not start: the right listener, a code, the wrong state.
+    let (result, page, _) = sign_in(&provider, client(&folder, &grant), |url| {
+        let redirect = url
+            .split("redirect_uri=")
+            .nth(1)
+            .and_then(|rest| rest.split('&').next())
+            .unwrap()
+            .replace("%3A", ":")
+            .replace("%2F", "/");
+        format!("{redirect}?code=stolen&state=forged")
+    });
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("Herald did not start"), "{error}");
+    assert!(error.contains("Nothing was saved"), "{error}");
+    assert!(page.contains("not started by Herald"), "{page}");
+    assert!(!client(&folder, &grant).is_signed_in());
+    assert_eq!(provider.issued("authorization_code"), 0);
+
+    // The user says no at the provider: RFC 6749 §4.1.2.1's access_denied comes back.
+    provider.deny_next();
+    let (result, _, _) = sign_in(&provider, client(&folder, &grant), str::to_string);
+    let error = result.unwrap_err().to_string();
+    assert!(
+        error.contains("declined at the provider (access_denied)"),
+        "{error}"
+    );
+    assert!(!client(&folder, &grant).is_signed_in());
+}
+
+#[test]
+fn device_sign_in_polls_until_the_user_approves() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    let client = client(&folder, &grant);
+    let issuer = provider.issuer();
+    let signed_in = oauth2::block_on(async {
+        let signin = DeviceSignIn::start(client).await?;
+        assert!(signin.code.verification_uri.starts_with(&issuer));
+        let complete = signin.code.verification_uri_complete.clone().unwrap();
+        let user_code = signin.code.user_code.clone();
+        let approver = provider_approver(&provider, complete, user_code);
+        let page = tokio_join(approver).await.0;
+        assert!(page.contains("Sign-in Success"), "{page}");
+        signin.finish().await
+    })
+    .unwrap_or_else(|error| panic!("device sign-in failed: {error}"));
+    assert_eq!(signed_in.who.as_deref(), Some(oidc::USER));
+    assert_eq!(
+        provider.issued("urn:ietf:params:oauth:grant-type:device_code"),
+        1
+    );
+}
+
+/// Approves the device code from another thread after a moment (so Herald polls at least once
+/// while authorization is pending).
+fn provider_approver(
+    provider: &Provider,
+    complete: String,
+    user_code: String,
+) -> std::thread::JoinHandle<(String, String)> {
+    let browser = provider.browser();
+    std::thread::spawn(move || (browser.approve_device(&complete, &user_code), String::new()))
+}
+
+fn mailbox_section(grant: &str, dovecot: &Dovecot) -> String {
+    format!(
+        "[bounces]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"tls\"\nusername = \"{}\"\noauth2 = \"{grant}\"\nca_file = \"{}\"\n",
+        dovecot.imaps_port,
+        oidc::USER,
+        dovecot.ca_file().display()
+    )
+}
+
+#[test]
+fn the_bounce_mailbox_is_read_with_xoauth2_and_a_refused_token_is_refreshed_once() {
+    if skip() || crate::support::dovecot::skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}\n{}",
+            idle_relay(&grant),
+            mailbox_section(&grant, &dovecot),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let campaign = Campaign::load(&folder.campaign).unwrap();
+    // The run's token cell, kept alive as a run would.
+    let cell = Grant::shared(client(&folder, &grant));
+    let summary = herald::inbox::check(&campaign, &folder.db).unwrap();
+    assert_eq!(summary.read, 0);
+    assert_eq!(cell.refreshes(), 1, "the first check needs a token");
+    // A token valid for an hour more is reused, not refreshed.
+    herald::inbox::check(&campaign, &folder.db).unwrap();
+    assert_eq!(cell.refreshes(), 1);
+    // Every access token dies at the provider: Dovecot refuses ours, Herald refreshes once.
+    assert!(provider.expire_access_tokens() >= 1);
+    herald::inbox::check(&campaign, &folder.db).unwrap();
+    assert_eq!(cell.refreshes(), 2);
+    assert_eq!(provider.issued("refresh_token"), 2);
+    assert!(
+        dovecot.log().contains("method=XOAUTH2") || dovecot.log().contains("XOAUTH2"),
+        "{}",
+        dovecot.log()
+    );
+}
+
+/// A Postfix whose submission port (STARTTLS, AUTH required) hands SMTP AUTH to `dovecot`.
+fn postfix_for(dovecot: &Dovecot) -> Postfix {
+    Postfix::start(&PostfixOptions {
+        mailboxes: vec!["inbox".into()],
+        dovecot_sasl: Some(dovecot.auth_socket()),
+        ..PostfixOptions::default()
+    })
+}
+
+fn relay_section(grant: &str, postfix: &Postfix, connections: u32) -> String {
+    format!(
+        "[delivery]\nconnections = {connections}\nmessages_per_connection = 5\nretry_delays = [\"1s\"]\n\
+         relay_cooldown_secs = 1\n\n\
+         [[relay]]\nname = \"m365\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\n\
+         username = \"{}\"\noauth2 = \"{grant}\"\nca_file = \"{}\"\n",
+        postfix.submission_port,
+        oidc::USER,
+        postfix.ca_file().display()
+    )
+}
+
+fn recipients(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|n| format!("inbox+r{n}@{}", postfix::DOMAIN))
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, test: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !test() {
+        assert!(Instant::now() < deadline, "never saw {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_campaign_sends_through_xoauth2_refreshing_once_for_all_sessions_and_loses_nobody_when_tokens_die()
+ {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
+        return;
+    }
+    let _keyring = keyring();
+    // Access tokens that live a little over five minutes: Herald hands each one out for a few
+    // seconds, then refreshes (issue #22: sessions get tokens valid five more minutes).
+    let provider = Provider::start(300 + 8);
+    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
+    let postfix = postfix_for(&dovecot);
+    let grant = grant_name();
+    let count = 400;
+    let folder = folder(
+        &recipients(count),
+        &format!(
+            "{}\n{}",
+            relay_section(&grant, &postfix, 4),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let cell = Grant::shared(client(&folder, &grant));
+    let engine = Engine::new().unwrap();
+    let campaign = Campaign::load(&folder.campaign).unwrap();
+    let run = engine.start(campaign, &folder.db, RunOptions::default());
+    // Once, mid-run, every access token dies at the provider.
+    wait_until("a quarter sent", Duration::from_secs(120), || {
+        run.progress().counts.sent >= (count / 4) as u64
+    });
+    assert!(provider.expire_access_tokens() >= 1);
+    let mut run = run;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !run.is_over() {
+        assert!(
+            Instant::now() < deadline,
+            "run did not end: {:?}",
+            run.progress()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let progress = run.wait();
+    assert_eq!(progress.counts.sent, count as u64, "{progress:?}");
+    assert_eq!(progress.counts.failed, 0);
+    assert_eq!(
+        progress.counts.deferred, 0,
+        "no attempt was spent on a refused token"
+    );
+    // Sessions: at least count / messages_per_connection; refreshes: a handful for the run.
+    let refreshes = provider.issued("refresh_token");
+    // Postfix logs one "connect from" per session and one sasl_method per message taken.
+    let log = postfix.log();
+    let sessions = log.matches(" connect from ").count();
+    assert_eq!(log.matches("sasl_method=XOAUTH2").count(), count);
+    eprintln!(
+        "{sessions} authenticated sessions, {refreshes} refreshes, cell {}",
+        cell.refreshes()
+    );
+    assert!(sessions >= count / 5, "{sessions} sessions");
+    assert!(
+        refreshes >= 2,
+        "the dead tokens were replaced ({refreshes})"
+    );
+    assert!(
+        refreshes * 10 <= sessions as u64,
+        "{refreshes} refreshes for {sessions} sessions"
+    );
+    assert_eq!(
+        postfix
+            .wait_for_mail("inbox", count, Duration::from_secs(60))
+            .len(),
+        count
+    );
+}
+
+#[test]
+fn a_revoked_grant_pauses_the_relay_with_sign_in_again_and_a_new_sign_in_finishes_the_run() {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(300 + 4);
+    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
+    let postfix = postfix_for(&dovecot);
+    let grant = grant_name();
+    let count = 200;
+    let folder = folder(
+        &recipients(count),
+        &format!(
+            "{}\n{}",
+            relay_section(&grant, &postfix, 2),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let engine = Engine::new().unwrap();
+    let campaign = Campaign::load(&folder.campaign).unwrap();
+    let mut run = engine.start(campaign, &folder.db, RunOptions::default());
+    wait_until("some sent", Duration::from_secs(120), || {
+        run.progress().counts.sent >= 20
+    });
+    // Consent withdrawn at the provider: refresh tokens and access tokens are gone.
+    provider.revoke_grants();
+    wait_until(
+        "the run pausing for the user",
+        Duration::from_secs(120),
+        || matches!(run.progress().state, RunState::Paused { .. }),
+    );
+    let progress = run.progress();
+    let RunState::Paused { reason, .. } = &progress.state else {
+        unreachable!()
+    };
+    let reason = reason.clone().unwrap_or_default();
+    assert!(reason.contains("Sign in again to m365"), "{reason}");
+    assert_eq!(
+        progress.counts.failed, 0,
+        "nobody is failed for a revoked sign-in"
+    );
+    assert!(progress.counts.sent < count as u64);
+    // The user signs in again; the run goes on and finishes with everybody.
+    signed_in(&provider, client(&folder, &grant));
+    run.resume();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !run.is_over() {
+        assert!(
+            Instant::now() < deadline,
+            "run did not end: {:?}",
+            run.progress()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let progress = run.wait();
+    assert_eq!(progress.counts.sent, count as u64, "{progress:?}");
+    assert_eq!(progress.counts.failed, 0);
+    // The refresh token is in the keyring only: not in the database nor the campaign file.
+    let refresh = oauth2::block_on(async { Ok(client(&folder, &grant).stored_refresh().await) })
+        .unwrap()
+        .unwrap();
+    for file in [&folder.db, &folder.campaign] {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(
+            !bytes
+                .windows(refresh.len())
+                .any(|window| window == refresh.as_bytes()),
+            "the refresh token is in {}",
+            file.display()
+        );
+    }
+    drop(folder.dir);
+}
+
+#[test]
+fn a_4_kb_refresh_token_is_kept_in_pieces_that_fit_windows_credential_manager() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let entry = oauth2::vault::entry_name(&grant_name(), "client");
+    // Microsoft's refresh tokens can pass 2,560 bytes; this one has non-ASCII too.
+    let token: String = (0..4_096)
+        .map(|i| {
+            if i % 97 == 0 {
+                'é'
+            } else {
+                char::from(b'a' + (i % 26) as u8)
+            }
+        })
+        .collect();
+    let store = oauth2::vault::save(&entry, &token).unwrap();
+    assert!(store.survives_reboot(), "{store:?}");
+    assert_eq!(oauth2::vault::load(&entry).as_deref(), Some(token.as_str()));
+    let mut pieces = 0;
+    while let Some(piece) = herald::credentials::lookup(&format!("{entry}#{}", pieces + 1)) {
+        // Windows stores a password as UTF-16 in at most 2,560 bytes.
+        assert!(piece.encode_utf16().count() * 2 <= 2_560);
+        pieces += 1;
+    }
+    assert_eq!(pieces, 5);
+    // A rotated, shorter token leaves no stale piece behind; signing out leaves nothing.
+    oauth2::vault::save(&entry, "short").unwrap();
+    assert_eq!(oauth2::vault::load(&entry).as_deref(), Some("short"));
+    assert!(herald::credentials::lookup(&format!("{entry}#2")).is_none());
+    assert!(oauth2::vault::forget(&entry));
+    assert_eq!(oauth2::vault::load(&entry), None);
+}
+
+#[test]
+fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
+    use std::io::BufRead;
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &["someone@herald.test".to_string()],
+        &format!(
+            "{}[[relay]]\nname = \"old\"\nhost = \"smtp.office365.com\"\nusername = \"u\"\npassword_env = \"HERALD_TEST_OLD_PW\"\n\n{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    let limit = Duration::from_secs(60);
+    let env = [("HERALD_TEST_OLD_PW", "x")];
+    let check =
+        crate::support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
+    let said = check.all();
+    assert!(
+        said.contains(&format!(
+            "oauth2.{grant}: nobody has signed in yet; run `herald signin"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("warning: relay \"old\" signs in to smtp.office365.com with a password"),
+        "{said}"
+    );
+    assert!(said.contains("end of December 2026"), "{said}");
+
+    let mut child = crate::support::cli_run::herald_command()
+        .arg("signin")
+        .arg(&folder.campaign)
+        .args(["--oauth2", &grant, "--no-browser"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("http://"))
+        .expect("the sign-in address");
+    let (page, _) = provider.browse(&url);
+    assert!(page.contains("You can close this window"), "{page}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        rest.contains(&format!("Signed in to {grant} as {}.", oidc::USER)),
+        "{rest:?}"
+    );
+
+    let check =
+        crate::support::cli_run::herald(&["check"], &folder.campaign, &folder.db, &env, limit);
+    assert!(
+        !check.all().contains("nobody has signed in"),
+        "{}",
+        check.all()
+    );
+    let out = crate::support::cli_run::herald_command()
+        .arg("signout")
+        .arg(&folder.campaign)
+        .args(["--oauth2", &grant])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("Signed out of {grant}")), "{said}");
+}
