@@ -143,6 +143,7 @@ fn main() {
             next_attempt_at_ms: 0,
             route: None,
             reply: None,
+            dead_address: false,
         })
         .collect();
     store.apply(&sent).unwrap();

@@ -44,8 +44,9 @@ pub fn campaign_id(store: &mut Store, campaign: &Campaign) -> Result<CampaignId,
 }
 
 /// Keys `composer` with the database's secrets for `campaign`: signed unsubscribe links
-/// (issue #15) and, with `[bounces] return_path`, the VERP envelope and mailto (issue #13). A run
-/// and a preview both call this, so the preview shows exactly what the run will write.
+/// (issue #15), Message-IDs that a report returning one proves it concerns that message with
+/// (issue #21), and, with `[bounces] return_path`, the VERP envelope and mailto (issue #13). A
+/// run and a preview both call this, so the preview shows exactly what the run will write.
 pub fn key_composer(
     composer: &mut crate::compose::Composer,
     store: &mut Store,
@@ -53,6 +54,7 @@ pub fn key_composer(
     id: CampaignId,
 ) -> Result<(), StoreError> {
     composer.sign_links(store.secret(crate::token::UNSUBSCRIBE_KEY)?, id);
+    composer.key_message_ids(store.secret(RETURN_PATH_SECRET)?, id);
     if let Some(feedback) = feedback_for(store, campaign, id)? {
         composer.set_feedback(feedback);
     }

@@ -1,6 +1,6 @@
 //! Signed tokens that name one recipient of one campaign: the tag of a per-recipient return
-//! path (VERP, `bounces+TAG@acme.example`), of the mailto unsubscribe address, and of the
-//! one-click unsubscribe link. A token carries the campaign and recipient ids and an HMAC-SHA256
+//! path (VERP, `bounces+TAG@acme.example`), of the mailto unsubscribe address, of the
+//! one-click unsubscribe link, and the Message-ID of each recipient's message. A token carries the campaign and recipient ids and an HMAC-SHA256
 //! over them and its purpose, keyed by a secret of the database, so a forged or edited token, or
 //! one made for another purpose, names nobody. Pure functions; the only user of `hmac`/`sha2`.
 //!
@@ -18,6 +18,9 @@ pub enum Purpose {
     ReturnPath,
     /// An unsubscribe request, by mail or by the one-click link.
     Unsubscribe,
+    /// The Message-ID of a recipient's message (issue #21): a report that returns it proves
+    /// it concerns that message, and nobody can make the id of another recipient from theirs.
+    MessageId,
 }
 
 impl Purpose {
@@ -25,6 +28,7 @@ impl Purpose {
         match self {
             Purpose::ReturnPath => b"herald return-path v1",
             Purpose::Unsubscribe => b"herald unsubscribe v1",
+            Purpose::MessageId => b"herald message-id v1",
         }
     }
 }

@@ -511,12 +511,12 @@ fn postfixs_own_bounce_of_an_unknown_user_comes_back_through_dovecot_and_bounces
     assert_eq!(wanted.len(), 1, "{wanted:?}");
     assert_eq!(wanted[0].kind, herald::store::FeedbackKind::Hard);
     assert_eq!(
-        wanted[0].targets.first(),
-        Some(&herald::inbox::matching::Target::Recipient {
-            id: ghost_row.id,
-            campaign: Some(named.campaign),
-            campaign_tag: None,
-        })
+        wanted[0].proof,
+        herald::inbox::matching::Proof::Verified {
+            recipient: ghost_row.id,
+            campaign: named.campaign,
+            by: "VERP tag",
+        }
     );
 
     let summary = bounces_json(&dir);

@@ -2,8 +2,8 @@
 //! through the scriptable SMTP server with VERP return paths, the test fills the Maildir of a real
 //! Dovecot with what servers send back (an ARF complaint, a mailto unsubscribe, a vacation
 //! auto-reply, a Gmail-shaped text bounce, a bounce whose envelope tag a relay rewrote away, one
-//! that names only the failed address, and soft bounces across two campaigns), and the real
-//! `herald bounces --json` reads them. Then: a second check changes nothing and counts nothing
+//! that names only the failed address (held until `--apply-unverified`, issue #21), and soft
+//! bounces across two campaigns), and the real `herald bounces --json` reads them. Then: a second check changes nothing and counts nothing
 //! twice, a check killed mid-way and run again ends in the same state, `herald send` honors a
 //! report already waiting in the mailbox, and an unreadable mailbox stops `herald send` unless
 //! `--no-pull`. Report shapes come from `tests/samples/bounces/`, their addresses and tags
@@ -252,17 +252,40 @@ fn every_kind_of_report_is_counted_matched_and_applied_once() {
         ("complaints", 1),
         ("unsubscribes", 1),
         ("auto_replies", 1),
-        ("hard", 3),
+        ("hard", 2),
         ("soft", 1),
         ("blocked", 0),
         ("unmatched", 0),
         ("unrecognized", 0),
-        ("bounced", 3),
-        // complaint, unsubscribe, three hard bounces; one soft bounce is below the limit.
-        ("suppressed", 5),
+        ("bounced", 2),
+        // complaint, unsubscribe, two hard bounces; one soft bounce is below the limit.
+        ("suppressed", 4),
+        // Issue #21 (this expectation changed: applying it was the bug): the report naming
+        // only the failed address proves nothing, so it is held, not applied...
+        ("unverified", 1),
     ] {
         assert_eq!(summary[key], expected, "{key}: {summary}");
     }
+    assert_eq!(
+        row(&dir.campaign, &dir.db, ADDRESS_ONLY).state.as_str(),
+        "sent"
+    );
+    let waiting = summary["unverified_waiting"].as_array().expect("list");
+    assert_eq!(waiting.len(), 1, "{summary}");
+    assert_eq!(waiting[0]["address"], ADDRESS_ONLY, "{summary}");
+    // ... until the user applies it.
+    let applied = run(
+        &["bounces", "--apply-unverified", "--json"],
+        &dir.campaign,
+        &dir.db,
+    );
+    applied.assert_code(0);
+    let applied: serde_json::Value = serde_json::from_str(applied.stdout.trim()).expect("json");
+    assert_eq!(
+        (applied["applied"].as_u64(), applied["bounced"].as_u64()),
+        (Some(1), Some(1)),
+        "{applied}"
+    );
     let after_first = states(&dir.campaign, &dir.db);
     let expected_state = |email: &str| match email {
         GMAIL | REWRITTEN | ADDRESS_ONLY => "bounced",
@@ -454,12 +477,18 @@ fn a_check_killed_after_its_first_batch_ends_in_the_same_state_when_run_again() 
     const N: usize = 1200;
     let emails = crate::support::campaign::addresses(N);
     let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
-    let (dovecot, _smtp, dir) = start(&refs, "");
+    let (dovecot, smtp, dir) = start(&refs, "");
     run(&["send"], &dir.campaign, &dir.db).assert_code(0);
     assert_eq!(status(&dir.campaign, &dir.db)["sent"], N);
-    // Matched by the failed address (the envelope lost its tag): a hard bounce each.
+    // A hard bounce each, to its VERP return path (issue #21: a report naming only the
+    // failed address is held, not applied, so the bounces carry their tags).
+    let return_paths: std::collections::HashMap<String, String> = smtp
+        .received()
+        .into_iter()
+        .filter_map(|m| Some((m.rcpt_to.first()?.clone(), m.mail_from)))
+        .collect();
     for email in &emails {
-        dovecot.deliver("INBOX", &dsn("bounces@acme.example", email, "5.1.1", ""));
+        dovecot.deliver("INBOX", &dsn(&return_paths[email], email, "5.1.1", ""));
     }
     let mut command = herald_command();
     command

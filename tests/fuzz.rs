@@ -812,12 +812,14 @@ fn the_token_parser_accepts_only_what_was_signed() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Matching a report to a recipient (issue #13, item 4): the VERP tag in the address a report
-// came back to, Herald's Message-ID, the failed address. Whatever a stranger writes there, only
-// a tag this database signed names a recipient of a campaign, a bad tag names nobody, and
-// Message-IDs and addresses never pass for a signed name.
+// Matching a report to a recipient (issues #13 and #21): the VERP tag in the address a report
+// came back to or in the returned Return-Path, Herald's keyed Message-ID, the failed address.
+// Whatever a stranger writes there, only a tag or keyed Message-ID this database signed names a
+// recipient (verified, one per report), a bad one names nobody, and unkeyed Message-IDs and
+// addresses are only ever unverified candidates.
 
-use herald::inbox::matching::{self, Keys, Plan, Target};
+use herald::compose::HeraldId;
+use herald::inbox::matching::{self, Keys, Plan, Proof, Target};
 use herald::inbox::report::{Action, Clues, Complaint, Reading, RecipientStatus};
 use herald::token::{Named, Purpose};
 
@@ -893,6 +895,21 @@ fn envelope_input(rng: &mut Rng) -> String {
 }
 
 fn message_id_input(rng: &mut Rng) -> String {
+    // Keyed ids (issue #21): this database's, another's, for SIGNED or someone else, mutated.
+    if rng.below(3) == 0 {
+        let secret = if rng.below(2) == 0 {
+            RETURN_SECRET
+        } else {
+            LINK_SECRET
+        };
+        let recipient = if rng.below(2) == 0 {
+            SIGNED.recipient
+        } else {
+            rng.below(1_000_000) as i64
+        };
+        let id = herald::compose::message_id(&secret, SIGNED.campaign, recipient, "acme.example");
+        return token_input(rng, &id);
+    }
     let tag = herald::compose::campaign_tag(rng.pick(&["/a.toml", "/b.toml"]));
     let id = rng.pick(&[
         "90210",
@@ -957,13 +974,15 @@ fn reading_input(rng: &mut Rng) -> Reading {
         clues: Clues {
             envelope_to: (0..rng.below(4)).map(|_| envelope_input(rng)).collect(),
             message_ids: (0..rng.below(3)).map(|_| message_id_input(rng)).collect(),
+            return_paths: (0..rng.below(2)).map(|_| envelope_input(rng)).collect(),
         },
     }
 }
 
 /// What every plan must satisfy: a signed name only from a tag that verifies with this
 /// database's key, nobody when a tag is forged, bounded evidence, lower-case address keys.
-fn check_plan(keys: &Keys, reading: &Reading) {
+/// Checks the plan of `reading` and returns it (the callers count what it names).
+fn check_plan(keys: &Keys, reading: &Reading) -> Plan {
     let plan = matching::plan(keys, reading);
     assert_eq!(plan, matching::plan(keys, reading), "not deterministic");
     let expected_kind = match &reading.report {
@@ -983,60 +1002,81 @@ fn check_plan(keys: &Keys, reading: &Reading) {
             if let Report::Delivery(statuses) = &reading.report {
                 assert!(wanted.len() <= statuses.len());
             }
+            let first = wanted.first().map(|item| item.proof.clone());
             for item in wanted {
                 // No target at all (no tag, no Message-ID, no address) is fine: the store
-                // confirms nobody and the item is counted unmatched.
+                // confirms nobody and the report is counted unmatched.
                 assert!(item.diagnostic.chars().count() <= 301, "unbounded evidence");
-                for target in &item.targets {
-                    match target {
-                        Target::Recipient {
-                            id,
-                            campaign: Some(campaign),
-                            campaign_tag,
-                        } => {
-                            // Only a tag that verifies names a campaign's recipient.
-                            let named = Named {
-                                campaign: *campaign,
-                                recipient: *id,
-                            };
-                            let signed = reading
-                                .clues
-                                .envelope_to
-                                .iter()
-                                .chain(match &reading.report {
-                                    Report::Unsubscribe { tag } => Some(tag),
-                                    _ => None,
-                                })
-                                .any(|text| verifies(text, named));
-                            assert!(signed, "{named:?} named by no valid tag in {reading:?}");
-                            assert_eq!(campaign_tag, &None);
-                        }
-                        Target::Recipient {
-                            id,
-                            campaign: None,
-                            campaign_tag,
-                        } => {
-                            let tag = campaign_tag.as_deref().expect("a Message-ID's tag");
-                            assert!(
-                                reading.clues.message_ids.iter().any(|text| {
-                                    herald::compose::parse_message_id(text) == Some((*id, tag))
-                                }),
-                                "recipient {id} named by no Message-ID in {reading:?}"
-                            );
-                        }
-                        Target::Address(address) => {
-                            assert!(
-                                !address.bytes().any(|b| b.is_ascii_uppercase()),
-                                "{address:?}"
-                            );
+                match &item.proof {
+                    Proof::Verified {
+                        campaign,
+                        recipient,
+                        ..
+                    } => {
+                        // Only a tag or keyed Message-ID this database signed names a
+                        // recipient, and a report names one recipient only (issue #21).
+                        let named = Named {
+                            campaign: *campaign,
+                            recipient: *recipient,
+                        };
+                        let clues = &reading.clues;
+                        let signed = clues
+                            .envelope_to
+                            .iter()
+                            .chain(&clues.return_paths)
+                            .chain(match &reading.report {
+                                Report::Unsubscribe { tag } => Some(tag),
+                                _ => None,
+                            })
+                            .any(|text| verifies(text, named))
+                            || clues.message_ids.iter().any(|id| id_verifies(id, named));
+                        assert!(
+                            signed,
+                            "{named:?} named by no valid tag or id in {reading:?}"
+                        );
+                        assert_eq!(Some(&item.proof), first.as_ref(), "two people named");
+                    }
+                    Proof::Unverified(targets) => {
+                        for target in targets {
+                            match target {
+                                Target::UnkeyedId { id, campaign_tag } => {
+                                    assert!(
+                                        reading.clues.message_ids.iter().any(|text| {
+                                            herald::compose::parse_message_id(text)
+                                                == Some(HeraldId::Unkeyed {
+                                                    recipient: *id,
+                                                    campaign_tag: campaign_tag.as_str(),
+                                                })
+                                        }),
+                                        "recipient {id} named by no Message-ID in {reading:?}"
+                                    );
+                                }
+                                Target::Address(address) => {
+                                    assert!(
+                                        !address.bytes().any(|b| b.is_ascii_uppercase()),
+                                        "{address:?}"
+                                    );
+                                }
+                            }
                         }
                     }
                 }
             }
-            return;
+            return plan;
         }
     };
     assert_eq!(plan, expected_kind);
+    plan
+}
+
+/// Whether `text` is a keyed Message-ID this database made for `named`.
+fn id_verifies(text: &str, named: Named) -> bool {
+    match herald::compose::parse_message_id(text) {
+        Some(HeraldId::Keyed(token)) => {
+            herald::token::decode(&RETURN_SECRET, Purpose::MessageId, token) == Ok(named)
+        }
+        _ => false,
+    }
 }
 
 /// Whether some token inside `text` (an address's tag or a bare tag) verifies as `named`.
@@ -1054,17 +1094,10 @@ fn matching_names_a_recipient_only_through_a_tag_this_database_signed() {
     let keys = matching_keys();
     let mut named = 0;
     let runs = fuzz("matching", 23, reading_input, |reading| {
-        check_plan(&keys, reading);
-        if let Plan::Report { wanted, .. } = matching::plan(&keys, reading)
-            && wanted.iter().any(|item| {
-                matches!(
-                    item.targets.first(),
-                    Some(Target::Recipient {
-                        campaign: Some(_),
-                        ..
-                    })
-                )
-            })
+        if let Plan::Report { wanted, .. } = check_plan(&keys, reading)
+            && wanted
+                .iter()
+                .any(|item| matches!(item.proof, Proof::Verified { .. }))
         {
             named += 1;
         }
@@ -1104,17 +1137,10 @@ fn tags_read_from_reports_name_only_what_was_signed() {
         },
         |bytes| {
             let reading = report::read(bytes);
-            check_plan(&keys, &reading);
-            if let Plan::Report { wanted, .. } = matching::plan(&keys, &reading)
-                && wanted.iter().any(|item| {
-                    matches!(
-                        item.targets.first(),
-                        Some(Target::Recipient {
-                            campaign: Some(_),
-                            ..
-                        })
-                    )
-                })
+            if let Plan::Report { wanted, .. } = check_plan(&keys, &reading)
+                && wanted
+                    .iter()
+                    .any(|item| matches!(item.proof, Proof::Verified { .. }))
             {
                 named += 1;
             }

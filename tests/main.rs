@@ -15,6 +15,7 @@ mod compose;
 mod direct;
 mod dnsauth;
 mod feedback_e2e;
+mod forged_reports;
 mod fuzz;
 mod interop;
 mod keyring;

@@ -216,6 +216,52 @@ fn resend_failed_is_one_click() {
     assert_eq!(received.get("user1@d1.example"), Some(&1));
 }
 
+/// Issue #21: a recipient a server refused as dead (550 5.1.1) is suppressed, so "Resend failed"
+/// leaves it out; the "with dead addresses" box beside it resends it.
+#[test]
+fn resend_failed_leaves_dead_addresses_out_unless_the_box_is_ticked() {
+    let server = SmtpServer::builder()
+        .attempt_rule(|rcpt, attempt| {
+            if rcpt == "user1@d1.example" && attempt == 1 {
+                Reply::PermFail
+            } else {
+                Reply::Accept
+            }
+        })
+        .start();
+    let dir = campaign(
+        &addresses(3),
+        &[RelayConf::new("main", server.port())],
+        "connections = 1",
+    );
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    harness.get_by_label("Publish").click();
+    harness.step();
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the first run", |app| {
+        !app.is_running() && app.counts().failed == 1
+    });
+    harness.get_by_label("Resend failed (1)").click();
+    for _ in 0..30 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        harness.state().counts().failed,
+        1,
+        "the dead address was resent"
+    );
+    assert_eq!(server.rcpt_attempts().get("user1@d1.example"), Some(&1));
+    harness.get_by_label("with dead addresses").click();
+    harness.step();
+    harness.get_by_label("Resend failed (1)").click();
+    wait_until(&mut harness, "the resend", |app| {
+        !app.is_running() && app.counts().sent == 3 && app.counts().failed == 0
+    });
+    assert_eq!(server.rcpt_attempts().get("user1@d1.example"), Some(&2));
+}
+
 #[test]
 fn send_test_delivers_one_rendered_message_to_the_given_address() {
     let server = SmtpServer::start();

@@ -342,11 +342,22 @@ fn check_mailbox_shows_the_result_the_sender_warning_and_each_rows_feedback() {
              authentication level (outlook.com)",
         ),
     );
+    // Issue #21: a report to the plain address naming bob proves nothing: held, not applied,
+    // and the window counts it.
+    dovecot.deliver(
+        "INBOX",
+        &dsn(
+            "bounces@acme.example",
+            "bob@outlook.example",
+            "5.1.1",
+            "550 5.1.1 <bob@outlook.example>: user unknown",
+        ),
+    );
     harness.get_by_label("Check mailbox").click();
     wait_until(
         &mut harness,
         "the mailbox result",
-        |app| matches!(app.mailbox_result(), Some(Ok(summary)) if summary.read == 2),
+        |app| matches!(app.mailbox_result(), Some(Ok(summary)) if summary.read == 3),
     );
     let summary = harness
         .state()
@@ -354,10 +365,22 @@ fn check_mailbox_shows_the_result_the_sender_warning_and_each_rows_feedback() {
         .cloned()
         .expect("result")
         .expect("read");
-    assert_eq!((summary.hard, summary.blocked), (1, 1), "{summary:?}");
+    assert_eq!(
+        (summary.hard, summary.blocked, summary.unverified),
+        (1, 1, 1),
+        "{summary:?}"
+    );
     assert!(
         harness
-            .query_by_label_contains("Last check, just now: 2 message(s) read.")
+            .query_by_label_contains("Last check, just now: 3 message(s) read.")
+            .is_some()
+    );
+    wait_until(&mut harness, "the unverified count", |app| {
+        app.feedback().unverified == 1
+    });
+    assert!(
+        harness
+            .query_by_label("1 unverified report(s) held")
             .is_some()
     );
     assert!(

@@ -144,6 +144,15 @@ fn deliverability(
     if campaign.bounces.is_none() && campaign.delivery.mode != crate::campaign::Mode::Direct {
         warn(report, "no bounce mailbox ([bounces]): relays accept nearly everything and report failures later by mail; without [bounces] Herald never reads them and later campaigns keep mailing dead addresses".into());
     }
+    // Issue #21: without a VERP return path a report proves it concerns your mail only when it
+    // returns the message's Message-ID; the rest anyone could have written.
+    if campaign
+        .bounces
+        .as_ref()
+        .is_some_and(|bounces| bounces.return_path.is_none())
+    {
+        warn(report, "no [bounces] return_path: reports then carry no VERP tag, so most can only be matched unverified (by the failed address, which anyone can write): they are held for you to apply with herald bounces --apply-unverified instead of applied; set return_path so bounces prove they are about your mail".into());
+    }
     match &campaign.dkim {
         None => warn(
             report,

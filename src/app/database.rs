@@ -14,7 +14,9 @@ use crate::campaign::Campaign;
 use crate::delivery::Counts;
 use crate::identity;
 use crate::import::{self, ImportReport};
-use crate::store::{FeedbackCounts, RecipientRef, ResendFilter, Store, Suppression};
+use crate::store::{
+    Applied, FeedbackCounts, HeldRow, RecipientRef, ResendFilter, Store, Suppression,
+};
 use crate::unsubscribe::pull::{self, PullReport};
 
 pub struct Database {
@@ -81,6 +83,23 @@ impl Database {
     /// The checks before a send (`presend`).
     pub fn before_send(&mut self, campaign: &Campaign) -> BeforeStart {
         presend::before_send(campaign, &self.path, &mut self.store)
+    }
+
+    /// The reports held because they do not prove they concern Herald's mail (issue #21).
+    pub fn held_reports(&self) -> Result<Vec<HeldRow>, AppError> {
+        Ok(self.store.held_feedback()?)
+    }
+
+    /// Applies every held report, because the user said so; what each did.
+    pub fn apply_held(&mut self, soft_limit: u32) -> Result<Vec<(HeldRow, Applied)>, AppError> {
+        Ok(self.store.apply_held(soft_limit)?)
+    }
+
+    /// How many failed rows a resend leaves out unless told to include them: their address
+    /// was refused as dead and is suppressed as bounced (issue #21).
+    pub fn hard_failed(&mut self, campaign: &Campaign) -> Result<u64, AppError> {
+        let id = identity::campaign_id(&mut self.store, campaign)?;
+        Ok(self.store.hard_failed(id)?)
     }
 
     /// Every suppressed address, newest first.

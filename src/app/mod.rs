@@ -29,3 +29,12 @@ pub use crate::store::{
     ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage, SuppressionReason,
     TimeBucket, default_path, reason_label,
 };
+
+/// The options of a run either front end starts: the engine's defaults, plus the report
+/// reader's classes of a dead address, so a `550 5.1.1` at send time suppresses it (issue #21).
+pub fn run_options() -> crate::engine::RunOptions {
+    crate::engine::RunOptions {
+        dead_address: std::sync::Arc::new(crate::inbox::report::refused_as_dead),
+        ..crate::engine::RunOptions::default()
+    }
+}

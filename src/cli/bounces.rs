@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 
 use crate::inbox::{self, Summary};
+use crate::store::{Applied, HeldRow};
 
 use super::{database_path, exit, load, open_database};
 
@@ -47,17 +48,27 @@ pub enum SuppressionAction {
     },
 }
 
-/// `herald bounces CAMPAIGN.toml [--json]`.
-pub fn bounces(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
+/// `herald bounces CAMPAIGN.toml [--json] [--apply-unverified]`.
+pub fn bounces(db: Option<&Path>, path: &Path, json: bool, apply_unverified: bool) -> Result<i32> {
     let campaign = load(path)?;
-    if campaign.bounces.is_none() {
+    let Some(spec) = &campaign.bounces else {
         bail!("the campaign has no [bounces] section: add one naming the bounce mailbox");
-    }
+    };
     let db_path = database_path(db)?;
+    if apply_unverified {
+        // Only what the user was shown: the mailbox is not read again, so nothing new is
+        // applied unseen.
+        let done = open_database(Some(&db_path))?.apply_held(spec.soft_limit)?;
+        return print_applied(&done, json);
+    }
     let summary = inbox::check(&campaign, &db_path)?;
+    let held = open_database(Some(&db_path))?.held_reports()?;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", summary_json(&summary))?;
+        let mut object = summary_json(&summary);
+        object["unverified_waiting"] =
+            serde_json::Value::Array(held.iter().map(held_json).collect());
+        writeln!(out, "{object}")?;
     } else {
         writeln!(out, "{}", summary_line(&summary))?;
         for warning in &summary.warnings {
@@ -66,14 +77,77 @@ pub fn bounces(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
         for passed in &summary.passed {
             writeln!(out, "passed: {passed}")?;
         }
+        for row in &held {
+            writeln!(out, "unverified: {}", held_line(row))?;
+        }
+        if !held.is_empty() {
+            writeln!(
+                out,
+                "{} unverified report(s) wait: they do not prove they concern your mail (anyone can write one); apply them with herald bounces --apply-unverified",
+                held.len()
+            )?;
+        }
     }
     Ok(exit::DONE)
+}
+
+fn print_applied(done: &[(HeldRow, Applied)], json: bool) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    let bounced = done.iter().filter(|(_, a)| a.bounced).count();
+    let suppressed = done.iter().filter(|(_, a)| a.suppressed).count();
+    if json {
+        let object = serde_json::json!({
+            "applied": done.len(),
+            "bounced": bounced,
+            "suppressed": suppressed,
+            "reports": done.iter().map(|(row, _)| held_json(row)).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{object}")?;
+    } else {
+        for (row, _) in done {
+            writeln!(out, "applied: {}", held_line(row))?;
+        }
+        writeln!(
+            out,
+            "{} unverified report(s) applied; {bounced} bounced, {suppressed} suppressed",
+            done.len()
+        )?;
+    }
+    Ok(exit::DONE)
+}
+
+fn held_line(row: &HeldRow) -> String {
+    let status = row
+        .status
+        .as_deref()
+        .map(|status| format!("{status} "))
+        .unwrap_or_default();
+    format!(
+        "{} {} ({}): {status}{} [{}]",
+        row.kind.as_str(),
+        row.email,
+        row.campaign_name,
+        row.diagnostic,
+        row.evidence
+    )
+}
+
+fn held_json(row: &HeldRow) -> serde_json::Value {
+    serde_json::json!({
+        "address": row.email,
+        "campaign": row.campaign_name,
+        "kind": row.kind.as_str(),
+        "status": row.status,
+        "diagnostic": row.diagnostic,
+        "evidence": row.evidence,
+        "at_ms": row.at_ms,
+    })
 }
 
 pub fn summary_line(summary: &Summary) -> String {
     format!(
         "{} read: {} hard, {} soft, {} blocked, {} delayed, {} complaint(s), {} unsubscribe(s), \
-         {} auto-repl(ies), {} unmatched, {} unrecognized, {} too large, {} not fetched; \
+         {} auto-repl(ies), {} unmatched ({} forged), {} unrecognized, {} unverified (held), {} too large, {} not fetched; \
          {} bounced, {} suppressed",
         summary.read,
         summary.hard,
@@ -84,7 +158,9 @@ pub fn summary_line(summary: &Summary) -> String {
         summary.unsubscribes,
         summary.auto_replies,
         summary.unmatched,
+        summary.forged,
         summary.unrecognized,
+        summary.unverified,
         summary.too_large,
         summary.not_fetched,
         summary.bounced,
@@ -92,7 +168,8 @@ pub fn summary_line(summary: &Summary) -> String {
     )
 }
 
-pub fn summary_json(summary: &Summary) -> String {
+/// The `--json` object of one check.
+pub fn summary_json(summary: &Summary) -> serde_json::Value {
     serde_json::json!({
         "read": summary.read,
         "hard": summary.hard,
@@ -103,6 +180,8 @@ pub fn summary_json(summary: &Summary) -> String {
         "unsubscribes": summary.unsubscribes,
         "auto_replies": summary.auto_replies,
         "unmatched": summary.unmatched,
+        "forged": summary.forged,
+        "unverified": summary.unverified,
         "unrecognized": summary.unrecognized,
         "not_reports": summary.not_reports,
         "too_large": summary.too_large,
@@ -112,7 +191,6 @@ pub fn summary_json(summary: &Summary) -> String {
         "suppressed": summary.suppressed,
         "warnings": summary.warnings,
     })
-    .to_string()
 }
 
 /// `herald suppression …`.

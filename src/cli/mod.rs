@@ -108,6 +108,10 @@ pub enum Command {
         /// Leave uncertain rows alone (by default they are resent too).
         #[arg(long)]
         failed_only: bool,
+        /// Also resend rows whose address was refused as dead ("no such user", 5.1.x) and put
+        /// on the suppression list for it; takes those addresses off the list (issue #21).
+        #[arg(long)]
+        include_hard: bool,
         /// Send without first reading the [bounces] mailbox or pulling unsubscribes from the
         /// [unsubscribe] endpoint.
         #[arg(long)]
@@ -134,6 +138,10 @@ pub enum Command {
         /// Print one JSON object of counts.
         #[arg(long)]
         json: bool,
+        /// Apply the unverified reports held from earlier checks (listed by `herald bounces`),
+        /// without reading the mailbox again.
+        #[arg(long)]
+        apply_unverified: bool,
     },
     /// The suppression list every campaign honors.
     Suppression {
@@ -247,12 +255,14 @@ pub fn run(cli: Cli) -> i32 {
             route,
             domain,
             failed_only,
+            include_hard,
             no_pull,
             ignore_dns,
         } => {
             let filter = ResendFilter {
                 include_failed: true,
                 include_uncertain: !failed_only,
+                include_hard,
                 reply_patterns: codes,
                 route,
                 domain: domain.map(|domain| domain.to_ascii_lowercase()),
@@ -265,7 +275,11 @@ pub fn run(cli: Cli) -> i32 {
                 ignore_dns,
             )
         }
-        Command::Bounces { campaign, json } => bounces::bounces(cli.db.as_deref(), &campaign, json),
+        Command::Bounces {
+            campaign,
+            json,
+            apply_unverified,
+        } => bounces::bounces(cli.db.as_deref(), &campaign, json, apply_unverified),
         Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
         Command::Preview {
             campaign,
@@ -544,6 +558,9 @@ fn status(db: Option<&Path>, path: &Path, json: bool) -> Result<i32> {
         writeln!(out, "{:<10} {:>9}", "total", counts.total())?;
         writeln!(out, "{:<10} {:>9}", "complained", feedback.complained)?;
         writeln!(out, "{:<10} {:>9}", "unsubscribed", feedback.unsubscribed)?;
+        if feedback.unverified > 0 {
+            writeln!(out, "{:<10} {:>9}", "unverified", feedback.unverified)?;
+        }
     }
     Ok(exit::DONE)
 }
@@ -594,11 +611,22 @@ fn send(
         return Ok(code);
     }
     if let Some(filter) = resend {
-        let count = open_database(Some(&db_path))?.resend(&campaign, &filter)?;
+        let mut database = open_database(Some(&db_path))?;
+        let count = database.resend(&campaign, &filter)?;
         println!("{count} recipient(s) put back to pending");
+        let hard = if filter.include_hard {
+            0
+        } else {
+            database.hard_failed(&campaign)?
+        };
+        if hard > 0 {
+            println!(
+                "{hard} recipient(s) refused as dead addresses (no such user or domain) left out; --include-hard resends them"
+            );
+        }
     }
     let engine = Engine::new()?;
-    let mut run = engine.start(campaign, &db_path, RunOptions::default());
+    let mut run = engine.start(campaign, &db_path, app::run_options());
     engine.stop_on_signals(&run);
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -689,6 +717,12 @@ fn before_send(db_path: &Path, campaign: &Campaign, no_pull: bool) -> Result<Opt
     match &found.mailbox {
         Some(Ok(summary)) => {
             println!("bounce mailbox: {}", bounces::summary_line(summary));
+            if summary.unverified > 0 {
+                println!(
+                    "note: {} report(s) do not prove they concern your mail and were not applied; see herald bounces",
+                    summary.unverified
+                );
+            }
             for warning in &summary.warnings {
                 println!("warning: {warning}");
             }

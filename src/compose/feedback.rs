@@ -1,10 +1,8 @@
 //! The addresses that bring mail back to the campaign's bounce mailbox (issue #13): the
 //! per-recipient envelope sender `bounces+TAG@acme.example` (VERP: the bounce names its
 //! recipient without being parsed) and the List-Unsubscribe mailto `bounces+u-TAG@…`, each
-//! tag a signed token (`crate::token`). And the deterministic Message-ID's parts, which the
+//! tag a signed token (`crate::token`). And the keyed, deterministic Message-ID, which the
 //! mailbox reader uses to match a report whose return path a relay rewrote. Pure functions.
-
-use std::path::Path;
 
 use crate::campaign::ReturnPath;
 use crate::token::{self, Named, Purpose};
@@ -56,31 +54,56 @@ impl Feedback {
     }
 }
 
-/// The campaign part of Message-IDs: a stable hash of the campaign file's key.
+/// The Message-ID of one recipient's message (issue #21): `<TOKEN.herald@domain>`, the token
+/// naming campaign and recipient under a MAC keyed by the database's return-path secret. The
+/// same on every attempt (duplicates stay recognizable), and nobody who reads their own can
+/// make another recipient's: a report returning it proves it concerns that message.
+pub fn message_id(secret: &[u8; 32], campaign: i64, recipient: i64, domain: &str) -> String {
+    let token = token::encode(
+        secret,
+        Purpose::MessageId,
+        Named {
+            campaign,
+            recipient,
+        },
+    );
+    format!("<{token}.herald@{domain}>")
+}
+
+/// What a Herald Message-ID found in a report says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeraldId<'a> {
+    /// A keyed id (`c.r.mac`): its token, to be checked with [`token::decode`].
+    Keyed(&'a str),
+    /// An id written before ids were keyed (`<id.campaign-hash.herald@…>`): anyone who read
+    /// one of them can write another, so it proves nothing.
+    Unkeyed {
+        recipient: i64,
+        campaign_tag: &'a str,
+    },
+}
+
+/// The campaign part of unkeyed Message-IDs: a stable hash of the campaign file's key.
 pub fn campaign_tag(campaign_key: &str) -> String {
     format!("{:016x}", fnv1a(campaign_key.as_bytes()))
 }
 
-/// The campaign tag of a campaign file.
-pub fn campaign_tag_of(path: &Path) -> String {
-    campaign_tag(&path.to_string_lossy())
-}
-
-/// The recipient id and campaign tag of a Herald Message-ID (`<id.tag.herald@domain>`, with
-/// or without the angle brackets), or None when it is not one.
-pub fn parse_message_id(text: &str) -> Option<(i64, &str)> {
+/// Reads a Message-ID (with or without angle brackets) as one of Herald's, or None.
+pub fn parse_message_id(text: &str) -> Option<HeraldId<'_>> {
     let text = text.trim().trim_start_matches('<').trim_end_matches('>');
     let (local, _domain) = text.split_once('@')?;
-    let mut parts = local.split('.');
-    let (Some(id), Some(tag), Some("herald"), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    if tag.len() != 16 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+    let body = local.strip_suffix(".herald")?;
+    let parts: Vec<&str> = body.split('.').collect();
+    match parts.as_slice() {
+        [_, _, _] => Some(HeraldId::Keyed(body)),
+        [id, tag] if tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(HeraldId::Unkeyed {
+                recipient: id.parse().ok()?,
+                campaign_tag: tag,
+            })
+        }
+        _ => None,
     }
-    Some((id.parse().ok()?, tag))
 }
 
 /// FNV-1a: a stable hash (unlike std's, which may change between Rust releases).
@@ -124,7 +147,29 @@ mod tests {
     fn message_ids_parse_back() {
         let tag = campaign_tag("/c.toml");
         let id = format!("<17.{tag}.herald@acme.example>");
-        assert_eq!(parse_message_id(&id), Some((17, tag.as_str())));
+        assert_eq!(
+            parse_message_id(&id),
+            Some(HeraldId::Unkeyed {
+                recipient: 17,
+                campaign_tag: tag.as_str()
+            })
+        );
+        let keyed = message_id(&[3; 32], 4, 17, "acme.example");
+        let Some(HeraldId::Keyed(token)) = parse_message_id(&keyed) else {
+            panic!("{keyed} is not read as keyed");
+        };
+        let named = token::decode(&[3; 32], Purpose::MessageId, token).unwrap();
+        assert_eq!((named.campaign, named.recipient), (4, 17));
+        // The neighbour's id cannot be made from one's own: the MAC no longer matches.
+        let neighbour = keyed.replacen("<4.h.", "<4.i.", 1);
+        let Some(HeraldId::Keyed(token)) = parse_message_id(&neighbour) else {
+            panic!("{neighbour}");
+        };
+        assert!(token::decode(&[3; 32], Purpose::MessageId, token).is_err());
+        // Deterministic per recipient, different per recipient and per key.
+        assert_eq!(keyed, message_id(&[3; 32], 4, 17, "acme.example"));
+        assert_ne!(keyed, message_id(&[3; 32], 4, 18, "acme.example"));
+        assert_ne!(keyed, message_id(&[5; 32], 4, 17, "acme.example"));
         for other in [
             "17.abc.herald@x",
             "<x.0123456789abcdef.herald@x>",

@@ -20,7 +20,9 @@ use lettre::message::{Attachment, Mailbox, Mailboxes};
 use crate::campaign::Campaign;
 
 pub use dkim::{DkimError, DkimSigner, PublicKey, SIGNED_HEADERS, read_published_key};
-pub use feedback::{Feedback, UNSUBSCRIBE_PREFIX, campaign_tag, campaign_tag_of, parse_message_id};
+pub use feedback::{
+    Feedback, HeraldId, UNSUBSCRIBE_PREFIX, campaign_tag, message_id, parse_message_id,
+};
 pub use html_text::html_to_text;
 pub use lint::{bare_ip_links, mostly_images};
 pub use template::{
@@ -175,7 +177,10 @@ pub struct Composer {
     boundaries: mime::Boundaries,
     dkim: Option<DkimSigner>,
     id_domain: String,
-    campaign_tag: String,
+    /// The key and campaign id of Message-IDs (`key_message_ids`); zeros until then, as for
+    /// `check`, which renders without a database: such ids verify nowhere.
+    message_key: [u8; 32],
+    message_campaign: i64,
     /// VERP return path and mailto unsubscribe, when `[bounces] return_path` is set.
     feedback: Option<Feedback>,
 }
@@ -310,7 +315,8 @@ impl Composer {
                     boundaries: mime::Boundaries::new(),
                     dkim,
                     id_domain,
-                    campaign_tag: campaign_tag_of(&campaign.path),
+                    message_key: [0; 32],
+                    message_campaign: 0,
                     feedback: None,
                 })
             }
@@ -352,12 +358,21 @@ impl Composer {
         link.pattern.link(&token)
     }
 
+    /// Makes Message-IDs with the database's return-path `secret` for the campaign `campaign`
+    /// (its id in the database), so a report that returns one proves which message it is about.
+    pub fn key_message_ids(&mut self, secret: [u8; 32], campaign: i64) {
+        self.message_key = secret;
+        self.message_campaign = campaign;
+    }
+
     /// The Message-ID of a recipient's message: the same on every attempt, so a duplicate that
-    /// reaches an inbox is recognizable.
+    /// reaches an inbox is recognizable, and keyed, so nobody can make another's (issue #21).
     pub fn message_id(&self, recipient_id: i64) -> String {
-        format!(
-            "<{recipient_id}.{}.herald@{}>",
-            self.campaign_tag, self.id_domain
+        feedback::message_id(
+            &self.message_key,
+            self.message_campaign,
+            recipient_id,
+            &self.id_domain,
         )
     }
 

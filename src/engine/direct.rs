@@ -243,6 +243,7 @@ impl Direct {
                 next_attempt_at_ms: 0,
                 route: Some(host.to_string()),
                 reply: Some(reply),
+                dead_address: false,
             });
         }
         job.to_relay = true;
@@ -373,6 +374,7 @@ fn hold(shared: &Shared, domain: &Domain, job: Job, until: Instant, reason: Stri
         next_attempt_at_ms: now_ms() + wait.as_millis() as i64,
         route: None,
         reply: Some(reply.clone()),
+        dead_address: false,
     });
     shared.outstanding.fetch_sub(1, Ordering::SeqCst);
     shared.event(Event::Outcome {

@@ -81,6 +81,7 @@ pub(super) fn skip(shared: &Shared, route: usize, job: &Job, reason: &str) {
         next_attempt_at_ms: 0,
         route: None,
         reply: Some(reply.clone()),
+        dead_address: false,
     });
     shared.outstanding.fetch_sub(1, Ordering::SeqCst);
     shared.event(Event::Outcome {
@@ -101,6 +102,8 @@ pub(super) fn finish(
 ) {
     let decision = decide(&attempt, job.claimed.attempts, &shared.delivery);
     let uncertain = matches!(attempt, Attempt::Uncertain(_));
+    let dead_address = decision.state == State::Failed
+        && matches!(&attempt, Attempt::Permanent(reply) if (shared.dead_address)(reply));
     let reply = match attempt {
         Attempt::Accepted(reply)
         | Attempt::Temporary(reply)
@@ -127,6 +130,7 @@ pub(super) fn finish(
         next_attempt_at_ms,
         route: route_name.map(str::to_string),
         reply: Some(reply.clone()),
+        dead_address,
     });
     shared.outstanding.fetch_sub(1, Ordering::SeqCst);
     shared.event(Event::Outcome {

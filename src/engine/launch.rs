@@ -105,6 +105,7 @@ async fn setup(
         relays,
         outstanding: AtomicUsize::new(0),
         bounced: bounced_tx,
+        dead_address: Arc::clone(&options.dead_address),
     });
     Ok(Ready {
         shared,

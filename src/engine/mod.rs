@@ -47,6 +47,10 @@ pub struct Engine {
 /// Looks up a secret by name.
 pub type Passwords = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// Whether a server's permanent refusal says the address is dead (issue #21): given by the
+/// caller, since the classes are the report reader's (`inbox`), which the engine does not use.
+pub type DeadAddress = Arc<dyn Fn(&crate::delivery::Reply) -> bool + Send + Sync>;
+
 /// Options of one run.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -54,6 +58,8 @@ pub struct RunOptions {
     /// keyring, by default).
     pub passwords: Passwords,
     pub wake: Wake,
+    /// Refusals that put the address on the global suppression list (none by default).
+    pub dead_address: DeadAddress,
 }
 
 impl Default for RunOptions {
@@ -61,6 +67,7 @@ impl Default for RunOptions {
         RunOptions {
             passwords: Arc::new(crate::credentials::lookup),
             wake: Arc::new(|| {}),
+            dead_address: Arc::new(|_| false),
         }
     }
 }

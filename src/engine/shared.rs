@@ -151,6 +151,8 @@ pub(super) struct Shared {
     /// Claimed and not yet finished (sent, deferred, failed, released).
     pub outstanding: AtomicUsize,
     pub bounced: mpsc::UnboundedSender<Job>,
+    /// Whether a permanent refusal says the address is dead (`RunOptions::dead_address`).
+    pub dead_address: super::DeadAddress,
 }
 
 impl Shared {
@@ -171,6 +173,7 @@ impl Shared {
             next_attempt_at_ms: 0,
             route: None,
             reply: None,
+            dead_address: false,
         });
         self.outstanding.fetch_sub(1, Ordering::SeqCst);
         self.event(Event::Released);

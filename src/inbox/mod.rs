@@ -75,8 +75,14 @@ pub struct Summary {
     pub complaints: u64,
     pub unsubscribes: u64,
     pub auto_replies: u64,
-    /// Reports (or parts of reports) that named nobody Herald mailed, forged ones included.
+    /// Reports that named nobody Herald mailed (or, unproven, several people), forged ones
+    /// included.
     pub unmatched: u64,
+    /// Of those, reports whose VERP tag or keyed Message-ID did not verify.
+    pub forged: u64,
+    /// Reports that named someone Herald mailed without proving they concern its mail (no
+    /// VERP tag, no keyed Message-ID): held for the user, not applied (issue #21).
+    pub unverified: u64,
     /// Looked like reports but could not be read: left unread in the mailbox.
     pub unrecognized: u64,
     /// Not reports at all: left exactly as they were.
@@ -447,7 +453,7 @@ impl Check<'_> {
             );
         }
         let mut handled = Vec::new();
-        let mut wanted = Vec::new();
+        let mut reports: Vec<Vec<matching::Wanted>> = Vec::new();
         for (uid, raw) in &fetched.messages {
             if batch.part {
                 // Too large to be a report worth reading: named for a person, never flagged.
@@ -472,25 +478,26 @@ impl Check<'_> {
                     wanted: items,
                     forged,
                 } => {
-                    summary.unmatched += u64::from(forged);
-                    wanted.extend(items);
+                    summary.forged += u64::from(forged);
+                    reports.push(items);
                     handled.push(*uid);
                 }
             }
         }
         // The raw messages are no longer needed: the batch's memory goes before the store's.
         drop(fetched);
-        let refs: Vec<&matching::Wanted> = wanted.iter().collect();
-        let resolved = matching::resolve(&self.store, &refs)?;
+        let resolved = matching::resolve(&self.store, &reports)?;
         let mut items = Vec::new();
-        for (wanted, found) in wanted.iter().zip(resolved) {
-            match found {
-                Some(feedback) => items.push(feedback),
-                None => summary.unmatched += 1,
+        let mut held = Vec::new();
+        for (wanted, found) in reports.iter().zip(resolved) {
+            if found.unmatched() {
+                summary.unmatched += 1;
             }
-            if wanted.kind == FeedbackKind::Blocked {
-                let warning =
-                    matching::sender_warning(wanted.status.as_deref(), &wanted.diagnostic);
+            items.extend(found.apply);
+            held.extend(found.hold);
+            // A block names the sender's trouble whoever the report is about: warn either way.
+            for piece in wanted.iter().filter(|w| w.kind == FeedbackKind::Blocked) {
+                let warning = matching::sender_warning(piece.status.as_deref(), &piece.diagnostic);
                 if !summary.warnings.contains(&warning) {
                     summary.warnings.push(warning);
                 }
@@ -505,9 +512,10 @@ impl Check<'_> {
                 .map_or(self.cursor.last_uid, |(uid, _)| *uid),
             unfinished: handled.clone(),
         };
-        let applied = self
-            .store
-            .apply_feedback(&self.key, &next, &items, self.spec.soft_limit)?;
+        let (applied, new_held) =
+            self.store
+                .apply_feedback(&self.key, &next, &items, &held, self.spec.soft_limit)?;
+        summary.unverified += new_held;
         for (item, applied) in items.iter().zip(&applied) {
             summary.bounced += u64::from(applied.bounced);
             summary.suppressed += u64::from(applied.suppressed);

@@ -28,6 +28,19 @@ pub enum FeedbackKind {
 }
 
 impl FeedbackKind {
+    pub fn parse(text: &str) -> Option<FeedbackKind> {
+        [
+            FeedbackKind::Hard,
+            FeedbackKind::Soft,
+            FeedbackKind::Blocked,
+            FeedbackKind::Delayed,
+            FeedbackKind::Complaint,
+            FeedbackKind::Unsubscribe,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FeedbackKind::Hard => "hard",
@@ -74,6 +87,28 @@ pub struct Applied {
     pub suppressed: bool,
 }
 
+/// A report that did not prove it concerns Herald's mail (issue #21), held for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub feedback: Feedback,
+    /// Why it is not verified and what named the recipient, in words.
+    pub evidence: String,
+}
+
+/// A held report as `herald bounces` and the window show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRow {
+    pub recipient: RecipientId,
+    pub email: String,
+    pub campaign: CampaignId,
+    pub campaign_name: String,
+    pub kind: FeedbackKind,
+    pub status: Option<String>,
+    pub diagnostic: String,
+    pub evidence: String,
+    pub at_ms: i64,
+}
+
 /// A recipient that was mailed, as matching sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailed {
@@ -107,6 +142,9 @@ pub struct FeedbackCounts {
     pub unsubscribed: u64,
     pub soft: u64,
     pub blocked: u64,
+    /// Reports about this campaign's recipients that prove nothing (issue #21), waiting for
+    /// the user to apply them.
+    pub unverified: u64,
 }
 
 /// States in which a recipient's message left Herald (a report can be about it).
@@ -191,25 +229,85 @@ impl Store {
         Ok(())
     }
 
-    /// Applies one batch of feedback and moves the mailbox cursor, in one transaction: killed
-    /// before the commit, nothing of the batch happened and the next run reads it again;
-    /// after it, the batch is done and never counted twice.
+    /// Applies one batch of feedback, holds its unverified reports, and moves the mailbox
+    /// cursor, in one transaction: killed before the commit, nothing of the batch happened and
+    /// the next run reads it again; after it, the batch is done and never counted twice.
+    /// Returns what each item did and how many held reports are new.
     pub fn apply_feedback(
         &mut self,
         mailbox: &str,
         cursor: &MailboxCursor,
         items: &[Feedback],
+        held: &[Held],
         soft_limit: u32,
-    ) -> Result<Vec<Applied>, StoreError> {
+    ) -> Result<(Vec<Applied>, u64), StoreError> {
         let tx = self.conn.transaction()?;
         let now = now_ms();
         let mut applied = Vec::with_capacity(items.len());
         for item in items {
             applied.push(apply_one(&tx, item, soft_limit, now)?);
         }
+        let mut new_held = 0;
+        for item in held {
+            new_held += hold_one(&tx, item, now)?;
+        }
         write_cursor(&tx, mailbox, cursor)?;
         tx.commit()?;
-        Ok(applied)
+        Ok((applied, new_held))
+    }
+
+    /// The reports held for the user (issue #21), oldest first.
+    pub fn held_feedback(&self) -> Result<Vec<HeldRow>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT h.recipient_id, r.email, r.campaign_id, c.name, h.kind, h.status,
+                    h.diagnostic, h.evidence, h.at
+             FROM held_feedback h JOIN recipient r ON r.id = h.recipient_id
+             JOIN campaign c ON c.id = r.campaign_id
+             ORDER BY h.at, h.recipient_id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(HeldRow {
+                recipient: row.get(0)?,
+                email: row.get(1)?,
+                campaign: row.get(2)?,
+                campaign_name: row.get(3)?,
+                kind: FeedbackKind::parse(&row.get::<_, String>(4)?).unwrap_or(FeedbackKind::Soft),
+                status: row.get(5)?,
+                diagnostic: row.get(6)?,
+                evidence: row.get(7)?,
+                at_ms: row.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Applies every held report as if it had been verified, because the user said so, and
+    /// forgets them, in one transaction. Returns what each did.
+    pub fn apply_held(&mut self, soft_limit: u32) -> Result<Vec<(HeldRow, Applied)>, StoreError> {
+        let rows = self.held_feedback()?;
+        let tx = self.conn.transaction()?;
+        let now = now_ms();
+        let mut done = Vec::with_capacity(rows.len());
+        for row in rows {
+            let item = Feedback {
+                recipient: row.recipient,
+                kind: row.kind,
+                status: row.status.clone(),
+                smtp_code: tx
+                    .prepare_cached(
+                        "SELECT smtp_code FROM held_feedback WHERE recipient_id = ?1 AND kind = ?2",
+                    )?
+                    .query_row(params![row.recipient, row.kind.as_str()], |r| r.get(0))
+                    .optional()?
+                    .flatten(),
+                diagnostic: format!("{} (unverified; applied by the user)", row.diagnostic),
+            };
+            let applied = apply_one(&tx, &item, soft_limit, now)?;
+            done.push((row, applied));
+        }
+        tx.execute("DELETE FROM held_feedback", [])?;
+        tx.commit()?;
+        Ok(done)
     }
 
     /// What came back for a campaign.
@@ -242,6 +340,13 @@ impl Store {
                 _ => {}
             }
         }
+        counts.unverified = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM held_feedback h JOIN recipient r ON r.id = h.recipient_id
+                 WHERE r.campaign_id = ?1",
+            )?
+            .query_row([campaign], |row| row.get::<_, i64>(0))? as u64;
         Ok(counts)
     }
 }
@@ -270,6 +375,29 @@ fn write_cursor(
         unfinished
     ])?;
     Ok(())
+}
+
+/// Holds one unverified report; 1 when it is new (not held before, and the recipient has no
+/// feedback of that kind already).
+fn hold_one(tx: &Transaction<'_>, item: &Held, now: i64) -> Result<u64, StoreError> {
+    let feedback = &item.feedback;
+    let added = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO held_feedback (recipient_id, kind, at, status, smtp_code,
+                 diagnostic, evidence)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+             WHERE NOT EXISTS (SELECT 1 FROM feedback WHERE recipient_id = ?1 AND kind = ?2)",
+        )?
+        .execute(params![
+            feedback.recipient,
+            feedback.kind.as_str(),
+            now,
+            feedback.status,
+            feedback.smtp_code,
+            feedback.diagnostic,
+            item.evidence
+        ])?;
+    Ok(added as u64)
 }
 
 fn apply_one(
@@ -314,6 +442,9 @@ fn apply_one(
     if !applied.new {
         return Ok(applied);
     }
+    // A verified report settles what an unverified one only suggested.
+    tx.prepare_cached("DELETE FROM held_feedback WHERE recipient_id = ?1 AND kind = ?2")?
+        .execute(params![item.recipient, item.kind.as_str()])?;
     let text = match &item.status {
         Some(status) => format!("{}: {status} {}", item.kind.label(), item.diagnostic),
         None => format!("{}: {}", item.kind.label(), item.diagnostic),
@@ -432,6 +563,7 @@ mod tests {
                 next_attempt_at_ms: 0,
                 route: None,
                 reply: None,
+                dead_address: false,
             })
             .collect();
         store.apply(&sent).unwrap();
@@ -463,8 +595,15 @@ mod tests {
             unfinished: vec![2, 3],
         };
         let first = store
-            .apply_feedback("box", &cursor, &[feedback(ids[0], FeedbackKind::Hard)], 3)
-            .unwrap();
+            .apply_feedback(
+                "box",
+                &cursor,
+                &[feedback(ids[0], FeedbackKind::Hard)],
+                &[],
+                3,
+            )
+            .unwrap()
+            .0;
         assert_eq!(
             first,
             [Applied {
@@ -474,8 +613,15 @@ mod tests {
             }]
         );
         let again = store
-            .apply_feedback("box", &cursor, &[feedback(ids[0], FeedbackKind::Hard)], 3)
-            .unwrap();
+            .apply_feedback(
+                "box",
+                &cursor,
+                &[feedback(ids[0], FeedbackKind::Hard)],
+                &[],
+                3,
+            )
+            .unwrap()
+            .0;
         assert_eq!(again, [Applied::default()]);
         let c = store.find_campaign("/a.toml").unwrap().unwrap();
         let counts = store.counts(c).unwrap();
@@ -504,8 +650,9 @@ mod tests {
         let cursor = MailboxCursor::default();
         let soft = |store: &mut Store, id| {
             store
-                .apply_feedback("box", &cursor, &[feedback(id, FeedbackKind::Soft)], 2)
-                .unwrap()[0]
+                .apply_feedback("box", &cursor, &[feedback(id, FeedbackKind::Soft)], &[], 2)
+                .unwrap()
+                .0[0]
         };
         let a = mailed_campaign(&mut store, "/1.toml", &["x@example.org"])[0];
         assert!(!soft(&mut store, a).suppressed);
@@ -532,8 +679,15 @@ mod tests {
         // Blocked never suppresses.
         let e = mailed_campaign(&mut store, "/5.toml", &["y@example.org"])[0];
         let blocked = store
-            .apply_feedback("box", &cursor, &[feedback(e, FeedbackKind::Blocked)], 1)
-            .unwrap()[0];
+            .apply_feedback(
+                "box",
+                &cursor,
+                &[feedback(e, FeedbackKind::Blocked)],
+                &[],
+                1,
+            )
+            .unwrap()
+            .0[0];
         assert!(blocked.new && !blocked.suppressed);
         assert_eq!(store.global_suppression("y@example.org").unwrap(), None);
         let five = store.find_campaign("/5.toml").unwrap().unwrap();

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-pub use feedback::{Applied, Feedback, FeedbackCounts, FeedbackKind, MailboxCursor, Mailed};
+pub use feedback::{
+    Applied, Feedback, FeedbackCounts, FeedbackKind, Held, HeldRow, MailboxCursor, Mailed,
+};
 pub use feedback_view::{SuppressionPage, reason_label};
 pub use global_suppression::{Suppression, SuppressionReason};
 pub use import::{ImportRow, Importer};
@@ -78,6 +80,9 @@ pub struct Transition {
     pub route: Option<String>,
     /// None keeps the row's last reply (a claimed row released unsent, say).
     pub reply: Option<Reply>,
+    /// The server refused the address as dead (no such user or domain): the address goes on
+    /// the global suppression list with the reply as evidence (issue #21).
+    pub dead_address: bool,
 }
 
 /// Which rows a resend puts back to `pending`.
@@ -85,6 +90,9 @@ pub struct Transition {
 pub struct ResendFilter {
     pub include_failed: bool,
     pub include_uncertain: bool,
+    /// Also failed rows whose address is on the global list as bounced (refused as dead);
+    /// their entries are taken off the list, since the user says the address lives.
+    pub include_hard: bool,
     /// Reply patterns: "550", "5.7.*", "4.*"; empty means any.
     pub reply_patterns: Vec<String>,
     pub route: Option<String>,
@@ -452,10 +460,15 @@ impl Store {
         let tx = self.conn.transaction()?;
         let now = now_ms();
         let mut chosen = Vec::new();
+        let mut revived = Vec::new();
         {
+            // A failed row whose address is on the global list as bounced was refused as dead
+            // (here or elsewhere): left out unless the user includes those (issue #21).
             let mut select = tx.prepare(
-                "SELECT id, coalesce(email_key, email), route, reply_code, reply_enhanced FROM recipient
-                 WHERE campaign_id = ?1 AND state = ?2",
+                "SELECT id, coalesce(email_key, email), route, reply_code, reply_enhanced,
+                     EXISTS (SELECT 1 FROM global_suppression g
+                             WHERE g.address = coalesce(r.email_key, r.email) AND g.reason = 'bounced')
+                 FROM recipient r WHERE campaign_id = ?1 AND state = ?2",
             )?;
             for state in states {
                 let rows = select.query_map(params![campaign, state.as_str()], |row| {
@@ -465,12 +478,19 @@ impl Store {
                         row.get::<_, Option<String>>(2)?,
                         row.get::<_, Option<i64>>(3)?,
                         row.get::<_, Option<String>>(4)?,
+                        row.get::<_, bool>(5)?,
                     ))
                 })?;
                 for row in rows {
-                    let (id, key, route, code, enhanced) = row?;
+                    let (id, key, route, code, enhanced, dead) = row?;
+                    if dead && state == State::Failed && !filter.include_hard {
+                        continue;
+                    }
                     if resend_matches(filter, &key, route.as_deref(), code, enhanced.as_deref()) {
                         chosen.push(id);
+                        if dead {
+                            revived.push(key);
+                        }
                     }
                 }
             }
@@ -486,9 +506,28 @@ impl Store {
                 update.execute(params![id, now])?;
                 log.execute(params![id, now])?;
             }
+            // Resending a dead address on purpose: the user says it lives again.
+            let mut revive = tx.prepare(
+                "DELETE FROM global_suppression WHERE address = ?1 AND reason = 'bounced'",
+            )?;
+            for key in &revived {
+                revive.execute([key])?;
+            }
         }
         tx.commit()?;
         Ok(chosen.len() as u64)
+    }
+
+    /// How many failed rows of the campaign a resend leaves out unless asked: their address
+    /// is on the global list as bounced (refused as dead).
+    pub fn hard_failed(&self, campaign: CampaignId) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM recipient r WHERE campaign_id = ?1 AND state = 'failed'
+               AND EXISTS (SELECT 1 FROM global_suppression g
+                           WHERE g.address = coalesce(r.email_key, r.email) AND g.reason = 'bounced')",
+            [campaign],
+            |row| row.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// Marks uncertain rows as sent, for a user who checked that the server had them.
@@ -786,7 +825,45 @@ pub(crate) fn apply_in(
             enhanced,
             text
         ])?;
+        if t.dead_address {
+            suppress_refused(tx, t, now)?;
+        }
     }
+    Ok(())
+}
+
+/// Puts the address of a recipient the server refused as dead on the global suppression list
+/// (reason `bounced`, as a hard bounce report would), with the reply as evidence.
+fn suppress_refused(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Transition,
+    now: i64,
+) -> Result<(), StoreError> {
+    let reply = t.reply.as_ref();
+    let evidence = [
+        "refused at send time:".to_string(),
+        reply
+            .and_then(|r| r.code)
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        reply.and_then(|r| r.enhanced.clone()).unwrap_or_default(),
+        reply.map(|r| r.text.clone()).unwrap_or_default(),
+    ]
+    .iter()
+    .filter(|part| !part.is_empty())
+    .cloned()
+    .collect::<Vec<_>>()
+    .join(" ");
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO global_suppression (address, reason, at, campaign_id, evidence)
+         SELECT coalesce(email_key, email), ?2, ?3, campaign_id, ?4 FROM recipient WHERE id = ?1",
+    )?
+    .execute(params![
+        t.id,
+        SuppressionReason::Bounced.as_str(),
+        now,
+        evidence
+    ])?;
     Ok(())
 }
 

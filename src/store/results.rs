@@ -420,6 +420,7 @@ mod tests {
                 enhanced: enhanced.map(str::to_string),
                 text: "server said so".into(),
             }),
+            dead_address: false,
         }
     }
 

@@ -180,6 +180,21 @@ const MIGRATIONS: &[&str] = &[
         cursor      INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 9: reports that do not prove they concern Herald's mail (issue #21: no VERP tag, no keyed
+    // Message-ID), held for the user with their evidence instead of applied. One row per
+    // recipient and kind, like `feedback`; applying one moves it there.
+    r#"
+    CREATE TABLE held_feedback (
+        recipient_id INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        at           INTEGER NOT NULL,
+        status       TEXT,
+        smtp_code    INTEGER,
+        diagnostic   TEXT NOT NULL DEFAULT '',
+        evidence     TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (recipient_id, kind)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build of Herald writes.
@@ -361,6 +376,7 @@ mod tests {
                 next_attempt_at_ms: 0,
                 route: None,
                 reply: None,
+                dead_address: false,
             }])
             .unwrap();
         assert_eq!(store.counts(c).unwrap().sent, 1);

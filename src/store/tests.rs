@@ -38,6 +38,7 @@ fn transition(id: RecipientId, to: State, attempts: u32) -> Transition {
             enhanced: Some("2.0.0".into()),
             text: "ok".into(),
         }),
+        dead_address: false,
     }
 }
 

@@ -56,6 +56,8 @@ pub enum Action {
     Stop,
     Resend {
         include_uncertain: bool,
+        /// Also failed rows refused as dead addresses ("no such user"), taken off the list.
+        include_hard: bool,
     },
     MarkUncertainSent,
     ExportFailed(PathBuf),

@@ -295,6 +295,10 @@ fn run_controls_ui(
             actions.push(Action::Stop);
         }
         ui.separator();
+        // Issue #21: addresses a server refused as dead stay out unless asked; the choice
+        // lives in egui's memory, like a widget's own state.
+        let hard_id = ui.scope_id().with("resend_include_hard");
+        let mut include_hard = ui.data(|data| data.get_temp::<bool>(hard_id).unwrap_or(false));
         if ui
             .add_enabled(
                 !running && counts.failed > 0,
@@ -304,7 +308,17 @@ fn run_controls_ui(
         {
             actions.push(Action::Resend {
                 include_uncertain: false,
+                include_hard,
             });
+        }
+        if ui
+            .checkbox(&mut include_hard, "with dead addresses")
+            .on_hover_text(
+                "Also resend recipients a server refused as \"no such user\" or \"no such domain\" (5.1.x); their addresses come off the suppression list. Mailing dead addresses hurts your reputation.",
+            )
+            .changed()
+        {
+            ui.data_mut(|data| data.insert_temp(hard_id, include_hard));
         }
         if let Some(error) = &view.start_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
@@ -336,6 +350,7 @@ fn uncertain_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions: &mut Vec<Acti
             if ui.add_enabled(!running, egui::Button::new("Resend them")).clicked() {
                 actions.push(Action::Resend {
                     include_uncertain: true,
+                    include_hard: false,
                 });
             }
             if ui.add_enabled(!running, egui::Button::new("Mark them sent")).clicked() {
@@ -395,6 +410,13 @@ fn progress_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
             UNSUBSCRIBED,
             format!("{} unsubscribed", ctx.feedback.unsubscribed),
         );
+        if ctx.feedback.unverified > 0 {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("{} unverified report(s) held", ctx.feedback.unverified),
+            )
+            .on_hover_text(UNVERIFIED_HOVER);
+        }
         if let Some(progress) = progress {
             ui.separator();
             // A rate only while messages flow: "10 msg/s stopped" contradicted itself.
@@ -777,6 +799,9 @@ fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
     }
 }
 
+/// What an unverified report is, for the window's hover texts (issue #21).
+pub const UNVERIFIED_HOVER: &str = "Reports that name a recipient without proving they concern your mail (no VERP tag, no keyed Message-ID): anyone who knows an address can write one, so they are held, not applied. Review and apply them with: herald bounces CAMPAIGN.toml, then --apply-unverified";
+
 /// The deliverability check's findings (issue #23): one line each, green, amber or red, with
 /// the record seen and the fix for those that are not green.
 fn dns_findings_ui(ui: &mut egui::Ui, findings: &[crate::dnsauth::Finding]) {
@@ -816,8 +841,8 @@ fn dns_findings_ui(ui: &mut egui::Ui, findings: &[crate::dnsauth::Finding]) {
 pub fn summary_text(summary: &Summary) -> String {
     format!(
         "{} message(s) read: {} hard bounce(s), {} soft, {} blocked, {} complaint(s), \
-         {} unsubscribe(s), {} auto-repl(ies), {} unmatched, {} unrecognized, {} too large, \
-         {} not fetched.",
+         {} unsubscribe(s), {} auto-repl(ies), {} unmatched, {} unrecognized, \
+         {} unverified (held, not applied), {} too large, {} not fetched.",
         summary.read,
         summary.hard,
         summary.soft,
@@ -827,6 +852,7 @@ pub fn summary_text(summary: &Summary) -> String {
         summary.auto_replies,
         summary.unmatched,
         summary.unrecognized,
+        summary.unverified,
         summary.too_large,
         summary.not_fetched
     )

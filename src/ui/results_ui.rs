@@ -229,6 +229,21 @@ fn headline_ui(
                 });
             });
         }
+        if feedback.unverified > 0 {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.set_min_width(110.0);
+                ui.vertical(|ui| {
+                    ui.weak("Unverified reports");
+                    ui.label(
+                        egui::RichText::new(thousands(feedback.unverified))
+                            .size(22.0)
+                            .color(ui.visuals().warn_fg_color),
+                    )
+                    .on_hover_text(super::publish_ui::UNVERIFIED_HOVER);
+                    ui.weak("held, not applied");
+                });
+            });
+        }
     });
 }
 

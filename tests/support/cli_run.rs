@@ -118,14 +118,19 @@ pub fn row(campaign: &Path, db: &Path, email: &str) -> RecipientRow {
         .expect("row exists")
 }
 
-/// The message Herald's composer builds for `email` (its Date is now, its boundaries new).
+/// The message Herald's composer builds for `email` (its Date is now, its boundaries new),
+/// keyed as a run keys it.
 pub fn composed_for(campaign: &Path, db: &Path, email: &str) -> String {
     let row = row(campaign, db, email);
     let campaign = Campaign::load_for_reading(campaign).expect("campaign");
-    let composer = match Composer::new(&campaign) {
+    let mut composer = match Composer::new(&campaign) {
         Ok(composer) => composer,
         Err(problems) => panic!("composer: {problems:?}"),
     };
+    // Keyed Message-IDs (issue #21), with the database's key as a run uses it.
+    let mut store = Store::open(db).expect("db");
+    let id = herald::identity::campaign_id(&mut store, &campaign).expect("id");
+    herald::identity::key_composer(&mut composer, &mut store, &campaign, id).expect("key");
     let composed = composer
         .compose(&RecipientData {
             id: row.id,

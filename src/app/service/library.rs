@@ -104,13 +104,19 @@ impl Library {
             inline_images: inline_images(&campaign),
         })
     }
-    /// Failed (and, if asked, uncertain) recipients back to `pending`.
-    pub(super) fn resend(&mut self, path: &Path, include_uncertain: bool) -> Result<u64, AppError> {
+    /// Failed (and, if asked, uncertain and dead-address) recipients back to `pending`.
+    pub(super) fn resend(
+        &mut self,
+        path: &Path,
+        include_uncertain: bool,
+        include_hard: bool,
+    ) -> Result<u64, AppError> {
         let campaign = load(path)?;
         let id = self.campaign_id(&campaign)?;
         let filter = ResendFilter {
             include_failed: true,
             include_uncertain,
+            include_hard,
             ..ResendFilter::default()
         };
         self.store()?.resend(id, &filter).map_err(AppError::from)

@@ -87,6 +87,8 @@ pub enum Request {
     Resend {
         path: PathBuf,
         include_uncertain: bool,
+        /// Also failed rows whose address was refused as dead (issue #21).
+        include_hard: bool,
     },
     MarkUncertainSent {
         path: PathBuf,
@@ -418,7 +420,8 @@ impl Worker {
             Request::Resend {
                 path,
                 include_uncertain,
-            } => return self.resend(&path, include_uncertain),
+                include_hard,
+            } => return self.resend(&path, include_uncertain, include_hard),
             Request::Pause => {
                 self.runs.pause();
                 return None;
@@ -491,8 +494,13 @@ impl Worker {
     }
 
     /// Puts recipients back to pending, then starts them when nothing is sending.
-    fn resend(&mut self, path: &Path, include_uncertain: bool) -> Option<Answer> {
-        let resent = self.library.resend(path, include_uncertain);
+    fn resend(
+        &mut self,
+        path: &Path,
+        include_uncertain: bool,
+        include_hard: bool,
+    ) -> Option<Answer> {
+        let resent = self.library.resend(path, include_uncertain, include_hard);
         let start = matches!(resent, Ok(count) if count > 0) && !self.runs.has_run();
         self.answer(Answer::Resent(resent));
         // A resend is a send: the same checks first, as `herald resend` makes them.

@@ -92,7 +92,7 @@ impl Runs {
         let wake = Arc::clone(&self.wake);
         let options = RunOptions {
             wake,
-            ..RunOptions::default()
+            ..crate::app::run_options()
         };
         self.run = Some(self.engine.start(campaign, &self.db, options));
         Ok(())

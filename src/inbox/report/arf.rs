@@ -14,6 +14,9 @@ pub fn read(message: &Message<'_>, clues: &mut Clues) -> Report {
     for id in &returned.message_ids {
         push_unique(&mut clues.message_ids, id.clone());
     }
+    for address in &returned.return_path {
+        push_unique(&mut clues.return_paths, address.clone());
+    }
     let Some(part) = mime::find_part(message, &["message/feedback-report"]) else {
         return Report::Unrecognized {
             why: "a feedback report without its message/feedback-report part".into(),

@@ -151,6 +151,28 @@ pub fn classify(status: &RecipientStatus) -> Class {
     Class::Soft
 }
 
+/// How a server's refusal of a recipient at send time counts (issue #21): by the same rules
+/// as a report's, since a `550 5.1.1 no such user` during the session is the same fact as a
+/// delivery report saying so later.
+pub fn classify_reply(smtp_code: Option<u16>, enhanced: Option<&str>, text: &str) -> Class {
+    classify(&RecipientStatus {
+        address: None,
+        action: Action::Failed,
+        status: enhanced.map(str::to_string),
+        smtp_code,
+        diagnostic: text.to_string(),
+    })
+}
+
+/// Whether a server's permanent refusal at send time says the address is dead (issue #21):
+/// a server's own 5xx reply that [`classify_reply`] calls hard. A local failure (DNS, TLS, the
+/// message) carries no code and names no mailbox. The engine is given this as
+/// `RunOptions::dead_address`.
+pub fn refused_as_dead(reply: &crate::delivery::Reply) -> bool {
+    reply.code.is_some_and(|code| (500..600).contains(&code))
+        && classify_reply(reply.code, reply.enhanced.as_deref(), &reply.text) == Class::Hard
+}
+
 /// What a specific enhanced code decides on its own; `None` leaves it to the text.
 fn by_code(class: u8, subject: u16, detail: u16, text: &str) -> Option<Class> {
     if class == 4 {

@@ -19,6 +19,9 @@ pub fn read(message: &Message<'_>, headers: &Headers, clues: &mut Clues) -> Repo
     for id in returned.message_ids {
         push_unique(&mut clues.message_ids, id);
     }
+    for address in returned.return_path {
+        push_unique(&mut clues.return_paths, address);
+    }
     let Some(part) = mime::find_part(
         message,
         &["message/delivery-status", "message/global-delivery-status"],

@@ -338,6 +338,8 @@ fn strip_html(html: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Returned {
     pub message_ids: Vec<String>,
+    /// Its Return-Path: the envelope sender the receiving MTA recorded, Herald's VERP address.
+    pub return_path: Vec<String>,
     pub to: Vec<String>,
     pub from: Vec<String>,
 }
@@ -352,6 +354,9 @@ pub fn returned(message: &Message<'_>) -> Returned {
             (PartType::Message(inner), _) => {
                 let headers = Headers::of(inner);
                 returned.message_ids.extend(headers.ids("message-id"));
+                for value in headers.all("return-path") {
+                    returned.return_path.extend(addresses_in(value));
+                }
                 returned.to.extend(headers.all("to").map(str::to_string));
                 returned
                     .from
@@ -376,6 +381,9 @@ pub fn returned(message: &Message<'_>) -> Returned {
                 }
                 for to in group.all("to") {
                     returned.to.extend(addresses_in(to));
+                }
+                for value in group.all("return-path") {
+                    returned.return_path.extend(addresses_in(value));
                 }
                 for from in group.all("from") {
                     returned.from.extend(addresses_in(from));

@@ -17,7 +17,7 @@ mod fields;
 mod mime;
 mod text;
 
-pub use classify::classify;
+pub use classify::{classify, classify_reply, refused_as_dead};
 
 /// One message read from the mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +92,9 @@ pub struct Clues {
     /// Message-IDs of the returned message (from its headers or the report's
     /// In-Reply-To/References), without angle brackets.
     pub message_ids: Vec<String>,
+    /// The returned message's Return-Path (issue #21): the VERP envelope sender the receiving
+    /// server recorded, which names the recipient even when the report came to a plain address.
+    pub return_paths: Vec<String>,
 }
 
 /// How a failed or delayed recipient's report counts (issue #13, item 5).
@@ -129,6 +132,7 @@ pub fn read(raw: &[u8]) -> Reading {
     let mut clues = Clues {
         envelope_to: headers.envelope_to(),
         message_ids: Vec::new(),
+        return_paths: Vec::new(),
     };
     if let Some(report) = unsubscribe(&clues.envelope_to) {
         return Reading { report, clues };
@@ -160,6 +164,7 @@ fn read_oversized(raw: &[u8]) -> Reading {
     let clues = Clues {
         envelope_to: headers.envelope_to(),
         message_ids: Vec::new(),
+        return_paths: Vec::new(),
     };
     if let Some(report) = unsubscribe(&clues.envelope_to) {
         return Reading { report, clues };

@@ -188,6 +188,9 @@ pub fn read(message: &Message<'_>, headers: &Headers, clues: &mut Clues) -> Repo
     for id in &returned.message_ids {
         push_unique(&mut clues.message_ids, id.clone());
     }
+    for address in &returned.return_path {
+        push_unique(&mut clues.return_paths, address.clone());
+    }
     let body = mime::readable_text(message);
     let mut exclude: Vec<String> = clues
         .envelope_to
@@ -200,6 +203,9 @@ pub fn read(message: &Message<'_>, headers: &Headers, clues: &mut Clues) -> Repo
     let parsed = parse(&body, &subject, &exclude);
     for id in parsed.message_ids {
         push_unique(&mut clues.message_ids, id);
+    }
+    for address in parsed.quoted_return_path {
+        push_unique(&mut clues.return_paths, address);
     }
     if parsed.too_many {
         return Report::Unrecognized {
@@ -242,6 +248,8 @@ pub struct Parsed {
     pub message_ids: Vec<String>,
     /// Addresses of the quoted returned message's To.
     pub quoted_to: Vec<String>,
+    /// The quoted returned message's Return-Path (Herald's VERP envelope sender).
+    pub quoted_return_path: Vec<String>,
     /// The first line of the notice carrying an enhanced code.
     pub best_line: Option<String>,
     pub delayed: bool,
@@ -262,6 +270,7 @@ pub fn parse(text: &str, subject: &str, exclude: &[String]) -> Parsed {
     let mut parsed = Parsed {
         message_ids: quoted_ids(returned),
         quoted_to: quoted_field(returned, "to:"),
+        quoted_return_path: quoted_field(returned, "return-path:"),
         ..Parsed::default()
     };
     let notice_lower = notice.join("\n").to_ascii_lowercase();

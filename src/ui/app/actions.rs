@@ -63,7 +63,10 @@ impl HeraldApp {
             Action::CheckMailbox => self.check_mailbox(),
             // Results.
             Action::RefreshResults => self.refresh_results(),
-            Action::Resend { include_uncertain } => self.resend(include_uncertain),
+            Action::Resend {
+                include_uncertain,
+                include_hard,
+            } => self.resend(include_uncertain, include_hard),
             Action::MarkUncertainSent => {
                 self.for_campaign(|path| Request::MarkUncertainSent { path })
             }
@@ -345,10 +348,11 @@ impl HeraldApp {
     }
 
     /// Resend failed (and uncertain) recipients: a send like Start, so saved first.
-    fn resend(&mut self, include_uncertain: bool) {
+    fn resend(&mut self, include_uncertain: bool, include_hard: bool) {
         self.after_saving(|path| Request::Resend {
             path,
             include_uncertain,
+            include_hard,
         });
     }
 
