@@ -113,6 +113,8 @@ pub fn check(campaign: &Campaign) -> CheckReport {
 
 /// The deliverability warnings of issue #5: things that do not stop a send but make big
 /// mailbox providers junk or refuse it.
+// Long because it is a list of independent warnings, each a few lines: one after another
+// reads as the list `check` prints.
 fn deliverability(
     campaign: &Campaign,
     composer: Option<&Composer>,
@@ -237,6 +239,8 @@ struct Sample {
     text: String,
 }
 
+// Long because one pass over the list does everything `check` needs of each row (address,
+// fields, script, rendering, sizes), so a million rows are read once.
 fn check_rows(
     csv: RecipientList,
     composer: Option<&Composer>,

@@ -83,6 +83,8 @@ impl ReturnPath {
     }
 }
 
+// Long because it checks the [bounces] section key by key, collecting every problem with its
+// key, as `validate::build` does for the rest of the file.
 pub(super) fn build(
     raw: Option<&RawBounces>,
     grants: &std::collections::BTreeMap<String, super::RawOAuth2>,

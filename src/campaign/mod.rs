@@ -199,6 +199,26 @@ pub enum Security {
 }
 
 impl Security {
+    /// The `security` key's value (absent means STARTTLS); None for an unknown word. The one
+    /// place that reads it, for the campaign file and the window's "Test connection" alike.
+    pub fn parse(value: Option<&str>) -> Option<Security> {
+        match value.map(str::trim) {
+            None | Some("starttls") => Some(Security::StartTls),
+            Some("tls") => Some(Security::Tls),
+            Some("none") => Some(Security::None),
+            Some(_) => None,
+        }
+    }
+
+    /// The port a relay listens on by default for this security (RFC 6409, RFC 8314).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Security::None => 25,
+            Security::StartTls => 587,
+            Security::Tls => 465,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Security::None => "none",

@@ -132,6 +132,8 @@ fn one_line(error: &toml::de::Error) -> String {
     }
 }
 
+// Long because it turns the raw file into the campaign key by key, in the file's order,
+// collecting every problem with its key; each key is a line or two.
 fn build(
     raw: RawCampaign,
     path: &Path,
@@ -590,23 +592,15 @@ fn build_relays(
                 c.add(format!("{key}.name"), format!("\"{name}\" is used by two relays; names must differ"));
             }
             let host = required(c, &format!("{key}.host"), relay.host.as_deref(), "the relay's host name");
-            let security = match relay.security.as_deref().map(str::trim) {
-                None | Some("starttls") => Security::StartTls,
-                Some("tls") => Security::Tls,
-                Some("none") => Security::None,
-                Some(other) => {
-                    c.add(
-                        format!("{key}.security"),
-                        format!("\"{other}\" is not a choice; use none, starttls or tls"),
-                    );
-                    Security::StartTls
-                }
-            };
-            let default_port = match security {
-                Security::None => 25,
-                Security::StartTls => 587,
-                Security::Tls => 465,
-            };
+            let security = Security::parse(relay.security.as_deref()).unwrap_or_else(|| {
+                let other = relay.security.as_deref().unwrap_or_default().trim();
+                c.add(
+                    format!("{key}.security"),
+                    format!("\"{other}\" is not a choice; use none, starttls or tls"),
+                );
+                Security::StartTls
+            });
+            let default_port = security.default_port();
             if let Some(grant) = &relay.oauth2 {
                 super::oauth2::check_reference(
                     c,

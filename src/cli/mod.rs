@@ -224,6 +224,7 @@ pub enum Command {
 }
 
 /// Runs a parsed command line; returns the process exit code.
+// Long because it is the table of commands: one arm per command, each calling its function.
 pub fn run(cli: Cli) -> i32 {
     let Some(command) = cli.command else {
         return exit::USAGE;
@@ -593,6 +594,8 @@ pub fn counts_line(counts: &Counts) -> String {
     )
 }
 
+// Long because it prints one run from start to end: the checks before it, the resend, the
+// progress bar while it goes, the summary and the exit code the contract names.
 fn send(
     db: Option<&Path>,
     path: &Path,

@@ -188,6 +188,9 @@ pub struct Composer {
 impl Composer {
     /// Reads and compiles the campaign's templates, script, attachments and DKIM key. Returns
     /// every problem found.
+    // Long because it collects every problem of the campaign in one pass (each template, the
+    // script, files, addresses, the DKIM key), so `check` lists them all at once; each step is a
+    // few lines and they share the one `problems` list.
     pub fn new(campaign: &Campaign) -> Result<Composer, Vec<ComposeError>> {
         let mut problems = Vec::new();
         let engine = TemplateEngine::new();
@@ -539,6 +542,9 @@ impl Composer {
         Ok((parts, composed))
     }
 
+    // Long because it writes one message's header section in order (RFC 5322 fields, the
+    // list headers of RFC 2369/2919/8058, Message-ID, MIME), each field a few lines with its
+    // RFC; splitting it would scatter the order the message is written in.
     fn build(
         &self,
         recipient: &RecipientData<'_>,

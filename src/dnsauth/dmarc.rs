@@ -124,6 +124,9 @@ fn mode_name(mode: Alignment) -> &'static str {
 
 const BULK_RULES: &str = "Gmail and Yahoo (since February 2024) and Outlook.com (since May 2025) require bulk senders (5,000+ messages a day) to publish DMARC and to align the From domain with DKIM or SPF";
 
+// Long for its sentences, not its decisions: each outcome (absent, unusable, aligned, not
+// aligned under each policy) carries its own words and fix; the decision is the few lines
+// that compute the policy and the two alignments.
 pub fn evaluate(plan: &Plan, lookup: &Lookup, spf: &SpfOutcome, dkim: &DkimOutcome) -> Finding {
     let from = plan.from_domain.as_str();
     let organizational = organizational_domain(from);

@@ -162,6 +162,8 @@ fn result_name(result: SpfResult) -> &'static str {
     }
 }
 
+// Long for its sentences: one arm per RFC 7208 result, each with the words and the record to
+// publish that a marketer needs; the decision is the `match result` itself.
 fn finding(
     domain: &str,
     source: &Source,

@@ -615,6 +615,9 @@ async fn connect_while_needed(
 
 /// Sends the domain's queued recipients over one session. Returns true to reconnect (the
 /// session ended with recipients left), false when the worker is done.
+// Long because the `next` and `done` closures handed to `send_many` share the session's
+// state (the pause, the count handed, the jobs left unattempted) with the loop around them;
+// what does not need that state is in `wait_for_pace` and `observe`.
 async fn carry(
     direct: &Direct,
     shared: &Shared,

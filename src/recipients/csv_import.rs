@@ -117,6 +117,9 @@ pub struct CsvRecipients {
 /// the column holding addresses (matched ignoring case and surrounding
 /// spaces); None finds it by its header or, failing that, by its values
 /// (see [`columns`]).
+// Long because opening a list is one sequence of sniffing steps, each needing the last:
+// the encoding (BOM, UTF-8, else Windows-1252), blank leading lines, the delimiter, the
+// header, the email column.
 pub fn open(path: &Path, email_column: Option<&str>) -> Result<CsvRecipients, ImportError> {
     let io_err = |source| ImportError::Io {
         path: path.to_owned(),

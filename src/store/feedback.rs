@@ -400,6 +400,9 @@ fn hold_one(tx: &Transaction<'_>, item: &Held, now: i64) -> Result<u64, StoreErr
     Ok(added as u64)
 }
 
+// Long because one report's effects are one transaction's steps in order: the feedback row,
+// the held report it settles, the bounce (only from `sent`/`uncertain`), the event, and the
+// suppression its kind calls for; each step needs what the one before found.
 fn apply_one(
     tx: &Transaction<'_>,
     item: &Feedback,

@@ -117,16 +117,10 @@ pub fn relay_spec(
         .name
         .clone()
         .unwrap_or_else(|| format!("relay {}", index + 1));
-    let security = match raw.security.as_deref() {
-        Some("none") => crate::campaign::Security::None,
-        Some("tls") => crate::campaign::Security::Tls,
-        _ => crate::campaign::Security::StartTls,
-    };
-    let default_port = match security {
-        crate::campaign::Security::None => 25,
-        crate::campaign::Security::StartTls => 587,
-        crate::campaign::Security::Tls => 465,
-    };
+    // An unknown word is no relay to test: the Problems box names it (the same reading as the
+    // campaign file's).
+    let security = crate::campaign::Security::parse(raw.security.as_deref())?;
+    let default_port = security.default_port();
     let base = path
         .as_deref()
         .and_then(Path::parent)

@@ -223,6 +223,8 @@ impl RenderedView {
         }
     }
 
+    // Long because it draws the Rendered view top to bottom (the bar of widths and image
+    // choices, the status, the bands of texture); egui code reads best in the order it draws.
     pub fn ui(&mut self, ui: &mut egui::Ui, preview: &PreviewData) {
         self.poll(ui.ctx());
         let Some(html) = preview.html.as_deref() else {

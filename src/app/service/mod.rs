@@ -345,6 +345,8 @@ impl Worker {
     }
 
     /// Answers one request; pause, resume and stop have no answer (progress shows them).
+    // Long because it is the table of what the window can ask: one arm per request, each
+    // handing it to the side that answers it.
     fn handle(&mut self, request: Request) -> Option<Answer> {
         Some(match request {
             // Campaign files (no database).
