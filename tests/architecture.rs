@@ -211,6 +211,22 @@ const MAY_USE: &[(&str, &[&str])] = &[
 ];
 
 #[test]
+fn front_ends_never_touch_the_store() {
+    // The window and the CLI go through the application layer (`app`), which re-exports the
+    // plain types they show; only `app` and the engine open a `Store`.
+    let violations: Vec<String> = all_sources()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("ui/") || path.starts_with("cli/"))
+        .filter(|(_, text)| code_of(text).contains("crate::store"))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "front ends using store: {violations:?}"
+    );
+}
+
+#[test]
 fn modules_only_use_what_is_below_them() {
     let mut violations = Vec::new();
     for (path, text) in all_sources() {

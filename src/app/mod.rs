@@ -25,9 +25,9 @@ pub use preview::{Preview, PreviewError, preview};
 /// the store's answers. Front ends take them from here, never from `store`.
 pub use crate::delivery::{Counts, Reply, State, now_ms};
 pub use crate::store::{
-    CampaignSummary, DomainRow, FeedbackCounts, RecipientId, RecipientRef, RecipientRow,
-    ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage, SuppressionReason,
-    TimeBucket, default_path, reason_label,
+    Applied, CampaignSummary, DomainRow, FeedbackCounts, HeldRow, RecipientId, RecipientRef,
+    RecipientRow, ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage,
+    SuppressionReason, TimeBucket, default_path, reason_label,
 };
 
 /// The options of a run either front end starts: the engine's defaults, plus the report

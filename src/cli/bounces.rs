@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
+use crate::app::{Applied, HeldRow};
 use crate::inbox::{self, Summary};
-use crate::store::{Applied, HeldRow};
 
 use super::{database_path, exit, load, open_database};
 

@@ -191,7 +191,7 @@ pub enum RunStage {
 }
 
 impl RunStage {
-    pub fn of(counts: &crate::store::Counts, running: bool, paused: bool) -> RunStage {
+    pub fn of(counts: &crate::app::Counts, running: bool, paused: bool) -> RunStage {
         let left = counts.pending + counts.deferred + counts.sending;
         let done = counts.total().saturating_sub(left);
         match () {
@@ -226,7 +226,7 @@ impl RunStage {
 }
 
 /// Why "Resend failed" is grey, when it is.
-fn resend_hint(counts: &crate::store::Counts, running: bool) -> Option<String> {
+fn resend_hint(counts: &crate::app::Counts, running: bool) -> Option<String> {
     if counts.failed > 0 {
         return running.then(|| "Resend failed waits for the run to end.".to_string());
     }

@@ -328,7 +328,7 @@ fn file_menu_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
 }
 
 /// What closing does to the run under way, for the marketer deciding.
-fn run_on_close(counts: crate::store::Counts) -> String {
+fn run_on_close(counts: crate::app::Counts) -> String {
     let left = counts.pending + counts.deferred + counts.sending;
     format!(
         "A send is under way ({left} of {} recipients not sent yet). Closing stops it: the \
