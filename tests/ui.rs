@@ -6,38 +6,13 @@ use std::time::{Duration, Instant};
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
 use crate::support::smtp_server::{Reply, SmtpServer};
+use crate::support::window::{wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::ui::{HeraldApp, Remembered, Tab};
 
 fn harness(dir: &CampaignDir) -> Harness<'static, HeraldApp> {
-    let db = dir.db.clone();
-    let path = dir.campaign.clone();
-    Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .build_eframe(move |cc| {
-            HeraldApp::with_service(cc.egui_ctx.clone(), db, Some(path), Remembered::default())
-                .expect("the app starts")
-        })
-}
-
-/// Steps frames until `test` holds, failing the test rather than hanging.
-fn wait_until(harness: &mut Harness<'_, HeraldApp>, what: &str, test: impl Fn(&HeraldApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        harness.step();
-        if test(harness.state()) {
-            harness.step();
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never saw {what}; status: {}; problems: {:?}",
-            harness.state().status(),
-            harness.state().problems()
-        );
-        std::thread::sleep(Duration::from_millis(15));
-    }
+    window(&dir.db, Some(dir.campaign.clone()), Remembered::default())
 }
 
 fn opened(harness: &mut Harness<'_, HeraldApp>) {

@@ -18,6 +18,7 @@ use crate::support::campaign::{RelayConf, campaign_with, closed_port};
 use crate::support::cli_run::herald;
 use crate::support::dovecot::{self, Dovecot, dsn};
 use crate::support::smtp_server::SmtpServer;
+use crate::support::window::{wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::store::{State, Store, Suppression, SuppressionReason};
@@ -39,37 +40,11 @@ fn environment() {
 }
 
 fn harness(db: &Path, campaign: Option<&Path>) -> Harness<'static, HeraldApp> {
-    let db = db.to_path_buf();
-    let campaign = campaign.map(Path::to_path_buf);
     let remembered = Remembered {
         tab: Tab::Library,
         ..Remembered::default()
     };
-    Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .build_eframe(move |cc| {
-            HeraldApp::with_service(cc.egui_ctx.clone(), db, campaign, remembered)
-                .expect("the app starts")
-        })
-}
-
-/// Steps frames until `test` holds, failing the test rather than hanging.
-fn wait_until(harness: &mut Harness<'_, HeraldApp>, what: &str, test: impl Fn(&HeraldApp) -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        harness.step();
-        if test(harness.state()) {
-            harness.step();
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never saw {what}; status: {}; problems: {:?}",
-            harness.state().status(),
-            harness.state().problems()
-        );
-        std::thread::sleep(Duration::from_millis(15));
-    }
+    window(db, campaign.map(Path::to_path_buf), remembered)
 }
 
 fn opened(harness: &mut Harness<'_, HeraldApp>) {

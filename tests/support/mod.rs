@@ -16,3 +16,4 @@ pub mod sheets;
 pub mod slow_clients;
 pub mod smtp_server;
 pub mod tools;
+pub mod window;

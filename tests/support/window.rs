@@ -1,0 +1,48 @@
+//! Driving the window headless (egui_kittest): the app on a campaign and a database, and stepping
+//! frames until something holds, failing the test rather than hanging. Shared by the window's
+//! test modules (`ui`, `ui_trust`, `ui_feedback`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use herald::ui::{HeraldApp, Remembered};
+
+/// The window at 1280 × 860 over `db`, opening `campaign` when given, with `remembered` state.
+pub fn window(
+    db: &Path,
+    campaign: Option<PathBuf>,
+    remembered: Remembered,
+) -> Harness<'static, HeraldApp> {
+    let db = db.to_path_buf();
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .build_eframe(move |cc| {
+            HeraldApp::with_service(cc.egui_ctx.clone(), db, campaign, remembered)
+                .expect("the app starts")
+        })
+}
+
+/// Steps frames until `test` holds (then one more), failing within a minute with what the
+/// window says instead of hanging.
+pub fn wait_until(
+    harness: &mut Harness<'_, HeraldApp>,
+    what: &str,
+    test: impl Fn(&HeraldApp) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        harness.step();
+        if test(harness.state()) {
+            harness.step();
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never saw {what}; status: {}; problems: {:?}",
+            harness.state().status(),
+            harness.state().problems()
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
