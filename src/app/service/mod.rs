@@ -168,6 +168,9 @@ pub struct Document {
     pub raw: RawCampaign,
     pub html: String,
     pub text: String,
+    /// The campaign file's text as it was read (empty for a campaign never saved): a save
+    /// under another name edits this text, so the person's comments go with the campaign.
+    pub source: String,
 }
 
 /// The first rows of a list file (CSV or sheet).

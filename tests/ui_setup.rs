@@ -1,0 +1,94 @@
+//! Setting a campaign up in the window (issue #20), driven headless through egui_kittest:
+//! saving keeps the comments and layout of a campaign file a person wrote, Start shows what
+//! `herald check` warns of and asks before a first send past a red one (against the scriptable
+//! SMTP server), "Open HTML file…" brings a design tool's export in with its images inline,
+//! and the bounce mailbox and unsubscribe endpoint are set up in fields, not in TOML.
+
+use std::time::{Duration, Instant};
+
+use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
+use crate::support::window::{wait_until, window};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use herald::ui::{HeraldApp, Remembered};
+
+fn harness(dir: &CampaignDir) -> Harness<'static, HeraldApp> {
+    window(&dir.db, Some(dir.campaign.clone()), Remembered::default())
+}
+
+fn opened(harness: &mut Harness<'_, HeraldApp>) {
+    wait_until(harness, "the campaign to open", |app| {
+        app.status().contains("valid") || !app.problems().is_empty()
+    });
+}
+
+/// Steps frames until a widget labelled with `text` (in part) is on screen.
+fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.query_all_by_label_contains(text).next().is_none() {
+        assert!(Instant::now() < deadline, "never saw {text:?}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+fn save(harness: &mut Harness<'_, HeraldApp>) {
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+    wait_until(harness, "the save", |app| !app.is_dirty());
+}
+
+/// The lines of `after` that are not in `before`, and those of `before` gone from `after`.
+fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let added = after
+        .lines()
+        .filter(|line| !before.lines().any(|old| old == *line))
+        .map(String::from)
+        .collect();
+    let removed = before
+        .lines()
+        .filter(|line| !after.lines().any(|new| new == *line))
+        .map(String::from)
+        .collect();
+    (added, removed)
+}
+
+/// A campaign file as a person writes one: a comment on top, one beside a value, and a key
+/// Herald does not know yet.
+fn written_by_hand(dir: &CampaignDir) -> String {
+    let generated = std::fs::read_to_string(&dir.campaign).unwrap();
+    let text = format!(
+        "# Spring sale. Ask Ben before changing the sender.\n\n{}",
+        generated.replace(
+            "[recipients]\ncsv = \"list.csv\"",
+            "[recipients]\ncsv = \"list.csv\"   # exported from the shop on Monday"
+        )
+    );
+    std::fs::write(&dir.campaign, &text).unwrap();
+    text
+}
+
+/// Issue #20: saving from the window edits the subject's line and nothing else; the
+/// comments stay where the person put them.
+#[test]
+fn saving_from_the_window_keeps_the_files_comments() {
+    let dir = campaign(&addresses(2), &[RelayConf::new("main", 2525)], "");
+    let before = written_by_hand(&dir);
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    harness.get_by_label("Subject").focus();
+    harness.get_by_label("Subject").type_text(", spring is here");
+    harness.step();
+    save(&mut harness);
+
+    let after = std::fs::read_to_string(&dir.campaign).unwrap();
+    assert_eq!(
+        changed_lines(&before, &after),
+        (
+            vec!["subject = \"Hi {{ first_name }}, spring is here\"".to_string()],
+            vec!["subject = \"Hi {{ first_name }}\"".to_string()]
+        ),
+        "{after}"
+    );
+    assert!(after.starts_with("# Spring sale. Ask Ben before changing the sender.\n"));
+    assert!(after.contains("csv = \"list.csv\"   # exported from the shop on Monday"));
+}
