@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
+use crate::support::smtp_server::SmtpServer;
 use crate::support::window::{wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -91,4 +92,55 @@ fn saving_from_the_window_keeps_the_files_comments() {
     );
     assert!(after.starts_with("# Spring sale. Ask Ben before changing the sender.\n"));
     assert!(after.contains("csv = \"list.csv\"   # exported from the shop on Monday"));
+}
+
+/// Issue #20, item 5: the window sent 1,531 messages without the warnings `herald check`
+/// prints. Start shows them (from the same function) and, before a first send past a red
+/// one, asks: nothing reaches the server until "Send anyway".
+#[test]
+fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
+    let server = SmtpServer::start();
+    let dir = campaign(
+        &addresses(3),
+        &[RelayConf::new("main", server.port())],
+        "connections = 1",
+    );
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Publish");
+    harness.get_by_label("Start").click();
+    wait_for_label(&mut harness, "Send anyway?");
+    // Red, the reason it asks; then amber, listed without being the reason.
+    for warning in [
+        "• No unsubscribe link",
+        "• No DKIM signature",
+        "• No bounce mailbox",
+    ] {
+        assert!(
+            harness.query_all_by_label_contains(warning).next().is_some(),
+            "the question does not name {warning:?}"
+        );
+    }
+    harness.run_steps(20);
+    assert_eq!(server.received_count(), 0, "sent before the answer");
+    assert!(!harness.state().is_running());
+    assert_eq!(harness.state().counts().sent, 0);
+
+    harness.get_by_label("Send anyway").click();
+    wait_until(&mut harness, "the run", |app| {
+        !app.is_running() && app.counts().sent == 3
+    });
+    assert_eq!(server.received_count(), 3);
+    // The warnings stay listed on Publish, where the run is.
+    assert!(
+        harness
+            .query_all_by_label_contains("no bounce mailbox ([bounces])")
+            .next()
+            .is_some()
+    );
+}
+
+fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
+    harness.get_by_label(tab).click();
+    harness.run_steps(2);
 }

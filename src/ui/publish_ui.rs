@@ -775,6 +775,7 @@ fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
 
 /// What Start did first: the DNS checked, the unsubscribes pulled and the mailbox read.
 fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
+    cautions_ui(ui, &found.cautions);
     dns_findings_ui(ui, &found.dns);
     match &found.pulled {
         Some(Ok(report)) => {
@@ -790,6 +791,21 @@ fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
             );
         }
         None => {}
+    }
+}
+
+/// `herald check`'s deliverability warnings, red or amber (issue #20).
+fn cautions_ui(ui: &mut egui::Ui, cautions: &[crate::app::check::Caution]) {
+    if cautions.is_empty() {
+        return;
+    }
+    ui.label("Before sending, the check found:");
+    for caution in cautions {
+        let color = match caution.level {
+            crate::dnsauth::Level::Red => ui.visuals().error_fg_color,
+            _ => ui.visuals().warn_fg_color,
+        };
+        ui.colored_label(color, &caution.text);
     }
 }
 
