@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
 use crate::support::smtp_server::SmtpServer;
-use crate::support::window::{wait_until, window};
+use crate::support::window::{start, wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::ui::{HeraldApp, Remembered};
@@ -143,4 +143,70 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
 fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
     harness.get_by_label(tab).click();
     harness.run_steps(2);
+}
+
+/// Issue #20, item 4: "Open HTML file…" loads a newsletter exported from a design tool; its
+/// local images are copied beside the campaign and go out as inline parts the HTML shows by
+/// `cid:`, the remote one stays a link, and the missing one is named.
+#[test]
+fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
+    let server = SmtpServer::start();
+    let dir = campaign(
+        &addresses(1),
+        &[RelayConf::new("main", server.port())],
+        "connections = 1",
+    );
+    let export = tempfile::tempdir().unwrap();
+    std::fs::create_dir(export.path().join("images")).unwrap();
+    let logo = b"\x89PNG\r\n\x1a\n a logo, as far as this test cares";
+    std::fs::write(export.path().join("images/logo.png"), logo).unwrap();
+    let newsletter = export.path().join("newsletter.html");
+    std::fs::write(
+        &newsletter,
+        "<html><body><img src=\"images/logo.png\" alt=\"Acme\">\
+         <p>Hello {{ first_name }}</p><img src=\"https://cdn.acme.example/banner.png\">\
+         <img src=\"images/gone.png\"></body></html>",
+    )
+    .unwrap();
+    let (db, path) = (dir.db.clone(), dir.campaign.clone());
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .build_eframe(move |cc| {
+            let chosen = newsletter.clone();
+            HeraldApp::with_service(cc.egui_ctx.clone(), db, Some(path), Remembered::default())
+                .expect("the app starts")
+                .with_dialogs(herald::ui::dialogs::Dialogs::with_backend(
+                    std::sync::Arc::new(move |_| Some(chosen.clone())),
+                    Some(cc.egui_ctx.clone()),
+                ))
+        });
+    opened(&mut harness);
+    harness.get_by_label("Open HTML file…").click();
+    wait_until(&mut harness, "the newsletter in the HTML body", |app| {
+        app.document().html.contains("cid:logo.png")
+    });
+    let document = harness.state().document().clone();
+    assert_eq!(document.raw.message.inline, vec!["logo.png".to_string()]);
+    assert!(document.html.contains("src=\"https://cdn.acme.example/banner.png\""));
+    assert!(document.html.contains("src=\"images/gone.png\""));
+    assert_eq!(std::fs::read(dir.path().join("logo.png")).unwrap(), logo);
+    wait_for_label(&mut harness, "1 image copied into the campaign folder");
+    assert!(
+        harness
+            .query_by_label_contains("images/gone.png")
+            .is_some(),
+        "the missing image is not named"
+    );
+    assert!(harness.state().is_dirty());
+
+    click_tab(&mut harness, "Publish");
+    start(&mut harness);
+    wait_until(&mut harness, "the send", |app| {
+        !app.is_running() && app.counts().sent == 1
+    });
+    let received = server.received();
+    let message = String::from_utf8_lossy(&received[0].data).replace("=\r\n", "");
+    assert!(message.contains("Content-ID: <logo.png>"), "{message}");
+    assert!(message.contains("cid:logo.png"), "{message}");
+    assert!(message.contains("https://cdn.acme.example/banner.png"));
 }

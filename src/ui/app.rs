@@ -50,6 +50,8 @@ pub enum Action {
     Import,
     Preview(u64),
     TestSend(String),
+    /// Read a newsletter's HTML file into the HTML body (typed where no chooser could open).
+    LoadHtml(PathBuf),
     Start,
     Pause,
     Resume,
@@ -454,6 +456,7 @@ impl HeraldApp {
                 let name = self.relative_to_campaign(&path);
                 self.doc.raw.message.attachments.push(name);
             }
+            Purpose::HtmlFile => self.load_html(path),
             Purpose::NewCampaignFolder => self.library.set_folder(&path),
             Purpose::ExportResults => self.results.set_export_path(&path),
             Purpose::ExportSuppressions => self.suppression.set_export_path(&path),

@@ -61,6 +61,7 @@ impl HeraldApp {
             Action::SendAnyway => self.send_anyway(),
             Action::CancelStart => self.cancel_start(),
             Action::CheckMailbox => self.check_mailbox(),
+            Action::LoadHtml(file) => self.load_html(file),
             // Results.
             Action::RefreshResults => self.refresh_results(),
             Action::Resend {
@@ -389,6 +390,25 @@ impl HeraldApp {
     fn cancel_start(&mut self) {
         self.ask_send_anyway = None;
         self.status = "not sent: cancelled after a failed check".into();
+    }
+
+    /// "Open HTML file…": the newsletter becomes the HTML body once the service has copied
+    /// its images into the campaign's folder, which a campaign never saved does not have yet.
+    pub(super) fn load_html(&mut self, file: PathBuf) {
+        let Some(path) = self.path.clone() else {
+            self.compose.html_loaded = Some(Err(
+                "Save the campaign first (File → Save as…): the newsletter's images are copied into its folder.".into(),
+            ));
+            return;
+        };
+        // A typed path is the campaign folder's, as the file's own paths are.
+        let file = match path.parent() {
+            Some(folder) if file.is_relative() => folder.join(file),
+            _ => file,
+        };
+        self.compose.html_loaded = None;
+        self.status = format!("reading {}", shown_path(&file));
+        self.service.send(Request::LoadHtml { path, file });
     }
 
     fn check_mailbox(&mut self) {
