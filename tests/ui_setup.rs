@@ -145,6 +145,87 @@ fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
     harness.run_steps(2);
 }
 
+fn type_into(harness: &mut Harness<'_, HeraldApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.step();
+    harness.get_by_label(label).type_text(text);
+    harness.step();
+}
+
+/// Issue #20: the bounce mailbox and the unsubscribe endpoint are set up in fields on
+/// Publish, not by pasting TOML; saving writes their keys into the file, which keeps its
+/// comments. Drawing the empty fields changes nothing.
+#[test]
+fn the_mailbox_and_the_endpoint_are_set_up_in_fields_and_saved_into_the_file() {
+    let dir = campaign(&addresses(2), &[RelayConf::new("main", 2525)], "");
+    let before = written_by_hand(&dir);
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Publish");
+    assert!(!harness.state().is_dirty(), "drawing the empty form edited the campaign");
+    assert!(harness.query_by_label("Check mailbox").is_none());
+    harness
+        .get_by_label("Mailbox and unsubscribe settings")
+        .click();
+    harness.run_steps(2);
+    assert!(!harness.state().is_dirty());
+
+    type_into(&mut harness, "Mailbox host", "imap.herald.example");
+    type_into(&mut harness, "Mailbox username", "bounces@herald.example");
+    harness
+        .get_by_label("Mailbox port")
+        .set_value_accesskit(1143.0);
+    harness.step();
+    type_into(&mut harness, "Return path", "bounces@herald.example");
+    type_into(
+        &mut harness,
+        "Unsubscribe link",
+        "https://u.herald.example/u/{token}",
+    );
+    type_into(&mut harness, "Endpoint to pull", "https://u.herald.example");
+    assert!(harness.state().is_dirty());
+    // "Test mailbox": the mailbox can be checked once it is set up.
+    assert!(harness.query_by_label("Check mailbox").is_some());
+    save(&mut harness);
+
+    let after = std::fs::read_to_string(&dir.campaign).unwrap();
+    let (_, removed) = changed_lines(&before, &after);
+    assert!(removed.is_empty(), "lines lost: {removed:?}\n{after}");
+    assert!(after.starts_with("# Spring sale. Ask Ben before changing the sender.\n"));
+    assert!(after.contains("csv = \"list.csv\"   # exported from the shop on Monday"));
+    let saved = herald::campaign::RawCampaign::from_toml(&after).unwrap();
+    let bounces = saved.bounces.expect("a [bounces] section");
+    assert_eq!(bounces.host.as_deref(), Some("imap.herald.example"));
+    assert_eq!(bounces.username.as_deref(), Some("bounces@herald.example"));
+    assert_eq!(bounces.port, Some(1143));
+    assert_eq!(
+        bounces.return_path.as_deref(),
+        Some("bounces@herald.example")
+    );
+    let unsubscribe = saved.unsubscribe.expect("an [unsubscribe] section");
+    assert_eq!(
+        unsubscribe.url.as_deref(),
+        Some("https://u.herald.example/u/{token}")
+    );
+    assert_eq!(
+        unsubscribe.endpoint.as_deref(),
+        Some("https://u.herald.example")
+    );
+
+    // Emptied, the endpoint's section leaves the file again.
+    for label in ["Unsubscribe link", "Endpoint to pull"] {
+        harness.get_by_label(label).focus();
+        harness.step();
+        harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        harness.key_press(egui::Key::Backspace);
+        harness.step();
+    }
+    save(&mut harness);
+    let emptied = std::fs::read_to_string(&dir.campaign).unwrap();
+    assert!(!emptied.contains("[unsubscribe]"), "{emptied}");
+    assert!(emptied.contains("[bounces]"));
+}
+
 /// Issue #20, item 4: "Open HTML file…" loads a newsletter exported from a design tool; its
 /// local images are copied beside the campaign and go out as inline parts the HTML shows by
 /// `cid:`, the remote one stays a link, and the missing one is named.

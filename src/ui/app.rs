@@ -83,11 +83,9 @@ pub enum Action {
     RefreshResults,
     /// Read the campaign's bounce mailbox now.
     CheckMailbox,
-    /// Keep a password in the keyring under `name` (the bounce mailbox's `password_env`).
-    StoreSecret {
-        name: String,
-        password: String,
-    },
+    /// Keep the bounce mailbox's password in the keyring (under its `password_env`, named
+    /// when the file names none).
+    StoreMailboxPassword(String),
     /// Close the window as asked: after saving the edits (or discarding them), and after
     /// stopping the run if one goes.
     Close {

@@ -51,9 +51,7 @@ impl HeraldApp {
             // Publish: relays, passwords and the run.
             Action::TestRelay(index) => self.test_relay(index),
             Action::StorePassword { index, password } => self.store_password(index, password),
-            Action::StoreSecret { name, password } => {
-                self.service.send(Request::StorePassword { name, password })
-            }
+            Action::StoreMailboxPassword(password) => self.store_mailbox_password(password),
             Action::Start => self.start_checked(),
             Action::Pause => self.pause(),
             Action::Resume => self.resume(),
@@ -411,13 +409,24 @@ impl HeraldApp {
         self.service.send(Request::LoadHtml { path, file });
     }
 
+    /// Reads the bounce mailbox as the fields on screen set it up: saved first, as a send is.
     fn check_mailbox(&mut self) {
-        if let Some(path) = self.path.clone() {
-            // The mailbox settings are read from the file; the window does not edit them,
-            // so nothing needs saving first.
+        if self.path.is_some() {
             self.publish.mailbox_checking();
-            self.service.send(Request::CheckMailbox { path });
+            self.after_saving(|path| Request::CheckMailbox { path });
         }
+    }
+
+    /// Keeps the bounce mailbox's password in the keyring, under the name the campaign file
+    /// gives (`password_env`), which is set to the default name when it gives none.
+    fn store_mailbox_password(&mut self, password: String) {
+        if password.is_empty() {
+            return;
+        }
+        let bounces = self.doc.raw.bounces.get_or_insert_with(Default::default);
+        let name = bounces.password_name();
+        bounces.password_env = Some(name.clone());
+        self.service.send(Request::StorePassword { name, password });
     }
 
     fn refresh_results(&mut self) {
