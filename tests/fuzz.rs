@@ -400,7 +400,9 @@ fn campaign_parsing_survives_mutated_files() {
         let _ = raw.to_toml();
         // The window's save over the file as written (issue #20): with nothing edited, what it
         // writes reads back as the same campaign.
-        let over = raw.to_toml_over(text).expect("a campaign that was read can be written");
+        let over = raw
+            .to_toml_over(text)
+            .expect("a campaign that was read can be written");
         assert_eq!(
             herald::campaign::RawCampaign::from_toml(&over).as_ref(),
             Ok(&raw),

@@ -77,7 +77,9 @@ fn saving_from_the_window_keeps_the_files_comments() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     harness.get_by_label("Subject").focus();
-    harness.get_by_label("Subject").type_text(", spring is here");
+    harness
+        .get_by_label("Subject")
+        .type_text(", spring is here");
     harness.step();
     save(&mut harness);
 
@@ -117,7 +119,10 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
         "• No bounce mailbox",
     ] {
         assert!(
-            harness.query_all_by_label_contains(warning).next().is_some(),
+            harness
+                .query_all_by_label_contains(warning)
+                .next()
+                .is_some(),
             "the question does not name {warning:?}"
         );
     }
@@ -162,7 +167,10 @@ fn the_mailbox_and_the_endpoint_are_set_up_in_fields_and_saved_into_the_file() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    assert!(!harness.state().is_dirty(), "drawing the empty form edited the campaign");
+    assert!(
+        !harness.state().is_dirty(),
+        "drawing the empty form edited the campaign"
+    );
     assert!(harness.query_by_label("Check mailbox").is_none());
     harness
         .get_by_label("Mailbox and unsubscribe settings")
@@ -268,14 +276,16 @@ fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
     });
     let document = harness.state().document().clone();
     assert_eq!(document.raw.message.inline, vec!["logo.png".to_string()]);
-    assert!(document.html.contains("src=\"https://cdn.acme.example/banner.png\""));
+    assert!(
+        document
+            .html
+            .contains("src=\"https://cdn.acme.example/banner.png\"")
+    );
     assert!(document.html.contains("src=\"images/gone.png\""));
     assert_eq!(std::fs::read(dir.path().join("logo.png")).unwrap(), logo);
     wait_for_label(&mut harness, "1 image copied into the campaign folder");
     assert!(
-        harness
-            .query_by_label_contains("images/gone.png")
-            .is_some(),
+        harness.query_by_label_contains("images/gone.png").is_some(),
         "the missing image is not named"
     );
     assert!(harness.state().is_dirty());

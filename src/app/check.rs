@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::campaign::Campaign;
-use crate::dnsauth::Level;
 use crate::compose::{
     ComposeError, Composer, RecipientData, TemplateErrorKind, bare_ip_links, mostly_images,
 };
+use crate::dnsauth::Level;
 use crate::import::{FieldsEncoder, open_list, read_suppression};
 use crate::recipients::{Deduper, RecipientList, Verdict};
 

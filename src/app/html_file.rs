@@ -308,10 +308,22 @@ mod tests {
             (r#"<img src="a.png">"#, vec!["a.png"]),
             (r#"<IMG alt="x > y" SRC='b c.png' />"#, vec!["b c.png"]),
             (r#"<img src=plain.gif width=10>"#, vec!["plain.gif"]),
-            (r#"<td background="bg.jpg"><p>src="no.png"</p>"#, vec!["bg.jpg"]),
-            (r#"<script src="app.js"></script><img data-src="x">"#, vec![]),
-            (r#"<!-- <img src="old.png"> --><img src="new.png">"#, vec!["new.png"]),
-            (r#"<img src = "spaced.png" ><img src="#, vec!["spaced.png", ""]),
+            (
+                r#"<td background="bg.jpg"><p>src="no.png"</p>"#,
+                vec!["bg.jpg"],
+            ),
+            (
+                r#"<script src="app.js"></script><img data-src="x">"#,
+                vec![],
+            ),
+            (
+                r#"<!-- <img src="old.png"> --><img src="new.png">"#,
+                vec!["new.png"],
+            ),
+            (
+                r#"<img src = "spaced.png" ><img src="#,
+                vec!["spaced.png", ""],
+            ),
             ("<p>1 < 2</p><img src=\"é.png\">", vec!["é.png"]),
         ] {
             assert_eq!(references(html), expected, "{html}");
@@ -370,7 +382,11 @@ mod tests {
         assert_eq!(read("logo.png"), b"older logo");
         assert_eq!(read("logo-2.png"), b"logo");
         assert_eq!(read("hero-image.jpg"), b"hero");
-        assert!(loaded.summary("newsletter.html").contains("images/gone.png"));
+        assert!(
+            loaded
+                .summary("newsletter.html")
+                .contains("images/gone.png")
+        );
 
         // Opening it again copies nothing twice.
         let again = load_html(&file, campaign.path()).unwrap();

@@ -232,8 +232,14 @@ weight = 1
     fn a_changed_value_keeps_the_comment_beside_it() {
         let after = edited(|raw| raw.delivery.connections = Some(4));
         let (added, removed) = changed_lines(WRITTEN, &after);
-        assert_eq!(added, vec!["connections = 4            # the relay allows 10"]);
-        assert_eq!(removed, vec!["connections = 8            # the relay allows 10"]);
+        assert_eq!(
+            added,
+            vec!["connections = 4            # the relay allows 10"]
+        );
+        assert_eq!(
+            removed,
+            vec!["connections = 8            # the relay allows 10"]
+        );
     }
 
     #[test]

@@ -936,7 +936,12 @@ fn mailbox_settings_ui(
                 bounces.port = Some(port);
             }
             ui.end_row();
-            grid_text(ui, "Mailbox username", "bounces@example.com", &mut bounces.username);
+            grid_text(
+                ui,
+                "Mailbox username",
+                "bounces@example.com",
+                &mut bounces.username,
+            );
             let label = ui.label("Mailbox password");
             ui.horizontal(|ui| {
                 ui.add(
@@ -962,7 +967,12 @@ fn mailbox_settings_ui(
             });
             ui.end_row();
             grid_text(ui, "Bounce folder", "INBOX", &mut bounces.folder);
-            grid_text(ui, "Return path", "bounces@example.com", &mut bounces.return_path);
+            grid_text(
+                ui,
+                "Return path",
+                "bounces@example.com",
+                &mut bounces.return_path,
+            );
         });
     ui.weak(
         "Messages go out with the return path bounces+TAG@…, so each bounce names its \
@@ -1160,4 +1170,3 @@ fn last_check_ui(ui: &mut egui::Ui, summary: &Summary, checked_at_ms: Option<i64
         ui.weak(format!("Left in the mailbox: {passed}"));
     }
 }
-
