@@ -13,39 +13,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::dovecot::Dovecot;
-use crate::support::oidc::{self, Provider};
+use crate::support::oidc::{self, Provider, keyring};
 use crate::support::postfix::{self, Postfix, PostfixOptions};
-use crate::support::secret_service::SecretService;
 use herald::campaign::Campaign;
 use herald::engine::{Engine, RunOptions, RunState};
 use herald::oauth2::{self, Client, DeviceSignIn, Grant, LoopbackSignIn, OAuth2Error, SignedIn};
-
-/// The keyring the refresh tokens go to: a real Secret Service on a private bus, one per test.
-/// Tests here run one at a time (they share this process's environment, which names the bus).
-struct Keyring {
-    _serial: std::sync::MutexGuard<'static, ()>,
-    _service: SecretService,
-}
-
-fn keyring() -> Keyring {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let service = SecretService::start();
-    for (name, value) in service.env() {
-        // SAFETY: the tests of this binary hold SERIAL while they use the environment.
-        unsafe { std::env::set_var(name, value) };
-    }
-    Keyring {
-        _serial: serial,
-        _service: service,
-    }
-}
 
 /// Whether the parts these tests need are missing (and, outside CI, the test should return).
 fn skip() -> bool {

@@ -13,6 +13,7 @@ mod error;
 pub mod presend;
 pub mod preview;
 pub mod service;
+pub mod signin;
 pub mod suppression;
 pub mod test_send;
 

@@ -64,6 +64,7 @@ impl HeraldApp {
             Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
             Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
             Answer::SuppressionsExported(result) => self.suppressions_exported(text(result)),
+            Answer::SignIn(answer) => self.publish.signin.answer(answer, self.path.as_deref()),
         }
     }
 
