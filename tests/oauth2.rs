@@ -6,7 +6,8 @@
 //! a refusal at the provider stop with a sentence; the device grant; the mailbox read with
 //! XOAUTH2, a refused token refreshed once; a campaign sent through XOAUTH2 with one refresh
 //! for all its sessions, nobody failed when every token is invalidated mid-run; a revoked grant
-//! pauses the relay with "Sign in again" and a new sign-in lets the run finish.
+//! pauses the relay with "Sign in again" and a new sign-in lets the run finish; OAUTHBEARER
+//! where a server offers only that, and the answer each mechanism gives a `334` error challenge.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +16,9 @@ use std::time::{Duration, Instant};
 use crate::support::dovecot::Dovecot;
 use crate::support::oidc::{self, Provider, keyring};
 use crate::support::postfix::{self, Postfix, PostfixOptions};
-use herald::campaign::Campaign;
+use crate::support::smtp_server::SmtpServer;
+use herald::campaign::{Campaign, Security};
+use herald::engine::smtp::{ConnectError, Credentials, Session, Target, Timeouts};
 use herald::engine::{Engine, RunOptions, RunState};
 use herald::oauth2::{self, Client, DeviceSignIn, Grant, LoopbackSignIn, OAuth2Error, SignedIn};
 
@@ -608,4 +611,130 @@ fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(&format!("Signed out of {grant}")), "{said}");
+}
+
+fn timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(10),
+        command: Duration::from_secs(10),
+        data: Duration::from_secs(10),
+    }
+}
+
+fn bearer_target(port: u16, security: Security, token: &str) -> Target {
+    Target {
+        route: "m365".into(),
+        host: "127.0.0.1".into(),
+        port,
+        security,
+        helo: "herald.test".into(),
+        credentials: Some(Credentials::Bearer {
+            user: oidc::USER.into(),
+            token: token.into(),
+        }),
+        ca_pem: None,
+        address: None,
+        opportunistic_tls: None,
+    }
+}
+
+/// Issue #22: a server that refuses a bearer answers the initial response with a `334` error
+/// challenge; the client must answer it as the mechanism says (XOAUTH2: an empty line;
+/// OAUTHBEARER: %x01, RFC 7628 §3.2.3) and then reads the `535`. OAUTHBEARER only where the
+/// server offers nothing else; its GS2 header names the user, host and port (§3.1).
+#[test]
+fn a_refused_bearer_gets_the_answer_its_mechanism_asks_for_then_the_535() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (offered, used, answer) in [
+        ("XOAUTH2", "XOAUTH2", ""),
+        ("OAUTHBEARER", "OAUTHBEARER", "AQ=="),
+        ("XOAUTH2 OAUTHBEARER", "XOAUTH2", ""),
+    ] {
+        let server = SmtpServer::builder().bearer(offered, "good").start();
+        let refused = runtime
+            .block_on(Session::connect(
+                &bearer_target(server.port(), Security::None, "stale"),
+                timeouts(),
+            ))
+            .err()
+            .unwrap_or_else(|| panic!("{offered}: a stale token was accepted"));
+        let ConnectError::Auth(reason) = refused else {
+            panic!("{offered}: {refused:?}");
+        };
+        assert!(reason.contains("535 5.7.8"), "{offered}: {reason}");
+        let accepted = runtime.block_on(Session::connect(
+            &bearer_target(server.port(), Security::None, "good"),
+            timeouts(),
+        ));
+        assert!(accepted.is_ok(), "{offered}: {:?}", accepted.err());
+        let exchanges = server.bearer_exchanges();
+        assert_eq!(exchanges.len(), 2, "{offered}: {exchanges:?}");
+        assert!(
+            exchanges.iter().all(|e| e.mechanism == used),
+            "{exchanges:?}"
+        );
+        assert_eq!(exchanges[0].answer_to_error.as_deref(), Some(answer));
+        assert_eq!(exchanges[1].answer_to_error, None);
+        let port = server.port();
+        let expected = match used {
+            "XOAUTH2" => format!("user={}\x01auth=Bearer good\x01\x01", oidc::USER),
+            _ => format!(
+                "n,a={},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer good\x01\x01",
+                oidc::USER
+            ),
+        };
+        assert_eq!(exchanges[1].initial, expected);
+    }
+}
+
+/// Issue #22: where the servers offer only OAUTHBEARER (a Dovecot whose oauth2 passdb takes
+/// only that, and a Postfix handing SMTP AUTH to it), the bounce mailbox and the relay sign in
+/// with it; a token dead at the provider gets Dovecot's error challenge, RFC 7628's answer and
+/// a refusal, then one refresh.
+#[test]
+fn where_the_servers_offer_only_oauthbearer_the_mailbox_and_the_relay_sign_in_with_it() {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let dovecot = Dovecot::start_oauth2_offering(&provider.introspection_url(), "oauthbearer");
+    let postfix = postfix_for(&dovecot);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}\n{}",
+            idle_relay(&grant),
+            mailbox_section(&grant, &dovecot),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let campaign = Campaign::load(&folder.campaign).unwrap();
+    let cell = Grant::shared(client(&folder, &grant));
+    herald::inbox::check(&campaign, &folder.db).unwrap();
+    assert!(provider.expire_access_tokens() >= 1);
+    herald::inbox::check(&campaign, &folder.db).unwrap();
+    assert_eq!(cell.refreshes(), 2, "one refresh after the refusal");
+    let log = dovecot.log();
+    assert!(log.contains("method=OAUTHBEARER"), "{log}");
+    assert!(!log.contains("method=XOAUTH2"), "{log}");
+
+    // SMTP AUTH through Postfix offers what Dovecot offers: OAUTHBEARER alone.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let token = runtime.block_on(cell.access_token()).unwrap();
+    let ca = std::fs::read(postfix.ca_file()).unwrap();
+    let mut target = bearer_target(postfix.submission_port, Security::StartTls, &token);
+    target.ca_pem = Some(ca);
+    let signed = runtime.block_on(Session::connect(&target, timeouts()));
+    assert!(signed.is_ok(), "{:?}", signed.err());
+    target.credentials = Some(Credentials::Bearer {
+        user: oidc::USER.into(),
+        token: "not-a-token".into(),
+    });
+    match runtime.block_on(Session::connect(&target, timeouts())) {
+        Err(ConnectError::Auth(reason)) => assert!(reason.contains("535"), "{reason}"),
+        other => panic!("a dead token over Postfix: {:?}", other.err()),
+    }
 }
