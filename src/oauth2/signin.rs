@@ -212,7 +212,7 @@ impl LoopbackSignIn {
             .await
             .map_err(|error| match error {
                 Ok((code, description)) => OAuth2Error::Aborted(format!(
-                    "the provider refused the sign-in code ({}); nothing was saved, run signin again",
+                    "the provider refused the sign-in code ({}); nothing was saved; sign in again",
                     super::describe(&code, &description)
                 )),
                 Err(error) => error,
@@ -294,7 +294,7 @@ fn judge(
                 "This sign-in was not started by Herald, so it was refused. You can close this window.",
             ),
             Some(Err(OAuth2Error::Aborted(format!(
-                "The sign-in to \"{grant}\" was refused: the browser came back from a sign-in Herald did not start (its state did not match). Nothing was saved; run signin again."
+                "The sign-in to \"{grant}\" was refused: the browser came back from a sign-in Herald did not start (its state did not match). Nothing was saved; sign in again."
             )))),
         );
     }
@@ -448,7 +448,7 @@ impl DeviceSignIn {
 
     fn expired(&self) -> OAuth2Error {
         OAuth2Error::Aborted(format!(
-            "The code for \"{}\" expired before anyone signed in with it; run signin again.",
+            "The code for \"{}\" expired before anyone signed in with it; sign in again.",
             self.client.grant
         ))
     }
