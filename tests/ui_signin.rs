@@ -4,13 +4,16 @@
 //! `$BROWSER`, a script that writes down the address it is given; the test then plays the
 //! browser with curl, as tests/oauth2.rs does), names the account once signed in, and forgets
 //! it on "Sign out". When the provider refuses the kept sign-in during a run, the run pauses and
-//! the row says "Sign in again to NAME"; signing in from the window clears it.
+//! the row says "Sign in again to NAME"; signing in from the window clears it, and Resume
+//! finishes the run through a Postfix whose SMTP AUTH a Dovecot checks against the provider.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::dovecot::Dovecot;
 use crate::support::oidc::{self, Provider, keyring};
+use crate::support::postfix::{self, Postfix, PostfixOptions};
 use crate::support::window::window;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -89,18 +92,26 @@ struct Folder {
     db: PathBuf,
 }
 
-/// A campaign of one recipient whose relay signs in with `grant` at `provider`. The relay's
-/// port is closed: these tests never get past asking the grant for a token.
-fn folder(grant: &str, provider: &Provider) -> Folder {
+/// A relay that is never reached: the first test does not send.
+fn closed_relay() -> String {
+    "host = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\n".to_string()
+}
+
+/// A campaign of one recipient whose relay (`relay`: host, port, security…) signs in with
+/// `grant` at `provider`.
+fn folder(grant: &str, provider: &Provider, relay: &str) -> Folder {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("list.csv"), "email\nsomeone@herald.test\n").unwrap();
+    std::fs::write(
+        dir.path().join("list.csv"),
+        format!("email\ninbox+r0@{}\n", postfix::DOMAIN),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("body.txt"), "Hello\n").unwrap();
     let text = format!(
         "[message]\nfrom = \"News <news@herald.test>\"\nsubject = \"Hi\"\ntext = \"body.txt\"\n\n\
          [recipients]\ncsv = \"list.csv\"\n\n\
          [delivery]\nretry_delays = [\"1s\"]\n\n\
-         [[relay]]\nname = \"m365\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\n\
-         username = \"{user}\"\noauth2 = \"{grant}\"\n\n\
+         [[relay]]\nname = \"m365\"\n{relay}username = \"{user}\"\noauth2 = \"{grant}\"\n\n\
          [oauth2.{grant}]\nprovider = \"oidc\"\nclient_id = \"{client}\"\nissuer = \"{issuer}\"\n\
          scopes = [\"openid\", \"email\", \"mail\", \"offline_access\"]\n",
         user = oidc::USER,
@@ -186,7 +197,7 @@ fn the_window_signs_in_through_the_browser_names_the_account_and_signs_out() {
     let browser = Browser::install();
     let provider = Provider::start(3600);
     let grant = grant_name();
-    let folder = folder(&grant, &provider);
+    let folder = folder(&grant, &provider, &closed_relay());
     let mut harness = publish_window(&folder);
     wait_for_label(
         &mut harness,
@@ -216,15 +227,28 @@ fn the_window_signs_in_through_the_browser_names_the_account_and_signs_out() {
 }
 
 #[test]
-fn a_sign_in_refused_during_a_run_pauses_it_and_the_window_says_sign_in_again() {
-    if skip() {
+fn a_sign_in_refused_during_a_run_pauses_it_the_window_says_sign_in_again_and_resume_finishes() {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
         return;
     }
     let _keyring = keyring();
     let browser = Browser::install();
     let provider = Provider::start(3600);
+    // The relay: a Postfix whose SMTP AUTH goes to a Dovecot that asks the provider whether
+    // each bearer token is active (as in tests/oauth2.rs).
+    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
+    let postfix = Postfix::start(&PostfixOptions {
+        mailboxes: vec!["inbox".into()],
+        dovecot_sasl: Some(dovecot.auth_socket()),
+        ..PostfixOptions::default()
+    });
+    let relay = format!(
+        "host = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\n",
+        postfix.submission_port,
+        postfix.ca_file().display()
+    );
     let grant = grant_name();
-    let folder = folder(&grant, &provider);
+    let folder = folder(&grant, &provider, &relay);
     let mut harness = publish_window(&folder);
     wait_for_label(&mut harness, &format!("Nobody is signed in to {grant}"));
     sign_in_from_the_window(&mut harness, &browser, &provider, &grant, 1);
@@ -279,6 +303,21 @@ fn a_sign_in_refused_during_a_run_pauses_it_and_the_window_says_sign_in_again() 
         "the sentence stays after signing in again"
     );
     wait_for_label(&mut harness, "press Resume to go on sending");
-    click_in_view(&mut harness, "Stop");
-    harness.run_steps(2);
+    click_in_view(&mut harness, "Resume");
+    crate::support::window::wait_until(&mut harness, "the run to finish", |app| {
+        app.progress()
+            .is_some_and(|progress| progress.state == RunState::Finished)
+    });
+    let counts = harness.state().progress().map(|progress| progress.counts);
+    assert_eq!(
+        counts.map(|c| (c.sent, c.failed)),
+        Some((1, 0)),
+        "{counts:?}"
+    );
+    assert_eq!(
+        postfix
+            .wait_for_mail("inbox", 1, Duration::from_secs(60))
+            .len(),
+        1
+    );
 }
