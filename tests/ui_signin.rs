@@ -251,6 +251,12 @@ fn a_sign_in_refused_during_a_run_pauses_it_the_window_says_sign_in_again_and_re
     let folder = folder(&grant, &provider, &relay);
     let mut harness = publish_window(&folder);
     wait_for_label(&mut harness, &format!("Nobody is signed in to {grant}"));
+    // Test connection signs in as a run would: nobody has yet.
+    click_in_view(&mut harness, "Test connection");
+    wait_for_label(
+        &mut harness,
+        &format!("nobody is signed in to \"{grant}\" yet"),
+    );
     sign_in_from_the_window(&mut harness, &browser, &provider, &grant, 1);
 
     // Consent withdrawn at the provider: the kept refresh token is refused (invalid_grant).
@@ -319,5 +325,14 @@ fn a_sign_in_refused_during_a_run_pauses_it_the_window_says_sign_in_again_and_re
             .wait_for_mail("inbox", 1, Duration::from_secs(60))
             .len(),
         1
+    );
+    // And Test connection now signs in with the grant's token (XOAUTH2, checked by Dovecot).
+    click_in_view(&mut harness, "Test connection");
+    wait_for_label(
+        &mut harness,
+        &format!(
+            "connected to 127.0.0.1:{} (starttls), signed in",
+            postfix.submission_port
+        ),
     );
 }

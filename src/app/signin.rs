@@ -74,12 +74,14 @@ impl GrantStatus {
     }
 }
 
-fn credentials(error: OAuth2Error) -> AppError {
-    let kind = match error {
+/// An OAuth2 failure as the application's error: the provider out of reach is the network's,
+/// the rest (nobody signed in, sign in again, refused settings) the user's.
+pub fn error(failure: OAuth2Error) -> AppError {
+    let kind = match failure {
         OAuth2Error::Unreachable { .. } => ErrorKind::Network,
         _ => ErrorKind::Credentials,
     };
-    AppError::new(kind, error.to_string())
+    AppError::new(kind, failure.to_string())
 }
 
 /// The client of grant `grant`, or a sentence naming the grants the campaign has.
@@ -98,7 +100,7 @@ pub fn client(campaign: &Campaign, grant: &str) -> Result<Client, AppError> {
             ),
         ));
     }
-    Client::for_campaign(campaign, grant).map_err(credentials)
+    Client::for_campaign(campaign, grant).map_err(error)
 }
 
 /// The username the grant signs in as (a relay's or the mailbox's), to pre-fill the account
@@ -188,7 +190,7 @@ pub fn sign_in_with_browser(
         show(signin.url());
         signin.finish_unless(limit, cancel).await
     })
-    .map_err(credentials)
+    .map_err(error)
 }
 
 /// Signs in to `grant` with a device code (RFC 8628): `show` tells the user where to go and
@@ -204,7 +206,7 @@ pub fn sign_in_with_code(
         show(&signin.code);
         signin.finish().await
     })
-    .map_err(credentials)
+    .map_err(error)
 }
 
 /// Forgets `grant`'s refresh token on this computer; says whether one was kept.

@@ -102,6 +102,8 @@ pub enum Request {
     TestRelay {
         relay: RelaySpec,
         helo: String,
+        /// The saved campaign, for a relay that signs in with one of its `[oauth2.NAME]`.
+        campaign: Option<PathBuf>,
     },
     /// Keep a relay password in the keyring under `name` (the relay's `password_env`).
     StorePassword {
@@ -414,9 +416,13 @@ impl Worker {
             Request::TestSend { path, index, to } => {
                 Answer::TestSent(self.runs.test_send(&path, index, to))
             }
-            Request::TestRelay { relay, helo } => Answer::RelayTested {
+            Request::TestRelay {
+                relay,
+                helo,
+                campaign,
+            } => Answer::RelayTested {
                 name: relay.name.clone(),
-                result: self.runs.test_relay(&relay, &helo),
+                result: self.runs.test_relay(&relay, &helo, campaign.as_deref()),
             },
             Request::StorePassword { name, password } => Answer::PasswordStored {
                 result: crate::credentials::store(&name, &password)

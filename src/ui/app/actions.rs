@@ -298,7 +298,12 @@ impl HeraldApp {
         if let Some((relay, helo)) = super::super::publish_ui::relay_spec(&self.doc, path, index) {
             let tested = self.doc.raw.relays.get(index).cloned().unwrap_or_default();
             self.publish.relay_testing(&relay.name, tested);
-            self.service.send(Request::TestRelay { relay, helo });
+            let campaign = self.path.clone();
+            self.service.send(Request::TestRelay {
+                relay,
+                helo,
+                campaign,
+            });
         }
     }
 
