@@ -204,10 +204,19 @@ fn the_window_signs_in_through_the_browser_names_the_account_and_signs_out() {
         &format!("Nobody is signed in to {grant} on this computer yet."),
     );
     assert!(harness.query_by_label("Sign out").is_none());
+    let nobody = |app: &HeraldApp| {
+        app.problems()
+            .iter()
+            .any(|problem| problem.contains("nobody has signed in yet"))
+    };
+    crate::support::window::wait_until(&mut harness, "check's problem", nobody);
 
     sign_in_from_the_window(&mut harness, &browser, &provider, &grant, 1);
     assert!(client(&folder.campaign, &grant).is_signed_in());
     assert_eq!(provider.issued("authorization_code"), 1);
+    // Signed in: the check is made again and no longer asks for it; only Sign out is offered.
+    crate::support::window::wait_until(&mut harness, "the check made again", |app| !nobody(app));
+    assert!(harness.query_by_label("Sign in").is_none());
 
     // A window opened later names the account from the keyring, without asking the provider.
     drop(harness);

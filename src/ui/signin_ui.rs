@@ -256,14 +256,13 @@ impl SignInPanel {
             }
             return;
         }
-        let label = egui::RichText::new(status.button());
-        let label = if status.needs_sign_in() {
-            label.strong()
-        } else {
-            label
-        };
-        if ui
-            .add_enabled(status.problem.is_none(), egui::Button::new(label))
+        // Signed in and accepted: only "Sign out" (signing out first is how to change account).
+        if status.needs_sign_in()
+            && ui
+                .add_enabled(
+                    status.problem.is_none(),
+                    egui::Button::new(egui::RichText::new(status.button()).strong()),
+                )
             .on_hover_text("Opens the provider's sign-in page in your browser; the sign-in is kept in the system keyring, never in the campaign")
             .clicked()
         {
