@@ -10,6 +10,7 @@
 pub mod check;
 mod database;
 mod error;
+pub mod html_file;
 pub mod presend;
 pub mod preview;
 pub mod service;

@@ -50,6 +50,8 @@ pub enum Action {
     Import,
     Preview(u64),
     TestSend(String),
+    /// Read a newsletter's HTML file into the HTML body (typed where no chooser could open).
+    LoadHtml(PathBuf),
     Start,
     Pause,
     Resume,
@@ -81,11 +83,9 @@ pub enum Action {
     RefreshResults,
     /// Read the campaign's bounce mailbox now.
     CheckMailbox,
-    /// Keep a password in the keyring under `name` (the bounce mailbox's `password_env`).
-    StoreSecret {
-        name: String,
-        password: String,
-    },
+    /// Keep the bounce mailbox's password in the keyring (under its `password_env`, named
+    /// when the file names none).
+    StoreMailboxPassword(String),
     /// Close the window as asked: after saving the edits (or discarding them), and after
     /// stopping the run if one goes.
     Close {
@@ -456,6 +456,7 @@ impl HeraldApp {
                 let name = self.relative_to_campaign(&path);
                 self.doc.raw.message.attachments.push(name);
             }
+            Purpose::HtmlFile => self.load_html(path),
             Purpose::NewCampaignFolder => self.library.set_folder(&path),
             Purpose::ExportResults => self.results.set_export_path(&path),
             Purpose::ExportSuppressions => self.suppression.set_export_path(&path),

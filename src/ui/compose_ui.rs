@@ -34,7 +34,11 @@ pub struct ComposeView {
     pub rendered: super::rendered_ui::RenderedView,
     pub test_to: String,
     pub test_result: Option<Result<String, String>>,
+    /// What the last "Open HTML file…" did (an error also when images were not found).
+    pub html_loaded: Option<Result<String, String>>,
     attachment_path: String,
+    /// An HTML file's path typed where no file chooser could open.
+    html_path: String,
     html_editor: EditorOptions,
     text_editor: EditorOptions,
 }
@@ -48,7 +52,9 @@ impl Default for ComposeView {
             rendered: Default::default(),
             test_to: String::new(),
             test_result: None,
+            html_loaded: None,
             attachment_path: String::new(),
+            html_path: String::new(),
             html_editor: EditorOptions::default(),
             text_editor: EditorOptions::default(),
         }
@@ -108,6 +114,7 @@ impl ComposeView {
     pub fn reset(&mut self) {
         self.preview = None;
         self.test_result = None;
+        self.html_loaded = None;
         self.preview_index = 0;
     }
 
@@ -134,15 +141,21 @@ impl ComposeView {
         ui.heading("Message");
         headers_ui(ui, &mut ctx.doc.raw.message, ctx.columns);
         ui.add_space(6.0);
-        self.bodies_ui(ui, ctx);
+        self.bodies_ui(ui, ctx, actions);
         ui.add_space(6.0);
         self.attachments_ui(ui, ctx, actions);
         ui.add_space(6.0);
         dkim_ui(ui, &mut ctx.doc.raw);
     }
 
-    /// The HTML body (with "Insert field" from the list's columns) and the text body.
-    fn bodies_ui(&mut self, ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) {
+    /// The HTML body (with "Insert field" from the list's columns and "Open HTML file…" for a
+    /// newsletter made elsewhere) and the text body.
+    fn bodies_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &mut ViewContext<'_>,
+        actions: &mut Vec<Action>,
+    ) {
         let columns = ctx.columns;
         let html_label = ui
             .horizontal(|ui| {
@@ -150,9 +163,45 @@ impl ComposeView {
                 insert_field_ui(ui, "Insert field", columns, |field| {
                     ctx.doc.html.push_str(field);
                 });
+                if ui
+                    .button("Open HTML file…")
+                    .on_hover_text(
+                        "Load a newsletter exported from a design tool; the images beside it \
+                         are copied into the campaign folder and sent inline",
+                    )
+                    .clicked()
+                {
+                    actions.push(Action::Browse(Purpose::HtmlFile));
+                }
                 label.id
             })
             .inner;
+        if ctx.dialog_failed == Some(Purpose::HtmlFile) {
+            ui.colored_label(ui.visuals().warn_fg_color, UNAVAILABLE);
+            ui.horizontal(|ui| {
+                let label = ui.label("HTML file");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.html_path)
+                        .hint_text("newsletter/index.html")
+                        .desired_width(240.0),
+                )
+                .labelled_by(label.id);
+                if ui.button("Open").clicked() && !self.html_path.trim().is_empty() {
+                    actions.push(Action::LoadHtml(std::path::PathBuf::from(
+                        self.html_path.trim(),
+                    )));
+                }
+            });
+        }
+        match &self.html_loaded {
+            Some(Ok(summary)) => {
+                ui.colored_label(super::theme::state_color(crate::app::State::Sent), summary);
+            }
+            Some(Err(problem)) => {
+                ui.colored_label(ui.visuals().warn_fg_color, problem);
+            }
+            None => {}
+        }
         template_editor_ui(
             ui,
             "html_editor",
@@ -202,6 +251,13 @@ impl ComposeView {
         }
         if attachments.is_empty() {
             ui.weak("No attachments. Most newsletters need none: link to files instead.");
+        }
+        let inline = &ctx.doc.raw.message.inline;
+        if !inline.is_empty() {
+            ui.weak(format!(
+                "Inline images (shown in the HTML as cid:NAME): {}",
+                inline.join(", ")
+            ));
         }
         ui.horizontal(|ui| {
             let label = ui.label("Attach file");

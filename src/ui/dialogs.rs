@@ -18,6 +18,8 @@ pub enum Purpose {
     SaveCampaignAs,
     RecipientList,
     Attachment,
+    /// A newsletter's HTML file for the body ("Open HTML file…").
+    HtmlFile,
     NewCampaignFolder,
     ExportResults,
     ExportSuppressions,
@@ -124,6 +126,7 @@ fn rfd_dialog(purpose: Purpose) -> Option<PathBuf> {
             .add_filter("Lists", &["csv", "txt", "tsv", "xlsx", "xls", "ods"])
             .pick_file(),
         Purpose::Attachment => dialog.pick_file(),
+        Purpose::HtmlFile => dialog.add_filter("HTML", &["html", "htm"]).pick_file(),
         Purpose::NewCampaignFolder => dialog.pick_folder(),
         Purpose::ExportResults => dialog
             .add_filter("CSV", &["csv"])

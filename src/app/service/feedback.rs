@@ -37,8 +37,13 @@ pub(super) fn before_start(
 ) -> Result<BeforeStart, AppError> {
     // Issue #23: the DNS first, as `herald send` checks it first.
     let dns = crate::dnsauth::check(campaign);
+    // Issue #20: what `herald check` warns of, asked about before a first send.
+    let cautions = crate::app::check::cautions(campaign);
+    let first_send = crate::app::presend::is_first_send(&library.counts(&campaign.path)?);
     let mut found = crate::app::presend::before_send(campaign, db, library.store()?);
     found.dns = dns;
+    found.cautions = cautions;
+    found.first_send = first_send;
     Ok(found)
 }
 

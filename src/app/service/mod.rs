@@ -43,6 +43,12 @@ pub enum Request {
         path: PathBuf,
         document: Box<Document>,
     },
+    /// Read a newsletter's HTML file for the campaign in `path`, copying its local images into
+    /// the campaign's folder as inline images ("Open HTML file…", issue #20).
+    LoadHtml {
+        path: PathBuf,
+        file: PathBuf,
+    },
     /// Validate a saved campaign file.
     Validate {
         path: PathBuf,
@@ -174,6 +180,9 @@ pub struct Document {
     pub raw: RawCampaign,
     pub html: String,
     pub text: String,
+    /// The campaign file's text as it was read (empty for a campaign never saved): a save
+    /// under another name edits this text, so the person's comments go with the campaign.
+    pub source: String,
 }
 
 /// The first rows of a list file (CSV or sheet).
@@ -215,6 +224,11 @@ pub struct PreviewData {
 pub enum Answer {
     Opened(Result<(PathBuf, Box<Document>), AppError>),
     Saved(Result<PathBuf, AppError>),
+    /// The HTML file read for the body, with what was copied and what was missing.
+    HtmlLoaded {
+        file: PathBuf,
+        result: Result<crate::app::html_file::LoadedHtml, AppError>,
+    },
     Validated(Result<(), Vec<String>>),
     Peeked(Result<CsvPeek, AppError>),
     Imported(Result<(crate::import::ImportReport, Counts), AppError>),
@@ -365,6 +379,13 @@ impl Worker {
             Request::Save { path, document } => {
                 Answer::Saved(files::save_document(&path, &document).map(|()| path))
             }
+            Request::LoadHtml { path, file } => Answer::HtmlLoaded {
+                result: crate::app::html_file::load_html(
+                    &file,
+                    path.parent().unwrap_or(Path::new(".")),
+                ),
+                file,
+            },
             Request::Validate { path } => Answer::Validated(files::validate(&path)),
             Request::PeekCsv { path, email_column } => {
                 Answer::Peeked(files::peek_csv(&path, email_column.as_deref()))

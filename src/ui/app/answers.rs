@@ -47,6 +47,7 @@ impl HeraldApp {
             // Compose.
             Answer::Preview(result) => self.compose.preview = Some(text(result)),
             Answer::TestSent(result) => self.test_sent(text(result)),
+            Answer::HtmlLoaded { file, result } => self.html_loaded(&file, text(result)),
             // Publish: relays, passwords and the run.
             Answer::RelayTested { name, result } => self.publish.relay_tested(name, text(result)),
             Answer::PasswordStored { name, result } => self.password_stored(name, text(result)),
@@ -229,6 +230,41 @@ impl HeraldApp {
         self.recipients
             .table
             .insert(generation, offset, total, rows);
+    }
+
+    /// A newsletter's HTML file was read: it is the HTML body now (not saved yet), and the
+    /// images copied beside the campaign are its inline images.
+    fn html_loaded(
+        &mut self,
+        file: &std::path::Path,
+        result: Result<crate::app::html_file::LoadedHtml, String>,
+    ) {
+        let loaded = match result {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                self.status = "could not read the HTML file".into();
+                self.compose.html_loaded = Some(Err(error));
+                return;
+            }
+        };
+        let name = file
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let summary = loaded.summary(&name);
+        self.doc.html = loaded.html;
+        let inline = &mut self.doc.raw.message.inline;
+        for image in loaded.inline {
+            if !inline.contains(&image) {
+                inline.push(image);
+            }
+        }
+        self.status = format!("loaded {name} (not saved yet)");
+        self.compose.html_loaded = Some(if loaded.missing.is_empty() {
+            Ok(summary)
+        } else {
+            Err(summary)
+        });
     }
 
     fn test_sent(&mut self, result: Result<String, String>) {
