@@ -33,5 +33,6 @@ mod tidy;
 mod tls_auth;
 mod ui;
 mod ui_feedback;
+mod ui_status;
 mod ui_trust;
 mod unsubscribe;

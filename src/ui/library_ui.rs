@@ -18,6 +18,9 @@ pub struct LibraryView {
     pub campaigns: Option<Result<Vec<CampaignSummary>, String>>,
     /// Why the last "Create" failed, shown beside it.
     pub create_error: Option<String>,
+    /// Why the last campaign asked for could not be opened (and what the database still holds
+    /// for it), shown above the list it was chosen from.
+    pub open_error: Option<String>,
     new_folder: String,
     filter: String,
 }
@@ -62,6 +65,9 @@ impl LibraryView {
         });
         ui.add_space(4.0);
         self.new_campaign_ui(ui, ctx, &mut actions);
+        if let Some(error) = &self.open_error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
         ui.separator();
         match &self.campaigns {
             None => {

@@ -63,6 +63,22 @@ pub fn results(store: &Store, path: &Path) -> Result<ResultsData, AppError> {
     })
 }
 
+/// What the database holds for a campaign whose file cannot be read, for people: None when
+/// nothing was imported.
+pub(super) fn kept_outcomes(counts: &Counts) -> Option<String> {
+    if counts.total() == 0 {
+        return None;
+    }
+    Some(format!(
+        "Its {} recipients ({} sent, {} failed, {} to send) are safe in the database: fix the \
+         file, then open it again",
+        counts.total(),
+        counts.sent,
+        counts.failed + counts.bounced,
+        counts.pending + counts.deferred + counts.sending
+    ))
+}
+
 /// Rows `offset..offset + limit` of the recipients of `state` whose last reply is of `class`,
 /// with how many there are: the recipients table filtered from a figure of the results view.
 pub fn reply_page(

@@ -350,9 +350,10 @@ impl Worker {
     fn handle(&mut self, request: Request) -> Option<Answer> {
         Some(match request {
             // Campaign files (no database).
-            Request::Open { path } => {
-                Answer::Opened(files::open_document(&path).map(|doc| (path, Box::new(doc))))
-            }
+            Request::Open { path } => Answer::Opened(match files::open_document(&path) {
+                Ok(doc) => Ok((path, Box::new(doc))),
+                Err(error) => Err(self.unreadable(&path, error)),
+            }),
             Request::Save { path, document } => {
                 Answer::Saved(files::save_document(&path, &document).map(|()| path))
             }
@@ -492,6 +493,20 @@ impl Worker {
                 .store()
                 .and_then(|store| campaigns::reply_page(store, path, reply, offset, limit)),
             None => self.library.page(path, state, search, offset, limit),
+        }
+    }
+
+    /// Why a campaign file could not be opened, and what the database still holds for it: a
+    /// file a person broke must not look like a campaign that lost its sends (issue #20).
+    fn unreadable(&mut self, path: &Path, error: AppError) -> AppError {
+        let kept = self
+            .library
+            .counts(path)
+            .ok()
+            .and_then(|counts| campaigns::kept_outcomes(&counts));
+        match kept {
+            Some(kept) => AppError::new(error.kind, format!("{error}. {kept}")),
+            None => error,
         }
     }
 

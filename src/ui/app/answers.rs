@@ -24,6 +24,8 @@ impl HeraldApp {
             Answer::Opened(Err(error)) => {
                 self.status = "could not open the campaign".into();
                 self.problems = vec![error.to_string()];
+                // The Campaigns view hides the campaign's problems box: it says it there.
+                self.library.open_error = Some(error.to_string());
             }
             Answer::Saved(result) => self.saved_answer(text(result)),
             Answer::Validated(result) => self.validated(result),
@@ -76,6 +78,7 @@ impl HeraldApp {
         self.saved = (*doc).clone();
         self.doc = *doc;
         self.problems.clear();
+        self.library.open_error = None;
         self.compose.reset();
         self.recipients.reset();
         self.results.reset();

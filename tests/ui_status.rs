@@ -1,0 +1,167 @@
+//! Status the window can be trusted on (issue #20): figures that come from the database even
+//! when the campaign file has a problem, one reading of why a recipient failed on Publish and
+//! Results, which file a duplicate repeats, the library's status column and rename, and the
+//! results export. Driven headless through egui_kittest, against the scriptable SMTP server.
+
+use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
+use crate::support::run;
+use crate::support::smtp_server::SmtpServer;
+use crate::support::window::{wait_until, window};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use herald::ui::{HeraldApp, Remembered};
+
+fn harness(dir: &CampaignDir) -> Harness<'static, HeraldApp> {
+    window(&dir.db, Some(dir.campaign.clone()), Remembered::default())
+}
+
+/// Sends the whole campaign to a server that takes everything.
+fn sent_campaign(count: usize) -> (SmtpServer, CampaignDir) {
+    let server = SmtpServer::start();
+    let dir = campaign(
+        &addresses(count),
+        &[RelayConf::new("main", server.port())],
+        "",
+    );
+    let engine = herald::engine::Engine::new().expect("engine");
+    let mut handle = run::start(&engine, &dir);
+    let progress = run::finish(&mut handle);
+    assert_eq!(progress.counts.sent, count as u64, "{progress:?}");
+    (server, dir)
+}
+
+/// Rewrites the campaign file with `edit`.
+fn edit_file(dir: &CampaignDir, edit: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(&dir.campaign).expect("campaign file");
+    std::fs::write(&dir.campaign, edit(text)).expect("campaign file");
+}
+
+/// Issue #20, status: a campaign whose file has a problem showed "0 of 0 done · 0 recipients"
+/// while Results showed what was delivered. The figures come from the database by the file's
+/// identity, and the problem is on screen.
+#[test]
+fn a_campaign_file_with_a_problem_still_shows_its_figures() {
+    let (_server, dir) = sent_campaign(3);
+    edit_file(&dir, |text| {
+        text.replace(
+            "from = \"Test Sender <sender@herald.example>\"",
+            "from = \"nobody\"",
+        )
+    });
+    let mut harness = harness(&dir);
+    wait_until(&mut harness, "the problem and the figures", |app| {
+        !app.problems().is_empty() && app.counts().sent == 3
+    });
+    assert!(
+        harness
+            .query_all_by_label_contains("3 recipients · 3 sent")
+            .next()
+            .is_some(),
+        "the status bar shows the database's figures"
+    );
+    // The recipients table reads the database too.
+    click_tab(&mut harness, "Recipients");
+    wait_until(&mut harness, "the recipients table", |app| {
+        app.table_total() == 3
+    });
+}
+
+/// Issue #20, status: a file that no longer reads at all says so, and that its recipients and
+/// their outcomes are still in the database.
+#[test]
+fn a_campaign_file_that_does_not_read_says_its_outcomes_are_kept() {
+    let (_server, dir) = sent_campaign(2);
+    edit_file(&dir, |text| text.replace("[delivery]", "[delivery"));
+    let mut harness = harness(&dir);
+    wait_until(&mut harness, "the problem", |app| {
+        !app.problems().is_empty()
+    });
+    let problem = harness.state().problems().join("\n");
+    assert!(problem.contains("not a campaign file"), "{problem}");
+    assert!(
+        problem.contains("2 recipients (2 sent"),
+        "the database's figures are named: {problem}"
+    );
+    // Said where the user is: the campaigns list, which hides the campaign's problems box.
+    assert!(shows(&harness, "are safe in the database"));
+}
+
+fn opened(harness: &mut Harness<'_, HeraldApp>) {
+    wait_until(harness, "the campaign to open", |app| {
+        app.status().contains("valid") || !app.problems().is_empty()
+    });
+}
+
+fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
+    harness.get_by_label(tab).click();
+    harness.run_steps(2);
+}
+
+fn shows(harness: &Harness<'_, HeraldApp>, text: &str) -> bool {
+    harness.query_all_by_label_contains(text).next().is_some()
+}
+
+/// Issue #20, status: a recipient refused because the relay has no SMTPUTF8 was filed under
+/// "no reply: connection failed or dropped" on Results while Publish had the right reason.
+/// One classification names it on both pages; and the import already warned that many relays
+/// refuse such addresses.
+#[test]
+fn a_failure_reads_the_same_on_publish_and_results_and_import_warns_first() {
+    let server = SmtpServer::builder().no_smtputf8().start();
+    let mut emails = addresses(2);
+    emails.push("jürgen@d1.example".into());
+    let dir = campaign(
+        &emails,
+        &[RelayConf::new("main", server.port())],
+        "connections = 1",
+    );
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Recipients");
+    harness.get_by_label("Import").click();
+    wait_until(&mut harness, "the import", |app| app.counts().total() == 3);
+    assert!(
+        shows(&harness, "1 address has non-ASCII characters before the @"),
+        "the import warns about the address many relays refuse"
+    );
+
+    click_tab(&mut harness, "Publish");
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the run to end", |app| {
+        !app.is_running() && app.counts().failed == 1 && app.counts().sent == 2
+    });
+    const CLASS: &str = "non-ASCII address: the server has no SMTPUTF8 (x.6.7)";
+    harness.get_by_label_contains("Latest errors").click();
+    harness.run_steps(2);
+    assert!(shows(&harness, CLASS), "Publish names the class");
+
+    click_tab(&mut harness, "Results");
+    wait_until(&mut harness, "the results", HeraldApp::has_results);
+    assert!(shows(&harness, CLASS), "Results names the same class");
+    assert!(!shows(&harness, "no reply: connection failed or dropped"));
+}
+
+/// Issue #20, status: the recipients table said "duplicate of line 2" without saying of which
+/// file, once several lists had been imported into the campaign.
+#[test]
+fn a_duplicate_names_the_file_it_repeats() {
+    let mut emails = addresses(2);
+    emails.push(emails[0].clone());
+    let dir = campaign(&emails, &[RelayConf::new("main", 2525)], "");
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Recipients");
+    harness.get_by_label("Import").click();
+    wait_until(&mut harness, "the table", |app| {
+        app.table_total() == 3 && app.table_row(2).is_some()
+    });
+    let row = harness
+        .state()
+        .table_row(2)
+        .expect("the duplicate's row")
+        .clone();
+    assert_eq!(
+        row.skip_reason.as_deref(),
+        Some("duplicate of line 2 of list.csv")
+    );
+}
