@@ -522,6 +522,9 @@ fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
             report.columns.join(", ")
         }
     )?;
+    for warning in report.warnings() {
+        writeln!(out, "warning: {warning}")?;
+    }
     if report.suppression_entries > 0 || report.suppressed > 0 {
         writeln!(
             out,

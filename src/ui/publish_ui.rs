@@ -494,12 +494,15 @@ fn recent_errors_ui(ui: &mut egui::Ui, progress: &Progress) {
                         let code = error
                             .reply
                             .code
-                            .map(|code| code.to_string())
+                            .map(|code| format!("{code} "))
                             .unwrap_or_default();
-                        ui.horizontal(|ui| {
+                        // Named by the class the Results view files it under (issue #20).
+                        let class = crate::app::ReplyClass::of(&error.reply);
+                        ui.horizontal_wrapped(|ui| {
                             ui.colored_label(state_color(error.state), error.state.as_str());
+                            ui.strong(class.label());
                             ui.label(format!(
-                                "{} via {}: {code} {}",
+                                "{} via {}: {code}{}",
                                 error.email, error.route, error.reply.text
                             ));
                         });
