@@ -8,7 +8,7 @@ use crate::support::run;
 use crate::support::smtp_server::SmtpServer;
 use crate::support::window::{wait_until, window};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use herald::ui::{HeraldApp, Remembered};
 
 fn harness(dir: &CampaignDir) -> Harness<'static, HeraldApp> {
@@ -164,4 +164,97 @@ fn a_duplicate_names_the_file_it_repeats() {
         row.skip_reason.as_deref(),
         Some("duplicate of line 2 of list.csv")
     );
+}
+
+/// Copies the campaign in `dir` into the folder `name` beside it and imports it there: a second
+/// campaign of the same database, named by its folder, never sent.
+fn second_campaign(dir: &CampaignDir, name: &str) -> std::path::PathBuf {
+    let folder = dir.path().join(name);
+    std::fs::create_dir(&folder).expect("folder");
+    for file in ["campaign.toml", "list.csv", "body.html"] {
+        std::fs::copy(dir.path().join(file), folder.join(file)).expect("copy");
+    }
+    let file = folder.join("campaign.toml");
+    let mut store = herald::store::Store::open(&dir.db).expect("db");
+    let campaign = herald::campaign::Campaign::load(&file).expect("campaign");
+    herald::import::import(&mut store, &campaign).expect("import");
+    file
+}
+
+/// Issue #20, what a marketer expects: the library says where each campaign stands (from the
+/// database), and a campaign can be renamed — a name that exists is refused, and the renamed
+/// campaign keeps its recipients and their state.
+#[test]
+fn the_library_shows_each_status_and_renames_a_campaign_keeping_its_state() {
+    let (_server, dir) = sent_campaign(2);
+    second_campaign(&dir, "spring");
+    std::fs::create_dir(dir.path().join("taken")).expect("folder");
+    let mut harness = window(&dir.db, None, Remembered::default());
+    wait_until(&mut harness, "the library", |app| {
+        app.library_len() == Some(2)
+    });
+    assert!(shows(&harness, "draft"), "the new campaign is a draft");
+    assert!(
+        harness.query_all_by_label("sent").next().is_some(),
+        "the campaign that went out is sent"
+    );
+
+    harness.get_by_label("Find").focus();
+    harness.get_by_label("Find").type_text("spri");
+    harness.run_steps(2);
+    harness.get_by_label("Rename").click();
+    harness.run_steps(2);
+    let rename_to = |harness: &mut Harness<'_, HeraldApp>, from: &str, to: &str| {
+        let field = |harness: &Harness<'_, HeraldApp>, text: Option<&str>| {
+            let field = harness
+                .query_all_by_value(from)
+                .find(|node| node.accesskit_node().role() == egui::accesskit::Role::TextInput)
+                .expect("the name field");
+            match text {
+                None => field.focus(),
+                Some(text) => field.type_text(text),
+            }
+        };
+        field(harness, None);
+        harness.step();
+        harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        field(harness, Some(to));
+        harness.step();
+        harness.get_by_label("OK").click();
+        harness.run_steps(2);
+    };
+    rename_to(&mut harness, "spring", "taken");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !shows(&harness, "taken already exists") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clash was never said"
+        );
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(15));
+    }
+    assert!(dir.path().join("spring/campaign.toml").exists());
+
+    rename_to(&mut harness, "taken", "summer");
+    wait_until(&mut harness, "the renamed campaign", |_| {
+        dir.path().join("summer/campaign.toml").exists()
+    });
+    harness.get_by_label("Find").focus();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.get_by_label("Find").type_text("summ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while harness.query_by_label("summer").is_none() {
+        assert!(std::time::Instant::now() < deadline, "summer never listed");
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(15));
+    }
+    assert!(!dir.path().join("spring").exists());
+    // The database followed the folder: the campaign has its two recipients there.
+    let store = herald::store::Store::open(&dir.db).expect("db");
+    let moved = std::fs::canonicalize(dir.path().join("summer/campaign.toml")).expect("file");
+    let id = store
+        .find_campaign(&moved.to_string_lossy())
+        .expect("query")
+        .expect("the campaign moved with its file");
+    assert_eq!(store.counts(id).expect("counts").total(), 2);
 }

@@ -10,6 +10,7 @@
 pub mod check;
 mod database;
 mod error;
+pub mod library;
 pub mod presend;
 pub mod preview;
 pub mod service;
@@ -19,6 +20,7 @@ pub mod test_send;
 pub use check::{CheckReport, check};
 pub use database::Database;
 pub use error::{AppError, ErrorKind};
+pub use library::{CampaignStatus, LibraryEntry, Renamed};
 pub use preview::{Preview, PreviewError, preview};
 
 /// The plain words the front ends show and pass back: the delivery vocabulary, and the shapes of

@@ -78,6 +78,11 @@ pub enum Action {
     NewCampaignIn(PathBuf),
     /// Make the next mailing from this campaign and open it.
     Duplicate(PathBuf),
+    /// Rename the campaign in this file to this name (issue #20).
+    Rename {
+        path: PathBuf,
+        name: String,
+    },
     RefreshResults,
     /// Read the campaign's bounce mailbox now.
     CheckMailbox,

@@ -193,12 +193,14 @@ pub enum RunStage {
 impl RunStage {
     pub fn of(counts: &crate::app::Counts, running: bool, paused: bool) -> RunStage {
         let left = counts.pending + counts.deferred + counts.sending;
-        let done = counts.total().saturating_sub(left);
+        // The library's status decides fresh or interrupted: rows skipped at import (a
+        // duplicate) are no send, so they never make a list "sent in part" (issue #20).
+        let status = crate::app::CampaignStatus::of(counts, false);
         match () {
             _ if running => RunStage::Running { paused },
             _ if counts.total() == 0 => RunStage::NotImported,
             _ if left == 0 => RunStage::Done,
-            _ if done == 0 => RunStage::Fresh { left },
+            _ if status == crate::app::CampaignStatus::Draft => RunStage::Fresh { left },
             _ => RunStage::Interrupted { left },
         }
     }

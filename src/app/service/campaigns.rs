@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::files::{open_document, save_document};
 use crate::store::{
-    CampaignId, CampaignSummary, Counts, DomainRow, FeedbackCounts, RecipientRow, ReplyClass,
-    ReplyGroup, State, Store, TimeBucket,
+    CampaignId, Counts, DomainRow, FeedbackCounts, RecipientRow, ReplyClass, ReplyGroup, State,
+    Store, TimeBucket,
 };
 
 /// How many destination domains the results list (the largest ones).
@@ -38,10 +38,6 @@ fn key_of(path: &Path) -> String {
 
 pub(super) fn find(store: &Store, path: &Path) -> Result<Option<CampaignId>, AppError> {
     store.find_campaign(&key_of(path)).map_err(AppError::from)
-}
-
-pub fn list(store: &Store) -> Result<Vec<CampaignSummary>, AppError> {
-    store.library().map_err(AppError::from)
 }
 
 /// The results of the campaign in `path`: empty figures when nothing was imported yet.

@@ -3,7 +3,7 @@
 //! SQL, SMTP) happens here, never on the UI thread, and the window never waits on a lock the
 //! sender holds. Plain data in both directions.
 
-use crate::app::AppError;
+use crate::app::{AppError, LibraryEntry, Renamed};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -13,8 +13,7 @@ use std::time::Duration;
 use crate::campaign::{Campaign, RawCampaign, RelaySpec};
 use crate::engine::{Engine, Progress, Wake};
 use crate::store::{
-    CampaignSummary, Counts, FeedbackCounts, RecipientId, RecipientRow, ReplyClass, State,
-    SuppressionPage,
+    Counts, FeedbackCounts, RecipientId, RecipientRow, ReplyClass, State, SuppressionPage,
 };
 
 mod campaigns;
@@ -115,6 +114,12 @@ pub enum Request {
     /// Make the next mailing from this campaign, then open it.
     Duplicate {
         path: PathBuf,
+    },
+    /// Rename the campaign in this file (its folder when the folder names it), keeping its
+    /// state in the database.
+    Rename {
+        path: PathBuf,
+        name: String,
     },
     Results {
         path: PathBuf,
@@ -237,7 +242,9 @@ pub enum Answer {
         result: Result<String, AppError>,
     },
     Problem(AppError),
-    Library(Result<Vec<CampaignSummary>, AppError>),
+    Library(Result<Vec<LibraryEntry>, AppError>),
+    /// A campaign renamed: what moved where.
+    Renamed(Result<Renamed, AppError>),
     /// A campaign file written by `NewCampaign` or `Duplicate`.
     Created(Result<PathBuf, AppError>),
     Results(Result<Box<ResultsData>, AppError>),
@@ -364,11 +371,18 @@ impl Worker {
             Request::NewCampaign { folder } => Answer::Created(campaigns::new_campaign(&folder)),
             Request::Duplicate { path } => Answer::Created(campaigns::duplicate(&path)),
             // The library and one campaign's recipients.
-            Request::Library => Answer::Library(
-                self.library
-                    .store()
-                    .and_then(|store| campaigns::list(store)),
-            ),
+            Request::Library => {
+                let sending = self.runs.sending().map(Path::to_path_buf);
+                Answer::Library(self.library.store().and_then(|store| {
+                    crate::app::library::entries(store, sending.as_deref(), crate::app::now_ms())
+                }))
+            }
+            Request::Rename { path, name } => {
+                let sending = self.runs.sending().map(Path::to_path_buf);
+                Answer::Renamed(self.library.store().and_then(|store| {
+                    crate::app::library::rename(store, &path, &name, sending.as_deref())
+                }))
+            }
             Request::Import { path } => Answer::Imported(self.library.import(&path)),
             Request::Counts { path } => or_problem(self.library.counts(&path), Answer::Counts),
             Request::Page {

@@ -29,6 +29,7 @@ impl HeraldApp {
             Action::RefreshLibrary => self.service.send(Request::Library),
             Action::NewCampaignIn(folder) => self.new_campaign_in(folder),
             Action::Duplicate(path) => self.service.send(Request::Duplicate { path }),
+            Action::Rename { path, name } => self.service.send(Request::Rename { path, name }),
             // The window itself.
             Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
             Action::Close { save } => self.close(save),
@@ -89,7 +90,9 @@ impl HeraldApp {
         match action {
             Action::New | Action::NewCampaignIn(_) => true,
             Action::Open(path) => self.path.as_ref() != Some(path),
-            Action::Duplicate(path) => self.path.as_ref() == Some(path),
+            Action::Duplicate(path) | Action::Rename { path, .. } => {
+                self.path.as_ref() == Some(path)
+            }
             _ => false,
         }
     }

@@ -31,6 +31,7 @@ impl HeraldApp {
             Answer::Validated(result) => self.validated(result),
             Answer::Library(result) => self.library.campaigns = Some(text(result)),
             Answer::Created(result) => self.created(text(result)),
+            Answer::Renamed(result) => self.renamed(text(result)),
             // The list and the recipients table.
             Answer::Peeked(result) => self.recipients.peek = Some(text(result)),
             Answer::Imported(result) => self.imported(text(result)),
@@ -169,6 +170,25 @@ impl HeraldApp {
                 self.apply(Action::Open(path));
             }
             Err(error) => self.library.create_error = Some(error),
+        }
+    }
+
+    /// A campaign was renamed: the list is read again, and the campaign open in the window
+    /// (when the rename carried it) is opened where it went.
+    fn renamed(&mut self, result: Result<crate::app::Renamed, String>) {
+        match result {
+            Ok(renamed) => {
+                self.library.rename_done();
+                self.toast_success(format!("Renamed to {}", shown_path(&renamed.to)));
+                self.service.send(Request::Library);
+                if let Some(moved) = self.path.as_deref().and_then(|path| renamed.carry(path)) {
+                    if self.remembered.last_campaign.as_deref() == self.path.as_deref() {
+                        self.remembered.last_campaign = Some(moved.clone());
+                    }
+                    self.apply(Action::Open(moved));
+                }
+            }
+            Err(error) => self.library.rename_error = Some(error),
         }
     }
 
