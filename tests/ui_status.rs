@@ -258,3 +258,104 @@ fn the_library_shows_each_status_and_renames_a_campaign_keeping_its_state() {
         .expect("the campaign moved with its file");
     assert_eq!(store.counts(id).expect("counts").total(), 2);
 }
+
+/// Types `text` into the field labelled `label` (its old text selected first).
+fn type_into(harness: &mut Harness<'_, HeraldApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.get_by_label(label).type_text(text);
+    harness.step();
+}
+
+/// Issue #20, what a marketer expects: the results export carries ISO 8601 times and the
+/// list's own columns, so it goes back into a spreadsheet or a CRM as the list came.
+#[test]
+fn the_results_export_has_iso_times_and_the_lists_own_columns() {
+    let (_server, dir) = sent_campaign(2);
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Results");
+    wait_until(&mut harness, "the results", HeraldApp::has_results);
+    let out = dir.path().join("outcomes.csv");
+    type_into(
+        &mut harness,
+        "Export every recipient's outcome to",
+        &out.to_string_lossy(),
+    );
+    harness.get_by_label("Export CSV").click();
+    wait_until(&mut harness, "the export", |_| out.exists());
+    let csv = std::fs::read_to_string(&out).expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "line,email,state,attempts,route,code,status,reply,skip_reason,updated_at,first_name"
+    );
+    let row: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(row[1], "user0@d0.example", "{csv}");
+    assert_eq!(row[10], "Name0", "{csv}");
+    // 2026-12-07T17:18:00Z: a date, a T, a time and the zone.
+    let at = row[9];
+    assert_eq!(at.len(), 20, "{at}");
+    assert!(at.ends_with('Z') && at.as_bytes()[10] == b'T', "{at}");
+    assert!(at.starts_with("20"), "{at}");
+}
+
+/// Issue #20, what a marketer expects: a suppression list (say, unsubscribes kept in another
+/// tool) is added from the window, as `herald suppression import` adds it.
+#[test]
+fn a_suppression_list_is_imported_from_the_window() {
+    let dir = campaign(&addresses(1), &[RelayConf::new("main", 2525)], "");
+    let file = dir.path().join("unsubscribed.csv");
+    std::fs::write(
+        &file,
+        "Email,Reason\nada@example.org,unsubscribed\nnot an address,\ngrace@example.org,\n",
+    )
+    .expect("file");
+    let mut harness = window(&dir.db, None, Remembered::default());
+    harness
+        .query_all_by_label("Suppression list")
+        .next()
+        .expect("the tab")
+        .click();
+    harness.run_steps(2);
+    type_into(&mut harness, "Add from file", &file.to_string_lossy());
+    harness.get_by_label("Add addresses").click();
+    wait_until(&mut harness, "the import", |app| {
+        app.suppression_total() == Some(2)
+    });
+    assert!(shows(
+        &harness,
+        "2 address(es) added to the suppression list"
+    ));
+    assert!(shows(
+        &harness,
+        "1 line(s) without a valid address skipped (line 3"
+    ));
+    assert!(shows(&harness, "ada@example.org"));
+}
+
+/// Issue #20, what a marketer expects: Preview works before a list is imported, with a sample
+/// recipient whose fields show their names, labelled as a sample.
+#[test]
+fn preview_before_any_list_shows_a_labelled_sample_recipient() {
+    let dir = campaign(&[], &[RelayConf::new("main", 2525)], "");
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "Preview")
+        .click();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !shows(&harness, "Hello [first_name]") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sample never showed; problems: {:?}",
+            harness.state().problems()
+        );
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(15));
+    }
+    assert!(shows(&harness, "Sample recipient: no list is imported yet"));
+    assert!(shows(&harness, "To sample@example.com"));
+    assert_eq!(harness.state().counts().total(), 0, "nobody was made up");
+}

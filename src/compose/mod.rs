@@ -19,6 +19,7 @@ use lettre::message::{Attachment, Mailbox, Mailboxes};
 
 use crate::campaign::Campaign;
 
+pub use dates::iso8601_utc;
 pub use dkim::{DkimError, DkimSigner, PublicKey, SIGNED_HEADERS, read_published_key};
 pub use feedback::{
     Feedback, HeraldId, UNSUBSCRIBE_PREFIX, campaign_tag, message_id, parse_message_id,

@@ -285,6 +285,13 @@ impl ComposeView {
                 ui.label(egui::RichText::new(error).monospace());
             }
             Some(Ok(preview)) => {
+                if preview.sample {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        "Sample recipient: no list is imported yet, so each field shows its \
+                         name in brackets.",
+                    );
+                }
                 ui.label(format!(
                     "To {} · {} · {:.1} KB",
                     preview.email,

@@ -95,12 +95,15 @@ pub fn reply_page(
     Ok((total, rows))
 }
 
-/// Writes every recipient's outcome (all states, import order) to a CSV file.
+/// Writes every recipient's outcome (all states, import order) to a CSV file: when it last
+/// changed in ISO 8601 (UTC), then the list's own columns as the recipient had them (issue #20),
+/// so the file goes back into the marketer's own tools as it came.
 pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, AppError> {
     let Some(id) = find(store, path)? else {
         return Err("nothing to export yet: import the list first".into());
     };
-    let mut out = crate::csvfile::line(&[
+    let fields = store.columns(id).map_err(AppError::from)?;
+    let mut header = vec![
         "line",
         "email",
         "state",
@@ -110,8 +113,10 @@ pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, AppError
         "status",
         "reply",
         "skip_reason",
-        "updated_at_ms",
-    ]);
+        "updated_at",
+    ];
+    header.extend(fields.iter().map(String::as_str));
+    let mut out = crate::csvfile::line(&header);
     let mut after = 0;
     let mut count = 0;
     loop {
@@ -124,24 +129,40 @@ pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, AppError
         after = last.id;
         for row in &rows {
             let reply = row.reply.clone().unwrap_or_default();
-            out.push_str(&crate::csvfile::line(&[
-                &row.line.to_string(),
-                &row.email,
-                row.state.as_str(),
-                &row.attempts.to_string(),
-                row.route.as_deref().unwrap_or(""),
-                &reply.code.map(|code| code.to_string()).unwrap_or_default(),
-                reply.enhanced.as_deref().unwrap_or(""),
-                &reply.text,
-                row.skip_reason.as_deref().unwrap_or(""),
-                &row.updated_at_ms.to_string(),
-            ]));
+            let mut cells = vec![
+                row.line.to_string(),
+                row.email.clone(),
+                row.state.as_str().to_string(),
+                row.attempts.to_string(),
+                row.route.clone().unwrap_or_default(),
+                reply.code.map(|code| code.to_string()).unwrap_or_default(),
+                reply.enhanced.unwrap_or_default(),
+                reply.text,
+                row.skip_reason.clone().unwrap_or_default(),
+                crate::compose::iso8601_utc(row.updated_at_ms),
+            ];
+            cells.extend(field_values(&row.fields_json, &fields));
+            out.push_str(&crate::csvfile::line(&cells));
             count += 1;
         }
     }
     std::fs::write(to, out)
         .map_err(|error| format!("could not write {}: {error}", to.display()))?;
     Ok(count)
+}
+
+/// A row's values of the list's `columns`, in their order; a column the row lacks is empty.
+fn field_values(fields_json: &str, columns: &[String]) -> Vec<String> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(fields_json).unwrap_or_default();
+    columns
+        .iter()
+        .map(|column| match object.get(column) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        })
+        .collect()
 }
 
 const STARTER_TOML: &str = r#"# A new Herald campaign. Fill in the sender, add your list to list.csv (or point

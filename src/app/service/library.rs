@@ -99,6 +99,7 @@ impl Library {
             text: preview.text,
             html: preview.html,
             size_bytes: preview.size_bytes,
+            sample: preview.sample,
             inline_images: inline_images(&campaign),
         })
     }

@@ -165,6 +165,11 @@ pub enum Request {
     ExportSuppressions {
         to: PathBuf,
     },
+    /// Add the addresses of a CSV file to the global suppression list (as `herald
+    /// suppression import` does).
+    ImportSuppressions {
+        from: PathBuf,
+    },
 }
 
 /// What the window edits: the campaign file and the text of its templates.
@@ -205,6 +210,8 @@ pub struct PreviewData {
     pub text: String,
     pub html: Option<String>,
     pub size_bytes: usize,
+    /// A sample recipient's message: no list is imported yet (issue #20).
+    pub sample: bool,
     /// The campaign's inline images as (Content-ID, bytes), for the rendered preview's `cid:`.
     pub inline_images: Vec<(String, Vec<u8>)>,
 }
@@ -260,6 +267,8 @@ pub enum Answer {
     /// An address added to or taken off the list: what happened, for people.
     SuppressionChanged(Result<String, AppError>),
     SuppressionsExported(Result<u64, AppError>),
+    /// What an import of a suppression file did, for people.
+    SuppressionsImported(Result<String, AppError>),
 }
 
 /// The window's handle on the service thread.
@@ -486,6 +495,11 @@ impl Worker {
                 self.library
                     .store()
                     .and_then(|store| feedback::export(store, &to)),
+            ),
+            Request::ImportSuppressions { from } => Answer::SuppressionsImported(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::import(store, &from)),
             ),
         })
     }

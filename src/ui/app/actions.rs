@@ -82,6 +82,10 @@ impl HeraldApp {
             }
             Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
             Action::ExportSuppressions(to) => self.export_suppressions(to),
+            Action::ImportSuppressions(from) => {
+                self.suppression.import_result = None;
+                self.service.send(Request::ImportSuppressions { from });
+            }
         }
     }
 

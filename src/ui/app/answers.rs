@@ -67,6 +67,13 @@ impl HeraldApp {
             Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
             Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
             Answer::SuppressionsExported(result) => self.suppressions_exported(text(result)),
+            Answer::SuppressionsImported(result) => {
+                if result.is_ok() {
+                    self.toast_success("Suppression list updated".into());
+                }
+                self.suppression.import_result = Some(text(result));
+                self.apply(Action::RefreshSuppressions);
+            }
         }
     }
 
