@@ -359,3 +359,39 @@ fn preview_before_any_list_shows_a_labelled_sample_recipient() {
     assert!(shows(&harness, "To sample@example.com"));
     assert_eq!(harness.state().counts().total(), 0, "nobody was made up");
 }
+
+/// Issue #20, what a marketer expects: "Insert field" offers a fallback for recipients whose
+/// value is empty, and the preview shows it where the list has no value.
+#[test]
+fn insert_field_offers_a_fallback_for_empty_values() {
+    let dir = campaign(&addresses(1), &[RelayConf::new("main", 2525)], "");
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    harness
+        .query_all_by_label("Insert field")
+        .next()
+        .expect("the subject's Insert field")
+        .click();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while harness
+        .query_by_label("If a recipient's value is empty, write")
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "no fallback offered");
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(15));
+    }
+    harness
+        .get_by_label("If a recipient's value is empty, write")
+        .focus();
+    harness
+        .get_by_label("If a recipient's value is empty, write")
+        .type_text("there");
+    harness.step();
+    harness.get_by_label("first_name").click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().document().raw.message.subject.as_deref(),
+        Some("Hi {{ first_name }}{{ or(first_name, \"there\") }}")
+    );
+}

@@ -25,6 +25,7 @@ pub use preview::{Preview, PreviewError, preview};
 
 /// The plain words the front ends show and pass back: the delivery vocabulary, and the shapes of
 /// the store's answers. Front ends take them from here, never from `store`.
+pub use crate::compose::field_expression;
 pub use crate::delivery::{Counts, Reply, State, now_ms};
 pub use crate::store::{
     Applied, CampaignSummary, DomainRow, FeedbackCounts, HeldRow, RecipientId, RecipientRef,

@@ -28,7 +28,7 @@ pub use html_text::html_to_text;
 pub use lint::{bare_ip_links, mostly_images};
 pub use template::{
     DerivedText, Layout, RenderedBody, Script, ScriptOutcome, Template, TemplateEngine,
-    TemplateError, TemplateErrorKind, Variables, escape_html, url_encode,
+    TemplateError, TemplateErrorKind, Variables, escape_html, field_expression, url_encode,
 };
 
 /// The most that attachments and inline images may add up to. Providers refuse messages over
