@@ -18,8 +18,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release
-herald="${CARGO_TARGET_DIR:-$root/target}/release/herald"
+# HERALD=path/to/herald uses that binary instead of building a release one (as the two
+# scripts below do).
+if [ -z "${HERALD:-}" ]; then
+    cargo build --release
+    HERALD="${CARGO_TARGET_DIR:-$root/target}/release/herald"
+fi
+herald="$HERALD"
 
 # A campaign of 100,000 recipients built from the example.
 cp assets/example/body.html assets/example/body.txt "$work/"

@@ -35,5 +35,6 @@ mod ui;
 mod ui_feedback;
 mod ui_setup;
 mod ui_signin;
+mod ui_status;
 mod ui_trust;
 mod unsubscribe;

@@ -41,6 +41,9 @@ pub struct ComposeView {
     html_path: String,
     html_editor: EditorOptions,
     text_editor: EditorOptions,
+    /// What "Insert field" writes for a recipient whose value is empty ("there" in "Hello
+    /// there"); empty: no fallback.
+    fallback: String,
 }
 
 impl Default for ComposeView {
@@ -57,6 +60,7 @@ impl Default for ComposeView {
             html_path: String::new(),
             html_editor: EditorOptions::default(),
             text_editor: EditorOptions::default(),
+            fallback: String::new(),
         }
     }
 }
@@ -89,17 +93,27 @@ fn text_field_ui(
     }
 }
 
-/// "Insert field": the list's columns (and `email`), each appended to `target` as `{{ name }}`.
+/// "Insert field": the list's columns (and `email`), each appended to `target` as `{{ name }}`,
+/// or with the fallback typed at the top of the menu as `{{ or(name, "there") }}` (issue #20).
 fn insert_field_ui(
     ui: &mut egui::Ui,
     label: &str,
     columns: &[String],
+    fallback: &mut String,
     mut insert: impl FnMut(&str),
 ) {
     ui.menu_button(label, |ui| {
+        let label = ui.label("If a recipient's value is empty, write");
+        ui.add(
+            egui::TextEdit::singleline(fallback)
+                .hint_text("nothing (or e.g. there)")
+                .desired_width(180.0),
+        )
+        .labelled_by(label.id);
+        ui.separator();
         for name in std::iter::once("email").chain(columns.iter().map(String::as_str)) {
             if ui.button(name).clicked() {
-                insert(&format!("{{{{ {name} }}}}"));
+                insert(&crate::app::field_expression(name, fallback));
                 ui.close();
             }
         }
@@ -139,7 +153,12 @@ impl ComposeView {
         actions: &mut Vec<Action>,
     ) {
         ui.heading("Message");
-        headers_ui(ui, &mut ctx.doc.raw.message, ctx.columns);
+        headers_ui(
+            ui,
+            &mut ctx.doc.raw.message,
+            ctx.columns,
+            &mut self.fallback,
+        );
         ui.add_space(6.0);
         self.bodies_ui(ui, ctx, actions);
         ui.add_space(6.0);
@@ -160,7 +179,7 @@ impl ComposeView {
         let html_label = ui
             .horizontal(|ui| {
                 let label = ui.strong("HTML body");
-                insert_field_ui(ui, "Insert field", columns, |field| {
+                insert_field_ui(ui, "Insert field", columns, &mut self.fallback, |field| {
                     ctx.doc.html.push_str(field);
                 });
                 if ui
@@ -341,6 +360,13 @@ impl ComposeView {
                 ui.label(egui::RichText::new(error).monospace());
             }
             Some(Ok(preview)) => {
+                if preview.sample {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        "Sample recipient: no list is imported yet, so each field shows its \
+                         name in brackets.",
+                    );
+                }
                 ui.label(format!(
                     "To {} · {} · {:.1} KB",
                     preview.email,
@@ -374,7 +400,12 @@ impl ComposeView {
 }
 
 /// From, Reply-To, Subject (with its own "Insert field", issue #20) and the unsubscribe link.
-fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage, columns: &[String]) {
+fn headers_ui(
+    ui: &mut egui::Ui,
+    message: &mut RawMessage,
+    columns: &[String],
+    fallback: &mut String,
+) {
     field_ui(
         ui,
         "From",
@@ -396,7 +427,7 @@ fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage, columns: &[String]) {
             // Room for the label before and the "Insert field" button after.
             (ui.available_width() - 220.0).max(120.0),
         );
-        insert_field_ui(ui, "Insert field", columns, |field| {
+        insert_field_ui(ui, "Insert field", columns, fallback, |field| {
             message.subject.get_or_insert_default().push_str(field);
         });
     });

@@ -23,6 +23,7 @@ pub enum Purpose {
     NewCampaignFolder,
     ExportResults,
     ExportSuppressions,
+    ImportSuppressions,
 }
 
 /// Shows a chooser for `purpose` and returns the path chosen, or None (cancelled, or no
@@ -136,6 +137,7 @@ fn rfd_dialog(purpose: Purpose) -> Option<PathBuf> {
             .add_filter("CSV", &["csv"])
             .set_file_name("suppressed.csv")
             .save_file(),
+        Purpose::ImportSuppressions => dialog.add_filter("Lists", &["csv", "txt"]).pick_file(),
     }
 }
 

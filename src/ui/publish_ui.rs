@@ -202,12 +202,14 @@ pub enum RunStage {
 impl RunStage {
     pub fn of(counts: &crate::app::Counts, running: bool, paused: bool) -> RunStage {
         let left = counts.pending + counts.deferred + counts.sending;
-        let done = counts.total().saturating_sub(left);
+        // The library's status decides fresh or interrupted: rows skipped at import (a
+        // duplicate) are no send, so they never make a list "sent in part" (issue #20).
+        let status = crate::app::CampaignStatus::of(counts, false);
         match () {
             _ if running => RunStage::Running { paused },
             _ if counts.total() == 0 => RunStage::NotImported,
             _ if left == 0 => RunStage::Done,
-            _ if done == 0 => RunStage::Fresh { left },
+            _ if status == crate::app::CampaignStatus::Draft => RunStage::Fresh { left },
             _ => RunStage::Interrupted { left },
         }
     }
@@ -503,12 +505,15 @@ fn recent_errors_ui(ui: &mut egui::Ui, progress: &Progress) {
                         let code = error
                             .reply
                             .code
-                            .map(|code| code.to_string())
+                            .map(|code| format!("{code} "))
                             .unwrap_or_default();
-                        ui.horizontal(|ui| {
+                        // Named by the class the Results view files it under (issue #20).
+                        let class = crate::app::ReplyClass::of(&error.reply);
+                        ui.horizontal_wrapped(|ui| {
                             ui.colored_label(state_color(error.state), error.state.as_str());
+                            ui.strong(class.label());
                             ui.label(format!(
-                                "{} via {}: {code} {}",
+                                "{} via {}: {code}{}",
                                 error.email, error.route, error.reply.text
                             ));
                         });

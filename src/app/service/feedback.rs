@@ -91,6 +91,22 @@ pub(super) fn remove(store: &mut Store, address: &str) -> Result<String, AppErro
     })
 }
 
+/// Adds the addresses of a file as `herald suppression import` does; says what it did.
+pub(super) fn import(store: &mut Store, from: &Path) -> Result<String, AppError> {
+    let imported = suppression::import(store, from).map_err(AppError::from)?;
+    let mut sentence = format!(
+        "{} address(es) added to the suppression list",
+        imported.added
+    );
+    if let Some((line, why)) = imported.invalid.first() {
+        sentence.push_str(&format!(
+            "; {} line(s) without a valid address skipped (line {line}: {why})",
+            imported.invalid.len()
+        ));
+    }
+    Ok(sentence)
+}
+
 /// Writes the whole list as `herald suppression export` does.
 pub(super) fn export(store: &Store, to: &Path) -> Result<u64, AppError> {
     suppression::export(store, to).map_err(AppError::from)

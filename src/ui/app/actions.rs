@@ -30,6 +30,7 @@ impl HeraldApp {
             Action::RefreshLibrary => self.service.send(Request::Library),
             Action::NewCampaignIn(folder) => self.new_campaign_in(folder),
             Action::Duplicate(path) => self.service.send(Request::Duplicate { path }),
+            Action::Rename { path, name } => self.service.send(Request::Rename { path, name }),
             // The window itself.
             Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
             Action::Close { save } => self.close(save),
@@ -81,6 +82,10 @@ impl HeraldApp {
             }
             Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
             Action::ExportSuppressions(to) => self.export_suppressions(to),
+            Action::ImportSuppressions(from) => {
+                self.suppression.import_result = None;
+                self.service.send(Request::ImportSuppressions { from });
+            }
             Action::SignIn(action) => self.sign_in(action),
         }
     }
@@ -101,7 +106,9 @@ impl HeraldApp {
         match action {
             Action::New | Action::NewCampaignIn(_) => true,
             Action::Open(path) => self.path.as_ref() != Some(path),
-            Action::Duplicate(path) => self.path.as_ref() == Some(path),
+            Action::Duplicate(path) | Action::Rename { path, .. } => {
+                self.path.as_ref() == Some(path)
+            }
             _ => false,
         }
     }

@@ -24,11 +24,14 @@ impl HeraldApp {
             Answer::Opened(Err(error)) => {
                 self.status = "could not open the campaign".into();
                 self.problems = vec![error.to_string()];
+                // The Campaigns view hides the campaign's problems box: it says it there.
+                self.library.open_error = Some(error.to_string());
             }
             Answer::Saved(result) => self.saved_answer(text(result)),
             Answer::Validated(result) => self.validated(result),
             Answer::Library(result) => self.library.campaigns = Some(text(result)),
             Answer::Created(result) => self.created(text(result)),
+            Answer::Renamed(result) => self.renamed(text(result)),
             // The list and the recipients table.
             Answer::Peeked(result) => self.recipients.peek = Some(text(result)),
             Answer::Imported(result) => self.imported(text(result)),
@@ -65,6 +68,13 @@ impl HeraldApp {
             Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
             Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
             Answer::SuppressionsExported(result) => self.suppressions_exported(text(result)),
+            Answer::SuppressionsImported(result) => {
+                if result.is_ok() {
+                    self.toast_success("Suppression list updated".into());
+                }
+                self.suppression.import_result = Some(text(result));
+                self.apply(Action::RefreshSuppressions);
+            }
             Answer::SignIn(answer) => self.signin_answered(answer),
         }
     }
@@ -78,6 +88,7 @@ impl HeraldApp {
         self.saved = (*doc).clone();
         self.doc = *doc;
         self.problems.clear();
+        self.library.open_error = None;
         self.compose.reset();
         self.recipients.reset();
         self.results.reset();
@@ -181,6 +192,25 @@ impl HeraldApp {
                 self.apply(Action::Open(path));
             }
             Err(error) => self.library.create_error = Some(error),
+        }
+    }
+
+    /// A campaign was renamed: the list is read again, and the campaign open in the window
+    /// (when the rename carried it) is opened where it went.
+    fn renamed(&mut self, result: Result<crate::app::Renamed, String>) {
+        match result {
+            Ok(renamed) => {
+                self.library.rename_done();
+                self.toast_success(format!("Renamed to {}", shown_path(&renamed.to)));
+                self.service.send(Request::Library);
+                if let Some(moved) = self.path.as_deref().and_then(|path| renamed.carry(path)) {
+                    if self.remembered.last_campaign.as_deref() == self.path.as_deref() {
+                        self.remembered.last_campaign = Some(moved.clone());
+                    }
+                    self.apply(Action::Open(moved));
+                }
+            }
+            Err(error) => self.library.rename_error = Some(error),
         }
     }
 
