@@ -8,6 +8,7 @@
 mod support;
 
 mod architecture;
+mod bounce_corpus;
 mod bounce_samples;
 mod bounces;
 mod cli;
