@@ -10,6 +10,7 @@
 pub mod check;
 mod database;
 mod error;
+pub mod held;
 pub mod presend;
 pub mod preview;
 pub mod service;
@@ -25,8 +26,8 @@ pub use preview::{Preview, PreviewError, preview};
 /// the store's answers. Front ends take them from here, never from `store`.
 pub use crate::delivery::{Counts, Reply, State, now_ms};
 pub use crate::store::{
-    Applied, CampaignSummary, DomainRow, FeedbackCounts, HeldRow, RecipientId, RecipientRef,
-    RecipientRow, ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage,
+    Applied, CampaignSummary, DomainRow, FeedbackCounts, FeedbackKind, HeldRow, RecipientId,
+    RecipientRef, RecipientRow, ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage,
     SuppressionReason, TimeBucket, default_path, reason_label,
 };
 

@@ -81,6 +81,13 @@ impl HeraldApp {
             }
             Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
             Action::ExportSuppressions(to) => self.export_suppressions(to),
+            Action::ApplyHeld(which) => self.service.send(Request::ApplyHeld {
+                which,
+                path: self.path.clone(),
+            }),
+            Action::DismissHeld(recipient, kind) => {
+                self.service.send(Request::DismissHeld { recipient, kind })
+            }
         }
     }
 
@@ -412,6 +419,7 @@ impl HeraldApp {
             search: self.suppression.search.trim().to_string(),
             limit: suppression_ui::SHOWN,
         });
+        self.service.send(Request::HeldReports);
     }
 
     fn export_suppressions(&mut self, to: PathBuf) {
