@@ -76,17 +76,15 @@ fn rows_ui(ui: &mut egui::Ui, rows: &[HeldRow], actions: &mut Vec<Action>) {
                 .show(ui, |ui| {
                     ui.strong("Recipient");
                     ui.strong("Kind");
-                    ui.strong("Why unverified");
                     ui.strong("Received");
                     ui.label("");
+                    ui.strong("Why unverified");
                     ui.end_row();
                     for row in rows {
                         ui.label(&row.email).on_hover_text(&row.campaign_name);
                         let status = row.status.as_deref().unwrap_or_default();
                         ui.label(format!("{} {status}", row.kind.as_str()).trim().to_string())
                             .on_hover_text(&row.diagnostic);
-                        ui.add(egui::Label::new(&row.evidence).truncate())
-                            .on_hover_text(&row.evidence);
                         ui.label(ago(now_ms, row.at_ms));
                         ui.horizontal(|ui| {
                             if ui.button("Apply").clicked() {
@@ -97,6 +95,8 @@ fn rows_ui(ui: &mut egui::Ui, rows: &[HeldRow], actions: &mut Vec<Action>) {
                                 actions.push(Action::DismissHeld(row.recipient, row.kind));
                             }
                         });
+                        // Last, so the evidence has the rest of the width and wraps there.
+                        ui.add(egui::Label::new(&row.evidence).wrap());
                         ui.end_row();
                     }
                 });
