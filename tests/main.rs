@@ -35,5 +35,6 @@ mod tls_auth;
 mod ui;
 mod ui_feedback;
 mod ui_review;
+mod ui_signin;
 mod ui_trust;
 mod unsubscribe;

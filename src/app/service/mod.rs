@@ -22,9 +22,11 @@ mod feedback;
 mod files;
 mod library;
 mod runs;
+mod signin;
 
 pub use crate::app::presend::BeforeStart;
 pub use campaigns::{RESULT_DOMAINS, ResultsData, next_name};
+pub use signin::{SignInAnswer, SignInRequest};
 
 use library::Library;
 use runs::Runs;
@@ -100,6 +102,8 @@ pub enum Request {
     TestRelay {
         relay: RelaySpec,
         helo: String,
+        /// The saved campaign, for a relay that signs in with one of its `[oauth2.NAME]`.
+        campaign: Option<PathBuf>,
     },
     /// Keep a relay password in the keyring under `name` (the relay's `password_env`).
     StorePassword {
@@ -173,6 +177,8 @@ pub enum Request {
         recipient: RecipientId,
         kind: crate::app::FeedbackKind,
     },
+    /// The campaign's OAuth2 grants: who is signed in, signing in and out (issue #22).
+    SignIn(SignInRequest),
 }
 
 /// What the window edits: the campaign file and the text of its templates.
@@ -269,6 +275,7 @@ pub enum Answer {
     HeldReports(Result<Vec<crate::app::HeldRow>, AppError>),
     /// Held reports applied or dismissed: what happened, for people.
     HeldChanged(Result<String, AppError>),
+    SignIn(SignInAnswer),
 }
 
 /// The window's handle on the service thread.
@@ -293,6 +300,7 @@ impl Service {
                     library: Library::new(db.clone()),
                     db: db.clone(),
                     runs: Runs::new(engine, db, shared_progress, Arc::clone(&wake)),
+                    signins: signin::SignIns::default(),
                     answers: answer_tx,
                     wake,
                 };
@@ -330,6 +338,7 @@ struct Worker {
     /// The database file, for the mailbox reader (which opens its own connection).
     db: PathBuf,
     runs: Runs,
+    signins: signin::SignIns,
     answers: Sender<Answer>,
     wake: Wake,
 }
@@ -423,9 +432,13 @@ impl Worker {
             Request::TestSend { path, index, to } => {
                 Answer::TestSent(self.runs.test_send(&path, index, to))
             }
-            Request::TestRelay { relay, helo } => Answer::RelayTested {
+            Request::TestRelay {
+                relay,
+                helo,
+                campaign,
+            } => Answer::RelayTested {
                 name: relay.name.clone(),
-                result: self.runs.test_relay(&relay, &helo),
+                result: self.runs.test_relay(&relay, &helo, campaign.as_deref()),
             },
             Request::StorePassword { name, password } => Answer::PasswordStored {
                 result: crate::credentials::store(&name, &password)
@@ -511,6 +524,9 @@ impl Worker {
                         }
                     })
                 }))
+            }
+            Request::SignIn(request) => {
+                return self.signins.handle(request, &self.answers, &self.wake);
             }
         })
     }
