@@ -177,9 +177,11 @@ fn every_sample_reads_as_expected_with_either_line_ending() {
 
 #[test]
 fn every_sample_file_has_an_expectation() {
+    // The folders of real-MTA and written samples are scored by `bounce_corpus`.
     let mut files: Vec<String> = std::fs::read_dir(samples_dir())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".eml"))
         .collect();
     files.sort();
     for file in &files {

@@ -606,10 +606,19 @@ const REPORT_TOKENS: &[&str] = &[
 
 fn samples() -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples/bounces");
-    let mut found: Vec<Vec<u8>> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
-        .collect();
+    // The samples and the corpus folders' (tests/bounce_corpus.rs) alike.
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut folders = vec![dir];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "eml") {
+                found.push(std::fs::read(path).unwrap());
+            }
+        }
+    }
     found.sort();
     assert!(found.len() >= 10, "only {} samples", found.len());
     found

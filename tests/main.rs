@@ -8,6 +8,7 @@
 mod support;
 
 mod architecture;
+mod bounce_corpus;
 mod bounce_samples;
 mod bounces;
 mod cli;
@@ -33,6 +34,7 @@ mod tidy;
 mod tls_auth;
 mod ui;
 mod ui_feedback;
+mod ui_review;
 mod ui_setup;
 mod ui_signin;
 mod ui_status;

@@ -87,12 +87,12 @@ impl Database {
 
     /// The reports held because they do not prove they concern Herald's mail (issue #21).
     pub fn held_reports(&self) -> Result<Vec<HeldRow>, AppError> {
-        Ok(self.store.held_feedback()?)
+        super::held::list(&self.store)
     }
 
     /// Applies every held report, because the user said so; what each did.
     pub fn apply_held(&mut self, soft_limit: u32) -> Result<Vec<(HeldRow, Applied)>, AppError> {
-        Ok(self.store.apply_held(soft_limit)?)
+        super::held::apply(&mut self.store, super::held::Which::All, soft_limit)
     }
 
     /// How many failed rows a resend leaves out unless told to include them: their address

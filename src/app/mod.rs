@@ -10,6 +10,7 @@
 pub mod check;
 mod database;
 mod error;
+pub mod held;
 pub mod html_file;
 pub mod library;
 pub mod presend;
@@ -30,8 +31,8 @@ pub use preview::{Preview, PreviewError, preview};
 pub use crate::compose::field_expression;
 pub use crate::delivery::{Counts, Reply, State, now_ms};
 pub use crate::store::{
-    Applied, CampaignSummary, DomainRow, FeedbackCounts, HeldRow, RecipientId, RecipientRef,
-    RecipientRow, ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage,
+    Applied, CampaignSummary, DomainRow, FeedbackCounts, FeedbackKind, HeldRow, RecipientId,
+    RecipientRef, RecipientRow, ReplyClass, ReplyGroup, ResendFilter, Suppression, SuppressionPage,
     SuppressionReason, TimeBucket, default_path, reason_label,
 };
 

@@ -107,11 +107,7 @@ fn print_applied(done: &[(HeldRow, Applied)], json: bool) -> Result<i32> {
         for (row, _) in done {
             writeln!(out, "applied: {}", held_line(row))?;
         }
-        writeln!(
-            out,
-            "{} unverified report(s) applied; {bounced} bounced, {suppressed} suppressed",
-            done.len()
-        )?;
+        writeln!(out, "{}", crate::app::held::applied_sentence(done))?;
     }
     Ok(exit::DONE)
 }

@@ -281,10 +281,19 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Applies every held report as if it had been verified, because the user said so, and
-    /// forgets them, in one transaction. Returns what each did.
-    pub fn apply_held(&mut self, soft_limit: u32) -> Result<Vec<(HeldRow, Applied)>, StoreError> {
-        let rows = self.held_feedback()?;
+    /// Applies the held reports `which` selects (all of them when `None`) as if they had been
+    /// verified, because the user said so, and forgets them, in one transaction. Returns what
+    /// each did.
+    pub fn apply_held(
+        &mut self,
+        which: Option<(RecipientId, FeedbackKind)>,
+        soft_limit: u32,
+    ) -> Result<Vec<(HeldRow, Applied)>, StoreError> {
+        let rows: Vec<HeldRow> = self
+            .held_feedback()?
+            .into_iter()
+            .filter(|row| which.is_none_or(|(id, kind)| row.recipient == id && row.kind == kind))
+            .collect();
         let tx = self.conn.transaction()?;
         let now = now_ms();
         let mut done = Vec::with_capacity(rows.len());
@@ -303,11 +312,26 @@ impl Store {
                 diagnostic: format!("{} (unverified; applied by the user)", row.diagnostic),
             };
             let applied = apply_one(&tx, &item, soft_limit, now)?;
+            tx.prepare_cached("DELETE FROM held_feedback WHERE recipient_id = ?1 AND kind = ?2")?
+                .execute(params![row.recipient, row.kind.as_str()])?;
             done.push((row, applied));
         }
-        tx.execute("DELETE FROM held_feedback", [])?;
         tx.commit()?;
         Ok(done)
+    }
+
+    /// Forgets one held report without applying it (the user judged it false); whether there
+    /// was one.
+    pub fn dismiss_held(
+        &mut self,
+        recipient: RecipientId,
+        kind: FeedbackKind,
+    ) -> Result<bool, StoreError> {
+        let gone = self.conn.execute(
+            "DELETE FROM held_feedback WHERE recipient_id = ?1 AND kind = ?2",
+            params![recipient, kind.as_str()],
+        )?;
+        Ok(gone > 0)
     }
 
     /// What came back for a campaign.

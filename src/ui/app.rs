@@ -111,6 +111,9 @@ pub enum Action {
     },
     Unsuppress(String),
     ExportSuppressions(PathBuf),
+    /// The review list of held unverified reports (issue #21): apply some or all, dismiss one.
+    ApplyHeld(crate::app::held::Which),
+    DismissHeld(crate::app::RecipientId, crate::app::FeedbackKind),
     /// Add the addresses of a CSV file to the suppression list.
     ImportSuppressions(PathBuf),
     /// The recipients table filtered as a figure of the results view counts them.
@@ -384,6 +387,14 @@ impl HeraldApp {
 
     pub fn feedback(&self) -> FeedbackCounts {
         self.feedback
+    }
+
+    /// How many unverified reports the review list shows (None until read).
+    pub fn held_count(&self) -> Option<usize> {
+        match &self.suppression.review.rows {
+            Some(Ok(rows)) => Some(rows.len()),
+            _ => None,
+        }
     }
 
     /// How many suppressed addresses match the view's search (None until read).

@@ -34,6 +34,8 @@ pub struct SuppressionView {
     /// The address whose Remove was pressed and awaits "Mail again": someone who bounced,
     /// complained or unsubscribed is never mailed again on one mis-click.
     confirming: Option<String>,
+    /// The held unverified reports to apply or dismiss (issue #21).
+    pub review: super::review_ui::ReviewView,
 }
 
 impl SuppressionView {
@@ -80,6 +82,7 @@ impl SuppressionView {
         );
         ui.add_space(6.0);
         self.forms_ui(ui, ctx, &mut actions);
+        actions.extend(self.review.ui(ui));
         ui.separator();
         match &self.page {
             None => {

@@ -175,6 +175,19 @@ pub enum Request {
     ExportSuppressions {
         to: PathBuf,
     },
+    /// The reports held unverified (issue #21), for the review list.
+    HeldReports,
+    /// Apply held reports because the user said so; `path` is the campaign in the window,
+    /// whose `soft_limit` counts (the default without one).
+    ApplyHeld {
+        which: crate::app::held::Which,
+        path: Option<PathBuf>,
+    },
+    /// Forget one held report unapplied.
+    DismissHeld {
+        recipient: RecipientId,
+        kind: crate::app::FeedbackKind,
+    },
     /// Add the addresses of a CSV file to the global suppression list (as `herald
     /// suppression import` does).
     ImportSuppressions {
@@ -287,6 +300,9 @@ pub enum Answer {
     /// An address added to or taken off the list: what happened, for people.
     SuppressionChanged(Result<String, AppError>),
     SuppressionsExported(Result<u64, AppError>),
+    HeldReports(Result<Vec<crate::app::HeldRow>, AppError>),
+    /// Held reports applied or dismissed: what happened, for people.
+    HeldChanged(Result<String, AppError>),
     /// What an import of a suppression file did, for people.
     SuppressionsImported(Result<String, AppError>),
     SignIn(SignInAnswer),
@@ -530,6 +546,30 @@ impl Worker {
                     .store()
                     .and_then(|store| feedback::export(store, &to)),
             ),
+            Request::HeldReports => Answer::HeldReports(
+                self.library
+                    .store()
+                    .and_then(|store| crate::app::held::list(store)),
+            ),
+            Request::ApplyHeld { which, path } => {
+                let campaign = path.as_deref().and_then(|path| load(path).ok());
+                let limit = crate::app::held::soft_limit(campaign.as_ref());
+                Answer::HeldChanged(self.library.store().and_then(|store| {
+                    crate::app::held::apply(store, which, limit)
+                        .map(|done| crate::app::held::applied_sentence(&done))
+                }))
+            }
+            Request::DismissHeld { recipient, kind } => {
+                Answer::HeldChanged(self.library.store().and_then(|store| {
+                    crate::app::held::dismiss(store, recipient, kind).map(|gone| {
+                        if gone {
+                            "The report was dismissed: it changes nobody".to_string()
+                        } else {
+                            "That report was no longer held".to_string()
+                        }
+                    })
+                }))
+            }
             Request::ImportSuppressions { from } => Answer::SuppressionsImported(
                 self.library
                     .store()

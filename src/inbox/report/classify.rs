@@ -7,8 +7,22 @@
 
 use super::{Action, Class, RecipientStatus};
 
+/// What a server's words say happened, read from the phrase table below (issue #21): the
+/// wording MTAs and providers use for each kind of failure, matched in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    /// No such mailbox at that domain.
+    UserUnknown,
+    /// No such domain, or no way to reach it.
+    HostUnknown,
+    /// The mailbox exists but takes no more mail now.
+    MailboxFull,
+    /// Block lists, spam, authentication: the sender's problem.
+    Policy,
+}
+
 /// Block lists, spam and authentication: the sender's problem whatever code came with it.
-const BLOCKED_STRONG: &[&str] = &[
+const POLICY: &[&str] = &[
     "spamhaus",
     "spamcop",
     "barracuda",
@@ -35,12 +49,16 @@ const BLOCKED_STRONG: &[&str] = &[
     "bulk mail",
 ];
 
-/// The address is dead.
-const HARD: &[&str] = &[
+/// The mailbox does not exist: Postfix, Exim, sendmail, qmail, Exchange, Gmail, Yahoo, and
+/// Japanese carriers' notices (宛先不明 "unknown destination", 存在しません "does not exist").
+const USER_UNKNOWN: &[&str] = &[
     "user unknown",
     "unknown user",
     "unknown recipient",
     "recipient unknown",
+    "account is unknown",
+    "unknown account",
+    "unknown local part",
     "no such user",
     "no such mailbox",
     "no such recipient",
@@ -56,16 +74,39 @@ const HARD: &[&str] = &[
     "address not found",
     "address couldn't be found",
     "address could not be found",
+    "invalid recipient",
+    "not a valid recipient",
+    "invalid mailbox",
+    "宛先不明",
+    "存在しません",
+    "存在しない",
+];
+
+/// The domain does not exist or cannot be routed to: Postfix's "Host or domain name not
+/// found", sendmail's "Host unknown", Exim's "Unrouteable address", OpenSMTPD's "Domain does
+/// not exist".
+const HOST_UNKNOWN: &[&str] = &[
+    "host unknown",
+    "unknown host",
+    "no such domain",
+    "domain not found",
+    "domain does not exist",
+    "host not found",
+    "host or domain name not found",
+    "name service error",
+    "unrouteable address",
+    "unroutable address",
+    "bad destination",
+];
+
+/// Other words of a dead address, weaker than the two lists above: they decide only where no
+/// code does.
+const GONE: &[&str] = &[
     "does not exist",
     "doesn't exist",
     "not exist",
     "doesn't have a",
-    "invalid recipient",
-    "not a valid recipient",
-    "invalid mailbox",
     "invalid address",
-    "unrouteable address",
-    "unroutable address",
     "account disabled",
     "account is disabled",
     "account has been disabled",
@@ -73,18 +114,12 @@ const HARD: &[&str] = &[
     "no longer active",
     "user disabled",
     "not our customer",
-    "no such domain",
-    "domain not found",
-    "host not found",
-    "host or domain name not found",
-    "name service error",
-    "bad destination",
     "no longer available",
     "user doesn't",
 ];
 
-/// Worth another try.
-const SOFT: &[&str] = &[
+/// The mailbox is full (Japanese carriers: 容量 "capacity", 満杯 "full").
+const MAILBOX_FULL: &[&str] = &[
     "mailbox full",
     "mailbox is full",
     "over quota",
@@ -93,6 +128,12 @@ const SOFT: &[&str] = &[
     "exceeded storage",
     "insufficient storage",
     "insufficient system storage",
+    "容量",
+    "満杯",
+];
+
+/// Other words of a failure worth another try.
+const TRANSIENT: &[&str] = &[
     "recipsizelimit",
     "too big",
     "too large",
@@ -108,7 +149,7 @@ const SOFT: &[&str] = &[
 ];
 
 /// Policy words weaker than the list above: they decide only when nothing else did.
-const BLOCKED_WEAK: &[&str] = &[
+const POLICY_WEAK: &[&str] = &[
     "policy",
     "blocked",
     "rejected for",
@@ -119,32 +160,55 @@ const BLOCKED_WEAK: &[&str] = &[
     "content rejected",
 ];
 
+impl Wording {
+    /// The kind of failure `text` (lower case) words, strongest first: a block list named
+    /// beside "user unknown" is still a block.
+    pub fn of(text: &str) -> Option<Wording> {
+        if contains_any(text, POLICY) {
+            Some(Wording::Policy)
+        } else if contains_any(text, USER_UNKNOWN) {
+            Some(Wording::UserUnknown)
+        } else if contains_any(text, HOST_UNKNOWN) {
+            Some(Wording::HostUnknown)
+        } else if contains_any(text, MAILBOX_FULL) {
+            Some(Wording::MailboxFull)
+        } else {
+            None
+        }
+    }
+
+    fn says_dead(self) -> bool {
+        matches!(self, Wording::UserUnknown | Wording::HostUnknown)
+    }
+}
+
 /// The class of one recipient's report.
 pub fn classify(status: &RecipientStatus) -> Class {
-    let text = status.diagnostic.to_ascii_lowercase();
+    let text = status.diagnostic.to_lowercase();
+    let wording = Wording::of(&text);
     let code = effective_code(status.status.as_deref(), &text);
     let temporary = status.action == Action::Delayed
         || code.is_some_and(|c| c.0 == 4)
         || (code.is_none() && status.smtp_code.is_some_and(|c| (400..500).contains(&c)));
 
     if let Some((class, subject, detail)) = code
-        && let Some(decided) = by_code(class, subject, detail, &text)
+        && let Some(decided) = by_code(class, subject, detail, &text, wording)
     {
         return decided;
     }
-    if contains_any(&text, BLOCKED_STRONG) {
+    if wording == Some(Wording::Policy) {
         return Class::Blocked;
     }
     if temporary {
         return Class::Soft;
     }
-    if contains_any(&text, HARD) {
+    if wording.is_some_and(Wording::says_dead) || contains_any(&text, GONE) {
         return Class::Hard;
     }
-    if contains_any(&text, SOFT) {
+    if wording == Some(Wording::MailboxFull) || contains_any(&text, TRANSIENT) {
         return Class::Soft;
     }
-    if contains_any(&text, BLOCKED_WEAK) {
+    if contains_any(&text, POLICY_WEAK) {
         return Class::Blocked;
     }
     // Nothing decided: see the module comment.
@@ -174,11 +238,17 @@ pub fn refused_as_dead(reply: &crate::delivery::Reply) -> bool {
 }
 
 /// What a specific enhanced code decides on its own; `None` leaves it to the text.
-fn by_code(class: u8, subject: u16, detail: u16, text: &str) -> Option<Class> {
+fn by_code(
+    class: u8,
+    subject: u16,
+    detail: u16,
+    text: &str,
+    wording: Option<Wording>,
+) -> Option<Class> {
     if class == 4 {
         // RFC 3463: a persistent transient failure. A 4.7.x deferral that names a block list
         // or spam is the sender's problem; any other 4.x.x is worth another try.
-        if subject == 7 && contains_any(text, BLOCKED_STRONG) {
+        if subject == 7 && wording == Some(Wording::Policy) {
             return Some(Class::Blocked);
         }
         return Some(Class::Soft);
@@ -205,6 +275,10 @@ fn by_code(class: u8, subject: u16, detail: u16, text: &str) -> Option<Class> {
         (4, _) => Some(Class::Soft),
         // Content the receiver will not take: the message's fault, not the address's.
         (6, _) => Some(Class::Blocked),
+        // Some servers refuse every recipient with 5.7.1 (Exim's default ACL denial, gateways
+        // that check a directory): when the words say the mailbox or domain does not exist
+        // and name no block, the address is dead whatever the code.
+        (7, _) if wording.is_some_and(Wording::says_dead) => Some(Class::Hard),
         // Security and policy: SPF/DKIM/DMARC (5.7.26, Outlook's 5.7.515), block lists,
         // relaying denied.
         (7, _) => Some(Class::Blocked),
@@ -439,6 +513,91 @@ mod tests {
             Some(553),
             "sender domain does not exist",
             Blocked,
+        );
+    }
+
+    #[test]
+    fn the_phrase_table_names_each_kind() {
+        use Wording::*;
+        let cases = [
+            (
+                "550 5.1.1 <a@b.example>: user unknown in virtual mailbox table",
+                Some(UserUnknown),
+            ),
+            ("unknown user: \"olduser\"", Some(UserUnknown)),
+            ("reason: the user(s) account is unknown", Some(UserUnknown)),
+            ("理由: 宛先不明", Some(UserUnknown)),
+            ("このアドレスは存在しません", Some(UserUnknown)),
+            (
+                "host unknown (name server: x.example: host not found)",
+                Some(HostUnknown),
+            ),
+            ("unrouteable address", Some(HostUnknown)),
+            ("domain does not exist", Some(HostUnknown)),
+            (
+                "host or domain name not found. name service error",
+                Some(HostUnknown),
+            ),
+            ("552 5.2.2 mailbox full, quota exceeded", Some(MailboxFull)),
+            ("reason: the user's mailbox is full", Some(MailboxFull)),
+            ("メールボックスの容量を超えています", Some(MailboxFull)),
+            ("blocked using zen.spamhaus.org", Some(Policy)),
+            ("user unknown; also listed in a dnsbl", Some(Policy)),
+            ("message refused by local policy", None),
+            ("all is well", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(Wording::of(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn words_of_a_dead_address_outweigh_a_blanket_policy_code() {
+        use Class::*;
+        check(
+            Some("5.7.1"),
+            Some(550),
+            "550 5.7.1 <a@b.example>: user unknown",
+            Hard,
+        );
+        check(Some("5.7.1"), Some(550), "5.7.1 Unrouteable address", Hard);
+        check(
+            Some("5.7.1"),
+            Some(550),
+            "5.7.1 user unknown; blocked using zen.spamhaus.org",
+            Blocked,
+        );
+        check(
+            Some("5.7.1"),
+            Some(550),
+            "Recipient address rejected: Message refused by local policy",
+            Blocked,
+        );
+        check(
+            Some("5.7.1"),
+            Some(550),
+            "sender address does not exist",
+            Blocked,
+        );
+        // Carriers' private 5.0.9xx statuses decide nothing: the reason beside them does.
+        check(
+            Some("5.0.911"),
+            None,
+            "Status: 5.0.911 Reason: The user(s) account is unknown",
+            Hard,
+        );
+        check(
+            Some("5.0.922"),
+            None,
+            "Status: 5.0.922 Reason: The user's mailbox is full",
+            Soft,
+        );
+        check(Some("5.0.0"), None, "Domain does not exist", Hard);
+        check(
+            Some("5.0.0"),
+            None,
+            "Host unknown (Name server: x.example: host not found)",
+            Hard,
         );
     }
 

@@ -49,7 +49,40 @@ pub fn read(message: &Message<'_>, headers: &Headers, clues: &mut Clues) -> Repo
             },
         };
     }
-    Report::Delivery(recipient_groups.into_iter().map(recipient).collect())
+    let mut recipients: Vec<RecipientStatus> =
+        recipient_groups.into_iter().map(recipient).collect();
+    add_text_evidence(message, headers, &mut recipients);
+    Report::Delivery(recipients)
+}
+
+/// Many MTAs (Exim's "Unrouteable address", OpenSMTPD) leave the status part's Diagnostic-Code
+/// out and give only a generic `5.0.0`, while the human-readable part (RFC 3464 §2: the first
+/// part, for people) says what happened: a recipient without a diagnostic takes the text its
+/// address stands beside there, so its class is read from words and codes the MTA did write.
+fn add_text_evidence(message: &Message<'_>, headers: &Headers, recipients: &mut [RecipientStatus]) {
+    if recipients.iter().all(|r| !r.diagnostic.is_empty()) {
+        return;
+    }
+    let subject = headers.subject().to_ascii_lowercase();
+    let exclude = [headers.from_address.clone()];
+    let parsed = text::parse(&mime::readable_text(message), &subject, &exclude);
+    for recipient in recipients.iter_mut().filter(|r| r.diagnostic.is_empty()) {
+        let Some(address) = recipient.address.as_deref() else {
+            continue;
+        };
+        let Some(said) = parsed.recipients.iter().find(|found| {
+            found
+                .address
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(address))
+        }) else {
+            continue;
+        };
+        recipient.diagnostic = said.diagnostic.clone();
+        if recipient.smtp_code.is_none() {
+            recipient.smtp_code = said.smtp_code;
+        }
+    }
 }
 
 /// RFC 3464 §2.3: a per-recipient group has a Final-Recipient (required), an Action and a

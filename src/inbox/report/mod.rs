@@ -17,7 +17,7 @@ mod fields;
 mod mime;
 mod text;
 
-pub use classify::{classify, classify_reply, refused_as_dead};
+pub use classify::{Wording, classify, classify_reply, refused_as_dead};
 
 /// One message read from the mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +235,11 @@ fn what_is(
             };
         }
         None => {}
+    }
+    // RFC 5965 §2 asks for multipart/report, but some feedback loops send the same parts as
+    // multipart/mixed: the feedback-report part says what it is.
+    if mime::find_part(message, &["message/feedback-report"]).is_some() {
+        return arf::read(message, clues);
     }
     if text::bounce_signal(headers) {
         // Some relays wrap a DSN in multipart/mixed; the status part still says it all.

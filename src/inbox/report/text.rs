@@ -250,7 +250,7 @@ pub struct Parsed {
     pub quoted_to: Vec<String>,
     /// The quoted returned message's Return-Path (Herald's VERP envelope sender).
     pub quoted_return_path: Vec<String>,
-    /// The first line of the notice carrying an enhanced code.
+    /// The first line of the notice carrying an enhanced code, with the rest of its paragraph.
     pub best_line: Option<String>,
     pub delayed: bool,
     pub too_many: bool,
@@ -278,10 +278,20 @@ pub fn parse(text: &str, subject: &str, exclude: &[String]) -> Parsed {
         .iter()
         .any(|w| subject.contains(w) || notice_lower.contains(w))
         && !notice_lower.contains("permanent");
+    // The line and the rest of its paragraph: carriers write the code on one line and the
+    // reason ("user unknown", "宛先不明") on the next.
     parsed.best_line = notice
         .iter()
-        .find(|line| find_enhanced_at(line).is_some())
-        .map(|line| bounded(line, MAX_DIAGNOSTIC));
+        .position(|line| find_enhanced_at(line).is_some())
+        .map(|at| {
+            let paragraph: Vec<&str> = notice[at..]
+                .iter()
+                .take(6)
+                .take_while(|line| !line.trim().is_empty())
+                .map(|line| line.trim())
+                .collect();
+            bounded(&paragraph.join(" "), MAX_DIAGNOSTIC)
+        });
 
     let mut index = 0;
     while index < notice.len() {

@@ -82,6 +82,13 @@ impl HeraldApp {
             }
             Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
             Action::ExportSuppressions(to) => self.export_suppressions(to),
+            Action::ApplyHeld(which) => self.service.send(Request::ApplyHeld {
+                which,
+                path: self.path.clone(),
+            }),
+            Action::DismissHeld(recipient, kind) => {
+                self.service.send(Request::DismissHeld { recipient, kind })
+            }
             Action::ImportSuppressions(from) => {
                 self.suppression.import_result = None;
                 self.service.send(Request::ImportSuppressions { from });
@@ -466,6 +473,7 @@ impl HeraldApp {
             search: self.suppression.search.trim().to_string(),
             limit: suppression_ui::SHOWN,
         });
+        self.service.send(Request::HeldReports);
     }
 
     fn export_suppressions(&mut self, to: PathBuf) {

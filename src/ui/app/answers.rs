@@ -68,6 +68,8 @@ impl HeraldApp {
             Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
             Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
             Answer::SuppressionsExported(result) => self.suppressions_exported(text(result)),
+            Answer::HeldReports(rows) => self.suppression.review.rows = Some(text(rows)),
+            Answer::HeldChanged(result) => self.held_changed(text(result)),
             Answer::SuppressionsImported(result) => {
                 if result.is_ok() {
                     self.toast_success("Suppression list updated".into());
@@ -434,6 +436,16 @@ impl HeraldApp {
         }
         self.suppression.changed = Some(result);
         self.apply(Action::RefreshSuppressions);
+    }
+
+    /// Held reports applied or dismissed: the list, the counts and the table change.
+    fn held_changed(&mut self, result: Result<String, String>) {
+        if let Ok(text) = &result {
+            self.toast_success(text.clone());
+        }
+        self.suppression.review.changed = Some(result);
+        // The suppression list and the held reports are read again there (this is their tab).
+        self.after_feedback_changed();
     }
 
     fn suppressions_exported(&mut self, result: Result<u64, String>) {
