@@ -846,7 +846,7 @@ fn cautions_ui(ui: &mut egui::Ui, cautions: &[crate::app::check::Caution]) {
 }
 
 /// What an unverified report is, for the window's hover texts (issue #21).
-pub const UNVERIFIED_HOVER: &str = "Reports that name a recipient without proving they concern your mail (no VERP tag, no keyed Message-ID): anyone who knows an address can write one, so they are held, not applied. Review and apply them with: herald bounces CAMPAIGN.toml, then --apply-unverified";
+pub const UNVERIFIED_HOVER: &str = "Reports that name a recipient without proving they concern your mail (no VERP tag, no keyed Message-ID): anyone who knows an address can write one, so they are held, not applied. Review them on the Suppression list page (Apply or Dismiss each), or with herald bounces CAMPAIGN.toml --apply-unverified";
 
 /// The deliverability check's findings (issue #23): one line each, green, amber or red, with
 /// the record seen and the fix for those that are not green.
