@@ -139,11 +139,7 @@ fn enforce_delivers_to_a_listed_mx_over_verified_tls_and_fetches_once_for_many_r
     );
     let emails: Vec<String> = (0..40).map(|n| format!("user{n}@enf.test")).collect();
     let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-    let dir = direct_campaign(
-        &emails,
-        "connections = 8",
-        &section(&dns, mx.port(), &site),
-    );
+    let dir = direct_campaign(&emails, "connections = 8", &section(&dns, mx.port(), &site));
     let engine = Engine::new().expect("engine");
     let last = finish(&mut start(&engine, &dir));
     assert_eq!(last.state, RunState::Finished);
@@ -167,7 +163,14 @@ fn enforce_with_an_unlisted_mx_sends_nothing_and_defers_with_a_sentence() {
         return;
     };
     let mx = tls_mx(&site).ip(ip(72, 2)).start();
-    let zone = publish(Zone::new(), 72, "unl.test", "rogue.unl.test", ip(72, 2), "1");
+    let zone = publish(
+        Zone::new(),
+        72,
+        "unl.test",
+        "rogue.unl.test",
+        ip(72, 2),
+        "1",
+    );
     let dns = DnsServer::start(zone);
     site.policy.set(
         "mta-sts.unl.test",
@@ -192,8 +195,10 @@ fn enforce_with_an_unlisted_mx_sends_nothing_and_defers_with_a_sentence() {
 
 #[test]
 fn enforce_never_sends_in_clear_nor_to_an_untrusted_certificate() {
-    let Some(site) = site(73, &["mta-sts.clear.test", "mta-sts.forged.test", "mx.clear.test"])
-    else {
+    let Some(site) = site(
+        73,
+        &["mta-sts.clear.test", "mta-sts.forged.test", "mx.clear.test"],
+    ) else {
         return;
     };
     // clear.test's MX offers no STARTTLS; forged.test's offers it with a certificate from a CA
@@ -206,7 +211,14 @@ fn enforce_never_sends_in_clear_nor_to_an_untrusted_certificate() {
         .ip(ip(73, 3))
         .port(plain.port())
         .start();
-    let zone = publish(Zone::new(), 73, "clear.test", "mx.clear.test", ip(73, 2), "1");
+    let zone = publish(
+        Zone::new(),
+        73,
+        "clear.test",
+        "mx.clear.test",
+        ip(73, 2),
+        "1",
+    );
     let zone = publish(zone, 73, "forged.test", "mx.forged.test", ip(73, 3), "1");
     let dns = DnsServer::start(zone);
     for domain in ["clear.test", "forged.test"] {
@@ -380,7 +392,14 @@ fn a_policy_host_that_times_out_leaves_the_cached_policy_in_force_or_none() {
         return;
     };
     let mx = SmtpServer::builder().ip(ip(77, 2)).start();
-    let zone = publish(Zone::new(), 77, "cached.test", "mx.cached.test", ip(77, 2), "new");
+    let zone = publish(
+        Zone::new(),
+        77,
+        "cached.test",
+        "mx.cached.test",
+        ip(77, 2),
+        "new",
+    );
     let zone = publish(zone, 77, "fresh.test", "mx.fresh.test", ip(77, 2), "1");
     let dns = DnsServer::start(zone);
     for domain in ["cached.test", "fresh.test"] {
@@ -405,11 +424,18 @@ fn a_policy_host_that_times_out_leaves_the_cached_policy_in_force_or_none() {
     let started = Instant::now();
     run_until_settled(&dir, 1, 1);
     // Bounded by mta_sts_timeout_secs (2 s), not the host's 30 s.
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(site.policy.fetches("mta-sts.cached.test"), 1);
     // The cached policy held: nothing to its unlisted MX.
     let text = reply_text(&dir, "a@cached.test");
-    assert!(text.contains("allows its mail only to mx.elsewhere.test"), "{text}");
+    assert!(
+        text.contains("allows its mail only to mx.elsewhere.test"),
+        "{text}"
+    );
     // Without a cache the policy is treated as absent (RFC 8461 §5.1): delivered.
     assert_eq!(row(&dir, "b@fresh.test").state, State::Sent);
     assert_eq!(mx.rcpt_counts().get("b@fresh.test"), Some(&1));

@@ -6,8 +6,8 @@
 //! relay can fix to the relays through the dispatcher. Never touches SQL or picks relays itself.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -358,7 +358,6 @@ impl Direct {
             opportunistic_tls: (!verified).then_some(self.tls_fallback),
         }
     }
-
 }
 
 /// The recipient's domain in its DNS form.
@@ -513,7 +512,8 @@ async fn work(direct: Arc<Direct>, shared: Arc<Shared>, domain: Arc<Domain>) {
             }
         };
         let policy = direct.policies.policy(&domain.name).await;
-        let Some(opened) = connect(&direct, &shared, &domain, &destination, policy.as_deref()).await
+        let Some(opened) =
+            connect(&direct, &shared, &domain, &destination, policy.as_deref()).await
         else {
             return;
         };

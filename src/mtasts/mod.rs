@@ -181,7 +181,10 @@ impl<R: Resolve> Policies<R> {
     /// The cached policy of `domain`, if one is stored and still parses.
     async fn cached(&self, domain: &str) -> Option<Cached> {
         let key = domain.to_string();
-        let stored = match self.with_store(move |store| store.mta_sts_policy(&key)).await {
+        let stored = match self
+            .with_store(move |store| store.mta_sts_policy(&key))
+            .await
+        {
             Ok(stored) => stored?,
             Err(reason) => {
                 tracing::warn!(%domain, %reason, "MTA-STS cache could not be read");

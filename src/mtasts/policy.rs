@@ -85,7 +85,9 @@ fn starts_sts(record: &str) -> bool {
 
 /// `v=STSv1; id=ALNUM{1,32}; [ext fields]`; extension fields are ignored.
 fn parse_txt(record: &str) -> Option<String> {
-    let mut fields = record.split(';').map(|field| field.trim_matches([' ', '\t']));
+    let mut fields = record
+        .split(';')
+        .map(|field| field.trim_matches([' ', '\t']));
     if fields.next()? != "v=STSv1" {
         return None;
     }
@@ -224,7 +226,10 @@ mod tests {
             Ok(Mode::Testing),
         );
         check("version: STSv1\nmode: none\nmax_age: 1", Ok(Mode::None));
-        check("version:STSv1\nmode:enforce\nmx:a.b\nmax_age:0", Ok(Mode::Enforce));
+        check(
+            "version:STSv1\nmode:enforce\nmx:a.b\nmax_age:0",
+            Ok(Mode::Enforce),
+        );
         check(
             "mode: enforce\nmx: a.b\nmax_age: 1",
             Err(PolicyError::Version),
@@ -237,7 +242,10 @@ mod tests {
             "version: STSv1\nmode: Enforce\nmx: a.b\nmax_age: 1",
             Err(PolicyError::Mode),
         );
-        check("version: STSv1\nmx: a.b\nmax_age: 1", Err(PolicyError::Mode));
+        check(
+            "version: STSv1\nmx: a.b\nmax_age: 1",
+            Err(PolicyError::Mode),
+        );
         check(
             "version: STSv1\nmode: enforce\nmax_age: 1",
             Err(PolicyError::NoMx),

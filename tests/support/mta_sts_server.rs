@@ -37,8 +37,19 @@ pub fn make_pki(dir: &Path, names: &[&str]) -> Pki {
         );
     };
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=Herald MTA-STS Test CA",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Herald MTA-STS Test CA",
     ]);
     let first = names.first().copied().unwrap_or("localhost");
     openssl(&[
@@ -202,13 +213,23 @@ where
         head.extend_from_slice(&chunk[..n]);
     }
     let text = String::from_utf8_lossy(&head).into_owned();
-    let path = text.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let path = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     let host = text
         .lines()
         .find_map(|line| {
             let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("host")
-                .then(|| value.trim().split(':').next().unwrap_or_default().to_string())
+            name.eq_ignore_ascii_case("host").then(|| {
+                value
+                    .trim()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
         })
         .unwrap_or_default();
     let (policy, delay) = {
