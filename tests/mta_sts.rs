@@ -468,3 +468,28 @@ fn mixed_mode_sends_an_enforce_refused_domain_through_the_relay() {
     assert_eq!(relay.rcpt_counts().get("a@mix.test"), Some(&1));
     assert_eq!(row(&dir, "a@mix.test").route.as_deref(), Some("backup"));
 }
+
+#[test]
+fn check_names_a_direct_ca_file_that_holds_no_certificate() {
+    let dns = DnsServer::start(Zone::new());
+    let dir = direct_campaign(&["a@any.test"], "", "");
+    let text = std::fs::read_to_string(&dir.campaign).expect("campaign");
+    std::fs::write(dir.path().join("not-a-ca.pem"), "hello\n").expect("file");
+    std::fs::write(
+        &dir.campaign,
+        format!(
+            "{text}[direct]\nhelo = \"mail.herald.example\"\nnameservers = [\"{}\"]\nca_file = \"not-a-ca.pem\"\n",
+            dns.addr()
+        ),
+    )
+    .expect("campaign");
+    let campaign = Campaign::load(&dir.campaign).expect("loads");
+    let report = herald::app::check(&campaign);
+    assert!(
+        report.problems.iter().any(|problem| problem
+            .starts_with("direct.ca_file: the CA file is not a PEM certificate")
+            && problem.contains("not-a-ca.pem")),
+        "{:?}",
+        report.problems
+    );
+}

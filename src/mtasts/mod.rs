@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,7 +58,6 @@ pub struct Policies<R: Resolve> {
     settings: Settings,
     store: Arc<Mutex<Option<Store>>>,
     found: Mutex<HashMap<String, Arc<OnceCell<Found>>>>,
-    fetches: AtomicU64,
 }
 
 /// A policy read back from the cache, with the id it was fetched under and until when it holds.
@@ -98,13 +96,7 @@ impl<R: Resolve> Policies<R> {
             settings,
             store: Arc::new(Mutex::new(None)),
             found: Mutex::new(HashMap::new()),
-            fetches: AtomicU64::new(0),
         }
-    }
-
-    /// How many policy fetches this run made (each domain at most once).
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::SeqCst)
     }
 
     /// The policy `domain` (ASCII) has in force. Concurrent callers for one domain share one
@@ -152,7 +144,6 @@ impl<R: Resolve> Policies<R> {
 
     /// Fetches and caches `domain`'s policy; None (logged) when it cannot be had.
     async fn fetch(&self, domain: &str, id: &str) -> Option<Policy> {
-        self.fetches.fetch_add(1, Ordering::SeqCst);
         let fetched = fetch::policy(self.resolver.as_ref(), domain, &self.settings).await;
         let (policy, body) = match fetched {
             Ok(fetched) => fetched,
