@@ -195,14 +195,17 @@ fn enforce_with_an_unlisted_mx_sends_nothing_and_defers_with_a_sentence() {
 
 #[test]
 fn enforce_never_sends_in_clear_nor_to_an_untrusted_certificate() {
-    let Some(site) = site(
-        73,
-        &["mta-sts.clear.test", "mta-sts.forged.test", "mx.clear.test"],
-    ) else {
+    let names = [
+        "mta-sts.clear.test",
+        "mta-sts.forged.test",
+        "mta-sts.named.test",
+        "mx.clear.test",
+    ];
+    let Some(site) = site(73, &names) else {
         return;
     };
     // clear.test's MX offers no STARTTLS; forged.test's offers it with a certificate from a CA
-    // nobody trusts.
+    // nobody trusts; named.test's with the trusted CA's certificate, which is not for its name.
     let plain = SmtpServer::builder().ip(ip(73, 2)).start();
     let other_ca = tempfile::tempdir().expect("dir");
     let untrusted = make_pki(other_ca.path(), &["mx.forged.test"]);
@@ -211,6 +214,7 @@ fn enforce_never_sends_in_clear_nor_to_an_untrusted_certificate() {
         .ip(ip(73, 3))
         .port(plain.port())
         .start();
+    let misnamed = tls_mx(&site).ip(ip(73, 4)).port(plain.port()).start();
     let zone = publish(
         Zone::new(),
         73,
@@ -220,22 +224,24 @@ fn enforce_never_sends_in_clear_nor_to_an_untrusted_certificate() {
         "1",
     );
     let zone = publish(zone, 73, "forged.test", "mx.forged.test", ip(73, 3), "1");
+    let zone = publish(zone, 73, "named.test", "mx.named.test", ip(73, 4), "1");
     let dns = DnsServer::start(zone);
-    for domain in ["clear.test", "forged.test"] {
+    for domain in ["clear.test", "forged.test", "named.test"] {
         site.policy.set(
             &format!("mta-sts.{domain}"),
             &policy("enforce", &[&format!("mx.{domain}")], 86_400),
         );
     }
     let dir = direct_campaign(
-        &["a@clear.test", "b@forged.test"],
+        &["a@clear.test", "b@forged.test", "c@named.test"],
         "",
         &section(&dns, plain.port(), &site),
     );
-    run_until_settled(&dir, 0, 2);
-    assert_eq!(plain.received_count() + forged.received_count(), 0);
-    // Nothing of a message reached either server: no MAIL, no RCPT, no DATA.
-    for server in [&plain, &forged] {
+    run_until_settled(&dir, 0, 3);
+    let servers = [&plain, &forged, &misnamed];
+    assert_eq!(servers.iter().map(|s| s.received_count()).sum::<usize>(), 0);
+    // Nothing of a message reached any server: no MAIL, no RCPT, no DATA.
+    for server in servers {
         for session in 1..=server.sessions() {
             let verbs = server.verbs(session);
             assert!(
@@ -244,7 +250,7 @@ fn enforce_never_sends_in_clear_nor_to_an_untrusted_certificate() {
             );
         }
     }
-    for email in ["a@clear.test", "b@forged.test"] {
+    for email in ["a@clear.test", "b@forged.test", "c@named.test"] {
         let text = reply_text(&dir, email);
         assert!(
             text.contains("requires an encrypted connection with a certificate valid")
@@ -256,6 +262,13 @@ fn enforce_never_sends_in_clear_nor_to_an_untrusted_certificate() {
         reply_text(&dir, "a@clear.test").contains("does not offer STARTTLS"),
         "{}",
         reply_text(&dir, "a@clear.test")
+    );
+    assert!(
+        reply_text(&dir, "b@forged.test").contains("no known CA issued it")
+            && reply_text(&dir, "c@named.test").contains("not for this host name"),
+        "{} / {}",
+        reply_text(&dir, "b@forged.test"),
+        reply_text(&dir, "c@named.test")
     );
 }
 

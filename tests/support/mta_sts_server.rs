@@ -36,6 +36,9 @@ pub fn make_pki(dir: &Path, names: &[&str]) -> Pki {
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    let first = names.first().copied().unwrap_or("localhost");
+    // Each CA is named after its first name, so two CAs of one test are told apart.
+    let ca_subject = format!("/CN=Herald MTA-STS Test CA for {first}");
     openssl(&[
         "req",
         "-x509",
@@ -49,9 +52,8 @@ pub fn make_pki(dir: &Path, names: &[&str]) -> Pki {
         "-days",
         "2",
         "-subj",
-        "/CN=Herald MTA-STS Test CA",
+        &ca_subject,
     ]);
-    let first = names.first().copied().unwrap_or("localhost");
     openssl(&[
         "req",
         "-newkey",
