@@ -1,5 +1,6 @@
 //! The direct router: claimed recipients are grouped by domain into one queue per domain, each
 //! drained by a few workers that resolve the domain's mail exchangers once (through `dns.rs`),
+//! ask its MTA-STS policy once (`mtasts`, applied by `direct_sts.rs`: which hosts, what TLS),
 //! connect to the first that answers on `[direct] port` and carry many messages per session,
 //! within the domain's connection cap, per-connection limit and rate (presets and overrides in
 //! `direct_policy.rs`), slowing down when the domain pushes back. In mixed mode it hands what a
@@ -547,8 +548,10 @@ async fn connect(
     policy: Option<&Policy>,
 ) -> Option<Opened> {
     let plan = direct_sts::plan(&domain.name, destination, policy);
-    let enforced = policy.is_some_and(|policy| policy.mode == mtasts::Mode::Enforce);
-    if let (true, Some(policy)) = (plan.is_empty() && enforced, policy) {
+    let enforced = policy.filter(|policy| policy.mode == mtasts::Mode::Enforce);
+    if plan.is_empty()
+        && let Some(policy) = enforced
+    {
         let reason = direct_sts::no_listed_mx(&domain.name, policy, destination);
         tracing::warn!(domain = %domain.name, "MTA-STS: no MX host is listed by the enforce policy");
         give_back_slot(domain);
@@ -612,7 +615,7 @@ async fn connect(
         tracing::warn!(%verdict, "port 25 looks blocked");
         *lock(&direct.blocked) = Some(verdict);
     }
-    let reason = if enforced {
+    let reason = if enforced.is_some() {
         direct_sts::no_secure_mx(&domain.name, &reasons)
     } else {
         format!(

@@ -103,6 +103,10 @@ impl<R: Resolve> Policies<R> {
     /// discovery; later callers in the run get its answer.
     pub async fn policy(&self, domain: &str) -> Found {
         let key = domain.trim_end_matches('.').to_ascii_lowercase();
+        // An address literal (RFC 5321 §4.1.3) names no domain that could publish a policy.
+        if key.starts_with('[') {
+            return None;
+        }
         let cell = {
             let mut found = self
                 .found
