@@ -34,5 +34,6 @@ mod tidy;
 mod tls_auth;
 mod ui;
 mod ui_feedback;
+mod ui_signin;
 mod ui_trust;
 mod unsubscribe;

@@ -6,46 +6,23 @@
 //! a refusal at the provider stop with a sentence; the device grant; the mailbox read with
 //! XOAUTH2, a refused token refreshed once; a campaign sent through XOAUTH2 with one refresh
 //! for all its sessions, nobody failed when every token is invalidated mid-run; a revoked grant
-//! pauses the relay with "Sign in again" and a new sign-in lets the run finish.
+//! pauses the relay with "Sign in again" and a new sign-in lets the run finish; OAUTHBEARER
+//! where a server offers only that, and the answer each mechanism gives a `334` error challenge;
+//! a replayed code refused; the refresh token absent from a debug log, the command line and the
+//! files of a `herald send`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::dovecot::Dovecot;
-use crate::support::oidc::{self, Provider};
+use crate::support::oidc::{self, Provider, keyring};
 use crate::support::postfix::{self, Postfix, PostfixOptions};
-use crate::support::secret_service::SecretService;
-use herald::campaign::Campaign;
+use crate::support::smtp_server::SmtpServer;
+use herald::campaign::{Campaign, Security};
+use herald::engine::smtp::{ConnectError, Credentials, Session, Target, Timeouts};
 use herald::engine::{Engine, RunOptions, RunState};
 use herald::oauth2::{self, Client, DeviceSignIn, Grant, LoopbackSignIn, OAuth2Error, SignedIn};
-
-/// The keyring the refresh tokens go to: a real Secret Service on a private bus, one per test.
-/// Tests here run one at a time (they share this process's environment, which names the bus).
-struct Keyring {
-    _serial: std::sync::MutexGuard<'static, ()>,
-    _service: SecretService,
-}
-
-fn keyring() -> Keyring {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let service = SecretService::start();
-    for (name, value) in service.env() {
-        // SAFETY: the tests of this binary hold SERIAL while they use the environment.
-        unsafe { std::env::set_var(name, value) };
-    }
-    Keyring {
-        _serial: serial,
-        _service: service,
-    }
-}
 
 /// Whether the parts these tests need are missing (and, outside CI, the test should return).
 fn skip() -> bool {
@@ -636,4 +613,292 @@ fn the_cli_signs_in_through_the_loopback_and_check_says_who_must_sign_in() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(&format!("Signed out of {grant}")), "{said}");
+}
+
+fn timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(10),
+        command: Duration::from_secs(10),
+        data: Duration::from_secs(10),
+    }
+}
+
+fn bearer_target(port: u16, security: Security, token: &str) -> Target {
+    Target {
+        route: "m365".into(),
+        host: "127.0.0.1".into(),
+        port,
+        security,
+        helo: "herald.test".into(),
+        credentials: Some(Credentials::Bearer {
+            user: oidc::USER.into(),
+            token: token.into(),
+        }),
+        ca_pem: None,
+        address: None,
+        opportunistic_tls: None,
+    }
+}
+
+/// Issue #22: a server that refuses a bearer answers the initial response with a `334` error
+/// challenge; the client must answer it as the mechanism says (XOAUTH2: an empty line;
+/// OAUTHBEARER: %x01, RFC 7628 §3.2.3) and then reads the `535`. OAUTHBEARER only where the
+/// server offers nothing else; its GS2 header names the user, host and port (§3.1).
+#[test]
+fn a_refused_bearer_gets_the_answer_its_mechanism_asks_for_then_the_535() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (offered, used, answer) in [
+        ("XOAUTH2", "XOAUTH2", ""),
+        ("OAUTHBEARER", "OAUTHBEARER", "AQ=="),
+        ("XOAUTH2 OAUTHBEARER", "XOAUTH2", ""),
+    ] {
+        let server = SmtpServer::builder().bearer(offered, "good").start();
+        let refused = runtime
+            .block_on(Session::connect(
+                &bearer_target(server.port(), Security::None, "stale"),
+                timeouts(),
+            ))
+            .err()
+            .unwrap_or_else(|| panic!("{offered}: a stale token was accepted"));
+        let ConnectError::Auth(reason) = refused else {
+            panic!("{offered}: {refused:?}");
+        };
+        assert!(reason.contains("535 5.7.8"), "{offered}: {reason}");
+        let accepted = runtime.block_on(Session::connect(
+            &bearer_target(server.port(), Security::None, "good"),
+            timeouts(),
+        ));
+        assert!(accepted.is_ok(), "{offered}: {:?}", accepted.err());
+        let exchanges = server.bearer_exchanges();
+        assert_eq!(exchanges.len(), 2, "{offered}: {exchanges:?}");
+        assert!(
+            exchanges.iter().all(|e| e.mechanism == used),
+            "{exchanges:?}"
+        );
+        assert_eq!(exchanges[0].answer_to_error.as_deref(), Some(answer));
+        assert_eq!(exchanges[1].answer_to_error, None);
+        let port = server.port();
+        let expected = match used {
+            "XOAUTH2" => format!("user={}\x01auth=Bearer good\x01\x01", oidc::USER),
+            _ => format!(
+                "n,a={},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer good\x01\x01",
+                oidc::USER
+            ),
+        };
+        assert_eq!(exchanges[1].initial, expected);
+    }
+}
+
+/// Issue #22: where the servers offer only OAUTHBEARER (a Dovecot whose oauth2 passdb takes
+/// only that, and a Postfix handing SMTP AUTH to it), the bounce mailbox and the relay sign in
+/// with it; a token dead at the provider gets Dovecot's error challenge, RFC 7628's answer and
+/// a refusal, then one refresh.
+#[test]
+fn where_the_servers_offer_only_oauthbearer_the_mailbox_and_the_relay_sign_in_with_it() {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let dovecot = Dovecot::start_oauth2_offering(&provider.introspection_url(), "oauthbearer");
+    let postfix = postfix_for(&dovecot);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}\n{}",
+            idle_relay(&grant),
+            mailbox_section(&grant, &dovecot),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let campaign = Campaign::load(&folder.campaign).unwrap();
+    let cell = Grant::shared(client(&folder, &grant));
+    herald::inbox::check(&campaign, &folder.db).unwrap();
+    assert!(provider.expire_access_tokens() >= 1);
+    herald::inbox::check(&campaign, &folder.db).unwrap();
+    assert_eq!(cell.refreshes(), 2, "one refresh after the refusal");
+    let log = dovecot.log();
+    assert!(log.contains("method=OAUTHBEARER"), "{log}");
+    assert!(!log.contains("method=XOAUTH2"), "{log}");
+
+    // SMTP AUTH through Postfix offers what Dovecot offers: OAUTHBEARER alone.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let token = runtime.block_on(cell.access_token()).unwrap();
+    let ca = std::fs::read(postfix.ca_file()).unwrap();
+    let mut target = bearer_target(postfix.submission_port, Security::StartTls, &token);
+    target.ca_pem = Some(ca);
+    let signed = runtime.block_on(Session::connect(&target, timeouts()));
+    assert!(signed.is_ok(), "{:?}", signed.err());
+    target.credentials = Some(Credentials::Bearer {
+        user: oidc::USER.into(),
+        token: "not-a-token".into(),
+    });
+    match runtime.block_on(Session::connect(&target, timeouts())) {
+        Err(ConnectError::Auth(reason)) => assert!(reason.contains("535"), "{reason}"),
+        other => panic!("a dead token over Postfix: {:?}", other.err()),
+    }
+}
+
+/// The stored refresh token, read from the keyring.
+fn stored_refresh(folder: &Folder, grant: &str) -> String {
+    oauth2::block_on(async { Ok(client(folder, grant).stored_refresh().await) })
+        .unwrap()
+        .expect("a refresh token in the keyring")
+}
+
+/// Issue #22: refresh tokens live in the keyring only. `herald send` through XOAUTH2 with every
+/// log on (`HERALD_LOG=debug`, the keyring's D-Bus and the HTTP client included): neither the
+/// token it started with nor the one the provider rotated it to is in its output, its command
+/// line or environment (read from /proc while it sends), the database or the campaign file,
+/// and no SASL response (base64 of `user=…`) is logged either.
+#[test]
+fn the_refresh_token_stays_out_of_debug_logs_the_command_line_and_the_files_of_a_send() {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(300 + 4);
+    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
+    let postfix = postfix_for(&dovecot);
+    let grant = grant_name();
+    let count = 40;
+    let folder = folder(
+        &recipients(count),
+        &format!(
+            "{}\n{}",
+            relay_section(&grant, &postfix, 2),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let before = stored_refresh(&folder, &grant);
+    let mut child = crate::support::cli_run::herald_command()
+        .arg("send")
+        .arg(&folder.campaign)
+        .arg("--db")
+        .arg(&folder.db)
+        .env("HERALD_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let proc = PathBuf::from(format!("/proc/{}", child.id()));
+    // Read once the process has exec'd herald (until then it is the test's fork).
+    let started = Instant::now();
+    let (cmdline, environ) = loop {
+        let cmdline = std::fs::read(proc.join("cmdline")).unwrap_or_default();
+        if cmdline.starts_with(env!("CARGO_BIN_EXE_herald").as_bytes()) {
+            break (
+                cmdline,
+                std::fs::read(proc.join("environ")).unwrap_or_default(),
+            );
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{cmdline:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "herald send did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{out}\n{err}");
+    assert!(
+        err.lines().count() > 20 && err.contains("DEBUG"),
+        "the debug log is on: {err}"
+    );
+    assert_eq!(
+        postfix
+            .wait_for_mail("inbox", count, Duration::from_secs(60))
+            .len(),
+        count
+    );
+    let after = stored_refresh(&folder, &grant);
+    assert_ne!(before, after, "the provider rotated the refresh token");
+    let files = [
+        ("stdout", out.into_bytes()),
+        ("the debug log", err.into_bytes()),
+        ("the command line", cmdline),
+        ("the environment", environ),
+        ("the database", std::fs::read(&folder.db).unwrap()),
+        (
+            "the campaign file",
+            std::fs::read(&folder.campaign).unwrap(),
+        ),
+    ];
+    for (place, bytes) in &files {
+        for token in [&before, &after] {
+            assert!(
+                !bytes
+                    .windows(token.len())
+                    .any(|window| window == token.as_bytes()),
+                "a refresh token is in {place}"
+            );
+        }
+        // base64 of "user=": the start of every XOAUTH2 response, access token inside.
+        assert!(
+            !bytes.windows(7).any(|window| window == b"dXNlcj1"),
+            "a SASL response is in {place}"
+        );
+    }
+}
+
+/// The value of `name` in `url`'s query, with the escapes these tests meet undone.
+fn param(url: &str, name: &str) -> String {
+    url.split(['?', '&'])
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .replace("%3A", ":")
+        .replace("%2F", "/")
+}
+
+/// Issue #22: an authorization code is good once (RFC 6749 §4.1.2). A later sign-in whose
+/// browser comes back, with the right state, carrying a code already spent is refused by the
+/// provider; Herald says so in a sentence and keeps the sign-in it had.
+#[test]
+fn a_replayed_authorization_code_is_refused_with_a_sentence() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    let (first, _, last_url) = sign_in(&provider, client(&folder, &grant), str::to_string);
+    first.unwrap_or_else(|error| panic!("sign-in failed: {error}"));
+    let spent = param(&last_url, "code");
+    let kept = stored_refresh(&folder, &grant);
+    let (again, page, _) = sign_in(&provider, client(&folder, &grant), move |url| {
+        format!(
+            "{}?code={spent}&state={}",
+            param(url, "redirect_uri"),
+            param(url, "state")
+        )
+    });
+    let error = again.unwrap_err().to_string();
+    assert!(
+        error.contains("the provider refused the sign-in code (invalid_grant"),
+        "{error}"
+    );
+    assert!(error.contains("nothing was saved"), "{error}");
+    assert!(page.contains("close this window"), "{page}");
+    assert_eq!(provider.issued("authorization_code"), 1);
+    assert_eq!(stored_refresh(&folder, &grant), kept);
 }

@@ -1,11 +1,11 @@
 //! The application layer: the use cases the window and the CLI both call, so each decision is
 //! made once — check a campaign, preview and test-send a recipient, the checks before a send
 //! (the bounce mailbox, the unsubscribe pull), starting runs, resending, the suppression list and
-//! its files, the library and results. Front ends only parse, draw and print. Below it: `engine`
-//! (sending only), `inbox` (reading mail back), `unsubscribe` (the endpoint and its pull), and
-//! the leaves (`import`, `identity`, `tls`, `http`, `credentials`, `store`, ...), none of which
-//! imports this module. `service` is the window's adapter: a thread answering its requests by
-//! calling the same functions the CLI calls.
+//! its files, the library and results, signing in to OAuth2 grants. Front ends only parse, draw
+//! and print. Below it: `engine` (sending only), `inbox` (reading mail back), `unsubscribe` (the
+//! endpoint and its pull), and the leaves (`import`, `identity`, `tls`, `http`, `credentials`,
+//! `store`, ...), none of which imports this module. `service` is the window's adapter: a thread
+//! answering its requests by calling the same functions the CLI calls.
 
 pub mod check;
 mod database;
@@ -13,6 +13,7 @@ mod error;
 pub mod presend;
 pub mod preview;
 pub mod service;
+pub mod signin;
 pub mod suppression;
 pub mod test_send;
 

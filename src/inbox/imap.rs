@@ -161,9 +161,9 @@ async fn handshake(spec: &BouncesSpec, tcp: TcpStream) -> Result<Stream, InboxEr
 }
 
 /// Reads the server's greeting (RFC 3501 §7.1: the first thing on the connection).
-async fn greeting(client: &mut Client<Stream>) -> Result<(), InboxError> {
+async fn greeting(client: &mut Client<Stream>) -> Result<Option<Vec<String>>, InboxError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, client.read_response()).await {
-        Ok(Ok(Some(_))) => Ok(()),
+        Ok(Ok(Some(response))) => Ok(greeted_mechanisms(response.parsed())),
         Ok(Ok(None)) => Err(InboxError::Imap {
             what: "greeting".into(),
             reason: "the server closed the connection".into(),
@@ -179,6 +179,27 @@ async fn greeting(client: &mut Client<Stream>) -> Result<(), InboxError> {
     }
 }
 
+/// The SASL mechanisms a greeting lists (`* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2 …]`, RFC
+/// 3501 §7.1), upper-cased; None when it lists no capabilities.
+fn greeted_mechanisms(response: &async_imap::imap_proto::Response<'_>) -> Option<Vec<String>> {
+    use async_imap::imap_proto::{Capability, Response, ResponseCode};
+    let Response::Data { outcome, .. } = response else {
+        return None;
+    };
+    let Some(ResponseCode::Capabilities(capabilities)) = &outcome.code else {
+        return None;
+    };
+    Some(
+        capabilities
+            .iter()
+            .filter_map(|capability| match capability {
+                Capability::Auth(mechanism) => Some(mechanism.to_ascii_uppercase()),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
 /// A logged-in session on the bounce mailbox.
 pub struct Mailbox {
     session: Session<Stream>,
@@ -192,18 +213,53 @@ pub enum Login {
     Bearer(String),
 }
 
-/// SASL XOAUTH2 for async-imap: the initial response on the first (empty) challenge; a second
-/// challenge is the server's error (base64 JSON), answered with an empty response so the
-/// server can finish with NO (RFC 7628 §3.2.3).
-struct XOAuth2 {
+/// SASL XOAUTH2 or OAUTHBEARER for async-imap: the initial response on the first (empty)
+/// challenge; a second challenge is the server's error (base64 JSON), answered so the server
+/// can finish with NO: an empty response for XOAUTH2, %x01 for OAUTHBEARER (RFC 7628 §3.2.3).
+struct Bearer {
     response: Option<String>,
+    answer_to_error: &'static str,
 }
 
-impl async_imap::Authenticator for XOAuth2 {
+impl async_imap::Authenticator for Bearer {
     type Response = String;
 
     fn process(&mut self, _challenge: &[u8]) -> String {
-        self.response.take().unwrap_or_default()
+        self.response
+            .take()
+            .unwrap_or_else(|| self.answer_to_error.to_string())
+    }
+}
+
+/// AUTHENTICATE with a bearer token: XOAUTH2 (what Microsoft and Google document), or
+/// OAUTHBEARER (RFC 7628) when the server's greeting lists only that. A server that lists no
+/// capabilities in its greeting (and every STARTTLS one, whose capabilities may change with
+/// TLS) gets XOAUTH2.
+fn bearer_for(
+    spec: &BouncesSpec,
+    token: &str,
+    mechanisms: Option<&[String]>,
+) -> (&'static str, Bearer) {
+    let offers = |name: &str| mechanisms.is_some_and(|list| list.iter().any(|m| m == name));
+    if offers("OAUTHBEARER") && !offers("XOAUTH2") {
+        let response =
+            crate::oauth2::sasl::oauthbearer_raw(&spec.username, &spec.host, spec.port, token);
+        (
+            "OAUTHBEARER",
+            Bearer {
+                response: Some(response),
+                answer_to_error: crate::oauth2::sasl::OAUTHBEARER_ERROR_ANSWER_RAW,
+            },
+        )
+    } else {
+        let response = crate::oauth2::sasl::xoauth2_raw(&spec.username, token);
+        (
+            "XOAUTH2",
+            Bearer {
+                response: Some(response),
+                answer_to_error: "",
+            },
+        )
     }
 }
 
@@ -236,11 +292,11 @@ impl Mailbox {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let client = match spec.security {
+        let (client, mechanisms) = match spec.security {
             Security::Tls => {
                 let mut client = Client::new(handshake(spec, tcp).await?);
-                greeting(&mut client).await?;
-                client
+                let mechanisms = greeting(&mut client).await?;
+                (client, mechanisms)
             }
             Security::StartTls => {
                 let mut client = Client::new(Stream::Plain(tcp));
@@ -258,22 +314,20 @@ impl Mailbox {
                         reason: "the connection was not plain text".into(),
                     });
                 };
-                Client::new(handshake(spec, tcp).await?)
+                (Client::new(handshake(spec, tcp).await?), None)
             }
             Security::None => {
                 let mut client = Client::new(Stream::Plain(tcp));
-                greeting(&mut client).await?;
-                client
+                let mechanisms = greeting(&mut client).await?;
+                (client, mechanisms)
             }
         };
         let signing_in = async {
             match login {
                 Login::Password(password) => client.login(&spec.username, password).await,
                 Login::Bearer(token) => {
-                    let sasl = XOAuth2 {
-                        response: Some(crate::oauth2::sasl::xoauth2_raw(&spec.username, token)),
-                    };
-                    client.authenticate("XOAUTH2", sasl).await
+                    let (mechanism, sasl) = bearer_for(spec, token, mechanisms.as_deref());
+                    client.authenticate(mechanism, sasl).await
                 }
             }
         };

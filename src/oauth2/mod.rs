@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use crate::campaign::{Campaign, OAuth2Provider, OAuth2Spec};
 
-pub use signin::{DeviceCode, DeviceSignIn, LoopbackSignIn, SignedIn, open_browser};
+pub use signin::{BROWSER_LIMIT, DeviceCode, DeviceSignIn, LoopbackSignIn, SignedIn, open_browser};
 
 /// Runs `work` on a runtime of its own, for callers outside one (the CLI, the window's service
 /// thread), as the mailbox reader does.
@@ -331,9 +331,69 @@ impl Client {
         vault::load(&self.entry).is_some()
     }
 
+    /// Who signed in, as the provider named them at the last sign-in (blocking).
+    pub fn account(&self) -> Option<String> {
+        vault::account(&self.entry)
+    }
+
+    /// Why the provider refused this grant's refresh token in this process, when it did
+    /// (`invalid_grant`): the user must sign in again. Cleared by a sign-in or a sign-out.
+    pub fn refusal(&self) -> Option<String> {
+        REFUSALS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(entry, _)| *entry == self.entry)
+            .map(|(_, reason)| reason.clone())
+    }
+
     /// Forgets the refresh token (`herald signout`); says whether there was one (blocking).
     pub fn sign_out(&self) -> bool {
+        forget_refusal(&self.entry);
+        Grant::forget_in_cells(self);
         vault::forget(&self.entry)
+    }
+}
+
+/// The grants whose refresh token the provider refused in this process (keyring entry, the
+/// provider's reason), so the window can say "Sign in again" after the run that met it paused
+/// or ended and its token cell is gone.
+static REFUSALS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn remember_refusal(entry: &str, reason: &str) {
+    let mut refusals = REFUSALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    refusals.retain(|(known, _)| known != entry);
+    refusals.push((entry.to_string(), reason.to_string()));
+}
+
+fn forget_refusal(entry: &str) {
+    REFUSALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|(known, _)| known != entry);
+}
+
+/// Stops a sign-in that waits for the browser (the window's Cancel, or a new sign-in).
+#[derive(Clone, Debug)]
+pub struct Cancel(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once [`Cancel::cancel`] was called.
+    async fn cancelled(&self) {
+        let mut watching = self.0.subscribe();
+        let _ = watching.wait_for(|cancelled| *cancelled).await;
     }
 }
 
@@ -469,9 +529,10 @@ impl Grant {
         cell
     }
 
-    /// After someone signed in to `client`'s grant: cells in use forget their refusal and
-    /// read the new refresh token.
+    /// After someone signed in to (or out of) `client`'s grant: cells in use forget their
+    /// refusal and read the refresh token again.
     pub(crate) fn forget_in_cells(client: &Client) {
+        forget_refusal(&client.entry);
         let cells: Vec<Arc<Grant>> = CELLS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -553,6 +614,9 @@ impl Grant {
             Err(error) => {
                 if error.needs_user() {
                     cell.refused = Some(error.clone());
+                }
+                if let OAuth2Error::SignInAgain { reason, .. } = &error {
+                    remember_refusal(&self.client.entry, reason);
                 }
                 Err(error)
             }

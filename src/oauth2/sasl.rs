@@ -20,6 +20,14 @@ pub fn oauthbearer(user: &str, host: &str, port: u16, token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(oauthbearer_raw(user, host, port, token))
 }
 
+/// OAUTHBEARER's answer to the server's error challenge: the single %x01 of RFC 7628 §3.2.3
+/// (a "dummy" response that ends the exchange so the server can fail it), base64 for SMTP.
+pub const OAUTHBEARER_ERROR_ANSWER: &str = "AQ==";
+
+/// The same before base64 (IMAP's authenticator encodes it itself).
+pub const OAUTHBEARER_ERROR_ANSWER_RAW: &str = "\x01";
+
+/// OAUTHBEARER's initial client response before base64.
 pub fn oauthbearer_raw(user: &str, host: &str, port: u16, token: &str) -> String {
     let user = user.replace('=', "=3D").replace(',', "=2C");
     format!("n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01")
@@ -28,6 +36,14 @@ pub fn oauthbearer_raw(user: &str, host: &str, port: u16, token: &str) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oauthbearer_error_answer_is_one_x01() {
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(OAUTHBEARER_ERROR_ANSWER_RAW),
+            OAUTHBEARER_ERROR_ANSWER
+        );
+    }
 
     #[test]
     fn initial_responses_are_as_documented() {

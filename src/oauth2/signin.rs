@@ -19,6 +19,9 @@ use sha2::Digest;
 use super::{Client, Endpoints, OAuth2Error, Tokens, http, who};
 use crate::credentials::KeyringStore;
 
+/// How long a sign-in through the browser may take before the listener gives up.
+pub const BROWSER_LIMIT: Duration = Duration::from_secs(10 * 60);
+
 /// The page the browser lands on after a good sign-in. Nothing else: no token, no address.
 const CLOSE_PAGE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Herald</title></head><body><p>You can close this window.</p></body></html>";
 
@@ -62,12 +65,24 @@ async fn finish_tokens(client: &Client, tokens: Tokens) -> Result<SignedIn, OAut
     };
     let store = client.save(refresh).await?;
     super::Grant::forget_in_cells(client);
+    let account = who(tokens.id_token.as_deref());
+    let entry = client.entry.clone();
+    let named = account.clone();
+    // Who signed in is only shown; a keyring that took the token but not the name costs the
+    // window the name, not the sign-in.
+    match tokio::task::spawn_blocking(move || super::vault::save_account(&entry, named.as_deref()))
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => tracing::warn!(%reason, "could not keep who signed in"),
+        Err(error) => tracing::warn!(%error, "could not keep who signed in"),
+    }
     let scopes = tokens.scope.as_deref().map_or_else(
         || client.scopes.clone(),
         |granted| granted.split_whitespace().map(str::to_string).collect(),
     );
     Ok(SignedIn {
-        who: who(tokens.id_token.as_deref()),
+        who: account,
         scopes,
         store,
     })
@@ -156,11 +171,29 @@ impl LoopbackSignIn {
     /// Waits (at most `limit`) for the browser to come back, then trades the code for tokens
     /// and keeps the refresh token. The listener is closed when this returns.
     pub async fn finish(self, limit: Duration) -> Result<SignedIn, OAuth2Error> {
-        let code = match tokio::time::timeout(limit, self.redirect()).await {
+        self.finish_unless(limit, &super::Cancel::default()).await
+    }
+
+    /// [`LoopbackSignIn::finish`], stopped early by `cancel` (nothing is saved then).
+    pub async fn finish_unless(
+        self,
+        limit: Duration,
+        cancel: &super::Cancel,
+    ) -> Result<SignedIn, OAuth2Error> {
+        let waited = tokio::select! {
+            waited = tokio::time::timeout(limit, self.redirect()) => waited,
+            () = cancel.cancelled() => {
+                return Err(OAuth2Error::Aborted(format!(
+                    "The sign-in to \"{}\" was cancelled. Nothing was saved.",
+                    self.client.grant
+                )));
+            }
+        };
+        let code = match waited {
             Ok(decision) => decision?,
             Err(_) => {
                 return Err(OAuth2Error::Aborted(format!(
-                    "nobody finished signing in to \"{}\" within {} minutes; run signin again",
+                    "nobody finished signing in to \"{}\" within {} minutes; sign in again",
                     self.client.grant,
                     limit.as_secs() / 60
                 )));
@@ -179,7 +212,7 @@ impl LoopbackSignIn {
             .await
             .map_err(|error| match error {
                 Ok((code, description)) => OAuth2Error::Aborted(format!(
-                    "the provider refused the sign-in code ({}); nothing was saved, run signin again",
+                    "the provider refused the sign-in code ({}); nothing was saved; sign in again",
                     super::describe(&code, &description)
                 )),
                 Err(error) => error,
@@ -261,7 +294,7 @@ fn judge(
                 "This sign-in was not started by Herald, so it was refused. You can close this window.",
             ),
             Some(Err(OAuth2Error::Aborted(format!(
-                "The sign-in to \"{grant}\" was refused: the browser came back from a sign-in Herald did not start (its state did not match). Nothing was saved; run signin again."
+                "The sign-in to \"{grant}\" was refused: the browser came back from a sign-in Herald did not start (its state did not match). Nothing was saved; sign in again."
             )))),
         );
     }
@@ -415,7 +448,7 @@ impl DeviceSignIn {
 
     fn expired(&self) -> OAuth2Error {
         OAuth2Error::Aborted(format!(
-            "The code for \"{}\" expired before anyone signed in with it; run signin again.",
+            "The code for \"{}\" expired before anyone signed in with it; sign in again.",
             self.client.grant
         ))
     }

@@ -3,8 +3,9 @@
 //! at most 2,560 bytes a credential and `keyring` stores a password there as UTF-16, so a piece
 //! is at most 1,000 characters (2,000 bytes); Microsoft's refresh tokens can be longer. Entry
 //! `oauth2:NAME:CLIENT` holds `pieces=N`; `…#1` to `…#N` hold the text. The head is written
-//! last, so a reader never sees a count whose pieces are not all there. Blocking calls; the
-//! caller runs them off the async threads.
+//! last, so a reader never sees a count whose pieces are not all there. `…#account` holds who
+//! signed in (from the ID token), so the window can name the account without asking the
+//! provider. Blocking calls; the caller runs them off the async threads.
 
 use crate::credentials as secrets;
 
@@ -21,6 +22,29 @@ pub fn entry_name(grant: &str, client_id: &str) -> String {
 
 fn piece_name(entry: &str, index: usize) -> String {
     format!("{entry}#{index}")
+}
+
+fn account_name(entry: &str) -> String {
+    format!("{entry}#account")
+}
+
+/// Keeps who signed in beside the token under `entry` (or forgets a previous one: a sign-in
+/// whose provider did not say who must not show the last account's name).
+pub fn save_account(entry: &str, account: Option<&str>) -> Result<(), String> {
+    match account {
+        Some(account) => secrets::store(&account_name(entry), account)
+            .map(|_| ())
+            .map_err(no_keyring),
+        None => {
+            secrets::forget(&account_name(entry));
+            Ok(())
+        }
+    }
+}
+
+/// Who signed in to the token under `entry`, when the provider said and a token is kept.
+pub fn account(entry: &str) -> Option<String> {
+    secrets::lookup(&account_name(entry))
 }
 
 /// Stores `token` under `entry`; says where it went ("Saved in GNOME Keyring").
@@ -74,6 +98,7 @@ pub fn load(entry: &str) -> Option<String> {
 /// Forgets the token under `entry`; says whether there was one.
 pub fn forget(entry: &str) -> bool {
     let had = secrets::forget(entry);
+    secrets::forget(&account_name(entry));
     for index in 1..=MAX_PIECES {
         if !secrets::forget(&piece_name(entry, index)) && index > 1 {
             break;

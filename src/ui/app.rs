@@ -112,6 +112,8 @@ pub enum Action {
         reply: Option<ReplyClass>,
         search: String,
     },
+    /// Sign in to, or out of, an OAuth2 grant of the campaign (issue #22).
+    SignIn(super::signin_ui::SignInAction),
 }
 
 /// What the views share for one frame: the campaign being edited and where its run stands.

@@ -12,6 +12,7 @@ mod publish_ui;
 mod recipients_ui;
 mod rendered_ui;
 mod results_ui;
+mod signin_ui;
 mod suppression_ui;
 mod theme;
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{Action, ViewContext};
+use super::signin_ui::{Scene, SignInPanel};
 use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
 use crate::app::State;
 use crate::app::service::{BeforeStart, Document};
@@ -37,11 +38,14 @@ pub struct PublishView {
     pub start_error: Option<String>,
     /// The bounce mailbox's password being typed; never saved in the campaign or on disk.
     mailbox_password: String,
+    /// Sign-in beside relays and the mailbox that name an OAuth2 grant (issue #22).
+    pub signin: SignInPanel,
 }
 
 impl PublishView {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) -> Vec<Action> {
         let mut actions = Vec::new();
+        self.signin.keep_current(ctx, &mut actions);
         egui::ScrollArea::vertical()
             .id_salt("publish")
             .show(ui, |ui| {
@@ -78,6 +82,7 @@ impl PublishView {
         self.before_start = None;
         self.start_error = None;
         self.relay_tests.clear();
+        self.signin.reset();
     }
 
     pub fn mailbox_checking(&mut self) {
@@ -87,6 +92,10 @@ impl PublishView {
     pub fn mailbox_checked(&mut self, result: Result<Box<Summary>, String>) {
         self.mailbox_busy = false;
         self.mailbox_at_ms = Some(crate::app::now_ms());
+        if result.is_err() {
+            // A refused sign-in fails the check: the mailbox's sign-in row says so.
+            self.signin.stale();
+        }
         self.mailbox = Some(result);
     }
 
@@ -539,6 +548,7 @@ fn delivery_ui(
         });
     }
     let mut remove = None;
+    let scene = Scene::of(ctx);
     for (index, relay) in ctx.doc.raw.relays.iter_mut().enumerate() {
         let name = relay
             .name
@@ -546,22 +556,11 @@ fn delivery_ui(
             .unwrap_or_else(|| format!("relay {}", index + 1));
         egui::Frame::group(ui.style()).show(ui, |ui| {
             relay_ui(ui, index, relay);
-            ui.horizontal(|ui| {
-                let label = ui.label("Password");
-                let typed = view.password_inputs.entry(index).or_default();
-                ui.add(
-                    egui::TextEdit::singleline(typed)
-                        .password(true)
-                        .desired_width(160.0),
-                )
-                .labelled_by(label.id);
-                if ui.button("Keep in keyring").clicked() && !typed.is_empty() {
-                    actions.push(Action::StorePassword {
-                        index,
-                        password: std::mem::take(typed),
-                    });
-                }
-            });
+            if let Some(grant) = relay.oauth2.clone() {
+                view.signin.grant_ui(ui, scene, &grant, actions);
+            } else {
+                password_row_ui(view, ui, index, actions);
+            }
             ui.horizontal(|ui| {
                 if ui.button("Test connection").clicked() {
                     actions.push(Action::TestRelay(index));
@@ -594,6 +593,31 @@ fn delivery_ui(
             ..RawRelay::default()
         });
     }
+}
+
+/// A relay's password, typed and kept in the keyring under its `password_env`.
+fn password_row_ui(
+    view: &mut PublishView,
+    ui: &mut egui::Ui,
+    index: usize,
+    actions: &mut Vec<Action>,
+) {
+    ui.horizontal(|ui| {
+        let label = ui.label("Password");
+        let typed = view.password_inputs.entry(index).or_default();
+        ui.add(
+            egui::TextEdit::singleline(typed)
+                .password(true)
+                .desired_width(160.0),
+        )
+        .labelled_by(label.id);
+        if ui.button("Keep in keyring").clicked() && !typed.is_empty() {
+            actions.push(Action::StorePassword {
+                index,
+                password: std::mem::take(typed),
+            });
+        }
+    });
 }
 
 fn text_cell(ui: &mut egui::Ui, label: &str, value: &mut Option<String>, width: f32) {
@@ -645,7 +669,12 @@ fn relay_ui(ui: &mut egui::Ui, index: usize, relay: &mut RawRelay) {
     });
     ui.horizontal(|ui| {
         text_cell(ui, "Username", &mut relay.username, 120.0);
-        text_cell(ui, "Password variable", &mut relay.password_env, 140.0);
+        match &relay.oauth2 {
+            Some(grant) => {
+                ui.label(format!("Signs in with [oauth2.{grant}]"));
+            }
+            None => text_cell(ui, "Password variable", &mut relay.password_env, 140.0),
+        }
     });
     ui.horizontal(|ui| {
         number_cell(ui, "Weight", &mut relay.weight, 1, 1..=1_000);
@@ -664,7 +693,9 @@ fn relay_ui(ui: &mut egui::Ui, index: usize, relay: &mut RawRelay) {
             0..=100_000_000,
         );
     });
-    ui.weak("The password is looked up under the variable name: first in the environment, then in the system keyring. It is never saved in the campaign.");
+    if relay.oauth2.is_none() {
+        ui.weak("The password is looked up under the variable name: first in the environment, then in the system keyring. It is never saved in the campaign.");
+    }
 }
 
 fn options_ui(ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) {
@@ -879,7 +910,9 @@ fn feedback_ui(
     } else if view.mailbox.is_none() && !view.mailbox_busy {
         ui.weak("Not checked yet in this session: Start reads it first, or press Check mailbox.");
     }
-    if let Some(name) = bounces.password_env.clone().filter(|name| !name.is_empty()) {
+    if let Some(grant) = bounces.oauth2.clone() {
+        view.signin.grant_ui(ui, Scene::of(ctx), &grant, actions);
+    } else if let Some(name) = bounces.password_env.clone().filter(|name| !name.is_empty()) {
         mailbox_password_ui(view, ui, name, actions);
     }
 }

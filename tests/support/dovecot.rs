@@ -67,17 +67,23 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
-        Dovecot::start_with(None)
+        Dovecot::start_with(None, "")
     }
 
     /// A Dovecot whose `USER` also signs in with SASL XOAUTH2 or OAUTHBEARER: its `oauth2`
     /// passdb asks `introspection_url` (RFC 7662, POST, the URL carrying the resource server's
     /// client id and secret) whether the bearer token is active and whose it is (`sub`).
     pub fn start_oauth2(introspection_url: &str) -> Dovecot {
-        Dovecot::start_with(Some(introspection_url))
+        Dovecot::start_with(Some(introspection_url), "xoauth2 oauthbearer")
     }
 
-    fn start_with(introspection_url: Option<&str>) -> Dovecot {
+    /// [`Dovecot::start_oauth2`] offering only these bearer mechanisms (`"oauthbearer"`), in
+    /// IMAP and, through its auth socket, in a Postfix's SMTP AUTH.
+    pub fn start_oauth2_offering(introspection_url: &str, mechanisms: &str) -> Dovecot {
+        Dovecot::start_with(Some(introspection_url), mechanisms)
+    }
+
+    fn start_with(introspection_url: Option<&str>, bearer_mechanisms: &str) -> Dovecot {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         // Dovecot's processes run as nobody and must reach the passwd file and the Maildir.
@@ -113,8 +119,8 @@ impl Dovecot {
         chmod(&root.join("passwd"), 0o644);
         let imap_port = free_port();
         let imaps_port = free_port();
-        let (mechanisms, oauth2_passdb) = match introspection_url {
-            None => ("plain login", String::new()),
+        let (mechanisms, oauth2_passdb): (String, String) = match introspection_url {
+            None => ("plain login".into(), String::new()),
             Some(url) => {
                 let ext = root.join("oauth2.conf.ext");
                 std::fs::write(
@@ -128,10 +134,10 @@ impl Dovecot {
                 .expect("oauth2 conf");
                 chmod(&ext, 0o644);
                 (
-                    "plain login xoauth2 oauthbearer",
+                    format!("plain login {bearer_mechanisms}"),
                     // The auth socket lets a Postfix smtpd hand SMTP AUTH to this Dovecot.
                     format!(
-                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n\
+                        "passdb {{\n  driver = oauth2\n  mechanisms = {bearer_mechanisms}\n  args = {}\n}}\n\
                          service auth {{\n  unix_listener {}/auth-client {{\n    mode = 0666\n  }}\n}}\n",
                         ext.display(),
                         root.display()

@@ -217,3 +217,30 @@ impl Drop for Provider {
         let _ = self.child.wait();
     }
 }
+
+/// The keyring the refresh tokens go to: a real Secret Service on a private bus, one per test.
+/// The tests that use it run one at a time (they share this process's environment, which names the bus).
+pub struct Keyring {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    _service: super::secret_service::SecretService,
+}
+
+pub fn keyring() -> Keyring {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let service = super::secret_service::SecretService::start();
+    for (name, value) in service.env() {
+        // SAFETY: the tests of this binary hold SERIAL while they use the environment.
+        unsafe { std::env::set_var(name, value) };
+    }
+    Keyring {
+        _serial: serial,
+        _service: service,
+    }
+}

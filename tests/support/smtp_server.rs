@@ -87,6 +87,8 @@ type Rule = Arc<dyn Fn(&str, u32) -> Reply + Send + Sync>;
 struct Config {
     rule: Rule,
     auth: Option<(String, String)>,
+    /// SASL bearer mechanisms advertised (`XOAUTH2`, `OAUTHBEARER`) and the one good token.
+    bearer: Option<(String, String)>,
     greeting_delay: Duration,
     greeting_code: u16,
     greeting_text: String,
@@ -119,6 +121,17 @@ struct State {
     lone_dots: u64,
     /// The verbs received, in order, per session.
     verbs: HashMap<u64, Vec<String>>,
+    bearer_exchanges: Vec<BearerExchange>,
+}
+
+/// One AUTH XOAUTH2 or OAUTHBEARER as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BearerExchange {
+    pub mechanism: String,
+    /// The initial client response, base64-decoded.
+    pub initial: String,
+    /// What the client sent back to the `334` error challenge, as written (None: accepted).
+    pub answer_to_error: Option<String>,
 }
 
 struct Shared {
@@ -149,6 +162,7 @@ impl Default for SmtpServerBuilder {
             config: Config {
                 rule: Arc::new(|_: &str, _: u32| Reply::Accept),
                 auth: None,
+                bearer: None,
                 greeting_delay: Duration::ZERO,
                 greeting_code: 220,
                 greeting_text: "herald-test ESMTP".to_owned(),
@@ -199,6 +213,14 @@ impl SmtpServerBuilder {
     /// wrong credentials get `535 5.7.8`.
     pub fn auth(mut self, user: &str, password: &str) -> Self {
         self.config.auth = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Advertise `AUTH MECHANISMS` (`"XOAUTH2"`, `"OAUTHBEARER"` or both) and require it before
+    /// MAIL. A bearer other than `token` gets the `334` error challenge Google documents
+    /// (base64 JSON), the client's answer is recorded, then `535 5.7.8`.
+    pub fn bearer(mut self, mechanisms: &str, token: &str) -> Self {
+        self.config.bearer = Some((mechanisms.to_owned(), token.to_owned()));
         self
     }
 
@@ -373,6 +395,11 @@ impl SmtpServer {
     /// Snapshot of the accepted messages, in order of acceptance (one per accepted DATA).
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().received.clone()
+    }
+
+    /// Every AUTH XOAUTH2 / OAUTHBEARER so far, in order.
+    pub fn bearer_exchanges(&self) -> Vec<BearerExchange> {
+        self.shared.lock().bearer_exchanges.clone()
     }
 
     /// Number of accepted messages so far.
@@ -631,8 +658,16 @@ impl Session {
                 if self.shared.config.starttls.is_some() && !self.tls {
                     reply.push_str("250-STARTTLS\r\n");
                 }
+                let mut mechanisms = Vec::new();
                 if self.shared.config.auth.is_some() {
-                    reply.push_str("250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN");
+                    mechanisms.push("PLAIN LOGIN");
+                }
+                if let Some((bearer, _)) = &self.shared.config.bearer {
+                    mechanisms.push(bearer);
+                }
+                if !mechanisms.is_empty() {
+                    reply.push_str("250-ENHANCEDSTATUSCODES\r\n250 AUTH ");
+                    reply.push_str(&mechanisms.join(" "));
                 } else {
                     reply.push_str("250 ENHANCEDSTATUSCODES");
                 }
@@ -674,7 +709,8 @@ impl Session {
             self.reply("503 5.5.1 Nested MAIL command").await?;
             return Ok(Flow::Continue);
         }
-        if self.shared.config.auth.is_some() && self.auth_user.is_none() {
+        let config = &self.shared.config;
+        if (config.auth.is_some() || config.bearer.is_some()) && self.auth_user.is_none() {
             self.reply("530 5.7.0 Authentication required").await?;
             return Ok(Flow::Continue);
         }
@@ -875,6 +911,17 @@ impl Session {
     }
 
     async fn auth(&mut self, arg: &str) -> io::Result<()> {
+        let mechanism = arg
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if let Some((offered, token)) = self.shared.config.bearer.clone()
+            && offered.split_whitespace().any(|m| m == mechanism)
+            && self.auth_user.is_none()
+        {
+            return self.bearer(&mechanism, arg, &token).await;
+        }
         let Some((user, password)) = self.shared.config.auth.clone() else {
             return self.reply("502 5.5.1 AUTH not available").await;
         };
@@ -943,6 +990,49 @@ impl Session {
                     .await
             }
         }
+    }
+
+    /// AUTH XOAUTH2 / OAUTHBEARER with an initial response. A wrong bearer gets the error
+    /// challenge, whose answer is recorded as written, then 535 (RFC 7628 §3.2.3).
+    async fn bearer(&mut self, mechanism: &str, arg: &str, token: &str) -> io::Result<()> {
+        let initial = arg.split_whitespace().nth(1).unwrap_or_default();
+        let Some(decoded) = decode_base64(initial).and_then(|raw| String::from_utf8(raw).ok())
+        else {
+            return self.reply("501 5.5.2 Cannot decode response").await;
+        };
+        let fields: Vec<&str> = decoded.split('\x01').collect();
+        let given = fields
+            .iter()
+            .find_map(|field| field.strip_prefix("auth=Bearer "));
+        let user = fields.iter().find_map(|field| {
+            field
+                .strip_prefix("user=")
+                .or_else(|| field.strip_prefix("n,a=")?.strip_suffix(','))
+        });
+        let mut exchange = BearerExchange {
+            mechanism: mechanism.to_owned(),
+            initial: decoded.clone(),
+            answer_to_error: None,
+        };
+        if given == Some(token)
+            && let Some(user) = user
+        {
+            self.auth_user = Some(user.to_owned());
+            self.shared.lock().bearer_exchanges.push(exchange);
+            return self.reply("235 2.7.0 Accepted").await;
+        }
+        // Google's documented error challenge for XOAUTH2.
+        let error = r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#;
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, error);
+        self.reply(&format!("334 {encoded}")).await?;
+        let mut line = Vec::new();
+        if self.read_line(&mut line).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        exchange.answer_to_error = Some(String::from_utf8_lossy(trim_eol(&line)).into_owned());
+        self.shared.lock().bearer_exchanges.push(exchange);
+        self.reply("535 5.7.8 Username and Password not accepted")
+            .await
     }
 
     /// Sends an AUTH challenge and reads the client's answer. `None` when the client

@@ -22,9 +22,11 @@ mod feedback;
 mod files;
 mod library;
 mod runs;
+mod signin;
 
 pub use crate::app::presend::BeforeStart;
 pub use campaigns::{RESULT_DOMAINS, ResultsData, next_name};
+pub use signin::{SignInAnswer, SignInRequest};
 
 use library::Library;
 use runs::Runs;
@@ -100,6 +102,8 @@ pub enum Request {
     TestRelay {
         relay: RelaySpec,
         helo: String,
+        /// The saved campaign, for a relay that signs in with one of its `[oauth2.NAME]`.
+        campaign: Option<PathBuf>,
     },
     /// Keep a relay password in the keyring under `name` (the relay's `password_env`).
     StorePassword {
@@ -160,6 +164,8 @@ pub enum Request {
     ExportSuppressions {
         to: PathBuf,
     },
+    /// The campaign's OAuth2 grants: who is signed in, signing in and out (issue #22).
+    SignIn(SignInRequest),
 }
 
 /// What the window edits: the campaign file and the text of its templates.
@@ -253,6 +259,7 @@ pub enum Answer {
     /// An address added to or taken off the list: what happened, for people.
     SuppressionChanged(Result<String, AppError>),
     SuppressionsExported(Result<u64, AppError>),
+    SignIn(SignInAnswer),
 }
 
 /// The window's handle on the service thread.
@@ -277,6 +284,7 @@ impl Service {
                     library: Library::new(db.clone()),
                     db: db.clone(),
                     runs: Runs::new(engine, db, shared_progress, Arc::clone(&wake)),
+                    signins: signin::SignIns::default(),
                     answers: answer_tx,
                     wake,
                 };
@@ -314,6 +322,7 @@ struct Worker {
     /// The database file, for the mailbox reader (which opens its own connection).
     db: PathBuf,
     runs: Runs,
+    signins: signin::SignIns,
     answers: Sender<Answer>,
     wake: Wake,
 }
@@ -407,9 +416,13 @@ impl Worker {
             Request::TestSend { path, index, to } => {
                 Answer::TestSent(self.runs.test_send(&path, index, to))
             }
-            Request::TestRelay { relay, helo } => Answer::RelayTested {
+            Request::TestRelay {
+                relay,
+                helo,
+                campaign,
+            } => Answer::RelayTested {
                 name: relay.name.clone(),
-                result: self.runs.test_relay(&relay, &helo),
+                result: self.runs.test_relay(&relay, &helo, campaign.as_deref()),
             },
             Request::StorePassword { name, password } => Answer::PasswordStored {
                 result: crate::credentials::store(&name, &password)
@@ -472,6 +485,9 @@ impl Worker {
                     .store()
                     .and_then(|store| feedback::export(store, &to)),
             ),
+            Request::SignIn(request) => {
+                return self.signins.handle(request, &self.answers, &self.wake);
+            }
         })
     }
 

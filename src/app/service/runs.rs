@@ -13,6 +13,24 @@ use crate::engine::smtp::{Credentials, Session, Target, Timeouts};
 use crate::engine::{Engine, Progress, RunHandle, RunOptions, Wake};
 use crate::store::RecipientRef;
 
+/// The token cell of `grant` in the saved campaign at `campaign`.
+fn relay_grant(
+    campaign: Option<&Path>,
+    grant: &str,
+) -> Result<Arc<crate::oauth2::Grant>, AppError> {
+    let Some(path) = campaign else {
+        return Err(AppError::new(
+            ErrorKind::Campaign,
+            format!(
+                "save the campaign first: the relay signs in with [oauth2.{grant}], which is read from the file"
+            ),
+        ));
+    };
+    let campaign = crate::campaign::Campaign::load_for_reading(path)?;
+    let client = crate::app::signin::client(&campaign, grant)?;
+    Ok(crate::oauth2::Grant::shared(client))
+}
+
 pub(super) struct Runs {
     engine: Engine,
     db: PathBuf,
@@ -128,8 +146,21 @@ impl Runs {
             Err(error) => Err(error.into()),
         }
     }
-    pub(super) fn test_relay(&mut self, relay: &RelaySpec, helo: &str) -> Result<String, AppError> {
+    /// Connects to `relay` as a run would and says how it went. A relay that signs in with
+    /// OAuth2 gets an access token from its grant's shared cell, which reads the saved
+    /// campaign's `[oauth2.NAME]` (`campaign`).
+    pub(super) fn test_relay(
+        &mut self,
+        relay: &RelaySpec,
+        helo: &str,
+        campaign: Option<&Path>,
+    ) -> Result<String, AppError> {
+        let grant = match (&relay.username, &relay.oauth2) {
+            (Some(user), Some(grant)) => Some((user.clone(), relay_grant(campaign, grant)?)),
+            _ => None,
+        };
         let credentials = match (&relay.username, &relay.password_env) {
+            _ if grant.is_some() => None,
             (Some(user), Some(var)) => {
                 let password = std::env::var(var).map_err(|_| {
                     format!("the environment variable {var} (the password) is not set")
@@ -162,6 +193,14 @@ impl Runs {
             data: Duration::from_secs(20),
         };
         self.engine.block_on(async move {
+            let mut target = target;
+            if let Some((user, grant)) = grant {
+                let token = grant
+                    .access_token()
+                    .await
+                    .map_err(crate::app::signin::error)?;
+                target.credentials = Some(Credentials::Bearer { user, token });
+            }
             match Session::connect(&target, timeouts).await {
                 Ok(session) => {
                     session.quit().await;

@@ -333,8 +333,7 @@ impl Session {
 
     /// AUTH XOAUTH2 with the initial response (RFC 4954 §4), or OAUTHBEARER (RFC 7628) when the
     /// server offers only that. A failure may come as a `334` carrying an error (base64 JSON):
-    /// RFC 7628 §3.2.3 asks the client to answer it with an empty line (XOAUTH2 servers expect
-    /// the same), after which the server sends its `535`.
+    /// the client answers it as each mechanism asks, after which the server sends its `535`.
     async fn authenticate_bearer(
         &mut self,
         user: &str,
@@ -343,22 +342,32 @@ impl Session {
         port: u16,
     ) -> Result<(), ConnectError> {
         let limit = self.timeouts.command;
-        let line = if self.capabilities.auth_xoauth2 || !self.capabilities.auth_oauthbearer {
+        // What the client answers the error challenge with: XOAUTH2 (Google's and Microsoft's
+        // documentation) an empty line; OAUTHBEARER the single %x01 of RFC 7628 §3.2.3,
+        // base64-encoded as every SASL response in SMTP is (RFC 4954 §4).
+        let (line, answer_to_error) = if self.capabilities.auth_xoauth2
+            || !self.capabilities.auth_oauthbearer
+        {
             if !self.capabilities.auth_xoauth2 {
                 return Err(ConnectError::Auth(
                     "the server offers neither AUTH XOAUTH2 nor AUTH OAUTHBEARER, so it cannot sign in with OAuth2".into(),
                 ));
             }
-            format!("AUTH XOAUTH2 {}", crate::oauth2::sasl::xoauth2(user, token))
+            let response = crate::oauth2::sasl::xoauth2(user, token);
+            (format!("AUTH XOAUTH2 {response}"), "")
         } else {
-            format!(
-                "AUTH OAUTHBEARER {}",
-                crate::oauth2::sasl::oauthbearer(user, host, port, token)
+            let response = crate::oauth2::sasl::oauthbearer(user, host, port, token);
+            (
+                format!("AUTH OAUTHBEARER {response}"),
+                crate::oauth2::sasl::OAUTHBEARER_ERROR_ANSWER,
             )
         };
         let mut reply = self.command(&line, limit).await.map_err(lost_connecting)?;
         if reply.code == 334 {
-            reply = self.command("", limit).await.map_err(lost_connecting)?;
+            reply = self
+                .command(answer_to_error, limit)
+                .await
+                .map_err(lost_connecting)?;
         }
         if reply.code != 235 {
             return Err(ConnectError::Auth(explain_refusal(&refused(&reply))));

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::super::dialogs::Purpose;
 use super::super::library_ui::shown_path;
 use super::super::recipients_ui::BLOCK_ROWS;
+use super::super::signin_ui::SignInAction;
 use super::super::suppression_ui;
 use super::{Action, Closing, HeraldApp, Tab, starter_document};
 use crate::app::service::Request;
@@ -81,6 +82,18 @@ impl HeraldApp {
             }
             Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
             Action::ExportSuppressions(to) => self.export_suppressions(to),
+            Action::SignIn(action) => self.sign_in(action),
+        }
+    }
+
+    /// A sign-in reads the campaign file's `[oauth2.NAME]`, so it goes after a save; asking
+    /// where grants stand, cancelling and signing out read what is saved.
+    fn sign_in(&mut self, action: SignInAction) {
+        match action {
+            SignInAction::Start { .. } => {
+                self.after_saving(|path| Request::SignIn(action.request(path)))
+            }
+            _ => self.for_campaign(|path| Request::SignIn(action.request(path))),
         }
     }
 
@@ -285,7 +298,12 @@ impl HeraldApp {
         if let Some((relay, helo)) = super::super::publish_ui::relay_spec(&self.doc, path, index) {
             let tested = self.doc.raw.relays.get(index).cloned().unwrap_or_default();
             self.publish.relay_testing(&relay.name, tested);
-            self.service.send(Request::TestRelay { relay, helo });
+            let campaign = self.path.clone();
+            self.service.send(Request::TestRelay {
+                relay,
+                helo,
+                campaign,
+            });
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::super::library_ui::shown_path;
 use super::{Action, Closing, HeraldApp, Tab};
-use crate::app::service::{Answer, BeforeStart, Document, Request};
+use crate::app::service::{Answer, BeforeStart, Document, Request, SignInAnswer};
 use crate::app::{AppError, Counts, ErrorKind, FeedbackCounts, RecipientRow};
 use crate::engine::RunState;
 use crate::inbox::Summary;
@@ -64,6 +64,7 @@ impl HeraldApp {
             Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
             Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
             Answer::SuppressionsExported(result) => self.suppressions_exported(text(result)),
+            Answer::SignIn(answer) => self.signin_answered(answer),
         }
     }
 
@@ -154,6 +155,19 @@ impl HeraldApp {
             && !self.problems.contains(error)
         {
             self.problems.push(error.clone());
+        }
+    }
+
+    /// A sign-in or sign-out that ended changes what `herald check` says ("nobody has signed
+    /// in yet"), so the campaign is checked again.
+    fn signin_answered(&mut self, answer: SignInAnswer) {
+        let ended = matches!(
+            answer,
+            SignInAnswer::Finished { result: Ok(_), .. } | SignInAnswer::SignedOut { .. }
+        );
+        self.publish.signin.answer(answer, self.path.as_deref());
+        if ended && let Some(path) = self.path.clone() {
+            self.service.send(Request::Validate { path });
         }
     }
 

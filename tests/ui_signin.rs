@@ -1,0 +1,347 @@
+//! Signing in from the window (issue #22), driven headless through egui_kittest against the
+//! real OpenID provider (npm `oidc-provider`) and a real Secret Service: beside a relay that
+//! names an `[oauth2.NAME]` grant the window offers "Sign in", opens the system browser (here
+//! `$BROWSER`, a script that writes down the address it is given; the test then plays the
+//! browser with curl, as tests/oauth2.rs does), names the account once signed in, and forgets
+//! it on "Sign out". When the provider refuses the kept sign-in during a run, the run pauses and
+//! the row says "Sign in again to NAME"; signing in from the window clears it, and Resume
+//! finishes the run through a Postfix whose SMTP AUTH a Dovecot checks against the provider.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::dovecot::Dovecot;
+use crate::support::oidc::{self, Provider, keyring};
+use crate::support::postfix::{self, Postfix, PostfixOptions};
+use crate::support::window::window;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use herald::campaign::Campaign;
+use herald::engine::RunState;
+use herald::oauth2::Client;
+use herald::ui::{HeraldApp, Remembered};
+
+fn skip() -> bool {
+    oidc::skip() || crate::support::secret_service::skip()
+}
+
+fn grant_name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "win{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The system browser, as the window opens it: `$BROWSER` names a script that appends each
+/// address it is asked to open to a file. Set while the test holds the keyring (which
+/// serializes the tests that change the environment).
+struct Browser {
+    dir: tempfile::TempDir,
+}
+
+impl Browser {
+    fn install() -> Browser {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("browser");
+        let urls = dir.path().join("urls");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n", urls.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // SAFETY: the tests that change the environment hold the keyring's lock.
+        unsafe { std::env::set_var("BROWSER", &script) };
+        Browser { dir }
+    }
+
+    /// The `n`-th address the window opened (1-based), stepping the window while waiting.
+    fn nth_url(&self, harness: &mut Harness<'_, HeraldApp>, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let urls = std::fs::read_to_string(self.dir.path().join("urls")).unwrap_or_default();
+            if let Some(url) = urls.lines().nth(n - 1) {
+                return url.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the window opened no browser; status: {}; problems: {:?}",
+                harness.state().status(),
+                harness.state().problems()
+            );
+            harness.step();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SAFETY: as in `install`.
+        unsafe { std::env::remove_var("BROWSER") };
+    }
+}
+
+struct Folder {
+    _dir: tempfile::TempDir,
+    campaign: PathBuf,
+    db: PathBuf,
+}
+
+/// A relay that is never reached: the first test does not send.
+fn closed_relay() -> String {
+    "host = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\n".to_string()
+}
+
+/// A campaign of one recipient whose relay (`relay`: host, port, security…) signs in with
+/// `grant` at `provider`.
+fn folder(grant: &str, provider: &Provider, relay: &str) -> Folder {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("list.csv"),
+        format!("email\ninbox+r0@{}\n", postfix::DOMAIN),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("body.txt"), "Hello\n").unwrap();
+    let text = format!(
+        "[message]\nfrom = \"News <news@herald.test>\"\nsubject = \"Hi\"\ntext = \"body.txt\"\n\n\
+         [recipients]\ncsv = \"list.csv\"\n\n\
+         [delivery]\nretry_delays = [\"1s\"]\n\n\
+         [[relay]]\nname = \"m365\"\n{relay}username = \"{user}\"\noauth2 = \"{grant}\"\n\n\
+         [oauth2.{grant}]\nprovider = \"oidc\"\nclient_id = \"{client}\"\nissuer = \"{issuer}\"\n\
+         scopes = [\"openid\", \"email\", \"mail\", \"offline_access\"]\n",
+        user = oidc::USER,
+        client = oidc::CLIENT_ID,
+        issuer = provider.issuer(),
+    );
+    let campaign = dir.path().join("campaign.toml");
+    std::fs::write(&campaign, text).unwrap();
+    Folder {
+        campaign,
+        db: dir.path().join("herald.db"),
+        _dir: dir,
+    }
+}
+
+fn client(campaign: &Path, grant: &str) -> Client {
+    Client::for_campaign(&Campaign::load_for_reading(campaign).unwrap(), grant).unwrap()
+}
+
+fn publish_window(folder: &Folder) -> Harness<'static, HeraldApp> {
+    let mut harness = window(
+        &folder.db,
+        Some(folder.campaign.clone()),
+        Remembered::default(),
+    );
+    crate::support::window::wait_until(&mut harness, "the campaign to open", |app| {
+        app.campaign_path().is_some()
+    });
+    harness.get_by_label("Publish").click();
+    harness.run_steps(2);
+    harness
+}
+
+/// Steps frames until a widget labelled with `text` (in part) is on screen.
+fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.query_all_by_label_contains(text).next().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never saw {text:?}; status: {}; problems: {:?}",
+            harness.state().status(),
+            harness.state().problems()
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// Scrolls the Publish page to the button labelled `label` (below a run's figures it starts
+/// out of view), then clicks it where it is drawn.
+fn click_in_view(harness: &mut Harness<'_, HeraldApp>, label: &str) {
+    harness.get_by_label(label).scroll_to_me();
+    harness.run_steps(3);
+    harness.get_by_label(label).click();
+}
+
+/// Presses "Sign in", plays the browser on the address the window opened, and waits for the
+/// window to name the account.
+fn sign_in_from_the_window(
+    harness: &mut Harness<'_, HeraldApp>,
+    browser: &Browser,
+    provider: &Provider,
+    grant: &str,
+    nth: usize,
+) {
+    click_in_view(harness, "Sign in");
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Cancel sign-in").is_some());
+    let url = browser.nth_url(harness, nth);
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    wait_for_label(harness, "Finish signing in in your browser");
+    let (page, _) = provider.browse(&url);
+    assert!(page.contains("You can close this window"), "{page}");
+    wait_for_label(harness, &format!("Signed in to {grant} as {}.", oidc::USER));
+}
+
+#[test]
+fn the_window_signs_in_through_the_browser_names_the_account_and_signs_out() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let browser = Browser::install();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(&grant, &provider, &closed_relay());
+    let mut harness = publish_window(&folder);
+    wait_for_label(
+        &mut harness,
+        &format!("Nobody is signed in to {grant} on this computer yet."),
+    );
+    assert!(harness.query_by_label("Sign out").is_none());
+    let nobody = |app: &HeraldApp| {
+        app.problems()
+            .iter()
+            .any(|problem| problem.contains("nobody has signed in yet"))
+    };
+    crate::support::window::wait_until(&mut harness, "check's problem", nobody);
+
+    sign_in_from_the_window(&mut harness, &browser, &provider, &grant, 1);
+    assert!(client(&folder.campaign, &grant).is_signed_in());
+    assert_eq!(provider.issued("authorization_code"), 1);
+    // Signed in: the check is made again and no longer asks for it; only Sign out is offered.
+    crate::support::window::wait_until(&mut harness, "the check made again", |app| !nobody(app));
+    assert!(harness.query_by_label("Sign in").is_none());
+
+    // A window opened later names the account from the keyring, without asking the provider.
+    drop(harness);
+    let mut harness = publish_window(&folder);
+    wait_for_label(
+        &mut harness,
+        &format!("Signed in to {grant} as {}.", oidc::USER),
+    );
+
+    click_in_view(&mut harness, "Sign out");
+    wait_for_label(
+        &mut harness,
+        &format!("Nobody is signed in to {grant} on this computer yet."),
+    );
+    assert!(!client(&folder.campaign, &grant).is_signed_in());
+    assert!(harness.query_by_label("Sign out").is_none());
+}
+
+#[test]
+fn a_sign_in_refused_during_a_run_pauses_it_the_window_says_sign_in_again_and_resume_finishes() {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
+        return;
+    }
+    let _keyring = keyring();
+    let browser = Browser::install();
+    let provider = Provider::start(3600);
+    // The relay: a Postfix whose SMTP AUTH goes to a Dovecot that asks the provider whether
+    // each bearer token is active (as in tests/oauth2.rs).
+    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
+    let postfix = Postfix::start(&PostfixOptions {
+        mailboxes: vec!["inbox".into()],
+        dovecot_sasl: Some(dovecot.auth_socket()),
+        ..PostfixOptions::default()
+    });
+    let relay = format!(
+        "host = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\n",
+        postfix.submission_port,
+        postfix.ca_file().display()
+    );
+    let grant = grant_name();
+    let folder = folder(&grant, &provider, &relay);
+    let mut harness = publish_window(&folder);
+    wait_for_label(&mut harness, &format!("Nobody is signed in to {grant}"));
+    // Test connection signs in as a run would: nobody has yet.
+    click_in_view(&mut harness, "Test connection");
+    wait_for_label(
+        &mut harness,
+        &format!("nobody is signed in to \"{grant}\" yet"),
+    );
+    sign_in_from_the_window(&mut harness, &browser, &provider, &grant, 1);
+
+    // Consent withdrawn at the provider: the kept refresh token is refused (invalid_grant).
+    provider.revoke_grants();
+    click_in_view(&mut harness, "Start");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        harness.step();
+        let paused = harness.state().progress().is_some_and(|progress| {
+            matches!(
+                progress.state,
+                RunState::Paused {
+                    needs_user: true,
+                    ..
+                }
+            )
+        });
+        if paused {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never paused; status: {}; problems: {:?}",
+            harness.state().status(),
+            harness.state().problems()
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    // The relay's row says what to do, in words, beside the button that does it.
+    wait_for_label(
+        &mut harness,
+        &format!("Sign in again to {grant}: the provider no longer accepts its sign-in"),
+    );
+    assert!(harness.query_by_label("Sign in").is_some());
+    assert_eq!(
+        harness
+            .state()
+            .progress()
+            .map(|progress| progress.counts.failed),
+        Some(0),
+        "nobody is failed for a refused sign-in"
+    );
+
+    sign_in_from_the_window(&mut harness, &browser, &provider, &grant, 2);
+    assert!(
+        harness
+            .query_all_by_label_contains(&format!("Sign in again to {grant}"))
+            .next()
+            .is_none(),
+        "the sentence stays after signing in again"
+    );
+    wait_for_label(&mut harness, "press Resume to go on sending");
+    click_in_view(&mut harness, "Resume");
+    crate::support::window::wait_until(&mut harness, "the run to finish", |app| {
+        app.progress()
+            .is_some_and(|progress| progress.state == RunState::Finished)
+    });
+    let counts = harness.state().progress().map(|progress| progress.counts);
+    assert_eq!(
+        counts.map(|c| (c.sent, c.failed)),
+        Some((1, 0)),
+        "{counts:?}"
+    );
+    assert_eq!(
+        postfix
+            .wait_for_mail("inbox", 1, Duration::from_secs(60))
+            .len(),
+        1
+    );
+    // And Test connection now signs in with the grant's token (XOAUTH2, checked by Dovecot).
+    click_in_view(&mut harness, "Test connection");
+    wait_for_label(
+        &mut harness,
+        &format!(
+            "connected to 127.0.0.1:{} (starttls), signed in",
+            postfix.submission_port
+        ),
+    );
+}
