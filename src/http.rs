@@ -2,8 +2,8 @@
 //! HTTP/1.1 over hyper, `https` authenticated by the `tls` module exactly as a relay is
 //! (Mozilla's roots plus a user's own CA). Every request is bounded: one deadline for the whole
 //! exchange (connection, TLS, head and body), a cap on the body, no redirects followed, no
-//! cookies. The unsubscribe pull, the rendered preview's remote images and, later, OAuth2 token
-//! endpoints and MTA-STS policies all go through here, so nobody hand-writes HTTP again.
+//! cookies. The unsubscribe pull, the rendered preview's remote images, OAuth2 token endpoints
+//! and MTA-STS policies (`mtasts`) all go through here, so nobody hand-writes HTTP again.
 
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub struct Request {
     /// Extra header fields; `Host` and `User-Agent` are added.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Connect to this address instead of resolving the URL's host through the system, which
+    /// keeps naming the server for `Host`, SNI and the certificate check (MTA-STS resolves its
+    /// policy hosts through direct mode's own DNS, issue #23).
+    pub connect_to: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +41,7 @@ impl Request {
             url: url.into(),
             headers: Vec::new(),
             body: Vec::new(),
+            connect_to: None,
         }
     }
 
@@ -50,11 +55,18 @@ impl Request {
                 "application/x-www-form-urlencoded".into(),
             )],
             body: body.into(),
+            connect_to: None,
         }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Request {
         self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Connects to `address` (on the URL's port) rather than to what the host name resolves to.
+    pub fn connect_to(mut self, address: std::net::IpAddr) -> Request {
+        self.connect_to = Some(address);
         self
     }
 }
@@ -208,9 +220,13 @@ async fn exchange(
     } else {
         None
     };
-    let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|error| HttpError::Unreachable(error.to_string()))?;
+    let connected = match request.connect_to {
+        Some(address) => {
+            tokio::net::TcpStream::connect(std::net::SocketAddr::new(address, target.port)).await
+        }
+        None => tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await,
+    };
+    let stream = connected.map_err(|error| HttpError::Unreachable(error.to_string()))?;
     match connector {
         Some(connector) => {
             let name = tls::server_name(&target.host).map_err(HttpError::Tls)?;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod import;
 pub mod inbox;
+pub mod mtasts;
 pub mod oauth2;
 pub mod recipients;
 pub mod render;

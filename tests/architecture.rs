@@ -81,7 +81,8 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     ("mail_parser", &["inbox/report"]),
     // Async code: the engine's runtime, the mailbox reader's and the unsubscribe endpoint's
     // own, and the HTTP client's (its blocking entry makes one for the call). `tls.rs` names
-    // tokio-rustls. The deliverability check (dnsauth/) runs on a small runtime of its own.
+    // tokio-rustls. The deliverability check (dnsauth/) runs on a small runtime of its own;
+    // MTA-STS (mtasts/) runs on the engine's, with its cache's SQL off the async threads.
     (
         "tokio",
         &[
@@ -92,6 +93,7 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
             "tls.rs",
             "dnsauth/",
             "oauth2/",
+            "mtasts/",
         ],
     ),
     ("async_imap", &["inbox/imap"]),
@@ -181,6 +183,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "oauth2",
             "identity",
             "import",
+            "mtasts",
             "recipients",
             "store",
             "tls",
@@ -207,6 +210,9 @@ const MAY_USE: &[(&str, &[&str])] = &[
         &["campaign", "delivery", "http", "store", "tls", "token"],
     ),
     ("render/", &["http"]),
+    // MTA-STS policies (issue #23): fetched through the one HTTP client, cached in the store;
+    // its DNS is handed in by the engine (`mtasts::Resolve`), so it never imports the engine.
+    ("mtasts/", &["delivery", "http", "store", "tls"]),
     // The deliverability check asks through direct mode's resolver (engine::dns).
     ("dnsauth/", &["campaign", "compose", "recipients", "engine"]),
 ];

@@ -21,6 +21,7 @@ mod fuzz;
 mod interop;
 mod keyring;
 mod lists;
+mod mta_sts;
 mod oauth2;
 mod pipelining;
 mod power_loss;

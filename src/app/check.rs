@@ -85,6 +85,14 @@ pub fn check(campaign: &Campaign) -> CheckReport {
     let (problems, warnings) = crate::oauth2::check(campaign);
     report.problems.extend(problems);
     report.warnings.extend(warnings);
+    // A missing file was reported when the campaign loaded; one that cannot be read or holds
+    // no certificate would stop a direct run at its start (issue #23).
+    if let Some(path) = &campaign.direct.ca_file
+        && path.is_file()
+        && let Err(problem) = crate::mtasts::read_ca_file(path)
+    {
+        report.problems.push(problem);
+    }
     // The endpoint refuses to start on a shorter secret, and the pull refuses to send one: say
     // so before the send does (loading already reported an unset variable).
     if let Some(name) = campaign

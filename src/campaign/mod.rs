@@ -178,6 +178,13 @@ pub struct DirectSpec {
     /// The address mail leaves from, as receivers see it (`[direct] public_ip`); None: learned
     /// from the outgoing interface when that address is public.
     pub public_ip: Option<std::net::IpAddr>,
+    /// `[direct] ca_file`: also trusted for MTA-STS policy hosts and for the MX hosts an
+    /// enforce policy requires verified TLS of.
+    pub ca_file: Option<PathBuf>,
+    /// The port MTA-STS policies are fetched from (443; tests point it elsewhere).
+    pub mta_sts_port: u16,
+    /// The bound on fetching one MTA-STS policy (RFC 8461 §3.3).
+    pub mta_sts_timeout_secs: u32,
 }
 
 /// `[[direct.domain]]`: limits for one recipient domain (ASCII or Unicode form).

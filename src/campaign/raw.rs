@@ -90,6 +90,16 @@ pub struct RawDirect {
     /// outgoing interface's address is a private one behind NAT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_ip: Option<String>,
+    /// A CA also trusted for MTA-STS policy hosts and the MX hosts an enforce policy requires
+    /// verified TLS of (issue #23).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// The port MTA-STS policies are fetched from: 443, except in tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mta_sts_port: Option<i64>,
+    /// How long fetching one MTA-STS policy may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mta_sts_timeout_secs: Option<i64>,
     #[serde(default, rename = "domain", skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<RawDirectDomain>,
 }
@@ -175,6 +185,9 @@ const DIRECT_KEYS: &[&str] = &[
     "dns_timeout_secs",
     "backoff_pause_secs",
     "public_ip",
+    "ca_file",
+    "mta_sts_port",
+    "mta_sts_timeout_secs",
     "domain",
 ];
 const DIRECT_DOMAIN_KEYS: &[&str] = &[

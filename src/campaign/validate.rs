@@ -189,7 +189,7 @@ fn build(
     }
 
     let delivery = build_delivery(&raw, c);
-    let direct = build_direct(&raw, delivery.mode, c);
+    let direct = build_direct(&raw, delivery.mode, base, c);
     let relays = build_relays(&raw, base, env_is_set, c);
     let oauth2 = super::oauth2::build(&raw.oauth2, base, c);
     match delivery.mode {
@@ -464,7 +464,7 @@ fn build_delivery(raw: &RawCampaign, c: &mut Collector) -> DeliverySpec {
     }
 }
 
-fn build_direct(raw: &RawCampaign, mode: Mode, c: &mut Collector) -> DirectSpec {
+fn build_direct(raw: &RawCampaign, mode: Mode, base: &Path, c: &mut Collector) -> DirectSpec {
     let direct = raw.direct.clone().unwrap_or_default();
     let needs_direct = mode != Mode::Relay;
     let helo = direct
@@ -559,6 +559,17 @@ fn build_direct(raw: &RawCampaign, mode: Mode, c: &mut Collector) -> DirectSpec 
         ),
         domains,
         public_ip,
+        ca_file: direct
+            .ca_file
+            .as_deref()
+            .map(|file| c.file("direct.ca_file", base, file)),
+        mta_sts_port: c.int("direct.mta_sts_port", direct.mta_sts_port, 1..=65_535, 443),
+        mta_sts_timeout_secs: c.int(
+            "direct.mta_sts_timeout_secs",
+            direct.mta_sts_timeout_secs,
+            1..=60,
+            20,
+        ),
     }
 }
 

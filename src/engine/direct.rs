@@ -1,11 +1,13 @@
 //! The direct router: claimed recipients are grouped by domain into one queue per domain, each
 //! drained by a few workers that resolve the domain's mail exchangers once (through `dns.rs`),
+//! ask its MTA-STS policy once (`mtasts`, applied by `direct_sts.rs`: which hosts, what TLS),
 //! connect to the first that answers on `[direct] port` and carry many messages per session,
 //! within the domain's connection cap, per-connection limit and rate (presets and overrides in
 //! `direct_policy.rs`), slowing down when the domain pushes back. In mixed mode it hands what a
 //! relay can fix to the relays through the dispatcher. Never touches SQL or picks relays itself.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use tokio::task::JoinHandle;
 use super::direct_policy::{
     Backoff, Limits, MixedRoute, PortWatch, Signal, limits_for, mixed_route,
 };
+use super::direct_sts::{self, HostTls};
 use super::dns::{Destination, DnsError, MxResolver};
 use super::job::{Job, compose_for, finish};
 use super::outcome::{Attempt, local_reply};
@@ -23,6 +26,7 @@ use super::progress::Event;
 use super::shared::{Control, Shared};
 use super::smtp::{Message, Outcome, Session, Target};
 use crate::campaign::{Campaign, DomainLimitsSpec, Security};
+use crate::mtasts::{self, Policies, Policy};
 use crate::recipients::EmailAddress;
 use crate::store::{Reply, State, Transition, now_ms};
 
@@ -60,7 +64,11 @@ impl Domain {
 }
 
 pub(super) struct Direct {
-    resolver: MxResolver,
+    resolver: Arc<MxResolver>,
+    /// The recipient domains' MTA-STS policies (issue #23), each discovered once a run.
+    policies: Policies<MxResolver>,
+    /// `[direct] ca_file`: trusted beside the public roots where a policy requires verified TLS.
+    ca_pem: Option<Vec<u8>>,
     port: u16,
     helo: String,
     tls_fallback: bool,
@@ -84,11 +92,26 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Direct {
     /// The router of a campaign; its progress routes are numbered from `first_route` (after the
-    /// relays').
-    pub fn new(campaign: &Campaign, first_route: usize) -> Result<Direct, String> {
+    /// relays'). MTA-STS policies are cached in the database at `db`.
+    pub fn new(campaign: &Campaign, first_route: usize, db: &Path) -> Result<Direct, String> {
         let spec = &campaign.direct;
-        let resolver = MxResolver::new(&spec.nameservers, spec.dns_timeout_secs)
-            .map_err(|error| error.to_string())?;
+        let resolver = Arc::new(
+            MxResolver::new(&spec.nameservers, spec.dns_timeout_secs)
+                .map_err(|error| error.to_string())?,
+        );
+        let ca_pem = match &spec.ca_file {
+            Some(path) => Some(mtasts::read_ca_file(path)?),
+            None => None,
+        };
+        let policies = Policies::new(
+            Arc::clone(&resolver),
+            mtasts::Settings {
+                db: db.to_path_buf(),
+                ca_pem: ca_pem.clone(),
+                https_port: spec.mta_sts_port,
+                timeout: Duration::from_secs(u64::from(spec.mta_sts_timeout_secs)),
+            },
+        );
         let overrides = spec
             .domains
             .iter()
@@ -100,6 +123,8 @@ impl Direct {
             .collect();
         Ok(Direct {
             resolver,
+            policies,
+            ca_pem,
             port: spec.port,
             helo: super::shared::helo_name(campaign),
             tls_fallback: spec.tls_fallback,
@@ -315,17 +340,23 @@ impl Direct {
         }
     }
 
-    fn target(&self, host: &str, address: std::net::IpAddr) -> Target {
+    /// How to reach one MX address: opportunistic STARTTLS, or (`verified`, an MTA-STS
+    /// policy's demand) STARTTLS required with a certificate valid for `host`, never plain text.
+    fn target(&self, host: &str, address: std::net::IpAddr, verified: bool) -> Target {
         Target {
             route: host.to_string(),
             host: host.to_string(),
             port: self.port,
-            security: Security::None,
+            security: if verified {
+                Security::StartTls
+            } else {
+                Security::None
+            },
             helo: self.helo.clone(),
             credentials: None,
-            ca_pem: None,
+            ca_pem: if verified { self.ca_pem.clone() } else { None },
             address: Some(address),
-            opportunistic_tls: Some(self.tls_fallback),
+            opportunistic_tls: (!verified).then_some(self.tls_fallback),
         }
     }
 }
@@ -481,12 +512,14 @@ async fn work(direct: Arc<Direct>, shared: Arc<Shared>, domain: Arc<Domain>) {
                 }
             }
         };
-        let Some((session, permit, host)) = connect(&direct, &shared, &domain, &destination).await
+        let policy = direct.policies.policy(&domain.name).await;
+        let Some(opened) =
+            connect(&direct, &shared, &domain, &destination, policy.as_deref()).await
         else {
             return;
         };
         domain.lock().live += 1;
-        let go_on = carry(&direct, &shared, &domain, session, permit, &host, limits).await;
+        let go_on = carry(&direct, &shared, &domain, opened, limits).await;
         domain.lock().live -= 1;
         if !go_on {
             return;
@@ -494,28 +527,51 @@ async fn work(direct: Arc<Direct>, shared: Arc<Shared>, domain: Arc<Domain>) {
     }
 }
 
-/// Opens a session to the first reachable mail server. On failure every queued recipient of
-/// the domain is settled (it would fail the same way) and the worker ends.
+/// A session open to one of a domain's mail servers.
+struct Opened {
+    session: Session,
+    permit: OwnedSemaphorePermit,
+    host: String,
+    /// What a testing MTA-STS policy would have refused on this session, added to the reply of
+    /// each message it delivers.
+    note: Option<String>,
+}
+
+/// Opens a session to the first reachable mail server its MTA-STS `policy` allows, with the
+/// TLS it demands. On failure every queued recipient of the domain is settled (it would fail
+/// the same way) and the worker ends.
 async fn connect(
     direct: &Arc<Direct>,
     shared: &Arc<Shared>,
     domain: &Arc<Domain>,
     destination: &Destination,
-) -> Option<(Session, OwnedSemaphorePermit, String)> {
+    policy: Option<&Policy>,
+) -> Option<Opened> {
+    let plan = direct_sts::plan(&domain.name, destination, policy);
+    let enforced = policy.filter(|policy| policy.mode == mtasts::Mode::Enforce);
+    if plan.is_empty()
+        && let Some(policy) = enforced
+    {
+        let reason = direct_sts::no_listed_mx(&domain.name, policy, destination);
+        tracing::warn!(domain = %domain.name, "MTA-STS: no MX host is listed by the enforce policy");
+        give_back_slot(domain);
+        settle_unreachable(direct, shared, domain, &reason);
+        return None;
+    }
     let Ok(permit) = Arc::clone(&shared.connections).acquire_owned().await else {
         give_back_slot(domain);
         return None;
     };
     let mut kinds = Vec::new();
     let mut reasons = Vec::new();
-    for host in &destination.hosts {
+    for (host, tls) in plan {
         if host.addresses.is_empty() {
             reasons.push(host.problem.clone().unwrap_or_else(|| host.name.clone()));
             continue;
         }
         for address in &host.addresses {
-            let target = direct.target(&host.name, *address);
-            let Some(connected) = connect_while_needed(direct, domain, &target, shared).await
+            let Some((connected, note)) =
+                open_one(direct, shared, domain, &host.name, *address, &tls).await
             else {
                 // The run ends or the domain's other sessions took every recipient.
                 drop(permit);
@@ -529,7 +585,12 @@ async fn connect(
                         route: domain.route,
                         delta: 1,
                     });
-                    return Some((session, permit, host.name.clone()));
+                    return Some(Opened {
+                        session,
+                        permit,
+                        host: host.name.clone(),
+                        note,
+                    });
                 }
                 Err(error) => {
                     tracing::info!(host = %host.name, %address, %error, "mail server not reachable; trying the next");
@@ -554,20 +615,68 @@ async fn connect(
         tracing::warn!(%verdict, "port 25 looks blocked");
         *lock(&direct.blocked) = Some(verdict);
     }
-    let reason = format!(
-        "no mail server of {} could be reached on port {}: {}",
-        domain.name,
-        direct.port,
-        reasons.join("; ")
-    );
+    let reason = if enforced.is_some() {
+        direct_sts::no_secure_mx(&domain.name, &reasons)
+    } else {
+        format!(
+            "no mail server of {} could be reached on port {}: {}",
+            domain.name,
+            direct.port,
+            reasons.join("; ")
+        )
+    };
+    settle_unreachable(direct, shared, domain, &reason);
+    None
+}
+
+/// No server of the domain can take its mail now: the route says why and every queued
+/// recipient is deferred, handed to the relays (mixed) or held.
+fn settle_unreachable(direct: &Direct, shared: &Shared, domain: &Domain, reason: &str) {
     shared.event(Event::RouteDown {
         route: domain.route,
-        reason: reason.clone(),
+        reason: reason.to_string(),
     });
     for job in drain(domain) {
-        direct.unreachable(shared, domain, job, &reason);
+        direct.unreachable(shared, domain, job, reason);
     }
-    None
+}
+
+/// Opens a session to one MX address with the TLS `tls` asks for; a testing policy's trial that
+/// fails at TLS is noted and tried again opportunistically. None when the session stopped
+/// being needed.
+async fn open_one(
+    direct: &Arc<Direct>,
+    shared: &Arc<Shared>,
+    domain: &Arc<Domain>,
+    host: &str,
+    address: std::net::IpAddr,
+    tls: &HostTls,
+) -> Option<(Result<Session, super::smtp::ConnectError>, Option<String>)> {
+    match tls {
+        HostTls::Opportunistic { note } => {
+            let target = direct.target(host, address, false);
+            let connected = connect_while_needed(direct, domain, &target, shared).await?;
+            Some((connected, note.clone()))
+        }
+        HostTls::Required => {
+            let target = direct.target(host, address, true);
+            let connected = connect_while_needed(direct, domain, &target, shared).await?;
+            Some((connected, None))
+        }
+        HostTls::Trial => {
+            let strict = direct.target(host, address, true);
+            match connect_while_needed(direct, domain, &strict, shared).await? {
+                Err(super::smtp::ConnectError::Tls(reason)) => {
+                    let note = direct_sts::trial_note(host, &reason);
+                    tracing::warn!(domain = %domain.name, %note, "MTA-STS testing policy would refuse this server");
+                    let target = direct.target(host, address, false);
+                    let connected = connect_while_needed(direct, domain, &target, shared).await?;
+                    Some((connected, Some(note)))
+                }
+                other => Some((other, None)),
+            }
+        }
+    }
 }
 
 /// Opens a session to one address unless it stops being needed first: a server that accepts
@@ -622,11 +731,16 @@ async fn carry(
     direct: &Direct,
     shared: &Shared,
     domain: &Domain,
-    mut session: Session,
-    permit: OwnedSemaphorePermit,
-    host: &str,
+    opened: Opened,
     limits: Limits,
 ) -> bool {
+    let Opened {
+        mut session,
+        permit,
+        host,
+        note,
+    } = opened;
+    let host = host.as_str();
     let close = |session: Session, permit: OwnedSemaphorePermit| async move {
         session.quit().await;
         drop(permit);
@@ -707,6 +821,7 @@ async fn carry(
                 }
             };
             carried.fetch_add(1, Ordering::SeqCst);
+            let attempt = with_note(attempt, note.as_deref());
             if let Some(until) = observe(direct, shared, domain, host, limits, job, attempt) {
                 *lock(&paused) = Some(until);
             }
@@ -745,6 +860,18 @@ async fn carry(
             close(session, permit).await;
             return reconnect_or_end(domain);
         }
+    }
+}
+
+/// A delivered message's reply with a testing MTA-STS policy's note after it, so the
+/// recipient's history says what enforcement would have refused (RFC 8461 §5).
+fn with_note(attempt: Attempt, note: Option<&str>) -> Attempt {
+    match (attempt, note) {
+        (Attempt::Accepted(mut reply), Some(note)) => {
+            reply.text = format!("{} [{note}]", reply.text);
+            Attempt::Accepted(reply)
+        }
+        (attempt, _) => attempt,
     }
 }
 

@@ -331,6 +331,26 @@ pub async fn txt_records(resolver: &TokioResolver, name: &str) -> Result<Vec<Str
     }
 }
 
+/// MTA-STS (issue #23) asks through the same resolver as the MX lookups, so `[direct]
+/// nameservers` decides where policies are discovered and their hosts found.
+impl crate::mtasts::Resolve for MxResolver {
+    async fn txt(&self, name: &str) -> Result<Vec<String>, String> {
+        match txt_records(&self.resolver, name).await {
+            Ok(records) => Ok(records),
+            Err(TxtError::NotFound) => Ok(Vec::new()),
+            Err(TxtError::Failed(reason)) => Err(reason),
+        }
+    }
+
+    async fn address(&self, host: &str) -> Result<IpAddr, String> {
+        let found = resolve_host(&self.resolver, host).await;
+        match (found.addresses.first(), found.problem) {
+            (Some(address), _) => Ok(*address),
+            (None, problem) => Err(problem.unwrap_or_else(|| format!("{host} has no address"))),
+        }
+    }
+}
+
 async fn resolve_host(resolver: &TokioResolver, name: &str) -> MxHost {
     let bare = name.trim_end_matches('.');
     // RFC 5321 §5.1 wants a host name here, but some zones put an address: use it as meant.

@@ -82,7 +82,7 @@ async fn setup(
     let (relays, senders) = shared::make_relays(&relay_campaign, options.passwords.as_ref())?;
     let direct = match campaign.delivery.mode {
         Mode::Relay => None,
-        _ => Some(Arc::new(direct::Direct::new(&campaign, relays.len())?)),
+        _ => Some(Arc::new(direct::Direct::new(&campaign, relays.len(), &db)?)),
     };
     let (writer, writer_thread) = Writer::spawn(&db).map_err(|error| error.to_string())?;
     let (events_tx, events) = mpsc::unbounded_channel();

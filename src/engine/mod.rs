@@ -7,6 +7,7 @@
 
 mod direct;
 mod direct_policy;
+mod direct_sts;
 mod dispatch;
 pub mod dns;
 mod job;

@@ -6,6 +6,7 @@ mod feedback;
 mod feedback_view;
 mod global_suppression;
 mod import;
+mod mta_sts;
 mod results;
 mod schema;
 mod suppression;
@@ -24,6 +25,7 @@ pub use feedback::{
 pub use feedback_view::{SuppressionPage, reason_label};
 pub use global_suppression::{Suppression, SuppressionReason};
 pub use import::{ImportRow, Importer};
+pub use mta_sts::StoredStsPolicy;
 pub use results::{CampaignSummary, DomainRow, ReplyClass, ReplyGroup, TimeBucket};
 pub use suppression::SUPPRESSED;
 pub use unsubscribe_log::{LoggedUnsubscribe, UnsubscribeLog};

@@ -195,6 +195,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (recipient_id, kind)
     ) WITHOUT ROWID;
     "#,
+    // 10: MTA-STS policies by recipient domain (issue #23, RFC 8461 §5.1): the TXT record's id
+    // the policy was fetched under, when, how long it may be used, and the policy file itself,
+    // so one run and the next campaign reuse a policy instead of fetching it again.
+    r#"
+    CREATE TABLE mta_sts_policy (
+        domain      TEXT PRIMARY KEY,
+        id          TEXT NOT NULL,
+        fetched_at  INTEGER NOT NULL,
+        max_age     INTEGER NOT NULL,
+        body        BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build of Herald writes.

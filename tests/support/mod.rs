@@ -7,6 +7,7 @@ pub mod dkim;
 pub mod dns_server;
 pub mod dovecot;
 pub mod mail;
+pub mod mta_sts_server;
 pub mod oidc;
 pub mod postfix;
 pub mod powercut;

@@ -1,7 +1,8 @@
 //! A scriptable SMTP server for Herald's integration tests, listening on 127.0.0.1 over real
 //! TCP. It owns its own background thread and tokio runtime (so it works from plain `#[test]`
 //! functions as well as from `#[tokio::test]` ones), speaks enough ESMTP for a real client
-//! (EHLO, PIPELINING, AUTH PLAIN/LOGIN, DATA with dot-unstuffing, optionally CHUNKING's BDAT),
+//! (EHLO, PIPELINING, AUTH PLAIN/LOGIN, DATA with dot-unstuffing, optionally CHUNKING's BDAT
+//! and STARTTLS with a certificate the test gives),
 //! answers each recipient
 //! according to rules the test sets, and records what it accepted so the test can assert on
 //! it. Test-only: it trusts its peer, keeps everything in memory and is not a mail server.
@@ -13,9 +14,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+    ReadHalf, WriteHalf,
+};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 /// Longest line (command or message line) the server buffers before giving up on a session.
@@ -36,6 +42,8 @@ pub struct Received {
     pub data: Vec<u8>,
     /// The user the session authenticated as, if any.
     pub auth_user: Option<String>,
+    /// Whether the message came over TLS (after STARTTLS).
+    pub tls: bool,
 }
 
 impl Received {
@@ -92,6 +100,8 @@ struct Config {
     close_at_rset: bool,
     smtputf8: bool,
     silent: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+    /// Offer STARTTLS with this certificate.
+    starttls: Option<herald::tls::Acceptor>,
 }
 
 #[derive(Default)]
@@ -164,6 +174,7 @@ impl Default for SmtpServerBuilder {
                 close_at_rset: false,
                 smtputf8: true,
                 silent: Arc::new(|_| false),
+                starttls: None,
             },
         }
     }
@@ -255,6 +266,15 @@ impl SmtpServerBuilder {
     /// data then ends in `554 5.5.1` and nothing is recorded.
     pub fn data_without_recipients(mut self) -> Self {
         self.config.data_without_recipients = true;
+        self
+    }
+
+    /// Offer STARTTLS (RFC 3207) with the certificate chain `cert_pem` and its key.
+    pub fn starttls(mut self, cert_pem: &[u8], key_pem: &[u8]) -> Self {
+        match herald::tls::acceptor(cert_pem, key_pem) {
+            Ok(acceptor) => self.config.starttls = Some(acceptor),
+            Err(e) => panic!("smtp test server: certificate: {e:?}"),
+        }
         self
     }
 
@@ -500,7 +520,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             state.sessions
         };
         let guard = ActiveGuard(Arc::clone(&shared));
-        let (read, write) = stream.into_split();
+        let (read, write) = tokio::io::split(Conn::Plain(stream));
         let mut session = Session {
             id,
             shared: Arc::clone(&shared),
@@ -513,6 +533,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             rcpts: Vec::new(),
             messages: 0,
             chunks: Vec::new(),
+            tls: false,
         };
         tokio::spawn(async move {
             let _ = session.run().await;
@@ -540,8 +561,8 @@ enum Flow {
 struct Session {
     id: u64,
     shared: Arc<Shared>,
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf<Conn>>,
+    writer: WriteHalf<Conn>,
     /// Replies not yet written; flushed whenever the next read would wait for the client.
     out: Vec<u8>,
     auth_user: Option<String>,
@@ -554,6 +575,8 @@ struct Session {
     messages: u32,
     /// BDAT chunks of the current transaction.
     chunks: Vec<u8>,
+    /// Whether STARTTLS happened.
+    tls: bool,
 }
 
 impl Session {
@@ -632,6 +655,9 @@ impl Session {
                 if self.shared.config.smtputf8 {
                     reply.push_str("250-SMTPUTF8\r\n");
                 }
+                if self.shared.config.starttls.is_some() && !self.tls {
+                    reply.push_str("250-STARTTLS\r\n");
+                }
                 let mut mechanisms = Vec::new();
                 if self.shared.config.auth.is_some() {
                     mechanisms.push("PLAIN LOGIN");
@@ -662,6 +688,9 @@ impl Session {
             "RSET" => {
                 self.reset();
                 self.reply("250 2.0.0 OK").await?;
+            }
+            "STARTTLS" if self.shared.config.starttls.is_some() && !self.tls => {
+                return self.starttls().await;
             }
             "NOOP" => self.reply("250 2.0.0 OK").await?,
             "VRFY" => self.reply("252 2.5.2 Cannot VRFY user").await?,
@@ -832,6 +861,7 @@ impl Session {
             rcpt_to: rcpts.into_iter().map(|(rcpt, _)| rcpt).collect(),
             data,
             auth_user: self.auth_user.clone(),
+            tls: self.tls,
         };
         match outcome {
             Reply::DropAfterData => {
@@ -1095,6 +1125,31 @@ impl Session {
         Ok(())
     }
 
+    /// RFC 3207: 220, then the TLS handshake on the same connection; the session starts over.
+    async fn starttls(&mut self) -> io::Result<Flow> {
+        let Some(acceptor) = self.shared.config.starttls.clone() else {
+            return Ok(Flow::Close);
+        };
+        self.reply("220 2.0.0 Ready to start TLS").await?;
+        self.flush().await?;
+        let (closed_read, closed_write) = tokio::io::split(Conn::Closed);
+        let reader = std::mem::replace(&mut self.reader, BufReader::new(closed_read));
+        let writer = std::mem::replace(&mut self.writer, closed_write);
+        let Conn::Plain(tcp) = reader.into_inner().unsplit(writer) else {
+            return Ok(Flow::Close);
+        };
+        // A client that gives up on the certificate ends the session here.
+        let Ok(tls) = acceptor.accept(tcp).await else {
+            return Ok(Flow::Close);
+        };
+        let (read, write) = tokio::io::split(Conn::Tls(Box::new(tls)));
+        self.reader = BufReader::with_capacity(64 * 1024, read);
+        self.writer = write;
+        self.tls = true;
+        self.reset();
+        Ok(Flow::Continue)
+    }
+
     fn reset(&mut self) {
         self.mail_from = None;
         self.utf8 = false;
@@ -1202,4 +1257,56 @@ fn decode_base64(input: &str) -> Option<Vec<u8>> {
     }
     // A single leftover digit cannot encode a whole byte.
     (bits < 6).then_some(out)
+}
+
+/// A session's connection: plain TCP, or TLS after STARTTLS (`Closed` only stands in while the
+/// two are swapped).
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<herald::tls::ServerTlsStream<TcpStream>>),
+    Closed,
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            Conn::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            Conn::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Conn::Closed => Poll::Ready(Ok(())),
+        }
+    }
 }

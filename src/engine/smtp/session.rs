@@ -910,6 +910,13 @@ fn dot_stuffed(data: &[u8]) -> Vec<u8> {
 /// A rustls handshake refused (bad certificate, wrong name, no shared protocol) surfaces as an
 /// I/O error of kind `InvalidData`, which TCP itself never produces: waiting will not fix it.
 fn handshake_error(error: std::io::Error) -> ConnectError {
+    // A refused certificate in words ("no known CA issued it"), as the HTTP client says it: an
+    // MTA-STS deferral quotes it to the user.
+    if let Some(problem) = tls::certificate_problem(&error) {
+        return ConnectError::Tls(format!(
+            "the server's certificate is not accepted: {problem}"
+        ));
+    }
     if error.kind() == std::io::ErrorKind::InvalidData {
         ConnectError::Tls(error.to_string())
     } else {
