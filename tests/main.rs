@@ -33,6 +33,7 @@ mod tidy;
 mod tls_auth;
 mod ui;
 mod ui_feedback;
+mod ui_glyphs;
 mod ui_signin;
 mod ui_trust;
 mod unsubscribe;

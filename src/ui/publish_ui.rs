@@ -787,7 +787,7 @@ fn human_secs(secs: u64) -> String {
 fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     let uses_relays = ctx.doc.raw.delivery.mode.as_deref() != Some("direct");
     let step = if ctx.path.is_none() {
-        Some("Save the campaign first (File → Save as…): a run sends a saved campaign.")
+        Some("Save the campaign first (File > Save as…): a run sends a saved campaign.")
     } else if uses_relays && ctx.doc.raw.relays.is_empty() {
         Some("Next: add the relay your mail goes through (Delivery, below), then press Start.")
     } else if ctx.counts.total() == 0

@@ -123,7 +123,7 @@ impl HeraldApp {
         let Some(path) = self.path.clone() else {
             self.busy = None;
             self.starting = false;
-            self.problems = vec!["save the campaign first (File → Save as…)".into()];
+            self.problems = vec!["save the campaign first (File > Save as…)".into()];
             self.dialogs.open(Purpose::SaveCampaignAs);
             return;
         };
