@@ -497,6 +497,11 @@ fn a_revoked_grant_pauses_the_relay_with_sign_in_again_and_a_new_sign_in_finishe
     };
     let reason = reason.clone().unwrap_or_default();
     assert!(reason.contains("Sign in again to m365"), "{reason}");
+    // A run the CLI started names the command (the window's names its button, ui_signin).
+    assert!(
+        reason.contains(&format!("run `herald signin {}", folder.campaign.display())),
+        "{reason}"
+    );
     assert_eq!(
         progress.counts.failed, 0,
         "nobody is failed for a revoked sign-in"

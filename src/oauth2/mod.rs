@@ -50,10 +50,9 @@ pub const MIN_LIFE: Duration = Duration::from_secs(5 * 60);
 /// [`OAuth2Error::SignInAgain`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OAuth2Error {
-    /// Nobody has signed in to this grant on this computer yet.
-    #[error(
-        "nobody is signed in to \"{grant}\" yet; run `herald signin CAMPAIGN.toml --oauth2 {grant}`"
-    )]
+    /// Nobody has signed in to this grant on this computer yet. The step to take is the
+    /// front end's to word ([`OAuth2Error::worded`]).
+    #[error("nobody is signed in to \"{grant}\" yet")]
     NotSignedIn { grant: String },
     /// The provider refused the refresh token (`invalid_grant`: revoked, password changed,
     /// consent withdrawn, expired).
@@ -78,6 +77,53 @@ impl OAuth2Error {
     /// Failures waiting will not fix: the user must sign in again or change the settings.
     pub fn needs_user(&self) -> bool {
         !matches!(self, OAuth2Error::Unreachable { .. })
+    }
+
+    /// The grant the user must sign in to (again) before it can be used, if that is the fix.
+    pub fn sign_in_needed(&self) -> Option<&str> {
+        match self {
+            OAuth2Error::NotSignedIn { grant } | OAuth2Error::SignInAgain { grant, .. } => {
+                Some(grant)
+            }
+            _ => None,
+        }
+    }
+
+    /// The sentence for `front`: a failure a sign-in fixes ends with the step to take there.
+    pub fn worded(&self, front: Front, campaign: &std::path::Path) -> String {
+        match self.sign_in_needed() {
+            Some(grant) => format!("{self}; {}", front.sign_in_step(grant, campaign)),
+            None => self.to_string(),
+        }
+    }
+}
+
+/// Who reads a sentence that asks the user to sign in: the finding is one (nobody is signed in,
+/// the provider refused the sign-in kept), the step differs. The CLI names `herald signin`; the
+/// window points at its Sign in button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Front {
+    #[default]
+    Cli,
+    Window,
+}
+
+impl Front {
+    /// How to sign in to `grant` of the campaign file `campaign` from this front end.
+    pub fn sign_in_step(self, grant: &str, campaign: &std::path::Path) -> String {
+        match self {
+            Front::Cli => format!(
+                "run `herald signin {} --oauth2 {grant}`",
+                if campaign.as_os_str().is_empty() {
+                    "CAMPAIGN.toml".into()
+                } else {
+                    campaign.display().to_string()
+                }
+            ),
+            Front::Window => format!(
+                "press Sign in beside the relay or bounce mailbox that signs in with {grant} (Publish)"
+            ),
+        }
     }
 }
 
@@ -421,10 +467,11 @@ pub(crate) fn who(id_token: Option<&str>) -> Option<String> {
         .find_map(|claim| claims.get(claim)?.as_str().map(str::to_string))
 }
 
-/// What `herald check` says about signing in (issue #22): grants used by the campaign that
-/// nobody has signed in to on this computer (problems), and the hosts of providers that no
-/// longer take passwords used with one (warnings). Reads the keyring (blocking).
-pub fn check(campaign: &Campaign) -> (Vec<String>, Vec<String>) {
+/// What `herald check` and the window's Problems box say about signing in (issue #22): grants
+/// used by the campaign that nobody has signed in to on this computer (problems, with the step
+/// worded for `front`), and the hosts of providers that no longer take passwords used with one
+/// (warnings). Reads the keyring (blocking).
+pub fn check(campaign: &Campaign, front: Front) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     for grant in &campaign.oauth2 {
@@ -434,9 +481,9 @@ pub fn check(campaign: &Campaign) -> (Vec<String>, Vec<String>) {
         match Client::for_campaign(campaign, &grant.name) {
             Ok(client) if client.is_signed_in() => {}
             Ok(_) => problems.push(format!(
-                "oauth2.{name}: nobody has signed in yet; run `herald signin {file} --oauth2 {name}`",
+                "oauth2.{name}: nobody has signed in yet; {step}",
                 name = grant.name,
-                file = campaign.path.display()
+                step = front.sign_in_step(&grant.name, &campaign.path)
             )),
             Err(error) => problems.push(format!("oauth2.{}: {error}", grant.name)),
         }
