@@ -74,15 +74,17 @@ impl PublishView {
         }
     }
 
-    /// Another campaign: its mailbox and checks are not this one's.
-    pub fn reset_feedback(&mut self) {
+    /// Another campaign: its mailbox and checks are not this one's. Returns the cancels of
+    /// the sign-ins still waiting for the browser, for the service.
+    #[must_use]
+    pub fn reset_feedback(&mut self) -> Vec<crate::app::service::SignInRequest> {
         self.mailbox = None;
         self.mailbox_at_ms = None;
         self.mailbox_busy = false;
         self.before_start = None;
         self.start_error = None;
         self.relay_tests.clear();
-        self.signin.reset();
+        self.signin.reset()
     }
 
     pub fn mailbox_checking(&mut self) {

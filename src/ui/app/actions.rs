@@ -157,7 +157,9 @@ impl HeraldApp {
         self.saved = starter_document();
         self.counts = Counts::default();
         self.feedback = FeedbackCounts::default();
-        self.publish.reset_feedback();
+        for cancel in self.publish.reset_feedback() {
+            self.service.send(Request::SignIn(cancel));
+        }
         if !self.running {
             self.progress = None;
             self.publish.clear_rates();
