@@ -51,7 +51,10 @@ fn every_character_the_sources_draw_is_in_the_windows_fonts() {
     // Everything under src/ may reach the window: the Problems box shows the engine's, the
     // campaign's and the DNS checks' sentences as they are.
     let mut found = Vec::new();
-    characters_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+    characters_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
     assert!(!found.is_empty(), "the sweep read the sources");
     let missing: Vec<String> = harness.ctx.fonts_mut(|fonts| {
         found
