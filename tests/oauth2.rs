@@ -934,3 +934,51 @@ fn a_replayed_authorization_code_is_refused_with_a_sentence() {
     assert_eq!(provider.issued("authorization_code"), 1);
     assert_eq!(stored_refresh(&folder, &grant), kept);
 }
+
+/// Issue #22, seen in a manual session: the sign-in row named the account while a run and the
+/// Problems box said nobody was signed in. Every reader asks the keyring (`is_signed_in`): a
+/// run's token cell that found nobody, or whose token the provider refused, sees a sign-in
+/// made where it cannot be told (`herald signin` in a terminal: another process), as `herald
+/// check` and the row do.
+#[test]
+fn a_token_cell_that_found_nobody_sees_a_sign_in_made_by_another_process() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let token = stored_refresh(&folder, &grant);
+    let entry = client(&folder, &grant).entry;
+    // Signed out behind the process's back (no cell is told).
+    assert!(herald::oauth2::vault::forget(&entry));
+    let cell = Grant::shared(client(&folder, &grant));
+    let ask = || oauth2::block_on(cell.access_token());
+    let campaign = Campaign::load_for_reading(&folder.campaign).unwrap();
+    let says_nobody = |campaign: &Campaign| {
+        herald::app::check(campaign)
+            .problems
+            .iter()
+            .any(|problem| problem.contains("nobody has signed in"))
+    };
+    let row = |campaign: &Campaign| herald::app::signin::status(campaign, &grant).unwrap();
+    assert!(matches!(ask(), Err(OAuth2Error::NotSignedIn { .. })));
+    assert!(says_nobody(&campaign));
+    assert!(!row(&campaign).signed_in);
+
+    // Signed in again by another process: every reader agrees, the cell included.
+    herald::oauth2::vault::save(&entry, &token).unwrap();
+    assert!(!says_nobody(&campaign));
+    assert!(row(&campaign).signed_in);
+    assert!(ask().is_ok(), "the cell kept saying nobody is signed in");
+    assert_eq!(cell.refreshes(), 1);
+}

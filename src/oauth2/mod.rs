@@ -372,7 +372,10 @@ impl Client {
             .flatten()
     }
 
-    /// Whether someone signed in to this grant on this computer (blocking).
+    /// Whether someone signed in to this grant on this computer (blocking): the one answer
+    /// `herald check`, the window's Problems box and sign-in row, and a run's token cell all
+    /// use, read from the keyring each time (a sign-in made by another process, `herald
+    /// signin` in a terminal, has no other way to be seen).
     pub fn is_signed_in(&self) -> bool {
         vault::load(&self.entry).is_some()
     }
@@ -521,8 +524,11 @@ struct Cell {
     /// Read from the keyring once, then kept current as it rotates.
     refresh: Option<String>,
     /// A refusal that needs the user: every later ask gets it at once, without asking the
-    /// provider again.
+    /// provider again, while the keyring holds the refresh token refused (`refresh`).
+    /// "Nobody signed in" is never kept here: the keyring is asked again each time.
     refused: Option<OAuth2Error>,
+    /// The [`Grant::generation`] this state was read at.
+    generation: u64,
 }
 
 /// The one token cell a run shares for one grant: sessions ask it for a token, and only one of
@@ -531,6 +537,9 @@ pub struct Grant {
     client: Client,
     cell: tokio::sync::Mutex<Cell>,
     refreshes: AtomicU64,
+    /// Bumped by a sign-in or sign-out in this process: the state behind the lock is then
+    /// stale and is dropped by the next ask, even if a session held the lock at the time.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Grant {
@@ -571,6 +580,7 @@ impl Grant {
             client,
             cell: tokio::sync::Mutex::new(Cell::default()),
             refreshes: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         });
         cells.push((key, Arc::downgrade(&cell)));
         cell
@@ -588,10 +598,21 @@ impl Grant {
             .filter_map(|(_, cell)| cell.upgrade())
             .collect();
         for cell in cells {
-            if let Ok(mut state) = cell.cell.try_lock() {
-                *state = Cell::default();
-            }
+            cell.generation.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// Locks the state, dropping it when a sign-in or sign-out made it stale.
+    async fn state(&self) -> tokio::sync::MutexGuard<'_, Cell> {
+        let mut cell = self.cell.lock().await;
+        let generation = self.generation.load(Ordering::SeqCst);
+        if cell.generation != generation {
+            *cell = Cell {
+                generation,
+                ..Cell::default()
+            };
+        }
+        cell
     }
 
     /// The grant's name in the campaign.
@@ -606,7 +627,7 @@ impl Grant {
 
     /// An access token valid for at least [`MIN_LIFE`] more, refreshed when needed.
     pub async fn access_token(&self) -> Result<String, OAuth2Error> {
-        let mut cell = self.cell.lock().await;
+        let mut cell = self.state().await;
         if let Some(access) = &cell.access
             && access.expires_at > Instant::now() + MIN_LIFE
         {
@@ -619,7 +640,7 @@ impl Grant {
     /// once and return the new token. When another session already replaced it, that one is
     /// returned without asking the provider again.
     pub async fn rejected(&self, token: &str) -> Result<String, OAuth2Error> {
-        let mut cell = self.cell.lock().await;
+        let mut cell = self.state().await;
         match &cell.access {
             Some(access)
                 if access.token != token && access.expires_at > Instant::now() + MIN_LIFE =>
@@ -635,7 +656,16 @@ impl Grant {
 
     async fn refresh_locked(&self, cell: &mut Cell) -> Result<String, OAuth2Error> {
         if let Some(refused) = &cell.refused {
-            return Err(refused.clone());
+            // Someone signed in again elsewhere (another process): the keyring holds another
+            // token, which the provider has not refused.
+            let stored = self.client.stored_refresh().await;
+            if stored.is_none() || stored == cell.refresh {
+                return Err(refused.clone());
+            }
+            *cell = Cell {
+                generation: cell.generation,
+                ..Cell::default()
+            };
         }
         let refresh = match cell.refresh.clone() {
             Some(refresh) => refresh,
@@ -661,6 +691,7 @@ impl Grant {
             Err(error) => {
                 if error.needs_user() {
                     cell.refused = Some(error.clone());
+                    cell.refresh = Some(refresh);
                 }
                 if let OAuth2Error::SignInAgain { reason, .. } = &error {
                     remember_refusal(&self.client.entry, reason);
