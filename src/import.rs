@@ -38,6 +38,9 @@ pub struct ImportReport {
     pub malformed: u64,
     /// Of the rows added, how many were added as `skipped`.
     pub added_skipped: u64,
+    /// Valid addresses with non-ASCII characters before the @: only a server that offers
+    /// SMTPUTF8 (RFC 6531) takes them, and many relays do not.
+    pub non_ascii: u64,
     /// Entries in the suppression list, and recipients it skipped at this import.
     pub suppression_entries: u64,
     pub suppressed: u64,
@@ -50,6 +53,25 @@ pub struct ImportReport {
     /// campaign had no recipients before): counting a million rows again costs a tenth of a
     /// second.
     pub counts: Option<Counts>,
+}
+
+impl ImportReport {
+    /// What the import found that the marketer should know before sending, as sentences.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.non_ascii > 0 {
+            let count = match self.non_ascii {
+                1 => "1 address has".to_string(),
+                n => format!("{n} addresses have"),
+            };
+            warnings.push(format!(
+                "{count} non-ASCII characters before the @: many relays refuse such addresses \
+                 (only a server that offers SMTPUTF8 takes them), and a send fails them with \
+                 that reason"
+            ));
+        }
+        warnings
+    }
 }
 
 /// Imports the campaign's recipient list: valid new rows become `pending`, invalid, duplicate and
@@ -74,11 +96,17 @@ pub fn import(
     let mut importer = store.importer(id, &columns)?;
     // Reading, checking and encoding rows takes as long as inserting them: one thread does
     // each, with a few batches in between.
+    // Named in a duplicate's reason: a campaign may hold rows of several lists (issue #20).
+    let file = campaign
+        .recipients
+        .csv
+        .file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
     let (batches, receiver) =
         std::sync::mpsc::sync_channel::<Result<Vec<Prepared>, ImportError>>(4);
     let producer = std::thread::Builder::new()
         .name("herald-import".into())
-        .spawn(move || prepare_rows(csv, &batches));
+        .spawn(move || prepare_rows(csv, &file, &batches));
     let producer = match producer {
         Ok(handle) => handle,
         Err(error) => {
@@ -99,6 +127,7 @@ pub fn import(
         };
         for row in batch {
             report.rows += 1;
+            report.non_ascii += u64::from(row.non_ascii);
             match row.kind {
                 RowKind::Valid => {}
                 RowKind::Invalid => report.invalid += 1,
@@ -239,6 +268,8 @@ enum RowKind {
 struct Prepared {
     kind: RowKind,
     row: ImportRow,
+    /// A valid address that only a server with SMTPUTF8 takes.
+    non_ascii: bool,
 }
 
 const BATCH_ROWS: usize = 512;
@@ -256,6 +287,7 @@ const MAX_RESERVED_ROWS: u64 = 3_000_000;
 /// can have (see [`occurrence_key`]).
 fn prepare_rows(
     mut csv: RecipientList,
+    file: &str,
     batches: &std::sync::mpsc::SyncSender<Result<Vec<Prepared>, ImportError>>,
 ) {
     let mut deduper = Deduper::new();
@@ -270,6 +302,7 @@ fn prepare_rows(
                 // (the names are in every key stored so far, so they stay as they are).
                 let mut kept = |kind: RowKind, name: &str, reason: String| Prepared {
                     kind,
+                    non_ascii: false,
                     row: ImportRow::new(
                         line,
                         email.to_string(),
@@ -281,6 +314,7 @@ fn prepare_rows(
                 match deduper.classify(line, &email) {
                     Verdict::Valid { address, key } => Prepared {
                         kind: RowKind::Valid,
+                        non_ascii: address.requires_smtputf8(),
                         row: ImportRow::new(
                             line,
                             address.into_string(),
@@ -297,12 +331,13 @@ fn prepare_rows(
                     Verdict::Duplicate { first_line } => kept(
                         RowKind::Duplicate,
                         "duplicate",
-                        format!("duplicate of line {first_line}"),
+                        format!("duplicate of line {first_line} of {file}"),
                     ),
                 }
             }
             Err(ImportError::Row { line, message, .. }) => Prepared {
                 kind: RowKind::Malformed,
+                non_ascii: false,
                 row: ImportRow::new(
                     line,
                     String::new(),

@@ -66,6 +66,7 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     ("encoding_rs", &["recipients/"]),
     ("idna::", &["recipients/"]),
     ("toml::", &["campaign/"]),
+    ("toml_edit::", &["campaign/edit.rs"]),
     ("keyring::", &["credentials/"]),
     ("calamine", &["recipients/sheet"]),
     ("zbus::", &["credentials/"]),

@@ -394,7 +394,20 @@ fn campaign_parsing_survives_mutated_files() {
         if Campaign::parse(text, &path, &|_| true).is_ok() {
             accepted += 1;
         }
-        let _ = herald::campaign::RawCampaign::from_toml(text).map(|raw| raw.to_toml());
+        let Ok(raw) = herald::campaign::RawCampaign::from_toml(text) else {
+            return;
+        };
+        let _ = raw.to_toml();
+        // The window's save over the file as written (issue #20): with nothing edited, what it
+        // writes reads back as the same campaign.
+        let over = raw
+            .to_toml_over(text)
+            .expect("a campaign that was read can be written");
+        assert_eq!(
+            herald::campaign::RawCampaign::from_toml(&over).as_ref(),
+            Ok(&raw),
+            "{text:?} saved as {over:?}"
+        );
     });
     assert!(runs > 100, "only {runs} inputs tried");
     let _ = accepted;

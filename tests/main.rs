@@ -34,6 +34,8 @@ mod tls_auth;
 mod ui;
 mod ui_feedback;
 mod ui_glyphs;
+mod ui_setup;
 mod ui_signin;
+mod ui_status;
 mod ui_trust;
 mod unsubscribe;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
 use crate::support::smtp_server::{Reply, SmtpServer};
-use crate::support::window::{wait_until, window};
+use crate::support::window::{start, wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::ui::{HeraldApp, Remembered, Tab};
@@ -100,7 +100,7 @@ fn start_sends_everyone_and_progress_reaches_100_percent() {
     opened(&mut harness);
     harness.get_by_label("Publish").click();
     harness.step();
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "the run to end", |app| {
         !app.is_running() && app.counts().sent == 30
     });
@@ -133,7 +133,7 @@ fn pause_stops_the_flow_and_resume_finishes() {
     opened(&mut harness);
     harness.get_by_label("Publish").click();
     harness.step();
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "some messages", |app| app.counts().sent >= 4);
     harness.get_by_label("Pause").click();
     wait_until(&mut harness, "the pause", |app| {
@@ -178,7 +178,7 @@ fn resend_failed_is_one_click() {
     opened(&mut harness);
     harness.get_by_label("Publish").click();
     harness.step();
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "the first run", |app| {
         !app.is_running() && app.counts().failed == 2
     });
@@ -213,7 +213,7 @@ fn resend_failed_leaves_dead_addresses_out_unless_the_box_is_ticked() {
     opened(&mut harness);
     harness.get_by_label("Publish").click();
     harness.step();
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "the first run", |app| {
         !app.is_running() && app.counts().failed == 1
     });
@@ -466,7 +466,7 @@ fn results_break_a_run_down_and_filter_the_recipients_table() {
     opened(&mut harness);
     harness.get_by_label("Publish").click();
     harness.step();
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "the run to end", |app| {
         !app.is_running() && app.counts().sent == 6 && app.counts().failed == 2
     });

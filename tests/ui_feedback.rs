@@ -18,7 +18,7 @@ use crate::support::campaign::{RelayConf, campaign_with, closed_port};
 use crate::support::cli_run::herald;
 use crate::support::dovecot::{self, Dovecot, dsn};
 use crate::support::smtp_server::SmtpServer;
-use crate::support::window::{wait_until, window};
+use crate::support::window::{start, wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use herald::store::{State, Store, Suppression, SuppressionReason};
@@ -178,7 +178,7 @@ fn start_pulls_new_unsubscribes_first_and_skips_who_left() {
     let mut harness = harness(&db, Some(&b.campaign));
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "the run to end", |app| {
         let c = app.counts();
         !app.is_running() && c.sent + c.skipped == 3
@@ -280,7 +280,7 @@ fn check_mailbox_shows_the_result_the_sender_warning_and_each_rows_feedback() {
     click_tab(&mut harness, "Publish");
     assert!(harness.query_by_label("Check mailbox").is_some());
     // Start reads the (empty) mailbox first, then sends.
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "the run to end", |app| {
         !app.is_running() && app.counts().sent == 2
     });
@@ -582,11 +582,12 @@ fn publish_says_what_to_do_when_nothing_is_set_up() {
             .query_by_label_contains("No bounce mailbox is set up")
             .is_some()
     );
+    // Issue #20: fields to fill in, not TOML to paste.
     assert!(
         harness
-            .query_by_label_contains("password_env = \"HERALD_BOUNCES_PASSWORD\"")
+            .query_by_label("Mailbox and unsubscribe settings")
             .is_some(),
-        "the section to add is shown"
+        "the mailbox's fields are offered"
     );
     assert!(harness.query_by_label("Check mailbox").is_none());
 }

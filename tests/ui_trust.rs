@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
 use crate::support::smtp_server::{Reply, SmtpServer};
-use crate::support::window::{wait_until, window};
+use crate::support::window::{start, wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use herald::ui::{Closing, HeraldApp, Remembered, Tab};
@@ -248,7 +248,7 @@ fn closing_during_a_run_says_what_happens_and_stops_it_first() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "some messages", |app| app.counts().sent >= 3);
     request_close(&mut harness);
     assert!(close_cancelled(&harness), "the close was not held back");
@@ -277,7 +277,7 @@ fn close_now_does_not_wait_for_a_relay_that_stopped_answering() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "a message under way", |app| {
         app.progress().is_some_and(|p| p.counts.sending > 0)
     });
@@ -321,7 +321,7 @@ fn resend_failed_uses_the_relay_on_screen_and_an_old_relay_test_is_not_shown() {
     click_tab(&mut harness, "Publish");
     harness.get_by_label("Test connection").click();
     wait_for_label(&mut harness, "connected to");
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "the first run", |app| {
         !app.is_running() && app.counts().failed == 2
     });
@@ -409,7 +409,7 @@ fn pause_stop_and_duplicate_leave_no_contradicting_status() {
                 .query_by_label_contains("Start imports the list")
                 .is_some()
     );
-    harness.get_by_label("Start").click();
+    start(&mut harness);
     wait_until(&mut harness, "a deferral and some sends", |app| {
         app.counts().deferred == 1 && app.counts().sent >= 2
     });

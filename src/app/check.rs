@@ -8,6 +8,7 @@ use crate::campaign::Campaign;
 use crate::compose::{
     ComposeError, Composer, RecipientData, TemplateErrorKind, bare_ip_links, mostly_images,
 };
+use crate::dnsauth::Level;
 use crate::import::{FieldsEncoder, open_list, read_suppression};
 use crate::recipients::{Deduper, RecipientList, Verdict};
 
@@ -29,6 +30,34 @@ pub struct CheckReport {
     pub email_column: Option<String>,
     /// What the list was read as (see [`ImportReport::format`]).
     pub format: Option<String>,
+    /// The deliverability warnings with how much each matters (their texts are in `warnings`
+    /// too).
+    pub cautions: Vec<Caution>,
+}
+
+/// One deliverability warning of `check` (no unsubscribe link, no DKIM, no bounce mailbox…)
+/// and how much it matters: red when big mailbox providers refuse or junk such bulk mail
+/// (the window's Start asks before a first send, issue #20), amber when it is worth fixing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caution {
+    pub level: Level,
+    pub text: String,
+}
+
+impl Caution {
+    fn red(text: impl Into<String>) -> Caution {
+        Caution {
+            level: Level::Red,
+            text: text.into(),
+        }
+    }
+
+    fn amber(text: impl Into<String>) -> Caution {
+        Caution {
+            level: Level::Amber,
+            text: text.into(),
+        }
+    }
 }
 
 /// How many rows of one kind of issue are listed by line before the rest is summed up.
@@ -113,21 +142,76 @@ pub fn check_for(campaign: &Campaign, front: crate::oauth2::Front) -> CheckRepor
             .problems
             .push("no recipient in the list has a valid address".to_string());
     }
-    deliverability(campaign, composer.as_ref(), sample.as_ref(), &mut report);
+    let cautions = deliverability(
+        campaign,
+        composer.as_ref(),
+        sample.as_ref(),
+        report.largest_bytes,
+    );
+    report
+        .warnings
+        .extend(cautions.iter().map(|caution| caution.text.clone()));
+    report.cautions = cautions;
     report
 }
 
-/// The deliverability warnings of issue #5: things that do not stop a send but make big
-/// mailbox providers junk or refuse it.
+/// The deliverability warnings `check` gives, without reading the whole list: the content
+/// ones are judged on the first recipient's message. For the window's Start (issue #20), which
+/// must not wait for a million messages to render before it asks.
+pub fn cautions(campaign: &Campaign) -> Vec<Caution> {
+    let composer = Composer::new(campaign).ok();
+    let sample = composer
+        .as_ref()
+        .and_then(|composer| first_sample(campaign, composer));
+    let largest_bytes = sample.as_ref().map_or(0, |sample| sample.bytes);
+    deliverability(campaign, composer.as_ref(), sample.as_ref(), largest_bytes)
+}
+
+/// The first valid recipient's message, rendered unsigned.
+fn first_sample(campaign: &Campaign, composer: &Composer) -> Option<Sample> {
+    let csv = open_list(campaign).ok()?;
+    let columns = csv.columns().to_vec();
+    let encoder = FieldsEncoder::new(&columns);
+    let mut deduper = Deduper::new();
+    let mut fields_json = String::new();
+    for row in csv.flatten() {
+        let Verdict::Valid { address, .. } = deduper.classify(row.line, &row.email) else {
+            continue;
+        };
+        encoder.encode(&row.fields, &mut fields_json);
+        let envelope = address.to_ascii();
+        let data = RecipientData {
+            id: row.line as i64,
+            email: &envelope,
+            fields_json: &fields_json,
+        };
+        // One recipient the script skips or a template cannot render says nothing of the
+        // others' content; the next one is tried.
+        if let Ok((parts, composed)) = composer.compose_parts(&data, false) {
+            return Some(Sample {
+                html: parts.html,
+                text: parts.text,
+                bytes: composed.bytes.len(),
+            });
+        }
+    }
+    None
+}
+
+/// The deliverability warnings of issue #5: things that do not stop `herald send` but make big
+/// mailbox providers junk or refuse it (the red ones make the window ask before a first send).
 // Long because it is a list of independent warnings, each a few lines: one after another
 // reads as the list `check` prints.
 fn deliverability(
     campaign: &Campaign,
     composer: Option<&Composer>,
     sample: Option<&Sample>,
-    report: &mut CheckReport,
-) {
-    let warn = |report: &mut CheckReport, text: String| report.warnings.push(text);
+    largest_bytes: usize,
+) -> Vec<Caution> {
+    let mut found = Vec::new();
+    let report = &mut found;
+    let warn = |found: &mut Vec<Caution>, text: String| found.push(Caution::amber(text));
+    let refuse = |found: &mut Vec<Caution>, text: String| found.push(Caution::red(text));
     let signed_link = campaign
         .unsubscribe
         .as_ref()
@@ -143,7 +227,7 @@ fn deliverability(
     } else if campaign.message.unsubscribe.is_none()
         && campaign.message.unsubscribe_mailto.is_none()
     {
-        warn(report, "no unsubscribe link (message.unsubscribe): Gmail, Yahoo and Outlook require one-click unsubscribe from bulk senders".into());
+        refuse(report, "no unsubscribe link (message.unsubscribe): Gmail, Yahoo and Outlook require one-click unsubscribe from bulk senders".into());
     } else if campaign.message.unsubscribe.is_none() {
         warn(report, "only a mailto unsubscribe: one-click unsubscribe (RFC 8058) needs an https link in message.unsubscribe".into());
     }
@@ -162,7 +246,7 @@ fn deliverability(
         warn(report, "no [bounces] return_path: reports then carry no VERP tag, so most can only be matched unverified (by the failed address, which anyone can write): they are held for you to apply with herald bounces --apply-unverified instead of applied; set return_path so bounces prove they are about your mail".into());
     }
     match &campaign.dkim {
-        None => warn(
+        None => refuse(
             report,
             "no DKIM signature ([dkim]): big mailbox providers reject or junk unsigned bulk mail"
                 .into(),
@@ -191,11 +275,8 @@ fn deliverability(
             }
         }
     }
-    let Some(composer) = composer else {
-        return;
-    };
-    let Some(sample) = sample else {
-        return;
+    let (Some(composer), Some(sample)) = (composer, sample) else {
+        return found;
     };
     // Link addresses the derived text keeps ("shop (https://…)") are not text to read.
     let readable = sample
@@ -213,12 +294,12 @@ fn deliverability(
     } else if !composer.has_html() && sample.text.trim().is_empty() {
         warn(report, "the text part is empty".into());
     }
-    if report.largest_bytes > LARGE_MESSAGE_BYTES {
+    if largest_bytes > LARGE_MESSAGE_BYTES {
         warn(
             report,
             format!(
                 "the largest message is {} MB; messages over 10 MB are refused or delayed by many providers",
-                report.largest_bytes.div_ceil(1024 * 1024)
+                largest_bytes.div_ceil(1024 * 1024)
             ),
         );
     }
@@ -237,12 +318,14 @@ fn deliverability(
             );
         }
     }
+    found
 }
 
 /// The first rendered recipient's bodies, for the content warnings.
 struct Sample {
     html: Option<String>,
     text: String,
+    bytes: usize,
 }
 
 // Long because one pass over the list does everything `check` needs of each row (address,
@@ -314,6 +397,7 @@ fn check_rows(
                     sample = Some(Sample {
                         html: parts.html,
                         text: parts.text,
+                        bytes: composed.bytes.len(),
                     });
                     composed
                 })

@@ -10,6 +10,8 @@
 pub mod check;
 mod database;
 mod error;
+pub mod html_file;
+pub mod library;
 pub mod presend;
 pub mod preview;
 pub mod service;
@@ -20,10 +22,12 @@ pub mod test_send;
 pub use check::{CheckReport, check};
 pub use database::Database;
 pub use error::{AppError, ErrorKind};
+pub use library::{CampaignStatus, LibraryEntry, Renamed};
 pub use preview::{Preview, PreviewError, preview};
 
 /// The plain words the front ends show and pass back: the delivery vocabulary, and the shapes of
 /// the store's answers. Front ends take them from here, never from `store`.
+pub use crate::compose::field_expression;
 pub use crate::delivery::{Counts, Reply, State, now_ms};
 pub use crate::store::{
     Applied, CampaignSummary, DomainRow, FeedbackCounts, HeldRow, RecipientId, RecipientRef,

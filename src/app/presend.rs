@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use crate::app::check::Caution;
 use crate::campaign::Campaign;
 use crate::dnsauth::{self, Finding};
 use crate::inbox::{self, Summary};
@@ -24,6 +25,12 @@ pub struct BeforeStart {
     /// The deliverability check's findings (issue #23), for the window's Start (the CLI prints
     /// its own, `cli/deliverability.rs`); a red one stops the start as it stops `herald send`.
     pub dns: Vec<Finding>,
+    /// `herald check`'s deliverability warnings (no unsubscribe link, no DKIM, no bounce
+    /// mailbox…), for the window's Start (issue #20); the CLI's `check` prints them.
+    pub cautions: Vec<Caution>,
+    /// Whether nothing of the campaign was sent yet: a red caution stops only a first send
+    /// (once the user chose to send anyway, resuming does not ask again).
+    pub first_send: bool,
     /// Whether the run was started (false when a check failed).
     pub started: bool,
 }
@@ -34,7 +41,21 @@ impl BeforeStart {
         matches!(self.mailbox, Some(Err(_)))
             || matches!(self.pulled, Some(Err(_)))
             || dnsauth::blocking(&self.dns).next().is_some()
+            || self.blocking_cautions().next().is_some()
     }
+
+    /// The red cautions that stop this start: those of a first send.
+    pub fn blocking_cautions(&self) -> impl Iterator<Item = &Caution> {
+        self.cautions
+            .iter()
+            .filter(|caution| self.first_send && caution.level == dnsauth::Level::Red)
+    }
+}
+
+/// Whether a campaign with these counts has not sent anything yet: every recipient still
+/// pending or skipped (none imported counts too).
+pub fn is_first_send(counts: &crate::delivery::Counts) -> bool {
+    counts.pending + counts.skipped == counts.total()
 }
 
 /// Runs the checks the campaign calls for, in order: the mailbox, then the pull.

@@ -17,6 +17,9 @@ pub struct Preview {
     pub email: String,
     /// Some: the personalization script skips this recipient, with its reason; no message.
     pub skipped: Option<String>,
+    /// True when no list is imported yet: the message is a sample recipient's, whose fields
+    /// show their own names (issue #20), and nobody of the list.
+    pub sample: bool,
     /// The header fields as in the message, unfolded (encoded words left as they are).
     pub headers: Vec<(String, String)>,
     pub subject: String,
@@ -78,7 +81,13 @@ pub fn preview_with(
     // The preview shows the envelope and List-Unsubscribe as they will be sent; a key that
     // cannot be read stops it rather than showing an envelope `send` would not use (issue #13).
     key_composer(composer, store, campaign, id).map_err(PreviewError::Keys)?;
-    import_if_empty(store, campaign)?;
+    let imported = import_if_empty(store, campaign);
+    if store.counts(id)?.total() == 0 {
+        // Nobody to show yet (an empty list, or one that cannot be read): a sample recipient,
+        // so the message can be written and looked at before the list exists.
+        return sample_preview(composer, campaign);
+    }
+    imported?;
     let describe = || match which {
         RecipientRef::Index(index) => format!("number {}", index + 1),
         RecipientRef::Email(email) => email.clone(),
@@ -126,6 +135,56 @@ pub fn preview_with(
         }
         Err(ComposeError::Skipped { reason }) => preview.skipped = Some(reason),
         Err(error) => return Err(compose_error(error)),
+    }
+    Ok(preview)
+}
+
+/// The address the sample recipient gets (RFC 2606 reserves example.com).
+pub const SAMPLE_ADDRESS: &str = "sample@example.com";
+
+/// The message a sample recipient would get: each column of the list (when its header can be
+/// read) holds its own name in brackets, `[first_name]`, so the merge fields show where they go.
+fn sample_preview(composer: &mut Composer, campaign: &Campaign) -> Result<Preview, PreviewError> {
+    let columns = crate::import::open_list(campaign)
+        .map(|list| list.columns().to_vec())
+        .unwrap_or_default();
+    let fields: serde_json::Map<String, serde_json::Value> = columns
+        .into_iter()
+        .map(|column| {
+            let value = format!("[{column}]");
+            (column, serde_json::Value::String(value))
+        })
+        .collect();
+    let fields_json = serde_json::Value::Object(fields).to_string();
+    let data = RecipientData {
+        id: 0,
+        email: SAMPLE_ADDRESS,
+        fields_json: &fields_json,
+    };
+    let mut preview = Preview {
+        email: SAMPLE_ADDRESS.to_string(),
+        sample: true,
+        attachments: composer.attachments(),
+        ..Preview::default()
+    };
+    match composer.compose_parts(&data, true) {
+        Ok((parts, composed)) => {
+            preview.headers = header_fields(&composed.bytes);
+            preview.subject = parts.subject;
+            preview.text = parts.text;
+            preview.html = parts.html;
+            preview.size_bytes = composed.bytes.len();
+            preview.envelope_from = composed.envelope_from;
+            preview.envelope_to = composed.envelope_to;
+            preview.raw = composed.bytes;
+        }
+        Err(ComposeError::Skipped { reason }) => preview.skipped = Some(reason),
+        Err(error) => {
+            return Err(PreviewError::Compose {
+                email: SAMPLE_ADDRESS.to_string(),
+                error: Box::new(error),
+            });
+        }
     }
     Ok(preview)
 }

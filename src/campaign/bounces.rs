@@ -42,6 +42,29 @@ pub(super) const BOUNCES_KEYS: &[&str] = &[
     "soft_limit",
 ];
 
+/// The keyring name the window keeps a mailbox password under when the file names none.
+pub const DEFAULT_PASSWORD_NAME: &str = "HERALD_BOUNCES_PASSWORD";
+
+impl RawBounces {
+    /// The port an IMAP server listens on for `security` (RFC 8314 §3.3: 993 is implicit TLS;
+    /// 143 is IMAP with or without STARTTLS).
+    pub fn default_port(security: Security) -> u16 {
+        match security {
+            Security::Tls => 993,
+            Security::StartTls | Security::None => 143,
+        }
+    }
+
+    /// The environment variable or keyring entry the mailbox password is read from: the one
+    /// `password_env` names, else the window's default name.
+    pub fn password_name(&self) -> String {
+        self.password_env
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_PASSWORD_NAME.to_string())
+    }
+}
+
 /// The validated `[bounces]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BouncesSpec {
@@ -119,11 +142,7 @@ pub(super) fn build(
             Security::Tls
         }
     };
-    // RFC 8314 §3.3: 993 is implicit TLS; 143 is IMAP with or without STARTTLS.
-    let default_port = match security {
-        Security::Tls => 993,
-        Security::StartTls | Security::None => 143,
-    };
+    let default_port = RawBounces::default_port(security);
     let username = text(&raw.username).unwrap_or_else(|| {
         c.add(
             "bounces.username",

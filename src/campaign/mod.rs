@@ -4,6 +4,7 @@
 
 mod bounces;
 mod duration;
+mod edit;
 mod oauth2;
 mod raw;
 mod unsubscribe;

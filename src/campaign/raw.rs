@@ -277,6 +277,12 @@ impl RawCampaign {
         toml::to_string_pretty(self).map_err(|error| error.to_string())
     }
 
+    /// The campaign as TOML written over `existing` (the campaign file as a person wrote it):
+    /// only the keys that changed are edited, so comments, order and unknown keys stay.
+    pub fn to_toml_over(&self, existing: &str) -> Result<String, String> {
+        super::edit::write_over(self, existing)
+    }
+
     /// Reads campaign text leniently (no validation), for editing a file that may be
     /// incomplete.
     pub fn from_toml(text: &str) -> Result<RawCampaign, String> {

@@ -362,13 +362,21 @@ fn preview(db: Option<&Path>, path: &Path, which: &RecipientRef, summary: bool) 
         writeln!(out)?;
         writeln!(out, "----")?;
     }
-    writeln!(
-        out,
-        "recipient {} ({}): {} bytes",
-        preview.index + 1,
-        preview.email,
-        preview.size_bytes
-    )?;
+    if preview.sample {
+        writeln!(
+            out,
+            "sample recipient ({}): no list is imported yet, so each field shows its name; {} bytes",
+            preview.email, preview.size_bytes
+        )?;
+    } else {
+        writeln!(
+            out,
+            "recipient {} ({}): {} bytes",
+            preview.index + 1,
+            preview.email,
+            preview.size_bytes
+        )?;
+    }
     writeln!(out, "subject: {}", preview.subject)?;
     writeln!(
         out,
@@ -529,6 +537,9 @@ fn import(db: Option<&Path>, path: &Path) -> Result<i32> {
             report.columns.join(", ")
         }
     )?;
+    for warning in report.warnings() {
+        writeln!(out, "warning: {warning}")?;
+    }
     if report.suppression_entries > 0 || report.suppressed > 0 {
         writeln!(
             out,

@@ -41,6 +41,16 @@ const WEEKDAYS: [&str; 7] = [
     "Saturday",
 ];
 
+/// A moment in Unix milliseconds as ISO 8601 in UTC, to the second: `2026-12-07T17:18:00Z`
+/// (what spreadsheets and scripts read without being told the zone).
+pub fn iso8601_utc(ms: i64) -> String {
+    let t = DateTime::from_unix(ms.div_euclid(1_000));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
 /// Days since 1970-01-01 of a civil date (the well-known era-based conversion).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
@@ -206,6 +216,13 @@ mod tests {
     fn check(input: &str, pattern: &str, expected: &str) {
         let date = DateTime::parse(input).unwrap();
         assert_eq!(date.format(pattern).unwrap(), expected, "{input} {pattern}");
+    }
+
+    #[test]
+    fn moments_read_as_iso_8601_in_utc() {
+        assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601_utc(1_709_647_199_999), "2024-03-05T13:59:59Z");
+        assert_eq!(iso8601_utc(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

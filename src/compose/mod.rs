@@ -19,6 +19,7 @@ use lettre::message::{Attachment, Mailbox, Mailboxes};
 
 use crate::campaign::Campaign;
 
+pub use dates::iso8601_utc;
 pub use dkim::{DkimError, DkimSigner, PublicKey, SIGNED_HEADERS, read_published_key};
 pub use feedback::{
     Feedback, HeraldId, UNSUBSCRIBE_PREFIX, campaign_tag, message_id, parse_message_id,
@@ -27,7 +28,7 @@ pub use html_text::html_to_text;
 pub use lint::{bare_ip_links, mostly_images};
 pub use template::{
     DerivedText, Layout, RenderedBody, Script, ScriptOutcome, Template, TemplateEngine,
-    TemplateError, TemplateErrorKind, Variables, escape_html, url_encode,
+    TemplateError, TemplateErrorKind, Variables, escape_html, field_expression, url_encode,
 };
 
 /// The most that attachments and inline images may add up to. Providers refuse messages over

@@ -1144,9 +1144,44 @@ fn register_helpers(engine: &mut Engine) {
     });
 }
 
+/// The template text that inserts field `name`: `{{ name }}`, or, with a fallback for the
+/// recipients whose value is empty, `{{ or(name, "there") }}` (the fallback written as a rhai
+/// string, quotes and backslashes escaped). What the window's "Insert field" writes.
+pub fn field_expression(name: &str, fallback: &str) -> String {
+    if fallback.is_empty() {
+        return format!("{{{{ {name} }}}}");
+    }
+    let mut literal = String::with_capacity(fallback.len() + 2);
+    literal.push('"');
+    for c in fallback.chars() {
+        match c {
+            '"' => literal.push_str("\\\""),
+            '\\' => literal.push_str("\\\\"),
+            '\n' => literal.push_str("\\n"),
+            c => literal.push(c),
+        }
+    }
+    literal.push('"');
+    format!("{{{{ or({name}, {literal}) }}}}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inserted_field_falls_back_where_the_value_is_empty() {
+        assert_eq!(field_expression("city", ""), "{{ city }}");
+        assert_eq!(
+            field_expression("first_name", "there"),
+            "{{ or(first_name, \"there\") }}"
+        );
+        check(
+            &field_expression("empty", "dear \"reader\" \\o/"),
+            "dear &quot;reader&quot; \\o/",
+        );
+        check(&field_expression("first_name", "there"), "Ada");
+    }
 
     fn render(source: &str, html: bool, fields: &[(&str, &str)]) -> Result<String, TemplateError> {
         let engine = TemplateEngine::new();

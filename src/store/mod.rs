@@ -214,6 +214,23 @@ impl Store {
             .optional()?)
     }
 
+    /// Gives campaigns their new files after a rename of the file or its folder (issue #20):
+    /// `(campaign, new file key, new name)`, all in one transaction or none.
+    pub fn move_campaigns(
+        &mut self,
+        moves: &[(CampaignId, String, String)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (id, key, name) in moves {
+            tx.execute(
+                "UPDATE campaign SET file_key = ?2, name = ?3 WHERE id = ?1",
+                params![id, key, name],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The personalization columns recorded at the last import.
     pub fn columns(&self, campaign: CampaignId) -> Result<Vec<String>, StoreError> {
         let text: String = self.conn.query_row(

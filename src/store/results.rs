@@ -31,8 +31,10 @@ pub struct DomainRow {
 }
 
 /// What a server's reply means for a marketer, from its RFC 3463 enhanced status code (or the
-/// basic RFC 5321 code when the server gave none). The same rules group the results and filter
-/// the recipients table, because both use [`ReplyClass::sql`].
+/// basic RFC 5321 code when the server gave none). One classification (issue #20): [`RULES`]
+/// decides it, both as SQL (the results' groups and the recipients table filtered from them) and
+/// in Rust ([`ReplyClass::of`], for a run's latest errors on Publish), so a failure is named the
+/// same on every page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReplyClass {
     /// X.1.1: the mailbox does not exist.
@@ -43,6 +45,9 @@ pub enum ReplyClass {
     MailboxFull,
     /// Other X.2.x, or 550 without an enhanced code: the mailbox is disabled or unavailable.
     MailboxUnavailable,
+    /// X.6.7 (RFC 6531): an address with non-ASCII characters before the @, which the server
+    /// cannot take without SMTPUTF8 (Herald says so itself when the server does not offer it).
+    NonAsciiAddress,
     /// X.7.x (or 554): refused by policy: spam filter, reputation, authentication (SPF, DKIM).
     Policy,
     /// X.4.x: network or routing trouble on the way.
@@ -55,12 +60,102 @@ pub enum ReplyClass {
     OtherPermanent,
 }
 
+/// One test of a rule over a reply's columns.
+#[derive(Debug, Clone, Copy)]
+enum Test {
+    /// The enhanced code matches this SQL `LIKE` pattern (`_` one character, `%` the rest).
+    Enhanced(&'static str),
+    /// No enhanced code, and the basic code is one of these.
+    CodeWithoutEnhanced(&'static [u16]),
+    /// No basic code: no reply came (or Herald refused the message itself, and then the
+    /// enhanced code decides first).
+    NoCode,
+    /// A temporary (4xx) basic code.
+    Temporary,
+}
+
+/// The classification: the first class one of whose tests holds, else other permanent. In the
+/// order of RFC 3463's subjects (address, mailbox, media, policy, network).
+const RULES: [(ReplyClass, &[Test]); 9] = [
+    (ReplyClass::NoSuchUser, &[Test::Enhanced("_.1.1")]),
+    (ReplyClass::BadAddress, &[Test::Enhanced("_.1.%")]),
+    (
+        ReplyClass::MailboxFull,
+        &[
+            Test::Enhanced("_.2.2"),
+            Test::CodeWithoutEnhanced(&[452, 552]),
+        ],
+    ),
+    (
+        ReplyClass::MailboxUnavailable,
+        &[
+            Test::Enhanced("_.2.%"),
+            Test::CodeWithoutEnhanced(&[450, 550, 551]),
+        ],
+    ),
+    (ReplyClass::NonAsciiAddress, &[Test::Enhanced("_.6.7")]),
+    (
+        ReplyClass::Policy,
+        &[Test::Enhanced("_.7.%"), Test::CodeWithoutEnhanced(&[554])],
+    ),
+    (ReplyClass::Network, &[Test::Enhanced("_.4.%")]),
+    (ReplyClass::NoReply, &[Test::NoCode]),
+    (ReplyClass::OtherTemporary, &[Test::Temporary]),
+];
+
+impl Test {
+    fn sql(self) -> String {
+        match self {
+            Test::Enhanced(pattern) => format!("reply_enhanced LIKE '{pattern}'"),
+            Test::CodeWithoutEnhanced(codes) => format!(
+                "(reply_enhanced IS NULL AND reply_code IN ({}))",
+                codes
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Test::NoCode => "reply_code IS NULL".into(),
+            Test::Temporary => "reply_code BETWEEN 400 AND 499".into(),
+        }
+    }
+
+    fn holds(self, reply: &crate::delivery::Reply) -> bool {
+        match self {
+            Test::Enhanced(pattern) => reply
+                .enhanced
+                .as_deref()
+                .is_some_and(|enhanced| like(pattern.as_bytes(), enhanced.as_bytes())),
+            Test::CodeWithoutEnhanced(codes) => {
+                reply.enhanced.is_none() && reply.code.is_some_and(|code| codes.contains(&code))
+            }
+            Test::NoCode => reply.code.is_none(),
+            Test::Temporary => reply.code.is_some_and(|code| (400..500).contains(&code)),
+        }
+    }
+}
+
+/// SQL's `LIKE` for the patterns of [`RULES`]: `_` is one character, `%` any run of them
+/// (ASCII case does not matter, as in SQLite).
+fn like(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.split_first(), text.split_first()) {
+        (None, None) => true,
+        (Some((b'%', rest)), _) => {
+            (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|tail| like(rest, tail)))
+        }
+        (Some((b'_', rest)), Some((_, tail))) => like(rest, tail),
+        (Some((p, rest)), Some((t, tail))) => p.eq_ignore_ascii_case(t) && like(rest, tail),
+        _ => false,
+    }
+}
+
 impl ReplyClass {
-    pub const ALL: [ReplyClass; 9] = [
+    pub const ALL: [ReplyClass; 10] = [
         ReplyClass::NoSuchUser,
         ReplyClass::BadAddress,
         ReplyClass::MailboxFull,
         ReplyClass::MailboxUnavailable,
+        ReplyClass::NonAsciiAddress,
         ReplyClass::Policy,
         ReplyClass::Network,
         ReplyClass::NoReply,
@@ -68,12 +163,21 @@ impl ReplyClass {
         ReplyClass::OtherPermanent,
     ];
 
+    /// The class of a reply: the same rules the store's queries apply to a row.
+    pub fn of(reply: &crate::delivery::Reply) -> ReplyClass {
+        RULES
+            .iter()
+            .find(|(_, tests)| tests.iter().any(|test| test.holds(reply)))
+            .map_or(ReplyClass::OtherPermanent, |(class, _)| *class)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             ReplyClass::NoSuchUser => "no such user (x.1.1)",
             ReplyClass::BadAddress => "bad address (x.1.x)",
             ReplyClass::MailboxFull => "mailbox full (x.2.2)",
             ReplyClass::MailboxUnavailable => "mailbox unavailable (x.2.x, 550)",
+            ReplyClass::NonAsciiAddress => "non-ASCII address: the server has no SMTPUTF8 (x.6.7)",
             ReplyClass::Policy => "refused by policy or as spam (x.7.x)",
             ReplyClass::Network => "network or routing (x.4.x)",
             ReplyClass::NoReply => "no reply: connection failed or dropped",
@@ -88,6 +192,7 @@ impl ReplyClass {
             ReplyClass::BadAddress => "bad_address",
             ReplyClass::MailboxFull => "mailbox_full",
             ReplyClass::MailboxUnavailable => "mailbox_unavailable",
+            ReplyClass::NonAsciiAddress => "non_ascii_address",
             ReplyClass::Policy => "policy",
             ReplyClass::Network => "network",
             ReplyClass::NoReply => "no_reply",
@@ -100,23 +205,19 @@ impl ReplyClass {
         ReplyClass::ALL.into_iter().find(|class| class.key() == key)
     }
 
-    /// The class of a row as an SQL expression over its reply columns. The first rule that
-    /// matches wins, in the order of RFC 3463's subjects (address, mailbox, network, policy).
-    fn sql() -> &'static str {
-        "CASE
-            WHEN reply_enhanced LIKE '_.1.1' THEN 'no_such_user'
-            WHEN reply_enhanced LIKE '_.1.%' THEN 'bad_address'
-            WHEN reply_enhanced LIKE '_.2.2'
-              OR (reply_enhanced IS NULL AND reply_code IN (452, 552)) THEN 'mailbox_full'
-            WHEN reply_enhanced LIKE '_.2.%'
-              OR (reply_enhanced IS NULL AND reply_code IN (450, 550, 551)) THEN 'mailbox_unavailable'
-            WHEN reply_enhanced LIKE '_.7.%'
-              OR (reply_enhanced IS NULL AND reply_code = 554) THEN 'policy'
-            WHEN reply_enhanced LIKE '_.4.%' THEN 'network'
-            WHEN reply_code IS NULL THEN 'no_reply'
-            WHEN reply_code BETWEEN 400 AND 499 THEN 'other_temporary'
-            ELSE 'other_permanent'
-         END"
+    /// The class of a row as an SQL expression over its reply columns, made from [`RULES`].
+    fn sql() -> String {
+        let mut sql = String::from("CASE");
+        for (class, tests) in RULES {
+            let tests: Vec<String> = tests.iter().map(|test| test.sql()).collect();
+            sql.push_str(&format!(
+                " WHEN {} THEN '{}'",
+                tests.join(" OR "),
+                class.key()
+            ));
+        }
+        sql.push_str(&format!(" ELSE '{}' END", ReplyClass::OtherPermanent.key()));
+        sql
     }
 }
 
@@ -483,6 +584,53 @@ mod tests {
         assert_eq!(first.counts, store.counts(a).unwrap());
         assert_eq!(first.file, PathBuf::from("/a.toml"));
         assert!(first.last_activity_ms.is_some());
+    }
+
+    /// Issue #20: the one classification reads a reply the same in SQL (Results, the table)
+    /// and in Rust (Publish's latest errors), case by case.
+    #[test]
+    fn a_reply_has_one_class_in_sql_and_in_rust() {
+        let cases: [(Option<u16>, Option<&str>, ReplyClass); 16] = [
+            (Some(550), Some("5.1.1"), ReplyClass::NoSuchUser),
+            (Some(550), Some("5.1.10"), ReplyClass::BadAddress),
+            (Some(553), Some("5.1.3"), ReplyClass::BadAddress),
+            (Some(452), Some("4.2.2"), ReplyClass::MailboxFull),
+            (Some(552), None, ReplyClass::MailboxFull),
+            (Some(550), Some("5.2.1"), ReplyClass::MailboxUnavailable),
+            (Some(550), None, ReplyClass::MailboxUnavailable),
+            (None, Some("5.6.7"), ReplyClass::NonAsciiAddress),
+            (Some(553), Some("5.6.7"), ReplyClass::NonAsciiAddress),
+            (Some(554), Some("5.6.0"), ReplyClass::OtherPermanent),
+            (Some(550), Some("5.7.26"), ReplyClass::Policy),
+            (Some(554), None, ReplyClass::Policy),
+            (Some(451), Some("4.4.1"), ReplyClass::Network),
+            (None, None, ReplyClass::NoReply),
+            (Some(421), None, ReplyClass::OtherTemporary),
+            (Some(500), Some("5.5.1"), ReplyClass::OtherPermanent),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("herald.db")).unwrap();
+        let sql = format!(
+            "SELECT {} FROM (SELECT ?1 AS reply_code, ?2 AS reply_enhanced)",
+            ReplyClass::sql()
+        );
+        for (code, enhanced, expected) in cases {
+            let reply = Reply {
+                code,
+                enhanced: enhanced.map(str::to_string),
+                text: String::new(),
+            };
+            assert_eq!(ReplyClass::of(&reply), expected, "{reply:?} in Rust");
+            let key: String = store
+                .conn
+                .query_row(&sql, params![code, enhanced], |row| row.get(0))
+                .unwrap();
+            assert_eq!(
+                ReplyClass::from_key(&key),
+                Some(expected),
+                "{reply:?} in SQL"
+            );
+        }
     }
 
     #[test]

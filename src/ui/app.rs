@@ -50,6 +50,8 @@ pub enum Action {
     Import,
     Preview(u64),
     TestSend(String),
+    /// Read a newsletter's HTML file into the HTML body (typed where no chooser could open).
+    LoadHtml(PathBuf),
     Start,
     Pause,
     Resume,
@@ -78,14 +80,17 @@ pub enum Action {
     NewCampaignIn(PathBuf),
     /// Make the next mailing from this campaign and open it.
     Duplicate(PathBuf),
+    /// Rename the campaign in this file to this name (issue #20).
+    Rename {
+        path: PathBuf,
+        name: String,
+    },
     RefreshResults,
     /// Read the campaign's bounce mailbox now.
     CheckMailbox,
-    /// Keep a password in the keyring under `name` (the bounce mailbox's `password_env`).
-    StoreSecret {
-        name: String,
-        password: String,
-    },
+    /// Keep the bounce mailbox's password in the keyring (under its `password_env`, named
+    /// when the file names none).
+    StoreMailboxPassword(String),
     /// Close the window as asked: after saving the edits (or discarding them), and after
     /// stopping the run if one goes.
     Close {
@@ -106,6 +111,8 @@ pub enum Action {
     },
     Unsuppress(String),
     ExportSuppressions(PathBuf),
+    /// Add the addresses of a CSV file to the suppression list.
+    ImportSuppressions(PathBuf),
     /// The recipients table filtered as a figure of the results view counts them.
     ShowRecipients {
         state: Option<State>,
@@ -412,8 +419,10 @@ impl HeraldApp {
     /// panic in a headless test, a box elsewhere): ours are plain characters, and the toast
     /// goes by itself.
     fn toast(&mut self, text: String, icon: &str, color: egui::Color32) {
+        // egui-notify lays a toast out on one line however long (issue #20: a long sentence ran
+        // off the window): the lines are broken here, at words.
         self.toasts
-            .custom(text.clone(), icon.to_string(), color)
+            .custom(wrapped(&text, TOAST_LINE_CHARS), icon.to_string(), color)
             .closable(false)
             .duration(Some(std::time::Duration::from_secs(4)));
         self.last_toast = Some(text);
@@ -456,9 +465,11 @@ impl HeraldApp {
                 let name = self.relative_to_campaign(&path);
                 self.doc.raw.message.attachments.push(name);
             }
+            Purpose::HtmlFile => self.load_html(path),
             Purpose::NewCampaignFolder => self.library.set_folder(&path),
             Purpose::ExportResults => self.results.set_export_path(&path),
             Purpose::ExportSuppressions => self.suppression.set_export_path(&path),
+            Purpose::ImportSuppressions => self.suppression.set_import_path(&path),
         }
     }
 
@@ -613,5 +624,51 @@ impl HeraldApp {
         self.close_ui(ui.ctx(), &mut actions);
         self.send_anyway_ui(ui.ctx(), &mut actions);
         actions
+    }
+}
+
+/// The longest line of a toast, in characters: about 500 points of the default font, which
+/// fits the smallest window Herald opens.
+pub const TOAST_LINE_CHARS: usize = 64;
+
+/// `text` broken into lines of at most `width` characters at spaces (a longer word stands
+/// alone on its line, cut nowhere).
+pub fn wrapped(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split(' ').filter(|word| !word.is_empty()) {
+            let needed =
+                line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+            if !line.is_empty() && needed > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped;
+
+    #[test]
+    fn toasts_break_long_sentences_at_words() {
+        assert_eq!(wrapped("Saved news.toml", 64), "Saved news.toml");
+        assert_eq!(wrapped("one two three", 7), "one two\nthree");
+        assert_eq!(wrapped("a verylongword b", 4), "a\nverylongword\nb");
+        let long =
+            "Another program holds the database; close it (or the other Herald) and try again.";
+        assert!(
+            wrapped(long, 64)
+                .lines()
+                .all(|line| line.chars().count() <= 64)
+        );
+        assert_eq!(wrapped(long, 64).replace('\n', " "), long);
     }
 }

@@ -34,9 +34,16 @@ pub struct ComposeView {
     pub rendered: super::rendered_ui::RenderedView,
     pub test_to: String,
     pub test_result: Option<Result<String, String>>,
+    /// What the last "Open HTML file…" did (an error also when images were not found).
+    pub html_loaded: Option<Result<String, String>>,
     attachment_path: String,
+    /// An HTML file's path typed where no file chooser could open.
+    html_path: String,
     html_editor: EditorOptions,
     text_editor: EditorOptions,
+    /// What "Insert field" writes for a recipient whose value is empty ("there" in "Hello
+    /// there"); empty: no fallback.
+    fallback: String,
 }
 
 impl Default for ComposeView {
@@ -48,9 +55,12 @@ impl Default for ComposeView {
             rendered: Default::default(),
             test_to: String::new(),
             test_result: None,
+            html_loaded: None,
             attachment_path: String::new(),
+            html_path: String::new(),
             html_editor: EditorOptions::default(),
             text_editor: EditorOptions::default(),
+            fallback: String::new(),
         }
     }
 }
@@ -83,17 +93,27 @@ fn text_field_ui(
     }
 }
 
-/// "Insert field": the list's columns (and `email`), each appended to `target` as `{{ name }}`.
+/// "Insert field": the list's columns (and `email`), each appended to `target` as `{{ name }}`,
+/// or with the fallback typed at the top of the menu as `{{ or(name, "there") }}` (issue #20).
 fn insert_field_ui(
     ui: &mut egui::Ui,
     label: &str,
     columns: &[String],
+    fallback: &mut String,
     mut insert: impl FnMut(&str),
 ) {
     ui.menu_button(label, |ui| {
+        let label = ui.label("If a recipient's value is empty, write");
+        ui.add(
+            egui::TextEdit::singleline(fallback)
+                .hint_text("nothing (or e.g. there)")
+                .desired_width(180.0),
+        )
+        .labelled_by(label.id);
+        ui.separator();
         for name in std::iter::once("email").chain(columns.iter().map(String::as_str)) {
             if ui.button(name).clicked() {
-                insert(&format!("{{{{ {name} }}}}"));
+                insert(&crate::app::field_expression(name, fallback));
                 ui.close();
             }
         }
@@ -108,6 +128,7 @@ impl ComposeView {
     pub fn reset(&mut self) {
         self.preview = None;
         self.test_result = None;
+        self.html_loaded = None;
         self.preview_index = 0;
     }
 
@@ -132,27 +153,74 @@ impl ComposeView {
         actions: &mut Vec<Action>,
     ) {
         ui.heading("Message");
-        headers_ui(ui, &mut ctx.doc.raw.message, ctx.columns);
+        headers_ui(
+            ui,
+            &mut ctx.doc.raw.message,
+            ctx.columns,
+            &mut self.fallback,
+        );
         ui.add_space(6.0);
-        self.bodies_ui(ui, ctx);
+        self.bodies_ui(ui, ctx, actions);
         ui.add_space(6.0);
         self.attachments_ui(ui, ctx, actions);
         ui.add_space(6.0);
         dkim_ui(ui, &mut ctx.doc.raw);
     }
 
-    /// The HTML body (with "Insert field" from the list's columns) and the text body.
-    fn bodies_ui(&mut self, ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) {
+    /// The HTML body (with "Insert field" from the list's columns and "Open HTML file…" for a
+    /// newsletter made elsewhere) and the text body.
+    fn bodies_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &mut ViewContext<'_>,
+        actions: &mut Vec<Action>,
+    ) {
         let columns = ctx.columns;
         let html_label = ui
             .horizontal(|ui| {
                 let label = ui.strong("HTML body");
-                insert_field_ui(ui, "Insert field", columns, |field| {
+                insert_field_ui(ui, "Insert field", columns, &mut self.fallback, |field| {
                     ctx.doc.html.push_str(field);
                 });
+                if ui
+                    .button("Open HTML file…")
+                    .on_hover_text(
+                        "Load a newsletter exported from a design tool; the images beside it \
+                         are copied into the campaign folder and sent inline",
+                    )
+                    .clicked()
+                {
+                    actions.push(Action::Browse(Purpose::HtmlFile));
+                }
                 label.id
             })
             .inner;
+        if ctx.dialog_failed == Some(Purpose::HtmlFile) {
+            ui.colored_label(ui.visuals().warn_fg_color, UNAVAILABLE);
+            ui.horizontal(|ui| {
+                let label = ui.label("HTML file");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.html_path)
+                        .hint_text("newsletter/index.html")
+                        .desired_width(240.0),
+                )
+                .labelled_by(label.id);
+                if ui.button("Open").clicked() && !self.html_path.trim().is_empty() {
+                    actions.push(Action::LoadHtml(std::path::PathBuf::from(
+                        self.html_path.trim(),
+                    )));
+                }
+            });
+        }
+        match &self.html_loaded {
+            Some(Ok(summary)) => {
+                ui.colored_label(super::theme::state_color(crate::app::State::Sent), summary);
+            }
+            Some(Err(problem)) => {
+                ui.colored_label(ui.visuals().warn_fg_color, problem);
+            }
+            None => {}
+        }
         template_editor_ui(
             ui,
             "html_editor",
@@ -202,6 +270,13 @@ impl ComposeView {
         }
         if attachments.is_empty() {
             ui.weak("No attachments. Most newsletters need none: link to files instead.");
+        }
+        let inline = &ctx.doc.raw.message.inline;
+        if !inline.is_empty() {
+            ui.weak(format!(
+                "Inline images (shown in the HTML as cid:NAME): {}",
+                inline.join(", ")
+            ));
         }
         ui.horizontal(|ui| {
             let label = ui.label("Attach file");
@@ -285,6 +360,13 @@ impl ComposeView {
                 ui.label(egui::RichText::new(error).monospace());
             }
             Some(Ok(preview)) => {
+                if preview.sample {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        "Sample recipient: no list is imported yet, so each field shows its \
+                         name in brackets.",
+                    );
+                }
                 ui.label(format!(
                     "To {} · {} · {:.1} KB",
                     preview.email,
@@ -318,7 +400,12 @@ impl ComposeView {
 }
 
 /// From, Reply-To, Subject (with its own "Insert field", issue #20) and the unsubscribe link.
-fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage, columns: &[String]) {
+fn headers_ui(
+    ui: &mut egui::Ui,
+    message: &mut RawMessage,
+    columns: &[String],
+    fallback: &mut String,
+) {
     field_ui(
         ui,
         "From",
@@ -340,7 +427,7 @@ fn headers_ui(ui: &mut egui::Ui, message: &mut RawMessage, columns: &[String]) {
             // Room for the label before and the "Insert field" button after.
             (ui.available_width() - 220.0).max(120.0),
         );
-        insert_field_ui(ui, "Insert field", columns, |field| {
+        insert_field_ui(ui, "Insert field", columns, fallback, |field| {
             message.subject.get_or_insert_default().push_str(field);
         });
     });

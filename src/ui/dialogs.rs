@@ -18,9 +18,12 @@ pub enum Purpose {
     SaveCampaignAs,
     RecipientList,
     Attachment,
+    /// A newsletter's HTML file for the body ("Open HTML file…").
+    HtmlFile,
     NewCampaignFolder,
     ExportResults,
     ExportSuppressions,
+    ImportSuppressions,
 }
 
 /// Shows a chooser for `purpose` and returns the path chosen, or None (cancelled, or no
@@ -124,6 +127,7 @@ fn rfd_dialog(purpose: Purpose) -> Option<PathBuf> {
             .add_filter("Lists", &["csv", "txt", "tsv", "xlsx", "xls", "ods"])
             .pick_file(),
         Purpose::Attachment => dialog.pick_file(),
+        Purpose::HtmlFile => dialog.add_filter("HTML", &["html", "htm"]).pick_file(),
         Purpose::NewCampaignFolder => dialog.pick_folder(),
         Purpose::ExportResults => dialog
             .add_filter("CSV", &["csv"])
@@ -133,6 +137,7 @@ fn rfd_dialog(purpose: Purpose) -> Option<PathBuf> {
             .add_filter("CSV", &["csv"])
             .set_file_name("suppressed.csv")
             .save_file(),
+        Purpose::ImportSuppressions => dialog.add_filter("Lists", &["csv", "txt"]).pick_file(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The Campaigns view, the window's start page: every campaign the database knows with its
-//! file, counts and last activity, opened with one click; "New campaign…" (a ready folder
-//! where the user chooses) and "Duplicate" (the next mailing from one). Owns the list the
-//! service last sent and the new-campaign form; the counts come from the store's tally, so the
-//! list is cheap however large the campaigns are.
+//! status (draft, sending, interrupted, sent: decided in `app::library`), file, counts and last
+//! activity, opened with one click; "New campaign…" (a ready folder where the user chooses),
+//! "Duplicate" (the next mailing from one) and "Rename". Owns the list the service last sent,
+//! the new-campaign form and the name being typed; the counts come from the store's tally, so
+//! the list is cheap however large the campaigns are.
 
 use std::path::{Path, PathBuf};
 
@@ -11,13 +12,20 @@ use egui_extras::{Column, TableBuilder, TableRow};
 use super::app::{Action, ViewContext};
 use super::dialogs::{Purpose, UNAVAILABLE};
 use super::theme::state_color;
-use crate::app::{CampaignSummary, State};
+use crate::app::{CampaignStatus, LibraryEntry, State};
 
 #[derive(Default)]
 pub struct LibraryView {
-    pub campaigns: Option<Result<Vec<CampaignSummary>, String>>,
+    pub campaigns: Option<Result<Vec<LibraryEntry>, String>>,
     /// Why the last "Create" failed, shown beside it.
     pub create_error: Option<String>,
+    /// Why the last campaign asked for could not be opened (and what the database still holds
+    /// for it), shown above the list it was chosen from.
+    pub open_error: Option<String>,
+    /// Why the last rename was refused, shown beside the name being typed.
+    pub rename_error: Option<String>,
+    /// The campaign being renamed and the name typed so far.
+    renaming: Option<(PathBuf, String)>,
     new_folder: String,
     filter: String,
 }
@@ -28,6 +36,12 @@ impl LibraryView {
             Some(Ok(campaigns)) => Some(campaigns.len()),
             _ => None,
         }
+    }
+
+    /// The rename went through: the name field closes.
+    pub fn rename_done(&mut self) {
+        self.renaming = None;
+        self.rename_error = None;
     }
 
     pub fn set_folder(&mut self, folder: &Path) {
@@ -62,6 +76,9 @@ impl LibraryView {
         });
         ui.add_space(4.0);
         self.new_campaign_ui(ui, ctx, &mut actions);
+        for error in [&self.open_error, &self.rename_error].into_iter().flatten() {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
         ui.separator();
         match &self.campaigns {
             None => {
@@ -88,15 +105,19 @@ impl LibraryView {
             }
             Some(Ok(campaigns)) => {
                 let needle = self.filter.trim().to_lowercase();
-                let shown: Vec<&CampaignSummary> = campaigns
+                let shown: Vec<&LibraryEntry> = campaigns
                     .iter()
                     .filter(|c| {
                         needle.is_empty()
-                            || name_of(&c.file).to_lowercase().contains(&needle)
-                            || shown_path(&c.file).to_lowercase().contains(&needle)
+                            || name_of(&c.summary.file).to_lowercase().contains(&needle)
+                            || shown_path(&c.summary.file).to_lowercase().contains(&needle)
                     })
                     .collect();
-                campaigns_table_ui(ui, &shown, ctx.path, &mut actions);
+                let mut rename = Rename {
+                    renaming: &mut self.renaming,
+                    error: &mut self.rename_error,
+                };
+                campaigns_table_ui(ui, &shown, ctx.path, &mut rename, &mut actions);
             }
         }
         actions
@@ -145,10 +166,17 @@ pub fn expand_home(text: &str) -> PathBuf {
     }
 }
 
+/// The campaign being renamed, as the table edits it.
+struct Rename<'a> {
+    renaming: &'a mut Option<(PathBuf, String)>,
+    error: &'a mut Option<String>,
+}
+
 fn campaigns_table_ui(
     ui: &mut egui::Ui,
-    campaigns: &[&CampaignSummary],
+    campaigns: &[&LibraryEntry],
     open: Option<&Path>,
+    rename: &mut Rename<'_>,
     actions: &mut Vec<Action>,
 ) {
     let now_ms = crate::app::now_ms();
@@ -158,16 +186,18 @@ fn campaigns_table_ui(
         .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
         .column(Column::initial(200.0).at_least(120.0))
         .column(Column::initial(90.0))
+        .column(Column::initial(90.0))
         .column(Column::initial(80.0))
         .column(Column::initial(80.0))
         .column(Column::initial(80.0))
         .column(Column::initial(80.0))
         .column(Column::initial(120.0))
-        .column(Column::initial(90.0))
+        .column(Column::initial(150.0))
         .column(Column::remainder().at_least(160.0))
         .header(24.0, |mut header| {
             for title in [
                 "Campaign",
+                "Status",
                 "Recipients",
                 "Sent",
                 "Failed",
@@ -189,23 +219,34 @@ fn campaigns_table_ui(
                 };
                 // Compared as written: the store keeps canonical paths, and the window does no
                 // file work to make its own one so.
-                let is_open = open == Some(campaign.file.as_path());
-                campaign_row_ui(&mut row, campaign, is_open, now_ms, actions);
+                let is_open = open == Some(campaign.summary.file.as_path());
+                campaign_row_ui(&mut row, campaign, is_open, now_ms, rename, actions);
             });
         });
 }
 
-/// One campaign's row: its name (opens it), figures, last activity, Duplicate and its file.
+/// One campaign's row: its name (opens it, or the field renaming it), status, figures, last
+/// activity, Duplicate, Rename and its file.
 fn campaign_row_ui(
     row: &mut TableRow<'_, '_>,
-    campaign: &CampaignSummary,
+    entry: &LibraryEntry,
     is_open: bool,
     now_ms: i64,
+    rename: &mut Rename<'_>,
     actions: &mut Vec<Action>,
 ) {
+    let campaign = &entry.summary;
     let c = campaign.counts;
     let name = name_of(&campaign.file);
+    let renaming_this = rename
+        .renaming
+        .as_ref()
+        .is_some_and(|(file, _)| *file == campaign.file);
     row.col(|ui| {
+        if renaming_this {
+            rename_ui(ui, &campaign.file, rename, actions);
+            return;
+        }
         let text = if is_open {
             egui::RichText::new(&name).strong()
         } else {
@@ -218,6 +259,10 @@ fn campaign_row_ui(
         {
             actions.push(Action::Open(campaign.file.clone()));
         }
+    });
+    row.col(|ui| {
+        ui.colored_label(status_color(ui, entry.status), entry.status.label())
+            .on_hover_text(entry.status.explain());
     });
     row.col(|ui| {
         ui.label(thousands(c.total()));
@@ -249,10 +294,50 @@ fn campaign_row_ui(
         {
             actions.push(Action::Duplicate(campaign.file.clone()));
         }
+        if ui
+            .small_button("Rename")
+            .on_hover_text("A new name for the campaign (its folder, or its file); its sends stay")
+            .clicked()
+        {
+            *rename.renaming = Some((campaign.file.clone(), name.clone()));
+            *rename.error = None;
+        }
     });
     row.col(|ui| {
         ui.add(egui::Label::new(egui::RichText::new(shown_path(&campaign.file)).weak()).truncate());
     });
+}
+
+/// The field renaming a campaign, with OK and Cancel, and why the last name was refused.
+fn rename_ui(ui: &mut egui::Ui, file: &Path, rename: &mut Rename<'_>, actions: &mut Vec<Action>) {
+    let Some((_, name)) = rename.renaming.as_mut() else {
+        return;
+    };
+    let field = ui.add(
+        egui::TextEdit::singleline(name)
+            .desired_width(110.0)
+            .hint_text("new name"),
+    );
+    let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    if ui.small_button("OK").clicked() || entered {
+        actions.push(Action::Rename {
+            path: file.to_path_buf(),
+            name: name.trim().to_string(),
+        });
+    }
+    if ui.small_button("Cancel").clicked() {
+        *rename.renaming = None;
+        *rename.error = None;
+    }
+}
+
+fn status_color(ui: &egui::Ui, status: CampaignStatus) -> egui::Color32 {
+    match status {
+        CampaignStatus::Draft => ui.visuals().weak_text_color(),
+        CampaignStatus::Sending => state_color(State::Sending),
+        CampaignStatus::Interrupted => ui.visuals().warn_fg_color,
+        CampaignStatus::Sent => state_color(State::Sent),
+    }
 }
 
 /// 1234567 → "1,234,567".
@@ -280,21 +365,9 @@ pub fn ago(now_ms: i64, at_ms: i64) -> String {
     }
 }
 
-/// A campaign's name as people call it: the file's name, or its folder's when the file has the
-/// name every new campaign gets (`~/Campaigns/spring-sale/campaign.toml` is "spring-sale").
+/// A campaign's name as people call it (`app::library` decides it, as a rename follows it).
 pub fn name_of(file: &Path) -> String {
-    let stem = file
-        .file_stem()
-        .map(|stem| stem.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let folder = file
-        .parent()
-        .and_then(Path::file_name)
-        .map(|name| name.to_string_lossy().into_owned());
-    match folder {
-        Some(folder) if stem.eq_ignore_ascii_case("campaign") && !folder.is_empty() => folder,
-        _ => stem,
-    }
+    crate::app::library::name_of(file)
 }
 
 /// A path as people read it: the home folder's files as `~/…` (the window shows where a

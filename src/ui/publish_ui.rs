@@ -204,12 +204,14 @@ pub enum RunStage {
 impl RunStage {
     pub fn of(counts: &crate::app::Counts, running: bool, paused: bool) -> RunStage {
         let left = counts.pending + counts.deferred + counts.sending;
-        let done = counts.total().saturating_sub(left);
+        // The library's status decides fresh or interrupted: rows skipped at import (a
+        // duplicate) are no send, so they never make a list "sent in part" (issue #20).
+        let status = crate::app::CampaignStatus::of(counts, false);
         match () {
             _ if running => RunStage::Running { paused },
             _ if counts.total() == 0 => RunStage::NotImported,
             _ if left == 0 => RunStage::Done,
-            _ if done == 0 => RunStage::Fresh { left },
+            _ if status == crate::app::CampaignStatus::Draft => RunStage::Fresh { left },
             _ => RunStage::Interrupted { left },
         }
     }
@@ -505,12 +507,15 @@ fn recent_errors_ui(ui: &mut egui::Ui, progress: &Progress) {
                         let code = error
                             .reply
                             .code
-                            .map(|code| code.to_string())
+                            .map(|code| format!("{code} "))
                             .unwrap_or_default();
-                        ui.horizontal(|ui| {
+                        // Named by the class the Results view files it under (issue #20).
+                        let class = crate::app::ReplyClass::of(&error.reply);
+                        ui.horizontal_wrapped(|ui| {
                             ui.colored_label(state_color(error.state), error.state.as_str());
+                            ui.strong(class.label());
                             ui.label(format!(
-                                "{} via {}: {code} {}",
+                                "{} via {}: {code}{}",
                                 error.email, error.route, error.reply.text
                             ));
                         });
@@ -808,6 +813,7 @@ fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
 
 /// What Start did first: the DNS checked, the unsubscribes pulled and the mailbox read.
 fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
+    cautions_ui(ui, &found.cautions);
     dns_findings_ui(ui, &found.dns);
     match &found.pulled {
         Some(Ok(report)) => {
@@ -823,6 +829,21 @@ fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
             );
         }
         None => {}
+    }
+}
+
+/// `herald check`'s deliverability warnings, red or amber (issue #20).
+fn cautions_ui(ui: &mut egui::Ui, cautions: &[crate::app::check::Caution]) {
+    if cautions.is_empty() {
+        return;
+    }
+    ui.label("Before sending, the check found:");
+    for caution in cautions {
+        let color = match caution.level {
+            crate::dnsauth::Level::Red => ui.visuals().error_fg_color,
+            _ => ui.visuals().warn_fg_color,
+        };
+        ui.colored_label(color, &caution.text);
     }
 }
 
@@ -885,51 +906,220 @@ pub fn summary_text(summary: &Summary) -> String {
     )
 }
 
-/// What `[bounces]` needs, for a campaign that has none yet.
-const BOUNCES_EXAMPLE: &str = "[bounces]
-host = \"imap.example.com\"        # the mailbox bounces come back to
-username = \"bounces@example.com\"
-password_env = \"HERALD_BOUNCES_PASSWORD\"
-return_path = \"bounces@example.com\"";
-
-/// Bounces, complaints and unsubscribes: "Check mailbox", its last result and any warning
-/// about the sender; or, with no `[bounces]`, what to add to the campaign file.
-/// The bounce mailbox: check it now, what the last check found, and its password.
+/// Bounces, complaints and unsubscribes (issue #20: set up here, not by pasting TOML): the
+/// bounce mailbox's settings with "Check mailbox" and its last result, then the unsubscribe
+/// endpoint's.
 fn feedback_ui(
     view: &mut PublishView,
     ui: &mut egui::Ui,
-    ctx: &ViewContext<'_>,
+    ctx: &mut ViewContext<'_>,
     actions: &mut Vec<Action>,
 ) {
     ui.heading("Bounces and unsubscribes");
-    let Some(bounces) = &ctx.doc.raw.bounces else {
-        no_mailbox_ui(ui);
-        return;
-    };
-    check_mailbox_ui(view, ui, ctx, bounces, actions);
-    if let Some(Ok(summary)) = &view.mailbox {
-        last_check_ui(ui, summary, view.mailbox_at_ms);
-    } else if view.mailbox.is_none() && !view.mailbox_busy {
-        ui.weak("Not checked yet in this session: Start reads it first, or press Check mailbox.");
+    if let Some(bounces) = &ctx.doc.raw.bounces {
+        check_mailbox_ui(view, ui, ctx, bounces, actions);
+        if let Some(Ok(summary)) = &view.mailbox {
+            last_check_ui(ui, summary, view.mailbox_at_ms);
+        } else if view.mailbox.is_none() && !view.mailbox_busy {
+            ui.weak(
+                "Not checked yet in this session: Start reads it first, or press Check mailbox.",
+            );
+        }
+        if let Some(grant) = bounces.oauth2.clone() {
+            view.signin.grant_ui(ui, Scene::of(ctx), &grant, actions);
+        }
+    } else {
+        ui.label(
+            "No bounce mailbox is set up, so bounces, spam complaints and unsubscribes by mail \
+             are not read: set one up under Mailbox and unsubscribe settings.",
+        );
     }
-    if let Some(grant) = bounces.oauth2.clone() {
-        view.signin.grant_ui(ui, Scene::of(ctx), &grant, actions);
-    } else if let Some(name) = bounces.password_env.clone().filter(|name| !name.is_empty()) {
-        mailbox_password_ui(view, ui, name, actions);
+    // Folded by default: the run and the relays stay in view above the fold.
+    egui::CollapsingHeader::new("Mailbox and unsubscribe settings")
+        .id_salt("feedback_settings")
+        .show(ui, |ui| {
+            mailbox_settings_ui(view, ui, ctx, actions);
+            ui.add_space(6.0);
+            unsubscribe_settings_ui(ui, ctx);
+        });
+}
+
+/// The `[bounces]` mailbox as fields. Drawing changes nothing: the section is written only
+/// once a field is filled in, and taken out by "Remove mailbox".
+fn mailbox_settings_ui(
+    view: &mut PublishView,
+    ui: &mut egui::Ui,
+    ctx: &mut ViewContext<'_>,
+    actions: &mut Vec<Action>,
+) {
+    let before = ctx.doc.raw.bounces.clone();
+    ui.strong("Bounce mailbox (IMAP): where bounces, complaints and replies come back");
+    let mut bounces = before.clone().unwrap_or_default();
+    egui::Grid::new("bounce_mailbox")
+        .num_columns(2)
+        .show(ui, |ui| {
+            grid_text(ui, "Mailbox host", "imap.example.com", &mut bounces.host);
+            let security = choice_ui(
+                ui,
+                "Mailbox security",
+                &mut bounces.security,
+                &["tls", "starttls", "none"],
+            );
+            let default_port = crate::campaign::Security::parse(Some(&security))
+                .map_or(993, RawBounces::default_port);
+            let label = ui.label("Mailbox port");
+            let mut port = bounces.port.unwrap_or(i64::from(default_port));
+            if ui
+                .add(egui::DragValue::new(&mut port).range(1..=65_535))
+                .labelled_by(label.id)
+                .changed()
+            {
+                bounces.port = Some(port);
+            }
+            ui.end_row();
+            grid_text(
+                ui,
+                "Mailbox username",
+                "bounces@example.com",
+                &mut bounces.username,
+            );
+            // A mailbox that signs in with an `[oauth2.NAME]` grant has no password: its
+            // sign-in row is shown above.
+            if bounces.oauth2.is_none() {
+                mailbox_password_row(view, ui, &bounces, actions);
+            }
+            grid_text(ui, "Bounce folder", "INBOX", &mut bounces.folder);
+            grid_text(
+                ui,
+                "Return path",
+                "bounces@example.com",
+                &mut bounces.return_path,
+            );
+        });
+    ui.weak(
+        "Messages go out with the return path bounces+TAG@…, so each bounce names its \
+         recipient. Herald reads the mailbox before every send and when you press Check \
+         mailbox, and never deletes anything in it.",
+    );
+    if before.is_some() && ui.button("Remove mailbox").clicked() {
+        ctx.doc.raw.bounces = None;
+        return;
+    }
+    if bounces != before.clone().unwrap_or_default() {
+        ctx.doc.raw.bounces = Some(bounces);
     }
 }
 
-/// What to add to the campaign file for bounces to be read.
-fn no_mailbox_ui(ui: &mut egui::Ui) {
-    ui.label(
-        "No bounce mailbox is set up, so bounces, spam complaints and unsubscribes by mail \
-         are not read. Add a [bounces] section to the campaign file, for example:",
-    );
-    ui.add(egui::Label::new(egui::RichText::new(BOUNCES_EXAMPLE).monospace()).selectable(true));
+/// The mailbox password row of the settings grid: typed, then kept in the keyring (never in
+/// the campaign file).
+fn mailbox_password_row(
+    view: &mut PublishView,
+    ui: &mut egui::Ui,
+    bounces: &RawBounces,
+    actions: &mut Vec<Action>,
+) {
+    let label = ui.label("Mailbox password");
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut view.mailbox_password)
+                .id_salt("mailbox_password")
+                .password(true)
+                .desired_width(160.0),
+        )
+        .labelled_by(label.id);
+        if ui
+            .button("Keep mailbox password in keyring")
+            .on_hover_text(format!(
+                "Kept in the system keyring under {}; never in the campaign file",
+                bounces.password_name()
+            ))
+            .clicked()
+            && !view.mailbox_password.is_empty()
+        {
+            actions.push(Action::StoreMailboxPassword(std::mem::take(
+                &mut view.mailbox_password,
+            )));
+        }
+    });
+    ui.end_row();
+}
+
+/// The `[unsubscribe]` endpoint as fields: the signed link each message carries and the
+/// endpoint Start pulls unsubscribes from. Written only once filled in; emptied, it goes.
+fn unsubscribe_settings_ui(ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) {
+    ui.strong("Unsubscribe endpoint");
+    let before = ctx.doc.raw.unsubscribe.clone();
+    let mut unsubscribe = before.clone().unwrap_or_default();
+    egui::Grid::new("unsubscribe_endpoint")
+        .num_columns(2)
+        .show(ui, |ui| {
+            grid_text(
+                ui,
+                "Unsubscribe link",
+                "https://u.example.com/u/{token}",
+                &mut unsubscribe.url,
+            );
+            grid_text(
+                ui,
+                "Endpoint to pull",
+                "https://u.example.com",
+                &mut unsubscribe.endpoint,
+            );
+        });
     ui.weak(
-        "Herald then reads that mailbox before every send and when you press Check mailbox, \
-         and never deletes anything in it.",
+        "The link carries a signed token instead of the address; herald unsubscribe-server \
+         answers it, and Start pulls who left from the endpoint before sending.",
     );
+    let emptied = unsubscribe == crate::campaign::RawUnsubscribe::default();
+    if unsubscribe != before.clone().unwrap_or_default() {
+        ctx.doc.raw.unsubscribe = (!emptied).then_some(unsubscribe);
+    }
+}
+
+/// One row of a settings grid: a label and its text field, bound to an optional value.
+fn grid_text(ui: &mut egui::Ui, name: &str, hint: &str, value: &mut Option<String>) {
+    let label = ui.label(name);
+    let mut text = value.clone().unwrap_or_default();
+    if ui
+        .add(
+            // Its own id: the text above changes once the section exists, and an id by
+            // position would then lose the focus in the middle of typing.
+            egui::TextEdit::singleline(&mut text)
+                .id_salt(("settings", name))
+                .hint_text(hint)
+                .desired_width(240.0),
+        )
+        .labelled_by(label.id)
+        .changed()
+    {
+        *value = Some(text).filter(|text| !text.trim().is_empty());
+    }
+    ui.end_row();
+}
+
+/// One row of a settings grid with a choice of words; returns the word shown (the first when
+/// none is set). Sets the value only when the user picks another.
+fn choice_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut Option<String>,
+    choices: &[&str],
+) -> String {
+    ui.label(label);
+    let first = choices.first().copied().unwrap_or_default();
+    let mut chosen = value.clone().unwrap_or_else(|| first.to_string());
+    egui::ComboBox::from_id_salt(label)
+        .selected_text(chosen.clone())
+        .show_ui(ui, |ui| {
+            for choice in choices {
+                ui.selectable_value(&mut chosen, choice.to_string(), *choice);
+            }
+        });
+    if value.as_deref().unwrap_or(first) != chosen {
+        *value = Some(chosen.clone());
+    }
+    ui.end_row();
+    chosen
 }
 
 /// "Check mailbox", the account it reads, and the last check's error.
@@ -1035,33 +1225,4 @@ fn last_check_ui(ui: &mut egui::Ui, summary: &Summary, checked_at_ms: Option<i64
     for passed in &summary.passed {
         ui.weak(format!("Left in the mailbox: {passed}"));
     }
-}
-
-/// The bounce mailbox's password, kept in the keyring under `name`.
-fn mailbox_password_ui(
-    view: &mut PublishView,
-    ui: &mut egui::Ui,
-    name: String,
-    actions: &mut Vec<Action>,
-) {
-    ui.horizontal(|ui| {
-        let label = ui.label("Mailbox password");
-        ui.add(
-            egui::TextEdit::singleline(&mut view.mailbox_password)
-                .password(true)
-                .desired_width(160.0),
-        )
-        .labelled_by(label.id);
-        if ui
-            .button("Keep in keyring")
-            .on_hover_text(format!("Kept under {name}; never in the campaign file"))
-            .clicked()
-            && !view.mailbox_password.is_empty()
-        {
-            actions.push(Action::StoreSecret {
-                name,
-                password: std::mem::take(&mut view.mailbox_password),
-            });
-        }
-    });
 }

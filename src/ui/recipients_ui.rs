@@ -276,6 +276,13 @@ impl RecipientsView {
                 ));
             }
         });
+        for warning in self
+            .import_report
+            .iter()
+            .flat_map(|report| report.warnings())
+        {
+            ui.colored_label(ui.visuals().warn_fg_color, warning);
+        }
     }
 
     fn filters_ui(&mut self, ui: &mut egui::Ui, ctx: &ViewContext<'_>, actions: &mut Vec<Action>) {

@@ -1,6 +1,6 @@
 //! The Suppression view (issue #13): the one list every campaign honors — addresses that bounced
 //! hard, complained, unsubscribed, soft-bounced too often or were added by hand — searched,
-//! added to, taken from and exported as CSV. Owns the page the service last sent, the search
+//! added to, taken from, exported as CSV and added to from a file (issue #20). Owns the page the service last sent, the search
 //! and the forms; the list itself lives in the store and travels through the service.
 
 use std::path::Path;
@@ -28,6 +28,9 @@ pub struct SuppressionView {
     pub changed: Option<Result<String, String>>,
     export_path: String,
     pub export_result: Option<Result<u64, String>>,
+    import_path: String,
+    /// What the last import of a file did, shown beside its button.
+    pub import_result: Option<Result<String, String>>,
     /// The address whose Remove was pressed and awaits "Mail again": someone who bounced,
     /// complained or unsubscribed is never mailed again on one mis-click.
     confirming: Option<String>,
@@ -36,6 +39,10 @@ pub struct SuppressionView {
 impl SuppressionView {
     pub fn set_export_path(&mut self, path: &Path) {
         self.export_path = path.to_string_lossy().into_owned();
+    }
+
+    pub fn set_import_path(&mut self, path: &Path) {
+        self.import_path = path.to_string_lossy().into_owned();
     }
 
     /// How many entries match the search (None until the service answered).
@@ -197,10 +204,54 @@ impl SuppressionView {
                     }
                 });
                 ui.end_row();
+                self.import_ui(ui, actions);
+                ui.end_row();
             });
-        if ctx.dialog_failed == Some(Purpose::ExportSuppressions) {
+        if matches!(
+            ctx.dialog_failed,
+            Some(Purpose::ExportSuppressions | Purpose::ImportSuppressions)
+        ) {
             ui.colored_label(ui.visuals().warn_fg_color, UNAVAILABLE);
         }
+        // Below the form, where a long sentence wraps instead of running off the window.
+        match &self.import_result {
+            Some(Ok(text)) => {
+                ui.colored_label(state_color(State::Sent), text);
+            }
+            Some(Err(error)) => {
+                ui.colored_label(ui.visuals().error_fg_color, error);
+            }
+            None => {}
+        }
+    }
+
+    /// "Add from file": a CSV or text file of addresses (an `address` or `email` column, else
+    /// the first), as `herald suppression import` reads it.
+    fn import_ui(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+        let label = ui.label("Add from file");
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.import_path)
+                    .hint_text("unsubscribed.csv")
+                    .desired_width(220.0),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("A CSV with an address or email column (else the first column), or one address a line");
+            if ui.button("Choose…").clicked() {
+                actions.push(Action::Browse(Purpose::ImportSuppressions));
+            }
+            if ui
+                .add_enabled(
+                    !self.import_path.trim().is_empty(),
+                    egui::Button::new("Add addresses"),
+                )
+                .clicked()
+            {
+                actions.push(Action::ImportSuppressions(
+                    super::library_ui::expand_home(self.import_path.trim()),
+                ));
+            }
+        });
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use herald::ui::{HeraldApp, Remembered};
 
 /// The window at 1280 × 860 over `db`, opening `campaign` when given, with `remembered` state.
@@ -44,5 +45,19 @@ pub fn wait_until(
             harness.state().problems()
         );
         std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// Presses Start and, when the window asks first, answers "Send anyway": the test campaigns
+/// have no unsubscribe link and no DKIM, which a first send asks about (issue #20). For tests
+/// about sending, not about that question.
+pub fn start(harness: &mut Harness<'_, HeraldApp>) {
+    harness.get_by_label("Start").click();
+    wait_until(harness, "the run or the question before it", |app| {
+        app.is_running() || app.progress().is_some() || app.is_asking_to_send_anyway()
+    });
+    if harness.state().is_asking_to_send_anyway() {
+        harness.get_by_label("Send anyway").click();
+        harness.step();
     }
 }

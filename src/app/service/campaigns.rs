@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::files::{open_document, save_document};
 use crate::store::{
-    CampaignId, CampaignSummary, Counts, DomainRow, FeedbackCounts, RecipientRow, ReplyClass,
-    ReplyGroup, State, Store, TimeBucket,
+    CampaignId, Counts, DomainRow, FeedbackCounts, RecipientRow, ReplyClass, ReplyGroup, State,
+    Store, TimeBucket,
 };
 
 /// How many destination domains the results list (the largest ones).
@@ -40,10 +40,6 @@ pub(super) fn find(store: &Store, path: &Path) -> Result<Option<CampaignId>, App
     store.find_campaign(&key_of(path)).map_err(AppError::from)
 }
 
-pub fn list(store: &Store) -> Result<Vec<CampaignSummary>, AppError> {
-    store.library().map_err(AppError::from)
-}
-
 /// The results of the campaign in `path`: empty figures when nothing was imported yet.
 pub fn results(store: &Store, path: &Path) -> Result<ResultsData, AppError> {
     let Some(id) = find(store, path)? else {
@@ -61,6 +57,22 @@ pub fn results(store: &Store, path: &Path) -> Result<ResultsData, AppError> {
         timeline: store.sends_over_time(id).map_err(text)?,
         feedback: store.feedback_counts(id).map_err(text)?,
     })
+}
+
+/// What the database holds for a campaign whose file cannot be read, for people: None when
+/// nothing was imported.
+pub(super) fn kept_outcomes(counts: &Counts) -> Option<String> {
+    if counts.total() == 0 {
+        return None;
+    }
+    Some(format!(
+        "Its {} recipients ({} sent, {} failed, {} to send) are safe in the database: fix the \
+         file, then open it again",
+        counts.total(),
+        counts.sent,
+        counts.failed + counts.bounced,
+        counts.pending + counts.deferred + counts.sending
+    ))
 }
 
 /// Rows `offset..offset + limit` of the recipients of `state` whose last reply is of `class`,
@@ -83,12 +95,15 @@ pub fn reply_page(
     Ok((total, rows))
 }
 
-/// Writes every recipient's outcome (all states, import order) to a CSV file.
+/// Writes every recipient's outcome (all states, import order) to a CSV file: when it last
+/// changed in ISO 8601 (UTC), then the list's own columns as the recipient had them (issue #20),
+/// so the file goes back into the marketer's own tools as it came.
 pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, AppError> {
     let Some(id) = find(store, path)? else {
         return Err("nothing to export yet: import the list first".into());
     };
-    let mut out = crate::csvfile::line(&[
+    let fields = store.columns(id).map_err(AppError::from)?;
+    let mut header = vec![
         "line",
         "email",
         "state",
@@ -98,8 +113,10 @@ pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, AppError
         "status",
         "reply",
         "skip_reason",
-        "updated_at_ms",
-    ]);
+        "updated_at",
+    ];
+    header.extend(fields.iter().map(String::as_str));
+    let mut out = crate::csvfile::line(&header);
     let mut after = 0;
     let mut count = 0;
     loop {
@@ -112,24 +129,40 @@ pub fn export_all(store: &Store, path: &Path, to: &Path) -> Result<u64, AppError
         after = last.id;
         for row in &rows {
             let reply = row.reply.clone().unwrap_or_default();
-            out.push_str(&crate::csvfile::line(&[
-                &row.line.to_string(),
-                &row.email,
-                row.state.as_str(),
-                &row.attempts.to_string(),
-                row.route.as_deref().unwrap_or(""),
-                &reply.code.map(|code| code.to_string()).unwrap_or_default(),
-                reply.enhanced.as_deref().unwrap_or(""),
-                &reply.text,
-                row.skip_reason.as_deref().unwrap_or(""),
-                &row.updated_at_ms.to_string(),
-            ]));
+            let mut cells = vec![
+                row.line.to_string(),
+                row.email.clone(),
+                row.state.as_str().to_string(),
+                row.attempts.to_string(),
+                row.route.clone().unwrap_or_default(),
+                reply.code.map(|code| code.to_string()).unwrap_or_default(),
+                reply.enhanced.unwrap_or_default(),
+                reply.text,
+                row.skip_reason.clone().unwrap_or_default(),
+                crate::compose::iso8601_utc(row.updated_at_ms),
+            ];
+            cells.extend(field_values(&row.fields_json, &fields));
+            out.push_str(&crate::csvfile::line(&cells));
             count += 1;
         }
     }
     std::fs::write(to, out)
         .map_err(|error| format!("could not write {}: {error}", to.display()))?;
     Ok(count)
+}
+
+/// A row's values of the list's `columns`, in their order; a column the row lacks is empty.
+fn field_values(fields_json: &str, columns: &[String]) -> Vec<String> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(fields_json).unwrap_or_default();
+    columns
+        .iter()
+        .map(|column| match object.get(column) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        })
+        .collect()
 }
 
 const STARTER_TOML: &str = r#"# A new Herald campaign. Fill in the sender, add your list to list.csv (or point

@@ -37,8 +37,13 @@ pub(super) fn before_start(
 ) -> Result<BeforeStart, AppError> {
     // Issue #23: the DNS first, as `herald send` checks it first.
     let dns = crate::dnsauth::check(campaign);
+    // Issue #20: what `herald check` warns of, asked about before a first send.
+    let cautions = crate::app::check::cautions(campaign);
+    let first_send = crate::app::presend::is_first_send(&library.counts(&campaign.path)?);
     let mut found = crate::app::presend::before_send(campaign, db, library.store()?);
     found.dns = dns;
+    found.cautions = cautions;
+    found.first_send = first_send;
     Ok(found)
 }
 
@@ -84,6 +89,22 @@ pub(super) fn remove(store: &mut Store, address: &str) -> Result<String, AppErro
     } else {
         format!("{} was not on the list", edited.key)
     })
+}
+
+/// Adds the addresses of a file as `herald suppression import` does; says what it did.
+pub(super) fn import(store: &mut Store, from: &Path) -> Result<String, AppError> {
+    let imported = suppression::import(store, from).map_err(AppError::from)?;
+    let mut sentence = format!(
+        "{} address(es) added to the suppression list",
+        imported.added
+    );
+    if let Some((line, why)) = imported.invalid.first() {
+        sentence.push_str(&format!(
+            "; {} line(s) without a valid address skipped (line {line}: {why})",
+            imported.invalid.len()
+        ));
+    }
+    Ok(sentence)
 }
 
 /// Writes the whole list as `herald suppression export` does.

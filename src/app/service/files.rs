@@ -24,6 +24,7 @@ pub(super) fn open_document(path: &Path) -> Result<Document, AppError> {
         html: read(&raw.message.html),
         text: read(&raw.message.text),
         raw,
+        source: text,
     })
 }
 
@@ -52,7 +53,10 @@ pub(super) fn save_document(path: &Path, document: &Document) -> Result<(), AppE
         std::fs::write(base.join(&name), &document.text)
             .map_err(|error| format!("could not write {name}: {error}"))?;
     }
-    let text = raw.to_toml()?;
+    // The file as a person wrote it is edited, not rewritten (issue #20): the one on disk, or
+    // for a save under a new name the one the campaign was read from.
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| document.source.clone());
+    let text = raw.to_toml_over(&existing)?;
     std::fs::write(path, text).map_err(|error| {
         AppError::new(
             ErrorKind::File,

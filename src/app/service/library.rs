@@ -5,7 +5,7 @@
 use crate::app::AppError;
 use std::path::{Path, PathBuf};
 
-use super::{PreviewData, load};
+use super::{PreviewData, campaigns, load};
 use crate::campaign::Campaign;
 use crate::store::{CampaignId, Counts, RecipientRef, RecipientRow, ResendFilter, State, Store};
 use crate::{identity, import};
@@ -42,11 +42,11 @@ impl Library {
         let counts = store.counts(id).map_err(AppError::from)?;
         Ok((report, counts))
     }
+    /// The campaign's counts, found by its file's identity alone: a file with a problem still
+    /// shows what the database holds for it (issue #20: "0 of 0 done" beside 1,531 delivered).
     pub(super) fn counts(&mut self, path: &Path) -> Result<Counts, AppError> {
-        let campaign = load(path)?;
-        let key = identity::campaign_key(&campaign);
         let store = self.store()?;
-        match store.find_campaign(&key).map_err(AppError::from)? {
+        match campaigns::find(store, path)? {
             Some(id) => store.counts(id).map_err(AppError::from),
             None => Ok(Counts::default()),
         }
@@ -59,10 +59,8 @@ impl Library {
         offset: u64,
         limit: u32,
     ) -> Result<(u64, Vec<RecipientRow>), AppError> {
-        let campaign = load(path)?;
-        let key = identity::campaign_key(&campaign);
         let store = self.store()?;
-        let Some(id) = store.find_campaign(&key).map_err(AppError::from)? else {
+        let Some(id) = campaigns::find(store, path)? else {
             return Ok((0, Vec::new()));
         };
         let search = Some(search).filter(|text| !text.trim().is_empty());
@@ -101,6 +99,7 @@ impl Library {
             text: preview.text,
             html: preview.html,
             size_bytes: preview.size_bytes,
+            sample: preview.sample,
             inline_images: inline_images(&campaign),
         })
     }

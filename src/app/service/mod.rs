@@ -3,7 +3,7 @@
 //! SQL, SMTP) happens here, never on the UI thread, and the window never waits on a lock the
 //! sender holds. Plain data in both directions.
 
-use crate::app::AppError;
+use crate::app::{AppError, LibraryEntry, Renamed};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -13,8 +13,7 @@ use std::time::Duration;
 use crate::campaign::{Campaign, RawCampaign, RelaySpec};
 use crate::engine::{Engine, Progress, Wake};
 use crate::store::{
-    CampaignSummary, Counts, FeedbackCounts, RecipientId, RecipientRow, ReplyClass, State,
-    SuppressionPage,
+    Counts, FeedbackCounts, RecipientId, RecipientRow, ReplyClass, State, SuppressionPage,
 };
 
 mod campaigns;
@@ -42,6 +41,12 @@ pub enum Request {
     Save {
         path: PathBuf,
         document: Box<Document>,
+    },
+    /// Read a newsletter's HTML file for the campaign in `path`, copying its local images into
+    /// the campaign's folder as inline images ("Open HTML file…", issue #20).
+    LoadHtml {
+        path: PathBuf,
+        file: PathBuf,
     },
     /// Validate a saved campaign file.
     Validate {
@@ -120,6 +125,12 @@ pub enum Request {
     Duplicate {
         path: PathBuf,
     },
+    /// Rename the campaign in this file (its folder when the folder names it), keeping its
+    /// state in the database.
+    Rename {
+        path: PathBuf,
+        name: String,
+    },
     Results {
         path: PathBuf,
     },
@@ -164,6 +175,11 @@ pub enum Request {
     ExportSuppressions {
         to: PathBuf,
     },
+    /// Add the addresses of a CSV file to the global suppression list (as `herald
+    /// suppression import` does).
+    ImportSuppressions {
+        from: PathBuf,
+    },
     /// The campaign's OAuth2 grants: who is signed in, signing in and out (issue #22).
     SignIn(SignInRequest),
 }
@@ -174,6 +190,9 @@ pub struct Document {
     pub raw: RawCampaign,
     pub html: String,
     pub text: String,
+    /// The campaign file's text as it was read (empty for a campaign never saved): a save
+    /// under another name edits this text, so the person's comments go with the campaign.
+    pub source: String,
 }
 
 /// The first rows of a list file (CSV or sheet).
@@ -206,6 +225,8 @@ pub struct PreviewData {
     pub text: String,
     pub html: Option<String>,
     pub size_bytes: usize,
+    /// A sample recipient's message: no list is imported yet (issue #20).
+    pub sample: bool,
     /// The campaign's inline images as (Content-ID, bytes), for the rendered preview's `cid:`.
     pub inline_images: Vec<(String, Vec<u8>)>,
 }
@@ -215,6 +236,11 @@ pub struct PreviewData {
 pub enum Answer {
     Opened(Result<(PathBuf, Box<Document>), AppError>),
     Saved(Result<PathBuf, AppError>),
+    /// The HTML file read for the body, with what was copied and what was missing.
+    HtmlLoaded {
+        file: PathBuf,
+        result: Result<crate::app::html_file::LoadedHtml, AppError>,
+    },
     Validated(Result<(), Vec<String>>),
     Peeked(Result<CsvPeek, AppError>),
     Imported(Result<(crate::import::ImportReport, Counts), AppError>),
@@ -243,7 +269,9 @@ pub enum Answer {
         result: Result<String, AppError>,
     },
     Problem(AppError),
-    Library(Result<Vec<CampaignSummary>, AppError>),
+    Library(Result<Vec<LibraryEntry>, AppError>),
+    /// A campaign renamed: what moved where.
+    Renamed(Result<Renamed, AppError>),
     /// A campaign file written by `NewCampaign` or `Duplicate`.
     Created(Result<PathBuf, AppError>),
     Results(Result<Box<ResultsData>, AppError>),
@@ -259,6 +287,8 @@ pub enum Answer {
     /// An address added to or taken off the list: what happened, for people.
     SuppressionChanged(Result<String, AppError>),
     SuppressionsExported(Result<u64, AppError>),
+    /// What an import of a suppression file did, for people.
+    SuppressionsImported(Result<String, AppError>),
     SignIn(SignInAnswer),
 }
 
@@ -359,12 +389,20 @@ impl Worker {
     fn handle(&mut self, request: Request) -> Option<Answer> {
         Some(match request {
             // Campaign files (no database).
-            Request::Open { path } => {
-                Answer::Opened(files::open_document(&path).map(|doc| (path, Box::new(doc))))
-            }
+            Request::Open { path } => Answer::Opened(match files::open_document(&path) {
+                Ok(doc) => Ok((path, Box::new(doc))),
+                Err(error) => Err(self.unreadable(&path, error)),
+            }),
             Request::Save { path, document } => {
                 Answer::Saved(files::save_document(&path, &document).map(|()| path))
             }
+            Request::LoadHtml { path, file } => Answer::HtmlLoaded {
+                result: crate::app::html_file::load_html(
+                    &file,
+                    path.parent().unwrap_or(Path::new(".")),
+                ),
+                file,
+            },
             Request::Validate { path } => Answer::Validated(files::validate(&path)),
             Request::PeekCsv { path, email_column } => {
                 Answer::Peeked(files::peek_csv(&path, email_column.as_deref()))
@@ -372,11 +410,18 @@ impl Worker {
             Request::NewCampaign { folder } => Answer::Created(campaigns::new_campaign(&folder)),
             Request::Duplicate { path } => Answer::Created(campaigns::duplicate(&path)),
             // The library and one campaign's recipients.
-            Request::Library => Answer::Library(
-                self.library
-                    .store()
-                    .and_then(|store| campaigns::list(store)),
-            ),
+            Request::Library => {
+                let sending = self.runs.sending().map(Path::to_path_buf);
+                Answer::Library(self.library.store().and_then(|store| {
+                    crate::app::library::entries(store, sending.as_deref(), crate::app::now_ms())
+                }))
+            }
+            Request::Rename { path, name } => {
+                let sending = self.runs.sending().map(Path::to_path_buf);
+                Answer::Renamed(self.library.store().and_then(|store| {
+                    crate::app::library::rename(store, &path, &name, sending.as_deref())
+                }))
+            }
             Request::Import { path } => Answer::Imported(self.library.import(&path)),
             Request::Counts { path } => or_problem(self.library.counts(&path), Answer::Counts),
             Request::Page {
@@ -485,6 +530,11 @@ impl Worker {
                     .store()
                     .and_then(|store| feedback::export(store, &to)),
             ),
+            Request::ImportSuppressions { from } => Answer::SuppressionsImported(
+                self.library
+                    .store()
+                    .and_then(|store| feedback::import(store, &from)),
+            ),
             Request::SignIn(request) => {
                 return self.signins.handle(request, &self.answers, &self.wake);
             }
@@ -508,6 +558,20 @@ impl Worker {
                 .store()
                 .and_then(|store| campaigns::reply_page(store, path, reply, offset, limit)),
             None => self.library.page(path, state, search, offset, limit),
+        }
+    }
+
+    /// Why a campaign file could not be opened, and what the database still holds for it: a
+    /// file a person broke must not look like a campaign that lost its sends (issue #20).
+    fn unreadable(&mut self, path: &Path, error: AppError) -> AppError {
+        let kept = self
+            .library
+            .counts(path)
+            .ok()
+            .and_then(|counts| campaigns::kept_outcomes(&counts));
+        match kept {
+            Some(kept) => AppError::new(error.kind, format!("{error}. {kept}")),
+            None => error,
         }
     }
 

@@ -36,6 +36,8 @@ pub(super) struct Runs {
     engine: Engine,
     db: PathBuf,
     run: Option<RunHandle>,
+    /// The campaign file the run sends (canonical, as the library lists it).
+    sending: Option<PathBuf>,
     /// What the window reads each frame.
     progress: Arc<Mutex<Option<Progress>>>,
     wake: Wake,
@@ -52,6 +54,7 @@ impl Runs {
             engine,
             db,
             run: None,
+            sending: None,
             progress,
             wake,
         }
@@ -59,6 +62,11 @@ impl Runs {
 
     pub(super) fn has_run(&self) -> bool {
         self.run.is_some()
+    }
+
+    /// The campaign file the current run sends, if one goes.
+    pub(super) fn sending(&self) -> Option<&Path> {
+        self.run.as_ref().and(self.sending.as_deref())
     }
 
     /// Copies the run's progress for the window; returns the last progress of a run that ended.
@@ -107,6 +115,7 @@ impl Runs {
             return Err("a campaign is already sending; stop it first".into());
         }
         let campaign = load(path)?;
+        self.sending = Some(campaign.path.clone());
         // The run opens its own connections; ours must not hold a write lock meanwhile.
         let wake = Arc::clone(&self.wake);
         let options = RunOptions {

@@ -872,18 +872,24 @@ impl Session {
     }
 }
 
-/// The content as SMTP DATA carries it (RFC 5321 §4.5.2): CRLF line ends, a "." doubled at
-/// the start of a line, and a final CRLF so that the "." that follows stands alone.
+/// Whether the envelope needs SMTPUTF8 (RFC 6531): a non-ASCII local part on either side.
 fn needs_smtputf8(message: &Message) -> bool {
     !message.from.user().is_ascii() || !message.to.user().is_ascii()
 }
 
+/// RFC 6531 registers X.6.7 for "non-ASCII addresses not permitted": Herald's own refusal
+/// carries it, so the results file it where a server's own such refusal goes (issue #20).
 fn no_smtputf8() -> Reply {
-    local_reply(
-        "the server does not take addresses with non-ASCII characters before the @ (it does not offer SMTPUTF8, RFC 6531)",
-    )
+    Reply {
+        enhanced: Some("5.6.7".into()),
+        ..local_reply(
+            "the server does not take addresses with non-ASCII characters before the @ (it does not offer SMTPUTF8, RFC 6531)",
+        )
+    }
 }
 
+/// The content as SMTP DATA carries it (RFC 5321 §4.5.2): CRLF line ends, a "." doubled at
+/// the start of a line, and a final CRLF so that the "." that follows stands alone.
 fn dot_stuffed(data: &[u8]) -> Vec<u8> {
     let data = crlf_only(data);
     let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 8);

@@ -30,6 +30,7 @@ impl HeraldApp {
             Action::RefreshLibrary => self.service.send(Request::Library),
             Action::NewCampaignIn(folder) => self.new_campaign_in(folder),
             Action::Duplicate(path) => self.service.send(Request::Duplicate { path }),
+            Action::Rename { path, name } => self.service.send(Request::Rename { path, name }),
             // The window itself.
             Action::ToggleTheme => self.remembered.dark = !self.remembered.dark,
             Action::Close { save } => self.close(save),
@@ -52,9 +53,7 @@ impl HeraldApp {
             // Publish: relays, passwords and the run.
             Action::TestRelay(index) => self.test_relay(index),
             Action::StorePassword { index, password } => self.store_password(index, password),
-            Action::StoreSecret { name, password } => {
-                self.service.send(Request::StorePassword { name, password })
-            }
+            Action::StoreMailboxPassword(password) => self.store_mailbox_password(password),
             Action::Start => self.start_checked(),
             Action::Pause => self.pause(),
             Action::Resume => self.resume(),
@@ -62,6 +61,7 @@ impl HeraldApp {
             Action::SendAnyway => self.send_anyway(),
             Action::CancelStart => self.cancel_start(),
             Action::CheckMailbox => self.check_mailbox(),
+            Action::LoadHtml(file) => self.load_html(file),
             // Results.
             Action::RefreshResults => self.refresh_results(),
             Action::Resend {
@@ -82,6 +82,10 @@ impl HeraldApp {
             }
             Action::Unsuppress(address) => self.service.send(Request::Unsuppress { address }),
             Action::ExportSuppressions(to) => self.export_suppressions(to),
+            Action::ImportSuppressions(from) => {
+                self.suppression.import_result = None;
+                self.service.send(Request::ImportSuppressions { from });
+            }
             Action::SignIn(action) => self.sign_in(action),
         }
     }
@@ -102,7 +106,9 @@ impl HeraldApp {
         match action {
             Action::New | Action::NewCampaignIn(_) => true,
             Action::Open(path) => self.path.as_ref() != Some(path),
-            Action::Duplicate(path) => self.path.as_ref() == Some(path),
+            Action::Duplicate(path) | Action::Rename { path, .. } => {
+                self.path.as_ref() == Some(path)
+            }
             _ => false,
         }
     }
@@ -411,13 +417,43 @@ impl HeraldApp {
         self.status = "not sent: cancelled after a failed check".into();
     }
 
+    /// "Open HTML file…": the newsletter becomes the HTML body once the service has copied
+    /// its images into the campaign's folder, which a campaign never saved does not have yet.
+    pub(super) fn load_html(&mut self, file: PathBuf) {
+        let Some(path) = self.path.clone() else {
+            self.compose.html_loaded = Some(Err(
+                "Save the campaign first (File → Save as…): the newsletter's images are copied into its folder.".into(),
+            ));
+            return;
+        };
+        // A typed path is the campaign folder's, as the file's own paths are.
+        let file = match path.parent() {
+            Some(folder) if file.is_relative() => folder.join(file),
+            _ => file,
+        };
+        self.compose.html_loaded = None;
+        self.status = format!("reading {}", shown_path(&file));
+        self.service.send(Request::LoadHtml { path, file });
+    }
+
+    /// Reads the bounce mailbox as the fields on screen set it up: saved first, as a send is.
     fn check_mailbox(&mut self) {
-        if let Some(path) = self.path.clone() {
-            // The mailbox settings are read from the file; the window does not edit them,
-            // so nothing needs saving first.
+        if self.path.is_some() {
             self.publish.mailbox_checking();
-            self.service.send(Request::CheckMailbox { path });
+            self.after_saving(|path| Request::CheckMailbox { path });
         }
+    }
+
+    /// Keeps the bounce mailbox's password in the keyring, under the name the campaign file
+    /// gives (`password_env`), which is set to the default name when it gives none.
+    fn store_mailbox_password(&mut self, password: String) {
+        if password.is_empty() {
+            return;
+        }
+        let bounces = self.doc.raw.bounces.get_or_insert_with(Default::default);
+        let name = bounces.password_name();
+        bounces.password_env = Some(name.clone());
+        self.service.send(Request::StorePassword { name, password });
     }
 
     fn refresh_results(&mut self) {

@@ -24,11 +24,14 @@ impl HeraldApp {
             Answer::Opened(Err(error)) => {
                 self.status = "could not open the campaign".into();
                 self.problems = vec![error.to_string()];
+                // The Campaigns view hides the campaign's problems box: it says it there.
+                self.library.open_error = Some(error.to_string());
             }
             Answer::Saved(result) => self.saved_answer(text(result)),
             Answer::Validated(result) => self.validated(result),
             Answer::Library(result) => self.library.campaigns = Some(text(result)),
             Answer::Created(result) => self.created(text(result)),
+            Answer::Renamed(result) => self.renamed(text(result)),
             // The list and the recipients table.
             Answer::Peeked(result) => self.recipients.peek = Some(text(result)),
             Answer::Imported(result) => self.imported(text(result)),
@@ -47,6 +50,7 @@ impl HeraldApp {
             // Compose.
             Answer::Preview(result) => self.compose.preview = Some(text(result)),
             Answer::TestSent(result) => self.test_sent(text(result)),
+            Answer::HtmlLoaded { file, result } => self.html_loaded(&file, text(result)),
             // Publish: relays, passwords and the run.
             Answer::RelayTested { name, result } => self.publish.relay_tested(name, text(result)),
             Answer::PasswordStored { name, result } => self.password_stored(name, text(result)),
@@ -64,6 +68,13 @@ impl HeraldApp {
             Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
             Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
             Answer::SuppressionsExported(result) => self.suppressions_exported(text(result)),
+            Answer::SuppressionsImported(result) => {
+                if result.is_ok() {
+                    self.toast_success("Suppression list updated".into());
+                }
+                self.suppression.import_result = Some(text(result));
+                self.apply(Action::RefreshSuppressions);
+            }
             Answer::SignIn(answer) => self.signin_answered(answer),
         }
     }
@@ -77,6 +88,7 @@ impl HeraldApp {
         self.saved = (*doc).clone();
         self.doc = *doc;
         self.problems.clear();
+        self.library.open_error = None;
         self.compose.reset();
         self.recipients.reset();
         self.results.reset();
@@ -185,6 +197,25 @@ impl HeraldApp {
         }
     }
 
+    /// A campaign was renamed: the list is read again, and the campaign open in the window
+    /// (when the rename carried it) is opened where it went.
+    fn renamed(&mut self, result: Result<crate::app::Renamed, String>) {
+        match result {
+            Ok(renamed) => {
+                self.library.rename_done();
+                self.toast_success(format!("Renamed to {}", shown_path(&renamed.to)));
+                self.service.send(Request::Library);
+                if let Some(moved) = self.path.as_deref().and_then(|path| renamed.carry(path)) {
+                    if self.remembered.last_campaign.as_deref() == self.path.as_deref() {
+                        self.remembered.last_campaign = Some(moved.clone());
+                    }
+                    self.apply(Action::Open(moved));
+                }
+            }
+            Err(error) => self.library.rename_error = Some(error),
+        }
+    }
+
     fn imported(&mut self, result: Result<(crate::import::ImportReport, Counts), String>) {
         self.busy = None;
         match result {
@@ -231,6 +262,41 @@ impl HeraldApp {
         self.recipients
             .table
             .insert(generation, offset, total, rows);
+    }
+
+    /// A newsletter's HTML file was read: it is the HTML body now (not saved yet), and the
+    /// images copied beside the campaign are its inline images.
+    fn html_loaded(
+        &mut self,
+        file: &std::path::Path,
+        result: Result<crate::app::html_file::LoadedHtml, String>,
+    ) {
+        let loaded = match result {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                self.status = "could not read the HTML file".into();
+                self.compose.html_loaded = Some(Err(error));
+                return;
+            }
+        };
+        let name = file
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let summary = loaded.summary(&name);
+        self.doc.html = loaded.html;
+        let inline = &mut self.doc.raw.message.inline;
+        for image in loaded.inline {
+            if !inline.contains(&image) {
+                inline.push(image);
+            }
+        }
+        self.status = format!("loaded {name} (not saved yet)");
+        self.compose.html_loaded = Some(if loaded.missing.is_empty() {
+            Ok(summary)
+        } else {
+            Err(summary)
+        });
     }
 
     fn test_sent(&mut self, result: Result<String, String>) {

@@ -26,6 +26,7 @@ impl HeraldApp {
                 );
                 ui.add_space(4.0);
             }
+            cautions_ui(ui, found);
             for finding in crate::dnsauth::blocking(&found.dns) {
                 ui.label(format!(
                     "{} {}: {}.",
@@ -340,6 +341,35 @@ fn run_on_close(counts: crate::app::Counts) -> String {
 }
 
 /// An error message as the start of a sentence: "the endpoint…" → "The endpoint…".
+/// `herald check`'s warnings in the question (issue #20): the red ones that made it ask, then
+/// the amber ones, which alone would not have.
+fn cautions_ui(ui: &mut egui::Ui, found: &crate::app::service::BeforeStart) {
+    let red: Vec<_> = found.blocking_cautions().collect();
+    if red.is_empty() {
+        return;
+    }
+    ui.label("Nothing of this campaign was sent yet, and the check found what big mailbox providers refuse or junk:");
+    for caution in red {
+        ui.colored_label(
+            ui.visuals().error_fg_color,
+            format!("• {}.", sentence(&caution.text)),
+        );
+    }
+    let amber: Vec<_> = found
+        .cautions
+        .iter()
+        .filter(|caution| caution.level != crate::dnsauth::Level::Red)
+        .collect();
+    if !amber.is_empty() {
+        ui.add_space(2.0);
+        ui.label("Also worth fixing:");
+        for caution in amber {
+            ui.small(format!("• {}.", sentence(&caution.text)));
+        }
+    }
+    ui.add_space(4.0);
+}
+
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
