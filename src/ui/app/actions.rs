@@ -422,7 +422,7 @@ impl HeraldApp {
     pub(super) fn load_html(&mut self, file: PathBuf) {
         let Some(path) = self.path.clone() else {
             self.compose.html_loaded = Some(Err(
-                "Save the campaign first (File → Save as…): the newsletter's images are copied into its folder.".into(),
+                "Save the campaign first (File > Save as…): the newsletter's images are copied into its folder.".into(),
             ));
             return;
         };
