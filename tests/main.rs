@@ -35,6 +35,7 @@ mod tidy;
 mod tls_auth;
 mod ui;
 mod ui_feedback;
+mod ui_glyphs;
 mod ui_review;
 mod ui_setup;
 mod ui_signin;

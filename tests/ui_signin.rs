@@ -6,6 +6,9 @@
 //! it on "Sign out". When the provider refuses the kept sign-in during a run, the run pauses and
 //! the row says "Sign in again to NAME"; signing in from the window clears it, and Resume
 //! finishes the run through a Postfix whose SMTP AUTH a Dovecot checks against the provider.
+//! In the window the Problems box and a pause point at the Sign in button, not at `herald
+//! signin`. Cancelling a sign-in, or turning to another campaign, closes its loopback listener.
+//! "Test connection" finds a relay password the window kept in the keyring, as a run does.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -210,6 +213,17 @@ fn the_window_signs_in_through_the_browser_names_the_account_and_signs_out() {
             .any(|problem| problem.contains("nobody has signed in yet"))
     };
     crate::support::window::wait_until(&mut harness, "check's problem", nobody);
+    // In the window the step is its button; `herald check` names the command (tests/oauth2.rs).
+    assert!(
+        harness
+            .state()
+            .problems()
+            .iter()
+            .any(|problem| problem.contains("press Sign in beside")
+                && !problem.contains("herald signin")),
+        "{:?}",
+        harness.state().problems()
+    );
 
     sign_in_from_the_window(&mut harness, &browser, &provider, &grant, 1);
     assert!(client(&folder.campaign, &grant).is_signed_in());
@@ -306,6 +320,16 @@ fn a_sign_in_refused_during_a_run_pauses_it_the_window_says_sign_in_again_and_re
         &format!("Sign in again to {grant}: the provider no longer accepts its sign-in"),
     );
     assert!(harness.query_by_label("Sign in").is_some());
+    // The pause points at the button, not at the command line.
+    let reason = match harness.state().progress().map(|progress| &progress.state) {
+        Some(RunState::Paused {
+            reason: Some(reason),
+            ..
+        }) => reason.clone(),
+        other => panic!("not paused with a reason: {other:?}"),
+    };
+    assert!(reason.contains("press Sign in beside"), "{reason}");
+    assert!(!reason.contains("herald signin"), "{reason}");
     assert_eq!(
         harness
             .state()
@@ -350,4 +374,144 @@ fn a_sign_in_refused_during_a_run_pauses_it_the_window_says_sign_in_again_and_re
             postfix.submission_port
         ),
     );
+}
+
+/// A campaign of one recipient whose relay at `port` logs in as "news" with the password kept
+/// under `password_env`.
+fn password_folder(port: u16, password_env: &str) -> Folder {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("list.csv"), "email\nr0@herald.test\n").unwrap();
+    std::fs::write(dir.path().join("body.txt"), "Hello\n").unwrap();
+    let text = format!(
+        "[message]\nfrom = \"News <news@herald.test>\"\nsubject = \"Hi\"\ntext = \"body.txt\"\n\n\
+         [recipients]\ncsv = \"list.csv\"\n\n\
+         [[relay]]\nname = \"office\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+         username = \"news\"\npassword_env = \"{password_env}\"\n"
+    );
+    let campaign = dir.path().join("campaign.toml");
+    std::fs::write(&campaign, text).unwrap();
+    Folder {
+        campaign,
+        db: dir.path().join("herald.db"),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn test_connection_logs_in_with_the_password_the_window_kept_in_the_keyring_as_a_run_does() {
+    if crate::support::secret_service::skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let password = "kept-Pa55 in the keyring";
+    let server = crate::support::smtp_server::SmtpServer::builder()
+        .auth("news", password)
+        .start();
+    // Never in the environment: only the keyring (a real Secret Service) holds it.
+    let name = format!(
+        "HERALD_TEST_WINDOW_PW_{}_{}",
+        std::process::id(),
+        grant_name()
+    );
+    let name = name.replace('-', "_");
+    let folder = password_folder(server.port(), &name);
+    let mut harness = publish_window(&folder);
+    // Nothing kept yet: the test says so, in the words a run would use.
+    click_in_view(&mut harness, "Test connection");
+    wait_for_label(&mut harness, "the password for relay \"office\" is not set");
+
+    harness.get_by_label("Password").focus();
+    harness.get_by_label("Password").type_text(password);
+    harness.step();
+    click_in_view(&mut harness, "Keep in keyring");
+    crate::support::window::wait_until(&mut harness, "the password kept", |app| {
+        app.status().contains("Saved in")
+    });
+    assert!(std::env::var(&name).is_err());
+    // The campaign is checked again now that the keyring has the password.
+    crate::support::window::wait_until(&mut harness, "the check made again", |app| {
+        app.status().contains("valid")
+    });
+
+    click_in_view(&mut harness, "Test connection");
+    wait_for_label(
+        &mut harness,
+        &format!("connected to 127.0.0.1:{} (none), signed in", server.port()),
+    );
+    // And a run finds the same password: the message goes out authenticated as "news".
+    let campaign =
+        Campaign::load_with(&folder.campaign, &herald::credentials::is_available).unwrap();
+    let engine = herald::engine::Engine::new().unwrap();
+    let progress = engine
+        .start(campaign, &folder.db, herald::engine::RunOptions::default())
+        .wait();
+    assert_eq!(progress.counts.sent, 1, "{progress:?}");
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].auth_user.as_deref(), Some("news"));
+    assert!(herald::credentials::forget(&name));
+}
+
+/// The loopback listener's port, from the `redirect_uri` of the sign-in page's address.
+fn listener_port(url: &str) -> u16 {
+    let redirect = url
+        .split(['?', '&'])
+        .find_map(|pair| pair.strip_prefix("redirect_uri="))
+        .unwrap_or_else(|| panic!("no redirect_uri in {url}"))
+        .replace("%3A", ":")
+        .replace("%2F", "/");
+    redirect
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {redirect}"))
+}
+
+/// Steps the window until nothing listens on `port` any more (connection refused).
+fn wait_until_closed(harness: &mut Harness<'_, HeraldApp>, port: u16, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the loopback listener on {port} still accepts after {after}"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn cancelling_a_sign_in_or_opening_another_campaign_closes_the_loopback_listener() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let browser = Browser::install();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(&grant, &provider, &closed_relay());
+    let mut harness = publish_window(&folder);
+    wait_for_label(&mut harness, &format!("Nobody is signed in to {grant}"));
+
+    click_in_view(&mut harness, "Sign in");
+    let port = listener_port(&browser.nth_url(&mut harness, 1));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "the listener waits for the browser"
+    );
+    click_in_view(&mut harness, "Cancel sign-in");
+    // The frame that takes the click still draws the button; the next ones do not.
+    harness.run_steps(3);
+    wait_until_closed(&mut harness, port, "Cancel sign-in");
+    wait_for_label(&mut harness, &format!("Nobody is signed in to {grant}"));
+
+    // A sign-in left waiting when the window turns to another campaign stops too.
+    click_in_view(&mut harness, "Sign in");
+    let port = listener_port(&browser.nth_url(&mut harness, 2));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    harness.state_mut().apply(herald::ui::Action::New);
+    harness.run_steps(2);
+    wait_until_closed(&mut harness, port, "a new campaign");
+    assert!(!client(&folder.campaign, &grant).is_signed_in());
 }

@@ -67,6 +67,12 @@ const LISTED_PER_KIND: usize = 10;
 /// message, and lists every problem (grouped, so one broken template does not print a million
 /// lines). Imports nothing and sends nothing.
 pub fn check(campaign: &Campaign) -> CheckReport {
+    check_for(campaign, crate::oauth2::Front::Cli)
+}
+
+/// [`check`], with the steps a problem asks for worded for `front` (the window points at its
+/// Sign in button where the CLI names `herald signin`).
+pub fn check_for(campaign: &Campaign, front: crate::oauth2::Front) -> CheckReport {
     let mut report = CheckReport::default();
     let composer = match Composer::new(campaign) {
         Ok(composer) => Some(composer),
@@ -82,7 +88,7 @@ pub fn check(campaign: &Campaign) -> CheckReport {
     {
         report.problems.push(error.to_string());
     }
-    let (problems, warnings) = crate::oauth2::check(campaign);
+    let (problems, warnings) = crate::oauth2::check(campaign, front);
     report.problems.extend(problems);
     report.warnings.extend(warnings);
     // A missing file was reported when the campaign loaded; one that cannot be read or holds

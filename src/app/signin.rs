@@ -13,7 +13,7 @@ use super::{AppError, ErrorKind};
 use crate::campaign::{Campaign, OAuth2Provider};
 use crate::oauth2::{self, Client, DeviceCode, DeviceSignIn, LoopbackSignIn, OAuth2Error};
 
-pub use crate::oauth2::{BROWSER_LIMIT, Cancel, SignedIn};
+pub use crate::oauth2::{BROWSER_LIMIT, Cancel, Front, SignedIn};
 
 /// Whose sign-in page a grant opens: the button says "Sign in with Microsoft".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,11 +77,17 @@ impl GrantStatus {
 /// An OAuth2 failure as the application's error: the provider out of reach is the network's,
 /// the rest (nobody signed in, sign in again, refused settings) the user's.
 pub fn error(failure: OAuth2Error) -> AppError {
+    error_for(failure, Front::Cli)
+}
+
+/// [`error`], with the step a sign-in needs worded for `front` (the window's Sign in button,
+/// or `herald signin`).
+pub fn error_for(failure: OAuth2Error, front: Front) -> AppError {
     let kind = match failure {
         OAuth2Error::Unreachable { .. } => ErrorKind::Network,
         _ => ErrorKind::Credentials,
     };
-    AppError::new(kind, failure.to_string())
+    AppError::new(kind, failure.worded(front, std::path::Path::new("")))
 }
 
 /// The client of grant `grant`, or a sentence naming the grants the campaign has.

@@ -30,6 +30,7 @@ pub fn test_send(
     which: &RecipientRef,
     to: &str,
     passwords: Passwords,
+    front: crate::oauth2::Front,
 ) -> Result<TestSent, TestSendFailure> {
     let rendered = {
         let mut store = Store::open(db).map_err(PreviewError::from)?;
@@ -54,6 +55,6 @@ pub fn test_send(
         size_bytes: rendered.size_bytes,
     };
     Ok(engine.block_on(crate::engine::test_send::test_send(
-        campaign, message, to, passwords,
+        campaign, message, to, passwords, front,
     ))?)
 }

@@ -409,8 +409,15 @@ fn test_send(db: Option<&Path>, path: &Path, which: RecipientRef, to: &str) -> R
     let db_path = database_path(db)?;
     let engine = Engine::new()?;
     let options = RunOptions::default();
-    let sent =
-        app::test_send::test_send(&engine, &campaign, &db_path, &which, to, options.passwords)?;
+    let sent = app::test_send::test_send(
+        &engine,
+        &campaign,
+        &db_path,
+        &which,
+        to,
+        options.passwords,
+        options.front,
+    )?;
     println!(
         "sent {} ({} bytes) to {} through {}: {} {}",
         sent.message_id,

@@ -92,7 +92,7 @@ pub async fn check(dns: &Dns, plan: &Plan) -> Vec<Finding> {
             Finding::new(Mechanism::Ptr, Level::Amber, subject)
                 .record(record)
                 .summary(format!(
-                    "{ip} → {name} → {ip} is confirmed, but Herald greets receivers as {} ([direct] helo); Google asks for the same name",
+                    "{ip} -> {name} -> {ip} is confirmed, but Herald greets receivers as {} ([direct] helo); Google asks for the same name",
                     direct.helo
                 ))
                 .fix(format!("set [direct] helo = \"{name}\"")),
@@ -102,7 +102,7 @@ pub async fn check(dns: &Dns, plan: &Plan) -> Vec<Finding> {
         Finding::new(Mechanism::Ptr, Level::Green, subject)
             .record(record)
             .summary(format!(
-                "{ip} → {name} → {ip} is confirmed, and it is the HELO name"
+                "{ip} -> {name} -> {ip} is confirmed, and it is the HELO name"
             )),
     ]
 }

@@ -79,7 +79,8 @@ async fn setup(
     } else {
         campaign.clone()
     };
-    let (relays, senders) = shared::make_relays(&relay_campaign, options.passwords.as_ref())?;
+    let (relays, senders) =
+        shared::make_relays(&relay_campaign, options.passwords.as_ref(), options.front)?;
     let direct = match campaign.delivery.mode {
         Mode::Relay => None,
         _ => Some(Arc::new(direct::Direct::new(&campaign, relays.len(), &db)?)),

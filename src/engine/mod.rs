@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 pub use outcome::enhanced_status;
 pub use progress::{ErrorEntry, Progress, RouteProgress, RunState};
-pub use shared::Control;
+pub use shared::{Control, relay_credentials};
 
 use crate::campaign::Campaign;
 
@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub wake: Wake,
     /// Refusals that put the address on the global suppression list (none by default).
     pub dead_address: DeadAddress,
+    /// Who reads the run's pauses: a pause that asks for a sign-in names `herald signin` to
+    /// the CLI and the Sign in button to the window.
+    pub front: crate::oauth2::Front,
 }
 
 impl Default for RunOptions {
@@ -69,6 +72,7 @@ impl Default for RunOptions {
             passwords: Arc::new(crate::credentials::lookup),
             wake: Arc::new(|| {}),
             dead_address: Arc::new(|_| false),
+            front: crate::oauth2::Front::Cli,
         }
     }
 }

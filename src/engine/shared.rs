@@ -29,6 +29,8 @@ pub(super) struct Relay {
     pub target: Target,
     /// The username and token cell of a relay that signs in with OAuth2 (issue #22).
     pub oauth2: Option<(String, Arc<crate::oauth2::Grant>)>,
+    /// Who reads a pause that asks for a sign-in, and the campaign file it names.
+    sign_in_words: (crate::oauth2::Front, std::path::PathBuf),
     pub weight: u32,
     pub workers: u32,
     health: Mutex<Health>,
@@ -88,12 +90,15 @@ impl Relay {
     fn oauth2_error(&self, error: crate::oauth2::OAuth2Error) -> ConnectError {
         use crate::oauth2::OAuth2Error;
         let route = &self.target.route;
+        let (front, file) = &self.sign_in_words;
         match error {
             OAuth2Error::SignInAgain { grant, reason } => ConnectError::Auth(format!(
-                "Sign in again to {route}: the provider no longer accepts the sign-in of [oauth2.{grant}] ({reason}); run `herald signin CAMPAIGN.toml --oauth2 {grant}`"
+                "Sign in again to {route}: the provider no longer accepts the sign-in of [oauth2.{grant}] ({reason}); {}",
+                front.sign_in_step(&grant, file)
             )),
             OAuth2Error::NotSignedIn { grant } => ConnectError::Auth(format!(
-                "Sign in to {route} first: nobody is signed in to [oauth2.{grant}] on this computer; run `herald signin CAMPAIGN.toml --oauth2 {grant}`"
+                "Sign in to {route} first: nobody is signed in to [oauth2.{grant}] on this computer; {}",
+                front.sign_in_step(&grant, file)
             )),
             OAuth2Error::Unreachable { .. } => ConnectError::Network(error.to_string()),
             other => ConnectError::Auth(other.to_string()),
@@ -183,9 +188,34 @@ impl Shared {
 /// The relays, and the senders feeding each one's workers.
 pub(super) type RelaySet = (Vec<Arc<Relay>>, Vec<mpsc::Sender<Job>>);
 
+/// The login of relay `spec` with a password, found as every run finds it: `passwords` looks
+/// the `password_env` name up (the environment, then the keyring where the window and
+/// `herald password` keep what the user typed). The window's "Test connection" calls this too,
+/// so a test and a run never disagree about which password a relay has. None for a relay that
+/// does not log in with a password (no username, or OAuth2).
+pub fn relay_credentials(
+    spec: &crate::campaign::RelaySpec,
+    passwords: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Credentials>, String> {
+    match (&spec.username, &spec.password_env) {
+        (Some(user), Some(var)) => match passwords(var) {
+            Some(password) => Ok(Some(Credentials::Plain {
+                user: user.clone(),
+                password,
+            })),
+            None => Err(format!(
+                "the password for relay \"{}\" is not set (neither in the keyring nor in the environment variable {var})",
+                spec.name
+            )),
+        },
+        _ => Ok(None),
+    }
+}
+
 pub(super) fn make_relays(
     campaign: &Campaign,
     passwords: &dyn Fn(&str) -> Option<String>,
+    front: crate::oauth2::Front,
 ) -> Result<RelaySet, String> {
     let mut relays = Vec::new();
     let mut senders = Vec::new();
@@ -198,21 +228,7 @@ pub(super) fn make_relays(
             }
             _ => None,
         };
-        let credentials = match (&spec.username, &spec.password_env) {
-            (Some(user), Some(var)) => match passwords(var) {
-                Some(password) => Some(Credentials::Plain {
-                    user: user.clone(),
-                    password,
-                }),
-                None => {
-                    return Err(format!(
-                        "the password for relay \"{}\" is not set (environment variable {var})",
-                        spec.name
-                    ));
-                }
-            },
-            _ => None,
-        };
+        let credentials = relay_credentials(spec, passwords)?;
         let ca_pem = match &spec.ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|error| {
                 format!(
@@ -241,6 +257,7 @@ pub(super) fn make_relays(
                 opportunistic_tls: None,
             },
             oauth2,
+            sign_in_words: (front, campaign.path.clone()),
             weight: spec.weight,
             workers,
             health: Mutex::new(Health::default()),

@@ -61,6 +61,7 @@ pub async fn test_send(
     message: TestMessage,
     to: &str,
     passwords: Passwords,
+    front: crate::oauth2::Front,
 ) -> Result<TestSent, TestSendError> {
     if campaign.delivery.mode == Mode::Direct || campaign.relays.is_empty() {
         return Err(TestSendError::DirectMode);
@@ -76,7 +77,7 @@ pub async fn test_send(
         ))
     })?;
     let (relays, _) =
-        shared::make_relays(campaign, passwords.as_ref()).map_err(TestSendError::Setup)?;
+        shared::make_relays(campaign, passwords.as_ref(), front).map_err(TestSendError::Setup)?;
     let delivery = &campaign.delivery;
     let timeouts = Timeouts {
         connect: Duration::from_secs(u64::from(delivery.connect_timeout_secs)),

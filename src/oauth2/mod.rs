@@ -50,10 +50,9 @@ pub const MIN_LIFE: Duration = Duration::from_secs(5 * 60);
 /// [`OAuth2Error::SignInAgain`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OAuth2Error {
-    /// Nobody has signed in to this grant on this computer yet.
-    #[error(
-        "nobody is signed in to \"{grant}\" yet; run `herald signin CAMPAIGN.toml --oauth2 {grant}`"
-    )]
+    /// Nobody has signed in to this grant on this computer yet. The step to take is the
+    /// front end's to word ([`OAuth2Error::worded`]).
+    #[error("nobody is signed in to \"{grant}\" yet")]
     NotSignedIn { grant: String },
     /// The provider refused the refresh token (`invalid_grant`: revoked, password changed,
     /// consent withdrawn, expired).
@@ -78,6 +77,53 @@ impl OAuth2Error {
     /// Failures waiting will not fix: the user must sign in again or change the settings.
     pub fn needs_user(&self) -> bool {
         !matches!(self, OAuth2Error::Unreachable { .. })
+    }
+
+    /// The grant the user must sign in to (again) before it can be used, if that is the fix.
+    pub fn sign_in_needed(&self) -> Option<&str> {
+        match self {
+            OAuth2Error::NotSignedIn { grant } | OAuth2Error::SignInAgain { grant, .. } => {
+                Some(grant)
+            }
+            _ => None,
+        }
+    }
+
+    /// The sentence for `front`: a failure a sign-in fixes ends with the step to take there.
+    pub fn worded(&self, front: Front, campaign: &std::path::Path) -> String {
+        match self.sign_in_needed() {
+            Some(grant) => format!("{self}; {}", front.sign_in_step(grant, campaign)),
+            None => self.to_string(),
+        }
+    }
+}
+
+/// Who reads a sentence that asks the user to sign in: the finding is one (nobody is signed in,
+/// the provider refused the sign-in kept), the step differs. The CLI names `herald signin`; the
+/// window points at its Sign in button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Front {
+    #[default]
+    Cli,
+    Window,
+}
+
+impl Front {
+    /// How to sign in to `grant` of the campaign file `campaign` from this front end.
+    pub fn sign_in_step(self, grant: &str, campaign: &std::path::Path) -> String {
+        match self {
+            Front::Cli => format!(
+                "run `herald signin {} --oauth2 {grant}`",
+                if campaign.as_os_str().is_empty() {
+                    "CAMPAIGN.toml".into()
+                } else {
+                    campaign.display().to_string()
+                }
+            ),
+            Front::Window => format!(
+                "press Sign in beside the relay or bounce mailbox that signs in with {grant} (Publish)"
+            ),
+        }
     }
 }
 
@@ -326,7 +372,10 @@ impl Client {
             .flatten()
     }
 
-    /// Whether someone signed in to this grant on this computer (blocking).
+    /// Whether someone signed in to this grant on this computer (blocking): the one answer
+    /// `herald check`, the window's Problems box and sign-in row, and a run's token cell all
+    /// use, read from the keyring each time (a sign-in made by another process, `herald
+    /// signin` in a terminal, has no other way to be seen).
     pub fn is_signed_in(&self) -> bool {
         vault::load(&self.entry).is_some()
     }
@@ -421,10 +470,11 @@ pub(crate) fn who(id_token: Option<&str>) -> Option<String> {
         .find_map(|claim| claims.get(claim)?.as_str().map(str::to_string))
 }
 
-/// What `herald check` says about signing in (issue #22): grants used by the campaign that
-/// nobody has signed in to on this computer (problems), and the hosts of providers that no
-/// longer take passwords used with one (warnings). Reads the keyring (blocking).
-pub fn check(campaign: &Campaign) -> (Vec<String>, Vec<String>) {
+/// What `herald check` and the window's Problems box say about signing in (issue #22): grants
+/// used by the campaign that nobody has signed in to on this computer (problems, with the step
+/// worded for `front`), and the hosts of providers that no longer take passwords used with one
+/// (warnings). Reads the keyring (blocking).
+pub fn check(campaign: &Campaign, front: Front) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     for grant in &campaign.oauth2 {
@@ -434,9 +484,9 @@ pub fn check(campaign: &Campaign) -> (Vec<String>, Vec<String>) {
         match Client::for_campaign(campaign, &grant.name) {
             Ok(client) if client.is_signed_in() => {}
             Ok(_) => problems.push(format!(
-                "oauth2.{name}: nobody has signed in yet; run `herald signin {file} --oauth2 {name}`",
+                "oauth2.{name}: nobody has signed in yet; {step}",
                 name = grant.name,
-                file = campaign.path.display()
+                step = front.sign_in_step(&grant.name, &campaign.path)
             )),
             Err(error) => problems.push(format!("oauth2.{}: {error}", grant.name)),
         }
@@ -474,8 +524,11 @@ struct Cell {
     /// Read from the keyring once, then kept current as it rotates.
     refresh: Option<String>,
     /// A refusal that needs the user: every later ask gets it at once, without asking the
-    /// provider again.
+    /// provider again, while the keyring holds the refresh token refused (`refresh`).
+    /// "Nobody signed in" is never kept here: the keyring is asked again each time.
     refused: Option<OAuth2Error>,
+    /// The [`Grant::generation`] this state was read at.
+    generation: u64,
 }
 
 /// The one token cell a run shares for one grant: sessions ask it for a token, and only one of
@@ -484,6 +537,9 @@ pub struct Grant {
     client: Client,
     cell: tokio::sync::Mutex<Cell>,
     refreshes: AtomicU64,
+    /// Bumped by a sign-in or sign-out in this process: the state behind the lock is then
+    /// stale and is dropped by the next ask, even if a session held the lock at the time.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Grant {
@@ -524,6 +580,7 @@ impl Grant {
             client,
             cell: tokio::sync::Mutex::new(Cell::default()),
             refreshes: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         });
         cells.push((key, Arc::downgrade(&cell)));
         cell
@@ -541,10 +598,21 @@ impl Grant {
             .filter_map(|(_, cell)| cell.upgrade())
             .collect();
         for cell in cells {
-            if let Ok(mut state) = cell.cell.try_lock() {
-                *state = Cell::default();
-            }
+            cell.generation.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// Locks the state, dropping it when a sign-in or sign-out made it stale.
+    async fn state(&self) -> tokio::sync::MutexGuard<'_, Cell> {
+        let mut cell = self.cell.lock().await;
+        let generation = self.generation.load(Ordering::SeqCst);
+        if cell.generation != generation {
+            *cell = Cell {
+                generation,
+                ..Cell::default()
+            };
+        }
+        cell
     }
 
     /// The grant's name in the campaign.
@@ -559,7 +627,7 @@ impl Grant {
 
     /// An access token valid for at least [`MIN_LIFE`] more, refreshed when needed.
     pub async fn access_token(&self) -> Result<String, OAuth2Error> {
-        let mut cell = self.cell.lock().await;
+        let mut cell = self.state().await;
         if let Some(access) = &cell.access
             && access.expires_at > Instant::now() + MIN_LIFE
         {
@@ -572,7 +640,7 @@ impl Grant {
     /// once and return the new token. When another session already replaced it, that one is
     /// returned without asking the provider again.
     pub async fn rejected(&self, token: &str) -> Result<String, OAuth2Error> {
-        let mut cell = self.cell.lock().await;
+        let mut cell = self.state().await;
         match &cell.access {
             Some(access)
                 if access.token != token && access.expires_at > Instant::now() + MIN_LIFE =>
@@ -588,7 +656,16 @@ impl Grant {
 
     async fn refresh_locked(&self, cell: &mut Cell) -> Result<String, OAuth2Error> {
         if let Some(refused) = &cell.refused {
-            return Err(refused.clone());
+            // Someone signed in again elsewhere (another process): the keyring holds another
+            // token, which the provider has not refused.
+            let stored = self.client.stored_refresh().await;
+            if stored.is_none() || stored == cell.refresh {
+                return Err(refused.clone());
+            }
+            *cell = Cell {
+                generation: cell.generation,
+                ..Cell::default()
+            };
         }
         let refresh = match cell.refresh.clone() {
             Some(refresh) => refresh,
@@ -614,6 +691,7 @@ impl Grant {
             Err(error) => {
                 if error.needs_user() {
                     cell.refused = Some(error.clone());
+                    cell.refresh = Some(refresh);
                 }
                 if let OAuth2Error::SignInAgain { reason, .. } = &error {
                     remember_refusal(&self.client.entry, reason);

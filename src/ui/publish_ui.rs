@@ -74,15 +74,17 @@ impl PublishView {
         }
     }
 
-    /// Another campaign: its mailbox and checks are not this one's.
-    pub fn reset_feedback(&mut self) {
+    /// Another campaign: its mailbox and checks are not this one's. Returns the cancels of
+    /// the sign-ins still waiting for the browser, for the service.
+    #[must_use]
+    pub fn reset_feedback(&mut self) -> Vec<crate::app::service::SignInRequest> {
         self.mailbox = None;
         self.mailbox_at_ms = None;
         self.mailbox_busy = false;
         self.before_start = None;
         self.start_error = None;
         self.relay_tests.clear();
-        self.signin.reset();
+        self.signin.reset()
     }
 
     pub fn mailbox_checking(&mut self) {
@@ -792,7 +794,7 @@ fn human_secs(secs: u64) -> String {
 fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     let uses_relays = ctx.doc.raw.delivery.mode.as_deref() != Some("direct");
     let step = if ctx.path.is_none() {
-        Some("Save the campaign first (File → Save as…): a run sends a saved campaign.")
+        Some("Save the campaign first (File > Save as…): a run sends a saved campaign.")
     } else if uses_relays && ctx.doc.raw.relays.is_empty() {
         Some("Next: add the relay your mail goes through (Delivery, below), then press Start.")
     } else if ctx.counts.total() == 0

@@ -99,14 +99,19 @@ pub struct SignInPanel {
 }
 
 impl SignInPanel {
-    /// Another campaign (or the same one reopened): everything is asked again.
-    pub fn reset(&mut self) {
-        // A sign-in still waiting for the browser goes on in the service; its answer finds
-        // no waiting attempt here and is dropped, and the statuses are asked again anyway.
+    /// Another campaign (or the same one reopened): everything is asked again. Returns the
+    /// cancels of the sign-ins still waiting for the browser, for the service to stop them
+    /// (their loopback listeners close) rather than leave them waiting out their limit.
+    pub fn reset(&mut self) -> Vec<SignInRequest> {
+        let waiting = std::mem::take(&mut self.waiting);
         *self = SignInPanel {
             attempts: self.attempts,
             ..SignInPanel::default()
         };
+        waiting
+            .into_keys()
+            .map(|grant| SignInRequest::Cancel { grant })
+            .collect()
     }
 
     /// The statuses may be stale (a mailbox check failed): ask again on the next frame.

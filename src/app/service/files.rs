@@ -68,7 +68,7 @@ pub(super) fn save_document(path: &Path, document: &Document) -> Result<(), AppE
 pub(super) fn validate(path: &Path) -> Result<(), Vec<String>> {
     match Campaign::load_with(path, &crate::credentials::is_available) {
         Ok(campaign) => {
-            let report = crate::app::check(&campaign);
+            let report = crate::app::check::check_for(&campaign, crate::oauth2::Front::Window);
             if report.problems.is_empty() {
                 Ok(())
             } else {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::load;
+use crate::app::signin::Front;
 use crate::campaign::RelaySpec;
 use crate::engine::smtp::{Credentials, Session, Target, Timeouts};
 use crate::engine::{Engine, Progress, RunHandle, RunOptions, Wake};
@@ -119,6 +120,7 @@ impl Runs {
         let wake = Arc::clone(&self.wake);
         let options = RunOptions {
             wake,
+            front: Front::Window,
             ..crate::app::run_options()
         };
         self.run = Some(self.engine.start(campaign, &self.db, options));
@@ -140,6 +142,7 @@ impl Runs {
             &RecipientRef::Index(index),
             &to,
             passwords,
+            Front::Window,
         );
         match sent {
             Ok(sent) => Ok(format!(
@@ -168,18 +171,14 @@ impl Runs {
             (Some(user), Some(grant)) => Some((user.clone(), relay_grant(campaign, grant)?)),
             _ => None,
         };
-        let credentials = match (&relay.username, &relay.password_env) {
-            _ if grant.is_some() => None,
-            (Some(user), Some(var)) => {
-                let password = std::env::var(var).map_err(|_| {
-                    format!("the environment variable {var} (the password) is not set")
-                })?;
-                Some(Credentials::Plain {
-                    user: user.clone(),
-                    password,
-                })
-            }
-            _ => None,
+        // The password is found exactly as a run finds it (environment, then keyring).
+        let credentials = match &grant {
+            Some(_) => None,
+            None => crate::engine::relay_credentials(
+                relay,
+                crate::app::run_options().passwords.as_ref(),
+            )
+            .map_err(|reason| AppError::new(ErrorKind::Credentials, reason))?,
         };
         let ca_pem = match &relay.ca_file {
             Some(path) => Some(std::fs::read(path).map_err(AppError::from)?),
@@ -207,7 +206,7 @@ impl Runs {
                 let token = grant
                     .access_token()
                     .await
-                    .map_err(crate::app::signin::error)?;
+                    .map_err(|failure| crate::app::signin::error_for(failure, Front::Window))?;
                 target.credentials = Some(Credentials::Bearer { user, token });
             }
             match Session::connect(&target, timeouts).await {

@@ -136,7 +136,7 @@ impl HeraldApp {
         let Some(path) = self.path.clone() else {
             self.busy = None;
             self.starting = false;
-            self.problems = vec!["save the campaign first (File → Save as…)".into()];
+            self.problems = vec!["save the campaign first (File > Save as…)".into()];
             self.dialogs.open(Purpose::SaveCampaignAs);
             return;
         };
@@ -170,7 +170,9 @@ impl HeraldApp {
         self.saved = starter_document();
         self.counts = Counts::default();
         self.feedback = FeedbackCounts::default();
-        self.publish.reset_feedback();
+        for cancel in self.publish.reset_feedback() {
+            self.service.send(Request::SignIn(cancel));
+        }
         if !self.running {
             self.progress = None;
             self.publish.clear_rates();
@@ -427,7 +429,7 @@ impl HeraldApp {
     pub(super) fn load_html(&mut self, file: PathBuf) {
         let Some(path) = self.path.clone() else {
             self.compose.html_loaded = Some(Err(
-                "Save the campaign first (File → Save as…): the newsletter's images are copied into its folder.".into(),
+                "Save the campaign first (File > Save as…): the newsletter's images are copied into its folder.".into(),
             ));
             return;
         };

@@ -96,7 +96,9 @@ impl HeraldApp {
         self.results.reset();
         self.counts = Counts::default();
         self.feedback = FeedbackCounts::default();
-        self.publish.reset_feedback();
+        for cancel in self.publish.reset_feedback() {
+            self.service.send(Request::SignIn(cancel));
+        }
         if !self.running {
             // The last run shown was another campaign's (a duplicate starts with none).
             self.progress = None;
