@@ -8,8 +8,13 @@
 //! unsigned one, into the same sink: target signed at least 0.7x unsigned. It also prints the
 //! CPU time Herald spent per message in each, so the cost of a signature is visible on its own.
 //!
+//! Durability (issue #24): with `HERALD_BENCH_BASELINE=/path/to/an/older/herald` the bench also
+//! sends the same campaign alternately with that binary and this one, into the same sink, and
+//! prints the median rate of each and their ratio (target: this one >= 0.9x the baseline); with
+//! `strace` installed it counts each binary's fsync/fdatasync calls per 1,000 messages.
+//!
 //! Run: `cargo bench --bench send` (needs Debian's `postfix` for smtp-sink/smtp-source).
-//! Sizes: HERALD_BENCH_MESSAGES (default 20000), HERALD_BENCH_MEMORY_RECIPIENTS (default 200000,
+//! Sizes: HERALD_BENCH_ROUNDS (default 3, the durability comparison's alternations), HERALD_BENCH_MESSAGES (default 20000), HERALD_BENCH_MEMORY_RECIPIENTS (default 200000,
 //! 0 skips the memory run), HERALD_BENCH_DKIM (default 1; 0 skips the signed run).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -196,8 +201,16 @@ fn timed_with_cpu(command: &mut Command) -> (Duration, Option<u64>, Option<f64>)
     (elapsed, peak, cpu)
 }
 
+/// This build's binary, the one under test.
+fn this_herald() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_herald"))
+}
+
 fn herald_command(args: &[&str], measure_memory: bool) -> Command {
-    let herald = env!("CARGO_BIN_EXE_herald");
+    binary_command(this_herald(), args, measure_memory)
+}
+
+fn binary_command(herald: &Path, args: &[&str], measure_memory: bool) -> Command {
     let mut command = if measure_memory && Path::new("/usr/bin/time").exists() {
         let mut command = Command::new("/usr/bin/time");
         command.arg("-v").arg(herald);
@@ -277,6 +290,13 @@ fn main() {
             sink_cpu,
         };
         signed_run(messages, &sink, port, &unsigned, reference_rate);
+    }
+
+    if let Some(baseline) = std::env::var_os("HERALD_BENCH_BASELINE") {
+        let rounds = env_number("HERALD_BENCH_ROUNDS", 3).max(1);
+        durability_comparison(messages, port, Path::new(&baseline), rounds);
+    } else if let Some(fsyncs) = fsyncs_per_thousand(this_herald(), messages, port) {
+        println!("fsync + fdatasync per 1,000 messages: {fsyncs:.1}");
     }
 
     if memory_recipients > 0 {
@@ -384,4 +404,90 @@ fn signed_run(messages: usize, sink: &Sink, port: u16, unsigned: &Run, reference
         "ratio signed/unsigned: {ratio:.2} (target >= 0.70: {})",
         if ratio >= 0.7 { "met" } else { "NOT met" }
     );
+}
+
+/// One fresh send of `messages` with `herald` (its own folder and database, imported first):
+/// messages per second of the send alone.
+fn fresh_send_rate(herald: &Path, messages: usize, port: u16) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = write_campaign(dir.path(), messages, port);
+    let campaign_arg = campaign.to_string_lossy().into_owned();
+    let db = dir.path().join("bench.db").to_string_lossy().into_owned();
+    let (_, _) = timed(&mut binary_command(
+        herald,
+        &["import", &campaign_arg, "--db", &db],
+        false,
+    ));
+    let (elapsed, _) = timed(&mut binary_command(
+        herald,
+        &["send", &campaign_arg, "--db", &db, "--ignore-dns"],
+        false,
+    ));
+    messages as f64 / elapsed.as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Issue #24's cost: this binary (claims fsynced before their messages leave) against a baseline
+/// binary (an older build), alternating so the machine's noise falls on both alike.
+fn durability_comparison(messages: usize, port: u16, baseline: &Path, rounds: usize) {
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for _ in 0..rounds {
+        before.push(fresh_send_rate(baseline, messages, port));
+        after.push(fresh_send_rate(this_herald(), messages, port));
+    }
+    let (before, after) = (median(before), median(after));
+    let ratio = after / before;
+    println!(
+        "durability: baseline {before:.0} msg/s, this build {after:.0} msg/s (medians of {rounds}, alternating)"
+    );
+    println!(
+        "ratio this/baseline: {ratio:.2} (target >= 0.90: {})",
+        if ratio >= 0.9 { "met" } else { "NOT met" }
+    );
+    for (name, herald) in [("baseline", baseline), ("this build", this_herald())] {
+        if let Some(fsyncs) = fsyncs_per_thousand(herald, messages, port) {
+            println!("fsync + fdatasync per 1,000 messages, {name}: {fsyncs:.1}");
+        }
+    }
+}
+
+/// fsync and fdatasync calls per 1,000 messages of a fresh send, counted by `strace -f -c`
+/// (None without strace). The send under strace is slower; only the count is used.
+fn fsyncs_per_thousand(herald: &Path, messages: usize, port: u16) -> Option<f64> {
+    let strace = find_tool("strace")?;
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = write_campaign(dir.path(), messages, port);
+    let campaign_arg = campaign.to_string_lossy().into_owned();
+    let db = dir.path().join("bench.db").to_string_lossy().into_owned();
+    let (_, _) = timed(&mut binary_command(
+        herald,
+        &["import", &campaign_arg, "--db", &db],
+        false,
+    ));
+    let summary = dir.path().join("strace.txt");
+    let status = Command::new(strace)
+        .args(["-f", "-c", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&summary)
+        .arg(herald)
+        .args(["send", &campaign_arg, "--db", &db, "--ignore-dns"])
+        .env("HERALD_LOG", "error")
+        .stdout(Stdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    // `strace -c` prints a table whose rows end in the syscall's name; the calls are column 4.
+    let table = std::fs::read_to_string(summary).ok()?;
+    let calls: u64 = table
+        .lines()
+        .filter(|line| line.ends_with(" fsync") || line.ends_with(" fdatasync"))
+        .filter_map(|line| line.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .sum();
+    Some(calls as f64 * 1000.0 / messages as f64)
 }

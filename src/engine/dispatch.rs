@@ -8,8 +8,9 @@
 //! A claim is synced to disk before any of its messages leaves (issue #24), which costs an
 //! fsync per batch. In relay mode batches therefore grow with the run's pace to about
 //! [`CLAIM_SPAN`] of sending (group commit: one fsync for all of them), and the next batch is
-//! claimed in the background once half of the current one is dealt, so that the fsync overlaps
-//! sending instead of stalling it.
+//! claimed in the background as soon as the current one is taken, so that its fsync overlaps a
+//! whole batch of sending instead of stalling it (claiming at half a batch left the dispatcher
+//! waiting on the disk: 0.85x the rate without the sync in `benches/send.rs`).
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
@@ -369,13 +370,11 @@ impl Dispatcher {
         self.last_paced = Some((now, done));
     }
 
-    /// Relay mode: once half of the buffer is dealt, starts claiming the next batch, which
-    /// `fill` takes when the buffer runs out.
+    /// Relay mode: starts claiming the next batch while the current one is dealt (one claim in
+    /// flight at a time), which `fill` takes when the buffer runs out. At most two batches,
+    /// about 2 x [`CLAIM_SPAN`] of sending, are claimed ahead of what has left.
     fn claim_ahead(&mut self) {
-        if self.direct.is_none()
-            && self.next_claim.is_none()
-            && self.buffer.len() <= (self.claim_size / 2) as usize
-        {
+        if self.direct.is_none() && self.next_claim.is_none() {
             self.next_claim = Some(self.claim(self.claim_size));
         }
     }
