@@ -409,21 +409,36 @@ fn signed_run(messages: usize, sink: &Sink, port: u16, unsigned: &Run, reference
 /// One fresh send of `messages` with `herald` (its own folder and database, imported first):
 /// messages per second of the send alone.
 fn fresh_send_rate(herald: &Path, messages: usize, port: u16) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = write_campaign(dir.path(), messages, port);
-    let campaign_arg = campaign.to_string_lossy().into_owned();
-    let db = dir.path().join("bench.db").to_string_lossy().into_owned();
-    let (_, _) = timed(&mut binary_command(
-        herald,
-        &["import", &campaign_arg, "--db", &db],
-        false,
-    ));
-    let (elapsed, _) = timed(&mut binary_command(
-        herald,
-        &["send", &campaign_arg, "--db", &db, "--ignore-dns"],
-        false,
-    ));
+    let fresh = Fresh::imported(herald, messages, port);
+    let (elapsed, _) = timed(&mut binary_command(herald, &fresh.send_args(), false));
     messages as f64 / elapsed.as_secs_f64()
+}
+
+/// A campaign of its own folder and database, imported by `herald`, ready to send.
+struct Fresh {
+    dir: tempfile::TempDir,
+    campaign: String,
+    db: String,
+}
+
+impl Fresh {
+    fn imported(herald: &Path, messages: usize, port: u16) -> Fresh {
+        let dir = tempfile::tempdir().unwrap();
+        let campaign = write_campaign(dir.path(), messages, port)
+            .to_string_lossy()
+            .into_owned();
+        let db = dir.path().join("bench.db").to_string_lossy().into_owned();
+        let (_, _) = timed(&mut binary_command(
+            herald,
+            &["import", &campaign, "--db", &db],
+            false,
+        ));
+        Fresh { dir, campaign, db }
+    }
+
+    fn send_args(&self) -> [&str; 5] {
+        ["send", &self.campaign, "--db", &self.db, "--ignore-dns"]
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -460,21 +475,13 @@ fn durability_comparison(messages: usize, port: u16, baseline: &Path, rounds: us
 /// (None without strace). The send under strace is slower; only the count is used.
 fn fsyncs_per_thousand(herald: &Path, messages: usize, port: u16) -> Option<f64> {
     let strace = find_tool("strace")?;
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = write_campaign(dir.path(), messages, port);
-    let campaign_arg = campaign.to_string_lossy().into_owned();
-    let db = dir.path().join("bench.db").to_string_lossy().into_owned();
-    let (_, _) = timed(&mut binary_command(
-        herald,
-        &["import", &campaign_arg, "--db", &db],
-        false,
-    ));
-    let summary = dir.path().join("strace.txt");
+    let fresh = Fresh::imported(herald, messages, port);
+    let summary = fresh.dir.path().join("strace.txt");
     let status = Command::new(strace)
         .args(["-f", "-c", "-e", "trace=fsync,fdatasync", "-o"])
         .arg(&summary)
         .arg(herald)
-        .args(["send", &campaign_arg, "--db", &db, "--ignore-dns"])
+        .args(fresh.send_args())
         .env("HERALD_LOG", "error")
         .stdout(Stdio::null())
         .status()

@@ -341,6 +341,46 @@ fn relay_section(grant: &str, postfix: &Postfix, connections: u32) -> String {
     )
 }
 
+/// What the sending tests share: the provider (access tokens living `token_life_secs`),
+/// Dovecot checking each bearer against it, Postfix relaying with Dovecot's SASL, and a
+/// campaign of `count` recipients whose relay (`connections`, then `relay_extra` lines) signs
+/// in with a fresh grant already signed in to.
+struct SignedInRelay {
+    provider: Provider,
+    dovecot: Dovecot,
+    postfix: Postfix,
+    grant: String,
+    folder: Folder,
+}
+
+fn signed_in_relay(
+    token_life_secs: u64,
+    count: usize,
+    connections: u32,
+    relay_extra: &str,
+) -> SignedInRelay {
+    let provider = Provider::start(token_life_secs);
+    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
+    let postfix = postfix_for(&dovecot);
+    let grant = grant_name();
+    let folder = folder(
+        &recipients(count),
+        &format!(
+            "{}{relay_extra}\n{}",
+            relay_section(&grant, &postfix, connections),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    SignedInRelay {
+        provider,
+        dovecot,
+        postfix,
+        grant,
+        folder,
+    }
+}
+
 fn recipients(count: usize) -> Vec<String> {
     (0..count)
         .map(|n| format!("inbox+r{n}@{}", postfix::DOMAIN))
@@ -370,21 +410,20 @@ fn a_campaign_sends_through_xoauth2_refreshing_once_for_all_sessions_and_loses_n
     // eight seconds, then refreshes (issue #22: sessions get tokens valid five more minutes),
     // so over the run's minutes every token dies many times.
     let token_secs = 8;
-    let provider = Provider::start(300 + token_secs);
-    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
-    let postfix = postfix_for(&dovecot);
-    let grant = grant_name();
     let count = 2_000;
     let rate_per_hour = count as u64 * 3_600 / CAMPAIGN_SECS;
-    let folder = folder(
-        &recipients(count),
-        &format!(
-            "{}rate_per_hour = {rate_per_hour}\n\n{}",
-            relay_section(&grant, &postfix, 4),
-            oauth2_section(&grant, &provider)
-        ),
+    let SignedInRelay {
+        provider,
+        dovecot: _dovecot,
+        postfix,
+        grant,
+        folder,
+    } = signed_in_relay(
+        300 + token_secs,
+        count,
+        4,
+        &format!("rate_per_hour = {rate_per_hour}\n"),
     );
-    signed_in(&provider, client(&folder, &grant));
     let cell = Grant::shared(client(&folder, &grant));
     let engine = Engine::new().unwrap();
     let campaign = Campaign::load(&folder.campaign).unwrap();
@@ -464,20 +503,14 @@ fn a_revoked_grant_pauses_the_relay_with_sign_in_again_and_a_new_sign_in_finishe
         return;
     }
     let _keyring = keyring();
-    let provider = Provider::start(300 + 4);
-    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
-    let postfix = postfix_for(&dovecot);
-    let grant = grant_name();
     let count = 200;
-    let folder = folder(
-        &recipients(count),
-        &format!(
-            "{}\n{}",
-            relay_section(&grant, &postfix, 2),
-            oauth2_section(&grant, &provider)
-        ),
-    );
-    signed_in(&provider, client(&folder, &grant));
+    let SignedInRelay {
+        provider,
+        dovecot: _dovecot,
+        postfix: _postfix,
+        grant,
+        folder,
+    } = signed_in_relay(300 + 4, count, 2, "");
     let engine = Engine::new().unwrap();
     let campaign = Campaign::load(&folder.campaign).unwrap();
     let mut run = engine.start(campaign, &folder.db, RunOptions::default());
@@ -791,20 +824,14 @@ fn the_refresh_token_stays_out_of_debug_logs_the_command_line_and_the_files_of_a
         return;
     }
     let _keyring = keyring();
-    let provider = Provider::start(300 + 4);
-    let dovecot = Dovecot::start_oauth2(&provider.introspection_url());
-    let postfix = postfix_for(&dovecot);
-    let grant = grant_name();
     let count = 40;
-    let folder = folder(
-        &recipients(count),
-        &format!(
-            "{}\n{}",
-            relay_section(&grant, &postfix, 2),
-            oauth2_section(&grant, &provider)
-        ),
-    );
-    signed_in(&provider, client(&folder, &grant));
+    let SignedInRelay {
+        provider: _provider,
+        dovecot: _dovecot,
+        postfix,
+        grant,
+        folder,
+    } = signed_in_relay(300 + 4, count, 2, "");
     let before = stored_refresh(&folder, &grant);
     let mut child = crate::support::cli_run::herald_command()
         .arg("send")

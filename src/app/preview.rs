@@ -122,7 +122,18 @@ pub fn preview_with(
         attachments: composer.attachments(),
         ..Preview::default()
     };
-    match composer.compose_parts(&data, true) {
+    compose_into(&mut preview, composer, &data).map_err(compose_error)?;
+    Ok(preview)
+}
+
+/// Fills `preview` with the message `composer` makes for `data`, exactly as a run would send
+/// it; a recipient the script skips is a preview that says why, not an error.
+fn compose_into(
+    preview: &mut Preview,
+    composer: &mut Composer,
+    data: &RecipientData,
+) -> Result<(), ComposeError> {
+    match composer.compose_parts(data, true) {
         Ok((parts, composed)) => {
             preview.headers = header_fields(&composed.bytes);
             preview.subject = parts.subject;
@@ -132,11 +143,14 @@ pub fn preview_with(
             preview.envelope_from = composed.envelope_from;
             preview.envelope_to = composed.envelope_to;
             preview.raw = composed.bytes;
+            Ok(())
         }
-        Err(ComposeError::Skipped { reason }) => preview.skipped = Some(reason),
-        Err(error) => return Err(compose_error(error)),
+        Err(ComposeError::Skipped { reason }) => {
+            preview.skipped = Some(reason);
+            Ok(())
+        }
+        Err(error) => Err(error),
     }
-    Ok(preview)
 }
 
 /// The address the sample recipient gets (RFC 2606 reserves example.com).
@@ -167,25 +181,10 @@ fn sample_preview(composer: &mut Composer, campaign: &Campaign) -> Result<Previe
         attachments: composer.attachments(),
         ..Preview::default()
     };
-    match composer.compose_parts(&data, true) {
-        Ok((parts, composed)) => {
-            preview.headers = header_fields(&composed.bytes);
-            preview.subject = parts.subject;
-            preview.text = parts.text;
-            preview.html = parts.html;
-            preview.size_bytes = composed.bytes.len();
-            preview.envelope_from = composed.envelope_from;
-            preview.envelope_to = composed.envelope_to;
-            preview.raw = composed.bytes;
-        }
-        Err(ComposeError::Skipped { reason }) => preview.skipped = Some(reason),
-        Err(error) => {
-            return Err(PreviewError::Compose {
-                email: SAMPLE_ADDRESS.to_string(),
-                error: Box::new(error),
-            });
-        }
-    }
+    compose_into(&mut preview, composer, &data).map_err(|error| PreviewError::Compose {
+        email: SAMPLE_ADDRESS.to_string(),
+        error: Box::new(error),
+    })?;
     Ok(preview)
 }
 
