@@ -500,6 +500,9 @@ fn cancelling_a_sign_in_or_opening_another_campaign_closes_the_loopback_listener
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
         "the listener waits for the browser"
     );
+    // The browser can open before the window has drawn the frame after the click: the
+    // accessibility tree is the last frame's, so wait for the button rather than assume it.
+    wait_for_label(&mut harness, "Cancel sign-in");
     click_in_view(&mut harness, "Cancel sign-in");
     // The frame that takes the click still draws the button; the next ones do not.
     harness.run_steps(3);
