@@ -98,6 +98,8 @@ pub const CRATE_OWNERS: &[(&str, &[&str])] = &[
     ),
     ("async_imap", &["inbox/imap"]),
     ("axum", &["unsubscribe/"]),
+    // The endpoint fits its connection bound to the open-file limit (issue #21).
+    ("rlimit::", &["unsubscribe/server.rs"]),
     // hyper serves the unsubscribe endpoint and OAuth2's loopback redirect (issue #22), and
     // is the one HTTP client.
     ("hyper::", &["unsubscribe/", "http.rs", "oauth2/signin.rs"]),

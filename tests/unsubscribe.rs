@@ -47,6 +47,19 @@ impl Endpoint {
 
     /// [`Endpoint::start_with`] with environment variables for the server.
     fn start_env(db: &Path, extra: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Endpoint {
+        Endpoint::spawn(db, extra, env, None, Stdio::null())
+    }
+
+    /// Starts the endpoint as [`Endpoint::start_env`] does, with its open-file limit (soft,
+    /// hard) set to `nofile` when given, as a service manager's `LimitNOFILE=` does, and its
+    /// log written to `stderr`.
+    fn spawn(
+        db: &Path,
+        extra: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+        nofile: Option<(u64, u64)>,
+        stderr: Stdio,
+    ) -> Endpoint {
         let mut command = herald_command();
         command.args(["unsubscribes", "secret", "--db"]).arg(db);
         let ran = run(command, LIMIT);
@@ -56,16 +69,19 @@ impl Endpoint {
         let data = tempfile::tempdir().expect("data dir");
         std::fs::write(data.path().join("unsubscribe.key"), format!("{hex}\n")).expect("key");
         let key = herald::unsubscribe::key_from_hex(&hex).expect("hex key");
-        let mut child = herald_command()
+        let mut server = herald_command();
+        server
             .args(["unsubscribe-server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
             .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the endpoint");
+            .stderr(stderr);
+        if let Some(nofile) = nofile {
+            limit_open_files(&mut server, nofile);
+        }
+        let mut child = server.spawn().expect("spawn the endpoint");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
         BufReader::new(stdout).read_line(&mut line).expect("line");
@@ -111,6 +127,25 @@ impl Endpoint {
         assert_eq!(reply.status, 200, "{}", reply.body);
         let page: serde_json::Value = serde_json::from_str(&reply.body).expect("json");
         page["records"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Sets the child's open-file limit before it runs: `soft` and `hard`.
+fn limit_open_files(command: &mut Command, (soft, hard): (u64, u64)) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit is async-signal-safe and only reads the struct, which the closure owns.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 
@@ -686,6 +721,88 @@ fn past_its_bound_the_endpoint_sheds_the_oldest_idle_connections() {
         "only {} of 1,000 idle connections were closed",
         crowd.closed()
     );
+}
+
+/// Issue #21: a service manager or a shell starts the endpoint with a soft open-file limit far
+/// below its hard one (systemd: 1,024 soft over 524,288 hard). The endpoint raises its soft
+/// limit at start, so its 1,024 places are real: started at 256 soft over 4,096 hard, it holds
+/// 1,000 silent connections (a head timeout of 120 s, so none is closed for time) without
+/// closing one, and a one-click POST behind them is answered. (Before, it ran out of
+/// descriptors at about 250 and closed the others' connections to accept new ones.)
+#[test]
+fn the_endpoint_raises_its_soft_open_file_limit_to_keep_its_places() {
+    crate::support::slow_clients::raise_fd_limit(4_096);
+    let shared = tempfile::tempdir().expect("db dir");
+    let log_path = shared.path().join("endpoint.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let endpoint = Endpoint::spawn(
+        &shared.path().join("herald.db"),
+        &["--head-timeout-secs".as_ref(), "120".as_ref()],
+        &[("HERALD_LOG", "info")],
+        Some((256, 4_096)),
+        Stdio::from(log),
+    );
+    let crowd = crate::support::slow_clients::Crowd::start(endpoint.addr, 1_000, 0, false);
+    assert!(
+        crowd.wait_ready(Duration::from_secs(60)),
+        "the crowd could not open its connections"
+    );
+    let path = format!("/u/{}", endpoint.token(4, 24));
+    let reply = one_click_within(endpoint.addr, &path, Duration::from_secs(10))
+        .expect("the one-click POST got no answer before the client gave up");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The crowd looks at its connections every 100 ms: give it a few looks.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        crowd.closed(),
+        0,
+        "the endpoint closed connections it had room for"
+    );
+    let logged = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        logged.contains("open-file limit 1088: at most 1024 connections"),
+        "{logged}"
+    );
+}
+
+/// Issue #21: the endpoint's bound of open connections must fit the open-file limit it is
+/// given. Started with a limit of 256 soft and hard (a small `LimitNOFILE=`), its default
+/// bound of 1,024 would run out of descriptors long before it sheds anyone: every new
+/// connection then fails to be accepted first ("Too many open files") and waits in the kernel's
+/// queue behind the crowd. It lowers its bound to what the limit allows, says so in its log,
+/// sheds before the system refuses it a descriptor, and one-click POSTs behind 600 silent
+/// connections that are opened again as soon as they are closed are answered and recorded.
+#[test]
+fn under_a_low_open_file_limit_a_one_click_post_is_still_answered() {
+    crate::support::slow_clients::raise_fd_limit(2_048);
+    let shared = tempfile::tempdir().expect("db dir");
+    let log_path = shared.path().join("endpoint.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let endpoint = Endpoint::spawn(
+        &shared.path().join("herald.db"),
+        &[],
+        &[("HERALD_LOG", "info")],
+        Some((256, 256)),
+        Stdio::from(log),
+    );
+    let crowd = crate::support::slow_clients::Crowd::start(endpoint.addr, 600, 0, true);
+    assert!(
+        crowd.wait_ready(Duration::from_secs(60)),
+        "the crowd could not open its connections"
+    );
+    for (recipient, attempt) in (31..34).zip(0..) {
+        let path = format!("/u/{}", endpoint.token(4, recipient));
+        let reply = one_click_within(endpoint.addr, &path, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("one-click POST {attempt} got no answer in time"));
+        assert_eq!(reply.status, 200, "POST {attempt}: {}", reply.body);
+    }
+    assert_eq!(endpoint.records().len(), 3);
+    let logged = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        logged.contains("open-file limit 256: at most 192 connections of the 1024 asked"),
+        "{logged}"
+    );
+    assert!(!logged.contains("Too many open files"), "{logged}");
 }
 
 #[test]

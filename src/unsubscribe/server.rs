@@ -10,8 +10,9 @@
 //! answer) within `HEAD_TIMEOUT` and in at most `MAX_HEAD` bytes, or it is closed; bodies over
 //! `MAX_BODY` are refused with 413 and bodies not in within `BODY_TIMEOUT` with 408; a
 //! connection is closed after `CONNECTION_TIMEOUT` whatever it is doing. At most
-//! `MAX_CONNECTIONS` are open: a new one beyond that (or one the system has no file descriptor
-//! for) closes the oldest idle connection, one that is not in the middle of a request, so slow
+//! `MAX_CONNECTIONS` are open, or fewer when the open-file limit (raised toward its hard limit
+//! at start) leaves no room for that many beside `RESERVED_DESCRIPTORS`: a new one beyond that
+//! (or one the system has no file descriptor for) closes the oldest idle connection, one that is not in the middle of a request, so slow
 //! clients cost each other their places and never a provider's one-click POST. Nothing here
 //! counts per address: behind a reverse proxy every client has the proxy's. Plain HTTP behind the user's reverse
 //! proxy (which then owns the certificate and its renewal), or HTTPS with a certificate of its
@@ -56,6 +57,10 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Open connections before the oldest idle one is closed for each new one.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Open files kept for everything but client connections: standard input, output and error,
+/// the listener, the database with its WAL and shared-memory files, the runtime's own
+/// descriptors, and connections accepted before the ones shed for them are closed.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// The environment variable that may hold the key instead of the key file.
 pub const KEY_ENV: &str = "HERALD_UNSUBSCRIBE_KEY";
@@ -285,10 +290,11 @@ impl Server {
     }
 
     async fn serve(self, stop: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+        let max_connections = fit_open_file_limit(self.max_connections);
         let listener =
             tokio::net::TcpListener::from_std(self.listener).map_err(ServerError::Runtime)?;
         let app = router(Arc::new(self.shared));
-        let open = Arc::new(Mutex::new(Connections::default()));
+        let open = Arc::new(Open::default());
         tokio::pin!(stop);
         loop {
             let accepted = tokio::select! {
@@ -302,7 +308,7 @@ impl Server {
                     // and go on accepting (the kernel keeps the waiting ones meanwhile).
                     tracing::warn!(%error, "accept failed");
                     if out_of_descriptors(&error)
-                        && let Ok(mut connections) = open.lock()
+                        && let Ok(mut connections) = open.connections.lock()
                     {
                         shed_one(&mut connections);
                     }
@@ -310,7 +316,7 @@ impl Server {
                     continue;
                 }
             };
-            let (slot, guard) = shed_and_open(&open, self.max_connections);
+            let (slot, guard) = shed_and_open(&open, max_connections);
             let tls = self.tls.clone();
             let app = app.clone();
             let head_timeout = self.head_timeout;
@@ -339,8 +345,52 @@ impl Server {
                     () = slot.shed.notified() => tracing::debug!("closed to make room"),
                 }
             });
+            open.wait_for_room(max_connections).await;
         }
     }
+}
+
+/// Raises this process's soft open-file limit toward its hard one (systemd's default is 1,024
+/// soft over 524,288 hard) as far as `wanted` connections need, and returns the bound of open
+/// connections the limit then allows: `wanted`, or fewer when the limit is lower, so that
+/// the endpoint sheds its oldest idle connection before the system refuses it a descriptor
+/// (the database and the listener need theirs too). The figure goes to the log.
+fn fit_open_file_limit(wanted: usize) -> usize {
+    let needed = (wanted as u64).saturating_add(RESERVED_DESCRIPTORS);
+    let limit = match rlimit::increase_nofile_limit(needed) {
+        Ok(limit) => limit,
+        Err(error) => {
+            // Not allowed to raise it: work within the limit as it is.
+            tracing::warn!(%error, "the open-file limit could not be raised");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _hard)) => soft,
+                Err(_) => needed,
+            }
+        }
+    };
+    let bound = connection_bound(wanted, limit);
+    if bound < wanted {
+        tracing::warn!(
+            "open-file limit {limit}: at most {bound} connections of the {wanted} asked \
+             (raise LimitNOFILE= or ulimit -n to keep more)"
+        );
+    } else {
+        tracing::info!("open-file limit {limit}: at most {bound} connections");
+    }
+    bound
+}
+
+/// The open connections `limit` descriptors allow, at most `wanted`: the limit less the
+/// reserved descriptors, and never less than a quarter of the limit nor less than one.
+fn connection_bound(wanted: usize, limit: u64) -> usize {
+    let room = limit
+        .saturating_sub(RESERVED_DESCRIPTORS)
+        .max(limit / 4)
+        .max(1);
+    usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .min(wanted)
+        .max(1)
 }
 
 /// EMFILE (24: this process's limit) or ENFILE (23: the system's), the same numbers on Linux,
@@ -365,24 +415,60 @@ struct Slot {
 }
 
 /// The open connections by the order they were opened (ids only grow), so the first idle one is
-/// the oldest idle one.
+/// the oldest idle one, and how many were told to close and still hold their descriptor.
 #[derive(Default)]
 struct Connections {
     next: u64,
     open: BTreeMap<u64, Arc<Slot>>,
+    closing: usize,
 }
 
-/// Removes its connection from the open ones when the connection's task ends, however it ends.
+impl Connections {
+    /// Descriptors the connections hold: the open ones and those shed but not yet closed.
+    fn held(&self) -> usize {
+        self.open.len() + self.closing
+    }
+}
+
+/// The connections and a signal each time one has closed.
+#[derive(Default)]
+struct Open {
+    connections: Mutex<Connections>,
+    closed: Notify,
+}
+
+impl Open {
+    /// Waits until the connections hold at most `max` descriptors, so that the next accept
+    /// never finds the process out of them while shed connections are still closing (their
+    /// tasks close them at once; the wait is a few polls, bounded in case one is slow).
+    async fn wait_for_room(&self, max: usize) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let held = self.connections.lock().map_or(0, |c| c.held());
+            if held <= max || Instant::now() >= deadline {
+                return;
+            }
+            // `notify_one` keeps a wake-up that came before this wait began.
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.closed.notified()).await;
+        }
+    }
+}
+
+/// Removes its connection from the open ones (or the closing ones, when it was shed) when the
+/// connection's task ends, however it ends.
 struct Registered {
-    open: Arc<Mutex<Connections>>,
+    open: Arc<Open>,
     id: u64,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        if let Ok(mut connections) = self.open.lock() {
-            connections.open.remove(&self.id);
+        if let Ok(mut connections) = self.open.connections.lock()
+            && connections.open.remove(&self.id).is_none()
+        {
+            connections.closing = connections.closing.saturating_sub(1);
         }
+        self.open.closed.notify_one();
     }
 }
 
@@ -398,6 +484,7 @@ fn shed_one(connections: &mut Connections) -> bool {
         return false;
     };
     if let Some(slot) = connections.open.remove(&id) {
+        connections.closing += 1;
         // `notify_one` keeps the wake-up for a task not waiting yet.
         slot.shed.notify_one();
     }
@@ -406,14 +493,14 @@ fn shed_one(connections: &mut Connections) -> bool {
 
 /// Makes room for one more connection (shedding the oldest idle ones while `max` are open) and
 /// registers it, waiting for its head from now.
-fn shed_and_open(open: &Arc<Mutex<Connections>>, max: usize) -> (Arc<Slot>, Registered) {
+fn shed_and_open(open: &Arc<Open>, max: usize) -> (Arc<Slot>, Registered) {
     let (phase, _) = watch::channel(Phase::Waiting(Instant::now()));
     let slot = Arc::new(Slot {
         phase: Arc::new(phase),
         shed: Notify::new(),
     });
     let mut id = u64::MAX;
-    if let Ok(mut connections) = open.lock() {
+    if let Ok(mut connections) = open.connections.lock() {
         while connections.open.len() >= max && shed_one(&mut connections) {}
         id = connections.next;
         connections.next += 1;
@@ -725,6 +812,22 @@ mod tests {
             HeaderValue::from_str(content_type).unwrap(),
         );
         headers
+    }
+
+    #[test]
+    fn the_connection_bound_leaves_room_under_the_open_file_limit() {
+        for (wanted, limit, bound) in [
+            (1024, 524_288, 1024),
+            (1024, 1024, 960),
+            (1024, 256, 192),
+            (100, 256, 100),
+            (1024, 64, 16),
+            (1024, 0, 1),
+            (0, 1024, 1),
+            (usize::MAX, u64::MAX, usize::MAX - 64),
+        ] {
+            assert_eq!(connection_bound(wanted, limit), bound, "{wanted} {limit}");
+        }
     }
 
     #[test]
