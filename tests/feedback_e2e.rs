@@ -2,7 +2,7 @@
 //! through the scriptable SMTP server with VERP return paths, the test fills the Maildir of a real
 //! Dovecot with what servers send back (an ARF complaint, a mailto unsubscribe, a vacation
 //! auto-reply, a Gmail-shaped text bounce, a bounce whose envelope tag a relay rewrote away, one
-//! that names only the failed address (held until `--apply-unverified`, issue #21), and soft
+//! that names only the failed address (held until applied by its id with `--apply`, issue #21), and soft
 //! bounces across two campaigns), and the real `herald bounces --json` reads them. Then: a second check changes nothing and counts nothing
 //! twice, a check killed mid-way and run again ends in the same state, `herald send` honors a
 //! report already waiting in the mailbox, and an unreadable mailbox stops `herald send` unless
@@ -273,9 +273,10 @@ fn every_kind_of_report_is_counted_matched_and_applied_once() {
     let waiting = summary["unverified_waiting"].as_array().expect("list");
     assert_eq!(waiting.len(), 1, "{summary}");
     assert_eq!(waiting[0]["address"], ADDRESS_ONLY, "{summary}");
-    // ... until the user applies it.
+    // ... until the user applies it, by the id it was listed with.
+    let id = waiting[0]["id"].as_str().expect("id").to_string();
     let applied = run(
-        &["bounces", "--apply-unverified", "--json"],
+        &["bounces", "--apply", &id, "--json"],
         &dir.campaign,
         &dir.db,
     );

@@ -5,7 +5,7 @@
 //! bounces` reads them over IMAP. Forged ones (a DSN to the plain bounce address, an ARF
 //! complaint naming an address, a Postfix-style text bounce, Message-IDs one above and below
 //! the attacker's own, a DSN naming a real address among 998 made-up ones) change no
-//! recipient; those that name someone are held until `--apply-unverified`. Genuine ones (a
+//! recipient; those that name someone are held until the user applies them by id. Genuine ones (a
 //! valid tag in the envelope or in the returned Return-Path, a keyed Message-ID) apply at once.
 
 use std::path::Path;
@@ -352,17 +352,24 @@ fn forged_reports_change_nobody_until_the_user_applies_them() {
     // The plain output says what waits and how to apply it; nothing new is read.
     let text = run(&["bounces"], &dir.campaign, &dir.db);
     text.assert_code(0);
+    let ids: Vec<String> = waiting
+        .iter()
+        .map(|entry| entry["id"].as_str().expect("id").to_string())
+        .collect();
+    let carol_id = &ids[held_index(waiting, CAROL)];
     assert!(
-        text.stdout.contains(&format!("unverified: hard {CAROL}"))
+        text.stdout
+            .contains(&format!("unverified: {carol_id} {CAROL}"))
             && text.stdout.contains(&format!("only the address {CAROL}"))
-            && text.stdout.contains("herald bounces --apply-unverified"),
+            && text.stdout.contains(" --apply ID,…")
+            && text.stdout.contains(&format!("--apply {}", ids.join(","))),
         "{}",
         text.all()
     );
 
-    // The user looked and says apply.
+    // The user looked and says apply, naming what they saw.
     let applied = json_of(&run(
-        &["bounces", "--apply-unverified", "--json"],
+        &["bounces", "--apply", &ids.join(","), "--json"],
         &dir.campaign,
         &dir.db,
     ));
@@ -397,12 +404,22 @@ fn forged_reports_change_nobody_until_the_user_applies_them() {
             .contains("unverified"),
         "nothing is held any more"
     );
-    let again = json_of(&run(
-        &["bounces", "--apply-unverified", "--json"],
+    // Applied once: the same ids again name nothing held, and change nothing.
+    let again = run(
+        &["bounces", "--apply", &ids.join(",")],
         &dir.campaign,
         &dir.db,
-    ));
-    assert_eq!(again["applied"], 0, "{again}");
+    );
+    again.assert_code(1);
+    assert!(again.stderr.contains("is held"), "{}", again.all());
+}
+
+/// The index in `waiting` (the `unverified_waiting` list) of the report naming `email`.
+fn held_index(waiting: &[serde_json::Value], email: &str) -> usize {
+    waiting
+        .iter()
+        .position(|entry| entry["address"] == email)
+        .unwrap_or_else(|| panic!("{email} is not held: {waiting:?}"))
 }
 
 /// Without `[bounces] return_path`, `check` says reports can then only be matched unverified.
@@ -515,4 +532,129 @@ fn a_send_time_no_such_user_is_suppressed_and_resend_skips_it_unless_asked() {
         .arg(&dir.db);
     let list = json_of(&crate::support::cli_run::run(command, LIMIT));
     assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+}
+
+/// Issue #21: applying unverified reports takes only those the user names. The user lists
+/// what is held (alice's text bounce, carol's complaint); then a stranger's bounce naming bob
+/// arrives and a later check (the one `herald send` runs first) holds it. `--apply-unverified`
+/// alone applies nothing and lists all three with their ids; `--apply ALICE_ID` applies alice's
+/// alone, so bob, never seen, stays mailed and off the list; `--dismiss` forgets carol's; an id
+/// no longer held, or one that is not an id, changes nothing. (Before, `--apply-unverified`
+/// applied every held report, bob's included.)
+#[test]
+fn only_the_unverified_reports_the_user_names_are_applied() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, _smtp, dir) = start(&[ALICE, BOB, CAROL], true);
+    let dovecot = dovecot.expect("dovecot");
+    run(&["send"], &dir.campaign, &dir.db).assert_code(0);
+    dovecot.deliver("INBOX", &text_bounce(ALICE));
+    dovecot.deliver("INBOX", &complaint(CAROL));
+    let listed = json_of(&run(&["bounces", "--json"], &dir.campaign, &dir.db));
+    let waiting = listed["unverified_waiting"].as_array().expect("list");
+    assert_eq!(waiting.len(), 2, "{listed}");
+    let id_of = |email| {
+        waiting[held_index(waiting, email)]["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    };
+    let (alice_id, carol_id) = (id_of(ALICE), id_of(CAROL));
+    assert!(alice_id.ends_with(":hard") && carol_id.ends_with(":complaint"));
+
+    // After the user looked: a stranger's bounce naming bob, held by the check a send runs.
+    dovecot.deliver("INBOX", &text_bounce(BOB));
+    run(&["send"], &dir.campaign, &dir.db).assert_code(0);
+    let state = |email| {
+        row(&dir.campaign, &dir.db, email)
+            .state
+            .as_str()
+            .to_string()
+    };
+    let held = |ran: &Ran| {
+        ran.stdout
+            .lines()
+            .filter(|line| line.starts_with("unverified: "))
+            .count()
+    };
+
+    // The old way of asking applies nothing, and shows what is held and how to name it.
+    let unnamed = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
+    unnamed.assert_code(2);
+    assert_eq!(held(&unnamed), 3, "{}", unnamed.all());
+    assert!(
+        unnamed.stderr.contains("nothing was applied") && unnamed.stdout.contains("--apply "),
+        "{}",
+        unnamed.all()
+    );
+    assert!(suppressed(&dir.db).is_empty());
+
+    let applied = json_of(&run(
+        &["bounces", "--apply", &alice_id, "--json"],
+        &dir.campaign,
+        &dir.db,
+    ));
+    assert_eq!(
+        (applied["applied"].as_u64(), applied["bounced"].as_u64()),
+        (Some(1), Some(1)),
+        "{applied}"
+    );
+    assert_eq!(state(ALICE), "bounced");
+    assert_eq!(
+        state(BOB),
+        "sent",
+        "bob's report was never shown, never named"
+    );
+    assert_eq!(state(CAROL), "sent");
+    assert_eq!(suppressed(&dir.db), pairs(&[(ALICE, "bounced")]));
+
+    let dismissed = json_of(&run(
+        &["bounces", "--dismiss", &carol_id, "--json"],
+        &dir.campaign,
+        &dir.db,
+    ));
+    assert_eq!(dismissed["dismissed"], 1, "{dismissed}");
+    assert_eq!(dismissed["applied"], 0, "{dismissed}");
+    assert_eq!(state(CAROL), "sent");
+
+    // An id no longer held (alice's was applied) refuses the whole command; so does a word
+    // that is not an id. Bob's report, named beside it, stays held.
+    let bob_id = {
+        let left = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
+        assert_eq!(held(&left), 1, "{}", left.all());
+        let line = left
+            .stdout
+            .lines()
+            .find(|line| line.starts_with("unverified: ") && line.contains(BOB))
+            .unwrap_or_else(|| panic!("bob is not held:\n{}", left.all()));
+        line["unverified: ".len()..]
+            .split_whitespace()
+            .next()
+            .expect("id")
+            .to_string()
+    };
+    let stale = run(
+        &["bounces", "--apply", &format!("{alice_id},{bob_id}")],
+        &dir.campaign,
+        &dir.db,
+    );
+    stale.assert_code(1);
+    assert!(
+        stale
+            .stderr
+            .contains(&format!("no unverified report {alice_id} is held"))
+            && stale.stderr.contains("nothing was changed"),
+        "{}",
+        stale.all()
+    );
+    let typo = run(&["bounces", "--apply", "alice"], &dir.campaign, &dir.db);
+    typo.assert_code(1);
+    assert!(
+        typo.stderr.contains("\"alice\" is not a report id"),
+        "{}",
+        typo.all()
+    );
+    assert_eq!(state(BOB), "sent");
+    assert_eq!(suppressed(&dir.db), pairs(&[(ALICE, "bounced")]));
 }

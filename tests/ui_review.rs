@@ -3,7 +3,7 @@
 //! prove nothing), the Suppression view lists each with its evidence, Dismiss forgets one and
 //! changes nobody, Apply applies one (its address suppressed, the others still held), and
 //! "Apply all" applies the rest — through `app::held`, the functions `herald bounces
-//! --apply-unverified` calls.
+//! --apply ID,…` calls.
 
 use std::path::Path;
 use std::time::Duration;

@@ -251,7 +251,7 @@ fn deliverability(
         .as_ref()
         .is_some_and(|bounces| bounces.return_path.is_none())
     {
-        warn(report, "no [bounces] return_path: reports then carry no VERP tag, so most can only be matched unverified (by the failed address, which anyone can write): they are held for you to apply with herald bounces --apply-unverified instead of applied; set return_path so bounces prove they are about your mail".into());
+        warn(report, "no [bounces] return_path: reports then carry no VERP tag, so most can only be matched unverified (by the failed address, which anyone can write): they are held for you to apply by id (herald bounces --apply ID, or the window's review list) instead of applied; set return_path so bounces prove they are about your mail".into());
     }
     match &campaign.dkim {
         None => refuse(

@@ -90,9 +90,22 @@ impl Database {
         super::held::list(&self.store)
     }
 
-    /// Applies every held report, because the user said so; what each did.
-    pub fn apply_held(&mut self, soft_limit: u32) -> Result<Vec<(HeldRow, Applied)>, AppError> {
-        super::held::apply(&mut self.store, super::held::Which::All, soft_limit)
+    /// Applies the held reports the user named, because the user said so; what each did.
+    pub fn apply_held(
+        &mut self,
+        ids: &[super::held::HeldId],
+        soft_limit: u32,
+    ) -> Result<Vec<(HeldRow, Applied)>, AppError> {
+        super::held::apply(
+            &mut self.store,
+            super::held::Which::These(ids.to_vec()),
+            soft_limit,
+        )
+    }
+
+    /// Forgets the held reports the user named, unapplied; how many.
+    pub fn dismiss_held(&mut self, ids: &[super::held::HeldId]) -> Result<usize, AppError> {
+        super::held::dismiss_these(&mut self.store, ids)
     }
 
     /// How many failed rows a resend leaves out unless told to include them: their address

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
+use crate::app::held::HeldId;
 use crate::app::{Applied, HeldRow};
 use crate::inbox::{self, Summary};
 
@@ -48,18 +49,42 @@ pub enum SuppressionAction {
     },
 }
 
-/// `herald bounces CAMPAIGN.toml [--json] [--apply-unverified]`.
-pub fn bounces(db: Option<&Path>, path: &Path, json: bool, apply_unverified: bool) -> Result<i32> {
+/// What `herald bounces` was told to do with held reports: the ids of `--apply` and
+/// `--dismiss`, and `--apply-unverified` (list them and how to name them).
+pub struct Held {
+    pub apply: Vec<String>,
+    pub dismiss: Vec<String>,
+    pub list_only: bool,
+}
+
+/// `herald bounces CAMPAIGN.toml [--json] [--apply ID,…] [--dismiss ID,…] [--apply-unverified]`.
+pub fn bounces(db: Option<&Path>, path: &Path, json: bool, held: Held) -> Result<i32> {
     let campaign = load(path)?;
     let Some(spec) = &campaign.bounces else {
         bail!("the campaign has no [bounces] section: add one naming the bounce mailbox");
     };
     let db_path = database_path(db)?;
-    if apply_unverified {
-        // Only what the user was shown: the mailbox is not read again, so nothing new is
-        // applied unseen.
-        let done = open_database(Some(&db_path))?.apply_held(spec.soft_limit)?;
-        return print_applied(&done, json);
+    let apply = ids(&held.apply)?;
+    let dismiss = ids(&held.dismiss)?;
+    if !apply.is_empty() || !dismiss.is_empty() {
+        // Only the reports the user names: the mailbox is not read again, and a report held
+        // since the user last looked cannot be among them (issue #21).
+        let mut database = open_database(Some(&db_path))?;
+        let gone = if dismiss.is_empty() {
+            0
+        } else {
+            database.dismiss_held(&dismiss)?
+        };
+        let done = if apply.is_empty() {
+            Vec::new()
+        } else {
+            database.apply_held(&apply, spec.soft_limit)?
+        };
+        return print_applied(&done, gone, json);
+    }
+    if held.list_only {
+        let waiting = open_database(Some(&db_path))?.held_reports()?;
+        return print_unnamed(path, &waiting, json);
     }
     let summary = inbox::check(&campaign, &db_path)?;
     let held = open_database(Some(&db_path))?.held_reports()?;
@@ -77,21 +102,76 @@ pub fn bounces(db: Option<&Path>, path: &Path, json: bool, apply_unverified: boo
         for passed in &summary.passed {
             writeln!(out, "passed: {passed}")?;
         }
-        for row in &held {
-            writeln!(out, "unverified: {}", held_line(row))?;
-        }
-        if !held.is_empty() {
-            writeln!(
-                out,
-                "{} unverified report(s) wait: they do not prove they concern your mail (anyone can write one); apply them with herald bounces --apply-unverified",
-                held.len()
-            )?;
-        }
+        print_held(&mut out, path, &held)?;
     }
     Ok(exit::DONE)
 }
 
-fn print_applied(done: &[(HeldRow, Applied)], json: bool) -> Result<i32> {
+/// The ids the user typed; a sentence naming the first that is not one.
+fn ids(texts: &[String]) -> Result<Vec<HeldId>> {
+    texts
+        .iter()
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| text.parse::<HeldId>().map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// Each held report with its id, then the commands that apply or dismiss them.
+fn print_held(out: &mut impl Write, path: &Path, held: &[HeldRow]) -> Result<()> {
+    for row in held {
+        writeln!(out, "unverified: {}", held_line(row))?;
+    }
+    if !held.is_empty() {
+        let listed: Vec<String> = held.iter().map(|row| HeldId::of(row).to_string()).collect();
+        writeln!(
+            out,
+            "{} unverified report(s) wait: they do not prove they concern your mail (anyone can write one); apply those you believe with herald bounces {} --apply ID,… and forget the others with --dismiss ID,…; all of the above: --apply {}",
+            held.len(),
+            shell_word(path),
+            listed.join(",")
+        )?;
+    }
+    Ok(())
+}
+
+/// `path` as one word a shell reads back.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c));
+    if plain && !text.is_empty() {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// `--apply-unverified`: what is held and how to name it; nothing applied.
+fn print_unnamed(path: &Path, held: &[HeldRow], json: bool) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let object = serde_json::json!({
+            "applied": 0,
+            "unverified_waiting": held.iter().map(held_json).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{object}")?;
+    } else {
+        print_held(&mut out, path, held)?;
+    }
+    if held.is_empty() {
+        if !json {
+            writeln!(out, "no unverified report is held")?;
+        }
+        return Ok(exit::DONE);
+    }
+    eprintln!(
+        "herald: nothing was applied: name the reports to apply by their ids (listed above), so that none you have not seen is applied"
+    );
+    Ok(exit::USAGE)
+}
+
+fn print_applied(done: &[(HeldRow, Applied)], dismissed: usize, json: bool) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     let bounced = done.iter().filter(|(_, a)| a.bounced).count();
     let suppressed = done.iter().filter(|(_, a)| a.suppressed).count();
@@ -100,6 +180,7 @@ fn print_applied(done: &[(HeldRow, Applied)], json: bool) -> Result<i32> {
             "applied": done.len(),
             "bounced": bounced,
             "suppressed": suppressed,
+            "dismissed": dismissed,
             "reports": done.iter().map(|(row, _)| held_json(row)).collect::<Vec<_>>(),
         });
         writeln!(out, "{object}")?;
@@ -107,7 +188,15 @@ fn print_applied(done: &[(HeldRow, Applied)], json: bool) -> Result<i32> {
         for (row, _) in done {
             writeln!(out, "applied: {}", held_line(row))?;
         }
-        writeln!(out, "{}", crate::app::held::applied_sentence(done))?;
+        if !done.is_empty() {
+            writeln!(out, "{}", crate::app::held::applied_sentence(done))?;
+        }
+        if dismissed > 0 {
+            writeln!(
+                out,
+                "{dismissed} unverified report(s) dismissed: they change nobody"
+            )?;
+        }
     }
     Ok(exit::DONE)
 }
@@ -120,7 +209,7 @@ fn held_line(row: &HeldRow) -> String {
         .unwrap_or_default();
     format!(
         "{} {} ({}): {status}{} [{}]",
-        row.kind.as_str(),
+        HeldId::of(row),
         row.email,
         row.campaign_name,
         row.diagnostic,
@@ -130,6 +219,7 @@ fn held_line(row: &HeldRow) -> String {
 
 fn held_json(row: &HeldRow) -> serde_json::Value {
     serde_json::json!({
+        "id": HeldId::of(row).to_string(),
         "address": row.email,
         "campaign": row.campaign_name,
         "kind": row.kind.as_str(),

@@ -138,8 +138,15 @@ pub enum Command {
         /// Print one JSON object of counts.
         #[arg(long)]
         json: bool,
-        /// Apply the unverified reports held from earlier checks (listed by `herald bounces`),
-        /// without reading the mailbox again.
+        /// Apply these unverified reports, by the ids `herald bounces` lists (42:hard; several
+        /// separated by commas, or the option repeated), without reading the mailbox.
+        #[arg(long, value_name = "ID,…", value_delimiter = ',', action = clap::ArgAction::Append)]
+        apply: Vec<String>,
+        /// Forget these unverified reports unapplied (ids as for --apply).
+        #[arg(long, value_name = "ID,…", value_delimiter = ',', action = clap::ArgAction::Append)]
+        dismiss: Vec<String>,
+        /// List the held unverified reports with their ids and the --apply command naming
+        /// them, without reading the mailbox; applies nothing (name them with --apply).
         #[arg(long)]
         apply_unverified: bool,
     },
@@ -279,8 +286,19 @@ pub fn run(cli: Cli) -> i32 {
         Command::Bounces {
             campaign,
             json,
+            apply,
+            dismiss,
             apply_unverified,
-        } => bounces::bounces(cli.db.as_deref(), &campaign, json, apply_unverified),
+        } => bounces::bounces(
+            cli.db.as_deref(),
+            &campaign,
+            json,
+            bounces::Held {
+                apply,
+                dismiss,
+                list_only: apply_unverified,
+            },
+        ),
         Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
         Command::Preview {
             campaign,

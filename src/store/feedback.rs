@@ -281,18 +281,18 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Applies the held reports `which` selects (all of them when `None`) as if they had been
-    /// verified, because the user said so, and forgets them, in one transaction. Returns what
-    /// each did.
+    /// Applies the held reports `which` names (by recipient and kind; never one it does not
+    /// name) as if they had been verified, because the user said so, and forgets them, in one
+    /// transaction. Returns what each did.
     pub fn apply_held(
         &mut self,
-        which: Option<(RecipientId, FeedbackKind)>,
+        which: &[(RecipientId, FeedbackKind)],
         soft_limit: u32,
     ) -> Result<Vec<(HeldRow, Applied)>, StoreError> {
         let rows: Vec<HeldRow> = self
             .held_feedback()?
             .into_iter()
-            .filter(|row| which.is_none_or(|(id, kind)| row.recipient == id && row.kind == kind))
+            .filter(|row| which.contains(&(row.recipient, row.kind)))
             .collect();
         let tx = self.conn.transaction()?;
         let now = now_ms();

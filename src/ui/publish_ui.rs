@@ -848,7 +848,7 @@ fn cautions_ui(ui: &mut egui::Ui, cautions: &[crate::app::check::Caution]) {
 }
 
 /// What an unverified report is, for the window's hover texts (issue #21).
-pub const UNVERIFIED_HOVER: &str = "Reports that name a recipient without proving they concern your mail (no VERP tag, no keyed Message-ID): anyone who knows an address can write one, so they are held, not applied. Review them on the Suppression list page (Apply or Dismiss each), or with herald bounces CAMPAIGN.toml --apply-unverified";
+pub const UNVERIFIED_HOVER: &str = "Reports that name a recipient without proving they concern your mail (no VERP tag, no keyed Message-ID): anyone who knows an address can write one, so they are held, not applied. Review them on the Suppression list page (Apply or Dismiss each), or with herald bounces CAMPAIGN.toml --apply ID (the ids herald bounces lists)";
 
 /// The deliverability check's findings (issue #23): one line each, green, amber or red, with
 /// the record seen and the fix for those that are not green.

@@ -1,14 +1,14 @@
 //! The review list of held reports (issue #21 §1), on the Suppression view: reports that name a
 //! recipient without proving they concern your mail (no VERP tag, no keyed Message-ID) are held,
 //! never applied by themselves; here each is shown with its evidence — who, what kind, why it is
-//! unverified — and applied or dismissed by the user, one at a time or all at once. The list
-//! and the changes travel through the service to `app::held`, as `herald bounces
-//! --apply-unverified` does.
+//! unverified — and applied or dismissed by the user, one at a time or all those shown at once.
+//! The list and the changes travel through the service to `app::held`, as `herald bounces
+//! --apply ID,…` does.
 
 use super::app::Action;
 use super::library_ui::ago;
 use crate::app::HeldRow;
-use crate::app::held::Which;
+use crate::app::held::{HeldId, Which};
 
 #[derive(Default)]
 pub struct ReviewView {
@@ -38,7 +38,10 @@ impl ReviewView {
                         .on_hover_text("Apply every report below as if it were verified")
                         .clicked()
                     {
-                        actions.push(Action::ApplyHeld(Which::All));
+                        // The rows shown, by id: one held since the list was read is not
+                        // among them.
+                        let shown = rows.iter().map(HeldId::of).collect();
+                        actions.push(Action::ApplyHeld(Which::These(shown)));
                     }
                 });
                 ui.weak(
