@@ -27,7 +27,7 @@ impl HeraldApp {
                 ui.add_space(4.0);
             }
             cautions_ui(ui, found);
-            for finding in crate::dnsauth::blocking(&found.dns) {
+            for finding in crate::app::deliverability::blocking(&found.dns) {
                 ui.label(format!(
                     "{} {}: {}.",
                     finding.mechanism.label(),
@@ -358,7 +358,7 @@ fn cautions_ui(ui: &mut egui::Ui, found: &crate::app::service::BeforeStart) {
     let amber: Vec<_> = found
         .cautions
         .iter()
-        .filter(|caution| caution.level != crate::dnsauth::Level::Red)
+        .filter(|caution| caution.level != crate::app::deliverability::Level::Red)
         .collect();
     if !amber.is_empty() {
         ui.add_space(2.0);
