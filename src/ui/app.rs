@@ -124,6 +124,9 @@ pub enum Action {
     },
     /// Sign in to, or out of, an OAuth2 grant of the campaign (issue #22).
     SignIn(super::signin_ui::SignInAction),
+    /// Read the saved campaign's DNS deliverability findings (issue #23); the number of the
+    /// ask comes back with them.
+    CheckDns(u64),
 }
 
 /// What the views share for one frame: the campaign being edited and where its run stands.
