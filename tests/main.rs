@@ -34,6 +34,7 @@ mod suppression_cli;
 mod tidy;
 mod tls_auth;
 mod ui;
+mod ui_deliverability;
 mod ui_feedback;
 mod ui_glyphs;
 mod ui_review;

@@ -23,7 +23,11 @@ pub fn blocking(findings: &[Finding]) -> impl Iterator<Item = &Finding> {
 
 /// How many findings stop a send; none when the user said to send anyway (`--ignore-dns`).
 pub fn stopping(findings: &[Finding], ignore: bool) -> usize {
-    if ignore { 0 } else { blocking(findings).count() }
+    if ignore {
+        0
+    } else {
+        blocking(findings).count()
+    }
 }
 
 /// The findings worth saying before a send: those that are not green, in order.

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use crate::app::check::Caution;
-use crate::campaign::Campaign;
 use crate::app::deliverability::{self, Finding, Level};
+use crate::campaign::Campaign;
 use crate::inbox::{self, Summary};
 use crate::store::Store;
 use crate::unsubscribe::pull::{self, PullReport};

@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
-use crate::campaign::Campaign;
 use crate::app::deliverability::{self, Finding, Level};
+use crate::campaign::Campaign;
 
 /// The words `check` already uses for its levels.
 fn word(level: Level) -> &'static str {

@@ -49,7 +49,11 @@ impl DnsPanel {
 
     /// Asks for the findings when none were asked for the campaign on screen.
     pub fn keep_current(&mut self, ctx: &ViewContext<'_>, actions: &mut Vec<Action>) {
-        let Some(path) = ctx.path else {
+        self.keep_current_for(ctx.path, actions);
+    }
+
+    fn keep_current_for(&mut self, path: Option<&Path>, actions: &mut Vec<Action>) {
+        let Some(path) = path else {
             return;
         };
         if self.asked_for.as_deref() != Some(path) {
@@ -166,43 +170,129 @@ fn level_word(ui: &egui::Ui, level: Level) -> (&'static str, egui::Color32) {
     }
 }
 
-/// One finding: its level, what was checked and found; the record seen and the fix when it is
-/// not green, selectable so they can be copied into a DNS provider's form.
+/// One finding: its level and what was checked and found, as one label (read whole by screen
+/// readers); the record seen and the fix beneath when it is not green, selectable so they can
+/// be copied into a DNS provider's form.
 fn finding_ui(ui: &mut egui::Ui, finding: &Finding) {
     let (word, color) = level_word(ui, finding.level);
-    ui.horizontal_top(|ui| {
-        ui.add_sized(
-            [64.0, 18.0],
-            egui::Label::new(egui::RichText::new(word).strong().color(color)),
+    let mut line = egui::text::LayoutJob::default();
+    let style = ui.style();
+    egui::RichText::new(format!("{word}  "))
+        .strong()
+        .color(color)
+        .append_to(
+            &mut line,
+            style,
+            egui::FontSelection::Default,
+            egui::Align::Center,
         );
-        ui.vertical(|ui| {
-            ui.label(
-                egui::RichText::new(format!(
-                    "{} {}: {}",
-                    finding.mechanism.label(),
-                    finding.subject,
-                    finding.summary
-                ))
-                .color(color),
-            );
-            if finding.level == Level::Green {
-                return;
-            }
-            if let Some(record) = &finding.record {
-                selectable(ui, "Record seen:", record);
-            }
-            if let Some(fix) = &finding.fix {
-                selectable(ui, "Fix:", fix);
-            }
-        });
+    egui::RichText::new(format!(
+        "{} {}: {}",
+        finding.mechanism.label(),
+        finding.subject,
+        finding.summary
+    ))
+    .append_to(
+        &mut line,
+        style,
+        egui::FontSelection::Default,
+        egui::Align::Center,
+    );
+    ui.add(egui::Label::new(line).selectable(true));
+    if finding.level == Level::Green {
+        return;
+    }
+    ui.indent(("dns_finding", &finding.subject, finding.mechanism), |ui| {
+        if let Some(record) = &finding.record {
+            selectable(ui, "Record seen:", record, true);
+        }
+        if let Some(fix) = &finding.fix {
+            selectable(ui, "Fix:", fix, false);
+        }
     });
 }
 
-/// `label text`, the text in monospace and selectable (a label drawn as one piece of text, so
-/// the tests and screen readers find it whole).
-fn selectable(ui: &mut egui::Ui, label: &str, text: &str) {
-    ui.add(
-        egui::Label::new(egui::RichText::new(format!("{label} {text}")).monospace())
-            .selectable(true),
-    );
+/// `label text` as one selectable label (found whole by tests and screen readers); a record in
+/// monospace, as DNS providers show them.
+fn selectable(ui: &mut egui::Ui, label: &str, text: &str, monospace: bool) {
+    let text = egui::RichText::new(format!("{label} {text}")).small();
+    let text = if monospace { text.monospace() } else { text };
+    ui.add(egui::Label::new(text).selectable(true));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::deliverability::Mechanism;
+
+    fn findings(summary: &str) -> Result<Vec<Finding>, String> {
+        Ok(vec![Finding {
+            mechanism: Mechanism::Spf,
+            level: Level::Green,
+            subject: "acme.example".into(),
+            summary: summary.into(),
+            record: None,
+            fix: None,
+        }])
+    }
+
+    fn summary(panel: &DnsPanel) -> Option<String> {
+        let shown = panel.shown.as_ref()?;
+        Some(shown.findings.as_ref().ok()?.first()?.summary.clone())
+    }
+
+    /// Asks as a frame of Publish would, returning the ask's number.
+    fn ask(panel: &mut DnsPanel, path: &Path) -> u64 {
+        let mut actions = Vec::new();
+        panel.ask(path, &mut actions);
+        match actions.as_slice() {
+            [Action::CheckDns(generation)] => *generation,
+            other => panic!("one ask expected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_last_ask_for_the_campaign_on_screen_is_shown() {
+        let a = Path::new("/c/a.toml");
+        let b = Path::new("/c/b.toml");
+        let mut panel = DnsPanel::default();
+        let first = ask(&mut panel, a);
+        let second = ask(&mut panel, a);
+        // The older ask answers last: dropped, still checking.
+        panel.answer(a.into(), Some(first), findings("old"), Some(a));
+        assert_eq!(summary(&panel), None);
+        assert!(panel.checking);
+        panel.answer(a.into(), Some(second), findings("new"), Some(a));
+        assert_eq!(summary(&panel).as_deref(), Some("new"));
+        assert!(!panel.checking);
+        // Another campaign opened: nothing of a.toml stays, and a.toml's late answers are
+        // dropped even with the right number.
+        panel.reset();
+        assert_eq!(summary(&panel), None);
+        let third = ask(&mut panel, b);
+        panel.answer(a.into(), Some(third), findings("a's"), Some(b));
+        assert_eq!(summary(&panel), None);
+        // What Start read is shown for its campaign, and the ask under way still answers.
+        panel.answer(b.into(), None, findings("start"), Some(b));
+        assert_eq!(summary(&panel).as_deref(), Some("start"));
+        assert!(panel.checking);
+        panel.answer(b.into(), Some(third), findings("b's"), Some(b));
+        assert_eq!(summary(&panel).as_deref(), Some("b's"));
+    }
+
+    #[test]
+    fn a_save_asks_again_once() {
+        let a = std::path::PathBuf::from("/c/a.toml");
+        let mut panel = DnsPanel::default();
+        let asks = |panel: &mut DnsPanel| {
+            let mut actions = Vec::new();
+            panel.keep_current_for(Some(&a), &mut actions);
+            actions.len()
+        };
+        assert_eq!(asks(&mut panel), 1);
+        assert_eq!(asks(&mut panel), 0, "one ask per campaign, not per frame");
+        panel.stale();
+        assert_eq!(asks(&mut panel), 1);
+        assert_eq!(asks(&mut panel), 0);
+    }
 }
