@@ -212,12 +212,33 @@ fn finding_ui(ui: &mut egui::Ui, finding: &Finding) {
     });
 }
 
-/// `label text` as one selectable label (found whole by tests and screen readers); a record in
+/// `label text` as one selectable label (found whole by tests and screen readers): the label
+/// weak, the text as readable as the summary (the fix is what the user came for); a record in
 /// monospace, as DNS providers show them.
 fn selectable(ui: &mut egui::Ui, label: &str, text: &str, monospace: bool) {
-    let text = egui::RichText::new(format!("{label} {text}")).small();
-    let text = if monospace { text.monospace() } else { text };
-    ui.add(egui::Label::new(text).selectable(true));
+    let mut line = egui::text::LayoutJob::default();
+    let style = ui.style();
+    let size = egui::TextStyle::Body.resolve(style).size;
+    egui::RichText::new(format!("{label} ")).weak().append_to(
+        &mut line,
+        style,
+        egui::FontSelection::Default,
+        egui::Align::Center,
+    );
+    let text = egui::RichText::new(text);
+    let text = if monospace {
+        // Monospace a little smaller than the body, so a 400-character key stays compact.
+        text.family(egui::FontFamily::Monospace).size(size - 1.5)
+    } else {
+        text
+    };
+    text.append_to(
+        &mut line,
+        style,
+        egui::FontSelection::Default,
+        egui::Align::Center,
+    );
+    ui.add(egui::Label::new(line).selectable(true));
 }
 
 #[cfg(test)]
