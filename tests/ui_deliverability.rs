@@ -202,3 +202,54 @@ fn a_save_reads_the_dns_again() {
     let saved = std::fs::read_to_string(&dir.campaign).unwrap();
     assert!(saved.contains("news@beta.test"), "{saved}");
 }
+
+/// Another campaign opened from the library: the first one's findings leave the screen, and
+/// the panel shows those of the campaign on screen, read from its own domain.
+#[test]
+fn another_campaign_never_shows_the_first_ones_findings() {
+    let keys = tempfile::tempdir().unwrap();
+    let (pem, _, ours) = make_key(keys.path(), "pkcs1");
+    let (_, _, other) = make_key(keys.path(), "pkcs8");
+    let mut both = zone("acme.test", &other);
+    for extra in [
+        ("beta.test", "v=spf1 ip4:127.0.0.1 -all".to_string()),
+        ("_dmarc.beta.test", "v=DMARC1; p=none".to_string()),
+        (
+            "s1._domainkey.beta.test",
+            format!("v=DKIM1; k=rsa; p={ours}"),
+        ),
+    ] {
+        both = both.txt(extra.0, &extra.1);
+    }
+    let dns = DnsServer::start(both);
+    let dir = dns_campaign(2525, "acme.test", &pem, &dns);
+    let beta = dir.path().join("beta.toml");
+    let text = std::fs::read_to_string(&dir.campaign).unwrap();
+    std::fs::write(&beta, text.replace("acme.test", "beta.test")).unwrap();
+    let mut store = herald::store::Store::open(&dir.db).unwrap();
+    let loaded = herald::campaign::Campaign::load_for_reading(&beta).unwrap();
+    herald::import::import(&mut store, &loaded).unwrap();
+    drop(store);
+
+    let mut harness = window(&dir.db, Some(dir.campaign.clone()), Remembered::default());
+    open_publish(&mut harness);
+    wait_for_label(&mut harness, "Problem  DKIM s1._domainkey.acme.test");
+    wait_for_check(&mut harness);
+
+    harness.get_by_label("Campaigns").click();
+    wait_for_label(&mut harness, "beta");
+    harness.get_by_label("beta").click();
+    wait_until(&mut harness, "beta to open", |app| {
+        app.campaign_path()
+            .is_some_and(|path| path.ends_with("beta.toml"))
+    });
+    open_publish(&mut harness);
+    assert!(
+        !shows(&harness, "acme.test"),
+        "nothing of acme.test's check is on beta's Publish"
+    );
+    wait_for_label(&mut harness, "OK  DKIM s1._domainkey.beta.test");
+    wait_for_check(&mut harness);
+    assert!(!shows(&harness, "Problem  DKIM"));
+    assert!(!shows(&harness, "acme.test"));
+}
