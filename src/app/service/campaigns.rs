@@ -172,11 +172,12 @@ const STARTER_TOML: &str = r#"# A new Herald campaign. Fill in the sender, add y
 from = "Your Name <you@example.com>"
 subject = "Hello {{ first_name }}"
 html = "body.html"
-text = "body.txt"
+# No text body: the plain-text part is derived from the HTML, so it always says what the HTML
+# says. Write one (text = "body.txt") only to send different words.
 
 [recipients]
 csv = "list.csv"
-email_column = "email"
+# No email_column: the import finds the address column ("email", "Email Address", "E-mail"…).
 
 [delivery]
 mode = "relay"
@@ -206,17 +207,16 @@ const STARTER_HTML: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-const STARTER_TEXT: &str = "Hello {{ first_name }},\n\nWrite your message here.\n";
-
 const STARTER_LIST: &str = "email,first_name\n";
 
-/// Writes a ready campaign into `folder` (created if needed): campaign.toml, body.html,
-/// body.txt and an empty list.csv. Refuses a folder that already holds any of them.
+/// Writes a ready campaign into `folder` (created if needed): campaign.toml, body.html and an
+/// empty list.csv. Refuses a folder that already holds any of them. No body.txt (issue #20): a
+/// placeholder text body would be sent beside whatever newsletter is loaded later, so the
+/// plain-text part is derived from the HTML until the marketer writes one.
 pub fn new_campaign(folder: &Path) -> Result<PathBuf, AppError> {
     let files = [
         ("campaign.toml", STARTER_TOML),
         ("body.html", STARTER_HTML),
-        ("body.txt", STARTER_TEXT),
         ("list.csv", STARTER_LIST),
     ];
     if let Some((name, _)) = files.iter().find(|(name, _)| folder.join(name).exists()) {
