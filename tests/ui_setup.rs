@@ -282,7 +282,11 @@ fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
         document.raw.message.inline,
         vec!["logo.png".to_string(), "hero.png".to_string()]
     );
-    assert!(document.html.contains("url(cid:hero.png)"), "{}", document.html);
+    assert!(
+        document.html.contains("url(cid:hero.png)"),
+        "{}",
+        document.html
+    );
     assert!(
         document
             .html

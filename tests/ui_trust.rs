@@ -292,7 +292,11 @@ fn closing_during_a_run_with_unsaved_edits_says_the_send_stops_too() {
     request_close(&mut harness);
     assert!(close_cancelled(&harness), "the close was not held back");
     wait_for_label(&mut harness, "Save changes and stop sending");
-    assert!(harness.query_by_label_contains("A send is under way").is_some());
+    assert!(
+        harness
+            .query_by_label_contains("A send is under way")
+            .is_some()
+    );
     assert!(
         harness
             .query_by_label("Discard changes and stop sending")
@@ -300,7 +304,9 @@ fn closing_during_a_run_with_unsaved_edits_says_the_send_stops_too() {
     );
     assert!(harness.query_by_label("Keep editing and sending").is_some());
     assert!(harness.query_by_label("Save changes").is_none());
-    harness.get_by_label("Save changes and stop sending").click();
+    harness
+        .get_by_label("Save changes and stop sending")
+        .click();
     wait_until(&mut harness, "the window to close", |app| {
         app.closing() == Closing::Closed
     });
