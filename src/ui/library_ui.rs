@@ -98,8 +98,8 @@ impl LibraryView {
                 ui.vertical_centered(|ui| {
                     ui.heading("No campaigns yet");
                     ui.label(
-                        "Choose a folder above and press Create for a ready campaign (message, \
-                         text version and an empty list), or open a campaign file you have.",
+                        "Choose a folder above and press Create for a ready campaign (a message \
+                         and an empty list), or open a campaign file you have.",
                     );
                 });
             }

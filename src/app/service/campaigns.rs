@@ -167,17 +167,16 @@ fn field_values(fields_json: &str, columns: &[String]) -> Vec<String> {
 
 const STARTER_TOML: &str = r#"# A new Herald campaign. Fill in the sender, add your list to list.csv (or point
 # [recipients] csv at your own file), set up a relay on the Publish tab, then send a test.
+# The plain-text part is derived from the HTML until you write a text body of your own, and
+# the import finds the address column by its name ("email", "Email Address", "E-mail"…).
 
 [message]
 from = "Your Name <you@example.com>"
 subject = "Hello {{ first_name }}"
 html = "body.html"
-# No text body: the plain-text part is derived from the HTML, so it always says what the HTML
-# says. Write one (text = "body.txt") only to send different words.
 
 [recipients]
 csv = "list.csv"
-# No email_column: the import finds the address column ("email", "Email Address", "E-mail"…).
 
 [delivery]
 mode = "relay"
