@@ -281,7 +281,11 @@ impl HeraldApp {
             results: ResultsView::default(),
             suppression: SuppressionView::default(),
             dialogs: Dialogs::system(ctx.clone()),
-            toasts: egui_notify::Toasts::default(),
+            // Bottom right, above the status bar: at the top they covered the theme button
+            // and the preview's controls for their four seconds.
+            toasts: egui_notify::Toasts::default()
+                .with_anchor(egui_notify::Anchor::BottomRight)
+                .with_margin(egui::vec2(8.0, 40.0)),
             pending_toasts: Vec::new(),
             last_toast: None,
             title: String::new(),
