@@ -40,6 +40,7 @@ mod ui_glyphs;
 mod ui_review;
 mod ui_setup;
 mod ui_signin;
+mod ui_starter;
 mod ui_status;
 mod ui_trust;
 mod unsubscribe;

@@ -306,6 +306,9 @@ impl HeraldApp {
             }
         }
         self.status = format!("loaded {name} (not saved yet)");
+        // The Text body stays the marketer's own (issue #20): say so rather than send words
+        // that no longer match the HTML.
+        self.compose.text_kept = !self.doc.text.trim().is_empty();
         self.compose.html_loaded = Some(if loaded.missing.is_empty() {
             Ok(summary)
         } else {
