@@ -753,3 +753,93 @@ fn a_message_the_server_cannot_give_is_passed_and_named_and_blocks_nothing() {
         "{again}"
     );
 }
+
+/// A report of `bytes` as a provider writes one that returns a newsletter with its pictures:
+/// delivered to `to`, the human text and the status part for `failed` first, then the whole
+/// returned message (RFC 3464 §2).
+fn big_dsn(to: &str, failed: &str, bytes: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "Return-Path: <>\r\nDelivered-To: {to}\r\n\
+         From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"RB\"\r\n\r\n\
+         --RB\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
+         --RB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
+         Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+         Diagnostic-Code: smtp; 550 5.1.1 <{failed}>: user unknown\r\n\r\n\
+         --RB\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: Test Sender <sender@herald.example>\r\nTo: {failed}\r\nSubject: Hi\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"N\"\r\n\r\n\
+         --N\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    let line = format!("{}\r\n", "QUJD".repeat(19));
+    while raw.len() + line.len() < bytes {
+        raw.extend_from_slice(line.as_bytes());
+    }
+    raw.extend_from_slice(b"--N--\r\n\r\n--RB--\r\n");
+    raw
+}
+
+/// Issue #21: a report over the 2 MB bound is read only in part, and applied when that part
+/// holds its whole status part. A 3 MB DSN to ada's VERP return path bounces and suppresses
+/// her and is marked read; a 3 MB DSN naming bob, sent to the plain address with no proof, is
+/// held unverified as a small one would be (a partial read proves no more than a whole one);
+/// a 3 MB message with no report part stays `too_large`, named and left unread. (Before, all
+/// three were `too_large` and ada was mailed again.)
+#[test]
+fn a_big_report_whose_status_part_was_read_applies_and_other_big_mail_stays_too_large() {
+    if dovecot::skip() {
+        return;
+    }
+    let (dovecot, smtp, dir) = setup(&["ada@example.org", "bob@example.org"], |d| {
+        bounces_section(d, d.imaps_port, "tls", "")
+    });
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let ada = return_path_of(&smtp, "ada@example.org");
+    const THREE_MB: usize = 3 * 1024 * 1024;
+    dovecot.deliver("INBOX", &big_dsn(&ada, "ada@example.org", THREE_MB));
+    dovecot.deliver(
+        "INBOX",
+        &big_dsn("bounces@acme.example", "bob@example.org", THREE_MB),
+    );
+    dovecot.deliver("INBOX", &big_message(THREE_MB, "pictures"));
+    let summary = bounces_json(&dir);
+    for (key, expected) in [
+        ("read", 2),
+        ("hard", 1),
+        ("bounced", 1),
+        ("suppressed", 1),
+        ("unverified", 1),
+        ("too_large", 1),
+        ("not_fetched", 0),
+    ] {
+        assert_eq!(summary[key], expected, "{key}: {summary}");
+    }
+    let passed = summary["passed"].as_array().expect("passed");
+    assert_eq!(passed.len(), 1, "{summary}");
+    assert!(
+        passed[0].as_str().unwrap_or_default().contains("pictures"),
+        "{summary}"
+    );
+    assert_eq!(
+        suppressed(&dir),
+        vec![("ada@example.org".to_string(), "bounced".to_string())]
+    );
+    let counts = status(&dir.campaign, &dir.db);
+    assert_eq!(
+        (counts["bounced"].as_u64(), counts["sent"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let waiting = summary["unverified_waiting"].as_array().expect("held");
+    assert_eq!(waiting.len(), 1, "{summary}");
+    assert_eq!(waiting[0]["address"], "bob@example.org");
+    // Both reports were handled (marked read, as a small one is, held or applied); the big
+    // message that is none is left exactly as it was.
+    let inbox = dovecot.messages("INBOX");
+    assert_eq!(inbox.len(), 3);
+    for (body, flags) in &inbox {
+        let is_report = body.contains("Subject: Undelivered Mail");
+        assert_eq!(flags.contains('S'), is_report, "{flags:?} {:.200}", body);
+    }
+}

@@ -476,7 +476,11 @@ impl Mailbox {
                     };
                     let raw = if part {
                         let mut raw = fetch.header().unwrap_or_default().to_vec();
-                        raw.extend_from_slice(fetch.text().unwrap_or_default());
+                        // A header section cut at the bound is not followed by the body: the
+                        // two would read as one message they are not.
+                        if raw.len() < PART_BYTES as usize {
+                            raw.extend_from_slice(fetch.text().unwrap_or_default());
+                        }
                         raw
                     } else {
                         match fetch.body() {

@@ -4,7 +4,8 @@
 //! deletes. This file drives one check: the UIDs after the stored cursor and their sizes are
 //! listed, then batches of them (bounded in count and bytes) are fetched, read, matched and
 //! applied in one store transaction each, and only then flagged. A message over
-//! `imap::MAX_MESSAGE_BYTES` is read only in part, counted `too_large` and left as it was; one
+//! `imap::MAX_MESSAGE_BYTES` is read only in part: a report when that part holds its whole
+//! report part (`report::read_partial`), else counted `too_large` and left as it was; one
 //! that does not arrive in its time or that the server will not give is fetched again alone on a
 //! fresh connection and, failing that, passed and named, so no message can stop every later check
 //! (issue #21). Reading mail is not sending mail: nothing here uses the engine's sessions.
@@ -87,7 +88,8 @@ pub struct Summary {
     pub unrecognized: u64,
     /// Not reports at all: left exactly as they were.
     pub not_reports: u64,
-    /// Over `imap::MAX_MESSAGE_BYTES`: read only in part and left exactly as they were.
+    /// Over `imap::MAX_MESSAGE_BYTES` and, in the part read, no whole report part: left
+    /// exactly as they were.
     pub too_large: u64,
     /// Not given by the server in time, or at all, even alone on a fresh connection: passed
     /// (the next check does not try them again) and left as they were.
@@ -455,19 +457,27 @@ impl Check<'_> {
         let mut handled = Vec::new();
         let mut reports: Vec<Vec<matching::Wanted>> = Vec::new();
         for (uid, raw) in &fetched.messages {
-            if batch.part {
-                // Too large to be a report worth reading: named for a person, never flagged.
-                summary.too_large += 1;
-                let size = batch
-                    .messages
-                    .iter()
-                    .find(|(u, _)| u == uid)
-                    .map_or(0, |(_, size)| *size);
-                name_passed(summary, describe_large(*uid, size, raw));
-                continue;
-            }
+            let reading = if batch.part {
+                // Read in part: a report only when the part read holds its whole report part
+                // (a DSN or complaint returning a big newsletter puts that part first).
+                match report::read_partial(raw) {
+                    Some(reading) => reading,
+                    None => {
+                        // Named for a person, never flagged.
+                        summary.too_large += 1;
+                        let size = batch
+                            .messages
+                            .iter()
+                            .find(|(u, _)| u == uid)
+                            .map_or(0, |(_, size)| *size);
+                        name_passed(summary, describe_large(*uid, size, raw));
+                        continue;
+                    }
+                }
+            } else {
+                report::read(raw)
+            };
             summary.read += 1;
-            let reading = report::read(raw);
             match matching::plan(&self.keys, &reading) {
                 Plan::NotAReport => summary.not_reports += 1,
                 Plan::Unrecognized => summary.unrecognized += 1,

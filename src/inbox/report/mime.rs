@@ -34,6 +34,18 @@ pub fn parse_headers(raw: &[u8]) -> Option<Message<'_>> {
     .filter(|message| !message.parts.is_empty())
 }
 
+/// The `type/subtype` (lower case) and boundary parameter of the header section `raw`
+/// (a message's or a MIME part's); `text/plain` when it says none (RFC 2045 §5.2).
+pub fn content_type_of(raw: &[u8]) -> Option<(String, Option<String>)> {
+    let message = parse_headers(raw)?;
+    let root = message.parts.first()?;
+    let boundary = root
+        .content_type()
+        .and_then(|content_type| content_type.attribute("boundary"))
+        .map(str::to_string);
+    Some((part_type(root), boundary))
+}
+
 /// The top-level header fields of a message, as strings.
 #[derive(Debug, Default)]
 pub struct Headers {

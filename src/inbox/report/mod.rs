@@ -15,9 +15,11 @@ mod classify;
 mod dsn;
 mod fields;
 mod mime;
+mod partial;
 mod text;
 
 pub use classify::{Wording, classify, classify_reply, refused_as_dead};
+pub use partial::read_partial;
 
 /// One message read from the mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
