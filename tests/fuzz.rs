@@ -673,6 +673,21 @@ fn check_reading(bytes: &[u8], slowest: &mut Duration) {
     }
     assert!(reading.clues.envelope_to.len() <= 64);
     assert!(reading.clues.message_ids.len() <= 64);
+    // Issue #21: the same bytes as a partial fetch, whole and cut in half, read as a report
+    // (a delivery report or a complaint) or not at all, the same way each time.
+    for cut in [bytes, &bytes[..bytes.len() / 2]] {
+        let started = Instant::now();
+        let partial = report::read_partial(cut);
+        *slowest = (*slowest).max(started.elapsed());
+        assert_eq!(partial, report::read_partial(cut), "not deterministic");
+        if let Some(partial) = partial {
+            assert!(
+                matches!(partial.report, Report::Delivery(_) | Report::Complaint(_)),
+                "{:?}",
+                partial.report
+            );
+        }
+    }
 }
 
 #[test]
