@@ -843,3 +843,76 @@ fn a_big_report_whose_status_part_was_read_applies_and_other_big_mail_stays_too_
         assert_eq!(flags.contains('S'), is_report, "{flags:?} {:.200}", body);
     }
 }
+
+/// Issue #21, the per-message deadline: on a link that slows to a crawl in the middle of one
+/// message (a proxy between Herald and Dovecot that, once bob's report starts to come, passes
+/// 10 bytes a second), that message is given up after its own deadline (20 s for a small one),
+/// tried once more alone on a fresh connection, then passed and named; the reports before and
+/// after it in the same batch are applied, and the next check does not fetch it again. One
+/// slow message costs its own deadline twice, not the check.
+#[test]
+fn a_message_that_crawls_on_a_slow_link_is_passed_after_its_own_deadline() {
+    if dovecot::skip() {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let link = crate::support::slow_link::SlowLink::start(dovecot.imap_port, b"X-Crawl: yes", 10);
+    let smtp = SmtpServer::start();
+    let emails: Vec<String> = ["ada@example.org", "bob@example.org", "cy@example.org"]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let dir = campaign_with(
+        &emails,
+        &[RelayConf::new("relay", smtp.port())],
+        "",
+        &bounces_section(&dovecot, link.port, "none", ""),
+    );
+    run(&["send"], &dir.campaign, &dir.db, dovecot::PASSWORD).assert_code(0);
+    let report_for = |email: &str| {
+        dsn(
+            &return_path_of(&smtp, email),
+            email,
+            "5.1.1",
+            "550 5.1.1 no such user",
+        )
+    };
+    dovecot.deliver("INBOX", &report_for("ada@example.org"));
+    let mut slow = b"X-Crawl: yes\r\n".to_vec();
+    slow.extend_from_slice(&report_for("bob@example.org"));
+    dovecot.deliver("INBOX", &slow);
+    dovecot.deliver("INBOX", &report_for("cy@example.org"));
+    let summary = bounces_json(&dir);
+    for (key, expected) in [("read", 2), ("bounced", 2), ("not_fetched", 1)] {
+        assert_eq!(summary[key], expected, "{key}: {summary}");
+    }
+    let passed = summary["passed"].as_array().expect("passed");
+    assert_eq!(passed.len(), 1, "{summary}");
+    let named = passed[0].as_str().unwrap_or_default();
+    assert!(
+        named.starts_with("UID 2:") && named.contains("did not arrive within"),
+        "{named}"
+    );
+    assert!(link.slowed() >= 2, "slowed {} times", link.slowed());
+    let suppressed = suppressed(&dir);
+    assert_eq!(
+        suppressed
+            .iter()
+            .map(|(a, _)| a.as_str())
+            .collect::<Vec<_>>(),
+        ["ada@example.org", "cy@example.org"],
+        "{suppressed:?}"
+    );
+    let slowed_before = link.slowed();
+    let again = bounces_json(&dir);
+    assert_eq!(
+        (again["read"].clone(), again["not_fetched"].clone()),
+        (0.into(), 0.into()),
+        "{again}"
+    );
+    assert_eq!(
+        link.slowed(),
+        slowed_before,
+        "the slow message was fetched again"
+    );
+}

@@ -15,6 +15,7 @@ pub mod run;
 pub mod secret_service;
 pub mod sheets;
 pub mod slow_clients;
+pub mod slow_link;
 pub mod smtp_server;
 pub mod tools;
 pub mod window;
