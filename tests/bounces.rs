@@ -4,7 +4,9 @@
 //! Each test proves one outcome: a hard bounce bounces and suppresses (and a later campaign
 //! skips the address); mail that is not a report is left unread; forged and unknown reports
 //! name nobody; a second check handles nothing twice; a wrong password or a dead server
-//! changes nothing; handled mail moves to the processed folder.
+//! changes nothing; handled mail moves to the processed folder; big mail is read in part (a
+//! report whose status part was read whole applies); a message crawling on a slow link is
+//! passed after its own deadline.
 
 // Test helpers (outside `#[test]` functions) fail the test loudly on a broken fixture.
 
@@ -894,15 +896,9 @@ fn a_message_that_crawls_on_a_slow_link_is_passed_after_its_own_deadline() {
         "{named}"
     );
     assert!(link.slowed() >= 2, "slowed {} times", link.slowed());
-    let suppressed = suppressed(&dir);
-    assert_eq!(
-        suppressed
-            .iter()
-            .map(|(a, _)| a.as_str())
-            .collect::<Vec<_>>(),
-        ["ada@example.org", "cy@example.org"],
-        "{suppressed:?}"
-    );
+    let mut suppressed: Vec<String> = suppressed(&dir).into_iter().map(|(a, _)| a).collect();
+    suppressed.sort();
+    assert_eq!(suppressed, ["ada@example.org", "cy@example.org"]);
     let slowed_before = link.slowed();
     let again = bounces_json(&dir);
     assert_eq!(
