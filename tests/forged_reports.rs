@@ -648,6 +648,15 @@ fn only_the_unverified_reports_the_user_names_are_applied() {
         "{}",
         stale.all()
     );
+    // Whole means whole: a dismissal named beside a stale id is not done either.
+    let mixed = run(
+        &["bounces", "--dismiss", &bob_id, "--apply", &alice_id],
+        &dir.campaign,
+        &dir.db,
+    );
+    mixed.assert_code(1);
+    let left = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
+    assert_eq!(held(&left), 1, "bob's report was dismissed: {}", left.all());
     let typo = run(&["bounces", "--apply", "alice"], &dir.campaign, &dir.db);
     typo.assert_code(1);
     assert!(

@@ -90,22 +90,15 @@ impl Database {
         super::held::list(&self.store)
     }
 
-    /// Applies the held reports the user named, because the user said so; what each did.
-    pub fn apply_held(
+    /// Forgets the held reports the user named to dismiss and applies those named to apply,
+    /// because the user said so: what each applied one did, and how many were dismissed.
+    pub fn settle_held(
         &mut self,
-        ids: &[super::held::HeldId],
+        apply: &[super::held::HeldId],
+        dismiss: &[super::held::HeldId],
         soft_limit: u32,
-    ) -> Result<Vec<(HeldRow, Applied)>, AppError> {
-        super::held::apply(
-            &mut self.store,
-            super::held::Which::These(ids.to_vec()),
-            soft_limit,
-        )
-    }
-
-    /// Forgets the held reports the user named, unapplied; how many.
-    pub fn dismiss_held(&mut self, ids: &[super::held::HeldId]) -> Result<usize, AppError> {
-        super::held::dismiss_these(&mut self.store, ids)
+    ) -> Result<(Vec<(HeldRow, Applied)>, usize), AppError> {
+        super::held::settle(&mut self.store, apply, dismiss, soft_limit)
     }
 
     /// How many failed rows a resend leaves out unless told to include them: their address

@@ -100,6 +100,14 @@ pub fn apply(
 ) -> Result<Vec<(HeldRow, Applied)>, AppError> {
     let ids = which.ids();
     all_held(store, &ids)?;
+    apply_these(store, &ids, soft_limit)
+}
+
+fn apply_these(
+    store: &mut Store,
+    ids: &[HeldId],
+    soft_limit: u32,
+) -> Result<Vec<(HeldRow, Applied)>, AppError> {
     let selection: Vec<_> = ids.iter().map(|id| (id.recipient, id.kind)).collect();
     Ok(store.apply_held(&selection, soft_limit)?)
 }
@@ -122,6 +130,31 @@ pub fn dismiss_these(store: &mut Store, ids: &[HeldId]) -> Result<usize, AppErro
         gone += usize::from(store.dismiss_held(id.recipient, id.kind)?);
     }
     Ok(gone)
+}
+
+/// Dismisses the held reports `dismiss` names and applies those `apply` names, as the user
+/// said in one command: refused whole, with nothing changed, when one of them is not held or
+/// one is named both ways.
+pub fn settle(
+    store: &mut Store,
+    apply: &[HeldId],
+    dismiss: &[HeldId],
+    soft_limit: u32,
+) -> Result<(Vec<(HeldRow, Applied)>, usize), AppError> {
+    if let Some(both) = apply.iter().find(|id| dismiss.contains(id)) {
+        return Err(AppError::other(format!(
+            "the report {both} is named both to apply and to dismiss: nothing was changed"
+        )));
+    }
+    let all: Vec<HeldId> = apply.iter().chain(dismiss).copied().collect();
+    all_held(store, &all)?;
+    let gone = dismiss_these(store, dismiss)?;
+    let done = if apply.is_empty() {
+        Vec::new()
+    } else {
+        apply_these(store, apply, soft_limit)?
+    };
+    Ok((done, gone))
 }
 
 /// Fails with a sentence naming the ids in `ids` that are not held.

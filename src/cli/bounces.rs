@@ -69,17 +69,8 @@ pub fn bounces(db: Option<&Path>, path: &Path, json: bool, held: Held) -> Result
     if !apply.is_empty() || !dismiss.is_empty() {
         // Only the reports the user names: the mailbox is not read again, and a report held
         // since the user last looked cannot be among them (issue #21).
-        let mut database = open_database(Some(&db_path))?;
-        let gone = if dismiss.is_empty() {
-            0
-        } else {
-            database.dismiss_held(&dismiss)?
-        };
-        let done = if apply.is_empty() {
-            Vec::new()
-        } else {
-            database.apply_held(&apply, spec.soft_limit)?
-        };
+        let (done, gone) =
+            open_database(Some(&db_path))?.settle_held(&apply, &dismiss, spec.soft_limit)?;
         return print_applied(&done, gone, json);
     }
     if held.list_only {
