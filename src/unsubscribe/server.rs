@@ -362,10 +362,7 @@ fn fit_open_file_limit(wanted: usize) -> usize {
         Err(error) => {
             // Not allowed to raise it: work within the limit as it is.
             tracing::warn!(%error, "the open-file limit could not be raised");
-            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
-                Ok((soft, _hard)) => soft,
-                Err(_) => needed,
-            }
+            current_open_file_limit().unwrap_or(needed)
         }
     };
     let bound = connection_bound(wanted, limit);
@@ -378,6 +375,20 @@ fn fit_open_file_limit(wanted: usize) -> usize {
         tracing::info!("open-file limit {limit}: at most {bound} connections");
     }
     bound
+}
+
+/// The soft open-file limit as it stands.
+#[cfg(unix)]
+fn current_open_file_limit() -> Option<u64> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _hard)| soft)
+}
+
+/// Windows has no such limit on sockets (`rlimit` then reports the figure asked for).
+#[cfg(not(unix))]
+fn current_open_file_limit() -> Option<u64> {
+    None
 }
 
 /// The open connections `limit` descriptors allow, at most `wanted`: the limit less the
