@@ -40,7 +40,10 @@ fn provider() -> Arc<CryptoProvider> {
 /// relay TLS and MTA-STS enforce ask for one per SMTP session, and building it each time made
 /// enforce sends up to 1.78× slower (issue #23's bench), so each is built once per process and
 /// shared. Keyed by the file's bytes, not its path, so an edited CA file is read afresh.
-static VERIFIED: OnceLock<Mutex<HashMap<Option<Vec<u8>>, Arc<ClientConfig>>>> = OnceLock::new();
+static VERIFIED: OnceLock<Mutex<ConfigsByCa>> = OnceLock::new();
+
+/// Configurations by the CA PEM they trust beside the roots.
+type ConfigsByCa = HashMap<Option<Vec<u8>>, Arc<ClientConfig>>;
 
 /// More distinct CA files than a person edits in one sitting; past it the cache starts over.
 const MAX_VERIFIED: usize = 16;

@@ -4,6 +4,9 @@
 //! Ed25519), DMARC (only at the organizational domain, `adkim=s` with a subdomain `d=`), a PTR
 //! that does not resolve back, and what `herald check` and `herald send` do with the findings:
 //! red stops a send, `--ignore-dns` goes on, an unreachable DNS is amber and stops nothing.
+//! Also each decision's level and words: RSA keys under 2,048 and 1,024 bits, a HELO name that
+//! is not the PTR name, SPF softfail/neutral/none, the VERP return path's domain as the
+//! envelope domain, DMARC aligned through SPF alone, and a hosted relay's documented include.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
