@@ -385,9 +385,11 @@ fn a_new_campaign_is_a_ready_folder_opened_at_once() {
     wait_until(&mut harness, "the new campaign to open", |app| {
         app.campaign_path() == Some(folder.join("campaign.toml").as_path())
     });
-    for file in ["campaign.toml", "body.html", "body.txt", "list.csv"] {
+    for file in ["campaign.toml", "body.html", "list.csv"] {
         assert!(folder.join(file).exists(), "{file} was not written");
     }
+    // Issue #20: no text body of its own, so the text part follows the HTML.
+    assert!(!folder.join("body.txt").exists());
     assert_eq!(harness.state().tab(), Tab::Compose);
     assert!(harness.state().document().html.contains("{{ first_name }}"));
     assert!(harness.state().last_toast().unwrap().starts_with("Created"));

@@ -265,6 +265,58 @@ fn closing_during_a_run_says_what_happens_and_stops_it_first() {
     assert_eq!(server.received_count() as u64, counts.sent);
 }
 
+/// Issue #20, item 2: closing during a run with unsaved edits asked "Save changes / Discard
+/// changes / Keep editing" without saying that either way the send stops. The buttons say it,
+/// and "Save changes and stop sending" saves, stops the run and closes.
+#[test]
+fn closing_during_a_run_with_unsaved_edits_says_the_send_stops_too() {
+    let server = SmtpServer::builder()
+        .rule(|_| Reply::SlowData(Duration::from_millis(60)))
+        .start();
+    let dir = campaign(
+        &addresses(60),
+        &[RelayConf::new("main", server.port())],
+        "connections = 1",
+    );
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Publish");
+    start(&mut harness);
+    wait_until(&mut harness, "some messages", |app| app.counts().sent >= 3);
+    click_tab(&mut harness, "Compose");
+    harness.get_by_label("Subject").focus();
+    harness.get_by_label("Subject").type_text(" and more");
+    harness.step();
+    assert!(harness.state().is_dirty());
+
+    request_close(&mut harness);
+    assert!(close_cancelled(&harness), "the close was not held back");
+    wait_for_label(&mut harness, "Save changes and stop sending");
+    assert!(
+        harness
+            .query_by_label_contains("A send is under way")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label("Discard changes and stop sending")
+            .is_some()
+    );
+    assert!(harness.query_by_label("Keep editing and sending").is_some());
+    assert!(harness.query_by_label("Save changes").is_none());
+    harness
+        .get_by_label("Save changes and stop sending")
+        .click();
+    wait_until(&mut harness, "the window to close", |app| {
+        app.closing() == Closing::Closed
+    });
+    let counts = harness.state().counts();
+    assert!(!harness.state().is_running());
+    assert!(counts.pending > 0, "the run was not stopped: {counts:?}");
+    let saved = std::fs::read_to_string(&dir.campaign).unwrap();
+    assert!(saved.contains("and more"), "{saved}");
+}
+
 /// Issue #20, item 2: a stop held up by a relay that stopped answering can be cut short.
 #[test]
 fn close_now_does_not_wait_for_a_relay_that_stopped_answering() {
