@@ -89,7 +89,7 @@ fn open_publish(harness: &mut Harness<'_, HeraldApp>) {
     wait_until(harness, "the campaign to open", |app| {
         app.status().contains("valid") || !app.problems().is_empty()
     });
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.run_steps(2);
 }
 
@@ -152,7 +152,7 @@ fn publish_shows_the_dns_findings_before_start_and_check_again_reads_them_again(
         shows(&harness, "Problem  DKIM"),
         "no new ask without a reason"
     );
-    harness.get_by_label("Check again").click();
+    harness.get_by_label("Check again").click_accesskit();
     wait_for_label(&mut harness, "OK  DKIM s1._domainkey.acme.test");
     wait_for_check(&mut harness);
     assert!(dns.queries("s1._domainkey.acme.test", "TXT") > asked);
@@ -176,7 +176,7 @@ fn a_save_reads_the_dns_again() {
     wait_for_check(&mut harness);
     assert!(!shows(&harness, "SPF beta.test"));
 
-    harness.get_by_label("Compose").click();
+    harness.get_by_label("Compose").click_accesskit();
     harness.run_steps(2);
     harness.get_by_label("From").focus();
     harness.step();
@@ -188,7 +188,7 @@ fn a_save_reads_the_dns_again() {
     assert!(harness.state().is_dirty());
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
     wait_until(&mut harness, "the save", |app| !app.is_dirty());
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     wait_for_label(&mut harness, "SPF beta.test");
     wait_for_check(&mut harness);
     assert!(
@@ -236,9 +236,9 @@ fn another_campaign_never_shows_the_first_ones_findings() {
     wait_for_label(&mut harness, "Problem  DKIM s1._domainkey.acme.test");
     wait_for_check(&mut harness);
 
-    harness.get_by_label("Campaigns").click();
+    harness.get_by_label("Campaigns").click_accesskit();
     wait_for_label(&mut harness, "beta");
-    harness.get_by_label("beta").click();
+    harness.get_by_label("beta").click_accesskit();
     wait_until(&mut harness, "beta to open", |app| {
         app.campaign_path()
             .is_some_and(|path| path.ends_with("beta.toml"))

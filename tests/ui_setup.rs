@@ -110,7 +110,7 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_for_label(&mut harness, "Send anyway?");
     // Red, the reason it asks; then amber, listed without being the reason.
     for warning in [
@@ -131,7 +131,7 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
     assert!(!harness.state().is_running());
     assert_eq!(harness.state().counts().sent, 0);
 
-    harness.get_by_label("Send anyway").click();
+    harness.get_by_label("Send anyway").click_accesskit();
     wait_until(&mut harness, "the run", |app| {
         !app.is_running() && app.counts().sent == 3
     });
@@ -146,7 +146,7 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
 }
 
 fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click();
+    harness.get_by_label(tab).click_accesskit();
     harness.run_steps(2);
 }
 
@@ -174,7 +174,7 @@ fn the_mailbox_and_the_endpoint_are_set_up_in_fields_and_saved_into_the_file() {
     assert!(harness.query_by_label("Check mailbox").is_none());
     harness
         .get_by_label("Mailbox and unsubscribe settings")
-        .click();
+        .click_accesskit();
     harness.run_steps(2);
     assert!(!harness.state().is_dirty());
 
@@ -273,7 +273,7 @@ fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
                 ))
         });
     opened(&mut harness);
-    harness.get_by_label("Open HTML file…").click();
+    harness.get_by_label("Open HTML file…").click_accesskit();
     wait_until(&mut harness, "the newsletter in the HTML body", |app| {
         app.document().html.contains("cid:logo.png")
     });

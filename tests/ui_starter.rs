@@ -47,7 +47,7 @@ fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
 }
 
 fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click();
+    harness.get_by_label(tab).click_accesskit();
     harness.run_steps(2);
 }
 
@@ -59,7 +59,7 @@ fn new_campaign_in(harness: &mut Harness<'_, HeraldApp>, folder: &Path) {
         .get_by_label("New campaign in folder")
         .type_text(&folder.to_string_lossy());
     harness.step();
-    harness.get_by_label("Create").click();
+    harness.get_by_label("Create").click_accesskit();
     wait_until(harness, "the new campaign to open", |app| {
         app.campaign_path() == Some(folder.join("campaign.toml").as_path())
     });
@@ -104,7 +104,7 @@ fn a_campaign_made_in_a_folder_takes_a_mailchimp_export_and_its_text_follows_the
     )
     .unwrap();
     click_tab(&mut harness, "Recipients");
-    harness.get_by_label("Import").click();
+    harness.get_by_label("Import").click_accesskit();
     wait_until(&mut harness, "the Mailchimp export imported", |app| {
         app.counts().total() == 2
     });
@@ -117,7 +117,7 @@ fn a_campaign_made_in_a_folder_takes_a_mailchimp_export_and_its_text_follows_the
     );
 
     click_tab(&mut harness, "Compose");
-    harness.get_by_label("Open HTML file…").click();
+    harness.get_by_label("Open HTML file…").click_accesskit();
     wait_until(&mut harness, "the newsletter in the HTML body", |app| {
         app.document().html.contains("spring sale starts Monday")
     });
@@ -128,7 +128,7 @@ fn a_campaign_made_in_a_folder_takes_a_mailchimp_export_and_its_text_follows_the
     );
     harness
         .get_by_role_and_label(egui::accesskit::Role::Button, "Preview")
-        .click();
+        .click_accesskit();
     wait_for_label(&mut harness, "Our spring sale starts Monday, Ada.");
     assert!(
         harness
@@ -172,13 +172,15 @@ fn a_newsletter_over_an_own_text_body_says_that_text_stays() {
     });
     assert!(harness.query_by_label_contains(TEXT_KEPT).is_none());
 
-    harness.get_by_label("Open HTML file…").click();
+    harness.get_by_label("Open HTML file…").click_accesskit();
     wait_until(&mut harness, "the newsletter in the HTML body", |app| {
         app.document().html.contains("December news")
     });
     wait_for_label(&mut harness, TEXT_KEPT);
     assert_eq!(harness.state().document().text, "Last month's words\n");
-    harness.get_by_label("Clear the Text body").click();
+    harness
+        .get_by_label("Clear the Text body")
+        .click_accesskit();
     harness.run_steps(2);
     assert_eq!(harness.state().document().text, "");
     assert!(harness.query_by_label_contains(TEXT_KEPT).is_none());

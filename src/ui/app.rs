@@ -632,9 +632,16 @@ impl HeraldApp {
             self.status_bar_ui(ui);
         });
         egui::CentralPanel::default().show(ui, |ui| {
-            if !self.problems.is_empty() && !matches!(self.tab, Tab::Library | Tab::Suppression) {
-                self.problems_ui(ui);
-            }
+            // In a scope of its own, drawn or not: egui numbers a widget's id by the widgets
+            // drawn before it, so the Problems box coming and going as answers arrive would
+            // otherwise renumber every field below it, dropping the keyboard focus of the one
+            // being typed in (and a click pressed in that frame).
+            ui.push_id("problems", |ui| {
+                if !self.problems.is_empty() && !matches!(self.tab, Tab::Library | Tab::Suppression)
+                {
+                    self.problems_ui(ui);
+                }
+            });
             let columns = self.recipients.columns();
             let mut ctx = ViewContext {
                 doc: &mut self.doc,

@@ -54,11 +54,15 @@ impl PublishView {
         egui::ScrollArea::vertical()
             .id_salt("publish")
             .show(ui, |ui| {
-                run_ui(self, ui, ctx, &mut actions);
+                // Each section in a scope of its own: egui numbers a widget's id by the widgets
+                // drawn before it, so without one, the DNS findings arriving (a spinner turning
+                // into a list) would renumber every button below and a click pressed in that
+                // frame would reach no button.
+                ui.push_id("run", |ui| run_ui(self, ui, ctx, &mut actions));
                 ui.separator();
-                self.dns.ui(ui, ctx, &mut actions);
+                ui.push_id("dns", |ui| self.dns.ui(ui, ctx, &mut actions));
                 ui.separator();
-                feedback_ui(self, ui, ctx, &mut actions);
+                ui.push_id("feedback", |ui| feedback_ui(self, ui, ctx, &mut actions));
                 ui.separator();
                 ui.columns(2, |halves| {
                     let [left, right] = halves else {

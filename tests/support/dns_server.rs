@@ -1,7 +1,9 @@
 //! An authoritative DNS server for Herald's integration tests: hickory-server with in-memory
 //! zones (`test.`, and `in-addr.arpa.` for reverse names), on 127.0.0.1 over real UDP and TCP,
 //! answering MX, A, CNAME, TXT and PTR records the test adds (null MX included; names not in a
-//! zone get NXDOMAIN, names outside both zones REFUSED). It counts the queries
+//! zone get NXDOMAIN, names outside every zone REFUSED). A record outside `test.` (a
+//! well-known provider's host, such as smtp.office365.com) gets a zone of its own, named by its
+//! last two labels, on this loopback server only. It counts the queries
 //! it receives so a test can prove how many lookups Herald made, and its zone can be replaced
 //! while it runs (a record fixed between two checks). Also a "silent" server that
 //! takes queries and never answers. Owns its thread and tokio runtime, like the SMTP server.
@@ -41,7 +43,7 @@ fn name(text: &str) -> Name {
     }
 }
 
-/// The records of the `test.` zone. Every name must end in `.test`.
+/// The records the server answers: names in `test.`, or in a zone made for them.
 #[derive(Default, Clone)]
 pub struct Zone {
     records: Vec<Record>,
@@ -286,10 +288,24 @@ fn catalog_of(zone: Zone) -> Catalog {
         .records
         .into_iter()
         .partition(|record| reverse.zone_of(&record.name));
+    let test_zone = name(ORIGIN);
+    let mut zones: Vec<(Name, Vec<Record>)> =
+        vec![(test_zone.clone(), Vec::new()), (reverse, reverse_records)];
+    for record in forward_records {
+        let origin = if test_zone.zone_of(&record.name) {
+            test_zone.clone()
+        } else {
+            record.name.trim_to(2)
+        };
+        match zones.iter_mut().find(|(zone, _)| *zone == origin) {
+            Some((_, records)) => records.push(record),
+            None => zones.push((origin, vec![record])),
+        }
+    }
     let mut catalog = Catalog::new();
-    for (origin, records) in [(ORIGIN, forward_records), (REVERSE, reverse_records)] {
+    for (origin, records) in zones {
         let mut handler: InMemoryZoneHandler =
-            InMemoryZoneHandler::empty(name(origin), ZoneType::Primary, AxfrPolicy::Deny);
+            InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
         let soa = SOA::new(
             name("ns.test."),
             name("hostmaster.test."),
@@ -299,7 +315,7 @@ fn catalog_of(zone: Zone) -> Catalog {
             86_400,
             60,
         );
-        assert!(handler.upsert_mut(Record::from_rdata(name(origin), TTL, RData::SOA(soa)), 1));
+        assert!(handler.upsert_mut(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), 1));
         for record in records {
             assert!(
                 handler.upsert_mut(record, 1),
@@ -307,7 +323,7 @@ fn catalog_of(zone: Zone) -> Catalog {
             );
         }
         let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
-        catalog.upsert(LowerName::new(&name(origin)), vec![handler]);
+        catalog.upsert(LowerName::new(&origin), vec![handler]);
     }
     catalog
 }
