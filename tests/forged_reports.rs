@@ -536,11 +536,10 @@ fn a_send_time_no_such_user_is_suppressed_and_resend_skips_it_unless_asked() {
 
 /// Issue #21: applying unverified reports takes only those the user names. The user lists
 /// what is held (alice's text bounce, carol's complaint); then a stranger's bounce naming bob
-/// arrives and a later check (the one `herald send` runs first) holds it. `--apply-unverified`
-/// alone applies nothing and lists all three with their ids; `--apply ALICE_ID` applies alice's
-/// alone, so bob, never seen, stays mailed and off the list; `--dismiss` forgets carol's; an id
-/// no longer held, or one that is not an id, changes nothing. (Before, `--apply-unverified`
-/// applied every held report, bob's included.)
+/// arrives and a later check (the one `herald send` runs first) holds it. `--apply ALICE_ID`
+/// applies alice's alone, so bob, never seen, stays mailed and off the list; `--dismiss` forgets
+/// carol's; an id no longer held, or one that is not an id, changes nothing. Last,
+/// `--apply-unverified` (the issue's flag) applies what is still held, bob's, and names it.
 #[test]
 fn only_the_unverified_reports_the_user_names_are_applied() {
     if dovecot::skip() {
@@ -579,17 +578,6 @@ fn only_the_unverified_reports_the_user_names_are_applied() {
             .count()
     };
 
-    // The old way of asking applies nothing, and shows what is held and how to name it.
-    let unnamed = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
-    unnamed.assert_code(2);
-    assert_eq!(held(&unnamed), 3, "{}", unnamed.all());
-    assert!(
-        unnamed.stderr.contains("nothing was applied") && unnamed.stdout.contains("--apply "),
-        "{}",
-        unnamed.all()
-    );
-    assert!(suppressed(&dir.db).is_empty());
-
     let applied = json_of(&run(
         &["bounces", "--apply", &alice_id, "--json"],
         &dir.campaign,
@@ -621,7 +609,7 @@ fn only_the_unverified_reports_the_user_names_are_applied() {
     // An id no longer held (alice's was applied) refuses the whole command; so does a word
     // that is not an id. Bob's report, named beside it, stays held.
     let bob_id = {
-        let left = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
+        let left = run(&["bounces"], &dir.campaign, &dir.db);
         assert_eq!(held(&left), 1, "{}", left.all());
         let line = left
             .stdout
@@ -655,7 +643,7 @@ fn only_the_unverified_reports_the_user_names_are_applied() {
         &dir.db,
     );
     mixed.assert_code(1);
-    let left = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
+    let left = run(&["bounces"], &dir.campaign, &dir.db);
     assert_eq!(held(&left), 1, "bob's report was dismissed: {}", left.all());
     let typo = run(&["bounces", "--apply", "alice"], &dir.campaign, &dir.db);
     typo.assert_code(1);
@@ -666,4 +654,27 @@ fn only_the_unverified_reports_the_user_names_are_applied() {
     );
     assert_eq!(state(BOB), "sent");
     assert_eq!(suppressed(&dir.db), pairs(&[(ALICE, "bounced")]));
+
+    // The issue's flag: every report held now, each named as it is applied.
+    let all = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
+    all.assert_code(0);
+    assert!(
+        all.stdout
+            .lines()
+            .any(|line| line.starts_with("applied: ") && line.contains(BOB)),
+        "{}",
+        all.all()
+    );
+    assert_eq!(state(BOB), "bounced");
+    assert_eq!(
+        suppressed(&dir.db),
+        pairs(&[(ALICE, "bounced"), (BOB, "bounced")])
+    );
+    let again = run(&["bounces", "--apply-unverified"], &dir.campaign, &dir.db);
+    again.assert_code(0);
+    assert!(
+        again.stdout.contains("no unverified report is held"),
+        "{}",
+        again.all()
+    );
 }

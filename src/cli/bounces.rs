@@ -50,11 +50,11 @@ pub enum SuppressionAction {
 }
 
 /// What `herald bounces` was told to do with held reports: the ids of `--apply` and
-/// `--dismiss`, and `--apply-unverified` (list them and how to name them).
+/// `--dismiss`, or `--apply-unverified` (every report held now, each named as it is applied).
 pub struct Held {
     pub apply: Vec<String>,
     pub dismiss: Vec<String>,
-    pub list_only: bool,
+    pub apply_all: bool,
 }
 
 /// `herald bounces CAMPAIGN.toml [--json] [--apply ID,…] [--dismiss ID,…] [--apply-unverified]`.
@@ -73,9 +73,17 @@ pub fn bounces(db: Option<&Path>, path: &Path, json: bool, held: Held) -> Result
             open_database(Some(&db_path))?.settle_held(&apply, &dismiss, spec.soft_limit)?;
         return print_applied(&done, gone, json);
     }
-    if held.list_only {
-        let waiting = open_database(Some(&db_path))?.held_reports()?;
-        return print_unnamed(path, &waiting, json);
+    if held.apply_all {
+        // Issue #21 names this flag as the user saying so: every report held now is applied,
+        // and each is printed with its evidence, so nothing is applied unnamed. Whoever wants
+        // only the reports they reviewed names them with --apply.
+        let mut database = open_database(Some(&db_path))?;
+        let every: Vec<HeldId> = database.held_reports()?.iter().map(HeldId::of).collect();
+        let (done, gone) = database.settle_held(&every, &[], spec.soft_limit)?;
+        if done.is_empty() && !json {
+            writeln!(std::io::stdout().lock(), "no unverified report is held")?;
+        }
+        return print_applied(&done, gone, json);
     }
     let summary = inbox::check(&campaign, &db_path)?;
     let held = open_database(Some(&db_path))?.held_reports()?;
@@ -136,30 +144,6 @@ fn shell_word(path: &Path) -> String {
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }
-}
-
-/// `--apply-unverified`: what is held and how to name it; nothing applied.
-fn print_unnamed(path: &Path, held: &[HeldRow], json: bool) -> Result<i32> {
-    let mut out = std::io::stdout().lock();
-    if json {
-        let object = serde_json::json!({
-            "applied": 0,
-            "unverified_waiting": held.iter().map(held_json).collect::<Vec<_>>(),
-        });
-        writeln!(out, "{object}")?;
-    } else {
-        print_held(&mut out, path, held)?;
-    }
-    if held.is_empty() {
-        if !json {
-            writeln!(out, "no unverified report is held")?;
-        }
-        return Ok(exit::DONE);
-    }
-    eprintln!(
-        "herald: nothing was applied: name the reports to apply by their ids (listed above), so that none you have not seen is applied"
-    );
-    Ok(exit::USAGE)
 }
 
 fn print_applied(done: &[(HeldRow, Applied)], dismissed: usize, json: bool) -> Result<i32> {

@@ -145,8 +145,8 @@ pub enum Command {
         /// Forget these unverified reports unapplied (ids as for --apply).
         #[arg(long, value_name = "ID,…", value_delimiter = ',', action = clap::ArgAction::Append)]
         dismiss: Vec<String>,
-        /// List the held unverified reports with their ids and the --apply command naming
-        /// them, without reading the mailbox; applies nothing (name them with --apply).
+        /// Apply every unverified report held now, naming each (reads no mail); to apply only
+        /// those you reviewed, name them with --apply.
         #[arg(long)]
         apply_unverified: bool,
     },
@@ -296,7 +296,7 @@ pub fn run(cli: Cli) -> i32 {
             bounces::Held {
                 apply,
                 dismiss,
-                list_only: apply_unverified,
+                apply_all: apply_unverified,
             },
         ),
         Command::Suppression { action } => bounces::suppression(cli.db.as_deref(), action),
