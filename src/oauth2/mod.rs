@@ -46,6 +46,10 @@ pub use vault::entry_name;
 /// that authenticates now may carry messages for a while, and a mailbox check must finish.
 pub const MIN_LIFE: Duration = Duration::from_secs(5 * 60);
 
+/// How long a refresh waits for another process's refresh of the same grant: longer than one
+/// refresh can take (discovery and the token request, 30 s each at most).
+const REFRESH_LOCK_LIMIT: Duration = Duration::from_secs(75);
+
 /// Why an OAuth2 step failed, as data: the window offers "Sign in again" only for
 /// [`OAuth2Error::SignInAgain`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -363,6 +367,15 @@ impl Client {
         })
     }
 
+    /// Waits for the other processes (and cells) refreshing this grant to finish, and keeps
+    /// them waiting until the lock is dropped.
+    async fn lock_for_refresh(&self) -> vault::RefreshLock {
+        let entry = self.entry.clone();
+        tokio::task::spawn_blocking(move || vault::lock_for_refresh(&entry, REFRESH_LOCK_LIMIT))
+            .await
+            .unwrap_or_default()
+    }
+
     /// The refresh token in the keyring, if someone signed in.
     pub async fn stored_refresh(&self) -> Option<String> {
         let entry = self.entry.clone();
@@ -521,7 +534,8 @@ struct Access {
 #[derive(Default)]
 struct Cell {
     access: Option<Access>,
-    /// Read from the keyring once, then kept current as it rotates.
+    /// The refresh token this cell last used or saved; the keyring is read again before each
+    /// refresh, since another process may have rotated it since.
     refresh: Option<String>,
     /// A refusal that needs the user: every later ask gets it at once, without asking the
     /// provider again, while the keyring holds the refresh token refused (`refresh`).
@@ -654,11 +668,17 @@ impl Grant {
         }
     }
 
+    /// Refreshes with the refresh token the keyring holds now. The window, a `herald send` and
+    /// the cells of this process may share the grant, and a provider that rotates refresh
+    /// tokens refuses one already used (and may then revoke the grant, RFC 9700 §4.14.2): so
+    /// refreshes take turns (the lock, across processes) and each reads the token under it,
+    /// using the keyring's when it differs from the one this cell last saw.
     async fn refresh_locked(&self, cell: &mut Cell) -> Result<String, OAuth2Error> {
+        let _turn = self.client.lock_for_refresh().await;
+        let stored = self.client.stored_refresh().await;
         if let Some(refused) = &cell.refused {
             // Someone signed in again elsewhere (another process): the keyring holds another
             // token, which the provider has not refused.
-            let stored = self.client.stored_refresh().await;
             if stored.is_none() || stored == cell.refresh {
                 return Err(refused.clone());
             }
@@ -667,16 +687,16 @@ impl Grant {
                 ..Cell::default()
             };
         }
-        let refresh = match cell.refresh.clone() {
-            Some(refresh) => refresh,
-            None => self
-                .client
-                .stored_refresh()
-                .await
+        if stored.is_some() && stored != cell.refresh && cell.refresh.is_some() {
+            tracing::debug!(grant = %self.client.grant, "the keyring holds a newer refresh token; using it");
+        }
+        // The keyring's token, else (the keyring unreadable for a moment) the one kept here.
+        let refresh =
+            stored
+                .or_else(|| cell.refresh.clone())
                 .ok_or_else(|| OAuth2Error::NotSignedIn {
                     grant: self.client.grant.clone(),
-                })?,
-        };
+                })?;
         match self.client.refresh(&refresh).await {
             Ok(tokens) => {
                 self.refreshes.fetch_add(1, Ordering::SeqCst);
