@@ -3,8 +3,12 @@
 //! checking each bearer token by RFC 7662 introspection, and a Postfix whose SMTP AUTH goes to
 //! that Dovecot (`smtpd_sasl_type = dovecot`). The test plays the browser with curl. Each test
 //! proves one outcome: PKCE sign-in through the loopback; a forged state, a second redirect and
-//! a refusal at the provider stop with a sentence; the device grant; the mailbox read with
-//! XOAUTH2, a refused token refreshed once; a campaign of 2,000 paced over minutes through
+//! a refusal at the provider stop with a sentence; the device grant polled while pending, slowed
+//! down when told, expiring, and from `herald signin --device`; the mailbox read with XOAUTH2
+//! (a real DSN matched and applied), a refused token refreshed once; two token cells sharing a
+//! rotating grant, in turn and at once, never meeting `invalid_grant`; a token read while
+//! another process saves it never torn; Microsoft's AUTH refusals worded by `herald send`;
+//! `herald send` stopping with "Sign in again" on a revoked grant; a campaign of 2,000 paced over minutes through
 //! XOAUTH2, refreshing as tokens die (by the clock, not per session), nobody failed when every token is invalidated mid-run; a revoked grant
 //! pauses the relay with "Sign in again" and a new sign-in lets the run finish; OAUTHBEARER
 //! where a server offers only that, and the answer each mechanism gives a `334` error challenge;

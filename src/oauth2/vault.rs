@@ -217,20 +217,13 @@ pub struct RefreshLock {
 }
 
 /// The lock file of `entry`: in the user's runtime directory where there is one (Linux), else
-/// in the temporary directory; named by a digest, so the grant's name never reaches the disk.
+/// in the temporary directory; named by a hash, so the grant's name never reaches the disk.
 fn lock_path(entry: &str) -> std::path::PathBuf {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(entry.as_bytes());
-    let name: String = digest
-        .iter()
-        .take(12)
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
     std::env::var_os("XDG_RUNTIME_DIR")
         .map(std::path::PathBuf::from)
         .filter(|dir| dir.is_dir())
         .unwrap_or_else(std::env::temp_dir)
-        .join(format!("herald-oauth2-{name}.lock"))
+        .join(format!("herald-oauth2-{:016x}.lock", checksum(entry)))
 }
 
 /// Takes the refresh lock of `entry`, waiting at most `limit` for another process to finish
