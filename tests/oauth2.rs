@@ -1486,3 +1486,45 @@ fn herald_send_stops_with_sign_in_again_when_the_grant_is_revoked_mid_run() {
     let sent = counts["sent"].as_u64().unwrap_or(0);
     assert!(sent >= 10 && sent < count as u64, "{counts}");
 }
+
+/// The audit's case with two real processes: the window's token cell (this process) and a
+/// `herald send` (another) share a grant on a provider that rotates refresh tokens. The send
+/// refreshes with the token the window's cell rotated to; the window's cell, when a server
+/// refuses its access token, refreshes with the one the send rotated to, not the one it last
+/// saw (which the provider would refuse, pausing for a sign-in nobody needed).
+#[test]
+fn the_window_and_a_herald_send_sharing_a_grant_each_refresh_with_the_others_rotated_token() {
+    if skip() || crate::support::dovecot::skip() || postfix::skip(false) {
+        return;
+    }
+    let _keyring = keyring();
+    let count = 5;
+    let SignedInRelay {
+        provider,
+        dovecot: _dovecot,
+        postfix,
+        grant,
+        folder,
+    } = signed_in_relay(3600, count, 1, "");
+    let window = Grant::shared(client(&folder, &grant));
+    let token = oauth2::block_on(window.access_token()).unwrap();
+    let ran = crate::support::cli_run::herald(
+        &["send"],
+        &folder.campaign,
+        &folder.db,
+        &[],
+        Duration::from_secs(120),
+    );
+    ran.assert_code(0);
+    assert_eq!(
+        postfix
+            .wait_for_mail("inbox", count, Duration::from_secs(60))
+            .len(),
+        count
+    );
+    assert_eq!(provider.issued("refresh_token"), 2, "{}", ran.all());
+    let again = oauth2::block_on(window.rejected(&token));
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(provider.issued("refresh_token"), 3);
+    assert_eq!(window.refreshes(), 2);
+}
