@@ -674,50 +674,96 @@ impl Grant {
     /// refreshes take turns (the lock, across processes) and each reads the token under it,
     /// using the keyring's when it differs from the one this cell last saw.
     async fn refresh_locked(&self, cell: &mut Cell) -> Result<String, OAuth2Error> {
-        let _turn = self.client.lock_for_refresh().await;
-        let stored = self.client.stored_refresh().await;
-        if let Some(refused) = &cell.refused {
-            // Someone signed in again elsewhere (another process): the keyring holds another
-            // token, which the provider has not refused.
-            if stored.is_none() || stored == cell.refresh {
-                return Err(refused.clone());
+        // A task of its own: a session dropped mid-refresh (a run pausing or ending) must not
+        // drop the turn between the provider rotating the refresh token and the keyring
+        // keeping the new one, or the next turn would read the spent one.
+        let client = self.client.clone();
+        let kept = cell.refresh.clone();
+        let refused = cell.refused.is_some().then(|| kept.clone()).flatten();
+        let turn = tokio::spawn(async move { client.refresh_in_turn(kept, refused).await });
+        let outcome = turn.await.unwrap_or_else(|error| Turn::Failed {
+            used: cell.refresh.clone().unwrap_or_default(),
+            error: OAuth2Error::Unreachable {
+                grant: self.client.grant.clone(),
+                reason: format!("the refresh stopped: {error}"),
+            },
+        });
+        match outcome {
+            Turn::StillRefused => {
+                Err(cell
+                    .refused
+                    .clone()
+                    .unwrap_or_else(|| OAuth2Error::NotSignedIn {
+                        grant: self.client.grant.clone(),
+                    }))
             }
-            *cell = Cell {
-                generation: cell.generation,
-                ..Cell::default()
-            };
-        }
-        if stored.is_some() && stored != cell.refresh && cell.refresh.is_some() {
-            tracing::debug!(grant = %self.client.grant, "the keyring holds a newer refresh token; using it");
-        }
-        // The keyring's token, else (the keyring unreadable for a moment) the one kept here.
-        let refresh =
-            stored
-                .or_else(|| cell.refresh.clone())
-                .ok_or_else(|| OAuth2Error::NotSignedIn {
-                    grant: self.client.grant.clone(),
-                })?;
-        match self.client.refresh(&refresh).await {
-            Ok(tokens) => {
+            Turn::NotSignedIn => Err(OAuth2Error::NotSignedIn {
+                grant: self.client.grant.clone(),
+            }),
+            Turn::Refreshed { used, tokens } => {
                 self.refreshes.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(grant = %self.client.grant, "access token refreshed");
-                cell.refresh = Some(tokens.refresh.unwrap_or(refresh));
-                cell.access = Some(Access {
-                    token: tokens.access.clone(),
-                    expires_at: tokens.expires_at,
-                });
+                *cell = Cell {
+                    generation: cell.generation,
+                    refresh: Some(tokens.refresh.unwrap_or(used)),
+                    access: Some(Access {
+                        token: tokens.access.clone(),
+                        expires_at: tokens.expires_at,
+                    }),
+                    refused: None,
+                };
                 Ok(tokens.access)
             }
-            Err(error) => {
+            Turn::Failed { used, error } => {
                 if error.needs_user() {
                     cell.refused = Some(error.clone());
-                    cell.refresh = Some(refresh);
+                    cell.refresh = Some(used);
                 }
                 if let OAuth2Error::SignInAgain { reason, .. } = &error {
                     remember_refusal(&self.client.entry, reason);
                 }
                 Err(error)
             }
+        }
+    }
+}
+
+/// What one turn at refreshing a grant found and did.
+enum Turn {
+    /// The keyring still holds the refresh token the provider refused before.
+    StillRefused,
+    NotSignedIn,
+    Refreshed {
+        used: String,
+        tokens: Tokens,
+    },
+    Failed {
+        used: String,
+        error: OAuth2Error,
+    },
+}
+
+impl Client {
+    /// One turn at refreshing: waits for the other processes and cells refreshing this grant,
+    /// reads the refresh token the keyring holds now (else `kept`, the one last used here, if
+    /// the keyring cannot be read for a moment) and uses it; the rotated one is saved before
+    /// the turn ends. `refused`: the token the provider refused last time, not to be sent again.
+    async fn refresh_in_turn(&self, kept: Option<String>, refused: Option<String>) -> Turn {
+        let _turn = self.lock_for_refresh().await;
+        let stored = self.stored_refresh().await;
+        if refused.is_some() && (stored.is_none() || stored == refused) {
+            return Turn::StillRefused;
+        }
+        let kept = kept.filter(|_| refused.is_none());
+        if stored.is_some() && kept.is_some() && stored != kept {
+            tracing::debug!(grant = %self.grant, "the keyring holds a newer refresh token; using it");
+        }
+        let Some(used) = stored.or(kept) else {
+            return Turn::NotSignedIn;
+        };
+        match self.refresh(&used).await {
+            Ok(tokens) => Turn::Refreshed { used, tokens },
+            Err(error) => Turn::Failed { used, error },
         }
     }
 }
