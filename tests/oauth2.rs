@@ -6,7 +6,8 @@
 //! a refusal at the provider stop with a sentence; the device grant polled while pending, slowed
 //! down when told, expiring, and from `herald signin --device`; the mailbox read with XOAUTH2
 //! (a real DSN matched and applied), a refused token refreshed once; two token cells sharing a
-//! rotating grant, in turn and at once, never meeting `invalid_grant`; a token read while
+//! rotating grant (and the window's cell beside a real `herald send`), in turn and at once,
+//! never meeting `invalid_grant`; a refresh cut short by its asker leaving no spent token; a token read while
 //! another process saves it never torn; Microsoft's AUTH refusals worded by `herald send`;
 //! `herald send` stopping with "Sign in again" on a revoked grant; a campaign of 2,000 paced over minutes through
 //! XOAUTH2, refreshing as tokens die (by the clock, not per session), nobody failed when every token is invalidated mid-run; a revoked grant
@@ -1527,4 +1528,41 @@ fn the_window_and_a_herald_send_sharing_a_grant_each_refresh_with_the_others_rot
     assert!(again.is_ok(), "{again:?}");
     assert_eq!(provider.issued("refresh_token"), 3);
     assert_eq!(window.refreshes(), 2);
+}
+
+/// Found while fixing the audit of issue #22: a session dropped in the middle of a refresh (a
+/// run pausing or ending drops its sessions) must not leave the keyring holding a refresh token
+/// the provider already rotated away. Askers cut off at every point of a refresh, one after
+/// another; the grant still refreshes afterwards.
+#[test]
+fn a_refresh_cut_short_by_its_asker_never_leaves_a_spent_refresh_token_behind() {
+    if skip() {
+        return;
+    }
+    let _keyring = keyring();
+    let provider = Provider::start(3600);
+    let grant = grant_name();
+    let folder = folder(
+        &[],
+        &format!(
+            "{}{}",
+            idle_relay(&grant),
+            oauth2_section(&grant, &provider)
+        ),
+    );
+    signed_in(&provider, client(&folder, &grant));
+    let cell = Grant::shared(client(&folder, &grant));
+    oauth2::block_on(async {
+        for step in 0..30u64 {
+            let token = cell.access_token().await?;
+            // Cut off after step × 7 ms: before, during or after the provider's answer and
+            // the keyring's save.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(step * 7), cell.rejected(&token)).await;
+        }
+        let token = cell.access_token().await?;
+        cell.rejected(&token).await
+    })
+    .unwrap_or_else(|error| panic!("a spent refresh token was left behind: {error}"));
+    assert!(provider.issued("refresh_token") >= 2);
 }
