@@ -5,11 +5,15 @@
 //! authentication still beats plain text). SMTP sessions (RFC 3207 STARTTLS, RFC 8314 implicit
 //! TLS), the mailbox reader's IMAP, the HTTP client (`http`) and the unsubscribe endpoint's own
 //! certificate all ask it for a configured connector or acceptor and nothing else, so the
-//! program has one rustls setup, one crypto provider and one notion of "trusted".
+//! program has one rustls setup, one crypto provider and one notion of "trusted". Client
+//! configurations are built once per CA file and shared by every session, with session
+//! resumption off, so each handshake still checks the server's certificate.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::client::Resumption;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
@@ -31,9 +35,43 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(aws_lc_rs::default_provider())
 }
 
+/// The verified client configurations built so far, by the CA PEM trusted beside the public
+/// roots (None: the roots alone). Building one copies Mozilla's roots and parses the CA file;
+/// relay TLS and MTA-STS enforce ask for one per SMTP session, and building it each time made
+/// enforce sends up to 1.78× slower (issue #23's bench), so each is built once per process and
+/// shared. Keyed by the file's bytes, not its path, so an edited CA file is read afresh.
+static VERIFIED: OnceLock<Mutex<ConfigsByCa>> = OnceLock::new();
+
+/// Configurations by the CA PEM they trust beside the roots.
+type ConfigsByCa = HashMap<Option<Vec<u8>>, Arc<ClientConfig>>;
+
+/// More distinct CA files than a person edits in one sitting; past it the cache starts over.
+const MAX_VERIFIED: usize = 16;
+
 /// The client configuration that authenticates the server against the public roots and
-/// `ca_pem`; also used blocking, by the rendered preview's remote images (`render/fetch.rs`).
+/// `ca_pem`, shared by every caller asking with the same CA (see [`VERIFIED`]).
 pub fn verified_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, String> {
+    let cache = VERIFIED.get_or_init(|| Mutex::new(HashMap::new()));
+    let key = ca_pem.map(<[u8]>::to_vec);
+    if let Some(config) = lock(cache).get(&key) {
+        return Ok(Arc::clone(config));
+    }
+    // Built outside the lock: two sessions racing build twice, and one of the two is kept.
+    let config = build_verified(ca_pem)?;
+    let mut cached = lock(cache);
+    if cached.len() >= MAX_VERIFIED {
+        cached.clear();
+    }
+    Ok(Arc::clone(cached.entry(key).or_insert(config)))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn build_verified(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = ca_pem {
@@ -54,7 +92,16 @@ pub fn verified_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, Strin
         .map_err(|error| error.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(Arc::new(no_resumption(config)))
+}
+
+/// A shared configuration would otherwise resume sessions (rustls keeps tickets per config),
+/// and a resumed TLS 1.3 session skips the certificate check (RFC 8446 §2.2): a server that
+/// once passed would be trusted again without showing its certificate. Every session makes a
+/// full handshake, as when each had a configuration of its own.
+fn no_resumption(mut config: ClientConfig) -> ClientConfig {
+    config.resumption = Resumption::disabled();
+    config
 }
 
 /// A connector that authenticates the server against the public roots and `ca_pem`.
@@ -123,6 +170,15 @@ pub fn certificate_problem(error: &std::io::Error) -> Option<String> {
 /// to MX hosts, which rarely present a certificate for the name we looked up). Handshake
 /// signatures are still checked, so the session key belongs to whoever holds the certificate.
 pub fn unverified() -> Result<TlsConnector, String> {
+    // Built once, like the verified ones: direct mode asks for it on every STARTTLS.
+    static UNVERIFIED: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    UNVERIFIED
+        .get_or_init(build_unverified)
+        .clone()
+        .map(TlsConnector::from)
+}
+
+fn build_unverified() -> Result<Arc<ClientConfig>, String> {
     let provider = provider();
     let verifier = Arc::new(AnyCertificate(Arc::clone(&provider)));
     let config = ClientConfig::builder_with_provider(provider)
@@ -131,7 +187,7 @@ pub fn unverified() -> Result<TlsConnector, String> {
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(Arc::new(no_resumption(config)))
 }
 
 /// The name TLS is negotiated for (SNI and, when verified, the certificate's name).

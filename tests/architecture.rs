@@ -234,6 +234,22 @@ fn front_ends_never_touch_the_store() {
 }
 
 #[test]
+fn front_ends_reach_the_dns_check_through_the_application_layer() {
+    // Issue #23: what stops a send is decided once, in `app::deliverability`, which the CLI
+    // and the window both call; neither front end names `dnsauth`.
+    let violations: Vec<String> = all_sources()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("ui/") || path.starts_with("cli/"))
+        .filter(|(_, text)| code_of(text).contains("dnsauth"))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "front ends using dnsauth: {violations:?}"
+    );
+}
+
+#[test]
 fn modules_only_use_what_is_below_them() {
     let mut violations = Vec::new();
     for (path, text) in all_sources() {

@@ -4,6 +4,9 @@
 //! Ed25519), DMARC (only at the organizational domain, `adkim=s` with a subdomain `d=`), a PTR
 //! that does not resolve back, and what `herald check` and `herald send` do with the findings:
 //! red stops a send, `--ignore-dns` goes on, an unreachable DNS is amber and stops nothing.
+//! Also each decision's level and words: RSA keys under 2,048 and 1,024 bits, a HELO name that
+//! is not the PTR name, SPF softfail/neutral/none, the VERP return path's domain as the
+//! envelope domain, DMARC aligned through SPF alone, and a hosted relay's documented include.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -550,4 +553,231 @@ fn check_says_one_line_per_mechanism_when_dns_is_right_and_json_has_the_findings
         dns_findings[2]["record"],
         "v=DMARC1; p=reject; adkim=s; aspf=s"
     );
+}
+
+#[test]
+fn dkim_rsa_keys_under_2048_bits_are_amber_and_under_1024_red() {
+    // Herald refuses to sign with such keys, so the published record's size is the finding.
+    for (kind, bits, level, word) in [
+        ("rsa1024", 1024, Level::Amber, "weak"),
+        ("rsa512", 512, Level::Red, "ignore"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (pem, k, p) = make_key(dir.path(), kind);
+        let dns = DnsServer::start(
+            Zone::new()
+                .txt("s1._domainkey.acme.test", &format!("v=DKIM1; k={k}; p={p}"))
+                .a("relay.acme.test", RELAY_IP),
+        );
+        let dkim = dkim_section(dir.path(), "acme.test", &pem);
+        let path = campaign(
+            dir.path(),
+            "news@acme.test",
+            "relay.acme.test",
+            dns.addr(),
+            &dkim,
+        );
+        let dkim = only(&findings(&path), Mechanism::Dkim).clone();
+        assert_eq!(dkim.level, level, "{kind}: {dkim:#?}");
+        assert!(
+            dkim.summary.contains(&format!("RSA {bits} bits")) && dkim.summary.contains(word),
+            "{kind}: {dkim:#?}"
+        );
+        assert!(
+            dkim.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("2,048 bits"),
+            "{kind}: {dkim:#?}"
+        );
+    }
+}
+
+#[test]
+fn direct_mode_helo_other_than_the_ptr_name_is_amber() {
+    let dns = DnsServer::start(
+        Zone::new()
+            .ptr(Ipv4Addr::new(192, 0, 2, 12), "mx.acme.test")
+            .a("mx.acme.test", Ipv4Addr::new(192, 0, 2, 12))
+            .txt("acme.test", "v=spf1 ip4:192.0.2.12 -all"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = direct_campaign(dir.path(), "mail.acme.test", "192.0.2.12", dns.addr());
+    let ptr = only(&findings(&path), Mechanism::Ptr).clone();
+    assert_eq!(ptr.level, Level::Amber, "{ptr:#?}");
+    assert!(
+        ptr.summary.contains("greets receivers as mail.acme.test"),
+        "{ptr:#?}"
+    );
+    assert_eq!(
+        ptr.fix.as_deref(),
+        Some("set [direct] helo = \"mx.acme.test\"")
+    );
+}
+
+#[test]
+fn spf_softfail_neutral_and_none_are_amber_and_stop_nothing() {
+    for (record, name, word) in [
+        (Some("v=spf1 ip4:192.0.2.99 ~all"), "softfail", "suspicious"),
+        (
+            Some("v=spf1 ip4:192.0.2.99 ?all"),
+            "neutral",
+            "no SPF credit",
+        ),
+        (None, "none", "publishes no SPF record"),
+    ] {
+        let mut zone = Zone::new().a("relay.acme.test", RELAY_IP);
+        if let Some(record) = record {
+            zone = zone.txt("acme.test", record);
+        }
+        let dns = DnsServer::start(zone);
+        let dir = tempfile::tempdir().unwrap();
+        let path = campaign(
+            dir.path(),
+            "news@acme.test",
+            "relay.acme.test",
+            dns.addr(),
+            "",
+        );
+        let found = findings(&path);
+        let spf = only(&found, Mechanism::Spf);
+        assert_eq!(spf.level, Level::Amber, "{name}: {spf:#?}");
+        assert!(
+            spf.summary.starts_with(&format!("{name}:")) && spf.summary.contains(word),
+            "{name}: {spf:#?}"
+        );
+        assert!(
+            spf.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("ip4:192.0.2.20"),
+            "{name}: {spf:#?}"
+        );
+        assert_eq!(dnsauth::blocking(&found).count(), 0, "{name}: {found:#?}");
+    }
+}
+
+/// `[bounces]` with a VERP return path at `return_path` (the mailbox is never reached here;
+/// PATH stands in for the password variable, which must be set).
+fn verp_section(return_path: &str) -> String {
+    format!(
+        "[bounces]\nhost = \"imap.acme.test\"\nusername = \"bounces\"\npassword_env = \"PATH\"\n\
+         return_path = \"{return_path}\"\n"
+    )
+}
+
+#[test]
+fn spf_is_evaluated_for_the_verp_return_path_domain_not_the_from_domain() {
+    let zone = |dmarc: &str| {
+        Zone::new()
+            // The From domain's record would fail the relay; the envelope domain's passes it.
+            .txt("acme.test", "v=spf1 -all")
+            .txt("bounce.acme.test", "v=spf1 ip4:192.0.2.20 -all")
+            .txt("_dmarc.acme.test", dmarc)
+            .a("relay.acme.test", RELAY_IP)
+    };
+    let dns = DnsServer::start(zone("v=DMARC1; p=reject"));
+    let dir = tempfile::tempdir().unwrap();
+    let verp = verp_section("bounces@bounce.acme.test");
+    let path = campaign(
+        dir.path(),
+        "news@acme.test",
+        "relay.acme.test",
+        dns.addr(),
+        &verp,
+    );
+    let found = findings(&path);
+    let spf = only(&found, Mechanism::Spf);
+    assert_eq!(spf.level, Level::Green, "{spf:#?}");
+    assert!(
+        spf.subject.starts_with("bounce.acme.test for 192.0.2.20"),
+        "{spf:#?}"
+    );
+    assert_eq!(spf.record.as_deref(), Some("v=spf1 ip4:192.0.2.20 -all"));
+    assert_eq!(dns.queries("acme.test", "TXT"), 0, "the From domain's SPF");
+    // Relaxed alignment: bounce.acme.test and acme.test share an organizational domain.
+    let dmarc = only(&found, Mechanism::Dmarc);
+    assert_eq!(dmarc.level, Level::Green, "{dmarc:#?}");
+    assert!(
+        dmarc.summary.contains("SPF (bounce.acme.test, relaxed)"),
+        "{dmarc:#?}"
+    );
+
+    // Strict SPF alignment wants the From domain itself in MAIL FROM.
+    let dns = DnsServer::start(zone("v=DMARC1; p=reject; aspf=s"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = campaign(
+        dir.path(),
+        "news@acme.test",
+        "relay.acme.test",
+        dns.addr(),
+        &verp,
+    );
+    let dmarc = only(&findings(&path), Mechanism::Dmarc).clone();
+    assert_eq!(dmarc.level, Level::Red, "{dmarc:#?}");
+    assert!(
+        dmarc
+            .summary
+            .contains("the envelope domain bounce.acme.test does not match acme.test under aspf=s"),
+        "{dmarc:#?}"
+    );
+}
+
+#[test]
+fn dmarc_aligns_through_spf_alone_when_the_campaign_does_not_sign() {
+    let dns = DnsServer::start(
+        Zone::new()
+            .txt("acme.test", "v=spf1 ip4:192.0.2.20 -all")
+            .txt("_dmarc.acme.test", "v=DMARC1; p=reject")
+            .a("relay.acme.test", RELAY_IP),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = campaign(
+        dir.path(),
+        "news@acme.test",
+        "relay.acme.test",
+        dns.addr(),
+        "",
+    );
+    let found = findings(&path);
+    assert_eq!(only(&found, Mechanism::Dkim).level, Level::Amber);
+    let dmarc = only(&found, Mechanism::Dmarc);
+    assert_eq!(dmarc.level, Level::Green, "{dmarc:#?}");
+    assert!(
+        dmarc
+            .summary
+            .ends_with("this mail aligns through SPF (acme.test, relaxed)"),
+        "{dmarc:#?}"
+    );
+}
+
+#[test]
+fn a_hosted_relay_left_out_of_spf_is_told_the_include_its_provider_documents() {
+    let dns = DnsServer::start(
+        Zone::new()
+            .txt("acme.test", "v=spf1 ip4:192.0.2.99 -all")
+            .a("smtp.office365.com", RELAY_IP),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = campaign(
+        dir.path(),
+        "news@acme.test",
+        "smtp.office365.com",
+        dns.addr(),
+        "",
+    );
+    let found = findings(&path);
+    let spf = only(&found, Mechanism::Spf);
+    assert_eq!(spf.level, Level::Red, "{spf:#?}");
+    assert!(spf.summary.starts_with("fail"), "{spf:#?}");
+    let fix = spf.fix.as_deref().unwrap_or_default();
+    assert!(
+        fix.contains("include:spf.protection.outlook.com (what Microsoft 365 documents")
+            && fix.contains("v=spf1 ip4:192.0.2.99 include:spf.protection.outlook.com -all"),
+        "{fix}"
+    );
+    // A Microsoft 365 mailbox also has a daily limit, which a bulk campaign meets quickly.
+    let provider = only(&found, Mechanism::Provider);
+    assert_eq!(provider.level, Level::Amber, "{provider:#?}");
+    assert!(provider.summary.contains("10,000"), "{provider:#?}");
 }

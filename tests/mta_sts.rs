@@ -7,11 +7,21 @@
 //! enforcement would refuse, that policies are cached by id and max_age across campaigns (a
 //! changed id or an expired cache fetches again, once per domain however many recipients), and
 //! that a policy host that does not answer in time leaves the cached policy in force, or none.
+//! The fetch's bounds (RFC 8461 §3.3): a policy host with a certificate no trusted CA issued, a
+//! body over 64 KB, one not served as text/plain, and a redirect are each not used, and the log
+//! of `herald send` says why. Verified TLS is configured once per CA and never resumes a session.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls::HandshakeKind;
+use tokio_rustls::rustls::client::Resumption;
+
 use crate::support::campaign::{CampaignDir, RelayConf, campaign_with};
+use crate::support::cli_run::herald;
 use crate::support::dns_server::{DnsServer, Zone};
 use crate::support::mta_sts_server::{Pki, PolicyServer, make_pki};
 use crate::support::run::{finish, row, start, wait_for};
@@ -74,13 +84,17 @@ fn policy(mode: &str, mx: &[&str], max_age: u64) -> String {
 }
 
 fn section(dns: &DnsServer, smtp_port: u16, site: &Site) -> String {
+    section_with(dns, smtp_port, &site.pki.ca_file, site.policy.port())
+}
+
+/// `[direct]` trusting `ca_file`, fetching policies from port `https_port`.
+fn section_with(dns: &DnsServer, smtp_port: u16, ca_file: &Path, https_port: u16) -> String {
     format!(
         "[direct]\nhelo = \"mail.herald.example\"\nport = {smtp_port}\nnameservers = [\"{}\"]\n\
-         dns_timeout_secs = 1\nbackoff_pause_secs = 1\nca_file = \"{}\"\nmta_sts_port = {}\n\
+         dns_timeout_secs = 1\nbackoff_pause_secs = 1\nca_file = \"{}\"\nmta_sts_port = {https_port}\n\
          mta_sts_timeout_secs = 2\n",
         dns.addr(),
-        site.pki.ca_file.display(),
-        site.policy.port()
+        ca_file.display(),
     )
 }
 
@@ -504,5 +518,207 @@ fn check_names_a_direct_ca_file_that_holds_no_certificate() {
             && problem.contains("not-a-ca.pem")),
         "{:?}",
         report.problems
+    );
+}
+
+/// `herald send --ignore-dns` of `dir` (its From domain publishes nothing in the test DNS):
+/// stderr, where the log goes, and the exit code checked.
+fn send_logged(dir: &CampaignDir) -> String {
+    let ran = herald(
+        &["send", "--ignore-dns"],
+        &dir.campaign,
+        &dir.db,
+        &[],
+        Duration::from_secs(120),
+    );
+    ran.assert_code(0);
+    ran.stderr
+}
+
+/// The log line saying why `host`'s policy was not fetched.
+fn refusal<'a>(log: &'a str, host: &str) -> &'a str {
+    log.lines()
+        .find(|line| line.contains("MTA-STS policy could not be fetched") && line.contains(host))
+        .unwrap_or_else(|| panic!("no log line for {host}:\n{log}"))
+}
+
+#[test]
+fn a_policy_host_whose_certificate_is_not_trusted_is_not_used_and_the_log_says_why() {
+    let Some(site) = site(79, &["mx.trust.test"]) else {
+        return;
+    };
+    // The policy host presents a certificate from a CA that [direct] ca_file does not hold.
+    let other_ca = tempfile::tempdir().expect("dir");
+    let untrusted = make_pki(other_ca.path(), &["mta-sts.trust.test"]);
+    let rogue = PolicyServer::start(ip(79, 10), &untrusted);
+    rogue.set(
+        "mta-sts.trust.test",
+        &policy("enforce", &["mx.trust.test"], 86_400),
+    );
+    // An MX without STARTTLS: had the policy been used, nothing could be delivered to it.
+    let mx = SmtpServer::builder().ip(ip(79, 2)).start();
+    let zone = Zone::new()
+        .mx("trust.test", 10, "mx.trust.test")
+        .a("mx.trust.test", ip(79, 2))
+        .a("mta-sts.trust.test", ip(79, 10))
+        .txt("_mta-sts.trust.test", "v=STSv1; id=1;");
+    let dns = DnsServer::start(zone);
+    let dir = direct_campaign(
+        &["a@trust.test"],
+        "",
+        &section_with(&dns, mx.port(), &site.pki.ca_file, rogue.port()),
+    );
+    let log = send_logged(&dir);
+    let line = refusal(&log, "mta-sts.trust.test");
+    assert!(
+        line.contains("its certificate is not trusted: no known CA issued it"),
+        "{line}"
+    );
+    // Refused at the handshake: the request was never sent, the policy never cached, and the
+    // domain treated as having none (RFC 8461 §5.1).
+    assert_eq!(rogue.fetches("mta-sts.trust.test"), 0);
+    let cached = Store::open(&dir.db)
+        .expect("store")
+        .mta_sts_policy("trust.test")
+        .expect("cache");
+    assert!(cached.is_none());
+    assert_eq!(mx.rcpt_counts().get("a@trust.test"), Some(&1));
+}
+
+#[test]
+fn a_policy_too_large_not_text_plain_or_redirected_is_not_used_and_the_log_says_why() {
+    let Some(site) = site(
+        80,
+        &[
+            "mta-sts.big.test",
+            "mta-sts.html.test",
+            "mta-sts.moved.test",
+        ],
+    ) else {
+        return;
+    };
+    let mx = SmtpServer::builder().ip(ip(80, 2)).start();
+    let mut zone = Zone::new();
+    for domain in ["big.test", "html.test", "moved.test"] {
+        zone = publish(zone, 80, domain, &format!("mx.{domain}"), ip(80, 2), "1");
+        // Each policy would be obeyed if read: enforce, its MX listed, and that MX offers no
+        // STARTTLS, so a used policy defers the recipient instead of delivering.
+        site.policy.set(
+            &format!("mta-sts.{domain}"),
+            &policy("enforce", &[&format!("mx.{domain}")], 86_400),
+        );
+    }
+    let dns = DnsServer::start(zone);
+    // RFC 8461 §3.3: over 64 KB may be refused; unknown keys would otherwise be ignored.
+    let mut big = policy("enforce", &["mx.big.test"], 86_400);
+    while big.len() <= 70 * 1024 {
+        big.push_str("x-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    site.policy.set("mta-sts.big.test", &big);
+    // RFC 8461 §3.2: served as text/plain, or it may be a page someone could upload.
+    site.policy.media_type("mta-sts.html.test", "text/html");
+    // RFC 8461 §3.3: redirects are not followed, even to a host with a valid policy.
+    let target = format!(
+        "https://mta-sts.big.test:{}/.well-known/mta-sts.txt",
+        site.policy.port()
+    );
+    site.policy.redirect("mta-sts.moved.test", &target);
+    let dir = direct_campaign(
+        &["a@big.test", "b@html.test", "c@moved.test"],
+        "",
+        &section(&dns, mx.port(), &site),
+    );
+    let log = send_logged(&dir);
+    for (host, why) in [
+        ("mta-sts.big.test", "the answer is larger than 65536 bytes"),
+        ("mta-sts.html.test", "is not served as text/plain"),
+        ("mta-sts.moved.test", "answered HTTP 301"),
+    ] {
+        let line = refusal(&log, host);
+        assert!(line.contains(why), "{host}: {line}");
+    }
+    // Each host asked once; the redirect's target only by big.test's own fetch.
+    for host in [
+        "mta-sts.big.test",
+        "mta-sts.html.test",
+        "mta-sts.moved.test",
+    ] {
+        assert_eq!(site.policy.fetches(host), 1, "{host}");
+    }
+    let store = Store::open(&dir.db).expect("store");
+    for (domain, email) in [
+        ("big.test", "a@big.test"),
+        ("html.test", "b@html.test"),
+        ("moved.test", "c@moved.test"),
+    ] {
+        assert!(
+            store.mta_sts_policy(domain).expect("cache").is_none(),
+            "{domain}"
+        );
+        assert_eq!(mx.rcpt_counts().get(email), Some(&1), "{email}");
+    }
+}
+
+#[test]
+fn verified_tls_is_built_once_per_ca_and_never_resumes_a_session() {
+    let Some(site) = site(81, &["mx.resume.test"]) else {
+        return;
+    };
+    let ca = std::fs::read(&site.pki.ca_file).expect("ca");
+    // One configuration per CA file, shared by every session that trusts it.
+    let shared = herald::tls::verified_config(Some(&ca)).expect("config");
+    let again = herald::tls::verified_config(Some(&ca)).expect("config");
+    let roots_only = herald::tls::verified_config(None).expect("config");
+    assert!(Arc::ptr_eq(&shared, &again));
+    assert!(!Arc::ptr_eq(&shared, &roots_only));
+    // The same configuration with resumption on, to show this server would resume.
+    let mut resuming = (*shared).clone();
+    resuming.resumption = Resumption::in_memory_sessions(8);
+    let acceptor = herald::tls::acceptor(&site.pki.cert_pem, &site.pki.key_pem).expect("acceptor");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (ours, control) = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((ip(81, 2), 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let _ = tls.write_all(b"220 hello\r\n").await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        let handshakes = |connector: herald::tls::Connector| async move {
+            let mut kinds = Vec::new();
+            for _ in 0..3 {
+                let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let name = herald::tls::server_name("mx.resume.test").expect("name");
+                let mut tls = connector.connect(name, tcp).await.expect("handshake");
+                // Reading takes in the tickets a TLS 1.3 server sends after the handshake.
+                let mut greeting = Vec::new();
+                let _ = tls.read_to_end(&mut greeting).await;
+                kinds.push(tls.get_ref().1.handshake_kind());
+            }
+            kinds
+        };
+        let ours = handshakes(herald::tls::verified(Some(&ca)).expect("connector")).await;
+        let control = handshakes(herald::tls::Connector::from(Arc::new(resuming))).await;
+        (ours, control)
+    });
+    assert_eq!(
+        control.last(),
+        Some(&Some(HandshakeKind::Resumed)),
+        "{control:?}"
+    );
+    assert!(
+        ours.iter().all(|kind| *kind == Some(HandshakeKind::Full)),
+        "a later session skipped the certificate check: {ours:?}"
     );
 }

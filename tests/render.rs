@@ -159,6 +159,31 @@ fn cid_images_are_drawn_from_the_inline_files() {
     assert_eq!(rendered.blocked_images, 0);
 }
 
+/// Issue #20: "Open HTML file…" turns a design tool's `background-image:url(images/hero.png)`
+/// into `url(cid:hero.png)`; the preview draws it from the inline files as a client does.
+#[test]
+fn css_background_cid_images_are_drawn_from_the_inline_files() {
+    let html = r#"<body style="margin:0"><div style="width:80px;height:40px;background-image:url(cid:blue.png);background-size:cover"></div><div style="width:80px;height:40px;background:url('cid:green.png')"></div></body>"#;
+    let request = RenderRequest {
+        html: html.into(),
+        width_px: 200,
+        inline: vec![
+            InlineImage {
+                content_id: "blue.png".into(),
+                bytes: solid_png([0, 0, 200]),
+            },
+            InlineImage {
+                content_id: "green.png".into(),
+                bytes: solid_png([0, 200, 0]),
+            },
+        ],
+        remote_images: false,
+    };
+    let rendered = render::render(&request).unwrap();
+    assert_eq!(pixel(&rendered, 40, 20), [0, 0, 200]);
+    assert_eq!(pixel(&rendered, 8, 48), [0, 200, 0]);
+}
+
 /// An HTTP server on loopback that answers every GET with a red PNG and counts connections.
 fn image_server() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -41,13 +41,13 @@ fn tabs_switch_and_compose_edits_the_campaign() {
     );
     assert!(harness.state().is_dirty());
 
-    harness.get_by_label("Recipients").click();
+    harness.get_by_label("Recipients").click_accesskit();
     harness.step();
     harness.step();
     assert_eq!(harness.state().tab(), Tab::Recipients);
     assert!(harness.query_by_label("Import").is_some());
 
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.step();
     harness.step();
     assert!(harness.query_by_label("Start").is_some());
@@ -64,9 +64,9 @@ fn import_fills_the_table_and_preview_renders_a_recipient() {
     );
     let mut harness = harness(&dir);
     opened(&mut harness);
-    harness.get_by_label("Recipients").click();
+    harness.get_by_label("Recipients").click_accesskit();
     harness.run_steps(4);
-    harness.get_by_label("Import").click();
+    harness.get_by_label("Import").click_accesskit();
     wait_until(&mut harness, "the import", |app| app.counts().pending == 25);
     wait_until(&mut harness, "the table rows", |app| {
         app.table_total() == 25 && app.table_row(0).is_some()
@@ -74,11 +74,11 @@ fn import_fills_the_table_and_preview_renders_a_recipient() {
     assert!(harness.query_by_label("user0@d0.example").is_some());
     assert!(harness.query_all_by_label_contains("25 recipients").count() >= 1);
 
-    harness.get_by_label("Compose").click();
+    harness.get_by_label("Compose").click_accesskit();
     harness.step();
     harness
         .get_by_role_and_label(egui::accesskit::Role::Button, "Preview")
-        .click();
+        .click_accesskit();
     wait_until(&mut harness, "the preview", |_| true);
     let deadline = Instant::now() + Duration::from_secs(30);
     while harness.query_by_label_contains("Hello Name0").is_none() {
@@ -98,7 +98,7 @@ fn start_sends_everyone_and_progress_reaches_100_percent() {
     );
     let mut harness = harness(&dir);
     opened(&mut harness);
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.step();
     start(&mut harness);
     wait_until(&mut harness, "the run to end", |app| {
@@ -106,7 +106,7 @@ fn start_sends_everyone_and_progress_reaches_100_percent() {
     });
     assert!(harness.query_by_label_contains("100 %").is_some());
     assert_eq!(server.received_count(), 30);
-    harness.get_by_label("Recipients").click();
+    harness.get_by_label("Recipients").click_accesskit();
     wait_until(&mut harness, "sent rows in the table", |app| {
         app.table_row(0)
             .is_some_and(|row| row.state == herald::store::State::Sent)
@@ -131,11 +131,11 @@ fn pause_stops_the_flow_and_resume_finishes() {
     );
     let mut harness = harness(&dir);
     opened(&mut harness);
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.step();
     start(&mut harness);
     wait_until(&mut harness, "some messages", |app| app.counts().sent >= 4);
-    harness.get_by_label("Pause").click();
+    harness.get_by_label("Pause").click_accesskit();
     wait_until(&mut harness, "the pause", |app| {
         app.progress().is_some_and(|p| {
             matches!(p.state, herald::engine::RunState::Paused { .. }) && p.counts.sending == 0
@@ -151,7 +151,7 @@ fn pause_stops_the_flow_and_resume_finishes() {
         during,
         "messages went out while paused"
     );
-    harness.get_by_label("Resume").click();
+    harness.get_by_label("Resume").click_accesskit();
     wait_until(&mut harness, "the end", |app| {
         !app.is_running() && app.counts().sent == 40
     });
@@ -176,13 +176,13 @@ fn resend_failed_is_one_click() {
     );
     let mut harness = harness(&dir);
     opened(&mut harness);
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.step();
     start(&mut harness);
     wait_until(&mut harness, "the first run", |app| {
         !app.is_running() && app.counts().failed == 2
     });
-    harness.get_by_label("Resend failed (2)").click();
+    harness.get_by_label("Resend failed (2)").click_accesskit();
     wait_until(&mut harness, "the resend", |app| {
         !app.is_running() && app.counts().sent == 6 && app.counts().failed == 0
     });
@@ -211,13 +211,13 @@ fn resend_failed_leaves_dead_addresses_out_unless_the_box_is_ticked() {
     );
     let mut harness = harness(&dir);
     opened(&mut harness);
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.step();
     start(&mut harness);
     wait_until(&mut harness, "the first run", |app| {
         !app.is_running() && app.counts().failed == 1
     });
-    harness.get_by_label("Resend failed (1)").click();
+    harness.get_by_label("Resend failed (1)").click_accesskit();
     for _ in 0..30 {
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
@@ -228,9 +228,11 @@ fn resend_failed_leaves_dead_addresses_out_unless_the_box_is_ticked() {
         "the dead address was resent"
     );
     assert_eq!(server.rcpt_attempts().get("user1@d1.example"), Some(&1));
-    harness.get_by_label("with dead addresses").click();
+    harness
+        .get_by_label("with dead addresses")
+        .click_accesskit();
     harness.step();
-    harness.get_by_label("Resend failed (1)").click();
+    harness.get_by_label("Resend failed (1)").click_accesskit();
     wait_until(&mut harness, "the resend", |app| {
         !app.is_running() && app.counts().sent == 3 && app.counts().failed == 0
     });
@@ -252,7 +254,7 @@ fn send_test_delivers_one_rendered_message_to_the_given_address() {
         .get_by_label("Send test to")
         .type_text("proof@tester.example");
     harness.step();
-    harness.get_by_label("Send test").click();
+    harness.get_by_label("Send test").click_accesskit();
     wait_until(&mut harness, "the test-send report", |app| {
         app.test_result().is_some_and(|result| {
             result
@@ -338,7 +340,7 @@ fn the_library_lists_campaigns_opens_one_in_a_click_and_duplicates() {
         "recipients and to send, twice"
     );
 
-    harness.get_by_label("autumn").click();
+    harness.get_by_label("autumn").click_accesskit();
     wait_until(&mut harness, "autumn to open", |app| {
         app.campaign_path() == Some(autumn.canonicalize().unwrap().as_path())
             && app.status().contains("valid")
@@ -346,7 +348,7 @@ fn the_library_lists_campaigns_opens_one_in_a_click_and_duplicates() {
     assert_eq!(harness.state().tab(), Tab::Compose);
     assert_eq!(harness.state().counts().pending, 25);
 
-    harness.get_by_label("Campaigns").click();
+    harness.get_by_label("Campaigns").click_accesskit();
     wait_for_label(&mut harness, "Duplicate");
     let rows = harness.query_all_by_label("Duplicate").count();
     assert_eq!(rows, 2);
@@ -354,7 +356,7 @@ fn the_library_lists_campaigns_opens_one_in_a_click_and_duplicates() {
         .get_all_by_label("Duplicate")
         .next()
         .unwrap()
-        .click();
+        .click_accesskit();
     wait_until(&mut harness, "the copy to open", |app| {
         app.campaign_path()
             .is_some_and(|path| path.to_string_lossy().ends_with("-2.toml"))
@@ -381,13 +383,15 @@ fn a_new_campaign_is_a_ready_folder_opened_at_once() {
         .get_by_label("New campaign in folder")
         .type_text(&folder.to_string_lossy());
     harness.step();
-    harness.get_by_label("Create").click();
+    harness.get_by_label("Create").click_accesskit();
     wait_until(&mut harness, "the new campaign to open", |app| {
         app.campaign_path() == Some(folder.join("campaign.toml").as_path())
     });
-    for file in ["campaign.toml", "body.html", "body.txt", "list.csv"] {
+    for file in ["campaign.toml", "body.html", "list.csv"] {
         assert!(folder.join(file).exists(), "{file} was not written");
     }
+    // Issue #20: no text body of its own, so the text part follows the HTML.
+    assert!(!folder.join("body.txt").exists());
     assert_eq!(harness.state().tab(), Tab::Compose);
     assert!(harness.state().document().html.contains("{{ first_name }}"));
     assert!(harness.state().last_toast().unwrap().starts_with("Created"));
@@ -414,13 +418,13 @@ fn unsaved_edits_are_asked_about_before_another_campaign_opens() {
     harness.get_by_label("Subject").type_text(" back");
     harness.step();
     assert!(harness.state().is_dirty());
-    harness.get_by_label("Campaigns").click();
+    harness.get_by_label("Campaigns").click_accesskit();
     wait_for_label(&mut harness, "autumn");
-    harness.get_by_label("autumn").click();
+    harness.get_by_label("autumn").click_accesskit();
     harness.run_steps(2);
     assert!(harness.state().is_asking_about_unsaved());
     wait_for_label(&mut harness, "Unsaved changes");
-    harness.get_by_label("Keep editing").click();
+    harness.get_by_label("Keep editing").click_accesskit();
     harness.run_steps(2);
     assert!(!harness.state().is_asking_about_unsaved());
     assert!(harness.state().is_dirty());
@@ -429,9 +433,9 @@ fn unsaved_edits_are_asked_about_before_another_campaign_opens() {
         Some(dir.campaign.as_path())
     );
 
-    harness.get_by_label("autumn").click();
+    harness.get_by_label("autumn").click_accesskit();
     wait_for_label(&mut harness, "Save changes");
-    harness.get_by_label("Save changes").click();
+    harness.get_by_label("Save changes").click_accesskit();
     wait_until(&mut harness, "autumn to open", |app| {
         app.campaign_path()
             .is_some_and(|path| path.ends_with("autumn.toml"))
@@ -464,13 +468,13 @@ fn results_break_a_run_down_and_filter_the_recipients_table() {
     );
     let mut harness = harness(&dir);
     opened(&mut harness);
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.step();
     start(&mut harness);
     wait_until(&mut harness, "the run to end", |app| {
         !app.is_running() && app.counts().sent == 6 && app.counts().failed == 2
     });
-    harness.get_by_label("Results").click();
+    harness.get_by_label("Results").click_accesskit();
     wait_until(&mut harness, "the results", |app| app.has_results());
     assert!(harness.query_all_by_label("Delivered").count() >= 1);
     assert!(
@@ -480,7 +484,9 @@ fn results_break_a_run_down_and_filter_the_recipients_table() {
     );
     assert!(harness.query_by_label("Outcomes over time").is_some());
 
-    harness.get_by_label("no such user (x.1.1)").click();
+    harness
+        .get_by_label("no such user (x.1.1)")
+        .click_accesskit();
     wait_until(&mut harness, "the filtered table", |app| {
         app.tab() == Tab::Recipients && app.table_total() == 1 && app.table_row(0).is_some()
     });
@@ -489,16 +495,16 @@ fn results_break_a_run_down_and_filter_the_recipients_table() {
         "user1@d1.example"
     );
 
-    harness.get_by_label("Results").click();
+    harness.get_by_label("Results").click_accesskit();
     harness.run_steps(2);
-    harness.get_by_label("d0.example").click();
+    harness.get_by_label("d0.example").click_accesskit();
     wait_until(&mut harness, "the domain's rows", |app| {
         app.tab() == Tab::Recipients && app.table_row(0).is_some()
     });
     // user0 and user7 are the recipients at d0.example.
     assert_eq!(harness.state().table_total(), 2);
 
-    harness.get_by_label("Results").click();
+    harness.get_by_label("Results").click_accesskit();
     wait_for_label(&mut harness, "Export every recipient");
     let out = dir.path().join("outcomes.csv");
     harness
@@ -508,7 +514,7 @@ fn results_break_a_run_down_and_filter_the_recipients_table() {
         .get_by_label("Export every recipient's outcome to")
         .type_text(&out.to_string_lossy());
     harness.step();
-    harness.get_by_label("Export CSV").click();
+    harness.get_by_label("Export CSV").click_accesskit();
     wait_until(&mut harness, "the export", |app| {
         app.last_toast()
             .is_some_and(|toast| toast.starts_with("Exported"))
@@ -540,10 +546,10 @@ fn without_a_file_chooser_the_window_says_so_and_takes_a_typed_path() {
                 ))
         });
     opened(&mut harness);
-    harness.get_by_label("Recipients").click();
+    harness.get_by_label("Recipients").click_accesskit();
     harness.step();
     assert!(harness.query_by_label_contains("No file chooser").is_none());
-    harness.get_by_label("Browse…").click();
+    harness.get_by_label("Browse…").click_accesskit();
     wait_for_label(&mut harness, "No file chooser could open");
     let other = dir.path().join("other.csv");
     std::fs::write(&other, "email\nsomeone@else.example\n").unwrap();

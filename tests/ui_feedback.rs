@@ -58,7 +58,7 @@ fn click_tab(harness: &mut Harness<'_, HeraldApp>, label: &str) {
         .get_all_by_label(label)
         .next()
         .expect("the tab")
-        .click();
+        .click_accesskit();
     harness.step();
     harness.step();
 }
@@ -218,7 +218,7 @@ fn an_unreachable_endpoint_asks_and_cancel_sends_nothing_while_send_anyway_sends
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
 
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_until(&mut harness, "the question", |app| {
         app.is_asking_to_send_anyway()
     });
@@ -230,7 +230,7 @@ fn an_unreachable_endpoint_asks_and_cancel_sends_nothing_while_send_anyway_sends
             .is_some(),
         "the dialog names the endpoint and the reason"
     );
-    harness.get_by_label("Cancel").click();
+    harness.get_by_label("Cancel").click_accesskit();
     harness.run_steps(3);
     assert!(!harness.state().is_asking_to_send_anyway());
     for _ in 0..20 {
@@ -240,11 +240,11 @@ fn an_unreachable_endpoint_asks_and_cancel_sends_nothing_while_send_anyway_sends
     assert!(!harness.state().is_running());
     assert_eq!(smtp.received_count(), 0, "Cancel sent mail");
 
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_until(&mut harness, "the question again", |app| {
         app.is_asking_to_send_anyway()
     });
-    harness.get_by_label("Send anyway").click();
+    harness.get_by_label("Send anyway").click_accesskit();
     wait_until(&mut harness, "the run to end", |app| {
         !app.is_running() && app.counts().sent == 3
     });
@@ -328,7 +328,7 @@ fn check_mailbox_shows_the_result_the_sender_warning_and_each_rows_feedback() {
             "550 5.1.1 <bob@outlook.example>: user unknown",
         ),
     );
-    harness.get_by_label("Check mailbox").click();
+    harness.get_by_label("Check mailbox").click_accesskit();
     wait_until(
         &mut harness,
         "the mailbox result",
@@ -443,7 +443,7 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
         .get_all_by_label("Suppression list")
         .last()
         .expect("the start page's button")
-        .click();
+        .click_accesskit();
     wait_until(&mut harness, "the list", |app| {
         app.suppression_total() == Some(2)
     });
@@ -469,7 +469,7 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
     harness
         .get_by_label("Add address")
         .type_text("not an address");
-    harness.get_by_label("Add to list").click();
+    harness.get_by_label("Add to list").click_accesskit();
     wait_until(&mut harness, "the refusal", |_| true);
     let deadline = Instant::now() + LIMIT;
     while harness
@@ -484,7 +484,7 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
     harness
         .get_by_label("Add address")
         .type_text("Linus@Example.NET");
-    harness.get_by_label("Add to list").click();
+    harness.get_by_label("Add to list").click_accesskit();
     wait_until(&mut harness, "the added address", |app| {
         app.suppression_total() == Some(3)
     });
@@ -496,7 +496,7 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
         .get_all_by_label("Remove")
         .next()
         .expect("a Remove")
-        .click();
+        .click_accesskit();
     wait_until(&mut harness, "the removal", |app| {
         app.suppression_total() == Some(2)
     });
@@ -515,7 +515,7 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
         .get_all_by_label("Remove")
         .next()
         .expect("a Remove")
-        .click();
+        .click_accesskit();
     for _ in 0..5 {
         harness.step();
     }
@@ -523,7 +523,7 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
         harness.query_by_label("Mail again").is_some(),
         "no confirmation asked"
     );
-    harness.get_by_label("Keep").click();
+    harness.get_by_label("Keep").click_accesskit();
     for _ in 0..5 {
         harness.step();
     }
@@ -535,7 +535,7 @@ fn the_suppression_view_searches_adds_removes_and_exports() {
     harness
         .get_by_label("Export to")
         .type_text(&to.to_string_lossy());
-    harness.get_by_label("Export CSV").click();
+    harness.get_by_label("Export CSV").click_accesskit();
     wait_until(&mut harness, "the export", |_| to.exists());
     let deadline = Instant::now() + LIMIT;
     while harness
@@ -618,7 +618,7 @@ fn a_red_dns_finding_asks_before_start_and_send_anyway_sends() {
     let mut harness = harness(&dir.db, Some(&dir.campaign));
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_until(&mut harness, "the question", |app| {
         app.is_asking_to_send_anyway()
     });
@@ -639,7 +639,7 @@ fn a_red_dns_finding_asks_before_start_and_send_anyway_sends() {
             >= 1,
         "the record to publish is shown"
     );
-    harness.get_by_label("Cancel").click();
+    harness.get_by_label("Cancel").click_accesskit();
     harness.run_steps(3);
     for _ in 0..20 {
         harness.step();
@@ -648,11 +648,11 @@ fn a_red_dns_finding_asks_before_start_and_send_anyway_sends() {
     assert!(!harness.state().is_running());
     assert_eq!(smtp.received_count(), 0, "Cancel sent mail");
 
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_until(&mut harness, "the question again", |app| {
         app.is_asking_to_send_anyway()
     });
-    harness.get_by_label("Send anyway").click();
+    harness.get_by_label("Send anyway").click_accesskit();
     wait_until(&mut harness, "the mail", |_| smtp.received_count() == 3);
 }
 
@@ -673,20 +673,20 @@ fn resend_failed_makes_the_same_checks_and_asks_again() {
     let mut harness = harness(&dir.db, Some(&dir.campaign));
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_until(&mut harness, "the question", |app| {
         app.is_asking_to_send_anyway()
     });
-    harness.get_by_label("Send anyway").click();
+    harness.get_by_label("Send anyway").click_accesskit();
     wait_until(&mut harness, "the first run to end", |app| {
         let c = app.counts();
         !app.is_running() && c.sent == 2 && c.failed == 1
     });
-    harness.get_by_label("Resend failed (1)").click();
+    harness.get_by_label("Resend failed (1)").click_accesskit();
     wait_until(&mut harness, "the question before the resend", |app| {
         app.is_asking_to_send_anyway()
     });
-    harness.get_by_label("Cancel").click();
+    harness.get_by_label("Cancel").click_accesskit();
     for _ in 0..20 {
         harness.step();
         std::thread::sleep(Duration::from_millis(20));

@@ -88,7 +88,7 @@ fn every_tab_draws_before_a_campaign_is_open() {
         ("Results", Tab::Results),
     ] {
         // The harness panics on a glyph its fonts lack, as debug builds do.
-        harness.get_by_label(label).click();
+        harness.get_by_label(label).click_accesskit();
         harness.run_steps(3);
         assert_eq!(harness.state().tab(), tab, "the {label} tab is shown");
         assert!(harness.state().campaign_path().is_none());

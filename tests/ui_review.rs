@@ -62,7 +62,7 @@ fn click(harness: &mut Harness<'_, HeraldApp>, label: &str, nth: usize) {
         .get_all_by_label(label)
         .nth(nth)
         .unwrap_or_else(|| panic!("no button {label:?} #{nth}"))
-        .click();
+        .click_accesskit();
     harness.step();
 }
 

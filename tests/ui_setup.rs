@@ -110,7 +110,7 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_for_label(&mut harness, "Send anyway?");
     // Red, the reason it asks; then amber, listed without being the reason.
     for warning in [
@@ -131,7 +131,7 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
     assert!(!harness.state().is_running());
     assert_eq!(harness.state().counts().sent, 0);
 
-    harness.get_by_label("Send anyway").click();
+    harness.get_by_label("Send anyway").click_accesskit();
     wait_until(&mut harness, "the run", |app| {
         !app.is_running() && app.counts().sent == 3
     });
@@ -146,7 +146,7 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
 }
 
 fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click();
+    harness.get_by_label(tab).click_accesskit();
     harness.run_steps(2);
 }
 
@@ -174,7 +174,7 @@ fn the_mailbox_and_the_endpoint_are_set_up_in_fields_and_saved_into_the_file() {
     assert!(harness.query_by_label("Check mailbox").is_none());
     harness
         .get_by_label("Mailbox and unsubscribe settings")
-        .click();
+        .click_accesskit();
     harness.run_steps(2);
     assert!(!harness.state().is_dirty());
 
@@ -235,8 +235,9 @@ fn the_mailbox_and_the_endpoint_are_set_up_in_fields_and_saved_into_the_file() {
 }
 
 /// Issue #20, item 4: "Open HTML file…" loads a newsletter exported from a design tool; its
-/// local images are copied beside the campaign and go out as inline parts the HTML shows by
-/// `cid:`, the remote one stays a link, and the missing one is named.
+/// local images (an `<img>`, and a CSS `background-image:url(…)` as design tools write) are
+/// copied beside the campaign and go out as inline parts the HTML shows by `cid:`, the remote
+/// one stays a link, and the missing one is named.
 #[test]
 fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
     let server = SmtpServer::start();
@@ -249,10 +250,12 @@ fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
     std::fs::create_dir(export.path().join("images")).unwrap();
     let logo = b"\x89PNG\r\n\x1a\n a logo, as far as this test cares";
     std::fs::write(export.path().join("images/logo.png"), logo).unwrap();
+    std::fs::write(export.path().join("images/hero.png"), b"\x89PNG a hero").unwrap();
     let newsletter = export.path().join("newsletter.html");
     std::fs::write(
         &newsletter,
         "<html><body><img src=\"images/logo.png\" alt=\"Acme\">\
+         <td style=\"background-image:url(images/hero.png);height:200px\"></td>\
          <p>Hello {{ first_name }}</p><img src=\"https://cdn.acme.example/banner.png\">\
          <img src=\"images/gone.png\"></body></html>",
     )
@@ -270,12 +273,20 @@ fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
                 ))
         });
     opened(&mut harness);
-    harness.get_by_label("Open HTML file…").click();
+    harness.get_by_label("Open HTML file…").click_accesskit();
     wait_until(&mut harness, "the newsletter in the HTML body", |app| {
         app.document().html.contains("cid:logo.png")
     });
     let document = harness.state().document().clone();
-    assert_eq!(document.raw.message.inline, vec!["logo.png".to_string()]);
+    assert_eq!(
+        document.raw.message.inline,
+        vec!["logo.png".to_string(), "hero.png".to_string()]
+    );
+    assert!(
+        document.html.contains("url(cid:hero.png)"),
+        "{}",
+        document.html
+    );
     assert!(
         document
             .html
@@ -283,7 +294,7 @@ fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
     );
     assert!(document.html.contains("src=\"images/gone.png\""));
     assert_eq!(std::fs::read(dir.path().join("logo.png")).unwrap(), logo);
-    wait_for_label(&mut harness, "1 image copied into the campaign folder");
+    wait_for_label(&mut harness, "2 images copied into the campaign folder");
     assert!(
         harness.query_by_label_contains("images/gone.png").is_some(),
         "the missing image is not named"
@@ -299,5 +310,7 @@ fn open_html_file_brings_a_newsletter_in_with_its_images_inline() {
     let message = String::from_utf8_lossy(&received[0].data).replace("=\r\n", "");
     assert!(message.contains("Content-ID: <logo.png>"), "{message}");
     assert!(message.contains("cid:logo.png"), "{message}");
+    assert!(message.contains("Content-ID: <hero.png>"), "{message}");
+    assert!(message.contains("url(cid:hero.png)"), "{message}");
     assert!(message.contains("https://cdn.acme.example/banner.png"));
 }

@@ -143,7 +143,7 @@ fn publish_window(folder: &Folder) -> Harness<'static, HeraldApp> {
     crate::support::window::wait_until(&mut harness, "the campaign to open", |app| {
         app.campaign_path().is_some()
     });
-    harness.get_by_label("Publish").click();
+    harness.get_by_label("Publish").click_accesskit();
     harness.run_steps(2);
     harness
 }
@@ -164,11 +164,11 @@ fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
 }
 
 /// Scrolls the Publish page to the button labelled `label` (below a run's figures it starts
-/// out of view), then clicks it where it is drawn.
+/// out of view), then clicks it.
 fn click_in_view(harness: &mut Harness<'_, HeraldApp>, label: &str) {
     harness.get_by_label(label).scroll_to_me();
     harness.run_steps(3);
-    harness.get_by_label(label).click();
+    harness.get_by_label(label).click_accesskit();
 }
 
 /// Presses "Sign in", plays the browser on the address the window opened, and waits for the
@@ -291,7 +291,7 @@ fn a_sign_in_refused_during_a_run_pauses_it_the_window_says_sign_in_again_and_re
         // The campaign has no DKIM: a first send asks first.
         if harness.state().is_asking_to_send_anyway() {
             harness.step();
-            harness.get_by_label("Send anyway").click();
+            harness.get_by_label("Send anyway").click_accesskit();
             continue;
         }
         let paused = harness.state().progress().is_some_and(|progress| {

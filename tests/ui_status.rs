@@ -93,7 +93,7 @@ fn opened(harness: &mut Harness<'_, HeraldApp>) {
 }
 
 fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click();
+    harness.get_by_label(tab).click_accesskit();
     harness.run_steps(2);
 }
 
@@ -118,7 +118,7 @@ fn a_failure_reads_the_same_on_publish_and_results_and_import_warns_first() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Recipients");
-    harness.get_by_label("Import").click();
+    harness.get_by_label("Import").click_accesskit();
     wait_until(&mut harness, "the import", |app| app.counts().total() == 3);
     assert!(
         shows(&harness, "1 address has non-ASCII characters before the @"),
@@ -132,7 +132,9 @@ fn a_failure_reads_the_same_on_publish_and_results_and_import_warns_first() {
         !app.is_running() && app.counts().failed == 1 && app.counts().sent == 2
     });
     const CLASS: &str = "non-ASCII address: the server has no SMTPUTF8 (x.6.7)";
-    harness.get_by_label_contains("Latest errors").click();
+    harness
+        .get_by_label_contains("Latest errors")
+        .click_accesskit();
     harness.run_steps(2);
     assert!(shows(&harness, CLASS), "Publish names the class");
 
@@ -152,7 +154,7 @@ fn a_duplicate_names_the_file_it_repeats() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Recipients");
-    harness.get_by_label("Import").click();
+    harness.get_by_label("Import").click_accesskit();
     wait_until(&mut harness, "the table", |app| {
         app.table_total() == 3 && app.table_row(2).is_some()
     });
@@ -203,7 +205,7 @@ fn the_library_shows_each_status_and_renames_a_campaign_keeping_its_state() {
     harness.get_by_label("Find").focus();
     harness.get_by_label("Find").type_text("spri");
     harness.run_steps(2);
-    harness.get_by_label("Rename").click();
+    harness.get_by_label("Rename").click_accesskit();
     harness.run_steps(2);
     let rename_to = |harness: &mut Harness<'_, HeraldApp>, from: &str, to: &str| {
         let field = |harness: &Harness<'_, HeraldApp>, text: Option<&str>| {
@@ -221,7 +223,7 @@ fn the_library_shows_each_status_and_renames_a_campaign_keeping_its_state() {
         harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
         field(harness, Some(to));
         harness.step();
-        harness.get_by_label("OK").click();
+        harness.get_by_label("OK").click_accesskit();
         harness.run_steps(2);
     };
     rename_to(&mut harness, "spring", "taken");
@@ -284,7 +286,7 @@ fn the_results_export_has_iso_times_and_the_lists_own_columns() {
         "Export every recipient's outcome to",
         &out.to_string_lossy(),
     );
-    harness.get_by_label("Export CSV").click();
+    harness.get_by_label("Export CSV").click_accesskit();
     wait_until(&mut harness, "the export", |_| out.exists());
     let csv = std::fs::read_to_string(&out).expect("csv");
     let lines: Vec<&str> = csv.lines().collect();
@@ -318,10 +320,10 @@ fn a_suppression_list_is_imported_from_the_window() {
         .query_all_by_label("Suppression list")
         .next()
         .expect("the tab")
-        .click();
+        .click_accesskit();
     harness.run_steps(2);
     type_into(&mut harness, "Add from file", &file.to_string_lossy());
-    harness.get_by_label("Add addresses").click();
+    harness.get_by_label("Add addresses").click_accesskit();
     wait_until(&mut harness, "the import", |app| {
         app.suppression_total() == Some(2)
     });
@@ -345,7 +347,7 @@ fn preview_before_any_list_shows_a_labelled_sample_recipient() {
     opened(&mut harness);
     harness
         .get_by_role_and_label(egui::accesskit::Role::Button, "Preview")
-        .click();
+        .click_accesskit();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !shows(&harness, "Hello [first_name]") {
         assert!(
@@ -372,7 +374,7 @@ fn insert_field_offers_a_fallback_for_empty_values() {
         .query_all_by_label("Insert field")
         .next()
         .expect("the subject's Insert field")
-        .click();
+        .click_accesskit();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while harness
         .query_by_label("If a recipient's value is empty, write")
@@ -389,7 +391,7 @@ fn insert_field_offers_a_fallback_for_empty_values() {
         .get_by_label("If a recipient's value is empty, write")
         .type_text("there");
     harness.step();
-    harness.get_by_label("first_name").click();
+    harness.get_by_label("first_name").click_accesskit();
     harness.run_steps(2);
     assert_eq!(
         harness.state().document().raw.message.subject.as_deref(),

@@ -33,7 +33,7 @@ fn opened(harness: &mut Harness<'_, HeraldApp>) {
 }
 
 fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click();
+    harness.get_by_label(tab).click_accesskit();
     harness.run_steps(2);
 }
 
@@ -172,7 +172,7 @@ fn clearing_the_text_body_means_it_is_derived_from_the_html() {
 
     harness
         .get_by_role_and_label(egui::accesskit::Role::Button, "Preview")
-        .click();
+        .click_accesskit();
     wait_for_label(&mut harness, "Hello Name0");
     assert!(
         harness.query_by_label_contains("Old plain").is_none(),
@@ -181,7 +181,7 @@ fn clearing_the_text_body_means_it_is_derived_from_the_html() {
 
     click_tab(&mut harness, "Campaigns");
     wait_for_label(&mut harness, "Duplicate");
-    harness.get_by_label("Duplicate").click();
+    harness.get_by_label("Duplicate").click_accesskit();
     wait_until(&mut harness, "the copy to open", |app| {
         app.campaign_path()
             .is_some_and(|path| path.to_string_lossy().ends_with("-2.toml"))
@@ -217,7 +217,7 @@ fn closing_with_unsaved_edits_asks_and_save_changes_saves_before_closing() {
             .query_by_label_contains("has changes that are not saved yet")
             .is_some()
     );
-    harness.get_by_label("Keep editing").click();
+    harness.get_by_label("Keep editing").click_accesskit();
     harness.run_steps(2);
     assert_eq!(harness.state().closing(), Closing::Open);
     assert!(harness.state().is_dirty());
@@ -225,7 +225,7 @@ fn closing_with_unsaved_edits_asks_and_save_changes_saves_before_closing() {
     request_close(&mut harness);
     assert!(close_cancelled(&harness));
     wait_for_label(&mut harness, "Save changes");
-    harness.get_by_label("Save changes").click();
+    harness.get_by_label("Save changes").click_accesskit();
     wait_until(&mut harness, "the window to close", |app| {
         app.closing() == Closing::Closed
     });
@@ -254,7 +254,9 @@ fn closing_during_a_run_says_what_happens_and_stops_it_first() {
     assert!(close_cancelled(&harness), "the close was not held back");
     wait_for_label(&mut harness, "A send is under way");
     assert!(harness.query_by_label_contains("Resume sending").is_some());
-    harness.get_by_label("Close and stop sending").click();
+    harness
+        .get_by_label("Close and stop sending")
+        .click_accesskit();
     wait_until(&mut harness, "the window to close", |app| {
         app.closing() == Closing::Closed
     });
@@ -263,6 +265,58 @@ fn closing_during_a_run_says_what_happens_and_stops_it_first() {
     assert_eq!(counts.sending, 0, "{counts:?}");
     assert!(counts.pending > 0, "the run was not stopped: {counts:?}");
     assert_eq!(server.received_count() as u64, counts.sent);
+}
+
+/// Issue #20, item 2: closing during a run with unsaved edits asked "Save changes / Discard
+/// changes / Keep editing" without saying that either way the send stops. The buttons say it,
+/// and "Save changes and stop sending" saves, stops the run and closes.
+#[test]
+fn closing_during_a_run_with_unsaved_edits_says_the_send_stops_too() {
+    let server = SmtpServer::builder()
+        .rule(|_| Reply::SlowData(Duration::from_millis(60)))
+        .start();
+    let dir = campaign(
+        &addresses(60),
+        &[RelayConf::new("main", server.port())],
+        "connections = 1",
+    );
+    let mut harness = harness(&dir);
+    opened(&mut harness);
+    click_tab(&mut harness, "Publish");
+    start(&mut harness);
+    wait_until(&mut harness, "some messages", |app| app.counts().sent >= 3);
+    click_tab(&mut harness, "Compose");
+    harness.get_by_label("Subject").focus();
+    harness.get_by_label("Subject").type_text(" and more");
+    harness.step();
+    assert!(harness.state().is_dirty());
+
+    request_close(&mut harness);
+    assert!(close_cancelled(&harness), "the close was not held back");
+    wait_for_label(&mut harness, "Save changes and stop sending");
+    assert!(
+        harness
+            .query_by_label_contains("A send is under way")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label("Discard changes and stop sending")
+            .is_some()
+    );
+    assert!(harness.query_by_label("Keep editing and sending").is_some());
+    assert!(harness.query_by_label("Save changes").is_none());
+    harness
+        .get_by_label("Save changes and stop sending")
+        .click_accesskit();
+    wait_until(&mut harness, "the window to close", |app| {
+        app.closing() == Closing::Closed
+    });
+    let counts = harness.state().counts();
+    assert!(!harness.state().is_running());
+    assert!(counts.pending > 0, "the run was not stopped: {counts:?}");
+    let saved = std::fs::read_to_string(&dir.campaign).unwrap();
+    assert!(saved.contains("and more"), "{saved}");
 }
 
 /// Issue #20, item 2: a stop held up by a relay that stopped answering can be cut short.
@@ -283,12 +337,14 @@ fn close_now_does_not_wait_for_a_relay_that_stopped_answering() {
     });
     request_close(&mut harness);
     wait_for_label(&mut harness, "Close and stop sending");
-    harness.get_by_label("Close and stop sending").click();
+    harness
+        .get_by_label("Close and stop sending")
+        .click_accesskit();
     wait_for_label(&mut harness, "Stopping the send");
     assert_eq!(harness.state().closing(), Closing::Stopping);
     // The dialog is centred again once its new, shorter content was measured.
     harness.run_steps(2);
-    harness.get_by_label("Close now").click();
+    harness.get_by_label("Close now").click_accesskit();
     harness.run_steps(3);
     assert_eq!(harness.state().closing(), Closing::Closed);
     assert!(
@@ -319,7 +375,7 @@ fn resend_failed_uses_the_relay_on_screen_and_an_old_relay_test_is_not_shown() {
     let mut harness = harness(&dir);
     opened(&mut harness);
     click_tab(&mut harness, "Publish");
-    harness.get_by_label("Test connection").click();
+    harness.get_by_label("Test connection").click_accesskit();
     wait_for_label(&mut harness, "connected to");
     start(&mut harness);
     wait_until(&mut harness, "the first run", |app| {
@@ -342,7 +398,7 @@ fn resend_failed_uses_the_relay_on_screen_and_an_old_relay_test_is_not_shown() {
             .is_some()
     );
 
-    harness.get_by_label("Resend failed (2)").click();
+    harness.get_by_label("Resend failed (2)").click_accesskit();
     wait_until(&mut harness, "the resend", |app| {
         !app.is_running() && app.counts().sent == 6
     });
@@ -370,7 +426,7 @@ fn problems_are_found_again_after_the_list_is_imported() {
     }
     std::fs::write(dir.path().join("list.csv"), csv).unwrap();
     click_tab(&mut harness, "Recipients");
-    harness.get_by_label("Import").click();
+    harness.get_by_label("Import").click_accesskit();
     wait_until(&mut harness, "the import", |app| app.counts().pending == 4);
     wait_until(&mut harness, "the problem to go", |app| {
         !app.problems()
@@ -418,7 +474,7 @@ fn pause_stop_and_duplicate_leave_no_contradicting_status() {
             .query_by_label_contains("wait out a retry delay and are retried by this run")
             .is_some()
     );
-    harness.get_by_label("Pause").click();
+    harness.get_by_label("Pause").click_accesskit();
     wait_until(&mut harness, "the pause", |app| {
         app.progress().is_some_and(|p| {
             matches!(p.state, herald::engine::RunState::Paused { .. }) && p.counts.sending == 0
@@ -432,7 +488,7 @@ fn pause_stop_and_duplicate_leave_no_contradicting_status() {
             .is_some()
     );
 
-    harness.get_by_label("Stop").click();
+    harness.get_by_label("Stop").click_accesskit();
     wait_until(&mut harness, "the stop", |app| !app.is_running());
     assert!(harness.query_by_label_contains("msg/s").is_none());
     assert!(harness.query_by_label("last run stopped").is_some());
@@ -448,7 +504,7 @@ fn pause_stop_and_duplicate_leave_no_contradicting_status() {
 
     click_tab(&mut harness, "Campaigns");
     wait_for_label(&mut harness, "Duplicate");
-    harness.get_by_label("Duplicate").click();
+    harness.get_by_label("Duplicate").click_accesskit();
     wait_until(&mut harness, "the copy to open", |app| {
         app.campaign_path()
             .is_some_and(|path| path.to_string_lossy().ends_with("-2.toml"))
@@ -478,9 +534,9 @@ fn the_subject_inserts_fields_and_a_new_campaign_finds_the_email_column_itself()
         .get_all_by_label("Insert field")
         .next()
         .unwrap()
-        .click();
+        .click_accesskit();
     wait_for_label(&mut harness, "first_name");
-    harness.get_by_label("first_name").click();
+    harness.get_by_label("first_name").click_accesskit();
     harness.run_steps(2);
     assert_eq!(
         harness.state().document().raw.message.subject.as_deref(),
@@ -489,7 +545,7 @@ fn the_subject_inserts_fields_and_a_new_campaign_finds_the_email_column_itself()
 
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::N);
     wait_for_label(&mut harness, "Discard changes");
-    harness.get_by_label("Discard changes").click();
+    harness.get_by_label("Discard changes").click_accesskit();
     wait_until(&mut harness, "the new campaign", |app| {
         app.campaign_path().is_none()
     });

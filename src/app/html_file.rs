@@ -1,7 +1,8 @@
 //! "Open HTML file…" (issue #20): a newsletter exported from a design tool becomes the
 //! campaign's HTML body. The images it names by a local path (`<img src="images/logo.png">`,
-//! `<td background="bg.jpg">`, relative to the HTML file) are copied into the campaign's folder
-//! and become inline parts: the reference turns into `cid:NAME` and NAME joins
+//! each candidate of a `srcset`, `<td background="bg.jpg">`, CSS `url(images/hero.png)` in a
+//! `style` attribute or a `<style>` block; relative to the HTML file) are copied into the
+//! campaign's folder and become inline parts: the reference turns into `cid:NAME` and NAME joins
 //! `message.inline`, the way the campaign's own inline images already work (the Content-ID is
 //! the file name, `compose`). Remote (`http:`, `https:`), `cid:` and `data:` references and
 //! template expressions stay as written; a file that is not there is named, never guessed at.
@@ -213,8 +214,10 @@ fn safe_name(path: &Path) -> String {
     }
 }
 
-/// Where the values of the attributes that load images are: `src` of `<img>` (and
-/// `<input type="image">`), `background` of any element. Byte ranges into `html`, in order.
+/// Where the images the HTML loads are named: `src` of `<img>` (and `<input type="image">`),
+/// `background` of any element, each candidate of a `srcset`, and each CSS `url(…)` naming an
+/// image in a `style` attribute or a `<style>` block (`background-image:url(images/hero.png)`,
+/// as design tools export). Byte ranges into `html`, in order.
 fn image_references(html: &str) -> Vec<Range<usize>> {
     let bytes = html.as_bytes();
     let mut found = Vec::new();
@@ -227,27 +230,36 @@ fn image_references(html: &str) -> Vec<Range<usize>> {
                 .map_or(bytes.len(), |end| start + end + 3);
             continue;
         }
-        index = tag_attributes(bytes, start + 1, &mut found);
+        let (end, opens_style) = tag_attributes(html, start + 1, &mut found);
+        index = end;
+        if opens_style {
+            // The style sheet runs to `</style` (HTML's raw text element: no tags inside).
+            let close = find_ignoring_case(bytes, end, b"</style").unwrap_or(bytes.len());
+            css_urls(html, end..close, &mut found);
+            index = close;
+        }
     }
     found
 }
 
-/// Reads one tag from just after its `<`, pushing the image attributes' value ranges; returns
-/// where the tag ends.
-fn tag_attributes(bytes: &[u8], from: usize, found: &mut Vec<Range<usize>>) -> usize {
+/// Reads one tag from just after its `<`, pushing the image references in its attributes;
+/// returns where the tag ends and whether it opens a `<style>` block.
+fn tag_attributes(html: &str, from: usize, found: &mut Vec<Range<usize>>) -> (usize, bool) {
+    let bytes = html.as_bytes();
     let name_end = scan(bytes, from, |b| b.is_ascii_alphanumeric());
     let tag = &bytes[from..name_end];
     if tag.is_empty() {
         // `</p>`, `<!DOCTYPE …>`: nothing to read in it.
-        return scan(bytes, from, |b| b != b'>');
+        return (scan(bytes, from, |b| b != b'>'), false);
     }
+    let opens_style = tag.eq_ignore_ascii_case(b"style");
     let loads_src = tag.eq_ignore_ascii_case(b"img") || tag.eq_ignore_ascii_case(b"input");
     let mut at = name_end;
     loop {
         at = scan(bytes, at, |b| b.is_ascii_whitespace() || b == b'/');
         match bytes.get(at) {
-            None => return at,
-            Some(b'>') => return at + 1,
+            None => return (at, opens_style),
+            Some(b'>') => return (at + 1, opens_style),
             Some(_) => {}
         }
         let attr_end = scan(bytes, at, |b| {
@@ -273,12 +285,93 @@ fn tag_attributes(bytes: &[u8], from: usize, found: &mut Vec<Range<usize>>) -> u
                 value
             }
         };
-        let wanted = (loads_src && attr.eq_ignore_ascii_case(b"src"))
-            || attr.eq_ignore_ascii_case(b"background");
-        if wanted {
+        if (loads_src && attr.eq_ignore_ascii_case(b"src"))
+            || attr.eq_ignore_ascii_case(b"background")
+        {
             found.push(value);
+        } else if attr.eq_ignore_ascii_case(b"srcset") {
+            srcset_urls(bytes, value, found);
+        } else if attr.eq_ignore_ascii_case(b"style") {
+            css_urls(html, value, found);
         }
     }
+}
+
+/// The URL of each candidate in a `srcset` value (`a.png 1x, b@2x.png 2x`), as the HTML
+/// standard splits it: a URL is a run of non-space characters (a trailing comma ends the
+/// candidate), then descriptors up to the next comma.
+fn srcset_urls(bytes: &[u8], value: Range<usize>, found: &mut Vec<Range<usize>>) {
+    let mut at = value.start;
+    while at < value.end {
+        at = scan(bytes, at, |b| b.is_ascii_whitespace() || b == b',').min(value.end);
+        if at >= value.end {
+            return;
+        }
+        let url_end = scan(bytes, at, |b| !b.is_ascii_whitespace()).min(value.end);
+        let mut end = url_end;
+        while end > at && bytes.get(end - 1) == Some(&b',') {
+            end -= 1;
+        }
+        if end > at {
+            found.push(at..end);
+        }
+        at = if end < url_end {
+            url_end
+        } else {
+            scan(bytes, url_end, |b| b != b',').min(value.end)
+        };
+    }
+}
+
+/// The images named by CSS `url(…)` in `html[within]`: the URL inside, without its quotes
+/// (`"`, `'`, or the `&quot;` an attribute may carry them as). Only names that look like an
+/// image count, so a font or an imported style sheet is never made an inline image.
+fn css_urls(html: &str, within: Range<usize>, found: &mut Vec<Range<usize>>) {
+    let bytes = html.as_bytes();
+    let mut at = within.start;
+    while let Some(open) = find_ignoring_case(bytes, at, b"url(").filter(|&o| o < within.end) {
+        let mut start = scan(bytes, open + 4, |b| b.is_ascii_whitespace());
+        let rest = html.get(start..within.end).unwrap_or_default();
+        let close = if let Some(quote) = ["&quot;", "&#39;", "&apos;", "\"", "'"]
+            .into_iter()
+            .find(|quote| rest.starts_with(quote))
+        {
+            start += quote.len();
+            html.get(start..within.end)
+                .and_then(|rest| rest.find(quote))
+                .map(|offset| start + offset)
+        } else {
+            rest.find(')').map(|offset| start + offset)
+        };
+        let Some(close) = close else {
+            return;
+        };
+        let end = start + html.get(start..close).unwrap_or_default().trim_end().len();
+        if html.get(start..end).is_some_and(names_an_image) {
+            found.push(start..end);
+        }
+        at = close.max(open + 4);
+    }
+}
+
+/// Whether a URL's file name ends as an image's does (query and fragment aside).
+fn names_an_image(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let lower = path.to_ascii_lowercase();
+    [
+        ".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp", ".avif", ".ico",
+    ]
+    .iter()
+    .any(|extension| lower.ends_with(extension))
+}
+
+/// Where `needle` (lower-case ASCII) first occurs in `bytes` from `from`, ignoring case.
+fn find_ignoring_case(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle))
+        .map(|offset| from + offset)
 }
 
 /// The first index from `from` whose byte does not satisfy `keep` (or the end).
@@ -325,6 +418,37 @@ mod tests {
                 vec!["spaced.png", ""],
             ),
             ("<p>1 < 2</p><img src=\"é.png\">", vec!["é.png"]),
+            // srcset: each candidate's URL, descriptors and commas aside.
+            (
+                r#"<img srcset="a.png 1x, b@2x.png 2x,c.png">"#,
+                vec!["a.png", "b@2x.png", "c.png"],
+            ),
+            (
+                r#"<source srcset="s.webp, https://cdn.example/x.png 600w">"#,
+                vec!["s.webp", "https://cdn.example/x.png"],
+            ),
+            // CSS url() in style attributes, quoted or not, and in <style> blocks.
+            (
+                r#"<td style="background-image:url(images/hero.png);color:red">"#,
+                vec!["images/hero.png"],
+            ),
+            (
+                r#"<div style='background: URL( "a b.jpg" ) no-repeat'>"#,
+                vec!["a b.jpg"],
+            ),
+            (
+                r#"<div style="background:url(&quot;q.gif&quot;)">"#,
+                vec!["q.gif"],
+            ),
+            (
+                "<style>\n.hero { background: url('bg.png'); }\n@font-face { src: url(f.woff2) }\n\
+                 </STYLE><p style=\"x\">url(not-css.png)</p>",
+                vec!["bg.png"],
+            ),
+            (
+                r#"<p style="color:red">url(text.png)</p><div style="background:url(https://x.example/r.png)">"#,
+                vec!["https://x.example/r.png"],
+            ),
         ] {
             assert_eq!(references(html), expected, "{html}");
         }
@@ -392,6 +516,48 @@ mod tests {
         let again = load_html(&file, campaign.path()).unwrap();
         assert_eq!(again, loaded);
         assert_eq!(std::fs::read_dir(campaign.path()).unwrap().count(), 3);
+    }
+
+    /// Issue #20: design tools put images in CSS and `srcset` too; each local one is copied
+    /// and named by `cid:`, remote ones and template expressions stay as written.
+    #[test]
+    fn images_in_css_and_srcset_are_copied_as_inline_parts() {
+        let export = tempfile::tempdir().unwrap();
+        let campaign = tempfile::tempdir().unwrap();
+        std::fs::create_dir(export.path().join("images")).unwrap();
+        for name in ["hero.png", "tile.jpg", "logo.png", "logo@2x.png"] {
+            std::fs::write(export.path().join("images").join(name), name).unwrap();
+        }
+        let html = r#"<style>
+.hero { background-image: url("images/tile.jpg"); }
+.far { background: url(https://cdn.example/far.png) }
+</style>
+<td style="background-image:url(images/hero.png);padding:0">
+<img src="images/logo.png" srcset="images/logo.png 1x, images/logo@2x.png 2x, {{ big }} 3x, images/none.png 4x">
+<div style="background:url({{ picture }})"></div>"#;
+        let file = export.path().join("index.html");
+        std::fs::write(&file, html).unwrap();
+
+        let loaded = load_html(&file, campaign.path()).unwrap();
+        assert_eq!(
+            loaded.inline,
+            vec!["tile.jpg", "hero.png", "logo.png", "logo-2x.png"]
+        );
+        assert_eq!(loaded.missing, vec!["images/none.png"]);
+        assert_eq!(
+            loaded.html,
+            r#"<style>
+.hero { background-image: url("cid:tile.jpg"); }
+.far { background: url(https://cdn.example/far.png) }
+</style>
+<td style="background-image:url(cid:hero.png);padding:0">
+<img src="cid:logo.png" srcset="cid:logo.png 1x, cid:logo-2x.png 2x, {{ big }} 3x, images/none.png 4x">
+<div style="background:url({{ picture }})"></div>"#
+        );
+        assert_eq!(
+            std::fs::read(campaign.path().join("logo-2x.png")).unwrap(),
+            b"logo@2x.png"
+        );
     }
 
     #[test]

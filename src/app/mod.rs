@@ -1,14 +1,16 @@
 //! The application layer: the use cases the window and the CLI both call, so each decision is
-//! made once — check a campaign, preview and test-send a recipient, the checks before a send
-//! (the bounce mailbox, the unsubscribe pull), starting runs, resending, the suppression list and
-//! its files, the library and results, signing in to OAuth2 grants. Front ends only parse, draw
-//! and print. Below it: `engine` (sending only), `inbox` (reading mail back), `unsubscribe` (the
-//! endpoint and its pull), and the leaves (`import`, `identity`, `tls`, `http`, `credentials`,
-//! `store`, ...), none of which imports this module. `service` is the window's adapter: a thread
-//! answering its requests by calling the same functions the CLI calls.
+//! made once — check a campaign and its DNS (`deliverability`), preview and test-send a
+//! recipient, the checks before a send (the bounce mailbox, the unsubscribe pull), starting runs,
+//! resending, the suppression list and its files, the library and results, signing in to OAuth2
+//! grants. Front ends only parse, draw and print. Below it: `engine` (sending only), `inbox`
+//! (reading mail back), `unsubscribe` (the endpoint and its pull), and the leaves (`import`,
+//! `identity`, `tls`, `http`, `credentials`, `store`, ...), none of which imports this module.
+//! `service` is the window's adapter: a thread answering its requests by calling the same
+//! functions the CLI calls.
 
 pub mod check;
 mod database;
+pub mod deliverability;
 mod error;
 pub mod held;
 pub mod html_file;

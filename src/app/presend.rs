@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use crate::app::check::Caution;
+use crate::app::deliverability::{self, Finding, Level};
 use crate::campaign::Campaign;
-use crate::dnsauth::{self, Finding};
 use crate::inbox::{self, Summary};
 use crate::store::Store;
 use crate::unsubscribe::pull::{self, PullReport};
@@ -40,7 +40,7 @@ impl BeforeStart {
     pub fn failed(&self) -> bool {
         matches!(self.mailbox, Some(Err(_)))
             || matches!(self.pulled, Some(Err(_)))
-            || dnsauth::blocking(&self.dns).next().is_some()
+            || deliverability::blocking(&self.dns).next().is_some()
             || self.blocking_cautions().next().is_some()
     }
 
@@ -48,7 +48,7 @@ impl BeforeStart {
     pub fn blocking_cautions(&self) -> impl Iterator<Item = &Caution> {
         self.cautions
             .iter()
-            .filter(|caution| self.first_send && caution.level == dnsauth::Level::Red)
+            .filter(|caution| self.first_send && caution.level == Level::Red)
     }
 }
 

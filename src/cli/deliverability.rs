@@ -1,11 +1,12 @@
 //! The one place the CLI prints the deliverability check's findings (issue #23): as lines for
-//! `herald check` and before `herald send`, and as JSON for `herald check --json`. The check
-//! itself is `dnsauth::check`; a red finding stops a send unless `--ignore-dns` is given.
+//! `herald check` and before `herald send`, and as JSON for `herald check --json`. The check,
+//! and which findings stop a send, are `app::deliverability`'s (the window's too); a red finding
+//! stops a send unless `--ignore-dns` is given.
 
 use std::io::Write;
 
+use crate::app::deliverability::{self, Finding, Level};
 use crate::campaign::Campaign;
-use crate::dnsauth::{self, Finding, Level};
 
 /// The words `check` already uses for its levels.
 fn word(level: Level) -> &'static str {
@@ -48,14 +49,10 @@ pub fn findings_json(findings: &[Finding]) -> serde_json::Value {
 /// Before a send: runs the check and prints what is not green. Returns the exit code when a red
 /// finding stops the send (`ignore` lets it go on).
 pub fn before_send(campaign: &Campaign, ignore: bool) -> std::io::Result<Option<i32>> {
-    let findings = dnsauth::check(campaign);
-    let worth_saying: Vec<Finding> = findings
-        .into_iter()
-        .filter(|finding| finding.level != Level::Green)
-        .collect();
+    let worth_saying = deliverability::worth_saying(deliverability::findings(campaign));
     let mut out = std::io::stdout().lock();
     write_findings(&mut out, &worth_saying)?;
-    let red = dnsauth::blocking(&worth_saying).count();
+    let red = deliverability::stopping(&worth_saying, false);
     if red == 0 {
         return Ok(None);
     }

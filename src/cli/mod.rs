@@ -460,12 +460,8 @@ fn open_database(db: Option<&Path>) -> Result<Database> {
 fn check(path: &Path, json: bool, ignore_dns: bool) -> Result<i32> {
     let campaign = load(path)?;
     let report = app::check(&campaign);
-    let findings = crate::dnsauth::check(&campaign);
-    let dns_problems = if ignore_dns {
-        0
-    } else {
-        crate::dnsauth::blocking(&findings).count()
-    };
+    let findings = app::deliverability::findings(&campaign);
+    let dns_problems = app::deliverability::stopping(&findings, ignore_dns);
     let problems = report.problems.len() + dns_problems;
     let mut out = std::io::stdout().lock();
     if json {

@@ -142,18 +142,21 @@ fn judge(dkim: &DkimPlan, name: &str, record: &str) -> (Finding, bool) {
             );
         }
     };
+    let (level, size_note, size_fix) = strength(&published);
     let ours = match &dkim.key {
         Ok(key) => key,
+        // Herald signs only with RSA keys of 2,048 bits or more, so a smaller published key
+        // is met here, with the campaign's key refused: its size is still the finding.
         Err(why) => {
             let finding = Finding {
-                level: Level::Amber,
+                level: level.max(Level::Amber),
                 ..base
             }
             .summary(format!(
-                "a {} key is published, but [dkim] private_key could not be read to compare: {why}",
+                "a {} key is published{size_note}, but [dkim] private_key could not be read to compare: {why}",
                 describe(&published)
             ))
-            .fix("fix [dkim] private_key; herald check names the problem");
+            .fix(size_fix.unwrap_or("fix [dkim] private_key; herald check names the problem"));
             return (finding, false);
         }
     };
@@ -165,16 +168,31 @@ fn judge(dkim: &DkimPlan, name: &str, record: &str) -> (Finding, bool) {
         )));
         return (finding, false);
     }
-    let (level, size_note, fix) = match &published {
-        PublicKey::Rsa { .. } if published.bits() < 1024 => (
+    let finding = Finding { level, ..base }.summary(format!(
+        "the record holds the campaign's key ({}){size_note}",
+        describe(&published)
+    ));
+    // A key too small to be read counts as no signature at all.
+    let verifies = level != Level::Red;
+    match size_fix {
+        Some(fix) => (finding.fix(fix), verifies),
+        None => (finding, verifies),
+    }
+}
+
+/// How strong a published key is: its level, a note for the summary, and the fix.
+fn strength(key: &PublicKey) -> (Level, &'static str, Option<&'static str>) {
+    const BIGGER: &str = "make an RSA key of 2,048 bits, sign with it and publish its record";
+    match key {
+        PublicKey::Rsa { .. } if key.bits() < 1024 => (
             Level::Red,
             "; receivers ignore RSA keys under 1,024 bits (RFC 8301 §3.2)",
-            Some("make an RSA key of 2,048 bits, sign with it and publish its record"),
+            Some(BIGGER),
         ),
-        PublicKey::Rsa { .. } if published.bits() < 2048 => (
+        PublicKey::Rsa { .. } if key.bits() < 2048 => (
             Level::Amber,
             "; RSA keys under 2,048 bits are considered weak (RFC 8301 §3.2 asks for 2,048)",
-            Some("make an RSA key of 2,048 bits, sign with it and publish its record"),
+            Some(BIGGER),
         ),
         PublicKey::Rsa { .. } => (Level::Green, "", None),
         PublicKey::Ed25519(_) => (
@@ -182,16 +200,6 @@ fn judge(dkim: &DkimPlan, name: &str, record: &str) -> (Finding, bool) {
             "; not every receiver verifies Ed25519 signatures (RFC 8463) yet, and where one does not, the mail counts as unsigned",
             Some("sign with an RSA key of 2,048 bits for now"),
         ),
-    };
-    let finding = Finding { level, ..base }.summary(format!(
-        "the record holds the campaign's key ({}){size_note}",
-        describe(&published)
-    ));
-    // A key too small to be read counts as no signature at all.
-    let verifies = level != Level::Red;
-    match fix {
-        Some(fix) => (finding.fix(fix), verifies),
-        None => (finding, verifies),
     }
 }
 

@@ -180,6 +180,15 @@ fn draw(
     for (uri, bytes) in &prepared.images {
         container.load_image_data(uri, bytes);
     }
+    // litehtml's preparation finds only `src` images; a CSS background (`url(cid:hero.png)`,
+    // as "Open HTML file…" writes for a design tool's export, issue #20) asks the container by
+    // the same `cid:` name, so every inline image is there under it too.
+    for image in &request.inline {
+        let uri = format!("cid:{}", image.content_id);
+        if !prepared.images.iter().any(|(loaded, _)| *loaded == uri) {
+            container.load_image_data(&uri, &image.bytes);
+        }
+    }
     let (drawn_width, height, cut) = {
         let mut document =
             litehtml::Document::from_html(&prepared.html, &mut container, None, Some(CLIENT_CSS))

@@ -124,6 +124,9 @@ pub enum Action {
     },
     /// Sign in to, or out of, an OAuth2 grant of the campaign (issue #22).
     SignIn(super::signin_ui::SignInAction),
+    /// Read the saved campaign's DNS deliverability findings (issue #23); the number of the
+    /// ask comes back with them.
+    CheckDns(u64),
 }
 
 /// What the views share for one frame: the campaign being edited and where its run stands.
@@ -218,6 +221,9 @@ pub struct HeraldApp {
     suppression: SuppressionView,
     dialogs: Dialogs,
     toasts: egui_notify::Toasts,
+    /// Toasts asked for since the last frame was drawn: laid out when drawn, to the window's
+    /// width then (text, icon, icon colour).
+    pending_toasts: Vec<(String, String, egui::Color32)>,
     /// The last toast shown, for tests (toasts are painted, not in the accessibility tree).
     last_toast: Option<String>,
     /// The window title last sent: sending a viewport command requests a repaint, so it is
@@ -278,7 +284,12 @@ impl HeraldApp {
             results: ResultsView::default(),
             suppression: SuppressionView::default(),
             dialogs: Dialogs::system(ctx.clone()),
-            toasts: egui_notify::Toasts::default(),
+            // Bottom right, above the status bar: at the top they covered the theme button
+            // and the preview's controls for their four seconds.
+            toasts: egui_notify::Toasts::default()
+                .with_anchor(egui_notify::Anchor::BottomRight)
+                .with_margin(egui::vec2(8.0, 40.0)),
+            pending_toasts: Vec::new(),
             last_toast: None,
             title: String::new(),
         };
@@ -430,13 +441,27 @@ impl HeraldApp {
     /// panic in a headless test, a box elsewhere): ours are plain characters, and the toast
     /// goes by itself.
     fn toast(&mut self, text: String, icon: &str, color: egui::Color32) {
-        // egui-notify lays a toast out on one line however long (issue #20: a long sentence ran
-        // off the window): the lines are broken here, at words.
-        self.toasts
-            .custom(wrapped(&text, TOAST_LINE_CHARS), icon.to_string(), color)
-            .closable(false)
-            .duration(Some(std::time::Duration::from_secs(4)));
+        self.pending_toasts
+            .push((text.clone(), icon.to_string(), color));
         self.last_toast = Some(text);
+    }
+
+    /// Draws the toasts, laying out new ones first. egui-notify lays a caption out on one line
+    /// however long (issue #20: a long sentence, then a long path, ran off the window): each
+    /// is handed over already broken into lines that fit the window, at spaces where it can
+    /// and inside a long word (a path, at its slashes) where it must.
+    fn toasts_ui(&mut self, ctx: &egui::Context) {
+        let width = toast_text_width(ctx.content_rect().width());
+        for (text, icon, color) in self.pending_toasts.drain(..) {
+            let font = egui::TextStyle::Body.resolve(&ctx.global_style());
+            let galley =
+                ctx.fonts_mut(|fonts| fonts.layout(text, font, egui::Color32::PLACEHOLDER, width));
+            self.toasts
+                .custom(egui::WidgetText::Galley(galley), icon, color)
+                .closable(false)
+                .duration(Some(std::time::Duration::from_secs(4)));
+        }
+        self.toasts.show(ctx);
     }
 
     /// Folds in what the service answered. Runs every frame, and while hidden.
@@ -536,7 +561,7 @@ impl eframe::App for HeraldApp {
             }
             self.apply(action);
         }
-        self.toasts.show(ui.ctx());
+        self.toasts_ui(ui.ctx());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -607,9 +632,16 @@ impl HeraldApp {
             self.status_bar_ui(ui);
         });
         egui::CentralPanel::default().show(ui, |ui| {
-            if !self.problems.is_empty() && !matches!(self.tab, Tab::Library | Tab::Suppression) {
-                self.problems_ui(ui);
-            }
+            // In a scope of its own, drawn or not: egui numbers a widget's id by the widgets
+            // drawn before it, so the Problems box coming and going as answers arrive would
+            // otherwise renumber every field below it, dropping the keyboard focus of the one
+            // being typed in (and a click pressed in that frame).
+            ui.push_id("problems", |ui| {
+                if !self.problems.is_empty() && !matches!(self.tab, Tab::Library | Tab::Suppression)
+                {
+                    self.problems_ui(ui);
+                }
+            });
             let columns = self.recipients.columns();
             let mut ctx = ViewContext {
                 doc: &mut self.doc,
@@ -638,48 +670,22 @@ impl HeraldApp {
     }
 }
 
-/// The longest line of a toast, in characters: about 500 points of the default font, which
-/// fits the smallest window Herald opens.
-pub const TOAST_LINE_CHARS: usize = 64;
-
-/// `text` broken into lines of at most `width` characters at spaces (a longer word stands
-/// alone on its line, cut nowhere).
-pub fn wrapped(text: &str, width: usize) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    for paragraph in text.lines() {
-        let mut line = String::new();
-        for word in paragraph.split(' ').filter(|word| !word.is_empty()) {
-            let needed =
-                line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
-            if !line.is_empty() && needed > width {
-                lines.push(std::mem::take(&mut line));
-            }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(word);
-        }
-        lines.push(line);
-    }
-    lines.join("\n")
+/// How wide a toast's text may be in a window `window_width` points wide: the window less
+/// egui-notify's margins (8 each side), padding (10 each side and after the icon) and icon
+/// (about a line high), and a line of about 500 points at most, which reads as a sentence.
+pub fn toast_text_width(window_width: f32) -> f32 {
+    const AROUND_POINTS: f32 = 2.0 * 8.0 + 3.0 * 10.0 + 24.0;
+    (window_width - AROUND_POINTS).clamp(60.0, 500.0)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::wrapped;
+    use super::toast_text_width;
 
     #[test]
-    fn toasts_break_long_sentences_at_words() {
-        assert_eq!(wrapped("Saved news.toml", 64), "Saved news.toml");
-        assert_eq!(wrapped("one two three", 7), "one two\nthree");
-        assert_eq!(wrapped("a verylongword b", 4), "a\nverylongword\nb");
-        let long =
-            "Another program holds the database; close it (or the other Herald) and try again.";
-        assert!(
-            wrapped(long, 64)
-                .lines()
-                .all(|line| line.chars().count() <= 64)
-        );
-        assert_eq!(wrapped(long, 64).replace('\n', " "), long);
+    fn toasts_are_as_wide_as_the_window_allows() {
+        assert_eq!(toast_text_width(1280.0), 500.0);
+        assert_eq!(toast_text_width(400.0), 330.0);
+        assert_eq!(toast_text_width(50.0), 60.0);
     }
 }

@@ -36,6 +36,10 @@ pub struct ComposeView {
     pub test_result: Option<Result<String, String>>,
     /// What the last "Open HTML file…" did (an error also when images were not found).
     pub html_loaded: Option<Result<String, String>>,
+    /// A newsletter came in (Open HTML file…, or a whole document pasted) while the campaign
+    /// has a Text body of its own, which the new HTML does not change (issue #20): said under
+    /// the HTML body until the Text body is cleared or the campaign changes.
+    pub text_kept: bool,
     attachment_path: String,
     /// An HTML file's path typed where no file chooser could open.
     html_path: String,
@@ -56,6 +60,7 @@ impl Default for ComposeView {
             test_to: String::new(),
             test_result: None,
             html_loaded: None,
+            text_kept: false,
             attachment_path: String::new(),
             html_path: String::new(),
             html_editor: EditorOptions::default(),
@@ -63,6 +68,24 @@ impl Default for ComposeView {
             fallback: String::new(),
         }
     }
+}
+
+/// The warning shown when a new newsletter leaves the campaign's own Text body as it was.
+pub const TEXT_KEPT: &str = "The Text body is still your own text, not the new newsletter: \
+     clear it to send text derived from the HTML.";
+
+/// Whether this frame pasted a whole HTML document (a newsletter copied from a design tool or
+/// a browser's source view) rather than a few words.
+fn pasted_a_newsletter(ui: &egui::Ui) -> bool {
+    ui.input(|input| {
+        input.events.iter().any(|event| match event {
+            egui::Event::Paste(pasted) => {
+                let lower = pasted.to_ascii_lowercase();
+                lower.contains("<html") || lower.contains("<body")
+            }
+            _ => false,
+        })
+    })
 }
 
 /// A labelled one-line text field bound to an optional campaign value.
@@ -129,6 +152,7 @@ impl ComposeView {
         self.preview = None;
         self.test_result = None;
         self.html_loaded = None;
+        self.text_kept = false;
         self.preview_index = 0;
     }
 
@@ -221,6 +245,7 @@ impl ComposeView {
             }
             None => {}
         }
+        self.text_kept_ui(ui, &mut ctx.doc.text);
         template_editor_ui(
             ui,
             "html_editor",
@@ -229,6 +254,13 @@ impl ComposeView {
             14,
             &mut self.html_editor,
         );
+        let html_edit = ui.make_persistent_id(("html_editor", "edit"));
+        if ui.memory(|memory| memory.has_focus(html_edit))
+            && pasted_a_newsletter(ui)
+            && !ctx.doc.text.trim().is_empty()
+        {
+            self.text_kept = true;
+        }
         ui.add_space(6.0);
         let text_label = ui
             .horizontal(|ui| {
@@ -245,6 +277,22 @@ impl ComposeView {
             8,
             &mut self.text_editor,
         );
+    }
+
+    /// Says plainly that the Text body is the marketer's own words, not the newsletter just
+    /// brought in, and offers to clear it (an empty Text body is derived from the HTML).
+    fn text_kept_ui(&mut self, ui: &mut egui::Ui, text: &mut String) {
+        if !self.text_kept || text.trim().is_empty() {
+            self.text_kept = false;
+            return;
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.colored_label(ui.visuals().warn_fg_color, TEXT_KEPT);
+            if ui.button("Clear the Text body").clicked() {
+                text.clear();
+                self.text_kept = false;
+            }
+        });
     }
 
     /// The attachments: each with Remove, and a file typed or chosen to add.

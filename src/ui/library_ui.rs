@@ -98,8 +98,8 @@ impl LibraryView {
                 ui.vertical_centered(|ui| {
                     ui.heading("No campaigns yet");
                     ui.label(
-                        "Choose a folder above and press Create for a ready campaign (message, \
-                         text version and an empty list), or open a campaign file you have.",
+                        "Choose a folder above and press Create for a ready campaign (a message \
+                         and an empty list), or open a campaign file you have.",
                     );
                 });
             }
@@ -143,7 +143,7 @@ impl LibraryView {
             let folder = self.new_folder.trim();
             if ui
                 .add_enabled(!folder.is_empty(), egui::Button::new("Create"))
-                .on_hover_text("Writes campaign.toml, body.html, body.txt and an empty list.csv")
+                .on_hover_text("Writes campaign.toml, body.html and an empty list.csv")
                 .clicked()
             {
                 actions.push(Action::NewCampaignIn(expand_home(folder)));

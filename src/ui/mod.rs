@@ -6,6 +6,7 @@
 
 mod app;
 mod compose_ui;
+mod deliverability_ui;
 pub mod dialogs;
 mod library_ui;
 mod publish_ui;

@@ -3,7 +3,8 @@
 //! per second, per-route figures, the latest errors, and one-click resend of failures. Owns the
 //! chart's history, the relay tests' answers and the passwords being typed. Also what comes
 //! back (issue #13): "Check mailbox" with its last result and any warning about the sender,
-//! and what Start checked first (the mailbox, the unsubscribe pull).
+//! and what Start checked first (the mailbox, the unsubscribe pull). The deliverability
+//! findings (issue #23) are `deliverability_ui.rs`'s section, drawn below the run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{Action, ViewContext};
+use super::deliverability_ui::DnsPanel;
 use super::signin_ui::{Scene, SignInPanel};
 use super::theme::{COMPLAINED, UNSUBSCRIBED, state_color};
 use crate::app::State;
@@ -40,18 +42,27 @@ pub struct PublishView {
     mailbox_password: String,
     /// Sign-in beside relays and the mailbox that name an OAuth2 grant (issue #22).
     pub signin: SignInPanel,
+    /// The "Deliverability (DNS)" section (issue #23).
+    pub dns: DnsPanel,
 }
 
 impl PublishView {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut ViewContext<'_>) -> Vec<Action> {
         let mut actions = Vec::new();
         self.signin.keep_current(ctx, &mut actions);
+        self.dns.keep_current(ctx, &mut actions);
         egui::ScrollArea::vertical()
             .id_salt("publish")
             .show(ui, |ui| {
-                run_ui(self, ui, ctx, &mut actions);
+                // Each section in a scope of its own: egui numbers a widget's id by the widgets
+                // drawn before it, so without one, the DNS findings arriving (a spinner turning
+                // into a list) would renumber every button below and a click pressed in that
+                // frame would reach no button.
+                ui.push_id("run", |ui| run_ui(self, ui, ctx, &mut actions));
                 ui.separator();
-                feedback_ui(self, ui, ctx, &mut actions);
+                ui.push_id("dns", |ui| self.dns.ui(ui, ctx, &mut actions));
+                ui.separator();
+                ui.push_id("feedback", |ui| feedback_ui(self, ui, ctx, &mut actions));
                 ui.separator();
                 ui.columns(2, |halves| {
                     let [left, right] = halves else {
@@ -84,6 +95,7 @@ impl PublishView {
         self.before_start = None;
         self.start_error = None;
         self.relay_tests.clear();
+        self.dns.reset();
         self.signin.reset()
     }
 
@@ -811,10 +823,10 @@ fn next_step_ui(ui: &mut egui::Ui, ctx: &ViewContext<'_>) {
     }
 }
 
-/// What Start did first: the DNS checked, the unsubscribes pulled and the mailbox read.
+/// What Start did first: the unsubscribes pulled and the mailbox read (the DNS it checked is
+/// in the Deliverability section).
 fn before_start_ui(ui: &mut egui::Ui, found: &BeforeStart) {
     cautions_ui(ui, &found.cautions);
-    dns_findings_ui(ui, &found.dns);
     match &found.pulled {
         Some(Ok(report)) => {
             ui.label(format!(
@@ -840,7 +852,7 @@ fn cautions_ui(ui: &mut egui::Ui, cautions: &[crate::app::check::Caution]) {
     ui.label("Before sending, the check found:");
     for caution in cautions {
         let color = match caution.level {
-            crate::dnsauth::Level::Red => ui.visuals().error_fg_color,
+            crate::app::deliverability::Level::Red => ui.visuals().error_fg_color,
             _ => ui.visuals().warn_fg_color,
         };
         ui.colored_label(color, &caution.text);
@@ -849,41 +861,6 @@ fn cautions_ui(ui: &mut egui::Ui, cautions: &[crate::app::check::Caution]) {
 
 /// What an unverified report is, for the window's hover texts (issue #21).
 pub const UNVERIFIED_HOVER: &str = "Reports that name a recipient without proving they concern your mail (no VERP tag, no keyed Message-ID): anyone who knows an address can write one, so they are held, not applied. Review them on the Suppression list page (Apply or Dismiss each), or with herald bounces CAMPAIGN.toml --apply-unverified";
-
-/// The deliverability check's findings (issue #23): one line each, green, amber or red, with
-/// the record seen and the fix for those that are not green.
-fn dns_findings_ui(ui: &mut egui::Ui, findings: &[crate::dnsauth::Finding]) {
-    use crate::dnsauth::Level;
-    if findings.is_empty() {
-        return;
-    }
-    ui.label("Before sending, the DNS receivers read:");
-    for finding in findings {
-        let color = match finding.level {
-            Level::Green => egui::Color32::from_rgb(0x2e, 0x8b, 0x57),
-            Level::Amber => ui.visuals().warn_fg_color,
-            Level::Red => ui.visuals().error_fg_color,
-        };
-        ui.colored_label(
-            color,
-            format!(
-                "{} {}: {}",
-                finding.mechanism.label(),
-                finding.subject,
-                finding.summary
-            ),
-        );
-        if finding.level == Level::Green {
-            continue;
-        }
-        if let Some(record) = &finding.record {
-            ui.small(format!("Record: {record}"));
-        }
-        if let Some(fix) = &finding.fix {
-            ui.small(format!("Fix: {fix}"));
-        }
-    }
-}
 
 /// The sentence a marketer reads about one mailbox check.
 pub fn summary_text(summary: &Summary) -> String {

@@ -143,7 +143,11 @@ impl RecipientsView {
         ui.horizontal(|ui| {
             let recipients = &mut ctx.doc.raw.recipients;
             list_file_ui(ui, recipients, actions);
-            self.email_column_ui(ui, recipients, actions);
+            // A field before the list's columns are known, a choice after: scoped, so the
+            // buttons after it keep their ids when the first rows arrive.
+            ui.push_id("email_column", |ui| {
+                self.email_column_ui(ui, recipients, actions);
+            });
             if ui.button("Show first rows").clicked() {
                 actions.push(Action::PeekCsv);
             }

@@ -38,13 +38,16 @@ fn openssl(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// Makes a key in `dir` ("pkcs1", "pkcs8" or "ed25519"): (PEM text, k=, p=).
+/// Makes a key in `dir` ("pkcs1", "pkcs8" or "ed25519"; "rsa1024" and "rsa512" for keys too
+/// small to sign with): (PEM text, k=, p=).
 pub fn make_key(dir: &Path, kind: &str) -> (Vec<u8>, &'static str, String) {
     use base64::Engine as _;
     let path = dir.join(format!("{kind}.pem"));
     let p = path.to_str().unwrap();
     match kind {
         "pkcs1" => openssl(&["genrsa", "-traditional", "-out", p, "2048"]),
+        "rsa1024" => openssl(&["genrsa", "-traditional", "-out", p, "1024"]),
+        "rsa512" => openssl(&["genrsa", "-traditional", "-out", p, "512"]),
         "pkcs8" => openssl(&[
             "genpkey",
             "-algorithm",

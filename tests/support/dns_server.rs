@@ -1,8 +1,11 @@
 //! An authoritative DNS server for Herald's integration tests: hickory-server with in-memory
 //! zones (`test.`, and `in-addr.arpa.` for reverse names), on 127.0.0.1 over real UDP and TCP,
 //! answering MX, A, CNAME, TXT and PTR records the test adds (null MX included; names not in a
-//! zone get NXDOMAIN, names outside both zones REFUSED). It counts the queries
-//! it receives so a test can prove how many lookups Herald made. Also a "silent" server that
+//! zone get NXDOMAIN, names outside every zone REFUSED). A record outside `test.` (a
+//! well-known provider's host, such as smtp.office365.com) gets a zone of its own, named by its
+//! last two labels, on this loopback server only. It counts the queries
+//! it receives so a test can prove how many lookups Herald made, and its zone can be replaced
+//! while it runs (a record fixed between two checks). Also a "silent" server that
 //! takes queries and never answers. Owns its thread and tokio runtime, like the SMTP server.
 //! Test-only.
 
@@ -40,7 +43,7 @@ fn name(text: &str) -> Name {
     }
 }
 
-/// The records of the `test.` zone. Every name must end in `.test`.
+/// The records the server answers: names in `test.`, or in a zone made for them.
 #[derive(Default, Clone)]
 pub struct Zone {
     records: Vec<Record>,
@@ -126,9 +129,12 @@ impl Zone {
 
 type Log = Arc<Mutex<Vec<(String, String)>>>;
 
+/// The zones being served; replaced whole by [`DnsServer::replace`].
+type Served = Arc<Mutex<Arc<Catalog>>>;
+
 /// Answers from the catalog, logging each query first.
 struct Counting {
-    catalog: Catalog,
+    catalog: Served,
     log: Log,
 }
 
@@ -155,8 +161,12 @@ impl RequestHandler for Counting {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push((queried, kind));
         }
-        self.catalog
-            .handle_request::<R, T>(request, response_handle)
+        let catalog = Arc::clone(&self.catalog.lock().unwrap_or_else(PoisonError::into_inner));
+        Box::pin(async move {
+            catalog
+                .handle_request::<R, T>(request, response_handle)
+                .await
+        })
     }
 }
 
@@ -164,6 +174,8 @@ impl RequestHandler for Counting {
 pub struct DnsServer {
     addr: SocketAddr,
     log: Log,
+    /// The zones answered from (None for the silent server).
+    served: Option<Served>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// The silent server's sockets, kept open so queries are received and never answered.
@@ -175,37 +187,10 @@ impl DnsServer {
     pub fn start(zone: Zone) -> DnsServer {
         let (udp, tcp) = bind_pair();
         let addr = udp.local_addr().expect("dns test server: local addr");
-        let reverse = name(REVERSE);
-        let (reverse_records, forward_records): (Vec<Record>, Vec<Record>) = zone
-            .records
-            .into_iter()
-            .partition(|record| reverse.zone_of(&record.name));
-        let mut catalog = Catalog::new();
-        for (origin, records) in [(ORIGIN, forward_records), (REVERSE, reverse_records)] {
-            let mut handler: InMemoryZoneHandler =
-                InMemoryZoneHandler::empty(name(origin), ZoneType::Primary, AxfrPolicy::Deny);
-            let soa = SOA::new(
-                name("ns.test."),
-                name("hostmaster.test."),
-                1,
-                3_600,
-                600,
-                86_400,
-                60,
-            );
-            assert!(handler.upsert_mut(Record::from_rdata(name(origin), TTL, RData::SOA(soa)), 1));
-            for record in records {
-                assert!(
-                    handler.upsert_mut(record, 1),
-                    "dns test server: record refused"
-                );
-            }
-            let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
-            catalog.upsert(LowerName::new(&name(origin)), vec![handler]);
-        }
+        let catalog: Served = Arc::new(Mutex::new(Arc::new(catalog_of(zone))));
         let log: Log = Arc::default();
         let counting = Counting {
-            catalog,
+            catalog: Arc::clone(&catalog),
             log: Arc::clone(&log),
         };
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -237,6 +222,7 @@ impl DnsServer {
         DnsServer {
             addr,
             log,
+            served: Some(catalog),
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
             _silent: None,
@@ -251,10 +237,20 @@ impl DnsServer {
         DnsServer {
             addr,
             log: Arc::default(),
+            served: None,
             shutdown: None,
             thread: None,
             _silent: Some((udp, tcp)),
         }
+    }
+
+    /// Answers from `zone` from now on, in place of what was served (the port stays).
+    pub fn replace(&self, zone: Zone) {
+        let served = self
+            .served
+            .as_ref()
+            .expect("dns test server: the silent server has no zone");
+        *served.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog_of(zone));
     }
 
     /// `ip:port` for `[direct] nameservers`.
@@ -283,6 +279,53 @@ impl Drop for DnsServer {
             let _ = thread.join();
         }
     }
+}
+
+/// The `test.` and `in-addr.arpa.` zones holding `zone`'s records.
+fn catalog_of(zone: Zone) -> Catalog {
+    let reverse = name(REVERSE);
+    let (reverse_records, forward_records): (Vec<Record>, Vec<Record>) = zone
+        .records
+        .into_iter()
+        .partition(|record| reverse.zone_of(&record.name));
+    let test_zone = name(ORIGIN);
+    let mut zones: Vec<(Name, Vec<Record>)> =
+        vec![(test_zone.clone(), Vec::new()), (reverse, reverse_records)];
+    for record in forward_records {
+        let origin = if test_zone.zone_of(&record.name) {
+            test_zone.clone()
+        } else {
+            record.name.trim_to(2)
+        };
+        match zones.iter_mut().find(|(zone, _)| *zone == origin) {
+            Some((_, records)) => records.push(record),
+            None => zones.push((origin, vec![record])),
+        }
+    }
+    let mut catalog = Catalog::new();
+    for (origin, records) in zones {
+        let mut handler: InMemoryZoneHandler =
+            InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+        let soa = SOA::new(
+            name("ns.test."),
+            name("hostmaster.test."),
+            1,
+            3_600,
+            600,
+            86_400,
+            60,
+        );
+        assert!(handler.upsert_mut(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), 1));
+        for record in records {
+            assert!(
+                handler.upsert_mut(record, 1),
+                "dns test server: record refused"
+            );
+        }
+        let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+        catalog.upsert(LowerName::new(&origin), vec![handler]);
+    }
+    catalog
 }
 
 /// A UDP socket and a TCP listener on the same free port of 127.0.0.1.

@@ -1,7 +1,8 @@
 //! An HTTPS server for MTA-STS policies in tests (issue #23): real TLS (the `herald::tls`
 //! acceptor over a certificate from a test CA made with `openssl`), real HTTP/1.1, answering
 //! `GET /.well-known/mta-sts.txt` with the policy the test set for the request's `Host`, after a
-//! delay the test may set (a policy host that never answers in time). Counts the fetches per
+//! delay the test may set (a policy host that never answers in time), with another media type,
+//! or with a redirect instead (RFC 8461 §3.3 forbids following it). Counts the fetches per
 //! host. Also makes that CA and a certificate for the names a test needs. Test-only.
 
 use std::collections::HashMap;
@@ -104,6 +105,8 @@ pub fn make_pki(dir: &Path, names: &[&str]) -> Pki {
 struct Hosts {
     policies: HashMap<String, String>,
     delays: HashMap<String, Duration>,
+    media_types: HashMap<String, String>,
+    redirects: HashMap<String, String>,
     fetches: HashMap<String, usize>,
 }
 
@@ -166,6 +169,20 @@ impl PolicyServer {
     /// Waits `delay` before answering requests for `host`.
     pub fn delay(&self, host: &str, delay: Duration) {
         self.lock().delays.insert(host.to_string(), delay);
+    }
+
+    /// Serves `host`'s policy with this `Content-Type` instead of `text/plain`.
+    pub fn media_type(&self, host: &str, media_type: &str) {
+        self.lock()
+            .media_types
+            .insert(host.to_string(), media_type.to_string());
+    }
+
+    /// Answers requests for `host` with a 301 to `location` instead of the policy.
+    pub fn redirect(&self, host: &str, location: &str) {
+        self.lock()
+            .redirects
+            .insert(host.to_string(), location.to_string());
     }
 
     /// How many requests for `host` arrived.
@@ -234,20 +251,26 @@ where
             })
         })
         .unwrap_or_default();
-    let (policy, delay) = {
+    let (policy, delay, media_type, redirect) = {
         let mut hosts = hosts.lock().unwrap_or_else(PoisonError::into_inner);
         *hosts.fetches.entry(host.clone()).or_default() += 1;
         (
             hosts.policies.get(&host).cloned(),
             hosts.delays.get(&host).copied(),
+            hosts.media_types.get(&host).cloned(),
+            hosts.redirects.get(&host).cloned(),
         )
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    let reply = match policy {
-        Some(body) if path == "/.well-known/mta-sts.txt" => format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let media_type = media_type.unwrap_or_else(|| "text/plain".to_string());
+    let reply = match (redirect, policy) {
+        (Some(location), _) => format!(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        (None, Some(body)) if path == "/.well-known/mta-sts.txt" => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
         _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),

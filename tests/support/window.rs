@@ -1,6 +1,12 @@
 //! Driving the window headless (egui_kittest): the app on a campaign and a database, and stepping
 //! frames until something holds, failing the test rather than hanging. Shared by the window's
 //! test modules (`ui`, `ui_trust`, `ui_feedback`).
+//!
+//! The window tests press widgets with `click_accesskit` (by widget id, as a screen reader
+//! does) rather than `click` (a pointer at the centre of where the last frame drew it): answers
+//! arrive from the service between frames, and a Problems box or findings list appearing above
+//! moves everything below, so a pointer click lands on whatever is there now. The views keep
+//! ids stable by drawing what comes and goes in scopes of its own.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,12 +58,12 @@ pub fn wait_until(
 /// have no unsubscribe link and no DKIM, which a first send asks about (issue #20). For tests
 /// about sending, not about that question.
 pub fn start(harness: &mut Harness<'_, HeraldApp>) {
-    harness.get_by_label("Start").click();
+    harness.get_by_label("Start").click_accesskit();
     wait_until(harness, "the run or the question before it", |app| {
         app.is_running() || app.progress().is_some() || app.is_asking_to_send_anyway()
     });
     if harness.state().is_asking_to_send_anyway() {
-        harness.get_by_label("Send anyway").click();
+        harness.get_by_label("Send anyway").click_accesskit();
         harness.step();
     }
 }

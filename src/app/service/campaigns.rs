@@ -167,16 +167,16 @@ fn field_values(fields_json: &str, columns: &[String]) -> Vec<String> {
 
 const STARTER_TOML: &str = r#"# A new Herald campaign. Fill in the sender, add your list to list.csv (or point
 # [recipients] csv at your own file), set up a relay on the Publish tab, then send a test.
+# The plain-text part is derived from the HTML until you write a text body of your own, and
+# the import finds the address column by its name ("email", "Email Address", "E-mail"…).
 
 [message]
 from = "Your Name <you@example.com>"
 subject = "Hello {{ first_name }}"
 html = "body.html"
-text = "body.txt"
 
 [recipients]
 csv = "list.csv"
-email_column = "email"
 
 [delivery]
 mode = "relay"
@@ -206,17 +206,16 @@ const STARTER_HTML: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-const STARTER_TEXT: &str = "Hello {{ first_name }},\n\nWrite your message here.\n";
-
 const STARTER_LIST: &str = "email,first_name\n";
 
-/// Writes a ready campaign into `folder` (created if needed): campaign.toml, body.html,
-/// body.txt and an empty list.csv. Refuses a folder that already holds any of them.
+/// Writes a ready campaign into `folder` (created if needed): campaign.toml, body.html and an
+/// empty list.csv. Refuses a folder that already holds any of them. No body.txt (issue #20): a
+/// placeholder text body would be sent beside whatever newsletter is loaded later, so the
+/// plain-text part is derived from the HTML until the marketer writes one.
 pub fn new_campaign(folder: &Path) -> Result<PathBuf, AppError> {
     let files = [
         ("campaign.toml", STARTER_TOML),
         ("body.html", STARTER_HTML),
-        ("body.txt", STARTER_TEXT),
         ("list.csv", STARTER_LIST),
     ];
     if let Some((name, _)) = files.iter().find(|(name, _)| folder.join(name).exists()) {

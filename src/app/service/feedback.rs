@@ -36,7 +36,7 @@ pub(super) fn before_start(
     library: &mut Library,
 ) -> Result<BeforeStart, AppError> {
     // Issue #23: the DNS first, as `herald send` checks it first.
-    let dns = crate::dnsauth::check(campaign);
+    let dns = crate::app::deliverability::findings(campaign);
     // Issue #20: what `herald check` warns of, asked about before a first send.
     let cautions = crate::app::check::cautions(campaign);
     let first_send = crate::app::presend::is_first_send(&library.counts(&campaign.path)?);

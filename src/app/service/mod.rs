@@ -17,6 +17,7 @@ use crate::store::{
 };
 
 mod campaigns;
+mod dns;
 mod feedback;
 mod files;
 mod library;
@@ -144,6 +145,13 @@ pub enum Request {
     /// ([`Answer::BeforeStart`]), and `Start` then sends anyway.
     StartChecked {
         path: PathBuf,
+    },
+    /// The deliverability check's findings for the saved campaign (issue #23: the Publish
+    /// panel), answered from a thread of its own with [`Answer::Deliverability`].
+    /// `generation` comes back, so the window can drop the answer to an older ask.
+    Deliverability {
+        path: PathBuf,
+        generation: u64,
     },
     /// Read the campaign's `[bounces]` mailbox and apply what came back.
     CheckMailbox {
@@ -291,6 +299,13 @@ pub enum Answer {
     /// What Start checked first; when `started` is false a check failed and nothing was sent.
     BeforeStart(Box<BeforeStart>),
     MailboxChecked(Result<Box<crate::inbox::Summary>, AppError>),
+    /// The deliverability findings for the campaign in `path`: for the window's ask of
+    /// `generation`, or (None) those Start checked just now.
+    Deliverability {
+        path: PathBuf,
+        generation: Option<u64>,
+        result: Result<Vec<crate::app::deliverability::Finding>, AppError>,
+    },
     Feedback(FeedbackCounts),
     RowFeedback {
         generation: u64,
@@ -510,6 +525,9 @@ impl Worker {
                 self.runs.stop();
                 return None;
             }
+            Request::Deliverability { path, generation } => {
+                return dns::check(path, generation, self.answers.clone(), self.wake.clone());
+            }
             // Feedback: the bounce mailbox and the suppression list.
             Request::CheckMailbox { path } => {
                 Answer::MailboxChecked(feedback::check_mailbox(&path, &self.db).map(Box::new))
@@ -649,6 +667,12 @@ impl Worker {
             Ok(found) => found,
             Err(problem) => return Some(Answer::Problem(problem)),
         };
+        // What Start read of the DNS is the newest: the Publish panel shows it.
+        self.answer(Answer::Deliverability {
+            path: path.to_path_buf(),
+            generation: None,
+            result: Ok(found.dns.clone()),
+        });
         if found.failed() {
             self.answer(Answer::BeforeStart(Box::new(found)));
             return None;

@@ -61,6 +61,10 @@ impl HeraldApp {
             Action::SendAnyway => self.send_anyway(),
             Action::CancelStart => self.cancel_start(),
             Action::CheckMailbox => self.check_mailbox(),
+            // Checked as saved: edits on screen are saved first, and a save asks again.
+            Action::CheckDns(generation) => {
+                self.after_saving(|path| Request::Deliverability { path, generation })
+            }
             Action::LoadHtml(file) => self.load_html(file),
             // Results.
             Action::RefreshResults => self.refresh_results(),

@@ -64,6 +64,14 @@ impl HeraldApp {
             Answer::Results(result) => self.results.data = Some(text(result)),
             // Feedback: the bounce mailbox and the suppression list.
             Answer::MailboxChecked(result) => self.mailbox_checked(text(result)),
+            Answer::Deliverability {
+                path,
+                generation,
+                result,
+            } => self
+                .publish
+                .dns
+                .answer(path, generation, text(result), self.path.as_deref()),
             Answer::Feedback(counts) => self.feedback = counts,
             Answer::Suppressions(page) => self.suppression.page = Some(text(page)),
             Answer::SuppressionChanged(result) => self.suppression_changed(text(result)),
@@ -131,6 +139,8 @@ impl HeraldApp {
                 }
                 self.starting = false;
                 self.busy = None;
+                // A "Check again" that waited for this save was dropped with it.
+                self.publish.dns.stale();
                 self.status = "could not save".into();
                 self.toast_error("Could not save: see the problem above".into());
                 self.problems = vec![error];
@@ -150,6 +160,8 @@ impl HeraldApp {
         for request in std::mem::take(&mut self.after_save) {
             self.service.send(request);
         }
+        // The settings that decide the DNS findings may have changed.
+        self.publish.dns.stale();
         // What the file says changed: its problems are found again (after the requests that
         // waited, so that a start is not held up by the check).
         self.service.send(Request::Validate { path });
@@ -294,6 +306,9 @@ impl HeraldApp {
             }
         }
         self.status = format!("loaded {name} (not saved yet)");
+        // The Text body stays the marketer's own (issue #20): say so rather than send words
+        // that no longer match the HTML.
+        self.compose.text_kept = !self.doc.text.trim().is_empty();
         self.compose.html_loaded = Some(if loaded.missing.is_empty() {
             Ok(summary)
         } else {

@@ -27,7 +27,7 @@ impl HeraldApp {
                 ui.add_space(4.0);
             }
             cautions_ui(ui, found);
-            for finding in crate::dnsauth::blocking(&found.dns) {
+            for finding in crate::app::deliverability::blocking(&found.dns) {
                 ui.label(format!(
                     "{} {}: {}.",
                     finding.mechanism.label(),
@@ -155,13 +155,16 @@ impl HeraldApp {
                     ""
                 };
                 if dirty {
-                    if self.path.is_some() && ui.button("Save changes").clicked() {
+                    // Either way the window closes, and closing stops a run: the buttons say
+                    // so (issue #20), as "Close and stop sending" does.
+                    let (save, discard, keep) = close_with_edits_labels(self.running);
+                    if self.path.is_some() && ui.button(save).clicked() {
                         actions.push(Action::Close { save: true });
                     }
-                    if ui.button("Discard changes").clicked() {
+                    if ui.button(discard).clicked() {
                         actions.push(Action::Close { save: false });
                     }
-                    if ui.button("Keep editing").clicked() {
+                    if ui.button(keep).clicked() {
                         actions.push(Action::KeepOpen);
                     }
                 } else {
@@ -328,6 +331,19 @@ fn file_menu_ui(ui: &mut egui::Ui, actions: &mut Vec<Action>) {
     });
 }
 
+/// The close question's buttons when edits are unsaved: save, discard, keep the window.
+fn close_with_edits_labels(running: bool) -> (&'static str, &'static str, &'static str) {
+    if running {
+        (
+            "Save changes and stop sending",
+            "Discard changes and stop sending",
+            "Keep editing and sending",
+        )
+    } else {
+        ("Save changes", "Discard changes", "Keep editing")
+    }
+}
+
 /// What closing does to the run under way, for the marketer deciding.
 fn run_on_close(counts: crate::app::Counts) -> String {
     let left = counts.pending + counts.deferred + counts.sending;
@@ -358,7 +374,7 @@ fn cautions_ui(ui: &mut egui::Ui, found: &crate::app::service::BeforeStart) {
     let amber: Vec<_> = found
         .cautions
         .iter()
-        .filter(|caution| caution.level != crate::dnsauth::Level::Red)
+        .filter(|caution| caution.level != crate::app::deliverability::Level::Red)
         .collect();
     if !amber.is_empty() {
         ui.add_space(2.0);
