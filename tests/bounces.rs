@@ -73,7 +73,7 @@ fn return_path_of(smtp: &SmtpServer, email: &str) -> String {
 }
 
 /// An RFC 3464 report as an MTA writes it, delivered to `return_path`.
-fn dsn(return_path: &str, failed: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+pub(crate) fn dsn(return_path: &str, failed: &str, status: &str, diagnostic: &str) -> Vec<u8> {
     format!(
         "Return-Path: <>\r\n\
          Delivered-To: {return_path}\r\n\

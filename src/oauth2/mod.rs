@@ -46,6 +46,10 @@ pub use vault::entry_name;
 /// that authenticates now may carry messages for a while, and a mailbox check must finish.
 pub const MIN_LIFE: Duration = Duration::from_secs(5 * 60);
 
+/// How long a refresh waits for another process's refresh of the same grant: longer than one
+/// refresh can take (discovery and the token request, 30 s each at most).
+const REFRESH_LOCK_LIMIT: Duration = Duration::from_secs(75);
+
 /// Why an OAuth2 step failed, as data: the window offers "Sign in again" only for
 /// [`OAuth2Error::SignInAgain`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -363,6 +367,15 @@ impl Client {
         })
     }
 
+    /// Waits for the other processes (and cells) refreshing this grant to finish, and keeps
+    /// them waiting until the lock is dropped.
+    async fn lock_for_refresh(&self) -> vault::RefreshLock {
+        let entry = self.entry.clone();
+        tokio::task::spawn_blocking(move || vault::lock_for_refresh(&entry, REFRESH_LOCK_LIMIT))
+            .await
+            .unwrap_or_default()
+    }
+
     /// The refresh token in the keyring, if someone signed in.
     pub async fn stored_refresh(&self) -> Option<String> {
         let entry = self.entry.clone();
@@ -521,7 +534,8 @@ struct Access {
 #[derive(Default)]
 struct Cell {
     access: Option<Access>,
-    /// Read from the keyring once, then kept current as it rotates.
+    /// The refresh token this cell last used or saved; the keyring is read again before each
+    /// refresh, since another process may have rotated it since.
     refresh: Option<String>,
     /// A refusal that needs the user: every later ask gets it at once, without asking the
     /// provider again, while the keyring holds the refresh token refused (`refresh`).
@@ -654,50 +668,102 @@ impl Grant {
         }
     }
 
+    /// Refreshes with the refresh token the keyring holds now. The window, a `herald send` and
+    /// the cells of this process may share the grant, and a provider that rotates refresh
+    /// tokens refuses one already used (and may then revoke the grant, RFC 9700 §4.14.2): so
+    /// refreshes take turns (the lock, across processes) and each reads the token under it,
+    /// using the keyring's when it differs from the one this cell last saw.
     async fn refresh_locked(&self, cell: &mut Cell) -> Result<String, OAuth2Error> {
-        if let Some(refused) = &cell.refused {
-            // Someone signed in again elsewhere (another process): the keyring holds another
-            // token, which the provider has not refused.
-            let stored = self.client.stored_refresh().await;
-            if stored.is_none() || stored == cell.refresh {
-                return Err(refused.clone());
+        // A task of its own: a session dropped mid-refresh (a run pausing or ending) must not
+        // drop the turn between the provider rotating the refresh token and the keyring
+        // keeping the new one, or the next turn would read the spent one.
+        let client = self.client.clone();
+        let kept = cell.refresh.clone();
+        let refused = cell.refused.is_some().then(|| kept.clone()).flatten();
+        let turn = tokio::spawn(async move { client.refresh_in_turn(kept, refused).await });
+        let outcome = turn.await.unwrap_or_else(|error| Turn::Failed {
+            used: cell.refresh.clone().unwrap_or_default(),
+            error: OAuth2Error::Unreachable {
+                grant: self.client.grant.clone(),
+                reason: format!("the refresh stopped: {error}"),
+            },
+        });
+        match outcome {
+            Turn::StillRefused => {
+                Err(cell
+                    .refused
+                    .clone()
+                    .unwrap_or_else(|| OAuth2Error::NotSignedIn {
+                        grant: self.client.grant.clone(),
+                    }))
             }
-            *cell = Cell {
-                generation: cell.generation,
-                ..Cell::default()
-            };
-        }
-        let refresh = match cell.refresh.clone() {
-            Some(refresh) => refresh,
-            None => self
-                .client
-                .stored_refresh()
-                .await
-                .ok_or_else(|| OAuth2Error::NotSignedIn {
-                    grant: self.client.grant.clone(),
-                })?,
-        };
-        match self.client.refresh(&refresh).await {
-            Ok(tokens) => {
+            Turn::NotSignedIn => Err(OAuth2Error::NotSignedIn {
+                grant: self.client.grant.clone(),
+            }),
+            Turn::Refreshed { used, tokens } => {
                 self.refreshes.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(grant = %self.client.grant, "access token refreshed");
-                cell.refresh = Some(tokens.refresh.unwrap_or(refresh));
-                cell.access = Some(Access {
-                    token: tokens.access.clone(),
-                    expires_at: tokens.expires_at,
-                });
+                *cell = Cell {
+                    generation: cell.generation,
+                    refresh: Some(tokens.refresh.unwrap_or(used)),
+                    access: Some(Access {
+                        token: tokens.access.clone(),
+                        expires_at: tokens.expires_at,
+                    }),
+                    refused: None,
+                };
                 Ok(tokens.access)
             }
-            Err(error) => {
+            Turn::Failed { used, error } => {
                 if error.needs_user() {
                     cell.refused = Some(error.clone());
-                    cell.refresh = Some(refresh);
+                    cell.refresh = Some(used);
                 }
                 if let OAuth2Error::SignInAgain { reason, .. } = &error {
                     remember_refusal(&self.client.entry, reason);
                 }
                 Err(error)
             }
+        }
+    }
+}
+
+/// What one turn at refreshing a grant found and did.
+enum Turn {
+    /// The keyring still holds the refresh token the provider refused before.
+    StillRefused,
+    NotSignedIn,
+    Refreshed {
+        used: String,
+        tokens: Tokens,
+    },
+    Failed {
+        used: String,
+        error: OAuth2Error,
+    },
+}
+
+impl Client {
+    /// One turn at refreshing: waits for the other processes and cells refreshing this grant,
+    /// reads the refresh token the keyring holds now (else `kept`, the one last used here, if
+    /// the keyring cannot be read for a moment) and uses it; the rotated one is saved before
+    /// the turn ends. `refused`: the token the provider refused last time, not to be sent again.
+    async fn refresh_in_turn(&self, kept: Option<String>, refused: Option<String>) -> Turn {
+        let _turn = self.lock_for_refresh().await;
+        let stored = self.stored_refresh().await;
+        if refused.is_some() && (stored.is_none() || stored == refused) {
+            return Turn::StillRefused;
+        }
+        let kept = kept.filter(|_| refused.is_none());
+        if stored.is_some() && kept.is_some() && stored != kept {
+            tracing::debug!(grant = %self.grant, "the keyring holds a newer refresh token; using it");
+        }
+        let Some(used) = stored.or(kept) else {
+            return Turn::NotSignedIn;
+        };
+        match self.refresh(&used).await {
+            Ok(tokens) => Turn::Refreshed { used, tokens },
+            Err(error) => Turn::Failed { used, error },
         }
     }
 }

@@ -52,12 +52,19 @@ pub struct Provider {
 impl Provider {
     /// Starts a provider whose access tokens live `access_ttl_secs`.
     pub fn start(access_ttl_secs: u64) -> Provider {
+        Provider::start_with(access_ttl_secs, 600)
+    }
+
+    /// Starts a provider whose access tokens live `access_ttl_secs` and device codes
+    /// `device_ttl_secs`.
+    pub fn start_with(access_ttl_secs: u64, device_ttl_secs: u64) -> Provider {
         let jar = tempfile::tempdir().expect("jar dir");
         let log = std::fs::File::create(jar.path().join("provider.log")).expect("log");
         let mut child = Command::new("/usr/bin/node")
             .arg(dir().join("provider.mjs"))
             .current_dir(dir())
             .env("OIDC_ACCESS_TTL", access_ttl_secs.to_string())
+            .env("OIDC_DEVICE_TTL", device_ttl_secs.to_string())
             .env("OIDC_INTROSPECT_SECRET", INTROSPECT_SECRET)
             .env("OIDC_USER", USER)
             .stdin(Stdio::null())
@@ -143,6 +150,28 @@ impl Provider {
     /// The next sign-in is refused by its user (`error=access_denied`).
     pub fn deny_next(&self) {
         self.admin("deny-next", true);
+    }
+
+    /// The device grant's polls so far, as the provider answered them: milliseconds since
+    /// the epoch and `authorization_pending`, `slow_down`, `issued`, …
+    pub fn device_polls(&self) -> Vec<(u64, String)> {
+        self.admin("device-polls", false)
+            .as_array()
+            .expect("a list of polls")
+            .iter()
+            .map(|poll| {
+                (
+                    poll["at"].as_u64().unwrap_or(0),
+                    poll["answer"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The next device poll the provider would answer `authorization_pending` gets
+    /// `slow_down` instead (RFC 8628 §3.5).
+    pub fn slow_down_next(&self) {
+        self.admin("slow-down-next", true);
     }
 
     /// How many token requests succeeded, by grant type (`authorization_code`,

@@ -89,6 +89,8 @@ struct Config {
     auth: Option<(String, String)>,
     /// SASL bearer mechanisms advertised (`XOAUTH2`, `OAUTHBEARER`) and the one good token.
     bearer: Option<(String, String)>,
+    /// The reply every AUTH gets, whatever the credentials (a provider's refusal).
+    auth_refusal: Option<String>,
     greeting_delay: Duration,
     greeting_code: u16,
     greeting_text: String,
@@ -163,6 +165,7 @@ impl Default for SmtpServerBuilder {
                 rule: Arc::new(|_: &str, _: u32| Reply::Accept),
                 auth: None,
                 bearer: None,
+                auth_refusal: None,
                 greeting_delay: Duration::ZERO,
                 greeting_code: 220,
                 greeting_text: "herald-test ESMTP".to_owned(),
@@ -213,6 +216,14 @@ impl SmtpServerBuilder {
     /// wrong credentials get `535 5.7.8`.
     pub fn auth(mut self, user: &str, password: &str) -> Self {
         self.config.auth = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Like [`auth`](Self::auth), but every AUTH, right or wrong, gets `reply` (e.g. Microsoft
+    /// 365's `535 5.7.139 …`) after the credentials are read.
+    pub fn auth_refusal(mut self, user: &str, password: &str, reply: &str) -> Self {
+        self.config.auth = Some((user.to_owned(), password.to_owned()));
+        self.config.auth_refusal = Some(reply.to_owned());
         self
     }
 
@@ -977,6 +988,9 @@ impl Session {
                     .await;
             }
         };
+        if let Some(refusal) = self.shared.config.auth_refusal.clone() {
+            return self.reply(&refusal).await;
+        }
         match credentials {
             None => self.reply("501 5.5.2 Cannot decode response").await,
             Some((given_user, given_password))

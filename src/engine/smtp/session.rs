@@ -110,17 +110,39 @@ fn lost_text(at: &str, lost: &Lost) -> String {
     }
 }
 
+/// The enhanced status code of a reply (RFC 3463: `class.subject.detail`, one to three digits
+/// each), which RFC 2034 §4 puts right after the reply code: `535 5.7.139 …` gives `5.7.139`.
+fn enhanced_status(reply: &str) -> Option<&str> {
+    let token = reply.split_whitespace().nth(1)?;
+    let mut parts = token.split('.');
+    let class = parts.next()?;
+    let subject = parts.next()?;
+    let detail = parts.next()?;
+    let digits = |part: &str, most: usize| {
+        (1..=most).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    (parts.next().is_none()
+        && matches!(class, "2" | "4" | "5")
+        && digits(subject, 3)
+        && digits(detail, 3))
+    .then_some(token)
+}
+
 /// A refused AUTH in words a marketer understands, for Microsoft 365's known refusals; the
-/// server's own text stays in brackets for whoever helps them.
+/// server's own text stays in brackets for whoever helps them. The enhanced status code is
+/// compared whole: `5.7.3` is not `5.7.30` nor `5.7.31`.
 fn explain_refusal(reply: &str) -> String {
-    let sentence = if reply.contains("5.7.139") {
-        "SMTP AUTH is turned off for this mailbox or the whole Microsoft 365 tenant. An administrator must switch it on (Microsoft 365 admin center: the user's Mail settings, \"Authenticated SMTP\"; or PowerShell: Set-CASMailbox -SmtpClientAuthenticationDisabled $false)"
-    } else if reply.contains("5.7.30") {
-        "Microsoft 365 no longer accepts a password here (Basic authentication is off for client submission); sign in with OAuth2: oauth2 = \"NAME\" on the relay and `herald signin`"
-    } else if reply.contains("5.7.3") && reply.starts_with("535") {
-        "Microsoft 365 refused the sign-in: the password or token is wrong, or this account may not send as itself through SMTP"
-    } else {
-        return reply.to_string();
+    let sentence = match enhanced_status(reply) {
+        Some("5.7.139") => {
+            "SMTP AUTH is turned off for this mailbox or the whole Microsoft 365 tenant. An administrator must switch it on (Microsoft 365 admin center: the user's Mail settings, \"Authenticated SMTP\"; or PowerShell: Set-CASMailbox -SmtpClientAuthenticationDisabled $false)"
+        }
+        Some("5.7.30") => {
+            "Microsoft 365 no longer accepts a password here (Basic authentication is off for client submission); sign in with OAuth2: oauth2 = \"NAME\" on the relay and `herald signin`"
+        }
+        Some("5.7.3") if reply.starts_with("535") => {
+            "Microsoft 365 refused the sign-in: the password or token is wrong, or this account may not send as itself through SMTP"
+        }
+        _ => return reply.to_string(),
     };
     format!("{sentence} [{reply}]")
 }
@@ -379,7 +401,7 @@ impl Session {
     async fn authenticate_plain(&mut self, user: &str, password: &str) -> Result<(), ConnectError> {
         let limit = self.timeouts.command;
         let b64 = base64::engine::general_purpose::STANDARD;
-        let failed = |raw: &Raw| ConnectError::Auth(refused(raw));
+        let failed = |raw: &Raw| ConnectError::Auth(explain_refusal(&refused(raw)));
         let done = if self.capabilities.auth_plain {
             let token = b64.encode(format!("\0{user}\0{password}"));
             self.command(&format!("AUTH PLAIN {token}"), limit)
@@ -926,7 +948,40 @@ fn handshake_error(error: std::io::Error) -> ConnectError {
 
 #[cfg(test)]
 mod tests {
-    use super::dot_stuffed;
+    use super::{dot_stuffed, explain_refusal};
+
+    #[test]
+    fn microsofts_refusals_are_told_by_their_whole_enhanced_status_code() {
+        let check = |reply: &str, expected: Option<&str>| {
+            let said = explain_refusal(reply);
+            match expected {
+                Some(sentence) => {
+                    assert!(said.starts_with(sentence), "{reply}: {said}");
+                    assert!(said.ends_with(&format!("[{reply}]")), "{said}");
+                }
+                None => assert_eq!(said, reply),
+            }
+        };
+        check(
+            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+            Some("SMTP AUTH is turned off"),
+        );
+        check(
+            "550 5.7.30 Basic authentication is not supported for Client Submission",
+            Some("Microsoft 365 no longer accepts a password"),
+        );
+        check(
+            "535 5.7.3 Authentication unsuccessful",
+            Some("Microsoft 365 refused the sign-in"),
+        );
+        // Other codes that merely begin alike are someone else's refusal, told as sent.
+        check("535 5.7.31 Some other refusal", None);
+        check("535 5.7.300 Some other refusal", None);
+        check("550 5.7.3 Not an AUTH refusal", None);
+        check("535 5.7.8 Authentication credentials invalid", None);
+        check("535 Authentication failed 5.7.139", None);
+        check("535", None);
+    }
 
     #[test]
     fn content_is_dot_stuffed_and_ends_a_line() {

@@ -5,7 +5,8 @@
 // test user in and consents at once (or refuses, when told to), and a few /test/ endpoints the
 // tests use to invalidate tokens and read how many tokens were issued.
 //
-// Environment: OIDC_ACCESS_TTL (seconds an access token lives, default 3600),
+// Environment: OIDC_ACCESS_TTL (seconds an access token lives, default 3600), OIDC_DEVICE_TTL
+// (seconds a device code lives, default 600),
 // OIDC_INTROSPECT_SECRET (the "dovecot" client's secret), OIDC_USER (the account signed in).
 // Prints one line `{"port": N}` on stdout once it listens on 127.0.0.1.
 
@@ -13,6 +14,7 @@ import http from 'node:http';
 import { Provider } from 'oidc-provider';
 
 const accessTtl = Number(process.env.OIDC_ACCESS_TTL || 3600);
+const deviceTtl = Number(process.env.OIDC_DEVICE_TTL || 600);
 const introspectSecret = process.env.OIDC_INTROSPECT_SECRET || 'dovecot-secret';
 const user = process.env.OIDC_USER || 'alice@example.test';
 
@@ -55,6 +57,12 @@ class Adapter {
 
 const issued = {};
 let denyNext = false;
+// The device grant's polls (RFC 8628 §3.4) as the provider answered them: when (ms) and the
+// error code, or "issued". oidc-provider never answers slow_down itself; /test/slow-down-next
+// makes the next poll get it (§3.5), as a provider that finds the client too eager would.
+const devicePolls = [];
+let slowDownNext = false;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 const server = http.createServer();
 server.listen(0, '127.0.0.1', () => {
@@ -97,7 +105,7 @@ server.listen(0, '127.0.0.1', () => {
     ttl: {
       AccessToken: accessTtl,
       AuthorizationCode: 120,
-      DeviceCode: 600,
+      DeviceCode: deviceTtl,
       Grant: 86400,
       IdToken: 3600,
       Interaction: 600,
@@ -140,6 +148,20 @@ server.listen(0, '127.0.0.1', () => {
       await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
       return;
     }
+    if (ctx.path === '/token' && ctx.method === 'POST') {
+      await next();
+      const params = ctx.oidc && ctx.oidc.params;
+      if (params && params.grant_type === DEVICE_GRANT) {
+        let answer = ctx.status === 200 ? 'issued' : (ctx.body && ctx.body.error) || `HTTP ${ctx.status}`;
+        if (slowDownNext && answer === 'authorization_pending') {
+          slowDownNext = false;
+          ctx.body = { error: 'slow_down', error_description: 'polling too fast' };
+          answer = 'slow_down';
+        }
+        devicePolls.push({ at: Date.now(), answer });
+      }
+      return;
+    }
     if (ctx.path.startsWith('/test/')) {
       ctx.type = 'application/json';
       if (ctx.path === '/test/issued') {
@@ -154,6 +176,11 @@ server.listen(0, '127.0.0.1', () => {
         // Consent withdrawn: refresh tokens, access tokens and grants are gone.
         for (const model of ['AccessToken', 'RefreshToken', 'Grant']) store(model).clear();
         ctx.body = JSON.stringify({ revoked: true });
+      } else if (ctx.path === '/test/device-polls') {
+        ctx.body = JSON.stringify(devicePolls);
+      } else if (ctx.path === '/test/slow-down-next' && ctx.method === 'POST') {
+        slowDownNext = true;
+        ctx.body = JSON.stringify({ slowDown: true });
       } else if (ctx.path === '/test/deny-next' && ctx.method === 'POST') {
         denyNext = true;
         ctx.body = JSON.stringify({ deny: true });
