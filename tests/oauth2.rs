@@ -67,6 +67,15 @@ struct Folder {
     db: PathBuf,
 }
 
+/// A campaign whose one relay signs in with `grant` at `provider` and is never reached: for
+/// the tests of signing in, refreshing and signing out.
+fn idle_folder(grant: &str, provider: &Provider) -> Folder {
+    folder(
+        &[],
+        &format!("{}{}", idle_relay(grant), oauth2_section(grant, provider)),
+    )
+}
+
 fn folder(emails: &[String], rest: &str) -> Folder {
     let dir = tempfile::tempdir().unwrap();
     let mut csv = String::from("email\n");
@@ -135,14 +144,7 @@ fn pkce_sign_in_through_the_loopback_keeps_the_refresh_token_and_takes_one_redir
     let _keyring = keyring();
     let provider = Provider::start(3600);
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     let (result, page, last_url) = sign_in(&provider, client(&folder, &grant), |url| {
         // What the browser is sent to: PKCE S256 and a state (RFC 7636, RFC 6749 §10.12).
         assert!(url.contains("code_challenge_method=S256"), "{url}");
@@ -192,14 +194,7 @@ fn a_forged_state_and_a_refusal_at_the_provider_stop_the_sign_in_with_a_sentence
     let _keyring = keyring();
     let provider = Provider::start(3600);
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     // A redirect Herald did not start: the right listener, a code, the wrong state.
     let (result, page, _) = sign_in(&provider, client(&folder, &grant), |url| {
         let redirect = url
@@ -257,14 +252,7 @@ fn device_sign_in_polls_while_pending_slows_down_when_told_and_finishes_once_app
     let _keyring = keyring();
     let provider = std::sync::Arc::new(Provider::start(3600));
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     let client = client(&folder, &grant);
     let issuer = provider.issuer();
     provider.slow_down_next();
@@ -311,14 +299,7 @@ fn a_device_code_nobody_approves_expires_with_a_sentence() {
     let _keyring = keyring();
     let provider = Provider::start_with(3600, 7);
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     let client = client(&folder, &grant);
     let outcome = oauth2::block_on(async {
         let signin = DeviceSignIn::start(client).await?;
@@ -377,14 +358,7 @@ fn the_cli_signs_in_with_a_device_code_approved_after_it_started_polling() {
     let _keyring = keyring();
     let provider = std::sync::Arc::new(Provider::start(3600));
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     let mut child = crate::support::cli_run::herald_command()
         .arg("signin")
         .arg(&folder.campaign)
@@ -1225,14 +1199,7 @@ fn a_replayed_authorization_code_is_refused_with_a_sentence() {
     let _keyring = keyring();
     let provider = Provider::start(3600);
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     let (first, _, last_url) = sign_in(&provider, client(&folder, &grant), str::to_string);
     first.unwrap_or_else(|error| panic!("sign-in failed: {error}"));
     let spent = param(&last_url, "code");
@@ -1268,14 +1235,7 @@ fn a_token_cell_that_found_nobody_sees_a_sign_in_made_by_another_process() {
     let _keyring = keyring();
     let provider = Provider::start(3600);
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     signed_in(&provider, client(&folder, &grant));
     let token = stored_refresh(&folder, &grant);
     let entry = client(&folder, &grant).entry;
@@ -1316,14 +1276,7 @@ fn two_token_cells_sharing_a_grant_refresh_in_turn_and_at_once_without_invalid_g
     let _keyring = keyring();
     let provider = Provider::start(3600);
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     signed_in(&provider, client(&folder, &grant));
     let first = Grant::shared(client(&folder, &grant));
     // The same keyring entry; its scopes in another order make it another cell, as another
@@ -1542,14 +1495,7 @@ fn a_refresh_cut_short_by_its_asker_never_leaves_a_spent_refresh_token_behind() 
     let _keyring = keyring();
     let provider = Provider::start(3600);
     let grant = grant_name();
-    let folder = folder(
-        &[],
-        &format!(
-            "{}{}",
-            idle_relay(&grant),
-            oauth2_section(&grant, &provider)
-        ),
-    );
+    let folder = idle_folder(&grant, &provider);
     signed_in(&provider, client(&folder, &grant));
     let cell = Grant::shared(client(&folder, &grant));
     oauth2::block_on(async {
