@@ -1417,3 +1417,138 @@ fn the_endpoint_serves_https_with_its_own_certificate_and_the_pull_trusts_only_i
     );
     assert_eq!(suppressed(&db), ["grace@example.org"]);
 }
+
+/// nginx running the README's own `server` block (read from README.md, so the example cannot
+/// drift from what is tested), its TLS lines left out and its addresses made this test's; one
+/// process (no master, so killing it when dropped leaves no worker holding the port).
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    _prefix: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The README's nginx example: the text of its ```nginx block.
+fn readme_nginx_example() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("```nginx\n")
+        .expect("the README's nginx example")
+        + 9;
+    let length = readme[start..].find("```").expect("the example's end");
+    readme[start..start + length].to_string()
+}
+
+impl Nginx {
+    /// Whether nginx is installed (`.ci/run` installs nginx-light).
+    fn missing() -> Option<String> {
+        let found = Command::new("nginx")
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        (!found).then(|| "nginx is not installed (apt-get install nginx-light)".to_string())
+    }
+
+    fn start(upstream: SocketAddr) -> Nginx {
+        let example = readme_nginx_example();
+        let port = closed_port();
+        let server: String = example
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("ssl_") && !line.starts_with('#'))
+            .map(|line| match line.trim() {
+                "listen 443 ssl;" => format!("    listen 127.0.0.1:{port};\n"),
+                "proxy_pass http://127.0.0.1:8025;" => {
+                    format!("        proxy_pass http://{upstream};\n")
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        assert!(
+            server.contains(&format!("listen 127.0.0.1:{port};"))
+                && server.contains(&format!("proxy_pass http://{upstream};")),
+            "the README's example no longer has the lines this test adapts:\n{example}"
+        );
+        let prefix = tempfile::tempdir().expect("nginx prefix");
+        let dir = prefix.path().display();
+        // The main context as the example's comment asks for it.
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
+             error_log {dir}/error.log;\nworker_rlimit_nofile 8192;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {dir}/body;\n\
+             proxy_temp_path {dir}/proxy;\n fastcgi_temp_path {dir}/fastcgi;\n\
+             uwsgi_temp_path {dir}/uwsgi;\n scgi_temp_path {dir}/scgi;\n{server}}}\n"
+        );
+        let path = prefix.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("nginx.conf");
+        let mut command = Command::new("nginx");
+        command
+            .arg("-p")
+            .arg(prefix.path())
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        limit_open_files(&mut command, (8_192, 8_192));
+        let child = command.spawn().expect("spawn nginx");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(prefix.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            child,
+            addr,
+            _prefix: prefix,
+        }
+    }
+}
+
+/// Issue #21: the README's reverse-proxy example is tested, not only shown. nginx runs the
+/// README's own `server` block in front of the endpoint; 1,000 connections to nginx from one
+/// address, half trickling a head a byte a second and half silent, hold on; a provider's
+/// one-click POST through nginx, from a client that gives up after 10 s, gets its 200 and is
+/// recorded by the endpoint, and a person's GET through it gets the page.
+#[test]
+fn the_readmes_nginx_example_in_front_answers_one_click_posts_under_slow_clients() {
+    if crate::support::tools::skip_if_missing(Nginx::missing()) {
+        return;
+    }
+    crate::support::slow_clients::raise_fd_limit(4_096);
+    let shared = tempfile::tempdir().expect("db dir");
+    let endpoint = Endpoint::start(&shared.path().join("herald.db"));
+    let nginx = Nginx::start(endpoint.addr);
+    let crowd = crate::support::slow_clients::Crowd::start(nginx.addr, 1_000, 2, true);
+    assert!(
+        crowd.wait_ready(Duration::from_secs(60)),
+        "the crowd could not open its connections"
+    );
+    let path = format!("/u/{}", endpoint.token(4, 31));
+    let reply = one_click_within(nginx.addr, &path, Duration::from_secs(10))
+        .expect("the one-click POST through nginx got no answer before the client gave up");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let page = get(nginx.addr, &format!("/u/{}", endpoint.token(4, 32)));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let records = endpoint.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        (&records[0]["campaign"], &records[0]["recipient"]),
+        (&serde_json::json!(4), &serde_json::json!(31))
+    );
+    assert!(crowd.opened() >= 1_000, "{}", crowd.opened());
+}
