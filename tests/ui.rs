@@ -2,6 +2,7 @@
 //! a real send to the scriptable SMTP server, pause/resume and resend of failures, checking what
 //! the user would see and what the server received. Issue #6.
 
+use crate::support::window::wait_for_label;
 use std::time::{Duration, Instant};
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
@@ -299,16 +300,6 @@ fn harness_on_library(db: std::path::PathBuf) -> Harness<'static, HeraldApp> {
             HeraldApp::with_service(cc.egui_ctx.clone(), db, None, Remembered::default())
                 .expect("the app starts")
         })
-}
-
-/// Steps frames until a widget labelled with `text` (in part) is on screen.
-fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while harness.query_all_by_label_contains(text).next().is_none() {
-        assert!(Instant::now() < deadline, "never saw {text:?}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(15));
-    }
 }
 
 /// Issue #14: the start page lists the campaigns the database knows, with their counts, and

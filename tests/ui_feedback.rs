@@ -8,6 +8,7 @@
 
 // Test helpers fail the test loudly on a broken fixture, as tests/ui.rs does.
 
+use crate::support::window::click_tab;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -51,16 +52,6 @@ fn opened(harness: &mut Harness<'_, HeraldApp>) {
     wait_until(harness, "the campaign to open", |app| {
         app.status().contains("valid")
     });
-}
-
-fn click_tab(harness: &mut Harness<'_, HeraldApp>, label: &str) {
-    harness
-        .get_all_by_label(label)
-        .next()
-        .expect("the tab")
-        .click_accesskit();
-    harness.step();
-    harness.step();
 }
 
 fn emails() -> Vec<String> {

@@ -4,7 +4,7 @@
 //! SMTP server), "Open HTML file…" brings a design tool's export in with its images inline,
 //! and the bounce mailbox and unsubscribe endpoint are set up in fields, not in TOML.
 
-use std::time::{Duration, Instant};
+use crate::support::window::{click_tab, wait_for_label};
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
 use crate::support::smtp_server::SmtpServer;
@@ -21,16 +21,6 @@ fn opened(harness: &mut Harness<'_, HeraldApp>) {
     wait_until(harness, "the campaign to open", |app| {
         app.status().contains("valid") || !app.problems().is_empty()
     });
-}
-
-/// Steps frames until a widget labelled with `text` (in part) is on screen.
-fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while harness.query_all_by_label_contains(text).next().is_none() {
-        assert!(Instant::now() < deadline, "never saw {text:?}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(15));
-    }
 }
 
 fn save(harness: &mut Harness<'_, HeraldApp>) {
@@ -143,11 +133,6 @@ fn start_shows_the_checks_warnings_and_sends_nothing_until_confirmed() {
             .next()
             .is_some()
     );
-}
-
-fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click_accesskit();
-    harness.run_steps(2);
 }
 
 fn type_into(harness: &mut Harness<'_, HeraldApp>, label: &str, text: &str) {

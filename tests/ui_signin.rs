@@ -10,6 +10,7 @@
 //! signin`. Cancelling a sign-in, or turning to another campaign, closes its loopback listener.
 //! "Test connection" finds a relay password the window kept in the keyring, as a run does.
 
+use crate::support::window::wait_for_label;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -146,21 +147,6 @@ fn publish_window(folder: &Folder) -> Harness<'static, HeraldApp> {
     harness.get_by_label("Publish").click_accesskit();
     harness.run_steps(2);
     harness
-}
-
-/// Steps frames until a widget labelled with `text` (in part) is on screen.
-fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while harness.query_all_by_label_contains(text).next().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "never saw {text:?}; status: {}; problems: {:?}",
-            harness.state().status(),
-            harness.state().problems()
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(15));
-    }
 }
 
 /// Scrolls the Publish page to the button labelled `label` (below a run's figures it starts

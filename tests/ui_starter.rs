@@ -3,6 +3,7 @@
 //! and sends text that follows the HTML; a newsletter brought in over a Text body of the
 //! marketer's own says that text stays; a toast naming a long path stays inside the window.
 
+use crate::support::window::{click_tab, wait_for_label};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,21 +35,6 @@ fn window_choosing(
                 Some(cc.egui_ctx.clone()),
             ))
     })
-}
-
-/// Steps frames until a widget labelled with `text` (in part) is on screen.
-fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while harness.query_all_by_label_contains(text).next().is_none() {
-        assert!(Instant::now() < deadline, "never saw {text:?}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(15));
-    }
-}
-
-fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click_accesskit();
-    harness.run_steps(2);
 }
 
 /// "New campaign in folder" on the start page, typed and created.

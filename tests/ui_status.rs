@@ -6,6 +6,7 @@
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
 use crate::support::run;
 use crate::support::smtp_server::SmtpServer;
+use crate::support::window::click_tab;
 use crate::support::window::{start, wait_until, window};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -90,11 +91,6 @@ fn opened(harness: &mut Harness<'_, HeraldApp>) {
     wait_until(harness, "the campaign to open", |app| {
         app.status().contains("valid") || !app.problems().is_empty()
     });
-}
-
-fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click_accesskit();
-    harness.run_steps(2);
 }
 
 fn shows(harness: &Harness<'_, HeraldApp>, text: &str) -> bool {

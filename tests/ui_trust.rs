@@ -3,7 +3,8 @@
 //! during a run), what is sent is what the window shows (every send saves first; a relay test
 //! is not shown for settings it did not test), and status that does not contradict itself.
 
-use std::time::{Duration, Instant};
+use crate::support::window::{click_tab, wait_for_label};
+use std::time::Duration;
 
 use crate::support::campaign::{CampaignDir, RelayConf, addresses, campaign};
 use crate::support::smtp_server::{Reply, SmtpServer};
@@ -16,25 +17,10 @@ fn harness(dir: &CampaignDir) -> Harness<'static, HeraldApp> {
     window(&dir.db, Some(dir.campaign.clone()), Remembered::default())
 }
 
-/// Steps frames until a widget labelled with `text` (in part) is on screen.
-fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while harness.query_all_by_label_contains(text).next().is_none() {
-        assert!(Instant::now() < deadline, "never saw {text:?}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(15));
-    }
-}
-
 fn opened(harness: &mut Harness<'_, HeraldApp>) {
     wait_until(harness, "the campaign to open", |app| {
         app.status().contains("valid") || !app.problems().is_empty()
     });
-}
-
-fn click_tab(harness: &mut Harness<'_, HeraldApp>, tab: &str) {
-    harness.get_by_label(tab).click_accesskit();
-    harness.run_steps(2);
 }
 
 /// What the app asked of the clipboard in the last frame.

@@ -12,9 +12,10 @@
 //! connection is closed after `CONNECTION_TIMEOUT` whatever it is doing. At most
 //! `MAX_CONNECTIONS` are open, or fewer when the open-file limit (raised toward its hard limit
 //! at start) leaves no room for that many beside `RESERVED_DESCRIPTORS`: a new one beyond that
-//! (or one the system has no file descriptor for) closes the oldest idle connection, one that is not in the middle of a request, so slow
-//! clients cost each other their places and never a provider's one-click POST. Nothing here
-//! counts per address: behind a reverse proxy every client has the proxy's. Plain HTTP behind the user's reverse
+//! (or one the system has no file descriptor for) closes the oldest idle connection, one that
+//! is not in the middle of a request, so slow clients cost each other their places and never a
+//! provider's one-click POST. Nothing here counts per address: behind a reverse proxy every
+//! client has the proxy's. Plain HTTP behind the user's reverse
 //! proxy (which then owns the certificate and its renewal), or HTTPS with a certificate of its
 //! own (`--cert`/`--key`, PEM; rustls through the SMTP module's TLS setup, so one crypto
 //! provider serves the whole program). Logs carry campaign and recipient ids, never a token or

@@ -1,6 +1,6 @@
 //! Driving the window headless (egui_kittest): the app on a campaign and a database, and stepping
 //! frames until something holds, failing the test rather than hanging. Shared by the window's
-//! test modules (`ui`, `ui_trust`, `ui_feedback`).
+//! test modules (`ui`, `ui_setup`, `ui_signin`, `ui_starter`, `ui_status`, `ui_trust`, `ui_feedback`…).
 //!
 //! The window tests press widgets with `click_accesskit` (by widget id, as a screen reader
 //! does) rather than `click` (a pointer at the centre of where the last frame drew it): answers
@@ -66,4 +66,31 @@ pub fn start(harness: &mut Harness<'_, HeraldApp>) {
         harness.get_by_label("Send anyway").click_accesskit();
         harness.step();
     }
+}
+
+/// Steps frames until a widget labelled with `text` (in part) is on screen, failing within a
+/// minute with what the window says instead.
+pub fn wait_for_label(harness: &mut Harness<'_, HeraldApp>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.query_all_by_label_contains(text).next().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never saw {text:?}; status: {}; problems: {:?}",
+            harness.state().status(),
+            harness.state().problems()
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// Turns to the tab labelled `label` (the first widget so labelled: a page may repeat the
+/// word) and draws it.
+pub fn click_tab(harness: &mut Harness<'_, HeraldApp>, label: &str) {
+    harness
+        .get_all_by_label(label)
+        .next()
+        .expect("the tab")
+        .click_accesskit();
+    harness.run_steps(2);
 }
