@@ -433,6 +433,26 @@ fn check_names_an_unknown_field_and_lists_the_columns() {
         .assert_mentions("email, first_name, city");
 }
 
+/// The unsubscribe link in a body pasted into a campaign with no unsubscribe link set is not a
+/// misspelt column: `check` (and the window's Problems box, from the same function) says what
+/// the field is and where to set the link, rather than listing the list's columns.
+#[test]
+fn check_says_where_to_set_the_link_an_unsubscribe_url_field_needs() {
+    let fixture = Fixture::new();
+    fixture.write("list.csv", SIMPLE_CSV);
+    fixture.write(
+        "body.txt",
+        "Hello {{ first_name }}. Leave the list: {{ unsubscribe_url }}\n",
+    );
+    let campaign = fixture.campaign("c.toml", "list.csv");
+    let run = fixture.check(&campaign);
+    run.assert_code(1);
+    run.assert_mentions("\"unsubscribe_url\"")
+        .assert_mentions("signed unsubscribe link")
+        .assert_mentions("[unsubscribe] url");
+    assert!(!run.all().contains("the fields are"), "{}", run.all());
+}
+
 #[test]
 fn check_stops_an_endless_loop_fast() {
     let fixture = Fixture::new();

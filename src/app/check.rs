@@ -129,8 +129,8 @@ pub fn check_for(campaign: &Campaign, front: crate::oauth2::Front) -> CheckRepor
             let errors = composer.check_fields(&columns);
             for error in &errors {
                 let mut text = error.to_string();
-                if let TemplateErrorKind::UnknownField(_) = error.kind {
-                    let _ = write!(text, "; the fields are: email, {}", columns.join(", "));
+                if let TemplateErrorKind::UnknownField(field) = &error.kind {
+                    text.push_str(&unknown_field_hint(field, &columns));
                 }
                 report.problems.push(text);
             }
@@ -451,6 +451,18 @@ fn check_rows(
     sample
 }
 
+/// What follows "there is no field named …": the fields there are, or, for the signed
+/// unsubscribe link (a field Herald fills in, not a column), how to have one.
+fn unknown_field_hint(field: &str, columns: &[String]) -> String {
+    if field == crate::compose::UNSUBSCRIBE_URL_VARIABLE {
+        return "; it is each recipient's signed unsubscribe link, which exists once the campaign \
+                has an unsubscribe link: fill in Unsubscribe link under Publish, Mailbox and \
+                unsubscribe settings ([unsubscribe] url)"
+            .to_string();
+    }
+    format!("; the fields are: email, {}", columns.join(", "))
+}
+
 fn describe_render_error(error: &ComposeError, columns: &[String], line: u64) -> (String, String) {
     match error {
         ComposeError::Template(template) => {
@@ -459,8 +471,8 @@ fn describe_render_error(error: &ComposeError, columns: &[String], line: u64) ->
                 template.template, template.line, template.column, template.kind
             );
             let mut text = format!("{template} at CSV line {line}");
-            if let TemplateErrorKind::UnknownField(_) = template.kind {
-                let _ = write!(text, "; the fields are: email, {}", columns.join(", "));
+            if let TemplateErrorKind::UnknownField(field) = &template.kind {
+                text.push_str(&unknown_field_hint(field, columns));
             }
             (group, text)
         }
